@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// `npm start`: the Spool platform on this machine, without Docker, until Ctrl-C.
+//
+// Services start in order and stop in reverse. Each is { name, start(ctx), stop(ctx) }:
+// start may add to ctx (what later services need, e.g. ctx.db) and returns lines to print;
+// stop undoes it. Later services (the pg_net deliverer, the Edge Functions in Deno, the
+// PostgREST/Auth/Storage/Realtime stand-ins, the web client) are appended to `services`.
+//
+//   npm start                 start (reusing .spool/db)
+//   npm start -- --reset      delete .spool/db first: a fresh cluster, bootstrap and migrations
+//   npm start -- --include-all
+//                             pass --include-all to `supabase db push` (out-of-order migrations)
+
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  clusterStatus,
+  DEFAULT_DIR,
+  ensureBootstrapped,
+  ensureExtensions,
+  ensurePackages,
+  envPort,
+  loadDotEnv,
+  PlatformError,
+  pushMigrations,
+  ROOT,
+  startCluster,
+  stopCluster,
+} from './db.mjs';
+
+const argv = process.argv.slice(2);
+const unknown = argv.filter((a) => !['--reset', '--include-all'].includes(a));
+if (unknown.length > 0) {
+  console.error(`spool: unknown argument(s) ${unknown.join(' ')} (known: --reset, --include-all)`);
+  process.exit(2);
+}
+const rel = (p) => path.relative(ROOT, p);
+const options = { reset: argv.includes('--reset'), includeAll: argv.includes('--include-all') };
+
+/** @type {{ name: string, start: (ctx: object) => Promise<string[] | void>, stop: (ctx: object) => Promise<void> | void }[]} */
+const services = [
+  {
+    name: 'db',
+    async start(ctx) {
+      const port = envPort();
+      if (options.reset && fs.existsSync(DEFAULT_DIR)) {
+        if (clusterStatus(DEFAULT_DIR).running) stopCluster({ dir: DEFAULT_DIR });
+        fs.rmSync(DEFAULT_DIR, { recursive: true, force: true });
+        console.log(`spool: removed ${path.relative(ROOT, DEFAULT_DIR)}`);
+      }
+      const cluster = await startCluster({ dir: DEFAULT_DIR, port, fsync: true });
+      ctx.db = cluster;
+      await ensureBootstrapped(cluster);
+      await pushMigrations({ port, includeAll: options.includeAll });
+      return [
+        `${cluster.postgresUrl}   (role postgres: not a superuser, as on Supabase)`,
+        `${cluster.superuserUrl}      (superuser: for the platform itself)`,
+        `port ${cluster.port}, data ${rel(cluster.dataDir)}, log ${rel(cluster.logFile)}`,
+      ];
+    },
+    stop() {
+      // By folder, so a cluster that started but never answered is stopped too.
+      stopCluster({ dir: DEFAULT_DIR }, { mode: 'fast' });
+    },
+  },
+];
+
+const ctx = {};
+const started = [];
+let stopping = false;
+
+async function stopAll() {
+  for (const service of started.reverse()) {
+    try {
+      await service.stop(ctx);
+    } catch (err) {
+      console.error(`spool: stopping ${service.name} failed: ${err.message}`);
+    }
+  }
+  started.length = 0;
+}
+
+async function shutdown(signal) {
+  if (stopping) {
+    console.error('spool: second signal, exiting without waiting for the services to stop');
+    process.exit(1);
+  }
+  stopping = true;
+  console.log(`\nspool: ${signal}, stopping`);
+  await stopAll();
+  process.exit(0);
+}
+
+async function main() {
+  loadDotEnv();
+  ensurePackages();
+  ensureExtensions();
+  const lines = [];
+  for (const service of services) {
+    if (stopping) return;
+    started.push(service);
+    const info = (await service.start(ctx)) ?? [];
+    info.forEach((line, i) => lines.push(`  ${(i === 0 ? service.name : '').padEnd(10)} ${line}`));
+  }
+  console.log('\nSpool is running. Ctrl-C to stop.\n');
+  console.log(lines.join('\n'));
+  console.log(`\n  psql "${ctx.db.postgresUrl}"\n`);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => shutdown(signal));
+
+try {
+  await main();
+  // Keep the process alive until a signal arrives.
+  setInterval(() => {}, 1 << 30);
+} catch (err) {
+  console.error(`\nspool: ${err instanceof PlatformError ? err.message : err.stack}`);
+  await stopAll();
+  process.exit(1);
+}

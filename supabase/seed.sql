@@ -1,0 +1,2 @@
+-- Spool needs no seed data: buckets, settings and schedules come from the migrations.
+-- Local development keys and Vault secrets are set by local/ (see README).
