@@ -12,6 +12,7 @@
 // claimed twice or completed twice is a duplicate) and checked server-side (every job must end
 // done; a job not done is missing). Speed is reported, never asserted.
 
+import fs from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
@@ -216,9 +217,39 @@ export async function connectClaimers(url, n) {
     const c = new pg.Client({ connectionString: url, application_name: `spool-bench-${i}` });
     await c.connect();
     await c.query('set role service_role');
+    c.backendPid = (await c.query('select pg_backend_pid() as pid')).rows[0].pid;
     clients.push(c);
   }
   return clients;
+}
+
+/**
+ * CPU seconds (user + system) the given server processes have used, from /proc (the bench's
+ * cluster runs on this machine). On a shared machine this is steadier than jobs/s: other
+ * people's work slows a drain down but does not add to its processes' CPU time. Null if /proc
+ * cannot be read.
+ */
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+function processCpuSeconds(pids) {
+  try {
+    let ticks = 0;
+    for (const pid of pids) {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+    }
+    return ticks / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** The server's processes that write on the claimers' behalf: WAL writer, checkpointer, bgwriter. */
+async function auxiliaryPids(admin) {
+  const { rows } = await admin.query(`
+    select pid from pg_stat_activity
+    where backend_type in ('walwriter', 'checkpointer', 'background writer')`);
+  return rows.map((r) => r.pid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,14 +314,21 @@ export async function drainCell(system, { admin, clients, claimers, batch, jobs,
   }
 
   const load = os.loadavg()[0];
+  const active = clients.slice(0, claimers);
+  const claimerPids = active.map((c) => c.backendPid);
+  const auxPids = await auxiliaryPids(admin);
+  const server0 = processCpuSeconds(claimerPids);
+  const aux0 = processCpuSeconds(auxPids);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const results = await Promise.allSettled(clients.slice(0, claimers).map((c, i) => claimer(c, i).catch((err) => {
+  const results = await Promise.allSettled(active.map((c, i) => claimer(c, i).catch((err) => {
     st.error ??= err;
     throw err;
   })));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  const server1 = processCpuSeconds(claimerPids);
+  const aux1 = processCpuSeconds(auxPids);
   if (results.some((r) => r.status === 'rejected')) {
     // A claimer failed mid-call: the others may still be inside a query; they stop at their loop.
   }
@@ -321,6 +359,10 @@ export async function drainCell(system, { admin, clients, claimers, batch, jobs,
     avgClaimMs: round(st.claimMs / Math.max(1, st.claimCalls), 3),
     avgCompleteMs: round(st.completeMs / Math.max(1, st.completeCalls), 3),
     clientCpuPercent: round((100 * (cpu.user + cpu.system)) / 1e6 / seconds, 1),
+    // CPU milliseconds per 1,000 jobs: the claimers' backends, and the WAL writer, checkpointer
+    // and background writer (autovacuum workers come and go and are not counted).
+    serverCpuMsPer1kJobs: server0 === null || server1 === null ? null : round(((server1 - server0) * 1e6) / jobs, 1),
+    auxCpuMsPer1kJobs: aux0 === null || aux1 === null ? null : round(((aux1 - aux0) * 1e6) / jobs, 1),
     loadavg1: round(load, 2),
     // A checkpoint inside the measurement makes the next write of every page log a full image.
     checkpointsDuring: checkpoints,

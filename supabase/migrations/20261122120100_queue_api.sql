@@ -4,9 +4,9 @@
 -- an empty search_path, so every name inside is schema-qualified. Errors use one vocabulary:
 -- SQLSTATE 'PT<http status>' (PostgREST answers with that HTTP status), a human message, and a
 -- stable machine code in HINT:
---   PT400 invalid_argument      PT404 job_not_found         PT409 lease_lost
---   PT409 idempotency_conflict  PT409 invalid_transition    PT429 quota_active_jobs
---   PT429 quota_rate
+--   PT400 invalid_argument      PT404 job_not_found         PT404 user_not_found
+--   PT409 lease_lost            PT409 idempotency_conflict  PT409 invalid_transition
+--   PT409 external_id_in_use    PT429 quota_active_jobs     PT429 quota_rate
 -- Who may call what is granted explicitly right after each function.
 
 -- spool.throw(status, code, message, detail) raises the API's one error shape.
@@ -70,6 +70,7 @@ declare
   v_settings spool.settings;
   v_now timestamptz := spool.now();
   v_slot timestamptz := spool.lock_user_slot(p_user_id);
+  v_fair timestamptz;
   v_count integer;
 begin
   select * into strict v_settings from spool.settings;
@@ -97,9 +98,13 @@ begin
 
   -- Start-time fair queueing: a job starts at the later of its run_at and its owner's next slot,
   -- so a user who queues N jobs at once spreads them over N slots while others interleave.
-  v_slot := greatest(v_slot, p_run_at);
-  update spool.user_slots set fair_at = v_slot + v_settings.fair_slot where user_id = p_user_id;
-  return v_slot;
+  -- A delayed job still takes one slot, but from now, not from its run_at: scheduling a job for
+  -- tomorrow must not push the owner's next immediate job behind tomorrow.
+  v_fair := greatest(v_slot, p_run_at);
+  update spool.user_slots
+     set fair_at = least(v_fair, greatest(v_slot, v_now)) + v_settings.fair_slot
+   where user_id = p_user_id;
+  return v_fair;
 end;
 $$;
 
@@ -188,14 +193,28 @@ $$;
 revoke execute on function public.create_job(uuid, text, jsonb, integer, integer, timestamptz, text, uuid) from public, anon, authenticated;
 grant execute on function public.create_job(uuid, text, jsonb, integer, integer, timestamptz, text, uuid) to service_role;
 
+-- spool.users_at_cap(cap) lists the users with at least cap running jobs.
+-- Contract: counts committed running jobs plus the calling transaction's own; reads the small
+-- running part of jobs_active_idx. Used by claim_jobs.
+create function spool.users_at_cap(p_cap integer)
+returns uuid[]
+language sql stable
+set search_path = ''
+as $$
+  select coalesce(array_agg(r.user_id), '{}')
+  from (select j.user_id from public.jobs j where j.status = 'running'
+        group by j.user_id having count(*) >= p_cap) r
+$$;
+
 -- claim_jobs: lease up to p_limit runnable jobs to a worker.
 -- Caller: service_role (job-worker).
 -- Order: priority (high first), then fair_at (each user's jobs spaced by fair_slot, so users
--- interleave), then id. Skips users already at max_running_per_user and never takes more of one
--- user's jobs than leaves them at that cap. Only jobs whose run_at has come; optionally only the
--- given types.
--- Locks: the claimed rows, with FOR UPDATE SKIP LOCKED, so concurrent claimers never wait on or
--- share a row. The cap counts committed running jobs: claimers racing on one user can each fill
+-- interleave), then id. Never takes so many of one user's jobs that they would exceed
+-- max_running_per_user. Only jobs whose run_at has come; optionally only the given types.
+-- Locks: scans with FOR UPDATE SKIP LOCKED, so concurrent claimers never wait on or share a row,
+-- and each scan locks only as many rows as are still wanted. Rows passed over because their owner
+-- ran out of room stay locked until the (short) claiming transaction ends. The cap counts running
+-- jobs committed before the call plus the caller's own: claimers racing on one user can each fill
 -- that user's remaining room once.
 -- Effects: status running, attempts + 1, a fresh lease_token, lease_expires_at = now + lease.
 -- Returns the claimed rows (possibly none). Not idempotent: every call is a new claim.
@@ -214,7 +233,11 @@ declare
   v_now timestamptz := spool.now();
   v_cap integer;
   v_lease interval;
+  v_want integer := p_limit;
+  v_got integer;
   v_full uuid[];
+  v_full_after uuid[];
+  v_pass integer := 0;
 begin
   if p_worker_id is null or char_length(p_worker_id) not between 1 and 200 then
     perform spool.throw(400, 'invalid_argument', 'worker_id must be 1 to 200 characters');
@@ -231,55 +254,59 @@ begin
     into strict v_cap, v_lease
   from spool.settings s;
 
-  -- Users at their cap are left out of the scan, so a user with a deep backlog and a full cap
-  -- cannot fill the candidate window and starve everyone behind them.
-  select coalesce(array_agg(r.user_id), '{}') into v_full
-  from (select j.user_id from public.jobs j where j.status = 'running'
-        group by j.user_id having count(*) >= v_cap) r;
-
-  return query
-  with candidates as (
-    -- Over-fetch twice the batch: the per-user room check below may drop some of them.
-    select j.id, j.user_id, j.priority, j.fair_at
-    from public.jobs j
-    where j.status = 'pending'
-      and j.run_at <= v_now
-      and j.user_id <> all (v_full)
-      and (p_types is null or j.type = any (p_types))
-    order by j.priority desc, j.fair_at, j.id
-    limit p_limit * 2
-    for update skip locked
-  ),
-  ranked as (
-    select c.*, row_number() over (partition by c.user_id order by c.priority desc, c.fair_at, c.id) as nth
-    from candidates c
-  ),
-  running as (
-    select j.user_id, count(*) as n
-    from public.jobs j
-    where j.status = 'running' and j.user_id in (select c.user_id from candidates c)
-    group by j.user_id
-  ),
-  picked as (
-    select r.id
-    from ranked r left join running u on u.user_id = r.user_id
-    where r.nth + coalesce(u.n, 0) <= v_cap
-    order by r.priority desc, r.fair_at, r.id
-    limit p_limit
-  )
-  update public.jobs j
-     set status = 'running',
-         attempts = j.attempts + 1,
-         worker_id = p_worker_id,
-         lease_token = extensions.gen_random_uuid(),
-         lease_expires_at = v_now + v_lease,
-         started_at = v_now,
-         progress = 0,
-         step = null,
-         updated_at = v_now
-    from picked
-   where j.id = picked.id
-  returning j.*;
+  -- Users at their cap are left out of the scan, so their backlog cannot fill the batch.
+  v_full := spool.users_at_cap(v_cap);
+  loop
+    v_pass := v_pass + 1;
+    return query
+    with candidates as (
+      select j.id, j.user_id, j.priority, j.fair_at
+      from public.jobs j
+      where j.status = 'pending'
+        and j.run_at <= v_now
+        and j.user_id <> all (v_full)
+        and (p_types is null or j.type = any (p_types))
+      order by j.priority desc, j.fair_at, j.id
+      limit v_want
+      for update skip locked
+    ),
+    ranked as (
+      select c.*, row_number() over (partition by c.user_id order by c.priority desc, c.fair_at, c.id) as nth
+      from candidates c
+    ),
+    running as (
+      select j.user_id, count(*) as n
+      from public.jobs j
+      where j.status = 'running' and j.user_id in (select c.user_id from candidates c)
+      group by j.user_id
+    ),
+    picked as (
+      select r.id
+      from ranked r left join running u on u.user_id = r.user_id
+      where r.nth + coalesce(u.n, 0) <= v_cap
+    )
+    update public.jobs j
+       set status = 'running',
+           attempts = j.attempts + 1,
+           worker_id = p_worker_id,
+           lease_token = extensions.gen_random_uuid(),
+           lease_expires_at = v_now + v_lease,
+           started_at = v_now,
+           progress = 0,
+           step = null,
+           updated_at = v_now
+      from picked
+     where j.id = picked.id
+    returning j.*;
+    get diagnostics v_got = row_count;
+    v_want := v_want - v_got;
+    exit when v_want = 0 or v_pass = 4;
+    -- Short. If owners reached their cap in this pass, some rows were passed over: look again
+    -- without those owners. If nobody did, the scan simply ran out of runnable jobs.
+    v_full_after := spool.users_at_cap(v_cap);
+    exit when cardinality(v_full_after) = cardinality(v_full);
+    v_full := v_full_after;
+  end loop;
 end;
 $$;
 revoke execute on function public.claim_jobs(text, integer, integer, text[]) from public, anon, authenticated;
@@ -473,7 +500,8 @@ grant execute on function public.fail_job(uuid, uuid, jsonb, boolean) to service
 -- Caller: service_role. Requires the lease token (PT409 lease_lost otherwise).
 -- The job moves to waiting, its lease is released (no worker holds it while the provider works)
 -- and lease_expires_at becomes the deadline for the callback; rescue_jobs retries or fails it
--- after that. (provider, external_id) must be unique. Returns the job row.
+-- after that. (provider, external_id) must be unique: PT409 external_id_in_use otherwise.
+-- Returns the job row.
 create function public.await_job(
   p_id uuid,
   p_lease_token uuid,
@@ -500,6 +528,11 @@ begin
     perform spool.throw(400, 'invalid_argument', 'timeout_seconds must be between 10 and 86400');
   end if;
   v_job := spool.leased_job(p_id, p_lease_token);
+  if exists (select 1 from public.jobs j
+             where j.external_provider = p_provider and j.external_id = p_external_id and j.id <> p_id) then
+    perform spool.throw(409, 'external_id_in_use',
+      format('another job already waits on %s %s', p_provider, p_external_id));
+  end if;
   update public.jobs j
      set status = 'waiting',
          external_provider = p_provider,
@@ -568,8 +601,9 @@ revoke execute on function public.resume_job(text, text, text, jsonb, jsonb) fro
 grant execute on function public.resume_job(text, text, text, jsonb, jsonb) to service_role;
 
 -- spool.owned_job(id) returns the job if the caller may manage it, locked for update.
--- Contract: service_role may manage any job; an authenticated user only their own. Anyone else,
--- and a job that does not exist, gets PT404 job_not_found (never reveals other users' jobs).
+-- Contract: service_role, and an admin connected directly as postgres (no JWT), may manage any
+-- job; an authenticated user only their own. Anyone else, and a job that does not exist, gets
+-- PT404 job_not_found (never reveals other users' jobs).
 create function spool.owned_job(p_id uuid)
 returns public.jobs
 language plpgsql volatile
@@ -580,7 +614,11 @@ declare
 begin
   select * into v_job from public.jobs j
   where j.id = p_id
-    and (auth.role() = 'service_role' or j.user_id = auth.uid())
+    and (auth.role() = 'service_role'
+         or j.user_id = auth.uid()
+         -- An admin on a direct connection (the dashboard's SQL editor): no JWT, and the session
+         -- belongs to the postgres role, which PostgREST's authenticator never does.
+         or (auth.jwt() is null and pg_catalog.pg_has_role(session_user, 'postgres', 'member')))
   for update;
   if not found then
     perform spool.throw(404, 'job_not_found', 'job not found');
@@ -793,7 +831,7 @@ as $$
     'window_seconds', extract(epoch from p_window)::bigint,
     'depth', coalesce((select jsonb_agg(jsonb_build_object('type', a.type, 'status', a.status, 'count', a.n)
                                         order by a.type, a.status) from active a), '[]'),
-    'oldest_pending_seconds', (select greatest(0, extract(epoch from ((select t from now_) - min(a.oldest))))
+    'oldest_pending_seconds', (select extract(epoch from ((select t from now_) - min(a.oldest)))
                                from active a where a.oldest <= (select t from now_)),
     'running', coalesce((select sum(a.n) from active a where a.status = 'running'), 0),
     'waiting', coalesce((select sum(a.n) from active a where a.status = 'waiting'), 0),

@@ -56,9 +56,9 @@ select pg_temp.travel_to(pg_temp.t());
 select pg_temp.authenticate_as_service_role();
 
 select is(public.get_queue_stats() - 'at' - 'window_seconds',
-  '{"depth": [], "oldest_pending_seconds": 0, "running": 0, "waiting": 0, "by_type": [],
+  '{"depth": [], "oldest_pending_seconds": null, "running": 0, "waiting": 0, "by_type": [],
     "window": {"finished": 0, "done": 0, "failed": 0, "cancelled": 0, "success_rate": null, "p50_ms": null, "p95_ms": null}}'::jsonb,
-  'an empty queue reports no depth, a wait of 0 seconds and an empty window');
+  'an empty queue reports no depth, no oldest wait and an empty window');
 
 -- At t: alice queues 3 alpha jobs and one for later, bob 2 beta jobs, 7 gamma jobs and one old job.
 select from generate_series(1, 3) n, lateral public.create_job(pg_temp.uid('alice'), 'alpha', jsonb_build_object('n', n));
