@@ -1,0 +1,92 @@
+// The local Supabase HTTP surface on one port (default 54321), as the Supabase API gateway serves
+// it: /functions/v1 (Edge Functions in Deno), /rest/v1 (PostgREST subset), /storage/v1 (Storage
+// subset), and later /auth/v1 and /realtime/v1. Beside it runs the pg_net deliverer.
+//
+// Each route module exports `create(ctx)` returning { name, prefix, handle(req, res, url), close() }.
+// `handle` is called for requests whose path starts with `prefix`. ctx is shared:
+//   ctx.root        the repository root
+//   ctx.stateDir    the stack's git-ignored state folder (keys.json, storage files, logs)
+//   ctx.publicUrl   e.g. http://127.0.0.1:54321 (SUPABASE_URL)
+//   ctx.keys        local/gateway/keys.mjs loadKeys(): anonKey, serviceRoleKey, sign, verify
+//   ctx.dbPort      the local Postgres port
+//   ctx.pool        pg.Pool connected as `authenticator` (PostgREST's role; switch with SET LOCAL ROLE)
+//   ctx.adminPool   pg.Pool connected as the superuser (platform chores only, never for API calls)
+//   ctx.env         extra env for functions (.env contents)
+//   ctx.log(obj)    structured log line
+
+import http from 'node:http';
+import pg from 'pg';
+import { loadKeys } from './keys.mjs';
+
+const ROUTE_MODULES = ['./functions.mjs', './rest.mjs', './storage.mjs', './pgnet.mjs'];
+
+/** Sends the gateway's own error shape for requests no route takes. */
+function notFound(res, url) {
+  res.writeHead(404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ message: `no route for ${url.pathname}` }));
+}
+
+export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false }) {
+  const keys = loadKeys(stateDir);
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const pool = new pg.Pool({
+    host: '127.0.0.1', port: dbPort, database: 'postgres', user: 'authenticator', password: 'postgres',
+    max: 20, application_name: 'spool-rest',
+  });
+  const adminPool = new pg.Pool({
+    host: '127.0.0.1', port: dbPort, database: 'postgres', user: 'supabase_admin', max: 4,
+    application_name: 'spool-platform',
+  });
+  const ctx = {
+    root, stateDir, publicUrl, keys, dbPort, pool, adminPool, env,
+    log: (obj) => { if (!quiet) console.log(JSON.stringify({ at: new Date().toISOString(), ...obj })); },
+  };
+
+  const routes = [];
+  for (const spec of ROUTE_MODULES) {
+    let mod;
+    try {
+      mod = await import(spec);
+    } catch (err) {
+      if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(spec.slice(2))) continue;
+      throw err;
+    }
+    routes.push(await mod.create(ctx));
+  }
+
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, publicUrl);
+    const route = routes.find((r) => r.prefix && url.pathname.startsWith(r.prefix));
+    if (!route) return notFound(res, url);
+    try {
+      await route.handle(req, res, url);
+    } catch (err) {
+      ctx.log({ level: 'error', route: route.name, path: url.pathname, error: err.stack ?? String(err) });
+      if (!res.headersSent) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ message: 'internal error in the local gateway', details: String(err.message ?? err) }));
+      } else {
+        res.destroy();
+      }
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+
+  return {
+    url: publicUrl,
+    keys,
+    ctx,
+    async close() {
+      await new Promise((resolve) => {
+        server.close(resolve);
+        server.closeAllConnections?.();
+      });
+      for (const r of routes.reverse()) await r.close?.();
+      await pool.end();
+      await adminPool.end();
+    },
+  };
+}
