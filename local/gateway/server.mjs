@@ -18,7 +18,7 @@ import http from 'node:http';
 import pg from 'pg';
 import { loadKeys } from './keys.mjs';
 
-const ROUTE_MODULES = ['./functions.mjs', './rest.mjs', './storage.mjs', './pgnet.mjs'];
+const ROUTE_MODULES = ['./functions.mjs', './rest.mjs', './storage.mjs', './auth.mjs', './pgnet.mjs'];
 
 /** Sends the gateway's own error shape for requests no route takes. */
 function notFound(res, url) {

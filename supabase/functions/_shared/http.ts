@@ -1,0 +1,136 @@
+// HTTP plumbing shared by every function: CORS, JSON responses and the one error shape
+//   {"error": {"code": "<stable_snake_case>", "message": "<for humans>", "details": <optional>}}
+// Handlers throw HttpError (or let a ZodError / Postgres API error escape) and `serve` turns it
+// into that shape. Anything unexpected becomes a logged 500 `internal_error` without internals.
+
+export const corsHeaders: Record<string, string> = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-headers': 'authorization, x-client-info, apikey, content-type, idempotency-key',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-expose-headers': 'retry-after',
+};
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...corsHeaders, 'content-type': 'application/json', ...headers },
+  });
+}
+
+export function errorResponse(err: HttpError): Response {
+  const body: ErrorBody = { error: { code: err.code, message: err.message } };
+  if (err.details !== undefined) body.error.details = err.details;
+  return json(body, err.status, err.headers);
+}
+
+/** A PostgREST error as supabase-js returns it. */
+export interface ApiError {
+  code?: string;
+  message?: string;
+  details?: string | null;
+  hint?: string | null;
+}
+
+/**
+ * Maps a Spool SQL API error to an HttpError. The SQL API raises SQLSTATE `PT<status>` with its
+ * machine code in `hint` and JSON in `details`; anything else is unexpected.
+ */
+export function fromApiError(err: ApiError): HttpError {
+  const status = /^PT(\d{3})$/.exec(err.code ?? '')?.[1];
+  if (status) {
+    let details: unknown = undefined;
+    if (err.details) {
+      try {
+        details = JSON.parse(err.details);
+      } catch {
+        details = err.details;
+      }
+    }
+    const headers: Record<string, string> = {};
+    const retry = (details as { retry_after_seconds?: number } | undefined)?.retry_after_seconds;
+    if (status === '429' && retry) headers['retry-after'] = String(retry);
+    return new HttpError(Number(status), err.hint || 'error', err.message ?? 'request failed', details, headers);
+  }
+  return new HttpError(500, 'internal_error', 'the database refused the request', undefined);
+}
+
+/** Zod-style issues as a compact, stable list for `details`. */
+export function issuesOf(err: { issues: { path: PropertyKey[]; message: string; code?: string }[] }) {
+  return err.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+}
+
+function isZodError(err: unknown): err is { issues: { path: PropertyKey[]; message: string }[] } {
+  return typeof err === 'object' && err !== null && Array.isArray((err as { issues?: unknown }).issues) &&
+    (err as Error).name === 'ZodError';
+}
+
+/** Reads a JSON object body: 415 for another content type, 400 for malformed JSON or a non-object. */
+export async function readJsonObject(req: Request, maxBytes = 65536): Promise<Record<string, unknown>> {
+  const type = req.headers.get('content-type') ?? '';
+  if (!type.toLowerCase().startsWith('application/json')) {
+    throw new HttpError(415, 'unsupported_media_type', 'send the request body as application/json');
+  }
+  const text = await req.text();
+  if (new TextEncoder().encode(text).length > maxBytes) {
+    throw new HttpError(413, 'body_too_large', `the request body must be at most ${maxBytes} bytes`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'the request body is not valid JSON');
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'invalid_body', 'the request body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+export type Handler = (req: Request) => Promise<Response>;
+
+/**
+ * Wraps a handler: answers CORS preflights, allows only `methods`, and turns every thrown error
+ * into the one error shape. Unexpected errors are logged with `name` and answered with 500.
+ */
+export function handle(name: string, methods: string[], handler: Handler): Handler {
+  return async (req) => {
+    if (req.method === 'OPTIONS') return new Response(null, { status: 204, headers: corsHeaders });
+    try {
+      if (!methods.includes(req.method)) {
+        throw new HttpError(405, 'method_not_allowed', `use ${methods.join(' or ')}`, undefined, {
+          allow: methods.join(', '),
+        });
+      }
+      return await handler(req);
+    } catch (err) {
+      if (err instanceof HttpError) return errorResponse(err);
+      if (isZodError(err)) {
+        return errorResponse(new HttpError(400, 'invalid_body', 'the request body is invalid', issuesOf(err)));
+      }
+      console.error(JSON.stringify({
+        level: 'error',
+        function: name,
+        msg: 'unhandled error',
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      }));
+      return errorResponse(new HttpError(500, 'internal_error', 'something went wrong on our side'));
+    }
+  };
+}
