@@ -19,6 +19,9 @@ import pg from 'pg';
 
 export const DEFAULTS = Object.freeze({
   jobs: 20_000,
+  // Jobs for the batch-size-1 cells (two commits per job make them the slow ones); defaults to
+  // `jobs`. The table says when it differs.
+  batch1Jobs: undefined,
   // 400 owners × max_running_per_user (10) = 4,000 running slots, well above the 32 × 50 = 1,600
   // jobs the widest cell holds at once, so the per-user cap is on but never binds.
   users: 400,
@@ -225,9 +228,9 @@ export async function connectClaimers(url, n) {
 
 /**
  * CPU seconds (user + system) the given server processes have used, from /proc (the bench's
- * cluster runs on this machine). On a shared machine this is steadier than jobs/s: other
- * people's work slows a drain down but does not add to its processes' CPU time. Null if /proc
- * cannot be read.
+ * cluster runs on this machine). On a shared machine this is steadier than jobs/s (other
+ * people's work slows a drain down far more than it inflates the drain's own CPU time), though
+ * not immune to it. Null if /proc cannot be read.
  */
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 function processCpuSeconds(pids) {
@@ -321,18 +324,14 @@ export async function drainCell(system, { admin, clients, claimers, batch, jobs,
   const aux0 = processCpuSeconds(auxPids);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const results = await Promise.allSettled(active.map((c, i) => claimer(c, i).catch((err) => {
+  // A claimer that fails sets st.error, which stops the others at their next turn.
+  await Promise.allSettled(active.map((c, i) => claimer(c, i).catch((err) => {
     st.error ??= err;
-    throw err;
   })));
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const server1 = processCpuSeconds(claimerPids);
   const aux1 = processCpuSeconds(auxPids);
-  if (results.some((r) => r.status === 'rejected')) {
-    // A claimer failed mid-call: the others may still be inside a query; they stop at their loop.
-  }
-
   const server = await system.verify(admin);
   const missing = jobs - server.done;
   const checkpoints = (await checkpointCount(admin)) - checkpoints0;
@@ -359,10 +358,10 @@ export async function drainCell(system, { admin, clients, claimers, batch, jobs,
     avgClaimMs: round(st.claimMs / Math.max(1, st.claimCalls), 3),
     avgCompleteMs: round(st.completeMs / Math.max(1, st.completeCalls), 3),
     clientCpuPercent: round((100 * (cpu.user + cpu.system)) / 1e6 / seconds, 1),
-    // CPU milliseconds per 1,000 jobs: the claimers' backends, and the WAL writer, checkpointer
-    // and background writer (autovacuum workers come and go and are not counted).
-    serverCpuMsPer1kJobs: server0 === null || server1 === null ? null : round(((server1 - server0) * 1e6) / jobs, 1),
-    auxCpuMsPer1kJobs: aux0 === null || aux1 === null ? null : round(((aux1 - aux0) * 1e6) / jobs, 1),
+    // CPU microseconds per job: the claimers' backends, and the WAL writer, checkpointer and
+    // background writer (autovacuum workers come and go and are not counted).
+    serverCpuUsPerJob: server0 === null || server1 === null ? null : round(((server1 - server0) * 1e6) / jobs, 1),
+    auxCpuUsPerJob: aux0 === null || aux1 === null ? null : round(((aux1 - aux0) * 1e6) / jobs, 1),
     loadavg1: round(load, 2),
     // A checkpoint inside the measurement makes the next write of every page log a full image.
     checkpointsDuring: checkpoints,
@@ -407,12 +406,14 @@ export async function runDbBench({ adminUrl, claimerUrl, log = console.log, ...o
     }
 
     const runs = [];
+    const jobsFor = (batch) => (batch === 1 ? cfg.batch1Jobs ?? cfg.jobs : cfg.jobs);
     const runCell = async (claimers, batch, order) => {
       for (const sys of order) {
-        const r = await drainCell(sys, { admin, clients, claimers, batch, jobs: cfg.jobs, stallMs: cfg.stallMs });
+        const r = await drainCell(sys, { admin, clients, claimers, batch, jobs: jobsFor(batch), stallMs: cfg.stallMs });
         runs.push(r);
         log(`  ${sys.name.padEnd(5)} claimers=${String(claimers).padStart(2)} batch=${String(batch).padStart(2)}: ` +
-          `${fmt(r.jobsPerSecond).padStart(7)} jobs/s (${r.seconds}s, claim ${r.avgClaimMs} ms, complete ${r.avgCompleteMs} ms)` +
+          `${fmt(r.jobsPerSecond).padStart(7)} jobs/s (${r.jobs} jobs in ${r.seconds}s; claim ${r.avgClaimMs} ms, ` +
+          `complete ${r.avgCompleteMs} ms; server CPU ${r.serverCpuUsPerJob ?? '?'} µs/job)` +
           `${cellCorrect(r) ? '' : `  ✗ duplicates ${r.duplicates}, missing ${r.missing}${r.error ? `, error: ${r.error}` : ''}${r.stalled ? ', stalled' : ''}`}`);
       }
     };
@@ -444,6 +445,9 @@ export async function runDbBench({ adminUrl, claimerUrl, log = console.log, ...o
         spoolJobsPerSecond: spoolJps,
         bareJobsPerSecond: bareJps,
         ratio: round(spoolJps / bareJps, 3),
+        // Server CPU per job (claimer backends, µs): steadier than jobs/s on a shared machine.
+        spoolCpuUsPerJob: median(s.map((r) => r.serverCpuUsPerJob ?? NaN)),
+        bareCpuUsPerJob: median(b.map((r) => r.serverCpuUsPerJob ?? NaN)),
         duplicates: sum(s.map((r) => r.duplicates)),
         missing: sum(s.map((r) => r.missing)),
         bareDuplicates: sum(b.map((r) => r.duplicates)),
@@ -468,55 +472,78 @@ export async function runDbBench({ adminUrl, claimerUrl, log = console.log, ...o
     };
     return {
       settings,
-      config: { jobs: cfg.jobs, users: cfg.users, claimers: cfg.claimers, batches: cfg.batches, repeats: cfg.repeats, warmupJobs: cfg.warmupJobs },
+      config: {
+        jobs: cfg.jobs, batch1Jobs: cfg.batch1Jobs ?? cfg.jobs, users: cfg.users, claimers: cfg.claimers,
+        batches: cfg.batches, target: cfg.target, repeats: cfg.repeats, warmupJobs: cfg.warmupJobs,
+      },
       cells,
       target,
       ok: cells.every((c) => c.correct),
     };
   } finally {
     await Promise.allSettled(clients.map((c) => c.end()));
-    await admin.query('drop schema if exists bench cascade').catch(() => {});
+    await admin.query(`
+      drop schema if exists bench cascade;
+      delete from auth.users where email like 'bench-%@spool.invalid';`).catch(() => {});
     await admin.end().catch(() => {});
   }
 }
 
-/** The section's table, as lines of text. */
+/** The section's report, as lines of text. */
 export function formatDbReport(result) {
   const { settings, config, cells, target } = result;
   const lines = [];
   const s = settings.server;
   lines.push(`Postgres ${s.server_version}: fsync=${s.fsync}, synchronous_commit=${s.synchronous_commit}, ` +
     `full_page_writes=${s.full_page_writes}, wal_level=${s.wal_level}, shared_buffers=${s.shared_buffers}, ` +
-    `shared_preload_libraries=${s.shared_preload_libraries || '(none)'}`);
+    `shared_preload_libraries=${s.shared_preload_libraries || '(none)'} (the settings npm start uses)`);
   lines.push(`Spool: max_running_per_user=${settings.spool.max_running_per_user}, fair_slot=${settings.spool.fair_slot} ` +
-    `(fairness and caps on); ${config.jobs} no-op jobs per cell over ${config.users} users; ` +
-    `target cell median of ${target?.runs ?? 0} runs`);
+    `(fairness and per-user caps on, ${config.users} owners); claimers log in as postgres and set role service_role`);
+  lines.push(`${fmt(config.jobs)} no-op jobs per cell` +
+    `${config.batch1Jobs !== config.jobs ? `, ${fmt(config.batch1Jobs)} in the batch-1 cells` : ''}; ` +
+    `the target cell is the median of ${target?.runs ?? 0} runs`);
   lines.push('');
-  const head = ['claimers', 'batch', 'spool jobs/s', 'bare jobs/s', 'ratio', 'duplicates', 'missing', ''];
-  const body = cells.map((c) => [
-    String(c.claimers), String(c.batch), fmt(c.spoolJobsPerSecond), fmt(c.bareJobsPerSecond),
-    c.ratio.toFixed(2), String(c.duplicates), String(c.missing),
-    c.target ? `◀ target ≥ ${target.minRatio} (median of ${c.runs})` : '',
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
-  const row = (r) => r.map((v, i) => (i < 7 ? v.padStart(widths[i]) : v)).join('  ').trimEnd();
-  lines.push(row(head), widths.slice(0, 7).map((w) => '-'.repeat(w)).join('  '), ...body.map(row));
+  lines.push(...table(
+    ['claimers', 'batch', 'spool jobs/s', 'bare jobs/s', 'ratio', 'duplicates', 'missing', ''],
+    cells.map((c) => [
+      c.claimers, c.batch, fmt(c.spoolJobsPerSecond), fmt(c.bareJobsPerSecond), c.ratio.toFixed(2),
+      c.duplicates, c.missing, c.target ? `<- target, ratio >= ${target.minRatio}` : '',
+    ]),
+  ));
   if (target) {
     lines.push('');
     lines.push(`target (${target.claimers} claimers, batch ${target.batch}): spool ${fmt(target.spoolJobsPerSecond)} jobs/s, ` +
-      `bare ${fmt(target.bareJobsPerSecond)} jobs/s, ratio ${target.ratio.toFixed(2)} ` +
-      `(runs: ${target.ratios.map((r) => r.toFixed(2)).join(', ')}) → ${target.met ? 'meets' : 'BELOW'} the ${target.minRatio} target (reported, not asserted)`);
+      `bare ${fmt(target.bareJobsPerSecond)} jobs/s, ratio ${target.ratio.toFixed(2)} of >= ${target.minRatio} ` +
+      `(per run: ${target.ratios.map((r) => r.toFixed(2)).join(', ')}): ${target.met ? 'met' : 'NOT met'} (reported, not asserted)`);
   }
-  const bad = cells.filter((c) => !c.correct);
-  for (const c of bad) {
-    const all = [...c.spool, ...c.bare].filter((r) => !cellCorrect(r));
-    for (const r of all) {
-      lines.push(`✗ ${r.system} ${r.claimers}x${r.batch}: duplicates ${r.duplicates} (claims ${r.duplicateClaims}, completions ${r.duplicateCompletions}), ` +
-        `missing ${r.missing}, client completed ${r.clientCompleted} vs server done ${r.serverDone}` +
-        `${r.notifications !== undefined ? `, notifications ${r.notifications}` : ''}${r.stalled ? ', stalled' : ''}${r.error ? `, error: ${r.error}` : ''}`);
+  if (cells.some((c) => Number.isFinite(c.spoolCpuUsPerJob))) {
+    lines.push('');
+    lines.push('Server CPU per job (the claimers\' backends; steadier than jobs/s when the machine is shared):');
+    lines.push(...table(
+      ['claimers', 'batch', 'spool µs/job', 'bare µs/job', 'spool/bare'],
+      cells.map((c) => [c.claimers, c.batch, c.spoolCpuUsPerJob, c.bareCpuUsPerJob,
+        `${(c.spoolCpuUsPerJob / c.bareCpuUsPerJob).toFixed(1)}x`]),
+    ));
+  }
+  for (const c of cells.filter((x) => !x.correct)) {
+    for (const r of [...c.spool, ...c.bare].filter((x) => !cellCorrect(x))) {
+      lines.push(`✗ ${r.system} ${r.claimers}x${r.batch}: duplicates ${r.duplicates} (claims ${r.duplicateClaims}, ` +
+        `completions ${r.duplicateCompletions}), missing ${r.missing}, client completed ${r.clientCompleted} ` +
+        `vs server done ${r.serverDone} of ${r.serverTotal}` +
+        `${r.notifications !== undefined ? `, notifications ${r.notifications}` : ''}` +
+        `${r.stalled ? ', stalled' : ''}${r.error ? `, error: ${r.error}` : ''}`);
     }
   }
   return lines;
+}
+
+/** Right-aligned columns (a last empty-headed column is a left-aligned note). */
+function table(head, rows) {
+  const body = rows.map((r) => r.map(String));
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const n = head[head.length - 1] === '' ? head.length - 1 : head.length;
+  const row = (r) => r.map((v, i) => (i < n ? v.padStart(widths[i]) : v)).join('  ').trimEnd();
+  return [row(head), widths.slice(0, n).map((w) => '-'.repeat(w)).join('  '), ...body.map(row)];
 }
 
 // ---------------------------------------------------------------------------------------------

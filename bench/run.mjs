@@ -10,6 +10,7 @@
 //
 //   npm run bench [-- options]
 //     --jobs N          jobs per cell (default 20000)
+//     --batch1-jobs N   jobs in the batch-size-1 cells (default: --jobs)
 //     --users N         job owners (default 400)
 //     --claimers 1,8,32 claimer counts
 //     --batches 1,10,50 batch sizes
@@ -41,6 +42,7 @@ function parseArgs(argv) {
       return argv[++i];
     };
     if (a === '--jobs') opts.jobs = positiveInt(next());
+    else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
     else if (a === '--claimers') opts.claimers = list(next());
     else if (a === '--batches') opts.batches = list(next());

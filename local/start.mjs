@@ -3,8 +3,9 @@
 //
 // Services start in order and stop in reverse. Each is { name, start(ctx), stop(ctx) }:
 // start may add to ctx (what later services need, e.g. ctx.db) and returns lines to print;
-// stop undoes it. Later services (the pg_net deliverer, the Edge Functions in Deno, the
-// PostgREST/Auth/Storage/Realtime stand-ins, the web client) are appended to `services`.
+// stop undoes it: `db` (Postgres), then `api` (the gateway on SPOOL_API_PORT with the Edge
+// Functions in Deno, the REST/Auth/Storage stand-ins and the pg_net deliverer). Later services
+// (Realtime, the web client) are appended to `services`.
 //
 //   npm start                 start (reusing .spool/db)
 //   npm start -- --reset      delete .spool/db first: a fresh cluster, bootstrap and migrations
@@ -27,6 +28,7 @@ import {
   startCluster,
   stopCluster,
 } from './db.mjs';
+import { DEFAULT_STATE_DIR as STATE_DIR, envApiPort, startApi } from './stack.mjs';
 
 const argv = process.argv.slice(2);
 const unknown = argv.filter((a) => !['--reset', '--include-all'].includes(a));
@@ -61,6 +63,35 @@ const services = [
     stop() {
       // By folder, so a cluster that started but never answered is stopped too.
       stopCluster({ dir: DEFAULT_DIR }, { mode: 'fast' });
+    },
+  },
+  {
+    // The API gateway (local/gateway/server.mjs) on SPOOL_API_PORT: the Edge Functions in Deno
+    // (restarted when their files change), the REST/Auth/Storage stand-ins and the pg_net
+    // deliverer; plus the Vault secrets that let an insert ring job-worker.
+    name: 'api',
+    async start(ctx) {
+      const api = await startApi({
+        dbPort: ctx.db.port,
+        apiPort: envApiPort(),
+        stateDir: STATE_DIR,
+        options: { functions: { watch: true } },
+      });
+      ctx.api = api;
+      const names = api.functions();
+      return [
+        `${api.url}   (SUPABASE_URL)`,
+        `anon key          ${api.anonKey}`,
+        `service_role key  ${api.serviceRoleKey}`,
+        ...(names.length > 0
+          ? names.map((name) => `${api.functionsUrl}/${name}`)
+          : [`${api.functionsUrl}/<name>   (no functions in supabase/functions yet)`]),
+        `Vault: spool_project_url = ${api.url}, spool_worker_secret = the service_role key`,
+        `keys in ${rel(path.join(STATE_DIR, 'keys.json'))} (this stack's own JWT secret)`,
+      ];
+    },
+    async stop(ctx) {
+      await ctx.api?.close();
     },
   },
 ];

@@ -5,12 +5,26 @@
 //   2. supabase/migrations applied with `supabase db push`, then pushed again: must be a no-op
 //   3. pgTAP with Debian's pg_prove, as the postgres role over TCP: local/tests/*.sql (the
 //      platform) then supabase/tests/*.sql (the project), each sorted
-//   4. further suites (Deno, browser: to come)
-// The cluster is stopped and its folder removed at the end, on failure and on Ctrl-C.
+//   4. the API gateway (local/stack.mjs startApi: Edge Functions in Deno, the stand-ins, the
+//      pg_net deliverer, the doorbell's Vault secrets) on a free port against the same cluster,
+//      then further suites with the stack's URL and keys in their environment (SUPABASE_URL,
+//      SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_DB_URL, SPOOL_TEST_SUPERUSER_URL,
+//      SPOOL_TEST_DB_PORT, SPOOL_TEST_JWT_SECRET, SPOOL_TEST_STATE_DIR):
+//        - node --test local/gateway/tests/   (the local platform's contract tests)
+//        - deno test -A supabase/functions/tests/   (if that folder exists)
+//      and, first, a check that supabase/functions/_shared/database.types.ts is what
+//      `npm run gen:types` makes from the migrations (local/types.mjs)
+//      The gateway's log goes to a file; its last lines are printed when a suite fails.
+// Everything (Deno workers, gateway, cluster, temp folder) is torn down at the end, on failure
+// and on Ctrl-C.
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { denoBinary } from './gateway/functions.mjs';
+import { fileLog, startApi } from './stack.mjs';
+import { checkTypes } from './types.mjs';
 import {
   bootstrap,
   ensureExtensions,
@@ -28,11 +42,72 @@ import {
 const say = (msg) => console.log(`\n== ${msg}`);
 
 /**
- * Suites that run after pgTAP against the same stack. Each: { name, run(ctx) => exit code },
- * where ctx = { cluster, port, root }. Empty for now; the Deno suites for supabase/functions
- * and the local stand-ins, and the browser tests, are added here as they are written.
+ * Suites that run after pgTAP against the same stack. Each: { name, when(ctx)?, run(ctx) => exit
+ * code }, where ctx = { cluster, port, root, api, env } and env is the stack's client environment
+ * (api.clientEnv()). A suite whose `when` is false is reported as skipped.
  */
-const furtherSuites = [];
+const furtherSuites = [
+  {
+    name: 'local platform contract tests (node --test local/gateway/tests/)',
+    when: ({ root }) => fs.existsSync(path.join(root, 'local', 'gateway', 'tests')),
+    run: ({ env }) => runGroup(process.execPath, ['--test', 'local/gateway/tests/'], env),
+  },
+  {
+    name: 'Edge Functions tests (deno test -A supabase/functions/tests/)',
+    when: ({ root }) => fs.existsSync(path.join(root, 'supabase', 'functions', 'tests')),
+    run: ({ env, root }) =>
+      runGroup(denoBinary(root), ['test', '-A', 'supabase/functions/tests/'], {
+        ...env,
+        DENO_NO_UPDATE_CHECK: '1',
+      }),
+  },
+];
+
+// Generated typings (local/types.mjs): supabase/functions/_shared/database.types.ts must be what
+// `npm run gen:types` makes from the migrations just applied; run first, it needs no gateway.
+furtherSuites.unshift({
+  name: 'generated types (database.types.ts matches the migrations)',
+  run: ({ port }) => checkTypes({ port }),
+});
+
+/**
+ * The Edge Functions' environment in the test stack: hermetic (not the developer's .env), with
+ * the test-only `noop` job kind enabled.
+ */
+const TEST_FUNCTION_ENV = { SPOOL_ENABLE_NOOP: 'true' };
+
+/** Process groups of the suites running now (a test runner's own children die with it). */
+const groups = new Set();
+
+/**
+ * Runs a suite's command in a process group of its own, output to the terminal; resolves to its
+ * exit code. cleanup() kills the whole group, so a runner's per-file processes (and the Deno
+ * workers of gateways they started) cannot outlive npm test.
+ */
+function runGroup(cmd, args, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+    });
+    groups.add(child.pid);
+    child.on('error', (err) => {
+      groups.delete(child.pid);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      groups.delete(child.pid);
+      try {
+        process.kill(-child.pid, 'SIGKILL'); // anything the suite left running
+      } catch {
+        // nothing left: the usual case
+      }
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}
 
 function sqlFiles(dir) {
   const abs = path.join(ROOT, dir);
@@ -45,6 +120,8 @@ function sqlFiles(dir) {
 
 let cluster = null;
 let tmpDir = null;
+let api = null;
+let gatewayLog = null;
 let cleanedUp = false;
 
 /** Synchronous, so it can run from signal handlers and the exit hook too. */
@@ -52,6 +129,14 @@ function cleanup() {
   if (cleanedUp) return;
   cleanedUp = true;
   killChildren();
+  for (const pgid of groups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  api?.killSync();
   try {
     if (cluster) stopCluster(cluster, { mode: 'immediate', quiet: true });
   } catch (err) {
@@ -120,11 +205,34 @@ async function main() {
   });
   if (prove.code !== 0) failures.push(`pg_prove (exit ${prove.code})`);
 
+  say('API gateway (Edge Functions, stand-ins, pg_net deliverer)');
+  const apiDir = path.join(tmpDir, 'api');
+  gatewayLog = fileLog(path.join(apiDir, 'gateway.log'));
+  api = await startApi({
+    dbPort: port,
+    apiPort: await freePort(),
+    stateDir: apiDir,
+    env: TEST_FUNCTION_ENV,
+    log: gatewayLog,
+  });
+  const names = api.functions();
+  console.log(`${api.url}: functions ${names.length ? names.join(', ') : '(none)'}; log ${gatewayLog.file}`);
+
+  const suiteCtx = { cluster, port, root: ROOT, api, env: api.clientEnv() };
   for (const suite of furtherSuites) {
     say(suite.name);
-    const code = await suite.run({ cluster, port, root: ROOT });
+    if (suite.when && !suite.when(suiteCtx)) {
+      console.log('skipped: nothing to run');
+      continue;
+    }
+    const code = await suite.run(suiteCtx);
     if (code !== 0) failures.push(`${suite.name} (exit ${code})`);
   }
+  if (failures.length > 0) printGatewayLog();
+
+  say('API gateway: stop');
+  await api.close();
+  api = null;
 
   say('summary');
   if (failures.length > 0) {
@@ -135,11 +243,23 @@ async function main() {
   return 0;
 }
 
+/** The last lines of the gateway's log (worker lifecycle, function output, stand-in errors). */
+function printGatewayLog(lines = 60) {
+  if (!gatewayLog) return;
+  try {
+    const text = fs.readFileSync(gatewayLog.file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    console.log(`\nlast ${lines} lines of the gateway log (${gatewayLog.file}):\n${text}`);
+  } catch {
+    // no log yet
+  }
+}
+
 let code = 1;
 try {
   code = await main();
 } catch (err) {
   console.error(`\nspool test: ${err instanceof PlatformError ? err.message : err.stack}`);
+  printGatewayLog();
   if (!(err instanceof PlatformError) && cluster?.logFile && fs.existsSync(cluster.logFile)) {
     const lines = fs.readFileSync(cluster.logFile, 'utf8').trimEnd().split('\n').slice(-20);
     console.error(`\nlast lines of ${cluster.logFile}:\n${lines.join('\n')}`);

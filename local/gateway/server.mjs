@@ -12,6 +12,7 @@
 //   ctx.pool        pg.Pool connected as `authenticator` (PostgREST's role; switch with SET LOCAL ROLE)
 //   ctx.adminPool   pg.Pool connected as the superuser (platform chores only, never for API calls)
 //   ctx.env         extra env for functions (.env contents)
+//   ctx.options     per-module options from startGateway({ options }): options.functions, options.pgnet
 //   ctx.log(obj)    structured log line
 
 import http from 'node:http';
@@ -26,7 +27,9 @@ function notFound(res, url) {
   res.end(JSON.stringify({ message: `no route for ${url.pathname}` }));
 }
 
-export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false }) {
+// `log` replaces the console as the sink of ctx.log lines (objects); `options` reaches the route
+// modules as ctx.options (e.g. options.functions for functions.mjs, options.pgnet for pgnet.mjs).
+export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false, log, options = {} }) {
   const keys = loadKeys(stateDir);
   const publicUrl = `http://127.0.0.1:${port}`;
   const pool = new pg.Pool({
@@ -38,8 +41,13 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
     application_name: 'spool-platform',
   });
   const ctx = {
-    root, stateDir, publicUrl, keys, dbPort, pool, adminPool, env,
-    log: (obj) => { if (!quiet) console.log(JSON.stringify({ at: new Date().toISOString(), ...obj })); },
+    root, stateDir, publicUrl, keys, dbPort, pool, adminPool, env, options,
+    log: (obj) => {
+      if (quiet) return;
+      const line = { at: new Date().toISOString(), ...obj };
+      if (log) log(line);
+      else console.log(JSON.stringify(line));
+    },
   };
 
   const routes = [];

@@ -193,6 +193,7 @@ select results_eq(
     ('await_job(uuid,uuid,text,text,integer)', 'jobs'),
     ('cancel_job(uuid)', 'jobs'),
     ('claim_jobs(text,integer,integer,text[])', 'SETOF jobs'),
+    ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
     ('complete_job(uuid,uuid,jsonb)', 'jobs'),
     ('complete_jobs(jsonb)', 'SETOF uuid'),
     ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid)', 'jobs'),

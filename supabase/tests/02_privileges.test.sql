@@ -62,6 +62,7 @@ select is(
   array['await_job(uuid,uuid,text,text,integer)',
         'cancel_job(uuid)',
         'claim_jobs(text,integer,integer,text[])',
+        'claim_waiting_polls(text,integer)',
         'complete_job(uuid,uuid,jsonb)',
         'complete_jobs(jsonb)',
         'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid)',

@@ -54,7 +54,11 @@ export function requireSecret(req: Request, env: SupabaseEnv): SecretCaller {
 export async function requireUser(req: Request, env: SupabaseEnv): Promise<UserCaller> {
   const jwt = bearer(req);
   if (!jwt || jwt === env.anonKey) {
-    throw new HttpError(401, 'unauthorized', 'sign in first: send the session access token as a Bearer token');
+    throw new HttpError(
+      401,
+      'unauthorized',
+      'sign in first: send the session access token as a Bearer token',
+    );
   }
   const auth = createClient(env.url, env.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },

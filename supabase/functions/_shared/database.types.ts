@@ -1,487 +1,655 @@
+// Generated from supabase/migrations by `npm run gen:types` (supabase gen types typescript,
+// schema public). Do not edit: change the migrations and regenerate; npm test fails when this
+// file is stale.
 
-export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[]
+export type Json = string | number | boolean | null | { [key: string]: Json | undefined } | Json[];
 
 export type Database = {
-  
-  "public": {
-          Tables: {
-            "jobs": {
-                  Row: {
-                    "attempts": number,"created_at": string,"error": Json | null,"external_id": string | null,"external_provider": string | null,"fair_at": string,"finished_at": string | null,"id": string,"idempotency_key": string | null,"input": NonNullable<Json>,"lease_expires_at": string | null,"lease_token": string | null,"max_attempts": number,"output": Json | null,"parent_id": string | null,"priority": number,"progress": number,"run_at": string,"started_at": string | null,"status": Database["public"]['Enums']["job_status"],"step": string | null,"type": string,"updated_at": string,"user_id": string,"worker_id": string | null
-                  }
-                  ComputedFields: never
-                  Insert: {
-                    "attempts"?: number,"created_at"?: string,"error"?: Json | null,"external_id"?: string | null,"external_provider"?: string | null,"fair_at"?: string,"finished_at"?: string | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"lease_expires_at"?: string | null,"lease_token"?: string | null,"max_attempts"?: number,"output"?: Json | null,"parent_id"?: string | null,"priority"?: number,"progress"?: number,"run_at"?: string,"started_at"?: string | null,"status"?: Database["public"]['Enums']["job_status"],"step"?: string | null,"type": string,"updated_at"?: string,"user_id": string,"worker_id"?: string | null
-                  }
-                  Update: {
-                    "attempts"?: number,"created_at"?: string,"error"?: Json | null,"external_id"?: string | null,"external_provider"?: string | null,"fair_at"?: string,"finished_at"?: string | null,"id"?: string,"idempotency_key"?: string | null,"input"?: NonNullable<Json>,"lease_expires_at"?: string | null,"lease_token"?: string | null,"max_attempts"?: number,"output"?: Json | null,"parent_id"?: string | null,"priority"?: number,"progress"?: number,"run_at"?: string,"started_at"?: string | null,"status"?: Database["public"]['Enums']["job_status"],"step"?: string | null,"type"?: string,"updated_at"?: string,"user_id"?: string,"worker_id"?: string | null
-                  }
-                  Relationships: [
-                    {
-      foreignKeyName: "jobs_parent_id_fkey"
-      columns: ["parent_id"]
-isOneToOne: false
-      referencedRelation: "jobs"
-      referencedColumns: ["id"]
-    }
-                  ]
-                },"notifications": {
-                  Row: {
-                    "created_at": string,"id": string,"job_id": string,"job_type": string,"message": string,"read_at": string | null,"status": Database["public"]['Enums']["job_status"],"user_id": string
-                  }
-                  ComputedFields: never
-                  Insert: {
-                    "created_at"?: string,"id"?: string,"job_id": string,"job_type": string,"message": string,"read_at"?: string | null,"status": Database["public"]['Enums']["job_status"],"user_id": string
-                  }
-                  Update: {
-                    "created_at"?: string,"id"?: string,"job_id"?: string,"job_type"?: string,"message"?: string,"read_at"?: string | null,"status"?: Database["public"]['Enums']["job_status"],"user_id"?: string
-                  }
-                  Relationships: [
-                    
-                  ]
-                }
-          }
-          Views: {
-            [_ in never]: never
-          }
-          Functions: {
-            "await_job":
-{ Args: { "p_external_id": string,"p_id": string,"p_lease_token": string,"p_provider": string,"p_timeout_seconds"?: number }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"cancel_job":
-{ Args: { "p_id": string }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"claim_jobs":
-{ Args: { "p_lease_seconds"?: number,"p_limit"?: number,"p_types"?: (string)[],"p_worker_id": string }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }[]
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: false
-        isSetofReturn: true
-      } },
-"complete_job":
-{ Args: { "p_id": string,"p_lease_token": string,"p_output"?: Json }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"complete_jobs":
-{ Args: { "p_results": Json }; Returns: string[]
-                           },
-"create_job":
-{ Args: { "p_idempotency_key"?: string,"p_input"?: Json,"p_max_attempts"?: number,"p_parent_id"?: string,"p_priority"?: number,"p_run_at"?: string,"p_type": string,"p_user_id": string }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"fail_job":
-{ Args: { "p_error": Json,"p_id": string,"p_lease_token": string,"p_retryable"?: boolean }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"get_queue_stats":
-{ Args: { "p_window"?: string }; Returns: Json
-                           },
-"heartbeat_job":
-{ Args: { "p_id": string,"p_lease_seconds"?: number,"p_lease_token": string,"p_progress"?: number,"p_step"?: string }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"prune_jobs":
-{ Args: { "p_limit"?: number }; Returns: number
-                           },
-"rescue_jobs":
-{ Args: Record<PropertyKey, never>; Returns: number
-                           },
-"resume_job":
-{ Args: { "p_error"?: Json,"p_external_id": string,"p_outcome": string,"p_output"?: Json,"p_provider": string }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } },
-"retry_job":
-{ Args: { "p_id": string }; Returns: {
-              "attempts": number,
-"created_at": string,
-"error": Json | null,
-"external_id": string | null,
-"external_provider": string | null,
-"fair_at": string,
-"finished_at": string | null,
-"id": string,
-"idempotency_key": string | null,
-"input": NonNullable<Json>,
-"lease_expires_at": string | null,
-"lease_token": string | null,
-"max_attempts": number,
-"output": Json | null,
-"parent_id": string | null,
-"priority": number,
-"progress": number,
-"run_at": string,
-"started_at": string | null,
-"status": Database["public"]['Enums']["job_status"],
-"step": string | null,
-"type": string,
-"updated_at": string,
-"user_id": string,
-"worker_id": string | null
-            }
-                          SetofOptions: {
-        from: "*"
-        to: "jobs"
-        isOneToOne: true
-        isSetofReturn: false
-      } }
-          }
-          Enums: {
-            "job_status": "pending"|"running"|"waiting"|"done"|"failed"|"cancelled"
-          }
-          CompositeTypes: {
-            [_ in never]: never
-          }
-        }
-}
+  'public': {
+    Tables: {
+      'jobs': {
+        Row: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          'attempts'?: number;
+          'created_at'?: string;
+          'error'?: Json | null;
+          'external_id'?: string | null;
+          'external_provider'?: string | null;
+          'fair_at'?: string;
+          'finished_at'?: string | null;
+          'id'?: string;
+          'idempotency_key'?: string | null;
+          'input'?: NonNullable<Json>;
+          'lease_expires_at'?: string | null;
+          'lease_token'?: string | null;
+          'max_attempts'?: number;
+          'output'?: Json | null;
+          'parent_id'?: string | null;
+          'priority'?: number;
+          'progress'?: number;
+          'run_at'?: string;
+          'started_at'?: string | null;
+          'status'?: Database['public']['Enums']['job_status'];
+          'step'?: string | null;
+          'type': string;
+          'updated_at'?: string;
+          'user_id': string;
+          'worker_id'?: string | null;
+        };
+        Update: {
+          'attempts'?: number;
+          'created_at'?: string;
+          'error'?: Json | null;
+          'external_id'?: string | null;
+          'external_provider'?: string | null;
+          'fair_at'?: string;
+          'finished_at'?: string | null;
+          'id'?: string;
+          'idempotency_key'?: string | null;
+          'input'?: NonNullable<Json>;
+          'lease_expires_at'?: string | null;
+          'lease_token'?: string | null;
+          'max_attempts'?: number;
+          'output'?: Json | null;
+          'parent_id'?: string | null;
+          'priority'?: number;
+          'progress'?: number;
+          'run_at'?: string;
+          'started_at'?: string | null;
+          'status'?: Database['public']['Enums']['job_status'];
+          'step'?: string | null;
+          'type'?: string;
+          'updated_at'?: string;
+          'user_id'?: string;
+          'worker_id'?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: 'jobs_parent_id_fkey';
+            columns: ['parent_id'];
+            isOneToOne: false;
+            referencedRelation: 'jobs';
+            referencedColumns: ['id'];
+          },
+        ];
+      };
+      'notifications': {
+        Row: {
+          'created_at': string;
+          'id': string;
+          'job_id': string;
+          'job_type': string;
+          'message': string;
+          'read_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'user_id': string;
+        };
+        ComputedFields: never;
+        Insert: {
+          'created_at'?: string;
+          'id'?: string;
+          'job_id': string;
+          'job_type': string;
+          'message': string;
+          'read_at'?: string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'user_id': string;
+        };
+        Update: {
+          'created_at'?: string;
+          'id'?: string;
+          'job_id'?: string;
+          'job_type'?: string;
+          'message'?: string;
+          'read_at'?: string | null;
+          'status'?: Database['public']['Enums']['job_status'];
+          'user_id'?: string;
+        };
+        Relationships: [];
+      };
+    };
+    Views: {
+      [_ in never]: never;
+    };
+    Functions: {
+      'await_job': {
+        Args: {
+          'p_external_id': string;
+          'p_id': string;
+          'p_lease_token': string;
+          'p_provider': string;
+          'p_timeout_seconds'?: number;
+        };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'cancel_job': {
+        Args: { 'p_id': string };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'claim_jobs': {
+        Args: {
+          'p_lease_seconds'?: number;
+          'p_limit'?: number;
+          'p_types'?: (string)[];
+          'p_worker_id': string;
+        };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        }[];
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
+      'claim_waiting_polls': {
+        Args: { 'p_limit'?: number; 'p_provider': string };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        }[];
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
+      'complete_job': {
+        Args: { 'p_id': string; 'p_lease_token': string; 'p_output'?: Json };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'complete_jobs': { Args: { 'p_results': Json }; Returns: string[] };
+      'create_job': {
+        Args: {
+          'p_idempotency_key'?: string;
+          'p_input'?: Json;
+          'p_max_attempts'?: number;
+          'p_parent_id'?: string;
+          'p_priority'?: number;
+          'p_run_at'?: string;
+          'p_type': string;
+          'p_user_id': string;
+        };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'fail_job': {
+        Args: { 'p_error': Json; 'p_id': string; 'p_lease_token': string; 'p_retryable'?: boolean };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'get_queue_stats': { Args: { 'p_window'?: string }; Returns: Json };
+      'heartbeat_job': {
+        Args: {
+          'p_id': string;
+          'p_lease_seconds'?: number;
+          'p_lease_token': string;
+          'p_progress'?: number;
+          'p_step'?: string;
+        };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'prune_jobs': { Args: { 'p_limit'?: number }; Returns: number };
+      'rescue_jobs': { Args: Record<PropertyKey, never>; Returns: number };
+      'resume_job': {
+        Args: {
+          'p_error'?: Json;
+          'p_external_id': string;
+          'p_outcome': string;
+          'p_output'?: Json;
+          'p_provider': string;
+        };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'retry_job': {
+        Args: { 'p_id': string };
+        Returns: {
+          'attempts': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+    };
+    Enums: {
+      'job_status': 'pending' | 'running' | 'waiting' | 'done' | 'failed' | 'cancelled';
+    };
+    CompositeTypes: {
+      [_ in never]: never;
+    };
+  };
+};
 
-type DatabaseWithoutInternals = Omit<Database, '__InternalSupabase'>
+type DatabaseWithoutInternals = Omit<Database, '__InternalSupabase'>;
 
-type DefaultSchema = DatabaseWithoutInternals[Extract<keyof Database, "public">]
+type DefaultSchema = DatabaseWithoutInternals[Extract<keyof Database, 'public'>];
 
 export type Tables<
   DefaultSchemaTableNameOrOptions extends
-    | keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
+    | keyof (DefaultSchema['Tables'] & DefaultSchema['Views'])
     | { schema: keyof DatabaseWithoutInternals },
   TableName extends DefaultSchemaTableNameOrOptions extends {
-    schema: keyof DatabaseWithoutInternals
-  }
-    ? keyof (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
-        DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])
-    : never = never
-> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
-  ? (DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"] &
-      DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Views"])[TableName] extends {
-      Row: infer R
-    }
-    ? R
-    : never
-  : DefaultSchemaTableNameOrOptions extends keyof (DefaultSchema["Tables"] & DefaultSchema["Views"])
-  ? (DefaultSchema["Tables"] & DefaultSchema["Views"])[DefaultSchemaTableNameOrOptions] extends {
-      Row: infer R
-    }
-    ? R
-    : never
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof (
+      & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Tables']
+      & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Views']
+    )
+    : never = never,
+> = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals } ? (
+    & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Tables']
+    & DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Views']
+  )[TableName] extends {
+    Row: infer R;
+  } ? R
   : never
+  : DefaultSchemaTableNameOrOptions extends keyof (DefaultSchema['Tables'] & DefaultSchema['Views'])
+    ? (DefaultSchema['Tables'] & DefaultSchema['Views'])[DefaultSchemaTableNameOrOptions] extends {
+      Row: infer R;
+    } ? R
+    : never
+  : never;
 
 export type TablesInsert<
   DefaultSchemaTableNameOrOptions extends
-    | keyof DefaultSchema["Tables"]
+    | keyof DefaultSchema['Tables']
     | { schema: keyof DatabaseWithoutInternals },
   TableName extends DefaultSchemaTableNameOrOptions extends {
-    schema: keyof DatabaseWithoutInternals
-  }
-    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
-    : never = never
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Tables']
+    : never = never,
 > = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
-  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
-      Insert: infer I
-    }
-    ? I
-    : never
-  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
-  ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
-      Insert: infer I
-    }
-    ? I
-    : never
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Tables'][TableName] extends
+    {
+      Insert: infer I;
+    } ? I
   : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema['Tables']
+    ? DefaultSchema['Tables'][DefaultSchemaTableNameOrOptions] extends {
+      Insert: infer I;
+    } ? I
+    : never
+  : never;
 
 export type TablesUpdate<
   DefaultSchemaTableNameOrOptions extends
-    | keyof DefaultSchema["Tables"]
+    | keyof DefaultSchema['Tables']
     | { schema: keyof DatabaseWithoutInternals },
   TableName extends DefaultSchemaTableNameOrOptions extends {
-    schema: keyof DatabaseWithoutInternals
-  }
-    ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"]
-    : never = never
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Tables']
+    : never = never,
 > = DefaultSchemaTableNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
-  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions["schema"]]["Tables"][TableName] extends {
-      Update: infer U
-    }
-    ? U
-    : never
-  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema["Tables"]
-  ? DefaultSchema["Tables"][DefaultSchemaTableNameOrOptions] extends {
-      Update: infer U
-    }
-    ? U
-    : never
+  ? DatabaseWithoutInternals[DefaultSchemaTableNameOrOptions['schema']]['Tables'][TableName] extends
+    {
+      Update: infer U;
+    } ? U
   : never
+  : DefaultSchemaTableNameOrOptions extends keyof DefaultSchema['Tables']
+    ? DefaultSchema['Tables'][DefaultSchemaTableNameOrOptions] extends {
+      Update: infer U;
+    } ? U
+    : never
+  : never;
 
 export type Enums<
   DefaultSchemaEnumNameOrOptions extends
-    | keyof DefaultSchema["Enums"]
+    | keyof DefaultSchema['Enums']
     | { schema: keyof DatabaseWithoutInternals },
   EnumName extends DefaultSchemaEnumNameOrOptions extends {
-    schema: keyof DatabaseWithoutInternals
-  }
-    ? keyof DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"]
-    : never = never
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions['schema']]['Enums']
+    : never = never,
 > = DefaultSchemaEnumNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
-  ? DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions["schema"]]["Enums"][EnumName]
-  : DefaultSchemaEnumNameOrOptions extends keyof DefaultSchema["Enums"]
-  ? DefaultSchema["Enums"][DefaultSchemaEnumNameOrOptions]
-  : never
+  ? DatabaseWithoutInternals[DefaultSchemaEnumNameOrOptions['schema']]['Enums'][EnumName]
+  : DefaultSchemaEnumNameOrOptions extends keyof DefaultSchema['Enums']
+    ? DefaultSchema['Enums'][DefaultSchemaEnumNameOrOptions]
+  : never;
 
 export type CompositeTypes<
   PublicCompositeTypeNameOrOptions extends
-    | keyof DefaultSchema["CompositeTypes"]
+    | keyof DefaultSchema['CompositeTypes']
     | { schema: keyof DatabaseWithoutInternals },
   CompositeTypeName extends PublicCompositeTypeNameOrOptions extends {
-    schema: keyof DatabaseWithoutInternals
-  }
-    ? keyof DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"]
-    : never = never
+    schema: keyof DatabaseWithoutInternals;
+  } ? keyof DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions['schema']]['CompositeTypes']
+    : never = never,
 > = PublicCompositeTypeNameOrOptions extends { schema: keyof DatabaseWithoutInternals }
-  ? DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions["schema"]]["CompositeTypes"][CompositeTypeName]
-  : PublicCompositeTypeNameOrOptions extends keyof DefaultSchema["CompositeTypes"]
-  ? DefaultSchema["CompositeTypes"][PublicCompositeTypeNameOrOptions]
-  : never
+  ? DatabaseWithoutInternals[PublicCompositeTypeNameOrOptions['schema']]['CompositeTypes'][
+    CompositeTypeName
+  ]
+  : PublicCompositeTypeNameOrOptions extends keyof DefaultSchema['CompositeTypes']
+    ? DefaultSchema['CompositeTypes'][PublicCompositeTypeNameOrOptions]
+  : never;
 
 export const Constants = {
-  "public": {
-          Enums: {
-            "job_status": ["pending", "running", "waiting", "done", "failed", "cancelled"]
-          }
-        }
-} as const
+  'public': {
+    Enums: {
+      'job_status': ['pending', 'running', 'waiting', 'done', 'failed', 'cancelled'],
+    },
+  },
+} as const;

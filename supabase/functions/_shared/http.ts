@@ -5,9 +5,10 @@
 
 export const corsHeaders: Record<string, string> = {
   'access-control-allow-origin': '*',
-  'access-control-allow-headers': 'authorization, x-client-info, apikey, content-type, idempotency-key',
+  'access-control-allow-headers':
+    'authorization, x-client-info, apikey, content-type, idempotency-key',
   'access-control-allow-methods': 'GET, POST, OPTIONS',
-  'access-control-expose-headers': 'retry-after',
+  'access-control-expose-headers': 'retry-after, location',
 };
 
 export interface ErrorBody {
@@ -40,6 +41,12 @@ export function errorResponse(err: HttpError): Response {
   return json(body, err.status, err.headers);
 }
 
+/**
+ * Retry-After for a 429 whose SQL error names no wait (quota_active_jobs: room comes back when one
+ * of the caller's jobs ends, which nobody can predict): a polite polling interval.
+ */
+export const DEFAULT_RETRY_AFTER_SECONDS = 30;
+
 /** A PostgREST error as supabase-js returns it. */
 export interface ApiError {
   code?: string;
@@ -64,36 +71,100 @@ export function fromApiError(err: ApiError): HttpError {
       }
     }
     const headers: Record<string, string> = {};
-    const retry = (details as { retry_after_seconds?: number } | undefined)?.retry_after_seconds;
-    if (status === '429' && retry) headers['retry-after'] = String(retry);
-    return new HttpError(Number(status), err.hint || 'error', err.message ?? 'request failed', details, headers);
+    if (status === '429') {
+      const retry = (details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds;
+      headers['retry-after'] = String(
+        typeof retry === 'number' && retry > 0 ? Math.ceil(retry) : DEFAULT_RETRY_AFTER_SECONDS,
+      );
+    }
+    return new HttpError(
+      Number(status),
+      err.hint || 'error',
+      err.message ?? 'request failed',
+      details,
+      headers,
+    );
   }
+  // Not the API's own error: a bug or an outage. Logged here, since handle() logs only errors
+  // that are not HttpErrors; the caller learns nothing of the internals.
+  console.error(JSON.stringify({
+    level: 'error',
+    msg: 'unexpected database API error',
+    code: err.code,
+    message: err.message,
+    details: err.details,
+    hint: err.hint,
+  }));
   return new HttpError(500, 'internal_error', 'the database refused the request', undefined);
 }
 
 /** Zod-style issues as a compact, stable list for `details`. */
-export function issuesOf(err: { issues: { path: PropertyKey[]; message: string; code?: string }[] }) {
+export function issuesOf(
+  err: { issues: { path: PropertyKey[]; message: string; code?: string }[] },
+) {
   return err.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
 }
 
 function isZodError(err: unknown): err is { issues: { path: PropertyKey[]; message: string }[] } {
-  return typeof err === 'object' && err !== null && Array.isArray((err as { issues?: unknown }).issues) &&
+  return typeof err === 'object' && err !== null &&
+    Array.isArray((err as { issues?: unknown }).issues) &&
     (err as Error).name === 'ZodError';
 }
 
-/** Reads a JSON object body: 415 for another content type, 400 for malformed JSON or a non-object. */
-export async function readJsonObject(req: Request, maxBytes = 65536): Promise<Record<string, unknown>> {
-  const type = req.headers.get('content-type') ?? '';
-  if (!type.toLowerCase().startsWith('application/json')) {
+/** The media type of a Content-Type header, lowercased and without parameters. */
+export function mediaType(header: string | null): string {
+  return (header ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/**
+ * Reads at most `maxBytes` of a body; throws 413 `body_too_large` past that. A declared
+ * Content-Length over the cap is refused before anything is read, and a body without one is
+ * read only up to the cap, so an oversized upload never sits in memory whole.
+ */
+export async function readCappedBody(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new HttpError(413, 'body_too_large', `the request body must be at most ${maxBytes} bytes`);
+  const declared = Number(req.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge();
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    body.set(c, at);
+    at += c.byteLength;
+  }
+  return body;
+}
+
+/**
+ * Reads a JSON object body: 415 for another content type, 413 past `maxBytes`, 400 for malformed
+ * JSON (`invalid_json`) or a value that is not an object (`invalid_body`).
+ */
+export async function readJsonObject(
+  req: Request,
+  maxBytes = 65536,
+): Promise<Record<string, unknown>> {
+  const type = mediaType(req.headers.get('content-type'));
+  if (type !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(type)) {
     throw new HttpError(415, 'unsupported_media_type', 'send the request body as application/json');
   }
-  const text = await req.text();
-  if (new TextEncoder().encode(text).length > maxBytes) {
-    throw new HttpError(413, 'body_too_large', `the request body must be at most ${maxBytes} bytes`);
-  }
+  const bytes = await readCappedBody(req, maxBytes);
   let body: unknown;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch {
     throw new HttpError(400, 'invalid_json', 'the request body is not valid JSON');
   }
@@ -122,7 +193,9 @@ export function handle(name: string, methods: string[], handler: Handler): Handl
     } catch (err) {
       if (err instanceof HttpError) return errorResponse(err);
       if (isZodError(err)) {
-        return errorResponse(new HttpError(400, 'invalid_body', 'the request body is invalid', issuesOf(err)));
+        return errorResponse(
+          new HttpError(400, 'invalid_body', 'the request body is invalid', issuesOf(err)),
+        );
       }
       console.error(JSON.stringify({
         level: 'error',
@@ -130,7 +203,9 @@ export function handle(name: string, methods: string[], handler: Handler): Handl
         msg: 'unhandled error',
         error: err instanceof Error ? (err.stack ?? err.message) : String(err),
       }));
-      return errorResponse(new HttpError(500, 'internal_error', 'something went wrong on our side'));
+      return errorResponse(
+        new HttpError(500, 'internal_error', 'something went wrong on our side'),
+      );
     }
   };
 }

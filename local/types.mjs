@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+// supabase/functions/_shared/database.types.ts is generated from the migrations, never edited:
+//
+//   npm run gen:types     a throwaway cluster, every migration, `supabase gen types` against it,
+//                         formatted with the repository's deno fmt settings, written in place
+//   checkTypes({ port })  the same generation against a database that already has the
+//                         migrations (npm test's), compared with the committed file
+//
+// The output depends only on the migrations, the bootstrap and the pinned CLI and deno versions,
+// so it is byte-identical run to run.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  bootstrap,
+  ensureExtensions,
+  ensurePackages,
+  freePort,
+  killChildren,
+  PlatformError,
+  postgresUrl,
+  pushMigrations,
+  ROOT,
+  runAsync,
+  startCluster,
+  stopCluster,
+} from './db.mjs';
+
+export const TYPES_FILE = path.join(ROOT, 'supabase', 'functions', '_shared', 'database.types.ts');
+const SUPABASE_CLI = path.join(ROOT, 'node_modules', '.bin', 'supabase');
+const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
+
+const HEADER = [
+  '// Generated from supabase/migrations by `npm run gen:types` (supabase gen types typescript,',
+  '// schema public). Do not edit: change the migrations and regenerate; npm test fails when this',
+  '// file is stale.',
+  '',
+].join('\n');
+
+/** The typings of schema public of the database on `port`, formatted as committed. */
+export async function generateTypes({ port }) {
+  const gen = await runAsync(SUPABASE_CLI, [
+    'gen',
+    'types',
+    'typescript',
+    `--remote=${postgresUrl(port)}?sslmode=disable`,
+    '--schema',
+    'public',
+    '--workdir',
+    ROOT,
+  ], {
+    env: {
+      PGSSLMODE: 'disable',
+      SUPABASE_TELEMETRY_DISABLED: '1',
+      DO_NOT_TRACK: '1',
+      SUPABASE_NO_UPDATE_NOTIFIER: '1',
+    },
+    captureStderr: true,
+    timeoutMs: 5 * 60_000,
+  });
+  if (gen.code !== 0 || !gen.stdout.includes('export type Database')) {
+    throw new PlatformError(
+      `supabase gen types failed (exit ${gen.code}):\n${(gen.stderr || gen.stdout).trim()}`,
+    );
+  }
+  return await formatTs(HEADER + gen.stdout);
+}
+
+/** Formats TypeScript source with deno fmt and the repository's deno.json. */
+async function formatTs(source) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-types-'));
+  const file = path.join(dir, 'database.types.ts');
+  try {
+    fs.writeFileSync(file, source);
+    const fmt = await runAsync(DENO, [
+      'fmt',
+      '--quiet',
+      '--config',
+      path.join(ROOT, 'deno.json'),
+      file,
+    ], {
+      captureStderr: true,
+    });
+    if (fmt.code !== 0) throw new PlatformError(`deno fmt failed:\n${fmt.stderr.trim()}`);
+    return fs.readFileSync(file, 'utf8');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Compares the committed typings with the ones generated from the database on `port` (which must
+ * have every migration). Returns 0 when they match, 1 (with a hint) when the file is stale.
+ */
+export async function checkTypes({ port }) {
+  const want = await generateTypes({ port });
+  const have = fs.existsSync(TYPES_FILE) ? fs.readFileSync(TYPES_FILE, 'utf8') : '';
+  const rel = path.relative(ROOT, TYPES_FILE);
+  if (have === want) {
+    console.log(`ok: ${rel} matches the migrations`);
+    return 0;
+  }
+  const a = have.split('\n');
+  const b = want.split('\n');
+  let line = 0;
+  while (line < a.length && line < b.length && a[line] === b[line]) line++;
+  console.log(`not ok: ${rel} is stale: run \`npm run gen:types\` and commit it`);
+  console.log(`  first difference at line ${line + 1}:`);
+  console.log(`    committed: ${JSON.stringify(a[line] ?? '(end of file)')}`);
+  console.log(`    generated: ${JSON.stringify(b[line] ?? '(end of file)')}`);
+  return 1;
+}
+
+/** `npm run gen:types`: a throwaway cluster, the migrations, the typings written in place. */
+async function main() {
+  ensurePackages();
+  ensureExtensions();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-gen-types-'));
+  let cluster = null;
+  const cleanup = () => {
+    killChildren();
+    try {
+      if (cluster) stopCluster(cluster, { mode: 'immediate', quiet: true });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      cleanup();
+      process.exit(128 + os.constants.signals[signal]);
+    });
+  }
+  try {
+    const port = await freePort();
+    cluster = await startCluster({ dir, port, fsync: false });
+    await bootstrap(cluster);
+    await pushMigrations({ port });
+    const text = await generateTypes({ port });
+    const before = fs.existsSync(TYPES_FILE) ? fs.readFileSync(TYPES_FILE, 'utf8') : null;
+    fs.writeFileSync(TYPES_FILE, text);
+    const rel = path.relative(ROOT, TYPES_FILE);
+    console.log(before === text ? `${rel} is up to date` : `wrote ${rel}`);
+  } finally {
+    cleanup();
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  main().catch((err) => {
+    console.error(`spool gen:types: ${err instanceof PlatformError ? err.message : err.stack}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,124 @@
+// The one create path every job creator uses (roto, color-grade, audio-clean, image):
+//
+//   requireUser                          401 unauthorized / invalid_token
+//   Idempotency-Key header               400 invalid_idempotency_key
+//   JSON object body                     415 unsupported_media_type, 413 body_too_large,
+//                                        400 invalid_json / invalid_body
+//   the kind's zod schema                400 invalid_body (details: the issues)
+//   input file in the caller's folder    403 forbidden_input
+//   the file, looked up as the caller    404 input_not_found, 413 file_too_large, 422 empty_file
+//   route (where the work happens)       413 image_too_large / audio_too_long,
+//                                        422 unsupported_format / unreadable_file,
+//                                        503 provider_not_configured
+//   create_job (secret key, for caller)  409 idempotency_conflict, 429 quota_* (+ Retry-After)
+//   202 {"job": <public view>}, Location: /functions/v1/jobs/<id>
+//
+// Everything before create_job only reads, and create_job is one transaction, so a refused
+// request never leaves a row behind.
+import { requireUser } from './auth.ts';
+import { adminClient, type Db } from './clients.ts';
+import type { Json } from './database.types.ts';
+import { EnvReader, readSupabaseEnv, type SupabaseEnv } from './env.ts';
+import {
+  fromApiError,
+  handle,
+  type Handler,
+  HttpError,
+  issuesOf,
+  json,
+  readJsonObject,
+} from './http.ts';
+import { inFolderOf, inspectInput } from './input-file.ts';
+import {
+  type InputFile,
+  isRefusal,
+  type JobKind,
+  kindOf,
+  type ProviderConfig,
+  readProviderConfig,
+  routeJob,
+} from './job-kinds.ts';
+import { jobLocation, toPublicJob } from './job-view.ts';
+
+/** Largest JSON body a creator reads (create_job stores at most 64 KiB of input). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads the optional Idempotency-Key header: 1 to 200 printable ASCII characters, or 400
+ * invalid_idempotency_key. Returns null when absent.
+ */
+export function readIdempotencyKey(req: Request): string | null {
+  const key = req.headers.get('idempotency-key');
+  if (key === null) return null;
+  if (!/^[\x20-\x7e]{1,200}$/.test(key)) {
+    throw new HttpError(
+      400,
+      'invalid_idempotency_key',
+      'Idempotency-Key must be 1 to 200 printable ASCII characters',
+    );
+  }
+  return key;
+}
+
+export interface CreateJobOptions {
+  /** Where the environment comes from; tests pass their own. Defaults to Deno.env. */
+  reader?: EnvReader;
+}
+
+/**
+ * The Request handler of the creator for `type`. Reads and checks the environment now (call it
+ * at module load, so a misconfigured function fails at once), then serves POST requests.
+ */
+export function createJobHandler(type: string, options: CreateJobOptions = {}): Handler {
+  const reader = options.reader ?? new EnvReader();
+  const env = readSupabaseEnv(reader);
+  const providers = readProviderConfig(reader);
+  reader.done();
+  const kind = kindOf(type, providers);
+  if (!kind || kind.testOnly) throw new Error(`there is no creator for job type "${type}"`);
+  const admin = adminClient(env);
+  return handle(type, ['POST'], (req) => createJob(req, kind, env, providers, admin));
+}
+
+async function createJob<I>(
+  req: Request,
+  kind: JobKind<I>,
+  env: SupabaseEnv,
+  providers: ProviderConfig,
+  admin: Db,
+): Promise<Response> {
+  const caller = await requireUser(req, env);
+  const idempotencyKey = readIdempotencyKey(req);
+  const body = await readJsonObject(req, MAX_BODY_BYTES);
+  const parsed = kind.schema.safeParse(body);
+  if (!parsed.success) {
+    throw new HttpError(400, 'invalid_body', 'the request body is invalid', issuesOf(parsed.error));
+  }
+  const input = parsed.data;
+
+  let file: InputFile | null = null;
+  if (kind.file) {
+    const path = kind.file.path(input);
+    if (!inFolderOf(path, caller.userId)) {
+      throw new HttpError(
+        403,
+        'forbidden_input',
+        'input_path must be in your own folder: "<your user id>/<file name>"',
+      );
+    }
+    file = await inspectInput(env, caller.jwt, path, kind.file.maxBytes);
+  }
+
+  const route = await routeJob(kind, input, file, providers);
+  if (isRefusal(route)) throw new HttpError(route.status, route.code, route.message, route.details);
+
+  const { data: job, error } = await admin.rpc('create_job', {
+    p_user_id: caller.userId,
+    p_type: kind.type,
+    p_input: input as Json,
+    p_max_attempts: kind.maxAttempts,
+    ...(idempotencyKey !== null ? { p_idempotency_key: idempotencyKey } : {}),
+  });
+  if (error) throw fromApiError(error);
+  return json({ job: toPublicJob(job) }, 202, { location: jobLocation(job.id) });
+}

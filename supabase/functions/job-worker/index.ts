@@ -1,0 +1,58 @@
+// job-worker: woken by the database's doorbell (pg_net), by pg_cron's sweep, or by a worker that
+// ran out of time, with the secret key. Answers 202 at once and drains the queue in the background:
+// see run.ts for the loop and config.ts for its settings. Also polls Replicate for waiting jobs
+// whose callback is overdue (poll.ts).
+import { adminClient } from '../_shared/clients.ts';
+import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
+import { kindOf, readProviderConfig } from '../_shared/job-kinds.ts';
+import { replicateApiBase } from '../_shared/replicate.ts';
+import { createWorkerHandler } from './app.ts';
+import { readWorkerEnv } from './config.ts';
+import { pollReplicate, PollThrottle } from './poll.ts';
+import { drain } from './run.ts';
+import { log, ringerOf, rpcOf, settleDepsOf, storageOf } from './wiring.ts';
+
+const reader = new EnvReader();
+const env = readSupabaseEnv(reader);
+const settings = readWorkerEnv(reader);
+const providers = readProviderConfig(reader);
+reader.done();
+
+const db = adminClient(env);
+const rpc = rpcOf(db);
+const storage = storageOf(db);
+const polls = new PollThrottle();
+
+// The runtime is about to stop this instance: stop claiming and hand over what runs.
+const shutdown = new AbortController();
+addEventListener('beforeunload', () => shutdown.abort('beforeunload'));
+
+Deno.serve(createWorkerHandler({
+  env,
+  start(workerId, reason) {
+    const work: Promise<unknown>[] = [
+      drain({
+        rpc,
+        storage,
+        clock: performance,
+        kindOf: (type) => kindOf(type, providers),
+        config: settings.worker,
+        workerId,
+        ring: ringerOf(env, workerId),
+        log,
+        signal: shutdown.signal,
+      }, reason),
+    ];
+    const token = providers.replicateApiToken;
+    const poll = polls.maybe(() =>
+      pollReplicate({
+        rpc,
+        settle: settleDepsOf(db),
+        api: token ? { apiBase: replicateApiBase(), token } : null,
+        log,
+      })
+    );
+    if (poll) work.push(poll);
+    return Promise.all(work);
+  },
+}));

@@ -1,0 +1,787 @@
+// The drain loop: one job-worker invocation claims batches of jobs, runs their handlers with
+// bounded concurrency, keeps their leases alive, and reports every outcome to the SQL API, until the
+// queue is empty or the invocation's wall-clock budget is nearly spent. Pure apart from the
+// injected dependencies (database RPC, Storage, clock, kinds, doorbell, log), so tests drive it
+// with fakes.
+//
+// Round trips are what limit throughput, so they are shared:
+//   claim     one claim_jobs call leases up to `batchSize` jobs (and at most twice the
+//             concurrency, so a worker never hoards work it cannot start soon);
+//   complete  successful results are queued and written with complete_jobs in batches: a flush
+//             starts as soon as none is in flight, and everything that finished meanwhile rides
+//             along with the next one (group commit);
+//   heartbeat one timer per invocation extends the leases of the jobs that need it.
+// Failures (fail_job), hand-overs (await_job) and heartbeats are per job: they are rare.
+//
+// Fencing: every write presents the job's lease token. A heartbeat answered `lease_lost` (the job
+// was cancelled, rescued or reclaimed) aborts that job's AbortSignal and its result is discarded;
+// complete_jobs skips entries whose lease is gone and they are logged as lease_lost.
+//
+// Time: claims stop `drainMs` before the budget ends; at the budget, handlers still running are
+// aborted and their jobs failed as retryable (`worker_timeout`) so the next worker retries them.
+// If runnable work may remain when this invocation stops, it rings the doorbell again.
+import type { JobRow } from '../_shared/clients.ts';
+import type { ApiError } from '../_shared/http.ts';
+import {
+  type Handler,
+  type HandlerContext,
+  type HandlerResult,
+  JobError,
+} from '../_shared/job-kinds.ts';
+import type { WorkerConfig } from './config.ts';
+
+/** What supabase-js `rpc` resolves to. */
+export interface RpcResult {
+  data: unknown;
+  error: ApiError | null;
+}
+export type Rpc = (fn: string, args: Record<string, unknown>) => PromiseLike<RpcResult>;
+
+/** Storage as the worker uses it. Implementations throw JobError for failures. */
+export interface WorkerStorage {
+  download(bucket: string, path: string): Promise<{ bytes: Uint8Array; contentType: string }>;
+  /** Writes (or overwrites: a retried attempt replaces its earlier outputs). */
+  upload(bucket: string, path: string, bytes: Uint8Array, contentType: string): Promise<void>;
+  signedUrl(bucket: string, path: string, expiresInSeconds: number): Promise<string>;
+}
+
+export interface Clock {
+  /** Milliseconds; only differences are used. */
+  now(): number;
+}
+
+interface ParseResult {
+  success: boolean;
+  data?: unknown;
+  error?: { issues: { path: PropertyKey[]; message: string }[] };
+}
+
+/** The part of a job kind the worker needs. */
+export interface RunnableKind {
+  schema: { safeParse(value: unknown): ParseResult };
+  /** Kinds with an input file process media in the function (CPU-heavy) unless handed over. */
+  file?: unknown;
+  // deno-lint-ignore no-explicit-any
+  handler: () => Promise<Handler<any>>;
+}
+
+export type JobOutcome = 'done' | 'retry' | 'failed' | 'waiting' | 'lease_lost';
+
+export interface DrainDeps {
+  rpc: Rpc;
+  storage: WorkerStorage;
+  clock: Clock;
+  /** The kind of a job type, or undefined for a type this worker does not run. */
+  kindOf(type: string): RunnableKind | undefined;
+  config: WorkerConfig;
+  workerId: string;
+  /** Asks for another invocation (POST to job-worker). Must not throw. */
+  ring(reason: string): Promise<void>;
+  log(line: Record<string, unknown>): void;
+  /** Aborted when the runtime is about to stop this invocation. */
+  signal?: AbortSignal;
+}
+
+export interface DrainSummary {
+  worker_id: string;
+  reason: string;
+  claimed: number;
+  claims: number;
+  done: number;
+  failed: number;
+  retried: number;
+  waiting: number;
+  lease_lost: number;
+  ms: number;
+  /**
+   * Why the loop ended: the queue was empty, the budget ran out, the runtime is stopping this
+   * invocation, or the database could not be reached (then no successor is rung: the pg_cron sweep
+   * retries later, instead of a ring loop against a database that is down).
+   */
+  stop: 'empty' | 'budget' | 'shutdown' | 'error';
+  /** Whether this invocation rang the doorbell for a successor. */
+  rang: boolean;
+}
+
+/** Largest complete_jobs batch (one statement; keeps request bodies reasonable). */
+const MAX_COMPLETE_BATCH = 500;
+/** complete_jobs calls in flight at once: the database works on one while the next forms. */
+const MAX_FLUSHES = 2;
+/** claim_jobs calls in flight at once while the queue is deep (one while it looks empty). */
+const MAX_CLAIMS = 2;
+/** Slowest pace of polling an empty queue while lingering. */
+const IDLE_POLL_MAX_MS = 50;
+/** A progress report is written at once if the last heartbeat is older than this. */
+const PROGRESS_MIN_INTERVAL_MS = 500;
+/** Signed URLs handed to providers live this long. */
+const SIGNED_URL_SECONDS = 2 * 3600;
+
+/** The machine code of a Spool SQL API error (PT<status> with the code in `hint`). */
+export function apiCode(error: ApiError | null): string | null {
+  if (!error) return null;
+  if (/^PT\d{3}$/.test(error.code ?? '')) return error.hint || 'error';
+  return null;
+}
+
+class RpcFailure extends Error {
+  constructor(readonly fn: string, readonly error: ApiError) {
+    super(`${fn} failed: ${error.message ?? 'unknown error'}`);
+    this.name = 'RpcFailure';
+  }
+  get code(): string | null {
+    return apiCode(this.error);
+  }
+}
+
+type Stage = 'queued' | 'running' | 'finishing' | 'finished';
+
+interface Held {
+  job: JobRow;
+  token: string;
+  stage: Stage;
+  controller: AbortController;
+  claimedAt: number;
+  startedAt: number;
+  lastBeatAt: number;
+  beating: Promise<void> | null;
+  progress: number | null;
+  step: string | null;
+  dirty: boolean;
+  /** A media kind: counts against the media limits. */
+  heavy: boolean;
+}
+
+/** What became of a result sent to complete_jobs. */
+type Completion = 'done' | 'lease_lost' | 'unknown';
+
+interface PendingCompletion {
+  held: Held;
+  output: Record<string, unknown>;
+  resolve(completion: Completion): void;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
+
+/** Resolves after `ms`, or earlier when `early` settles; never leaves a timer behind. */
+function waitAtMost(ms: number, early: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    early,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms)))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason = signal.reason;
+  return typeof reason === 'string' ? reason : 'aborted';
+}
+
+/** Rejects when `signal` aborts; otherwise settles like `promise`. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new AbortedError(abortReason(signal)));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new AbortedError(abortReason(signal)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+class AbortedError extends Error {
+  constructor(readonly reason: string) {
+    super(`job aborted: ${reason}`);
+    this.name = 'AbortedError';
+  }
+}
+
+function errorJson(err: JobError): Record<string, unknown> {
+  const out: Record<string, unknown> = { code: err.code, message: err.message };
+  if (err.details !== undefined) out.details = err.details;
+  return out;
+}
+
+/**
+ * Drains the queue for one invocation. Never throws: database errors end the loop early (the
+ * jobs involved are retried when their leases expire) and are logged.
+ */
+export async function drain(deps: DrainDeps, reason: string): Promise<DrainSummary> {
+  const { rpc, clock, config, workerId } = deps;
+  const start = clock.now();
+  let claimUntil = start + Math.max(0, config.budgetMs - config.drainMs);
+  let claimStopped = false;
+  const hardStop = start + config.budgetMs;
+  const C = config.concurrency;
+
+  const summary: DrainSummary = {
+    worker_id: workerId,
+    reason,
+    claimed: 0,
+    claims: 0,
+    done: 0,
+    failed: 0,
+    retried: 0,
+    waiting: 0,
+    lease_lost: 0,
+    ms: 0,
+    stop: 'empty',
+    rang: false,
+  };
+
+  const held = new Map<string, Held>();
+  const queue: Held[] = [];
+  let active = 0;
+  let idleUntil = start + config.lingerMs;
+  /** The queue looked empty at the last claim: wait before claiming again. */
+  let nextClaimAt = start;
+  let queueMayHaveMore = false;
+  let released = 0;
+  let fatal: unknown = null;
+  /** The loop has ended: nothing new starts. */
+  let closing = false;
+
+  // Wake-ups for the main loop: any job settling, a flush finishing, the runtime stopping us.
+  let wake: () => void = () => {};
+  let wakePromise = new Promise<void>((r) => (wake = r));
+  const notify = () => {
+    const w = wake;
+    wakePromise = new Promise<void>((r) => (wake = r));
+    w();
+  };
+  deps.signal?.addEventListener('abort', notify, { once: true });
+
+  const handlers = new Map<string, Promise<Handler<unknown>>>();
+  const loadHandler = (type: string, kind: RunnableKind) => {
+    let h = handlers.get(type);
+    if (!h) {
+      h = kind.handler();
+      handlers.set(type, h);
+      h.catch(() => handlers.delete(type));
+    }
+    return h;
+  };
+
+  // --- logging ------------------------------------------------------------------------------------
+
+  const logOutcome = (h: Held, outcome: JobOutcome, errorCode?: string) => {
+    if (outcome === 'done') summary.done++;
+    else if (outcome === 'failed') summary.failed++;
+    else if (outcome === 'retry') summary.retried++;
+    else if (outcome === 'waiting') summary.waiting++;
+    else summary.lease_lost++;
+    if (!config.jobLogs) return;
+    const line: Record<string, unknown> = {
+      level: outcome === 'failed' ? 'warn' : 'info',
+      msg: 'job',
+      worker_id: workerId,
+      job_id: h.job.id,
+      type: h.job.type,
+      attempt: h.job.attempts,
+      duration_ms: Math.round(clock.now() - (h.startedAt || h.claimedAt)),
+      outcome,
+    };
+    if (errorCode) line.error_code = errorCode;
+    deps.log(line);
+  };
+
+  // --- RPC helpers ------------------------------------------------------------------------------
+
+  /** Calls fn; retries twice on errors that are not the API's own (network, 5xx gateway). */
+  const call = async (fn: string, args: Record<string, unknown>, retries = 2): Promise<unknown> => {
+    for (let attempt = 0;; attempt++) {
+      const { data, error } = await rpc(fn, args);
+      if (!error) return data;
+      if (apiCode(error) !== null || attempt >= retries) throw new RpcFailure(fn, error);
+      await sleep(50 * 4 ** attempt);
+    }
+  };
+
+  // --- heartbeats --------------------------------------------------------------------------------
+
+  const beat = (h: Held): Promise<void> => {
+    if (h.beating) return h.beating;
+    h.dirty = false;
+    h.lastBeatAt = clock.now();
+    const args: Record<string, unknown> = {
+      p_id: h.job.id,
+      p_lease_token: h.token,
+      p_lease_seconds: config.leaseSeconds,
+    };
+    if (h.progress !== null) args.p_progress = h.progress;
+    if (h.step !== null) args.p_step = h.step;
+    h.beating = call('heartbeat_job', args, 1).then(
+      () => {},
+      (err) => {
+        const code = err instanceof RpcFailure ? err.code : null;
+        if (code === 'lease_lost' || code === 'job_not_found') {
+          h.controller.abort('lease_lost');
+        } else {
+          deps.log({
+            level: 'warn',
+            msg: 'heartbeat failed',
+            worker_id: workerId,
+            job_id: h.job.id,
+            error: String(err),
+          });
+        }
+      },
+    ).finally(() => {
+      h.beating = null;
+    });
+    return h.beating;
+  };
+
+  const tickMs = Math.max(5, Math.min(config.heartbeatMs / 2, PROGRESS_MIN_INTERVAL_MS));
+  const ticker = setInterval(() => {
+    const now = clock.now();
+    for (const h of held.values()) {
+      if (
+        h.stage === 'finishing' || h.stage === 'finished' || h.beating ||
+        h.controller.signal.aborted
+      ) continue;
+      const age = now - h.lastBeatAt;
+      if (age >= config.heartbeatMs || (h.dirty && age >= PROGRESS_MIN_INTERVAL_MS)) beat(h);
+    }
+  }, tickMs);
+
+  // --- completion batching ------------------------------------------------------------------------
+
+  const completions: PendingCompletion[] = [];
+  let flushes = 0;
+  let flushScheduled = false;
+
+  const flushOnce = async (batch: PendingCompletion[]) => {
+    let completed: Set<string>;
+    try {
+      const ids = await call('complete_jobs', {
+        p_results: batch.map((c) => ({
+          id: c.held.job.id,
+          lease_token: c.held.token,
+          output: c.output,
+        })),
+      }) as string[] | null;
+      completed = new Set(ids ?? []);
+    } catch (err) {
+      // The database is unreachable: these jobs keep their leases until they expire and are
+      // retried then. Stop working; the outcome of each is unknown to us.
+      deps.log({
+        level: 'error',
+        msg: 'complete_jobs failed',
+        worker_id: workerId,
+        jobs: batch.length,
+        error: String(err),
+      });
+      fatal ??= err;
+      for (const c of batch) c.resolve('unknown');
+      return;
+    }
+    for (const c of batch) c.resolve(completed.has(c.held.job.id) ? 'done' : 'lease_lost');
+  };
+
+  /**
+   * Group commit: a flush starts a macrotask after the first result arrives (so every handler
+   * that finished in the same turn joins it), up to MAX_FLUSHES run at once, and results that
+   * arrive meanwhile wait for the next one.
+   */
+  const scheduleFlush = () => {
+    if (flushScheduled || flushes >= MAX_FLUSHES || completions.length === 0) return;
+    flushScheduled = true;
+    setTimeout(() => {
+      flushScheduled = false;
+      if (completions.length === 0) return;
+      flushes++;
+      flushOnce(completions.splice(0, MAX_COMPLETE_BATCH)).finally(() => {
+        flushes--;
+        scheduleFlush();
+        notify();
+      });
+      scheduleFlush();
+    }, 0);
+  };
+  const flushing = () => flushes > 0 || flushScheduled || completions.length > 0;
+
+  const complete = (h: Held, output: Record<string, unknown>): Promise<Completion> =>
+    new Promise<Completion>((resolve) => {
+      completions.push({ held: h, output, resolve });
+      scheduleFlush();
+    });
+
+  // --- one job ----------------------------------------------------------------------------------
+
+  const fail = async (h: Held, err: JobError): Promise<void> => {
+    try {
+      const row = await call('fail_job', {
+        p_id: h.job.id,
+        p_lease_token: h.token,
+        p_error: errorJson(err),
+        p_retryable: err.retryable,
+      }, 1) as JobRow | null;
+      if (row?.status === 'pending') {
+        logOutcome(h, 'retry', err.code);
+        // A short backoff (tests, or a fast retry policy) is worth waiting for: stay around.
+        const runAt = Date.parse(row.run_at);
+        if (Number.isFinite(runAt)) {
+          const due = clock.now() + Math.max(0, runAt - Date.now()) + config.idlePollMs;
+          if (due < claimUntil) idleUntil = Math.max(idleUntil, due + IDLE_POLL_MAX_MS);
+        }
+      } else {
+        logOutcome(h, 'failed', err.code);
+      }
+    } catch (e) {
+      if (e instanceof RpcFailure && (e.code === 'lease_lost' || e.code === 'job_not_found')) {
+        logOutcome(h, 'lease_lost', err.code);
+      } else {
+        deps.log({
+          level: 'error',
+          msg: 'fail_job failed',
+          worker_id: workerId,
+          job_id: h.job.id,
+          error: String(e),
+        });
+        fatal ??= e;
+      }
+    }
+  };
+
+  const context = (h: Held, input: unknown): HandlerContext<unknown> => {
+    const prefix = `${h.job.user_id}/${h.job.id}/`;
+    return {
+      job: h.job,
+      input,
+      outputPrefix: prefix,
+      readInput: (path) => deps.storage.download('inputs', path),
+      writeOutput: async (name, bytes, contentType) => {
+        const path = prefix + name;
+        await deps.storage.upload('outputs', path, bytes, contentType);
+        return path;
+      },
+      inputUrl: (path, expiresInSeconds = SIGNED_URL_SECONDS) =>
+        deps.storage.signedUrl('inputs', path, expiresInSeconds),
+      progress: async (percent, step) => {
+        if (h.controller.signal.aborted) throw new AbortedError(abortReason(h.controller.signal));
+        const p = Math.max(0, Math.min(100, Math.round(percent)));
+        h.progress = Math.max(h.progress ?? 0, p);
+        if (step !== undefined) h.step = step.slice(0, 200);
+        h.dirty = true;
+        if (clock.now() - h.lastBeatAt >= PROGRESS_MIN_INTERVAL_MS) await beat(h);
+        if (h.controller.signal.aborted) throw new AbortedError(abortReason(h.controller.signal));
+      },
+      signal: h.controller.signal,
+    };
+  };
+
+  const run = async (h: Held): Promise<void> => {
+    h.stage = 'running';
+    h.startedAt = clock.now();
+    const kind = deps.kindOf(h.job.type);
+    if (!kind) {
+      return fail(
+        h,
+        new JobError(
+          'unknown_type',
+          `this worker does not run jobs of type "${h.job.type}"`,
+          false,
+        ),
+      );
+    }
+    const parsed = kind.schema.safeParse(h.job.input);
+    if (!parsed.success) {
+      const details = parsed.error?.issues.map((i) => ({
+        path: i.path.map(String).join('.'),
+        message: i.message,
+      }));
+      return fail(
+        h,
+        new JobError('invalid_input', 'the job input does not match its type', false, details),
+      );
+    }
+    let result: HandlerResult;
+    try {
+      const handler = await loadHandler(h.job.type, kind);
+      result = await raceAbort(handler(context(h, parsed.data)), h.controller.signal);
+    } catch (err) {
+      const signal = h.controller.signal;
+      if (signal.aborted && abortReason(signal) === 'lease_lost') {
+        h.stage = 'finished';
+        return logOutcome(h, 'lease_lost');
+      }
+      if (signal.aborted) {
+        return fail(
+          h,
+          new JobError(
+            'worker_timeout',
+            `the worker stopped before the job finished (${abortReason(signal)})`,
+            true,
+          ),
+        );
+      }
+      if (err instanceof JobError) return fail(h, err);
+      const message = err instanceof Error ? err.message : String(err);
+      deps.log({
+        level: 'error',
+        msg: 'handler crashed',
+        worker_id: workerId,
+        job_id: h.job.id,
+        type: h.job.type,
+        error: err instanceof Error ? (err.stack ?? message) : message,
+      });
+      return fail(h, new JobError('handler_crashed', message || 'the handler crashed', true));
+    }
+    h.stage = 'finishing';
+    if ('await' in result) {
+      try {
+        await call('await_job', {
+          p_id: h.job.id,
+          p_lease_token: h.token,
+          p_provider: result.await.provider,
+          p_external_id: result.await.externalId,
+          p_timeout_seconds: result.await.timeoutSeconds ?? 3600,
+        }, 1);
+        logOutcome(h, 'waiting');
+      } catch (e) {
+        if (e instanceof RpcFailure && (e.code === 'lease_lost' || e.code === 'job_not_found')) {
+          logOutcome(h, 'lease_lost');
+        } else if (e instanceof RpcFailure && e.code !== null) {
+          await fail(
+            h,
+            new JobError(e.code, e.error.message ?? 'await_job refused the hand-over', true),
+          );
+        } else {
+          deps.log({
+            level: 'error',
+            msg: 'await_job failed',
+            worker_id: workerId,
+            job_id: h.job.id,
+            error: String(e),
+          });
+          fatal ??= e;
+        }
+      }
+      return;
+    }
+    // The slot is free now: the result rides along with the next complete_jobs batch while the
+    // loop claims more.
+    complete(h, result.output).then((completion) => {
+      if (completion === 'done') logOutcome(h, 'done');
+      else logOutcome(h, 'lease_lost', completion === 'unknown' ? 'complete_failed' : undefined);
+    });
+  };
+
+  const pump = () => {
+    while (!closing && active < C && queue.length > 0) {
+      const h = queue.shift()!;
+      if (h.controller.signal.aborted) {
+        // Lost before it started (cancelled while queued): drop it.
+        held.delete(h.job.id);
+        logOutcome(h, 'lease_lost');
+        continue;
+      }
+      active++;
+      run(h).catch((err) => {
+        deps.log({
+          level: 'error',
+          msg: 'job bookkeeping failed',
+          worker_id: workerId,
+          job_id: h.job.id,
+          error: String(err),
+        });
+      }).finally(() => {
+        active--;
+        if (h.heavy) mediaSpent += clock.now() - h.startedAt;
+        h.stage = 'finished';
+        held.delete(h.job.id);
+        pump();
+        notify();
+      });
+    }
+  };
+
+  // --- claiming ---------------------------------------------------------------------------------
+
+  let claims = 0;
+  /** Claims in a row that found nothing. */
+  let emptyPolls = 0;
+  /** Jobs asked for by claims in flight: room they may fill. */
+  let claimedAhead = 0;
+  /** Media jobs were claimed in this invocation: size claims for them from now on. */
+  let heavySeen = false;
+  /** Wall time media handlers ran in this invocation (they are CPU-bound: about their CPU). */
+  let mediaSpent = 0;
+  const heavyHeld = () => {
+    let n = 0;
+    for (const h of held.values()) {
+      if (h.heavy && (h.stage === 'queued' || h.stage === 'running')) n++;
+    }
+    return n;
+  };
+
+  const claim = (limit: number) => {
+    claims++;
+    claimedAhead += limit;
+    const args: Record<string, unknown> = {
+      p_worker_id: workerId,
+      p_limit: limit,
+      p_lease_seconds: config.leaseSeconds,
+    };
+    if (config.types) args.p_types = config.types;
+    call('claim_jobs', args).then(
+      (data) => {
+        const rows = (data as JobRow[] | null) ?? [];
+        summary.claims++;
+        summary.claimed += rows.length;
+        queueMayHaveMore = rows.length >= limit;
+        const at = clock.now();
+        // An empty queue is polled every idlePollMs at first, backing off to IDLE_POLL_MAX_MS
+        // while it stays empty; any job found resets the pace.
+        emptyPolls = rows.length > 0 ? 0 : emptyPolls + 1;
+        const pause = Math.min(
+          Math.max(config.idlePollMs, IDLE_POLL_MAX_MS),
+          config.idlePollMs * 1.5 ** Math.max(0, emptyPolls - 1),
+        );
+        nextClaimAt = queueMayHaveMore ? at : at + (rows.length > 0 ? config.idlePollMs : pause);
+        for (const job of rows) {
+          const h: Held = {
+            job,
+            token: job.lease_token!,
+            stage: 'queued',
+            controller: new AbortController(),
+            claimedAt: at,
+            startedAt: 0,
+            lastBeatAt: at,
+            beating: null,
+            progress: null,
+            step: null,
+            dirty: false,
+            heavy: deps.kindOf(job.type)?.file !== undefined,
+          };
+          if (h.heavy) heavySeen = true;
+          held.set(job.id, h);
+          queue.push(h);
+        }
+      },
+      (err) => {
+        deps.log({
+          level: 'error',
+          msg: 'claim_jobs failed',
+          worker_id: workerId,
+          error: String(err),
+        });
+        fatal ??= err;
+      },
+    ).finally(() => {
+      claims--;
+      claimedAhead -= limit;
+      pump();
+      notify();
+    });
+  };
+
+  // --- the loop -----------------------------------------------------------------------------------
+
+  const stopped = () => deps.signal?.aborted === true;
+
+  try {
+    while (true) {
+      if (stopped()) {
+        summary.stop = 'shutdown';
+        break;
+      }
+      if (fatal) {
+        summary.stop = 'error';
+        break;
+      }
+      const now = clock.now();
+      const unfinished = queue.length + active + claimedAhead;
+      // Claim while there is room: up to MAX_CLAIMS at once while the queue is deep, one probe
+      // at a time (every idlePollMs) while it looks empty.
+      // Media work is CPU on this function's one thread (2 s of CPU per request on Supabase):
+      // once media handlers have run mediaBudgetMs, stop claiming and let a fresh invocation go
+      // on; while media jobs are about, hold only twice as many as may run at once.
+      const mediaOver = config.mediaBudgetMs > 0 && mediaSpent >= config.mediaBudgetMs;
+      if (mediaOver && !claimStopped) {
+        claimStopped = true;
+        claimUntil = Math.min(claimUntil, now);
+      }
+      const claimsFull = claims >= (queueMayHaveMore && !heavySeen ? MAX_CLAIMS : 1);
+      let limit = Math.min(config.batchSize, 2 * C - unfinished, 1000);
+      if (heavySeen) limit = Math.min(limit, 2 * config.mediaConcurrency - heavyHeld());
+      // After a short claim the queue looked empty: look again only while lingering.
+      const wanted = summary.claims === 0 || queueMayHaveMore || now < idleUntil;
+      if (
+        wanted && now < claimUntil && unfinished < C && limit > 0 && now >= nextClaimAt &&
+        !claimsFull
+      ) {
+        claim(limit);
+        continue;
+      }
+      const idle = held.size === 0 && claims === 0 && !flushing();
+      if (idle && now >= claimUntil) {
+        summary.stop = queueMayHaveMore ? 'budget' : 'empty';
+        break;
+      }
+      if (idle && !queueMayHaveMore && now >= idleUntil) {
+        summary.stop = 'empty';
+        break;
+      }
+      if (now >= hardStop) {
+        summary.stop = 'budget';
+        break;
+      }
+      // Sleep until something settles or the next thing is due: a claim (if there is room), the
+      // end of lingering (if idle), or the next deadline.
+      let until: number;
+      if (now >= claimUntil) until = hardStop;
+      else if (unfinished >= C || limit <= 0 || claimsFull) until = claimUntil;
+      else until = Math.min(Math.max(nextClaimAt, now + 1), claimUntil);
+      if (idle && !queueMayHaveMore) until = Math.min(until, Math.max(idleUntil, now + 1));
+      await waitAtMost(until - now, wakePromise);
+    }
+
+    // Out of time or told to stop: nothing new starts; claims in flight land in the queue.
+    closing = true;
+    while (claims > 0) await waitAtMost(5, wakePromise);
+    // Abort what still runs, release what never started.
+    if (held.size > 0) {
+      const why = summary.stop === 'budget' ? 'budget' : 'shutdown';
+      for (const h of held.values()) {
+        if (h.stage === 'queued' || h.stage === 'running') {
+          h.controller.abort(why);
+          released++;
+        }
+      }
+      await Promise.all(
+        queue.splice(0).map((h) => {
+          held.delete(h.job.id);
+          const why_ = `the worker stopped before the job started (${why})`;
+          return fail(h, new JobError('worker_timeout', why_, true));
+        }),
+      );
+      // Running handlers settle through their abort: wait for their fail_job (bounded).
+      const until = clock.now() + 5000;
+      while (held.size > 0 && clock.now() < until) await waitAtMost(50, wakePromise);
+    }
+    while (flushing()) await waitAtMost(5, wakePromise);
+  } finally {
+    clearInterval(ticker);
+    deps.signal?.removeEventListener('abort', notify);
+  }
+
+  if (
+    (summary.stop === 'budget' || summary.stop === 'shutdown') && (queueMayHaveMore || released > 0)
+  ) {
+    summary.rang = true;
+    await deps.ring(summary.stop === 'shutdown' ? 'shutdown' : 'continue');
+  }
+  summary.ms = Math.round(clock.now() - start);
+  deps.log({ level: 'info', msg: 'drain', ...summary });
+  return summary;
+}

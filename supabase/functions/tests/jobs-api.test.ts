@@ -1,0 +1,176 @@
+// The jobs API's pure parts: routing, list query validation, cursors, output files, and the public
+// job view (no stack needed).
+import assert from 'node:assert/strict';
+import { HttpError } from '../_shared/http.ts';
+import {
+  decodeCursor,
+  encodeCursor,
+  matchRoute,
+  mayReadHealth,
+  outputFilesOf,
+  outputObjectPath,
+  parseListQuery,
+} from '../jobs/api.ts';
+import {
+  jobLocation,
+  PUBLIC_JOB_COLUMNS,
+  PUBLIC_JOB_FIELDS,
+  toPublicJob,
+} from '../_shared/job-view.ts';
+import type { JobRow } from '../_shared/clients.ts';
+
+const ID = '019a4c8e-1f2b-7c3d-8e4f-5a6b7c8d9e0f';
+
+function httpError(fn: () => unknown, status: number, code: string): HttpError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof HttpError, `expected HttpError, got ${err}`);
+    assert.equal(err.status, status);
+    assert.equal(err.code, code);
+    return err;
+  }
+  assert.fail(`expected ${status} ${code}`);
+}
+
+Deno.test('routes: list, health, get, cancel and retry, with or without /functions/v1', () => {
+  assert.deepEqual(matchRoute('GET', '/jobs'), { name: 'list' });
+  assert.deepEqual(matchRoute('GET', '/jobs/'), { name: 'list' });
+  assert.deepEqual(matchRoute('GET', '/functions/v1/jobs'), { name: 'list' });
+  assert.deepEqual(matchRoute('GET', '/jobs/health'), { name: 'health' });
+  assert.deepEqual(matchRoute('GET', `/jobs/${ID}`), { name: 'get', id: ID });
+  assert.deepEqual(matchRoute('POST', `/jobs/${ID}/cancel`), { name: 'cancel', id: ID });
+  assert.deepEqual(matchRoute('POST', `/functions/v1/jobs/${ID}/retry`), { name: 'retry', id: ID });
+});
+
+Deno.test('routes: unknown paths are 404, bad ids 400, wrong methods 405 with Allow', () => {
+  httpError(() => matchRoute('GET', '/other'), 404, 'not_found');
+  httpError(() => matchRoute('GET', '/jobsx'), 404, 'not_found');
+  httpError(() => matchRoute('POST', `/jobs/${ID}/delete`), 404, 'not_found');
+  httpError(() => matchRoute('GET', `/jobs/${ID}/cancel/now`), 404, 'not_found');
+  httpError(() => matchRoute('GET', '/jobs/123'), 400, 'invalid_id');
+  httpError(() => matchRoute('POST', '/jobs/123/cancel'), 400, 'invalid_id');
+  const err = httpError(() => matchRoute('POST', '/jobs'), 405, 'method_not_allowed');
+  assert.equal(err.headers.allow, 'GET');
+  httpError(() => matchRoute('GET', `/jobs/${ID}/retry`), 405, 'method_not_allowed');
+  httpError(() => matchRoute('POST', '/jobs/health'), 405, 'method_not_allowed');
+});
+
+Deno.test('list query: defaults to 20 newest jobs of any status and type', () => {
+  assert.deepEqual(parseListQuery(new URLSearchParams()), {
+    statuses: null,
+    types: null,
+    limit: 20,
+    cursor: null,
+  });
+});
+
+Deno.test('list query: accepts comma lists, limits 1..100 and a cursor', () => {
+  const cursor = encodeCursor({ createdAt: '2026-11-22T12:00:00.123456+00:00', id: ID });
+  const q = parseListQuery(
+    new URLSearchParams({ status: 'failed,cancelled', type: 'roto', limit: '100', cursor }),
+  );
+  assert.deepEqual(q, {
+    statuses: ['failed', 'cancelled'],
+    types: ['roto'],
+    limit: 100,
+    cursor: { createdAt: '2026-11-22T12:00:00.123456+00:00', id: ID },
+  });
+  assert.equal(parseListQuery(new URLSearchParams({ limit: '1' })).limit, 1);
+  assert.equal(parseListQuery(new URLSearchParams({ forceFunctionRegion: 'eu-west-1' })).limit, 20);
+});
+
+Deno.test('list query: every invalid parameter is named in one 400 invalid_query', () => {
+  const err = httpError(
+    () =>
+      parseListQuery(
+        new URLSearchParams({
+          status: 'pending,finished',
+          type: 'Roto!',
+          limit: '0',
+          cursor: 'bogus',
+          sort: 'asc',
+        }),
+      ),
+    400,
+    'invalid_query',
+  );
+  const params = (err.details as { param: string }[]).map((p) => p.param).sort();
+  assert.deepEqual(params, ['cursor', 'limit', 'sort', 'status', 'type']);
+  for (const limit of ['101', '-1', '1.5', 'ten', '', '99999']) {
+    httpError(() => parseListQuery(new URLSearchParams({ limit })), 400, 'invalid_query');
+  }
+  httpError(() => parseListQuery(new URLSearchParams('limit=1&limit=2')), 400, 'invalid_query');
+  httpError(() => parseListQuery(new URLSearchParams({ status: '' })), 400, 'invalid_query');
+});
+
+Deno.test('cursors: round-trip, and refuse anything this API did not make', () => {
+  const c = { createdAt: '2026-11-22T12:42:05.5+00:00', id: ID };
+  assert.deepEqual(decodeCursor(encodeCursor(c)), c);
+  assert.match(encodeCursor(c), /^[A-Za-z0-9_-]+$/);
+  const forge = (v: unknown) => btoa(JSON.stringify(v)).replace(/=+$/, '');
+  assert.equal(decodeCursor(forge(['2026-11-22T12:42:05Z', 'x'])), null);
+  assert.equal(decodeCursor(forge(['2026-11-22T12:42:05"),id.gt.(', ID])), null);
+  assert.equal(decodeCursor(forge(['yesterday', ID])), null);
+  assert.equal(decodeCursor(forge({ a: 1 })), null);
+  assert.equal(decodeCursor('!!!'), null);
+  assert.equal(decodeCursor(''), null);
+});
+
+Deno.test('output files: read output.files, skip malformed entries', () => {
+  assert.deepEqual(outputFilesOf(null), []);
+  assert.deepEqual(outputFilesOf({}), []);
+  assert.deepEqual(outputFilesOf({ files: 'x' }), []);
+  const file = { path: `${ID}/${ID}/out.png`, content_type: 'image/png', size: 10, width: 2 };
+  assert.deepEqual(outputFilesOf({ files: [file, null, { size: 1 }, 'x'] }), [file]);
+});
+
+Deno.test('output files: paths are bucket-relative; a leading outputs/ is tolerated', () => {
+  assert.equal(outputObjectPath(`${ID}/j/out.png`), `${ID}/j/out.png`);
+  assert.equal(outputObjectPath(`outputs/${ID}/j/out.png`), `${ID}/j/out.png`);
+  assert.equal(outputObjectPath('outputs/x.png'), 'outputs/x.png');
+});
+
+Deno.test('health: the secret key and admins may read it, other users may not', () => {
+  assert.equal(mayReadHealth({ kind: 'secret' }), true);
+  const user = { kind: 'user' as const, userId: ID, jwt: 'j', isAnonymous: false, isAdmin: false };
+  assert.equal(mayReadHealth(user), false);
+  assert.equal(mayReadHealth({ ...user, isAdmin: true }), true);
+});
+
+Deno.test('public view: the select list matches the fields, internals are dropped', () => {
+  assert.equal(PUBLIC_JOB_COLUMNS, PUBLIC_JOB_FIELDS.join(','));
+  const row: JobRow = {
+    id: ID,
+    user_id: 'u',
+    type: 'roto',
+    status: 'running',
+    priority: 0,
+    input: { a: 1 },
+    output: null,
+    progress: 10,
+    step: 'matte',
+    error: null,
+    attempts: 1,
+    max_attempts: 3,
+    run_at: 't0',
+    fair_at: 't0',
+    worker_id: 'w',
+    lease_token: 'secret',
+    lease_expires_at: 't1',
+    idempotency_key: 'k',
+    external_provider: null,
+    external_id: null,
+    parent_id: null,
+    created_at: 't0',
+    started_at: 't0',
+    finished_at: null,
+    updated_at: 't0',
+  };
+  const view = toPublicJob(row);
+  assert.deepEqual(Object.keys(view), [...PUBLIC_JOB_FIELDS]);
+  for (const hidden of ['lease_token', 'worker_id', 'fair_at', 'user_id', 'idempotency_key']) {
+    assert.equal(hidden in view, false, hidden);
+  }
+  assert.equal(jobLocation(ID), `/functions/v1/jobs/${ID}`);
+});
