@@ -97,8 +97,16 @@ create table public.jobs (
     check ((status in ('done', 'failed', 'cancelled')) = (finished_at is not null)),
   constraint jobs_external_pair check ((external_provider is null) = (external_id is null))
 );
--- Heartbeats touch only unindexed columns, so leave room on each page for HOT updates.
-alter table public.jobs set (fillfactor = 80);
+-- Heartbeats touch only unindexed columns, so leave room on each page for HOT updates. Every job
+-- is updated at least twice (claim, finish) and each update leaves dead index entries that claims
+-- and running-job counts must skip, so vacuum this table far more eagerly than the default 20%.
+alter table public.jobs set (
+  fillfactor = 80,
+  autovacuum_vacuum_scale_factor = 0.02,
+  autovacuum_vacuum_threshold = 1000,
+  autovacuum_vacuum_insert_scale_factor = 0.05,
+  autovacuum_analyze_scale_factor = 0.05
+);
 
 comment on table public.jobs is 'Spool jobs: one row per unit of background work. Written only through the SQL API.';
 comment on column public.jobs.priority is 'Higher runs first (-100..100).';

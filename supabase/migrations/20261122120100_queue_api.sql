@@ -254,8 +254,10 @@ begin
     into strict v_cap, v_lease
   from spool.settings s;
 
-  -- Users at their cap are left out of the scan, so their backlog cannot fill the batch.
-  v_full := spool.users_at_cap(v_cap);
+  -- Owners at their cap are left out of later scans, so their backlog cannot fill the batch. The
+  -- first pass assumes nobody is (the common case, and it saves reading every running job); a
+  -- short pass finds out.
+  v_full := '{}';
   loop
     v_pass := v_pass + 1;
     return query
@@ -274,11 +276,11 @@ begin
       select c.*, row_number() over (partition by c.user_id order by c.priority desc, c.fair_at, c.id) as nth
       from candidates c
     ),
+    -- One index probe per owner in the batch (not a join against every running job).
     running as (
-      select j.user_id, count(*) as n
-      from public.jobs j
-      where j.status = 'running' and j.user_id in (select c.user_id from candidates c)
-      group by j.user_id
+      select o.user_id,
+             (select count(*) from public.jobs r where r.status = 'running' and r.user_id = o.user_id) as n
+      from (select distinct c.user_id from candidates c) o
     ),
     picked as (
       select r.id
@@ -381,11 +383,38 @@ $$;
 revoke execute on function public.heartbeat_job(uuid, uuid, integer, text, integer) from public, anon, authenticated;
 grant execute on function public.heartbeat_job(uuid, uuid, integer, text, integer) to service_role;
 
+-- spool.ended_message(type, status, error) is the text of the notification for a job that ended.
+create function spool.ended_message(p_type text, p_status public.job_status, p_error jsonb)
+returns text
+language sql immutable
+set search_path = ''
+as $$
+  select case p_status
+    when 'done' then format('Your %s job is done.', p_type)
+    when 'failed' then format('Your %s job failed: %s', p_type, coalesce(p_error ->> 'message', 'unknown error'))
+    else format('Your %s job was cancelled.', p_type)
+  end
+$$;
+
+-- spool.notify_ended(job) writes the owner's notification for a job that just ended.
+-- Contract: call exactly once per transition into done, failed or cancelled, in the transaction
+-- that makes it. Every such transition in this API does (complete_jobs writes its batch in one
+-- statement); a notification is never written for a retry.
+create function spool.notify_ended(p_job public.jobs)
+returns void
+language sql volatile
+set search_path = ''
+as $$
+  insert into public.notifications (user_id, job_id, job_type, status, message)
+  values (p_job.user_id, p_job.id, p_job.type, p_job.status,
+          spool.ended_message(p_job.type, p_job.status, p_job.error))
+$$;
+
 -- complete_jobs: finish a batch of running jobs with their outputs.
 -- Caller: service_role. p_results is a JSON array of {"id", "lease_token", "output"}.
 -- Fencing: an entry completes its job only if the job is running under that lease token;
--- other entries are ignored. Returns the ids that were completed. Idempotent: completing again
--- completes nothing.
+-- other entries are ignored. Writes each completed job's notification. Returns the ids that were
+-- completed. Idempotent: completing again completes nothing.
 create function public.complete_jobs(p_results jsonb)
 returns setof uuid
 language plpgsql volatile
@@ -398,20 +427,30 @@ begin
   if p_results is null or jsonb_typeof(p_results) <> 'array' then
     perform spool.throw(400, 'invalid_argument', 'results must be a JSON array of {id, lease_token, output}');
   end if;
+  -- One statement for the whole batch, notifications included: per-row work here is what
+  -- bounds throughput (see bench/).
   return query
-  update public.jobs j
-     set status = 'done',
-         output = coalesce(r.output, '{}'),
-         progress = 100,
-         lease_token = null,
-         lease_expires_at = null,
-         finished_at = v_now,
-         updated_at = v_now
-    from jsonb_to_recordset(p_results) as r(id uuid, lease_token uuid, output jsonb)
-   where j.id = r.id
-     and j.status = 'running'
-     and j.lease_token = r.lease_token
-  returning j.id;
+  with done as (
+    update public.jobs j
+       set status = 'done',
+           output = coalesce(r.output, '{}'),
+           progress = 100,
+           lease_token = null,
+           lease_expires_at = null,
+           finished_at = v_now,
+           updated_at = v_now
+      from jsonb_to_recordset(p_results) as r(id uuid, lease_token uuid, output jsonb)
+     where j.id = r.id
+       and j.status = 'running'
+       and j.lease_token = r.lease_token
+    returning j.id, j.user_id, j.type
+  ),
+  notified as (
+    insert into public.notifications (user_id, job_id, job_type, status, message)
+    select d.user_id, d.id, d.type, 'done', spool.ended_message(d.type, 'done', null)
+    from done d
+  )
+  select d.id from done d;
 end;
 $$;
 revoke execute on function public.complete_jobs(jsonb) from public, anon, authenticated;
@@ -443,7 +482,7 @@ grant execute on function public.complete_job(uuid, uuid, jsonb) to service_role
 -- Contract: with attempts left and a retryable error the job goes back to pending with run_at
 -- delayed by spool.backoff_delay(attempts); otherwise it fails for good (dead). The lease is
 -- released either way; the external handle stays for the record (a late callback finds the job
--- no longer waiting and changes nothing). Returns the updated row. Caller holds the row lock.
+-- no longer waiting and changes nothing). Failing for good writes the owner's notification. Returns the updated row. Caller holds the row lock.
 create function spool.retry_or_fail(p_job public.jobs, p_error jsonb, p_retryable boolean)
 returns public.jobs
 language plpgsql volatile
@@ -465,6 +504,9 @@ begin
          updated_at = v_now
    where j.id = p_job.id
   returning * into v_job;
+  if not v_retry then
+    perform spool.notify_ended(v_job);
+  end if;
   return v_job;
 end;
 $$;
@@ -591,6 +633,7 @@ begin
            lease_expires_at = null, finished_at = v_now, updated_at = v_now
      where j.id = v_job.id
     returning * into v_job;
+    perform spool.notify_ended(v_job);
     return v_job;
   end if;
   return spool.retry_or_fail(v_job, jsonb_build_object('code', 'provider_error') || p_error,
@@ -660,6 +703,7 @@ begin
          updated_at = v_now
    where j.id = p_id
   returning * into v_job;
+  perform spool.notify_ended(v_job);
   return v_job;
 end;
 $$;

@@ -22,31 +22,5 @@ create policy "Users can mark their own notifications read"
   using (user_id = (select auth.uid()))
   with check (user_id = (select auth.uid()));
 
--- spool.notify_job_ended() writes the owner's notification when a job reaches a terminal state.
--- Contract: row trigger on jobs, fired only on a transition into done, failed or cancelled;
--- inserts exactly one notifications row per such transition. SECURITY DEFINER: the transition may
--- be made by any API function.
-create function spool.notify_job_ended()
-returns trigger
-language plpgsql volatile
-security definer
-set search_path = ''
-as $$
-begin
-  insert into public.notifications (user_id, job_id, job_type, status, message)
-  values (new.user_id, new.id, new.type, new.status,
-          case new.status
-            when 'done' then format('Your %s job is done.', new.type)
-            when 'failed' then format('Your %s job failed: %s', new.type,
-                                      coalesce(new.error ->> 'message', 'unknown error'))
-            else format('Your %s job was cancelled.', new.type)
-          end);
-  return null;
-end;
-$$;
-
-create trigger jobs_notify_ended
-  after update of status on public.jobs
-  for each row
-  when (new.status in ('done', 'failed', 'cancelled') and old.status is distinct from new.status)
-  execute function spool.notify_job_ended();
+-- Notifications are written by the SQL API in the transaction that ends a job (see
+-- spool.notify_ended in the API migration): set-based, so a batch completion costs one statement.

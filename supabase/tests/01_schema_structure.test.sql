@@ -242,14 +242,12 @@ select cmp_ok(
 -- ---------------------------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------------------------
-select triggers_are('public', 'jobs', array['jobs_notify_ended', 'jobs_ring_doorbell'],
-  'jobs has the notify and doorbell triggers and no others');
-select trigger_is('public', 'jobs', 'jobs_notify_ended', 'spool', 'notify_job_ended',
-  'jobs_notify_ended calls spool.notify_job_ended');
-select matches(pg_get_triggerdef((select oid from pg_trigger where tgname = 'jobs_notify_ended'
-                                    and tgrelid = 'public.jobs'::regclass)),
-  '^CREATE TRIGGER jobs_notify_ended AFTER UPDATE OF status ON public.jobs FOR EACH ROW WHEN',
-  'notifications are written after each row whose status changes');
+select triggers_are('public', 'jobs', array['jobs_ring_doorbell'],
+  'jobs has only the doorbell trigger: notifications are written set-based by the API, not per row');
+select has_function('spool', 'notify_ended', array['public.jobs'],
+  'spool.notify_ended(job) writes the notification of a job that ended');
+select has_function('spool', 'ended_message', array['text', 'public.job_status', 'jsonb'],
+  'spool.ended_message builds the notification text in one place');
 select trigger_is('public', 'jobs', 'jobs_ring_doorbell', 'spool', 'jobs_inserted',
   'jobs_ring_doorbell calls spool.jobs_inserted');
 select is(
