@@ -38,9 +38,11 @@ create type public.job_status as enum ('pending', 'running', 'waiting', 'done', 
 -- spool.uuid_v7() returns a time-ordered UUID (RFC 9562 version 7): 48 bits of Unix milliseconds
 -- followed by random bits. Job ids use it so that the primary-key index grows at its right edge
 -- instead of splitting random pages, and ties in claim order fall back to creation order.
+-- Like spool.now() below, it is not SECURITY DEFINER and qualifies every name, and it pins no
+-- search_path on purpose: a SET clause stops Postgres inlining it into each row's default, which
+-- the benchmark measured at ~10% of the claim + complete cost.
 create function spool.uuid_v7() returns uuid
 language sql volatile parallel safe
-set search_path = ''
 as $$
   select pg_catalog.encode(
     pg_catalog.set_bit(pg_catalog.set_bit(
@@ -57,7 +59,6 @@ comment on function spool.uuid_v7() is 'Time-ordered UUID v7 used for job ids.';
 -- sleeping: `set local spool.now = '2030-01-01 00:00:00+00'`).
 create function spool.now() returns timestamptz
 language sql stable parallel safe
-set search_path = ''
 as $$
   select coalesce(nullif(pg_catalog.current_setting('spool.now', true), '')::timestamptz,
                   pg_catalog.now())

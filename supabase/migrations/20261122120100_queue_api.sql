@@ -446,8 +446,8 @@ begin
     returning j.id, j.user_id, j.type
   ),
   notified as (
-    insert into public.notifications (user_id, job_id, job_type, status, message)
-    select d.user_id, d.id, d.type, 'done', spool.ended_message(d.type, 'done', null)
+    insert into public.notifications (id, user_id, job_id, job_type, status, message, created_at)
+    select spool.uuid_v7(), d.user_id, d.id, d.type, 'done', spool.ended_message(d.type, 'done', null), v_now
     from done d
   )
   select d.id from done d;
