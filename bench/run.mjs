@@ -1,22 +1,35 @@
 #!/usr/bin/env node
 // `npm run bench`: Spool's benchmarks on a throwaway local database.
 //
-// Sections (each a module exporting its runner and its report):
+// Sections (each a module exporting its runner and its report), in this order:
 //   db   bench/db.mjs   the SQL API's claim/complete throughput against a bare SKIP LOCKED queue
+//   e2e  bench/e2e.mjs  noop jobs through the real path on a throwaway stack: insert trigger →
+//                       doorbell → pg_net → job-worker (Deno) → claim/complete; throughput, pickup
+//                       latency while idle, worker invocations per idle hour
 //
 // Each section's results go to bench/results/<section>-<timestamp>.json. The exit status is
 // non-zero only if a section found a correctness problem (a duplicate or a missing job) or could
 // not run; speed is reported, never asserted.
 //
 //   npm run bench [-- options]
+//     --only db|e2e     run one section (default: both)
+//     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs,
+//                       1 repeat, 30 latency samples
+//   db section:
 //     --jobs N          jobs per cell (default 20000)
 //     --batch1-jobs N   jobs in the batch-size-1 cells (default: --jobs)
 //     --users N         job owners (default 400)
 //     --claimers 1,8,32 claimer counts
 //     --batches 1,10,50 batch sizes
 //     --repeats N       runs of the target cell (8 claimers, batch 50), median reported (default 3)
-//     --quick           a smoke run: 2000 jobs, 1 repeat, no warm-up
 //     --keep            leave the database running afterwards (prints how to stop it)
+//   e2e section:
+//     --e2e-jobs N      jobs per throughput run (default 10000)
+//     --e2e-users N     job owners (default 1000)
+//     --e2e-repeats N   throughput runs, median reported (default 3)
+//     --latency-samples N  idle pickup samples (default 200)
+//     --shipped-timings keep the worker's 1.5 s linger and the 1 s doorbell debounce (the idle
+//                       samples then take ~5 minutes; by default both are scaled down together)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,16 +37,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PlatformError, startBenchDatabase } from './cluster.mjs';
 import { formatDbReport, runDbBench } from './db.mjs';
+import { formatE2eReport, runE2eBench } from './e2e.mjs';
 
+const SECTIONS = ['db', 'e2e'];
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
 
-const USAGE = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8')
-  .split('\n').filter((l) => l.startsWith('//   npm run bench') || l.startsWith('//     '))
-  .map((l) => l.slice(3)).join('\n');
+// The usage text: this header from `npm run bench` to the end of the comment.
+const USAGE = (() => {
+  const lines = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+  const from = lines.findIndex((l) => l.startsWith('//   npm run bench'));
+  const to = lines.findIndex((l, i) => i > from && !l.startsWith('//'));
+  return lines.slice(from, to).map((l) => l.slice(3)).join('\n');
+})();
 
 function parseArgs(argv) {
-  const opts = {};
+  const opts = { e2e: {} };
   const list = (v) => v.split(',').map((x) => positiveInt(x));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -41,13 +60,24 @@ function parseArgs(argv) {
       if (i + 1 >= argv.length) throw new PlatformError(`${a} needs a value\n${USAGE}`);
       return argv[++i];
     };
-    if (a === '--jobs') opts.jobs = positiveInt(next());
+    if (a === '--only') {
+      opts.only = next();
+      if (!SECTIONS.includes(opts.only)) throw new PlatformError(`--only takes one of ${SECTIONS.join(', ')}\n${USAGE}`);
+    } else if (a === '--e2e-jobs') opts.e2e.jobs = positiveInt(next());
+    else if (a === '--e2e-users') opts.e2e.users = positiveInt(next());
+    else if (a === '--e2e-repeats') opts.e2e.repeats = positiveInt(next());
+    else if (a === '--latency-samples') opts.e2e.latencySamples = positiveInt(next());
+    else if (a === '--shipped-timings') opts.e2e.shippedTimings = true;
+    else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
     else if (a === '--claimers') opts.claimers = list(next());
     else if (a === '--batches') opts.batches = list(next());
     else if (a === '--repeats') opts.repeats = positiveInt(next());
-    else if (a === '--quick') Object.assign(opts, { jobs: 2000, repeats: 1, warmupJobs: 0 });
+    else if (a === '--quick') {
+      Object.assign(opts, { jobs: 2000, repeats: 1, warmupJobs: 0 });
+      Object.assign(opts.e2e, { jobs: 2000, repeats: 1, warmupJobs: 500, latencySamples: 30, ...opts.e2e });
+    }
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') opts.help = true;
     else throw new PlatformError(`unknown argument ${a}\n${USAGE}`);
@@ -81,7 +111,7 @@ function writeResults(section, result, startedAt) {
 }
 
 async function main() {
-  const { keep, help, ...opts } = parseArgs(process.argv.slice(2));
+  const { keep, help, only, e2e: e2eOpts, ...opts } = parseArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return 0;
@@ -91,42 +121,83 @@ async function main() {
   const machineBefore = machine();
   log(`${machineBefore.cpus} CPUs (${machineBefore.cpuModel}), load ${machineBefore.loadavg.join(' ')}, node ${machineBefore.node}`);
 
-  const database = await startBenchDatabase({ log });
+  // What a signal must stop: the db section's database, the e2e section's stack.
+  const live = new Set();
   const onSignal = (sig) => {
-    console.error(`bench: ${sig}, stopping the throwaway database`);
-    database.stop();
+    console.error(`bench: ${sig}, stopping the throwaway database and stack`);
+    for (const stop of live) {
+      try {
+        stop();
+      } catch {
+        // best effort on the way out
+      }
+    }
     process.exit(130);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
   let ok = true;
-  try {
-    // --- db section ------------------------------------------------------------------------
-    log('db: Spool claim_jobs + complete_jobs vs a bare SKIP LOCKED queue');
+  // --- db section --------------------------------------------------------------------------
+  if (!only || only === 'db') {
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('db: Spool claim_jobs + complete_jobs vs a bare SKIP LOCKED queue');
+      const t0 = Date.now();
+      const result = await runDbBench({ adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, log, ...opts });
+      const file = writeResults('db', {
+        section: 'db',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...machineBefore, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatDbReport(result)) console.log(line);
+      console.log('');
+      log(`db: ${result.ok ? 'every job completed exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      if (keep) {
+        log(`database left running: ${database.claimerUrl} (superuser ${database.adminUrl});\n` +
+          `       stop it with: node local/db.mjs stop --dir ${database.dir} && rm -rf ${database.dir}`);
+      } else {
+        database.stop();
+      }
+    }
+  }
+
+  // --- e2e section -------------------------------------------------------------------------
+  if (!only || only === 'e2e') {
+    log('e2e: noop jobs through insert trigger → doorbell → pg_net → job-worker → claim/complete');
     const t0 = Date.now();
-    const result = await runDbBench({ adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, log, ...opts });
-    const file = writeResults('db', {
-      section: 'db',
+    const e2eMachine = machine();
+    const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+    const result = await runE2eBench({
+      log: (m) => log(`e2e: ${m}`),
+      onStack: (kill) => live.add(kill),
+      offStack: (kill) => live.delete(kill),
+      // The gateway's log (job-worker's lines other than per-job ones) is kept on a failure.
+      keepLogOnFailure: path.join(RESULTS, `e2e-${stamp}-gateway.log`),
+      ...e2eOpts,
+    });
+    const file = writeResults('e2e', {
+      section: 'e2e',
       startedAt: startedAt.toISOString(),
       seconds: Math.round((Date.now() - t0) / 1000),
-      machine: { ...machineBefore, loadavgAfter: machine().loadavg },
+      machine: { ...e2eMachine, loadavgAfter: machine().loadavg },
       ...result,
     }, startedAt);
     console.log('');
-    for (const line of formatDbReport(result)) console.log(line);
+    for (const line of formatE2eReport(result)) console.log(line);
     console.log('');
-    log(`db: ${result.ok ? 'every job completed exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
-      `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+    log(`e2e: ${result.ok ? 'every job done exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+      `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}` +
+      `${result.ok ? '' : `; gateway log in ${path.relative(process.cwd(), result.gatewayLog ?? '')}`}`);
     ok &&= result.ok;
-    // --- later sections (end-to-end through job-worker, ...) go here ---------------------------
-  } finally {
-    if (keep) {
-      log(`database left running: ${database.claimerUrl} (superuser ${database.adminUrl});\n` +
-        `       stop it with: node local/db.mjs stop --dir ${database.dir} && rm -rf ${database.dir}`);
-    } else {
-      database.stop();
-    }
   }
   return ok ? 0 : 1;
 }

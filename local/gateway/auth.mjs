@@ -1,19 +1,66 @@
-// Auth stand-in at /auth/v1, shaped like GoTrue (supabase/auth). For now the part the Edge
-// Functions use: GET /auth/v1/user (supabase-js auth.getUser(jwt)), which verifies the session
-// token and returns the user. Sign-up, refresh and sign-out are added with the web client.
+// Auth stand-in at /auth/v1, shaped like GoTrue (supabase/auth) for the subset Spool uses:
+//   POST /signup                            anonymous sign-up (no email or phone) -> session
+//   POST /token?grant_type=refresh_token    rotate a refresh token -> session
+//   GET  /user                              the user behind an access token
+//   POST /logout[?scope=global|local|others] revoke the session's refresh tokens -> 204
+// Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here when the
+// platform bootstrap did not). Access tokens carry GoTrue's claims and expire after
+// [auth] jwt_expiry seconds from supabase/config.toml (default 3600).
 //
-// Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."}
-// with the X-Supabase-Api-Version header, which auth-js reads.
+// Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
+// the X-Supabase-Api-Version header, which auth-js reads.
+
+import crypto from 'node:crypto';
+import { nowMs, readBody, readConfigSection } from './shared.mjs';
 
 const API_VERSION = '2024-01-01';
 
-function send(res, status, body) {
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'x-supabase-api-version': API_VERSION,
-    'access-control-allow-origin': '*',
-  });
+const SCHEMA_SQL = `
+create table if not exists auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  aal text not null default 'aal1',
+  not_after timestamptz
+);
+create table if not exists auth.refresh_tokens (
+  id bigserial primary key,
+  token text not null unique,
+  user_id text not null,
+  revoked boolean not null default false,
+  parent text,
+  session_id uuid references auth.sessions (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);`;
+
+function cors(req) {
+  return {
+    'access-control-allow-origin': req.headers.origin ?? '*',
+    'access-control-allow-headers':
+      'authorization, x-client-info, apikey, content-type, x-supabase-api-version',
+    'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+    'access-control-expose-headers': 'x-supabase-api-version',
+  };
+}
+
+function send(req, res, status, body) {
+  const headers = { ...cors(req), 'x-supabase-api-version': API_VERSION };
+  if (body === undefined) {
+    res.writeHead(status, headers);
+    return res.end();
+  }
+  res.writeHead(status, { ...headers, 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+}
+
+class AuthError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
 }
 
 /** The User JSON GoTrue returns for a row of auth.users. */
@@ -35,41 +82,194 @@ export function userJson(row) {
 }
 
 export function create(ctx) {
+  const config = readConfigSection(ctx.root, 'auth') ?? {};
+  const expiresIn = Number(config.jwt_expiry ?? 3600);
+  const anonymousEnabled = config.enable_anonymous_sign_ins === true;
+  const publicUrl = ctx.publicUrl;
+  const ready = ctx.adminPool.query(SCHEMA_SQL);
+
+  /** The caller's verified access-token claims, or an AuthError as GoTrue words it. */
+  function claimsOf(req) {
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
+    let claims;
+    try {
+      claims = ctx.keys.verify(token);
+    } catch (err) {
+      throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${err.message}`);
+    }
+    if (!claims.sub) throw new AuthError(403, 'bad_jwt', 'invalid claim: missing sub claim');
+    return claims;
+  }
+
+  async function userRow(id) {
+    const { rows } = await ctx.adminPool.query('select * from auth.users where id = $1', [id]);
+    if (rows.length === 0) {
+      throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
+    }
+    return rows[0];
+  }
+
+  /** A session response for `user` in `sessionId`, with a fresh refresh token. */
+  async function session(client, user, sessionId, parent = null) {
+    const iat = Math.floor(nowMs(ctx) / 1000);
+    const exp = iat + expiresIn;
+    const refreshToken = crypto.randomBytes(16).toString('base64url');
+    await client.query(
+      'insert into auth.refresh_tokens (token, user_id, session_id, parent) values ($1, $2, $3, $4)',
+      [refreshToken, user.id, sessionId, parent],
+    );
+    const accessToken = ctx.keys.sign({
+      iss: `${publicUrl}/auth/v1`,
+      sub: user.id,
+      aud: 'authenticated',
+      exp,
+      iat,
+      email: user.email ?? '',
+      phone: user.phone ?? '',
+      app_metadata: user.raw_app_meta_data ?? {},
+      user_metadata: user.raw_user_meta_data ?? {},
+      role: 'authenticated',
+      aal: 'aal1',
+      amr: [{ method: user.is_anonymous ? 'anonymous' : 'password', timestamp: iat }],
+      session_id: sessionId,
+      is_anonymous: user.is_anonymous === true,
+    });
+    return {
+      access_token: accessToken,
+      token_type: 'bearer',
+      expires_in: expiresIn,
+      expires_at: exp,
+      refresh_token: refreshToken,
+      user: userJson(user),
+    };
+  }
+
+  async function inTransaction(fn) {
+    const client = await ctx.adminPool.connect();
+    try {
+      await client.query('begin');
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async function jsonBody(req) {
+    const raw = await readBody(req, { limit: 64 * 1024 });
+    if (raw.length === 0) return {};
+    try {
+      const body = JSON.parse(raw.toString('utf8'));
+      if (body && typeof body === 'object' && !Array.isArray(body)) return body;
+    } catch { /* fall through */ }
+    throw new AuthError(400, 'bad_json', 'Could not parse request body as JSON');
+  }
+
+  async function signup(req) {
+    const body = await jsonBody(req);
+    if (body.email || body.phone) {
+      throw new AuthError(422, 'signup_disabled', 'Only anonymous sign-ins are enabled on the local platform');
+    }
+    if (!anonymousEnabled) {
+      throw new AuthError(422, 'anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    }
+    const data = body.data && typeof body.data === 'object' ? body.data : {};
+    return await inTransaction(async (client) => {
+      const { rows } = await client.query(
+        `insert into auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data,
+                                 is_anonymous, created_at, updated_at, last_sign_in_at)
+         values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated',
+                 'authenticated', '{}'::jsonb, $1::jsonb, true, now(), now(), now())
+         returning *`,
+        [JSON.stringify(data)],
+      );
+      const sessionId = crypto.randomUUID();
+      await client.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, rows[0].id]);
+      return await session(client, rows[0], sessionId);
+    });
+  }
+
+  async function refresh(req) {
+    const body = await jsonBody(req);
+    if (typeof body.refresh_token !== 'string' || body.refresh_token === '') {
+      throw new AuthError(400, 'validation_failed', 'Refresh Token is required');
+    }
+    return await inTransaction(async (client) => {
+      const { rows } = await client.query(
+        'select * from auth.refresh_tokens where token = $1 for update',
+        [body.refresh_token],
+      );
+      const token = rows[0];
+      if (!token || !token.session_id) {
+        throw new AuthError(400, 'refresh_token_not_found', 'Invalid Refresh Token: Refresh Token Not Found');
+      }
+      if (token.revoked) {
+        throw new AuthError(400, 'refresh_token_already_used', 'Invalid Refresh Token: Already Used');
+      }
+      await client.query('update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1', [token.id]);
+      await client.query('update auth.sessions set updated_at = now() where id = $1', [token.session_id]);
+      const user = (await client.query('select * from auth.users where id = $1', [token.user_id])).rows[0];
+      if (!user) throw new AuthError(400, 'user_not_found', 'User not found');
+      return await session(client, user, token.session_id, token.token);
+    });
+  }
+
+  async function logout(req, url) {
+    const claims = claimsOf(req);
+    const scope = url.searchParams.get('scope') ?? 'global';
+    if (!['global', 'local', 'others'].includes(scope)) {
+      throw new AuthError(400, 'validation_failed', 'Unsupported logout scope');
+    }
+    const where = {
+      global: 'user_id = $1',
+      local: 'user_id = $1 and id = $2',
+      others: 'user_id = $1 and id <> $2',
+    }[scope];
+    const params = scope === 'global' ? [claims.sub] : [claims.sub, claims.session_id ?? null];
+    await ctx.adminPool.query(`delete from auth.sessions where ${where}`, params);
+  }
+
   return {
     name: 'auth',
     prefix: '/auth/v1',
     async handle(req, res, url) {
       if (req.method === 'OPTIONS') {
-        res.writeHead(204, {
-          'access-control-allow-origin': '*',
-          'access-control-allow-headers': 'authorization, x-client-info, apikey, content-type, x-supabase-api-version',
-          'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
-        });
+        res.writeHead(204, cors(req));
         return res.end();
       }
+      await ready;
       const route = url.pathname.slice('/auth/v1'.length);
-      if (!req.headers.apikey) {
-        return send(res, 401, { code: 'no_api_key', message: 'No API key found in request' });
+      try {
+        if (!req.headers.apikey && !url.searchParams.get('apikey')) {
+          throw new AuthError(401, 'no_api_key', 'No API key found in request');
+        }
+        if (req.method === 'POST' && route === '/signup') {
+          return send(req, res, 200, await signup(req));
+        }
+        if (req.method === 'POST' && route === '/token') {
+          const grant = url.searchParams.get('grant_type');
+          if (grant !== 'refresh_token') {
+            throw new AuthError(400, 'unsupported_grant_type', `grant_type ${grant} is not supported locally`);
+          }
+          return send(req, res, 200, await refresh(req));
+        }
+        if (req.method === 'GET' && route === '/user') {
+          return send(req, res, 200, userJson(await userRow(claimsOf(req).sub)));
+        }
+        if (req.method === 'POST' && route === '/logout') {
+          await logout(req, url);
+          return send(req, res, 204);
+        }
+        throw new AuthError(404, 'not_found', `no auth route ${req.method} ${route}`);
+      } catch (err) {
+        if (err instanceof AuthError) return send(req, res, err.status, { code: err.code, message: err.message });
+        throw err;
       }
-      if (req.method === 'GET' && route === '/user') {
-        const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-        if (!token) return send(res, 401, { code: 'no_authorization', message: 'This endpoint requires a Bearer token' });
-        let claims;
-        try {
-          claims = ctx.keys.verify(token);
-        } catch (err) {
-          return send(res, 403, { code: 'bad_jwt', message: `invalid JWT: ${err.message}` });
-        }
-        if (!claims.sub) {
-          return send(res, 403, { code: 'bad_jwt', message: 'invalid claim: missing sub claim' });
-        }
-        const { rows } = await ctx.adminPool.query('select * from auth.users where id = $1', [claims.sub]);
-        if (rows.length === 0) {
-          return send(res, 403, { code: 'user_not_found', message: 'User from sub claim in JWT does not exist' });
-        }
-        return send(res, 200, userJson(rows[0]));
-      }
-      return send(res, 404, { code: 'not_found', message: `no auth route ${req.method} ${route}` });
     },
   };
 }
