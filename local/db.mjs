@@ -360,6 +360,9 @@ function writeConfig(paths, { port, fsync }) {
     `log_line_prefix = '%m [%p] %q%u@%d '`,
     `fsync = ${fsync ? 'on' : 'off'}`,
     `synchronous_commit = ${fsync ? 'on' : 'off'}`,
+    // Logical decoding (the Realtime stand-in) sees a commit only once its WAL is flushed; with
+    // asynchronous commits that waits for the WAL writer, so let it flush every 10 ms.
+    `wal_writer_delay = ${fsync ? "'200ms'" : "'10ms'"}`,
     `full_page_writes = ${fsync ? 'on' : 'off'}`,
     '',
   ];

@@ -4,8 +4,8 @@
 // Services start in order and stop in reverse. Each is { name, start(ctx), stop(ctx) }:
 // start may add to ctx (what later services need, e.g. ctx.db) and returns lines to print;
 // stop undoes it: `db` (Postgres), then `api` (the gateway on SPOOL_API_PORT with the Edge
-// Functions in Deno, the REST/Auth/Storage stand-ins and the pg_net deliverer). Later services
-// (Realtime, the web client) are appended to `services`.
+// Functions in Deno, the REST/Auth/Storage stand-ins and the pg_net deliverer), then `web` (the
+// web client in Vite's dev server on SPOOL_WEB_PORT, local/web.mjs).
 //
 //   npm start                 start (reusing .spool/db)
 //   npm start -- --reset      delete .spool/db first: a fresh cluster, bootstrap and migrations
@@ -29,6 +29,7 @@ import {
   stopCluster,
 } from './db.mjs';
 import { DEFAULT_STATE_DIR as STATE_DIR, envApiPort, startApi } from './stack.mjs';
+import { envWebPort, startWebDev } from './web.mjs';
 
 const argv = process.argv.slice(2);
 const unknown = argv.filter((a) => !['--reset', '--include-all'].includes(a));
@@ -92,6 +93,23 @@ const services = [
     },
     async stop(ctx) {
       await ctx.api?.close();
+    },
+  },
+  {
+    // The web client (web/) in Vite's dev server on SPOOL_WEB_PORT (default 5173), with this
+    // stack's URL and anon key as VITE_SUPABASE_URL / VITE_SUPABASE_ANON_KEY, hot reload on edits.
+    // The entry is transformed before the URL is printed, so the first page load is quick.
+    name: 'web',
+    async start(ctx) {
+      ctx.web = await startWebDev({
+        port: envWebPort(),
+        supabaseUrl: ctx.api.url,
+        anonKey: ctx.api.anonKey,
+      });
+      return [`${ctx.web.url}   (the web client; SPOOL_WEB_PORT)`];
+    },
+    async stop(ctx) {
+      await ctx.web?.close();
     },
   },
 ];

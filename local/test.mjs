@@ -12,6 +12,7 @@
 //      SPOOL_TEST_DB_PORT, SPOOL_TEST_JWT_SECRET, SPOOL_TEST_STATE_DIR):
 //        - node --test local/gateway/tests/   (the local platform's contract tests)
 //        - deno test -A supabase/functions/tests/   (if that folder exists)
+//        - node --test local/tests/   (npm run demo's core, the README's configuration tables)
 //      and, first, a check that supabase/functions/_shared/database.types.ts is what
 //      `npm run gen:types` makes from the migrations (local/types.mjs)
 //      The gateway's log goes to a file; its last lines are printed when a suite fails.
@@ -60,6 +61,13 @@ const furtherSuites = [
         ...env,
         DENO_NO_UPDATE_CHECK: '1',
       }),
+  },
+  {
+    // npm run demo's core (generated media, every job type through the public HTTP API) and the
+    // README's Configuration tables against .env.example and spool.settings.
+    name: 'demo and configuration docs (node --test local/tests/)',
+    when: ({ root }) => fs.readdirSync(path.join(root, 'local', 'tests')).some((f) => f.endsWith('.test.mjs')),
+    run: ({ env }) => runGroup(process.execPath, ['--test', 'local/tests/'], env),
   },
 ];
 

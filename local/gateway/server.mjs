@@ -1,9 +1,11 @@
 // The local Supabase HTTP surface on one port (default 54321), as the Supabase API gateway serves
 // it: /functions/v1 (Edge Functions in Deno), /rest/v1 (PostgREST subset), /storage/v1 (Storage
-// subset), and later /auth/v1 and /realtime/v1. Beside it runs the pg_net deliverer.
+// subset), /auth/v1 (Auth subset) and /realtime/v1 (Realtime's WebSocket). Beside it runs the
+// pg_net deliverer.
 //
-// Each route module exports `create(ctx)` returning { name, prefix, handle(req, res, url), close() }.
-// `handle` is called for requests whose path starts with `prefix`. ctx is shared:
+// Each route module exports `create(ctx)` returning { name, prefix, handle(req, res, url), close() }
+// and optionally `upgrade(req, socket, head, url)`. `handle` is called for requests whose path
+// starts with `prefix`; `upgrade` for HTTP Upgrade requests (WebSockets) under it. ctx is shared:
 //   ctx.root        the repository root
 //   ctx.stateDir    the stack's git-ignored state folder (keys.json, storage files, logs)
 //   ctx.publicUrl   e.g. http://127.0.0.1:54321 (SUPABASE_URL)
@@ -12,14 +14,22 @@
 //   ctx.pool        pg.Pool connected as `authenticator` (PostgREST's role; switch with SET LOCAL ROLE)
 //   ctx.adminPool   pg.Pool connected as the superuser (platform chores only, never for API calls)
 //   ctx.env         extra env for functions (.env contents)
-//   ctx.options     per-module options from startGateway({ options }): options.functions, options.pgnet
+//   ctx.options     per-module options from startGateway({ options }): options.functions,
+//                   options.pgnet, options.realtime
 //   ctx.log(obj)    structured log line
 
 import http from 'node:http';
 import pg from 'pg';
 import { loadKeys } from './keys.mjs';
 
-const ROUTE_MODULES = ['./functions.mjs', './rest.mjs', './storage.mjs', './auth.mjs', './pgnet.mjs'];
+const ROUTE_MODULES = [
+  './functions.mjs',
+  './rest.mjs',
+  './storage.mjs',
+  './auth.mjs',
+  './realtime.mjs',
+  './pgnet.mjs',
+];
 
 /** Sends the gateway's own error shape for requests no route takes. */
 function notFound(res, url) {
@@ -78,6 +88,26 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
       }
     }
   });
+  // Upgrade requests (WebSockets) go to the route's `upgrade`; the sockets it takes over are
+  // tracked so that close() can end them (the HTTP server no longer counts them as requests).
+  const upgraded = new Set();
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url, publicUrl);
+    const route = routes.find((r) => r.prefix && r.upgrade && url.pathname.startsWith(r.prefix));
+    if (!route) {
+      const body = JSON.stringify({ message: `no route for ${url.pathname}` });
+      socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+    try {
+      route.upgrade(req, socket, head, url);
+    } catch (err) {
+      ctx.log({ level: 'error', route: route.name, path: url.pathname, error: err.stack ?? String(err) });
+      socket.destroy();
+    }
+  });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', resolve);
@@ -91,6 +121,7 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
       await new Promise((resolve) => {
         server.close(resolve);
         server.closeAllConnections?.();
+        for (const socket of upgraded) socket.destroy();
       });
       for (const r of routes.reverse()) await r.close?.();
       await pool.end();

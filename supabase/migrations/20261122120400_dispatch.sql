@@ -24,8 +24,9 @@ $$;
 -- Contract: at most one ring per doorbell_debounce (default 1 s) across all sessions. Never waits:
 -- if another transaction is ringing right now (holds the doorbell row) this call skips, because
 -- that ring already covers it. Queues one net.http_post with an explicit timeout and returns its
--- request id, or null when debounced or when Vault lacks the URL or secret (recorded in
--- spool.doorbell.skipped; an insert never fails because the doorbell is not configured).
+-- request id, or null when debounced or when Vault (or the URL or secret in it) is missing
+-- (recorded in spool.doorbell.skipped; an insert never fails because the doorbell is not
+-- configured).
 create function spool.ring_doorbell(p_reason text)
 returns bigint
 language plpgsql volatile
@@ -47,6 +48,10 @@ begin
     return null;
   end if;
 
+  if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
+    update spool.doorbell set skipped = 'Vault (supabase_vault) is not enabled' where id;
+    return null;
+  end if;
   select ds.decrypted_secret into v_url from vault.decrypted_secrets ds where ds.name = 'spool_project_url';
   select ds.decrypted_secret into v_secret from vault.decrypted_secrets ds where ds.name = 'spool_worker_secret';
   if v_url is null or v_secret is null then

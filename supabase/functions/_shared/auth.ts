@@ -36,10 +36,10 @@ function sameSecret(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** True when the request carries the secret key, in `apikey` or as the Bearer token. */
+/** True when the request carries one of the project's secret keys, in `apikey` or as the Bearer token. */
 export function hasSecretKey(req: Request, env: SupabaseEnv): boolean {
   const candidates = [req.headers.get('apikey'), bearer(req)].filter((v): v is string => !!v);
-  return candidates.some((c) => sameSecret(c, env.secretKey));
+  return candidates.some((c) => env.acceptedSecretKeys.some((key) => sameSecret(c, key)));
 }
 
 /** Requires the secret key; 401 otherwise. */

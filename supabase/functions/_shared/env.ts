@@ -60,22 +60,49 @@ export class EnvReader {
   }
 }
 
-/** What every Spool function needs: the project URL and its two keys. */
+/** What every Spool function needs: the project URL and its keys. */
 export interface SupabaseEnv {
   url: string;
   /** Publishable (anon) key: for calls made on behalf of a user, with the user's JWT. */
   anonKey: string;
-  /** Secret (service role) key: server-side only, never sent to a browser. */
+  /** Secret (service role) key the functions call Supabase with. Server-side only. */
   secretKey: string;
+  /**
+   * Every secret key a caller may present to a secret-only endpoint (job-worker, health): the
+   * legacy service_role JWT, SUPABASE_SECRET_KEY, and each key in SUPABASE_SECRET_KEYS (the JSON
+   * object of named `sb_secret_…` keys Supabase injects for the new API keys).
+   */
+  acceptedSecretKeys: string[];
+}
+
+/** Parses SUPABASE_SECRET_KEYS ({"default": "sb_secret_…", …}); malformed JSON is a problem. */
+function namedKeys(reader: EnvReader, name: string): string[] {
+  const raw = reader.optional(name);
+  if (!raw) return [];
+  try {
+    const parsed = JSON.parse(raw);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      return Object.values(parsed).filter((v): v is string => typeof v === 'string' && v !== '');
+    }
+  } catch { /* reported below */ }
+  reader.problems.push(`${name} must be a JSON object of named keys`);
+  return [];
 }
 
 /** Reads the variables Supabase injects into every Edge Function. */
 export function readSupabaseEnv(reader: EnvReader): SupabaseEnv {
   const url = reader.required('SUPABASE_URL');
   if (url && !/^https?:\/\//.test(url)) reader.problems.push('SUPABASE_URL must be an http(s) URL');
+  const secretKey = reader.required('SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_SECRET_KEY');
+  const accepted = [
+    secretKey,
+    reader.optional('SUPABASE_SECRET_KEY'),
+    ...namedKeys(reader, 'SUPABASE_SECRET_KEYS'),
+  ].filter((k) => k !== '');
   return {
     url: url.replace(/\/+$/, ''),
     anonKey: reader.required('SUPABASE_ANON_KEY', 'SUPABASE_PUBLISHABLE_KEY'),
-    secretKey: reader.required('SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_SECRET_KEY'),
+    secretKey,
+    acceptedSecretKeys: [...new Set(accepted)],
   };
 }

@@ -188,7 +188,7 @@ Deno.test('transient prediction failures are retried; cancellations and input er
 });
 
 Deno.test('job-worker refuses a caller without the secret key and answers 202 with a worker id', async () => {
-  const env = { url: 'http://x', anonKey: 'anon', secretKey: 'sb_secret_x' };
+  const env = { url: 'http://x', anonKey: 'anon', secretKey: 'sb_secret_x', acceptedSecretKeys: ['sb_secret_x', 'sb_secret_rotated'] };
   const started: [string, string][] = [];
   const handler = createWorkerHandler({
     env,
@@ -226,5 +226,7 @@ Deno.test('job-worker refuses a caller without the secret key and answers 202 wi
   const bare = await post({ authorization: 'Bearer sb_secret_x' }, '');
   assert.equal(bare.status, 202, 'a ring without a body still wakes the worker');
   assert.equal(started[1][1], 'unspecified');
+  const rotated = await post({ apikey: 'sb_secret_rotated' }, '');
+  assert.equal(rotated.status, 202, 'any of the project secret keys (SUPABASE_SECRET_KEYS) is accepted');
   assert.equal((await handler(new Request('http://x/job-worker', { method: 'GET' }))).status, 405);
 });

@@ -1,0 +1,146 @@
+// One job, live: status, progress and step, before/after, download, cancel and retry.
+import { useEffect, useRef, useState } from 'react';
+import { useJob } from '../hooks/useJob.ts';
+import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib/jobs.ts';
+import { canCancel, canRetry, isTerminal, STATE_INFO } from '../lib/job-states.ts';
+import { formatBytes, operationOf } from '../lib/operations.ts';
+import { downloadUrl } from '../lib/upload.ts';
+import { Preview } from './Preview.tsx';
+import { formatDuration, ProgressBar, StatusBadge, Time } from './ui.tsx';
+
+export function jobTitle(job: Pick<Job, 'type'>): string {
+  return operationOf(job.type)?.label ?? job.type;
+}
+
+export function inputName(job: Job): string {
+  const p = job.input?.input_path;
+  if (typeof p === 'string') return p.split('/').pop()!.replace(/^[0-9a-z]{6,12}-/, '');
+  const prompt = job.input?.prompt;
+  if (typeof prompt === 'string') return `“${prompt.length > 60 ? `${prompt.slice(0, 57)}…` : prompt}”`;
+  return '';
+}
+
+interface Props {
+  id: string;
+  initial?: Job | null;
+  /** Called with the job whenever this card learns a newer state of it. */
+  onChange?: (job: Job) => void;
+  headingLevel?: 2 | 3;
+}
+
+export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
+  const { detail, job, error, live, apply } = useJob(id, initial);
+  const [busy, setBusy] = useState<'cancel' | 'retry' | null>(null);
+  const [actionError, setActionError] = useState<ApiError | null>(null);
+  const onChangeRef = useRef(onChange);
+  onChangeRef.current = onChange;
+
+  useEffect(() => {
+    if (job) onChangeRef.current?.(job);
+  }, [job]);
+
+  if (!job) {
+    return (
+      <article className="card job-card" aria-busy="true">
+        {error ? <p className="error" role="alert">{error.friendly}</p> : <p className="muted">Loading the job…</p>}
+      </article>
+    );
+  }
+
+  const act = async (what: 'cancel' | 'retry') => {
+    setBusy(what);
+    setActionError(null);
+    try {
+      apply(await (what === 'cancel' ? cancelJob(job.id) : retryJob(job.id)));
+    } catch (err) {
+      setActionError(await toApiError(err));
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const H = headingLevel === 2 ? 'h2' : 'h3';
+  const info = STATE_INFO[job.status];
+  const files = job.status === 'done' ? detail?.output_files ?? [] : [];
+  const tookMs = job.finished_at && job.started_at
+    ? Date.parse(job.finished_at) - Date.parse(job.started_at)
+    : null;
+  const errorText = job.error && typeof job.error.message === 'string' ? job.error.message : null;
+  const announcement = `${jobTitle(job)}: ${info.label}${
+    !isTerminal(job.status) && job.step ? `, ${job.step}` : ''
+  }`;
+
+  return (
+    <article className="card job-card" aria-labelledby={`job-${job.id}-title`} data-testid="job-card" data-status={job.status} data-job-id={job.id}>
+      <header className="job-card__header">
+        <div>
+          <H id={`job-${job.id}-title`} className="job-card__title">{jobTitle(job)}</H>
+          <p className="job-card__meta">
+            {inputName(job)}
+            {inputName(job) && ' · '}created <Time iso={job.created_at} />
+            {job.attempts > 1 && ` · attempt ${job.attempts} of ${job.max_attempts}`}
+          </p>
+        </div>
+        <StatusBadge status={job.status} />
+      </header>
+
+      <p className="visually-hidden" aria-live="polite" data-testid="job-announcement">{announcement}</p>
+
+      {!isTerminal(job.status) && (
+        <div className="job-card__progress">
+          <ProgressBar
+            value={job.progress}
+            label={`${jobTitle(job)} progress`}
+            indeterminate={job.status === 'pending' || job.status === 'waiting'}
+          />
+          <p className="job-card__step" data-testid="job-step">
+            {job.status === 'pending'
+              ? 'Queued: waiting for a worker…'
+              : job.status === 'waiting'
+              ? 'Waiting for the provider to call back…'
+              : `${job.step ? job.step.charAt(0).toUpperCase() + job.step.slice(1) : 'Starting'} · ${job.progress}%`}
+          </p>
+        </div>
+      )}
+
+      {job.status === 'failed' && (
+        <p className="error" data-testid="job-error">
+          {errorText ?? 'The job failed.'}
+          {job.error?.code && <span className="muted"> ({String(job.error.code)})</span>}
+        </p>
+      )}
+      {job.status === 'done' && tookMs !== null && (
+        <p className="muted">Finished in {formatDuration(tookMs)} · <Time iso={job.finished_at!} /></p>
+      )}
+
+      <Preview job={job} detail={detail} />
+
+      {actionError && <p className="error" role="alert">{actionError.friendly}</p>}
+      <div className="actions">
+        {files.filter((f) => f.url).map((f) => {
+          const name = f.path.split('/').pop()!;
+          return (
+            <a key={f.path} className="button button--primary" href={downloadUrl(f.url!, name)} download={name} data-testid="download">
+              Download {files.length > 1 ? name : ''}
+              <span className="muted-inline"> ({formatBytes(f.size)})</span>
+            </a>
+          );
+        })}
+        {canCancel(job.status) && (
+          <button type="button" className="button" onClick={() => act('cancel')} disabled={busy !== null}>
+            {busy === 'cancel' ? 'Cancelling…' : 'Cancel job'}
+          </button>
+        )}
+        {canRetry(job.status) && (
+          <button type="button" className="button" onClick={() => act('retry')} disabled={busy !== null}>
+            {busy === 'retry' ? 'Retrying…' : 'Retry'}
+          </button>
+        )}
+      </div>
+      <p className="live-note">
+        <span className={`dot dot--${live}`} aria-hidden="true" />
+        {live === 'live' ? 'Live updates' : live === 'polling' ? 'Realtime unavailable: checking every 3 s' : 'Connecting…'}
+      </p>
+    </article>
+  );
+}

@@ -1,0 +1,179 @@
+// Screenshots of the main screens, taken by the same browser harness as app.test.mjs: start a
+// job (upload and settings), a job in progress, a finished job with its before/after, the
+// history, the admin charts, and the start screen on a 360 px wide phone. Under `npm test` they
+// go to a temporary folder (the screens must render without console errors); `npm run
+// web:screenshots` writes them to docs/screenshots/ for the README.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  colourfulPng,
+  corruptPng,
+  greenScreenPng,
+  holdQueue,
+  landscapePng,
+  leaseAsTest,
+  openProfile,
+  setup,
+  until,
+} from './helpers.mjs';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+let env;
+let user;
+let outDir;
+
+before(async () => {
+  env = await setup();
+  outDir = process.env.SPOOL_SCREENSHOTS_DIR
+    ? path.resolve(ROOT, process.env.SPOOL_SCREENSHOTS_DIR)
+    : path.join(env.tmp, 'screenshots');
+  fs.mkdirSync(outDir, { recursive: true });
+  user = await openProfile(env, { width: 1280, height: 860 });
+  await user.signIn();
+});
+
+after(async () => {
+  await user?.close();
+  await env?.close();
+});
+
+async function shot(page, name, opts = {}) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.mouse.move(0, 0);
+  await page.screenshot({ path: path.join(outDir, `${name}.png`), ...opts });
+}
+
+/** Dismisses the toasts on screen (e.g. the test's own blocker's). */
+const dismissToasts = (page) =>
+  page.evaluate(() => document.querySelectorAll('[data-testid="toast"] button').forEach((b) => b.click()));
+
+/** Starts a job through a creator as the browser's user (for history and admin activity). */
+async function startByApi(type, body) {
+  const { access_token: token } = await user.session();
+  const res = await fetch(`${env.api}/functions/v1/${type}`, {
+    method: 'POST',
+    headers: { apikey: env.anonKey, authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 202, text);
+  return JSON.parse(text).job;
+}
+
+async function uploadByApi(name, bytes) {
+  const { access_token: token, user: { id } } = await user.session();
+  const p = `${id}/${name}`;
+  const res = await fetch(`${env.api}/storage/v1/object/inputs/${p}`, {
+    method: 'POST',
+    headers: { apikey: env.anonKey, authorization: `Bearer ${token}`, 'content-type': 'image/png', 'x-upsert': 'true' },
+    body: bytes,
+  });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  return p;
+}
+
+const status = async (id) => (await env.admin.query('select status from public.jobs where id = $1', [id])).rows[0]?.status;
+
+test('screenshots of the main screens', async () => {
+  const { page, errors } = user;
+  const userId = (await user.session()).user.id;
+
+  // 1. Start a job: a photo uploaded, a preset and a slider set.
+  await page.goto(`${env.appUrl}/#/`);
+  await page.getByTestId('file-input').setInputFiles({ name: 'harbour.png', mimeType: 'image/png', buffer: landscapePng() });
+  await page.getByTestId('uploaded').waitFor();
+  await page.getByLabel('Preset', { exact: true }).selectOption('teal-orange');
+  await page.getByLabel('Contrast').fill('0.2');
+  await page.getByLabel('Saturation').fill('0.15');
+  await shot(page, 'start-job');
+
+  // 2. A job in progress, made deterministic: the job stays queued (holdQueue, as in
+  // app.test.mjs), then this test plays the worker that claimed it (leaseAsTest) and reports
+  // progress through heartbeat_job, as job-worker does.
+  const hold = await holdQueue(env.admin, userId);
+  try {
+    await page.getByRole('button', { name: /^Start/ }).click();
+    const queued = page.locator('[data-testid="job-card"][data-status="pending"]');
+    await queued.waitFor();
+    const id = await queued.getAttribute('data-job-id');
+    const token = await leaseAsTest(env.admin, id, 'web-screenshots');
+    assert.ok(token, 'the queued job was leased by the test');
+    await env.admin.query(`select public.heartbeat_job($1, $2, 45, 'grading')`, [id, token]);
+    await page.locator('[data-testid="job-card"][data-status="running"]').waitFor({ timeout: 10_000 });
+    await page.getByTestId('job-step').filter({ hasText: 'Grading · 45%' }).waitFor({ timeout: 10_000 });
+    await dismissToasts(page);
+    await shot(page, 'job-running');
+    await page.getByRole('button', { name: 'Cancel job' }).click();
+    await page.locator('[data-testid="job-card"][data-status="cancelled"]').waitFor();
+  } finally {
+    await hold.release();
+  }
+
+  // 3. Done, with the before/after compare and the download.
+  await dismissToasts(page);
+  await page.getByRole('button', { name: /^Start/ }).click();
+  const done = page.locator('[data-testid="job-card"][data-status="done"]');
+  await done.waitFor({ timeout: 30_000 });
+  await page.getByTestId('compare').locator('img').nth(1).evaluate((img) => img.decode());
+  await page.getByTestId('compare').locator('input').fill('45');
+  await page.getByRole('status').filter({ hasText: 'is done' }).waitFor();
+  await shot(page, 'job-done');
+
+  // 4. History: a few more jobs in other states.
+  const corrupt = await uploadByApi('scan-0042.png', corruptPng());
+  const bad = await startByApi('color-grade', { input_path: corrupt, preset: 'warm' });
+  const matte = await startByApi('roto', { input_path: await uploadByApi('greenscreen.png', greenScreenPng()), mode: 'color' });
+  await until(async () => ['failed'].includes(await status(bad.id)) && (await status(matte.id)) === 'done', { what: 'the extra jobs', ms: 30_000 });
+  await page.goto(`${env.appUrl}/#/jobs`);
+  await page.locator(`[data-testid="history-item"][data-job-id="${bad.id}"][data-status="failed"]`).waitFor();
+  await page.locator(`[data-testid="history-item"][data-job-id="${matte.id}"][data-status="done"]`).waitFor();
+  await dismissToasts(page);
+  await shot(page, 'history');
+
+  // The roto result over its checkerboard.
+  await page.goto(`${env.appUrl}/#/jobs/${matte.id}`);
+  await page.getByTestId('compare').locator('img').nth(1).evaluate((img) => img.decode());
+  await page.getByTestId('compare').locator('input').fill('35');
+  await shot(page, 'roto-matte');
+
+  // 5. Admin: the user becomes an admin; the charts sample while a few jobs run.
+  await env.admin.query(
+    `update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || '{"spool_admin": true}' where id = $1`,
+    [userId],
+  );
+  try {
+    await page.goto(`${env.appUrl}/#/admin`);
+    await page.reload();
+    await page.getByRole('link', { name: 'Admin' }).waitFor();
+    await page.getByLabel('Sample every').selectOption('2000');
+    await dismissToasts(page);
+    const photo = await uploadByApi('batch.png', colourfulPng(120, 90));
+    for (let i = 0; i < 6; i++) {
+      await startByApi('color-grade', { input_path: i === 3 ? corrupt : photo, preset: i % 2 ? 'warm' : 'cool' });
+      await until(async () => Number(await page.getByTestId('sample-count').textContent()) >= i + 2, { what: 'a sample' });
+    }
+    await until(async () => Number(await page.getByTestId('sample-count').textContent()) >= 9, { what: 'samples' });
+    await dismissToasts(page);
+    await shot(page, 'admin', { fullPage: true });
+  } finally {
+    await env.admin.query(
+      `update auth.users set raw_app_meta_data = raw_app_meta_data - 'spool_admin' where id = $1`,
+      [userId],
+    );
+  }
+
+  // A 360 px wide phone: the start screen, no horizontal scrolling.
+  await page.setViewportSize({ width: 360, height: 780 });
+  await page.goto(`${env.appUrl}/#/`);
+  await page.getByTestId('dropzone').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scroll at 360 px (overflow ${overflow} px)`);
+  await shot(page, 'mobile');
+
+  assert.deepEqual(errors, []);
+  console.log(`# screenshots in ${outDir}`);
+});
