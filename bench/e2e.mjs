@@ -11,7 +11,13 @@
 //   throughput  `jobs` noop jobs in ONE bulk INSERT (as the postgres role, spread over `users`
 //               owners with fair_at as create_job would set it), drained by whatever the doorbell
 //               wakes. jobs/s = jobs / (insert COMMIT returned → the 50 ms poll of the done count
-//               first sees all of them). `repeats` runs after a warm-up; the median is reported.
+//               first sees all of them). `repeats` runs, median reported, after a cold run (a
+//               fresh stack: Deno not yet warm, public.jobs never analyzed, as on a new project's
+//               first burst), which is reported on its own line. Each run starts from the same
+//               state: an empty jobs table whose planner statistics come from ANALYZE of the
+//               previous run's finished jobs, as autovacuum leaves a live queue (history of done
+//               jobs; pending ones rare). An autovacuum or autoanalyze of jobs during a run is
+//               recorded with it, since it can change claim_jobs' plans mid-run.
 //               Invocations = job-worker's own `drain` log line per invocation (its reason, claims,
 //               jobs), checked against pg_net's responses. Correctness: every job done, attempts
 //               = 1 (a retry would be reported separately), one notification per job, and one
@@ -58,7 +64,8 @@ export const E2E_DEFAULTS = Object.freeze({
   // on and can never bind (the worker holds at most 2 × its concurrency = 400 jobs anyway).
   users: 1_000,
   repeats: 3,
-  warmupJobs: 2_000,
+  // The cold run (first on the fresh stack; not in the median). 0 skips it.
+  coldJobs: undefined, // default: `jobs`
   pollMs: 50,
   // A throughput run that makes no progress for this long stops; its unfinished jobs are missing.
   stallMs: 20_000,
@@ -289,7 +296,7 @@ async function throughputRun(ctx, jobs, label) {
     select count(*)::int as n, count(*) filter (where status_code = 202)::int as accepted
     from net._http_response`)).rows[0];
   const resp0 = await responses();
-  const cpu0 = await cpuSnapshot(admin, postmasterPid, watcher);
+  const vac0 = await autovacuumCounts(admin);
   const load = os.loadavg()[0];
 
   // One bulk INSERT as the postgres role: each owner's k-th job k fair slots back (as create_job
@@ -307,11 +314,14 @@ async function throughputRun(ctx, jobs, label) {
     'select extract(epoch from clock_timestamp())::float8 * 1000 as t; commit');
   const tCommit = performance.now();
   const commitEpoch = epochMs();
+  // CPU is counted over the drain: from COMMIT to the poll that saw all jobs done.
+  const cpu0 = await cpuSnapshot(admin, postmasterPid, watcher);
 
   // Measurement: the done count every pollMs until all are done or nothing moves for stallMs.
   let done = 0;
   let tDone = null;
   let lastProgress = performance.now();
+  let cpu1 = null;
   const curve = [];
   while (true) {
     await sleep(cfg.pollMs);
@@ -323,13 +333,15 @@ async function throughputRun(ctx, jobs, label) {
     curve.push([Math.round(now - tCommit), done]);
     if (done >= jobs) {
       tDone = now;
+      cpu1 = await cpuSnapshot(admin, postmasterPid, watcher);
       break;
     }
     if (now - lastProgress > cfg.stallMs) break;
   }
   const seconds = ((tDone ?? performance.now()) - tCommit) / 1000;
-  const cpu1 = await cpuSnapshot(admin, postmasterPid, watcher);
+  cpu1 ??= await cpuSnapshot(admin, postmasterPid, watcher);
   const checkpoints = (await checkpointCount(admin)) - checkpoints0;
+  const vac1 = await autovacuumCounts(admin);
 
   const settled = await quiesce(admin, watcher);
   const { rows: [v] } = await admin.query(`
@@ -344,6 +356,8 @@ async function throughputRun(ctx, jobs, label) {
            (select count(distinct job_id) from public.notifications)::int as notified_jobs
     from public.jobs`);
   const resp1 = await responses();
+  // The next run plans with statistics of finished jobs, as autovacuum leaves a live queue.
+  await admin.query('analyze public.jobs');
   const drains = watcher.drains.slice(drains0);
   let handlerRuns = 0;
   let extraRuns = 0;
@@ -384,6 +398,9 @@ async function throughputRun(ctx, jobs, label) {
     notifiedJobs: v.notified_jobs,
     stalled: tDone === null,
     checkpointsDuring: checkpoints,
+    // Autovacuum / autoanalyze of public.jobs while the run drained (it can change plans).
+    autovacuumDuring: vac1.vacuums - vac0.vacuums,
+    autoanalyzeDuring: vac1.analyzes - vac0.analyzes,
     loadavg1: round(load, 2),
     cpu: cpuDelta(cpu0, cpu1, seconds),
     // [ms since COMMIT, jobs done] at each poll: the drain curve.
@@ -394,6 +411,13 @@ async function throughputRun(ctx, jobs, label) {
 function runCorrect(r) {
   return r.missing === 0 && r.duplicates === 0 && r.total === r.jobs && !r.stalled &&
     r.notifications === r.jobs && r.notifiedJobs === r.jobs;
+}
+
+async function autovacuumCounts(admin) {
+  const { rows: [r] } = await admin.query(`
+    select autovacuum_count::int as vacuums, autoanalyze_count::int as analyzes
+    from pg_stat_user_tables where relid = 'public.jobs'::regclass`);
+  return r;
 }
 
 async function checkpointCount(admin) {
@@ -414,6 +438,7 @@ async function latencyPhase(ctx) {
   const events0 = watcher.events.length;
   const drains0 = watcher.drains.length;
   const { rows: [d0] } = await admin.query('select rings::int as rings from spool.doorbell');
+  const { rows: [r0] } = await admin.query('select coalesce(max(id), 0)::bigint as id from net._http_response');
   // The protocol's gap: after a sample's job is done, the invocation that ran it lingers
   // lingerMs from its start; wait that out (and the doorbell's debounce) before the next insert.
   const gapMs = Math.max(timings.lingerMs, timings.debounceMs) + 100;
@@ -468,9 +493,20 @@ async function latencyPhase(ctx) {
     // How the job was reached: a fresh invocation the insert's doorbell started (the path
     // measured), or one that was still running (lingering) or came from a sweep.
     s.via = !d ? 'unknown' : servedBy[r.worker_id] > 1 ? `shared:${d.reason}` : d.reason;
-    delete s.t;
   }
   const { rows: [d1] } = await admin.query('select rings::int as rings from spool.doorbell');
+  // Each sample rang once, in order: its doorbell request is the i-th one of the phase. Its
+  // response row is written when job-worker's 202 reached the pg_net deliverer.
+  const { rows: answered } = await admin.query(`
+    select extract(epoch from created)::float8 * 1000 as at from net._http_response
+    where id > $1 order by id`, [r0.id]);
+  const mapped = answered.length === samples.length && d1.rings - d0.rings === samples.length;
+  if (mapped) {
+    samples.forEach((s, k) => {
+      s.answeredMs = round(answered[k].at - s.t, 2);
+    });
+  }
+  for (const s of samples) delete s.t;
   const ok = samples.filter((s) => s.status === 'done');
   const pick = ok.map((s) => s.pickupMs);
   const done = ok.map((s) => s.doneMs);
@@ -490,6 +526,8 @@ async function latencyPhase(ctx) {
     pickupMs: stats(pick),
     doneMs: stats(done),
     commitMs: stats(samples.map((s) => s.commitMs)),
+    // When the pg_net deliverer recorded job-worker's 202 (its transaction's start), same origin.
+    answeredMs: mapped ? stats(samples.map((s) => s.answeredMs)) : null,
     slowest: [...ok].sort((a, b) => b.pickupMs - a.pickupMs).slice(0, 5)
       .map(({ i, pickupMs, doneMs, via }) => ({ i, pickupMs, doneMs, via })),
     workerLifecycle: lifecycle,
@@ -600,6 +638,8 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
   const functionEnv = {
     SPOOL_ENABLE_NOOP: 'true', // the test/bench-only kind; never set on a deployed project
     SPOOL_WORKER_LINGER_MS: String(timings.lingerMs),
+    // An experiment's extra worker settings (e.g. SPOOL_WORKER_BATCH); the report lists them all.
+    ...(cfg.functionEnv ?? {}),
   };
   let stack = null;
   let killStack = null;
@@ -648,6 +688,11 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
       )
       insert into bench_e2e.users select id from u`, [cfg.users]);
     await admin.query(`update spool.settings set doorbell_debounce = make_interval(secs => $1::float8 / 1000)`, [timings.debounceMs]);
+    if (cfg.applySql) {
+      // An experiment (e.g. a candidate change to claim_jobs) in this throwaway database only.
+      log(`applying ${cfg.applySql} to the throwaway database (an experiment: not the migrations)`);
+      await admin.query(fs.readFileSync(cfg.applySql, 'utf8'));
+    }
     const settings = await readE2eSettings(admin);
     settings.functionEnv = functionEnv;
     settings.timings = { ...timings, shipped: cfg.shippedTimings };
@@ -656,9 +701,18 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
 
     // --- throughput ------------------------------------------------------------------------
     t = performance.now();
-    if (cfg.warmupJobs > 0) {
-      const w = await throughputRun(ctx, cfg.warmupJobs, 'warm-up');
-      log(`throughput warm-up: ${fmt(w.jobsPerSecond)} jobs/s (${w.jobs} jobs; not reported)`);
+    const coldJobs = cfg.coldJobs ?? cfg.jobs;
+    let cold = null;
+    if (coldJobs > 0) {
+      const { rows: [st] } = await admin.query(`
+        select c.reltuples::float8 as reltuples,
+               (select count(*) from pg_statistic where starelid = c.oid)::int as stats
+        from pg_class c where c.oid = 'public.jobs'::regclass`);
+      cold = await throughputRun(ctx, coldJobs, 'cold');
+      cold.jobsTableAnalyzedBefore = st.stats > 0;
+      log(`throughput cold run (fresh stack, jobs table ${st.stats > 0 ? 'analyzed' : 'never analyzed'}): ` +
+        `${fmt(cold.jobsPerSecond)} jobs/s (${fmt(cold.jobs)} jobs in ${cold.seconds} s; not in the median)` +
+        `${runCorrect(cold) ? '' : `  ✗ missing ${cold.missing}, duplicates ${cold.duplicates}${cold.stalled ? ', stalled' : ''}`}`);
     }
     const runs = [];
     for (let i = 0; i < cfg.repeats; i++) {
@@ -666,7 +720,8 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
       runs.push(r);
       const c = r.cpu.percentOfCore;
       log(`throughput run ${i + 1}/${cfg.repeats}: ${fmt(r.jobsPerSecond)} jobs/s (${fmt(r.jobs)} jobs in ${r.seconds} s; ` +
-        `${r.invocations} invocation(s), ${r.claims} claims; CPU % of a core: node ${c.node}, deno ${c.denoWorker}, ` +
+        `${r.invocations} invocation(s), ${r.claims} claims${r.autoanalyzeDuring || r.autovacuumDuring ? '; autovacuum ran on jobs meanwhile' : ''}; ` +
+        `CPU % of a core: node ${c.node}, deno ${c.denoWorker}, ` +
         `pg ${c.pgRest + c.pgNet + c.pgOther}, others ${r.cpu.others === null ? '?' : Math.round((100 * r.cpu.others) / r.seconds)})` +
         `${runCorrect(r) ? '' : `  ✗ missing ${r.missing}, duplicates ${r.duplicates}${r.stalled ? ', stalled' : ''}`}`);
     }
@@ -675,6 +730,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
     const throughput = {
       jobs: cfg.jobs,
       users: cfg.users,
+      cold,
       runs,
       jobsPerSecond: jpsMedian,
       serverJobsPerSecond: median(runs.map((r) => r.serverJobsPerSecond)),
@@ -682,7 +738,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
       cpu: medianRun.cpu,
       target: cfg.targets.jobsPerSecond,
       met: jpsMedian >= cfg.targets.jobsPerSecond,
-      ok: runs.every(runCorrect),
+      ok: runs.every(runCorrect) && (cold === null || runCorrect(cold)),
     };
     phaseSeconds.throughput = round((performance.now() - t) / 1000, 1);
 
@@ -711,7 +767,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
     phaseSeconds.idle = round((performance.now() - t) / 1000, 1);
 
     const failures = [];
-    for (const r of runs.filter((x) => !runCorrect(x))) {
+    for (const r of [...(cold ? [cold] : []), ...runs].filter((x) => !runCorrect(x))) {
       failures.push(`throughput ${r.label}: missing ${r.missing}, duplicates ${r.duplicates} (extra handler runs ` +
         `${r.extraHandlerRuns}, notifications ${r.notifications} for ${r.notifiedJobs} jobs), total ${r.total}` +
         `${r.stalled ? ', stalled' : ''}`);
@@ -723,7 +779,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
     result = {
       settings,
       config: {
-        jobs: cfg.jobs, users: cfg.users, repeats: cfg.repeats, warmupJobs: cfg.warmupJobs, pollMs: cfg.pollMs,
+        jobs: cfg.jobs, users: cfg.users, repeats: cfg.repeats, coldJobs, pollMs: cfg.pollMs, applySql: cfg.applySql ?? null,
         latencySamples: cfg.latencySamples, idleTicks: cfg.idleTicks, targets: cfg.targets,
       },
       throughput,
@@ -779,6 +835,7 @@ export function formatE2eReport(result) {
     `${settings.spool.doorbell_debounce}; quotas unchanged (active ${settings.spool.max_active_jobs_per_user}, ` +
     `${settings.spool.max_jobs_per_minute_per_user}/min: they apply to create_job, and jobs here are INSERTed ` +
     `directly as the postgres role).`);
+  if (config.applySql) L.push(`EXPERIMENT: ${config.applySql} was applied to the throwaway database after the migrations.`);
   if (!settings.timings.shipped) {
     L.push(`Timings scaled down for the idle samples: worker linger ${settings.timings.lingerMs} ms (shipped 1500), ` +
       `doorbell debounce ${settings.timings.debounceMs} ms (shipped 1 s); neither is on the measured path ` +
@@ -788,31 +845,48 @@ export function formatE2eReport(result) {
   L.push(`1. Throughput: ${fmt(tp.jobs)} noop jobs in one INSERT over ${fmt(tp.users)} owners ` +
     `(${fmt(tp.users * settings.spool.max_running_per_user)} running slots: the per-user cap cannot bind), ` +
     `drained via trigger → doorbell → pg_net → job-worker; median of ${tp.runs.length}, poll every ${config.pollMs} ms`);
+  const all = [...(tp.cold ? [tp.cold] : []), ...tp.runs];
+  const us = (r, v) => Math.round((v * 1e6) / r.jobs);
   L.push(...table(
-    ['run', 'jobs/s', 'seconds', 'server jobs/s', 'first pickup ms', 'invocations', 'claims', 'duplicates', 'missing', 'reattempted'],
-    tp.runs.map((r) => [r.label, fmt(r.jobsPerSecond), r.seconds, fmt(r.serverJobsPerSecond), r.firstPickupMs,
+    ['run', 'jobs/s', 'seconds', 'server jobs/s', 'first pickup ms', 'invocations', 'claims', 'dup', 'missing',
+      'reattempted', 'CPU µs/job: node', 'deno', 'pg RPC', 'pg other', 'machine busy %'],
+    all.map((r) => [r.label, fmt(r.jobsPerSecond), r.seconds, fmt(r.serverJobsPerSecond), r.firstPickupMs,
       `${r.invocations} (${Object.entries(r.invocationReasons).map(([k, v]) => `${k} ${v}`).join(', ')})`,
-      r.claims, r.duplicates, r.missing, r.reattempted]),
+      r.claims, r.duplicates, r.missing, r.reattempted, us(r, r.cpu.seconds.node), us(r, r.cpu.seconds.denoWorker),
+      us(r, r.cpu.seconds.pgRest), us(r, r.cpu.seconds.pgNet + r.cpu.seconds.pgOther),
+      r.cpu.machineBusy === null ? '?' : Math.round((100 * r.cpu.machineBusy) / r.cpu.machineCapacity)]),
   ));
+  if (tp.cold) {
+    L.push(`   cold = the first run on the fresh stack (public.jobs ${tp.cold.jobsTableAnalyzedBefore ? 'analyzed' : 'never analyzed'}, ` +
+      `Deno cold), not in the median; runs 1.. start with statistics of finished jobs, as autovacuum leaves a live queue` +
+      `${tp.runs.some((r) => r.autoanalyzeDuring || r.autovacuumDuring) ? ' (autovacuum touched jobs during: ' +
+        tp.runs.filter((r) => r.autoanalyzeDuring || r.autovacuumDuring).map((r) => r.label).join(', ') + ')' : ''}`);
+  }
   L.push(`   → ${fmt(tp.jobsPerSecond)} jobs/s (COMMIT → all done, poll-observed; server clocks ${fmt(tp.serverJobsPerSecond)}); ` +
     `target ≥ ${fmt(tp.target)}: ${mark(tp.met)} (reported, not asserted)`);
   const c = tp.cpu;
-  L.push(`   CPU over the median run (% of one core; 2 cores = 200 %): node gateway ${c.percentOfCore.node} ` +
-    `(proxy + PostgREST stand-in + pg_net + this poller), job-worker Deno ${c.percentOfCore.denoWorker}, ` +
-    `Postgres: stand-in's RPC backends ${c.percentOfCore.pgRest}, pg_net ${c.percentOfCore.pgNet}, other ` +
-    `${c.percentOfCore.pgOther} (WAL writer, checkpointer, inserts, polls); other tenants ` +
-    `${c.others === null ? '?' : Math.round((100 * c.others) / (tp.runs.find((r) => r.cpu === c)?.seconds ?? 1))}`);
+  const mr = tp.runs.find((r) => r.cpu === c);
+  const total = c.ours;
+  L.push(`   CPU of the median run: ${us(mr, total)} µs per job in all (node gateway = Functions proxy + PostgREST ` +
+    `stand-in + pg_net + this poller ${us(mr, c.seconds.node)}, job-worker Deno ${us(mr, c.seconds.denoWorker)}, ` +
+    `Postgres for the stand-in's RPCs ${us(mr, c.seconds.pgRest)}, other Postgres ${us(mr, c.seconds.pgNet + c.seconds.pgOther)} ` +
+    `(insert, WAL writer, checkpointer, polls)); at that cost ${os.cpus().length} cores allow ` +
+    `~${fmt((os.cpus().length * 1e6) / Math.max(1, us(mr, total)))} jobs/s; other tenants used ` +
+    `${c.others === null ? '?' : Math.round((100 * c.others) / mr.seconds)} % of a core meanwhile`);
   L.push(`   every job done exactly once: ${tp.ok ? 'yes' : 'NO'} (attempts = 1 for all, one notification and one ` +
     `handler run per job)`);
   L.push('');
   L.push(`2. Pickup latency while idle: ${lt.samples} single-job INSERTs, each its own transaction, ${lt.gapMs} ms ` +
     `after the previous job was done (no invocation running)`);
   L.push('   pickup = started_at (claim_jobs transaction start) − clock_timestamp() just before the insert\'s COMMIT;');
-  L.push('   done   = finished_at (complete_jobs transaction start) − the same');
+  L.push('   done   = finished_at (complete_jobs transaction start) − the same; the handler starts between the two');
+  L.push('   (after claim_jobs returns through the stand-in); "doorbell 202 recorded" = when pg_net stored job-worker\'s');
+  L.push('   202 (the worker drains in parallel with that); "COMMIT itself" = the COMMIT round trip, included above');
   L.push(...table(
     ['ms', 'p50', 'p95', 'p99', 'max', 'min'],
     [['pickup', lt.pickupMs.p50, lt.pickupMs.p95, lt.pickupMs.p99, lt.pickupMs.max, lt.pickupMs.min],
       ['done', lt.doneMs.p50, lt.doneMs.p95, lt.doneMs.p99, lt.doneMs.max, lt.doneMs.min],
+      ...(lt.answeredMs ? [['doorbell 202 recorded', lt.answeredMs.p50, lt.answeredMs.p95, lt.answeredMs.p99, lt.answeredMs.max, lt.answeredMs.min]] : []),
       ['COMMIT itself', lt.commitMs.p50, lt.commitMs.p95, lt.commitMs.p99, lt.commitMs.max, lt.commitMs.min]],
   ));
   L.push(`   → pickup p50 ${lt.pickupMs.p50} ms (target ≤ ${lt.targets.p50Ms}), p99 ${lt.pickupMs.p99} ms ` +

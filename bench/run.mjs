@@ -13,8 +13,8 @@
 //
 //   npm run bench [-- options]
 //     --only db|e2e     run one section (default: both)
-//     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs,
-//                       1 repeat, 30 latency samples
+//     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs
+//                       (cold run 500), 1 repeat, 30 latency samples
 //   db section:
 //     --jobs N          jobs per cell (default 20000)
 //     --batch1-jobs N   jobs in the batch-size-1 cells (default: --jobs)
@@ -27,9 +27,14 @@
 //     --e2e-jobs N      jobs per throughput run (default 10000)
 //     --e2e-users N     job owners (default 1000)
 //     --e2e-repeats N   throughput runs, median reported (default 3)
+//     --e2e-cold-jobs N jobs in the cold first run, reported apart (default: --e2e-jobs; 0: none)
 //     --latency-samples N  idle pickup samples (default 200)
 //     --shipped-timings keep the worker's 1.5 s linger and the 1 s doorbell debounce (the idle
 //                       samples then take ~5 minutes; by default both are scaled down together)
+//     --e2e-apply-sql F an experiment: run SQL file F in the throwaway database after the
+//                       migrations (e.g. a candidate claim_jobs); the report says so
+//     --e2e-env K=V     an experiment: extra job-worker env (repeatable, e.g.
+//                       SPOOL_WORKER_JOB_LOGS=false); the report lists the env used
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -67,6 +72,13 @@ function parseArgs(argv) {
     else if (a === '--e2e-users') opts.e2e.users = positiveInt(next());
     else if (a === '--e2e-repeats') opts.e2e.repeats = positiveInt(next());
     else if (a === '--latency-samples') opts.e2e.latencySamples = positiveInt(next());
+    else if (a === '--e2e-cold-jobs') opts.e2e.coldJobs = nonNegativeInt(next());
+    else if (a === '--e2e-apply-sql') opts.e2e.applySql = path.resolve(next());
+    else if (a === '--e2e-env') {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(next());
+      if (!m) throw new PlatformError(`--e2e-env takes NAME=value\n${USAGE}`);
+      opts.e2e.functionEnv = { ...opts.e2e.functionEnv, [m[1]]: m[2] };
+    }
     else if (a === '--shipped-timings') opts.e2e.shippedTimings = true;
     else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
@@ -76,13 +88,17 @@ function parseArgs(argv) {
     else if (a === '--repeats') opts.repeats = positiveInt(next());
     else if (a === '--quick') {
       Object.assign(opts, { jobs: 2000, repeats: 1, warmupJobs: 0 });
-      Object.assign(opts.e2e, { jobs: 2000, repeats: 1, warmupJobs: 500, latencySamples: 30, ...opts.e2e });
+      Object.assign(opts.e2e, { jobs: 2000, repeats: 1, coldJobs: 500, latencySamples: 30, ...opts.e2e });
     }
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') opts.help = true;
     else throw new PlatformError(`unknown argument ${a}\n${USAGE}`);
   }
   return opts;
+}
+
+function nonNegativeInt(v) {
+  return v === '0' ? 0 : positiveInt(v);
 }
 
 function positiveInt(v) {

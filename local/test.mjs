@@ -13,6 +13,8 @@
 //        - node --test local/gateway/tests/   (the local platform's contract tests)
 //        - deno test -A supabase/functions/tests/   (if that folder exists)
 //        - node --test local/tests/   (npm run demo's core, the README's configuration tables)
+//        - the web client: tsc, deno test web/tests/*.contract.test.ts, node --test web/tests/
+//          (browser tests in Debian's Chromium, installed as root when missing)
 //      and, first, a check that supabase/functions/_shared/database.types.ts is what
 //      `npm run gen:types` makes from the migrations (local/types.mjs)
 //      The gateway's log goes to a file; its last lines are printed when a suite fails.
@@ -26,6 +28,7 @@ import path from 'node:path';
 import { denoBinary } from './gateway/functions.mjs';
 import { fileLog, startApi } from './stack.mjs';
 import { checkTypes } from './types.mjs';
+import { ensureChromium } from './web.mjs';
 import {
   bootstrap,
   ensureExtensions,
@@ -76,6 +79,32 @@ const furtherSuites = [
 furtherSuites.unshift({
   name: 'generated types (database.types.ts matches the migrations)',
   run: ({ port }) => checkTypes({ port }),
+});
+
+// The web client (web/), kept apart from the suites above: its type check (tsc), its contract
+// with the job kinds (Deno: web/tests/*.contract.test.ts), then the browser tests in Debian's
+// Chromium (node --test web/tests/: the app built with this stack's URL and anon key, driven by
+// playwright-core). Chromium is installed as root when missing (local/web.mjs ensureChromium).
+furtherSuites.push({
+  name: 'web client (tsc, contract with the job kinds, browser tests: node --test web/tests/)',
+  when: ({ root }) => fs.existsSync(path.join(root, 'web', 'tests')),
+  run: async ({ env, root }) => {
+    ensureChromium();
+    const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
+    const contracts = fs.readdirSync(path.join(root, 'web', 'tests'))
+      .filter((f) => f.endsWith('.contract.test.ts'))
+      .map((f) => path.join('web', 'tests', f));
+    const steps = [
+      [tsc, ['--noEmit', '-p', 'web'], {}],
+      [denoBinary(root), ['test', '-A', ...contracts], { DENO_NO_UPDATE_CHECK: '1' }],
+      [process.execPath, ['--test', 'web/tests/'], {}],
+    ];
+    for (const [cmd, args, extra] of steps) {
+      const code = await runGroup(cmd, args, { ...env, ...extra });
+      if (code !== 0) return code;
+    }
+    return 0;
+  },
 });
 
 /**

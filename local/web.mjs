@@ -6,10 +6,13 @@
 //                                                  (the browser tests build into a temp folder)
 //   serveStatic({ dir, port })                     a tiny static server for such a build
 //   bundleSizes(dir)                               bytes and gzipped bytes of the built JS and CSS
+//   ensureChromium()                               Debian's Chromium for the browser tests (as
+//                                                  root: installs it with apt-get, like ensurePackages)
 //
 // The app reads VITE_SUPABASE_URL and VITE_SUPABASE_ANON_KEY from import.meta.env; Vite takes
 // VITE_* variables from process.env before .env files, so they are set there for the call.
 
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -19,6 +22,8 @@ import { PlatformError, ROOT } from './db.mjs';
 export const WEB_DIR = path.join(ROOT, 'web');
 export const WEB_CONFIG = path.join(WEB_DIR, 'vite.config.ts');
 export const DEFAULT_WEB_PORT = 5173;
+/** Debian's Chromium (package `chromium`), driven by playwright-core in web/tests. */
+export const CHROMIUM = process.env.SPOOL_CHROMIUM || '/usr/bin/chromium';
 
 /** Port from SPOOL_WEB_PORT (default 5173). */
 export function envWebPort(env = process.env) {
@@ -177,4 +182,30 @@ export async function serveStatic({ dir, port = 0 }) {
       server.closeAllConnections?.();
     }),
   };
+}
+
+/**
+ * Makes sure Debian's Chromium is installed for the browser tests: as root it runs
+ * `apt-get install chromium` when missing (as local/db.mjs ensurePackages does for Postgres);
+ * otherwise it says which command to run. Browsers are never downloaded any other way.
+ */
+export function ensureChromium() {
+  if (fs.existsSync(CHROMIUM)) return CHROMIUM;
+  if (process.env.SPOOL_CHROMIUM) {
+    throw new PlatformError(`SPOOL_CHROMIUM is ${CHROMIUM}, which does not exist`);
+  }
+  const install = 'apt-get install -y --no-install-recommends chromium';
+  if (process.getuid?.() !== 0) {
+    throw new PlatformError(
+      `the browser tests of web/ need Debian's Chromium at ${CHROMIUM}. Install it with:\n  sudo apt-get update && sudo ${install}`,
+    );
+  }
+  console.log('spool web: installing OS package chromium (for the browser tests)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'chromium']]) {
+    const r = spawnSync('apt-get', args, { env, stdio: 'inherit' });
+    if (r.status !== 0) throw new PlatformError(`apt-get ${args.join(' ')} failed (exit ${r.status})`);
+  }
+  if (!fs.existsSync(CHROMIUM)) throw new PlatformError(`apt-get installed chromium, but ${CHROMIUM} is missing`);
+  return CHROMIUM;
 }

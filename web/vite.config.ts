@@ -4,11 +4,12 @@
 // VITE_SUPABASE_URL and VITE_SUPABASE_ANON_KEY come from the environment or the repository's .env
 // (envDir is the repository root, where .env.example documents them); only VITE_* variables
 // reach the browser.
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
 export default defineConfig({
-  root: new URL('.', import.meta.url).pathname,
-  envDir: new URL('..', import.meta.url).pathname,
+  root: fileURLToPath(new URL('.', import.meta.url)),
+  envDir: fileURLToPath(new URL('..', import.meta.url)),
   // Relative asset URLs: the build works from any folder of a static host.
   base: './',
   oxc: {
@@ -19,8 +20,9 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: false,
-    // The whole app is small; one chunk for it and one for the libraries.
-    chunkSizeWarningLimit: 400,
+    // One chunk, most of it supabase-js and React (~490 kB minified, ~140 kB gzipped). The budget
+    // that matters is 300 kB gzipped JS + CSS, which web/tests/app.test.mjs checks on every run.
+    chunkSizeWarningLimit: 600,
   },
   server: {
     host: '127.0.0.1',

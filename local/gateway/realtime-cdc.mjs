@@ -325,7 +325,21 @@ export class TypeCache {
 // Filters (Realtime's Subscriptions.parse_subscription_params and realtime.check_equality_op)
 // ---------------------------------------------------------------------------------------------
 
-export const FILTER_OPS = ['eq', 'neq', 'lt', 'lte', 'gt', 'gte', 'in', 'like', 'ilike', 'is', 'match', 'imatch', 'isdistinct'];
+export const FILTER_OPS = [
+  'eq',
+  'neq',
+  'lt',
+  'lte',
+  'gt',
+  'gte',
+  'in',
+  'like',
+  'ilike',
+  'is',
+  'match',
+  'imatch',
+  'isdistinct',
+];
 
 /** A subscription request Realtime refuses before touching the database. */
 export class SubscriptionParamsError extends Error {}
@@ -389,7 +403,11 @@ const inspectString = (s) => JSON.stringify(s);
 
 /** Elixir's inspect() of a filter list / select list, for Realtime's error messages. */
 export function paramsToLog({ action, schema, table, filters, select }) {
-  const f = `[${filters.map((x) => `{${inspectString(x.column)}, ${inspectString(x.op)}, ${inspectString(x.value)}, ${x.negate}}`).join(', ')}]`;
+  const f = `[${
+    filters.map((x) =>
+      `{${inspectString(x.column)}, ${inspectString(x.op)}, ${inspectString(x.value)}, ${x.negate}}`
+    ).join(', ')
+  }]`;
   const s = select ? `[${select.map(inspectString).join(', ')}]` : 'nil';
   return `event: ${action}, schema: ${schema}, table: ${table}, filters: ${f}, select: ${s}`;
 }
@@ -453,7 +471,9 @@ export function parseSubscriptionParams(params) {
 
 function inspectParams(params) {
   if (params === null || typeof params !== 'object') return String(params);
-  const parts = Object.entries(params).map(([k, v]) => `${inspectString(k)} => ${JSON.stringify(v)}`);
+  const parts = Object.entries(params).map(([k, v]) =>
+    `${inspectString(k)} => ${JSON.stringify(v)}`
+  );
   return `%{${parts.join(', ')}}`;
 }
 
@@ -468,7 +488,9 @@ function parseFilters(filter) {
       );
     }
     const eq = seg.indexOf('=');
-    if (eq < 0) throw new SubscriptionParamsError(`Error parsing \`filter\` params: ${inspectList([seg])}`);
+    if (eq < 0) {
+      throw new SubscriptionParamsError(`Error parsing \`filter\` params: ${inspectList([seg])}`);
+    }
     const column = seg.slice(0, eq);
     let rest = seg.slice(eq + 1);
     let negate = false;
@@ -477,11 +499,15 @@ function parseFilters(filter) {
       rest = rest.slice(4);
     }
     const dot = rest.indexOf('.');
-    if (dot < 0) throw new SubscriptionParamsError(`Error parsing \`filter\` params: ${inspectList([rest])}`);
+    if (dot < 0) {
+      throw new SubscriptionParamsError(`Error parsing \`filter\` params: ${inspectList([rest])}`);
+    }
     const op = rest.slice(0, dot);
     const value = rest.slice(dot + 1);
     if (!FILTER_OPS.includes(op)) {
-      throw new SubscriptionParamsError(`Error parsing \`filter\` params: ${inspectList([op, value])}`);
+      throw new SubscriptionParamsError(
+        `Error parsing \`filter\` params: ${inspectList([op, value])}`,
+      );
     }
     if (op === 'in') {
       if (value.length >= 2 && value.startsWith('(') && value.endsWith(')')) {
@@ -545,7 +571,9 @@ function compareFloat(a, b) {
 function timeKey(text) {
   if (text === 'infinity') return [1, 0n];
   if (text === '-infinity') return [-1, 0n];
-  const m = text.match(/^(\d{4,})-(\d\d)-(\d\d)(?:[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?)?([+-]\d\d(?::?\d\d)?(?::?\d\d)?)?( BC)?$/);
+  const m = text.match(
+    /^(\d{4,})-(\d\d)-(\d\d)(?:[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?)?([+-]\d\d(?::?\d\d)?(?::?\d\d)?)?( BC)?$/,
+  );
   if (!m) return null;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', tz = '', bc] = m;
   const date = new Date(0);
@@ -611,7 +639,11 @@ function likeToRegExp(pattern, caseInsensitive) {
 export function compileFilters(filters) {
   const tests = filters.map((f) => {
     const type = f.typeName;
-    const eq = (a, b) => (a === b ? 0 : compareValues(type, a, b));
+    // Enums compare by their declared order, everything else by its type (compareValues).
+    const cmp = f.enumOrder
+      ? (a, b) => Math.sign((f.enumOrder.get(a) ?? -1) - (f.enumOrder.get(b) ?? -1))
+      : (a, b) => compareValues(type, a, b);
+    const eq = (a, b) => (a === b ? 0 : cmp(a, b));
     let test;
     switch (f.op) {
       case 'eq':
@@ -621,16 +653,16 @@ export function compileFilters(filters) {
         test = (v) => eq(v, f.canonical) !== 0;
         break;
       case 'lt':
-        test = (v) => compareValues(type, v, f.canonical) < 0;
+        test = (v) => cmp(v, f.canonical) < 0;
         break;
       case 'lte':
-        test = (v) => compareValues(type, v, f.canonical) <= 0;
+        test = (v) => cmp(v, f.canonical) <= 0;
         break;
       case 'gt':
-        test = (v) => compareValues(type, v, f.canonical) > 0;
+        test = (v) => cmp(v, f.canonical) > 0;
         break;
       case 'gte':
-        test = (v) => compareValues(type, v, f.canonical) >= 0;
+        test = (v) => cmp(v, f.canonical) >= 0;
         break;
       case 'in':
         test = (v) => {
@@ -657,7 +689,15 @@ export function compileFilters(filters) {
       default:
         test = null;
     }
-    return { column: f.column, op: f.op, negate: f.negate, test, value: f.value, canonical: f.canonical, type };
+    return {
+      column: f.column,
+      op: f.op,
+      negate: f.negate,
+      test,
+      value: f.value,
+      canonical: f.canonical,
+      cmp,
+    };
   });
   return (cols) => {
     let result = true;
@@ -672,7 +712,7 @@ export function compileFilters(filters) {
         else r = v === (t.value === 'true' ? 't' : 'f');
         if (t.negate) r = !r;
       } else if (t.op === 'isdistinct') {
-        r = v === null ? true : compareValues(t.type, v, t.canonical) !== 0;
+        r = v === null ? true : v !== t.canonical && t.cmp(v, t.canonical) !== 0;
         if (t.negate) r = !r;
       } else if (v === null) {
         r = null;
@@ -725,6 +765,19 @@ class RaiseException extends Error {
 // ---------------------------------------------------------------------------------------------
 
 const quoteIdent = (s) => `"${String(s).replaceAll('"', '""')}"`;
+
+/**
+ * Drops the slots of gateways that died without dropping them. Ours are temporary, so owned by
+ * (and active for) their session while it lives: an inactive one is stale.
+ */
+export async function dropStaleSlots(db) {
+  const { rows } = await db.query(
+    `select slot_name, pg_catalog.pg_drop_replication_slot(slot_name) is null as dropped
+       from pg_catalog.pg_replication_slots where slot_name like $1 and not active`,
+    [`${SLOT_PREFIX}%`],
+  );
+  return rows.map((r) => r.slot_name);
+}
 
 /** A subscription could not be created; `message` is what Realtime pushes as the system error. */
 export class SubscriptionError extends Error {}
@@ -785,7 +838,9 @@ export class ChangeFeed {
     const logged = paramsToLog(params);
     let tables;
     try {
-      const roleOk = await adminPool.query('select pg_catalog.to_regrole($1) is not null as ok', [role]);
+      const roleOk = await adminPool.query('select pg_catalog.to_regrole($1) is not null as ok', [
+        role,
+      ]);
       if (!roleOk.rows[0].ok) {
         const e = new Error(`role "${role}" does not exist`);
         e.code = '42704';
@@ -809,7 +864,10 @@ export class ChangeFeed {
       }
       const filtersByRelid = new Map();
       for (const t of tables) {
-        filtersByRelid.set(Number(t.relid), await this.validateFilters(Number(t.relid), role, params));
+        filtersByRelid.set(
+          Number(t.relid),
+          await this.validateFilters(Number(t.relid), role, params),
+        );
       }
       return {
         ...rest,
@@ -825,7 +883,9 @@ export class ChangeFeed {
     } catch (err) {
       if (err instanceof SubscriptionError) throw err;
       throw new SubscriptionError(
-        `${unable} An exception happened so please check your connect parameters: [${logged}]. Exception: ${postgrexMessage(err)}`,
+        `${unable} An exception happened so please check your connect parameters: [${logged}]. Exception: ${
+          postgrexMessage(err)
+        }`,
       );
     }
   }
@@ -848,21 +908,35 @@ export class ChangeFeed {
       if (!col) throw new RaiseException(`invalid column for filter ${f.column}`);
       const typoid = Number(col.typoid);
       await this.types.ensure([typoid]);
-      const typeName = this.types.base(typoid)?.name ?? col.regtype;
-      const compiled = { ...f, typeName, canonical: null, list: null };
+      const base = this.types.base(typoid);
+      const typeName = base?.name ?? col.regtype;
+      const compiled = { ...f, typeName, canonical: null, list: null, enumOrder: null };
+      if (base?.type === 'e') {
+        const { rows } = await adminPool.query(
+          'select enumlabel from pg_catalog.pg_enum where enumtypid = $1::oid order by enumsortorder',
+          [base.oid],
+        );
+        compiled.enumOrder = new Map(rows.map((r, i) => [r.enumlabel, i]));
+      }
       if (f.op === 'in') {
         const { rows } = await adminPool.query(
           `select array(select x::text from unnest($1::text::${col.regtype}[]) x) as list`,
           [f.value],
         );
-        if (rows[0].list.length > 100) throw new RaiseException('too many values for `in` filter. Maximum 100');
+        if (rows[0].list.length > 100) {
+          throw new RaiseException('too many values for `in` filter. Maximum 100');
+        }
         compiled.list = rows[0].list;
       } else if (f.op === 'is') {
         if (!['null', 'true', 'false', 'unknown'].includes(f.value)) {
-          throw new RaiseException('invalid value for is filter: must be null, true, false, or unknown');
+          throw new RaiseException(
+            'invalid value for is filter: must be null, true, false, or unknown',
+          );
         }
         if (f.value !== 'null' && col.regtype !== 'boolean') {
-          throw new RaiseException(`is ${f.value} filter requires a boolean column, got ${col.regtype}`);
+          throw new RaiseException(
+            `is ${f.value} filter requires a boolean column, got ${col.regtype}`,
+          );
         }
       } else if (f.op === 'like' || f.op === 'ilike') {
         const { rows } = await adminPool.query(
@@ -870,7 +944,9 @@ export class ChangeFeed {
           [typoid],
         );
         if (!rows[0].ok) {
-          throw new RaiseException(`operator ${f.op} requires a text-compatible column type, got ${col.regtype}`);
+          throw new RaiseException(
+            `operator ${f.op} requires a text-compatible column type, got ${col.regtype}`,
+          );
         }
       } else if (f.op === 'match' || f.op === 'imatch') {
         const { rows } = await adminPool.query(
@@ -880,7 +956,9 @@ export class ChangeFeed {
           [typoid, f.op === 'imatch' ? '~*' : '~'],
         );
         if (!rows[0].ok) {
-          throw new RaiseException(`operator ${f.op} requires a text-compatible column type, got ${col.regtype}`);
+          throw new RaiseException(
+            `operator ${f.op} requires a text-compatible column type, got ${col.regtype}`,
+          );
         }
         try {
           await adminPool.query(`select '' ~ $1`, [f.value]);
@@ -889,7 +967,9 @@ export class ChangeFeed {
           throw new RaiseException(`invalid regular expression for ${f.op} filter: ${err.message}`);
         }
       } else {
-        const { rows } = await adminPool.query(`select ($1::text::${col.regtype})::text as v`, [f.value]);
+        const { rows } = await adminPool.query(`select ($1::text::${col.regtype})::text as v`, [
+          f.value,
+        ]);
         compiled.canonical = rows[0].v;
       }
       out.push(compiled);
@@ -916,20 +996,26 @@ export class ChangeFeed {
       ...this.options.connection,
       application_name: 'spool-realtime',
       // Output functions run in this session: fix how values are rendered.
-      options: '-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=1 -c statement_timeout=30s',
+      options:
+        '-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=1 -c statement_timeout=30s',
     });
-    client.on('error', (err) => this.log({ level: 'warn', msg: 'realtime replication connection error', error: err.message }));
+    client.on(
+      'error',
+      (err) =>
+        this.log({
+          level: 'warn',
+          msg: 'realtime replication connection error',
+          error: err.message,
+        }),
+    );
     await client.connect();
     try {
-      // Slots of gateways that died without dropping them. Ours are temporary (owned by their
-      // session, so always active while it lives): an inactive one is stale.
-      await client.query(
-        `select pg_catalog.pg_drop_replication_slot(slot_name) from pg_catalog.pg_replication_slots
-          where slot_name like $1 and not active`,
-        [`${SLOT_PREFIX}%`],
-      );
+      await dropStaleSlots(client);
       const slot = `${SLOT_PREFIX}${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
-      await client.query(`select pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput', true)`, [slot]);
+      await client.query(
+        `select pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput', true)`,
+        [slot],
+      );
       this.client = client;
       this.slot = slot;
     } catch (err) {
@@ -962,14 +1048,28 @@ export class ChangeFeed {
       } catch (err) {
         if (!this.running || this.client !== client) break;
         failures++;
-        this.log({ level: 'error', msg: 'realtime replication poll failed', error: err.stack ?? String(err) });
+        this.log({
+          level: 'error',
+          msg: 'realtime replication poll failed',
+          error: err.stack ?? String(err),
+        });
         if (client._ending || client._connectionError || failures >= 5) {
           // The connection (and with it the temporary slot) is gone: start over.
           this.running = false;
           this.client = null;
           await client.end().catch(() => {});
           if (this.subs.size > 0 && !this.closed) {
-            setTimeout(() => this.ensureRunning().catch((e) => this.log({ level: 'error', msg: 'realtime replication restart failed', error: String(e.message) })), 500);
+            setTimeout(
+              () =>
+                this.ensureRunning().catch((e) =>
+                  this.log({
+                    level: 'error',
+                    msg: 'realtime replication restart failed',
+                    error: String(e.message),
+                  })
+                ),
+              500,
+            );
           }
           return;
         }
@@ -1062,7 +1162,9 @@ export class ChangeFeed {
       const rel = this.relations.get(change.relid);
       if (!rel) continue;
       const type = change.tag === 'I' ? 'INSERT' : change.tag === 'U' ? 'UPDATE' : 'DELETE';
-      const subs = [...this.subs].filter((s) => s.relids.has(change.relid) && (s.action === '*' || s.action === type));
+      const subs = [...this.subs].filter((s) =>
+        s.relids.has(change.relid) && (s.action === '*' || s.action === type)
+      );
       if (subs.length === 0) continue;
       work.push({ change, rel, type, subs });
     }
@@ -1079,7 +1181,8 @@ export class ChangeFeed {
   /** Keeps the relation's column list from pgoutput; catalog details are (re)loaded lazily. */
   async noteRelation(msg) {
     const prev = this.relations.get(msg.relid);
-    const signature = msg.columns.map((c) => `${c.name}:${c.typeOid}:${c.key ? 1 : 0}`).join(',') + `|${msg.replident}|${msg.schema}.${msg.table}`;
+    const signature = msg.columns.map((c) => `${c.name}:${c.typeOid}:${c.key ? 1 : 0}`).join(',') +
+      `|${msg.replident}|${msg.schema}.${msg.table}`;
     if (prev && prev.signature === signature) return;
     await this.types.ensure(msg.columns.map((c) => c.typeOid));
     this.relations.set(msg.relid, {
@@ -1096,7 +1199,9 @@ export class ChangeFeed {
   /** Primary key, RLS flag and the catalog column list (with type names) of each relation. */
   async refreshCatalog(work) {
     const now = Date.now();
-    const stale = [...new Set(work.map((w) => w.rel))].filter((rel) => now - rel.catalogAt > CATALOG_TTL_MS);
+    const stale = [...new Set(work.map((w) => w.rel))].filter((rel) =>
+      now - rel.catalogAt > CATALOG_TTL_MS
+    );
     for (const rel of stale) {
       const { rows } = await this.options.adminPool.query(
         `select c.relrowsecurity as rls,
@@ -1165,7 +1270,9 @@ export class ChangeFeed {
         if (full || col.key) identity.set(col.name, v.kind === 'n' ? null : v.value);
       });
     } else if (type === 'UPDATE' && rel.pk.length > 0) {
-      for (const col of wal) if (col.key && newCols.has(col.name)) identity.set(col.name, newCols.get(col.name));
+      for (const col of wal) {
+        if (col.key && newCols.has(col.name)) identity.set(col.name, newCols.get(col.name));
+      }
     }
     const pkNames = rel.pk.map((c) => c.name);
     const pkValues = pkNames.map((n) => (type === 'DELETE' ? identity.get(n) : newCols.get(n)));
@@ -1190,13 +1297,19 @@ export class ChangeFeed {
       for (const sub of g.subs) {
         const visibleByFilter = sub.filtersByRelid.get(rel.relid);
         const cols = type === 'DELETE' ? new Map() : newCols;
-        const pass = visibleByFilter(cols) === true || (type === 'DELETE' && visibleByFilter(identity) === true);
+        const pass = visibleByFilter(cols) === true ||
+          (type === 'DELETE' && visibleByFilter(identity) === true);
         if (!pass) continue;
         if (!rel.rls || type === 'DELETE') {
           g.candidates.push({ sub, ok: true });
         } else {
           let entry = checks.get(sub.claimsKey);
-          if (!entry) checks.set(sub.claimsKey, entry = { role: sub.role, claims: sub.claims, byRel: new Map() });
+          if (!entry) {
+            checks.set(
+              sub.claimsKey,
+              entry = { role: sub.role, claims: sub.claims, byRel: new Map() },
+            );
+          }
           let list = entry.byRel.get(rel.relid);
           if (!list) entry.byRel.set(rel.relid, list = { rel, items: [] });
           list.items.push({ idx, pk: pkValues });
@@ -1213,23 +1326,36 @@ export class ChangeFeed {
     const { pool } = this.options;
     await Promise.all([...checks].map(async ([claimsKey, entry]) => {
       try {
-        await withCallerTransaction(pool, { role: entry.role, claims: entry.claims, readOnly: true }, async (client) => {
+        await withCallerTransaction(pool, {
+          role: entry.role,
+          claims: entry.claims,
+          readOnly: true,
+        }, async (client) => {
           for (const { rel, items } of entry.byRel.values()) {
             const pk = rel.pk;
             const arrays = pk.map((_, j) => items.map((it) => it.pk[j] ?? null));
-            const cond = pk.map((c, j) => `t.${quoteIdent(c.name)} = k.v${j}::${c.fmt}`).join(' and ');
+            const cond = pk.map((c, j) => `t.${quoteIdent(c.name)} = k.v${j}::${c.fmt}`).join(
+              ' and ',
+            );
             const cols = pk.map((_, j) => `v${j}`).join(', ');
             const params = pk.map((_, j) => `$${j + 2}::text[]`).join(', ');
             const { rows } = await client.query(
               `select k.i from unnest($1::int[], ${params}) as k(i, ${cols})
-                where exists (select 1 from ${quoteIdent(rel.schema)}.${quoteIdent(rel.table)} t where ${cond})`,
+                where exists (select 1 from ${quoteIdent(rel.schema)}.${
+                quoteIdent(rel.table)
+              } t where ${cond})`,
               [items.map((it) => it.idx), ...arrays],
             );
             for (const r of rows) visible.add(`${claimsKey}#${r.i}`);
           }
         });
       } catch (err) {
-        this.log({ level: 'warn', msg: 'realtime RLS check failed; the change is withheld', role: entry.role, error: err.message });
+        this.log({
+          level: 'warn',
+          msg: 'realtime RLS check failed; the change is withheld',
+          role: entry.role,
+          error: err.message,
+        });
       }
     }));
     return visible;
@@ -1242,12 +1368,26 @@ export class ChangeFeed {
     for (const g of plan.groups.values()) {
       const base = { schema: rel.schema, table: rel.table, type };
       if (g.error) {
-        out.push({ data: { ...base, columns: [], commit_timestamp: null, errors: [g.error], ...(type === 'DELETE' ? { old_record: {} } : type === 'UPDATE' ? { record: {}, old_record: {} } : { record: {} }) }, subs: g.subs });
+        out.push({
+          data: {
+            ...base,
+            columns: [],
+            commit_timestamp: null,
+            errors: [g.error],
+            ...(type === 'DELETE'
+              ? { old_record: {} }
+              : type === 'UPDATE'
+              ? { record: {}, old_record: {} }
+              : { record: {} }),
+          },
+          subs: g.subs,
+        });
         continue;
       }
       const subs = g.candidates.filter((c) => c.ok || visible.has(c.check)).map((c) => c.sub);
       if (subs.length === 0) continue;
-      const picked = (name, isPk) => g.selectable.has(name) && (!g.select || isPk || g.select.includes(name));
+      const picked = (name, isPk) =>
+        g.selectable.has(name) && (!g.select || isPk || g.select.includes(name));
       const typeOf = new Map(rel.walColumns.map((c) => [c.name, c.typeOid]));
       const pkSet = new Set(rel.pk.map((c) => c.name));
       const jsonOf = (name, text) => toJsonValue(text, typeOf.get(name), this.types);

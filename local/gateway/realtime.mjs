@@ -42,13 +42,16 @@
 // 100 ms (Realtime's CHANNEL_ERROR_BACKOFF_MS is 5 s; options.realtime.channelErrorBackoffMs);
 // numbers outside 2^53 lose precision in our JSON (Realtime sends the exact digits; JSON.parse in
 // the client loses them anyway); composite-type values stay strings; ordering filters (lt, gt...)
-// on non-numeric, non-time types compare code points (the local cluster's collation, C.UTF-8,
-// does the same) and match/imatch use JavaScript regular expressions.
+// on types other than numbers, booleans, dates/timestamps and enums compare code points (the
+// local cluster's collation, C.UTF-8, does the same) and match/imatch use JavaScript regular
+// expressions. As with Realtime, a change committed before "Subscribed to PostgreSQL" may be
+// missed: refetch on SUBSCRIBED.
 
 import crypto from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import {
   ChangeFeed,
+  dropStaleSlots,
   parseSubscriptionParams,
   SubscriptionError,
   SubscriptionParamsError,
@@ -85,8 +88,17 @@ class TokenRefused extends Error {
 const HS = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
 
 function verifyToken(token, secret, now) {
-  const raw = typeof token === 'string' ? decodeURIComponent(token).replace(/\s/g, '') : token;
-  const malformed = () => new TokenRefused('malformed', 'MalformedJWT', 'The token provided is not a valid JWT');
+  let raw = token;
+  if (typeof token === 'string') {
+    try {
+      raw = decodeURIComponent(token);
+    } catch {
+      raw = token;
+    }
+    raw = raw.replace(/\s/g, '');
+  }
+  const malformed = () =>
+    new TokenRefused('malformed', 'MalformedJWT', 'The token provided is not a valid JWT');
   if (typeof raw !== 'string') throw malformed();
   const parts = raw.split('.');
   if (parts.length !== 3) throw malformed();
@@ -111,7 +123,12 @@ function verifyToken(token, secret, now) {
   const expected = crypto.createHmac(alg, secret).update(`${parts[0]}.${parts[1]}`).digest();
   const given = Buffer.from(parts[2], 'base64url');
   if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
-    throw new TokenRefused('signature', 'JwtSignatureError', 'Failed to validate JWT signature', ':signature_error');
+    throw new TokenRefused(
+      'signature',
+      'JwtSignatureError',
+      'Failed to validate JWT signature',
+      ':signature_error',
+    );
   }
   const current = Math.floor(now / 1000);
   if (claims.exp !== undefined && !(typeof claims.exp === 'number' && claims.exp > current)) {
@@ -119,13 +136,27 @@ function verifyToken(token, secret, now) {
       const msg = `Token has expired ${current - Math.round(claims.exp)} seconds ago`;
       throw new TokenRefused('expired', 'InvalidJWTToken', msg);
     }
-    throw new TokenRefused('other', 'UnknownErrorOnChannel', 'Unknown Error on Channel', 'Invalid token');
+    throw new TokenRefused(
+      'other',
+      'UnknownErrorOnChannel',
+      'Unknown Error on Channel',
+      'Invalid token',
+    );
   }
   if (claims.iat !== undefined && typeof claims.iat !== 'number') {
-    throw new TokenRefused('other', 'UnknownErrorOnChannel', 'Unknown Error on Channel', 'Invalid token');
+    throw new TokenRefused(
+      'other',
+      'UnknownErrorOnChannel',
+      'Unknown Error on Channel',
+      'Invalid token',
+    );
   }
   if (!('role' in claims) || !('exp' in claims)) {
-    throw new TokenRefused('missing_claims', 'InvalidJWTToken', 'Fields `role` and `exp` are required in JWT');
+    throw new TokenRefused(
+      'missing_claims',
+      'InvalidJWTToken',
+      'Fields `role` and `exp` are required in JWT',
+    );
   }
   const out = { ...claims };
   for (const k of ['exp', 'iat']) if (typeof out[k] === 'number') out[k] = Math.round(out[k]);
@@ -137,11 +168,14 @@ function bindingId(params) {
   const canonical = (v) => {
     if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
     if (v && typeof v === 'object') {
-      return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+      return `{${
+        Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')
+      }}`;
     }
     return JSON.stringify(v);
   };
-  const h = crypto.createHash('sha1').update(canonical(params)).digest().readUInt32BE(0) & 0x7ffffff;
+  const h = crypto.createHash('sha1').update(canonical(params)).digest().readUInt32BE(0) &
+    0x7ffffff;
   return h || 1;
 }
 
@@ -178,7 +212,14 @@ function decodeFrame(vsn, data, isBinary) {
         ref: ref || null,
         topic,
         event: 'broadcast',
-        payload: { userBroadcast: { event: userEvent, encoding: enc === 1 ? 'json' : 'binary', payload: userPayload, meta } },
+        payload: {
+          userBroadcast: {
+            event: userEvent,
+            encoding: enc === 1 ? 'json' : 'binary',
+            payload: userPayload,
+            meta,
+          },
+        },
       };
     }
     if (kind === KIND_PUSH) {
@@ -193,7 +234,13 @@ function decodeFrame(vsn, data, isBinary) {
       const ref = take(rl);
       const topic = take(tl);
       const event = take(el);
-      return { join_ref: joinRef || null, ref: ref || null, topic, event, payload: { binary: Buffer.from(buf.subarray(o)) } };
+      return {
+        join_ref: joinRef || null,
+        ref: ref || null,
+        topic,
+        event,
+        payload: { binary: Buffer.from(buf.subarray(o)) },
+      };
     }
     throw new Error(`unknown binary frame kind ${kind}`);
   }
@@ -203,9 +250,19 @@ function decodeFrame(vsn, data, isBinary) {
     const [join_ref, ref, topic, event, payload] = msg;
     return { join_ref, ref, topic, event, payload };
   }
-  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) throw new Error('V1 JSON Serializer expected a map');
-  for (const k of ['topic', 'event', 'payload', 'ref']) if (!(k in msg)) throw new Error(`missing ${k}`);
-  return { join_ref: msg.join_ref ?? null, ref: msg.ref, topic: msg.topic, event: msg.event, payload: msg.payload };
+  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) {
+    throw new Error('V1 JSON Serializer expected a map');
+  }
+  for (const k of ['topic', 'event', 'payload', 'ref']) {
+    if (!(k in msg)) throw new Error(`missing ${k}`);
+  }
+  return {
+    join_ref: msg.join_ref ?? null,
+    ref: msg.ref,
+    topic: msg.topic,
+    event: msg.event,
+    payload: msg.payload,
+  };
 }
 
 /** Encodes a server message for the connection's serializer (text frames). */
@@ -218,7 +275,13 @@ function encodeFrame(vsn, { join_ref = null, ref = null, topic, event, payload }
 function encodeUserBroadcast(topic, { event, encoding, payload }) {
   const t = Buffer.from(topic, 'utf8');
   const e = Buffer.from(event, 'utf8');
-  const head = Buffer.from([KIND_USER_BROADCAST, t.length, e.length, 0, encoding === 'json' ? 1 : 0]);
+  const head = Buffer.from([
+    KIND_USER_BROADCAST,
+    t.length,
+    e.length,
+    0,
+    encoding === 'json' ? 1 : 0,
+  ]);
   return Buffer.concat([head, t, e, payload]);
 }
 
@@ -238,7 +301,12 @@ export async function create(ctx) {
   const topics = new Map();
 
   const feed = new ChangeFeed({
-    connection: { host: '127.0.0.1', port: ctx.dbPort, database: 'postgres', user: 'supabase_admin' },
+    connection: {
+      host: '127.0.0.1',
+      port: ctx.dbPort,
+      database: 'postgres',
+      user: 'supabase_admin',
+    },
     adminPool: ctx.adminPool,
     pool: ctx.pool,
     log: (line) => ctx.log({ route: 'realtime', ...line }),
@@ -259,14 +327,41 @@ export async function create(ctx) {
     },
   });
 
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_FRAME });
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: MAX_FRAME,
+  });
+
+  try {
+    const dropped = await dropStaleSlots(ctx.adminPool);
+    if (dropped.length) {
+      ctx.log({
+        level: 'info',
+        route: 'realtime',
+        msg: 'dropped stale replication slots',
+        slots: dropped,
+      });
+    }
+  } catch (err) {
+    ctx.log({
+      level: 'warn',
+      route: 'realtime',
+      msg: 'could not look for stale replication slots',
+      error: err.message,
+    });
+  }
 
   /** Answers a refused upgrade with an HTTP response on the raw socket. */
   function refuse(socket, status, body) {
     const text = JSON.stringify(body);
-    const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status] ?? 'Error';
+    const reason =
+      { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status] ??
+        'Error';
     socket.end(
-      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${
+        Buffer.byteLength(text)
+      }\r\nconnection: close\r\n\r\n${text}`,
     );
   }
 
@@ -316,9 +411,21 @@ export async function create(ctx) {
     pushChange(data, ids) {
       if (this.closed) return;
       if (this.newApi) {
-        this.conn.send({ join_ref: null, ref: null, topic: this.topic, event: 'postgres_changes', payload: { ids, data } });
+        this.conn.send({
+          join_ref: null,
+          ref: null,
+          topic: this.topic,
+          event: 'postgres_changes',
+          payload: { ids, data },
+        });
       } else {
-        this.conn.send({ join_ref: null, ref: null, topic: this.topic, event: data.type, payload: data });
+        this.conn.send({
+          join_ref: null,
+          ref: null,
+          topic: this.topic,
+          event: data.type,
+          payload: data,
+        });
       }
     }
 
@@ -327,7 +434,10 @@ export async function create(ctx) {
       const claims = verifyToken(this.accessToken, secret, now());
       const left = claims.exp * 1000 - now();
       clearTimeout(this.confirmTimer);
-      this.confirmTimer = setTimeout(() => this.onConfirmToken(), Math.max(0, Math.min(CONFIRM_TOKEN_MS, left)));
+      this.confirmTimer = setTimeout(
+        () => this.onConfirmToken(),
+        Math.max(0, Math.min(CONFIRM_TOKEN_MS, left)),
+      );
       this.confirmTimer.unref?.();
       this.claims = claims;
       return claims;
@@ -368,12 +478,17 @@ export async function create(ctx) {
       try {
         subs = await feed.subscribe(specs);
       } catch (err) {
-        const message = err instanceof SubscriptionError ? err.message : `Unable to subscribe to changes: ${err.message}`;
+        const message = err instanceof SubscriptionError
+          ? err.message
+          : `Unable to subscribe to changes: ${err.message}`;
         if (this.closed || gen !== this.subGen) return { ok: false, message };
         if (!reply) this.system('postgres_changes', 'error', message);
         if (!/^Unable to subscribe/.test(message)) {
           // Not the parameters' fault (the replication slot could not be made): retry in 5-10 s.
-          this.retryTimer = setTimeout(() => this.postgresSubscribe().catch(() => {}), 5000 + Math.random() * 5000);
+          this.retryTimer = setTimeout(
+            () => this.postgresSubscribe().catch(() => {}),
+            5000 + Math.random() * 5000,
+          );
           this.retryTimer.unref?.();
         }
         return { ok: false, message };
@@ -400,7 +515,15 @@ export async function create(ctx) {
     close({ notify = true } = {}) {
       if (this.closed) return;
       this.teardown();
-      if (notify) this.conn.send({ join_ref: this.joinRef, ref: this.joinRef, topic: this.topic, event: 'phx_close', payload: {} });
+      if (notify) {
+        this.conn.send({
+          join_ref: this.joinRef,
+          ref: this.joinRef,
+          topic: this.topic,
+          event: 'phx_close',
+          payload: {},
+        });
+      }
     }
 
     teardown() {
@@ -434,12 +557,22 @@ export async function create(ctx) {
         try {
           msg = decodeFrame(this.vsn, data, isBinary);
         } catch (err) {
-          ctx.log({ level: 'warn', route: 'realtime', msg: 'undecodable frame; closing the socket', error: err.message });
+          ctx.log({
+            level: 'warn',
+            route: 'realtime',
+            msg: 'undecodable frame; closing the socket',
+            error: err.message,
+          });
           this.ws.close(1011, 'invalid message');
           return;
         }
         this.queue = this.queue.then(() => this.handle(msg)).catch((err) => {
-          ctx.log({ level: 'error', route: 'realtime', msg: 'message handling failed', error: err.stack ?? String(err) });
+          ctx.log({
+            level: 'error',
+            route: 'realtime',
+            msg: 'message handling failed',
+            error: err.stack ?? String(err),
+          });
         });
       });
       ws.on('close', () => this.teardown());
@@ -491,7 +624,9 @@ export async function create(ctx) {
         else this.reply(msg, 'error', { reason: 'unmatched topic' }, { withJoinRef: false });
         return;
       }
-      if (msg.join_ref !== null && msg.join_ref !== undefined && msg.join_ref !== channel.joinRef) return; // stale
+      if (msg.join_ref !== null && msg.join_ref !== undefined && msg.join_ref !== channel.joinRef) {
+        return; // stale
+      }
       switch (event) {
         case 'phx_leave':
           this.reply(msg, 'ok', {});
@@ -522,11 +657,15 @@ export async function create(ctx) {
       }
       const existing = this.channels.get(topic);
       if (existing) existing.close(); // Phoenix: a duplicate join closes the old channel first
-      if (topic === 'realtime:') return this.joinError(msg, 'TopicNameRequired: You must provide a topic name');
+      if (topic === 'realtime:') {
+        return this.joinError(msg, 'TopicNameRequired: You must provide a topic name');
+      }
       const payload = msg.payload && typeof msg.payload === 'object' ? msg.payload : {};
       const channel = new Channel(this, topic, msg.join_ref ?? null, payload);
       const token = payload.access_token ?? payload.user_token;
-      channel.accessToken = typeof token === 'string' && !token.startsWith('sb_') ? token : this.tenantToken;
+      channel.accessToken = typeof token === 'string' && !token.startsWith('sb_')
+        ? token
+        : this.tenantToken;
       if (this.channels.size >= MAX_CHANNELS) {
         return this.joinError(msg, 'ChannelRateLimitReached: Too many channels');
       }
@@ -538,17 +677,25 @@ export async function create(ctx) {
       }
       if (channel.private) {
         clearTimeout(channel.confirmTimer);
-        return this.joinError(msg, `Unauthorized: You do not have permissions to read from this Channel topic: ${channel.subTopic}`);
+        return this.joinError(
+          msg,
+          `Unauthorized: You do not have permissions to read from this Channel topic: ${channel.subTopic}`,
+        );
       }
       this.channels.set(topic, channel);
       let peers = topics.get(topic);
       if (!peers) topics.set(topic, peers = new Set());
       peers.add(channel);
 
-      const response = { postgres_changes: channel.bindings.map((b) => ({ ...b.params, id: b.id })) };
+      const response = {
+        postgres_changes: channel.bindings.map((b) => ({ ...b.params, id: b.id })),
+      };
       const waitOpts = payload.config?.postgres_changes_options;
       if (waitOpts?.wait === true && channel.bindings.length > 0) {
-        const limit = Math.min(Number(waitOpts.timeout) > 0 ? Number(waitOpts.timeout) : WAIT_DEFAULT_MS, WAIT_MAX_MS);
+        const limit = Math.min(
+          Number(waitOpts.timeout) > 0 ? Number(waitOpts.timeout) : WAIT_DEFAULT_MS,
+          WAIT_MAX_MS,
+        );
         let timer;
         const outcome = await Promise.race([
           channel.postgresSubscribe({ reply: true }),
@@ -571,7 +718,12 @@ export async function create(ctx) {
       this.reply(msg, 'ok', response);
       if (channel.bindings.length > 0) {
         channel.postgresSubscribe().catch((err) =>
-          ctx.log({ level: 'error', route: 'realtime', msg: 'postgres_changes subscribe failed', error: err.stack ?? String(err) })
+          ctx.log({
+            level: 'error',
+            route: 'realtime',
+            msg: 'postgres_changes subscribe failed',
+            error: err.stack ?? String(err),
+          })
         );
       }
     }
@@ -591,7 +743,12 @@ export async function create(ctx) {
       }
       if (channel.bindings.length > 0) {
         channel.postgresSubscribe().catch((err) =>
-          ctx.log({ level: 'error', route: 'realtime', msg: 'postgres_changes resubscribe failed', error: err.stack ?? String(err) })
+          ctx.log({
+            level: 'error',
+            route: 'realtime',
+            msg: 'postgres_changes resubscribe failed',
+            error: err.stack ?? String(err),
+          })
         );
       }
     }
@@ -613,10 +770,20 @@ export async function create(ctx) {
             } catch {
               continue;
             }
-            peer.conn.send({ topic: peer.topic, event: 'broadcast', payload: { event: ub.event, payload: inner, type: 'broadcast' } });
+            peer.conn.send({
+              topic: peer.topic,
+              event: 'broadcast',
+              payload: { event: ub.event, payload: inner, type: 'broadcast' },
+            });
           } // binary payloads cannot reach vsn 1 sockets
         } else if (p && typeof p === 'object' && !p.binary) {
-          peer.conn.send({ join_ref: null, ref: null, topic: peer.topic, event: 'broadcast', payload: p });
+          peer.conn.send({
+            join_ref: null,
+            ref: null,
+            topic: peer.topic,
+            event: 'broadcast',
+            payload: p,
+          });
         }
       }
       if (channel.ackBroadcast) this.reply(msg, 'ok', {});
@@ -630,7 +797,11 @@ export async function create(ctx) {
     /** Plain HTTP under /realtime/v1: only the WebSocket lives here. */
     async handle(req, res, url) {
       const status = url.pathname === SOCKET_PATH || url.pathname === `${SOCKET_PATH}/` ? 400 : 404;
-      const body = JSON.stringify(status === 400 ? { error: 'expected a WebSocket upgrade' } : { message: `no route for ${url.pathname}` });
+      const body = JSON.stringify(
+        status === 400
+          ? { error: 'expected a WebSocket upgrade' }
+          : { message: `no route for ${url.pathname}` },
+      );
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(body);
     },
@@ -641,25 +812,41 @@ export async function create(ctx) {
         return refuse(socket, 404, { message: `no route for ${url.pathname}` });
       }
       // The API gateway's key check (as for the other routes), then Realtime's own.
-      const apikey = url.searchParams.get('apikey') ?? req.headers.apikey ?? req.headers['x-api-key'];
+      const apikey = url.searchParams.get('apikey') ?? req.headers.apikey ??
+        req.headers['x-api-key'];
       if (apikey === undefined || apikey === null || apikey === '') {
-        return refuse(socket, 401, { message: 'No API key found in request', hint: 'No `apikey` request header or url param was found.' });
+        return refuse(socket, 401, {
+          message: 'No API key found in request',
+          hint: 'No `apikey` request header or url param was found.',
+        });
       }
       if (!apiKeys.has(String(apikey))) {
-        return refuse(socket, 401, { message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' });
+        return refuse(socket, 401, {
+          message: 'Invalid API key',
+          hint: 'Double check your Supabase `anon` or `service_role` API key.',
+        });
       }
       try {
         verifyToken(String(apikey), secret, now());
       } catch (err) {
-        const message = err.kind === 'expired' ? 'Token has expired' : err.kind === 'signature' ? 'Failed to validate JWT signature' : err.message;
+        const message = err.kind === 'expired'
+          ? 'Token has expired'
+          : err.kind === 'signature'
+          ? 'Failed to validate JWT signature'
+          : err.message;
         return refuse(socket, 401, { error: message });
       }
       const requested = url.searchParams.get('vsn') ?? '1.0.0';
       const vsn = /^1\.0\.\d+$/.test(requested) ? '1' : /^2\.0\.\d+$/.test(requested) ? '2' : null;
       if (!vsn) {
-        return refuse(socket, 403, { error: `The client's requested transport version "${requested}" does not match server's version requirements` });
+        return refuse(socket, 403, {
+          error:
+            `The client's requested transport version "${requested}" does not match server's version requirements`,
+        });
       }
-      const logLevel = ['info', 'warning', 'error'].includes(url.searchParams.get('log_level')) ? url.searchParams.get('log_level') : 'error';
+      const logLevel = ['info', 'warning', 'error'].includes(url.searchParams.get('log_level'))
+        ? url.searchParams.get('log_level')
+        : 'error';
       wss.handleUpgrade(req, socket, head, (ws) => {
         connections.add(new Connection(ws, { vsn, tenantToken: String(apikey), logLevel }));
       });

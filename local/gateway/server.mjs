@@ -96,7 +96,10 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
     const route = routes.find((r) => r.prefix && r.upgrade && url.pathname.startsWith(r.prefix));
     if (!route) {
       const body = JSON.stringify({ message: `no route for ${url.pathname}` });
-      socket.end(`HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(
+        'HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n' +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
       return;
     }
     upgraded.add(socket);

@@ -16,6 +16,7 @@ import {
   corruptPng,
   decodePng,
   holdQueue,
+  makePng,
   maxChroma,
   openProfile,
   PNG_SIGNATURE,
@@ -42,10 +43,15 @@ after(async () => {
 /** The job card on the page (the current job on the "New job" view). */
 const card = (page) => page.getByTestId('job-card');
 
-async function uploadAndStart(page, { name, buffer, preset }) {
+/**
+ * Uploads a PNG through the drop zone and starts a colour grade. `how`: 'keyboard' (focus the
+ * drop zone, press Enter, answer the file chooser), 'drop' (a drop event carrying the file) or
+ * 'input' (the labelled file input). Returns the new job's id.
+ */
+async function uploadAndStart(page, { name, buffer, preset, how = 'input' }) {
   await page.goto(`${env.appUrl}/#/`);
   await page.getByRole('radio', { name: /^Colour grade/ }).check();
-  await page.getByTestId('file-input').setInputFiles({ name, mimeType: 'image/png', buffer });
+  await chooseFile(page, { name, buffer, type: 'image/png', how });
   await page.getByTestId('uploaded').waitFor();
   if (preset) await page.getByLabel('Preset', { exact: true }).selectOption(preset);
   const previous = await card(page).getAttribute('data-job-id', { timeout: 1000 }).catch(() => null);
@@ -54,6 +60,26 @@ async function uploadAndStart(page, { name, buffer, preset }) {
   const fresh = page.locator(`[data-testid="job-card"]:not([data-job-id="${previous}"])`);
   await fresh.waitFor();
   return await fresh.getAttribute('data-job-id');
+}
+
+async function chooseFile(page, { name, buffer, type, how }) {
+  const zone = page.getByTestId('dropzone');
+  if (how === 'keyboard') {
+    await zone.focus();
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
+    await chooser.setFiles({ name, mimeType: type, buffer });
+  } else if (how === 'drop') {
+    const dataTransfer = await page.evaluateHandle(({ b64, name, type }) => {
+      const dt = new DataTransfer();
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], name, { type }));
+      return dt;
+    }, { b64: buffer.toString('base64'), name, type });
+    await zone.dispatchEvent('dragenter', { dataTransfer });
+    await zone.dispatchEvent('drop', { dataTransfer });
+  } else {
+    await page.getByTestId('file-input').setInputFiles({ name, mimeType: type, buffer });
+  }
 }
 
 async function jobRow(id) {
@@ -74,7 +100,7 @@ describe('the web client', () => {
     const statuses = [];
     await page.exposeFunction('__status', (s) => statuses.push(s));
 
-    const id = await uploadAndStart(page, { name: 'gradient.png', buffer: colourfulPng(), preset: 'noir' });
+    const id = await uploadAndStart(page, { name: 'gradient.png', buffer: colourfulPng(), preset: 'noir', how: 'keyboard' });
     jobs.graded = id;
     await page.evaluate(() => {
       const el = document.querySelector('[data-testid="job-card"]');
@@ -86,6 +112,8 @@ describe('the web client', () => {
 
     await page.locator('[data-testid="job-card"][data-status="done"]').waitFor({ timeout: 30_000 });
     assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+    // Live through Realtime when the stack serves it; polled otherwise.
+    await card(page).getByText(env.realtime ? 'Live updates' : 'Realtime unavailable').waitFor();
     assert.equal(statuses.at(-1), 'done');
     assert.ok(statuses.length >= 2, `the card changed state in place: ${statuses.join(' -> ')}`);
 
@@ -127,7 +155,7 @@ describe('the web client', () => {
     const { page, errors } = alice;
     const hold = await holdQueue(env.admin, aliceSession.user.id);
     try {
-      const id = await uploadAndStart(page, { name: 'queued.png', buffer: colourfulPng(32, 24) });
+      const id = await uploadAndStart(page, { name: 'queued.png', buffer: colourfulPng(32, 24), how: 'drop' });
       await page.locator('[data-testid="job-card"][data-status="pending"]').waitFor();
       await page.getByTestId('job-step').filter({ hasText: 'Queued' }).waitFor();
       assert.equal((await jobRow(id)).status, 'pending');
@@ -148,6 +176,12 @@ describe('the web client', () => {
     // Deterministic failure: the PNG's header is valid, so the creator accepts it, but its image
     // data is not zlib at all, so the worker fails it for good (corrupt_image, not retryable).
     const { page, errors } = alice;
+    // First, a file the client refuses itself (the creators' types): nothing is uploaded.
+    await page.goto(`${env.appUrl}/#/`);
+    await chooseFile(page, { name: 'notes.txt', buffer: Buffer.from('hello'), type: 'text/plain', how: 'drop' });
+    await page.getByRole('alert').filter({ hasText: "Colour grade can't take text/plain" }).waitFor();
+    assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
+
     const id = await uploadAndStart(page, { name: 'broken.png', buffer: corruptPng() });
     await page.locator('[data-testid="job-card"][data-status="failed"]').waitFor({ timeout: 30_000 });
     await page.getByTestId('job-error').filter({ hasText: /could not be decoded|corrupt/i }).waitFor();
@@ -173,6 +207,49 @@ describe('the web client', () => {
     assert.equal((await jobRow(id)).status, 'done');
     await page.getByTestId('compare').waitFor();
     assert.deepEqual(errors, []);
+  });
+
+  test('shows upload progress, and keeps up by polling while Realtime is unreachable', async () => {
+    const carol = await openProfile(env);
+    try {
+      // Realtime refused (every WebSocket to it closed at once), uploads slowed to ~256 KB/s.
+      await carol.page.routeWebSocket(/\/realtime\/v1\/websocket/, (ws) => ws.close());
+      const cdp = await carol.context.newCDPSession(carol.page);
+      await cdp.send('Network.enable');
+      await cdp.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: 256 * 1024,
+      });
+      await carol.signIn();
+      const { page } = carol;
+      await page.evaluate(() => {
+        window.__progress = [];
+        new MutationObserver(() => {
+          const bar = document.querySelector('.upload-status [role="progressbar"]');
+          if (bar) window.__progress.push(Number(bar.getAttribute('aria-valuenow')));
+        }).observe(document.body, { subtree: true, attributes: true, childList: true });
+      });
+      // ~700 KB that PNG cannot shrink (noise): a few seconds at that rate.
+      let seed = 3;
+      const noise = makePng(480, 480, () => {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        return [seed & 255, (seed >> 8) & 255, (seed >> 16) & 255];
+      });
+      const id = await uploadAndStart(page, { name: 'noise.png', buffer: noise, preset: 'cool' });
+      const progress = await page.evaluate(() => window.__progress);
+      assert.ok(progress.some((p) => p > 0 && p < 100), `the bar moved through the upload: ${progress.join(', ')}`);
+
+      await page.locator('[data-testid="job-card"][data-status="done"]').waitFor({ timeout: 30_000 });
+      await card(page).getByText('Realtime unavailable: checking every 3 s').waitFor();
+      assert.equal((await jobRow(id)).status, 'done');
+      await page.getByTestId('compare').waitFor();
+      await page.getByRole('status').filter({ hasText: 'Colour grade is done' }).waitFor();
+      assert.deepEqual(carol.errors.filter((e) => !/WebSocket/.test(e)), []);
+    } finally {
+      await carol.close();
+    }
   });
 
   test("a second browser profile sees none of the first one's jobs or files", async () => {

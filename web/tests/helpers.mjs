@@ -12,9 +12,8 @@ import pg from 'pg';
 import { chromium } from 'playwright-core';
 import { freePort } from '../../local/db.mjs';
 import { startStack } from '../../local/stack.mjs';
-import { buildWeb, serveStatic } from '../../local/web.mjs';
+import { buildWeb, CHROMIUM, ensureChromium, serveStatic } from '../../local/web.mjs';
 
-export const CHROMIUM = process.env.SPOOL_CHROMIUM ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -42,6 +41,7 @@ async function servesRealtime(api, anonKey) {
  * tmp, bundle, close() }.
  */
 export async function setup() {
+  ensureChromium();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-web-test-'));
   // Postgres runs as its own OS user and must reach a cluster under tmp/stack (startStack).
   if (process.getuid?.() === 0) fs.chmodSync(tmp, 0o711);
@@ -368,4 +368,32 @@ export function greenScreenPng(width = 320, height = 240) {
     const shade = Math.round(20 * (y / height));
     return [0, 177 - shade, 64];
   });
+}
+
+/** A 16-bit mono WAV: a voice-like tone with hiss, 50 Hz hum and a DC offset, to clean up. */
+export function noisyWav(seconds = 2, rate = 48000) {
+  const n = Math.round(seconds * rate);
+  const data = Buffer.alloc(n * 2);
+  let seed = 1;
+  for (let i = 0; i < n; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    const t = i / rate;
+    const voice = 0.25 * Math.sin(2 * Math.PI * 220 * t) * (0.6 + 0.4 * Math.sin(2 * Math.PI * 3 * t));
+    const v = voice + 0.03 * (seed / 0x7fffffff - 0.5) + 0.08 * Math.sin(2 * Math.PI * 50 * t) + 0.05;
+    data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(v * 32767))), i * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(data.length, 40);
+  return Buffer.concat([header, data]);
 }

@@ -15,6 +15,7 @@ import {
   holdQueue,
   landscapePng,
   leaseAsTest,
+  noisyWav,
   openProfile,
   setup,
   until,
@@ -46,9 +47,13 @@ async function shot(page, name, opts = {}) {
   await page.screenshot({ path: path.join(outDir, `${name}.png`), ...opts });
 }
 
-/** Dismisses the toasts on screen (e.g. the test's own blocker's). */
-const dismissToasts = (page) =>
-  page.evaluate(() => document.querySelectorAll('[data-testid="toast"] button').forEach((b) => b.click()));
+/** Dismisses the toasts on screen (e.g. the test's own blocker's), but those matching `keep`. */
+const dismissToasts = (page, keep = null) =>
+  page.evaluate((keep) => {
+    for (const toast of document.querySelectorAll('[data-testid="toast"]')) {
+      if (!keep || !toast.textContent.includes(keep)) toast.querySelector('button').click();
+    }
+  }, keep);
 
 /** Starts a job through a creator as the browser's user (for history and admin activity). */
 async function startByApi(type, body) {
@@ -63,12 +68,12 @@ async function startByApi(type, body) {
   return JSON.parse(text).job;
 }
 
-async function uploadByApi(name, bytes) {
+async function uploadByApi(name, bytes, type = 'image/png') {
   const { access_token: token, user: { id } } = await user.session();
   const p = `${id}/${name}`;
   const res = await fetch(`${env.api}/storage/v1/object/inputs/${p}`, {
     method: 'POST',
-    headers: { apikey: env.anonKey, authorization: `Bearer ${token}`, 'content-type': 'image/png', 'x-upsert': 'true' },
+    headers: { apikey: env.anonKey, authorization: `Bearer ${token}`, 'content-type': type, 'x-upsert': 'true' },
     body: bytes,
   });
   const text = await res.text();
@@ -89,7 +94,8 @@ test('screenshots of the main screens', async () => {
   await page.getByLabel('Preset', { exact: true }).selectOption('teal-orange');
   await page.getByLabel('Contrast').fill('0.2');
   await page.getByLabel('Saturation').fill('0.15');
-  await shot(page, 'start-job');
+  await page.getByLabel('Saturation').blur();
+  await shot(page, 'start-job', { fullPage: true });
 
   // 2. A job in progress, made deterministic: the job stays queued (holdQueue, as in
   // app.test.mjs), then this test plays the worker that claimed it (leaseAsTest) and reports
@@ -121,13 +127,22 @@ test('screenshots of the main screens', async () => {
   await page.getByTestId('compare').locator('img').nth(1).evaluate((img) => img.decode());
   await page.getByTestId('compare').locator('input').fill('45');
   await page.getByRole('status').filter({ hasText: 'is done' }).waitFor();
+  await page.getByTestId('compare').locator('input').blur();
+  await dismissToasts(page, 'is done');
   await shot(page, 'job-done');
 
   // 4. History: a few more jobs in other states.
   const corrupt = await uploadByApi('scan-0042.png', corruptPng());
   const bad = await startByApi('color-grade', { input_path: corrupt, preset: 'warm' });
   const matte = await startByApi('roto', { input_path: await uploadByApi('greenscreen.png', greenScreenPng()), mode: 'color' });
-  await until(async () => ['failed'].includes(await status(bad.id)) && (await status(matte.id)) === 'done', { what: 'the extra jobs', ms: 30_000 });
+  const voice = await startByApi('audio-clean', {
+    input_path: await uploadByApi('voice-memo.wav', noisyWav(), 'audio/wav'),
+    target_lufs: -16,
+  });
+  await until(
+    async () => (await status(bad.id)) === 'failed' && (await status(matte.id)) === 'done' && (await status(voice.id)) === 'done',
+    { what: 'the extra jobs', ms: 30_000 },
+  );
   await page.goto(`${env.appUrl}/#/jobs`);
   await page.locator(`[data-testid="history-item"][data-job-id="${bad.id}"][data-status="failed"]`).waitFor();
   await page.locator(`[data-testid="history-item"][data-job-id="${matte.id}"][data-status="done"]`).waitFor();
@@ -138,7 +153,14 @@ test('screenshots of the main screens', async () => {
   await page.goto(`${env.appUrl}/#/jobs/${matte.id}`);
   await page.getByTestId('compare').locator('img').nth(1).evaluate((img) => img.decode());
   await page.getByTestId('compare').locator('input').fill('35');
+  await page.getByTestId('compare').locator('input').blur();
   await shot(page, 'roto-matte');
+
+  // The audio clean-up: before and after players.
+  await page.goto(`${env.appUrl}/#/jobs/${voice.id}`);
+  await page.getByTestId('after-audio').waitFor();
+  await until(() => page.locator('audio').evaluateAll((els) => els.length === 2 && els.every((a) => a.readyState >= 1)), { what: 'both players' });
+  await shot(page, 'audio-done');
 
   // 5. Admin: the user becomes an admin; the charts sample while a few jobs run.
   await env.admin.query(
@@ -150,13 +172,35 @@ test('screenshots of the main screens', async () => {
     await page.reload();
     await page.getByRole('link', { name: 'Admin' }).waitFor();
     await page.getByLabel('Sample every').selectOption('2000');
-    await dismissToasts(page);
+    const samples = async () => Number(await page.getByTestId('sample-count').textContent());
+    const after = async (n) => {
+      const target = (await samples()) + n;
+      await until(async () => (await samples()) >= target, { what: `${n} more samples`, ms: 30_000 });
+    };
+    // A backlog builds while the queue is held (holdQueue), then drains once job-worker is rung
+    // (as the doorbell does) after the hold is released.
     const photo = await uploadByApi('batch.png', colourfulPng(120, 90));
-    for (let i = 0; i < 6; i++) {
-      await startByApi('color-grade', { input_path: i === 3 ? corrupt : photo, preset: i % 2 ? 'warm' : 'cool' });
-      await until(async () => Number(await page.getByTestId('sample-count').textContent()) >= i + 2, { what: 'a sample' });
+    const hold = await holdQueue(env.admin, userId);
+    try {
+      await after(1);
+      for (let i = 0; i < 8; i++) {
+        await startByApi(i % 4 === 3 ? 'roto' : 'color-grade', {
+          input_path: i === 5 ? corrupt : photo,
+          ...(i % 4 === 3 ? {} : { preset: i % 2 ? 'warm' : 'cool' }),
+        });
+        if (i % 3 === 2) await after(1);
+      }
+      await after(2);
+    } finally {
+      await hold.release();
     }
-    await until(async () => Number(await page.getByTestId('sample-count').textContent()) >= 9, { what: 'samples' });
+    const ring = await fetch(`${env.api}/functions/v1/job-worker`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${env.serviceKey}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    await ring.body?.cancel();
+    await after(4);
     await dismissToasts(page);
     await shot(page, 'admin', { fullPage: true });
   } finally {
@@ -166,12 +210,16 @@ test('screenshots of the main screens', async () => {
     );
   }
 
-  // A 360 px wide phone: the start screen, no horizontal scrolling.
+  // A 360 px wide phone: no view scrolls sideways (the page is the same document, so the admin
+  // view is still there); the start screen is the screenshot.
   await page.setViewportSize({ width: 360, height: 780 });
-  await page.goto(`${env.appUrl}/#/`);
+  for (const route of ['#/jobs', `#/jobs/${matte.id}`, `#/jobs/${voice.id}`, '#/admin', '#/']) {
+    await page.goto(`${env.appUrl}/${route}`);
+    await page.locator('main h2').first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${route}: no horizontal scroll at 360 px (overflow ${overflow} px)`);
+  }
   await page.getByTestId('dropzone').waitFor();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `no horizontal scroll at 360 px (overflow ${overflow} px)`);
   await shot(page, 'mobile');
 
   assert.deepEqual(errors, []);

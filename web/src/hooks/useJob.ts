@@ -166,7 +166,7 @@ export function useJob(id: string | null, initial?: Job | null): JobHandle {
   useEffect(() => {
     setDetail(initial && initial.id === id ? { job: initial, output_url: null, output_files: [] } : null);
     setError(null);
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- a new id starts over
+    // Only a new id starts over; `initial` is read at that moment.
   }, [id]);
 
   const refresh = useCallback(async () => {
@@ -235,8 +235,6 @@ export function useJobList(
   const [loading, setLoading] = useState(true);
   const [loadingMore, setLoadingMore] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
-  const jobsRef = useRef<Job[]>([]);
-  jobsRef.current = jobs;
   const extraPages = useRef(0);
   /** Statuses seen per job, to notice transitions; and job:status pairs already announced. */
   const seen = useRef(new Map<string, JobState>());
