@@ -801,6 +801,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
         fs.mkdirSync(path.dirname(keepLogOnFailure), { recursive: true });
         fs.copyFileSync(watcher.file, keepLogOnFailure);
         if (result) result.gatewayLog = keepLogOnFailure;
+        else log(`the gateway's log is kept in ${path.relative(process.cwd(), keepLogOnFailure)}`);
       } catch {
         // best effort
       }

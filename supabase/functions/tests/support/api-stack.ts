@@ -86,6 +86,67 @@ export async function transaction<T = Record<string, unknown>>(
   }
 }
 
+/**
+ * Runs `text` as the service role in a transaction whose clock (spool.now) is `at`, so that time
+ * moves for the SQL API without sleeping, while only the jobs in `own` can be taken: a second
+ * session locks every other pending, running or waiting job until the transaction ends, and the
+ * API's pickers (claim_jobs, claim_waiting_polls, rescue_jobs) skip locked rows. Jobs of other
+ * tests, and of the stack's own worker, are left alone even though the clock is far ahead of
+ * theirs. Should another job still change (it became active after the lock was taken), the
+ * transaction is rolled back and run again with that job locked too. Returns the rows.
+ */
+export async function asOf<T = Record<string, unknown>>(
+  at: Date | string,
+  own: string[],
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const clock = new Date(at).toISOString();
+  for (let attempt = 1;; attempt++) {
+    const fence = new pg.Client({ connectionString: theStack().superuserUrl });
+    const client = new pg.Client({ connectionString: theStack().superuserUrl });
+    await Promise.all([fence.connect(), client.connect()]);
+    try {
+      await fence.query('begin');
+      await fence.query(
+        `select 1 from public.jobs
+          where status in ('pending', 'running', 'waiting') and id <> all ($1::uuid[])
+          for update skip locked`,
+        [own],
+      );
+      await client.query('begin');
+      await client.query('set local role service_role');
+      await client.query(`select set_config('spool.now', $1, true)`, [clock]);
+      const rows = (await client.query(text, params)).rows as T[];
+      await client.query('reset role');
+      // Rows this transaction wrote carry its transaction id in xmin.
+      const strays = await client.query<{ id: string }>(
+        `select id from public.jobs
+          where xmin::text::bigint = txid_current() % 4294967296 and id <> all ($1::uuid[])`,
+        [own],
+      );
+      if (strays.rows.length === 0) {
+        await client.query('commit');
+        return rows;
+      }
+      await client.query('rollback');
+      if (attempt >= 3) {
+        throw new Error(
+          `as of ${clock}, "${text}" kept changing jobs that are not the test's own: ${
+            strays.rows.map((r) => r.id).join(', ')
+          }`,
+        );
+      }
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      await fence.query('rollback').catch(() => {});
+      await Promise.all([fence.end(), client.end()]);
+    }
+  }
+}
+
 export async function countJobs(userId?: string): Promise<number> {
   const rows = userId
     ? await sql<{ n: number }>('select count(*)::int as n from public.jobs where user_id = $1', [
@@ -95,16 +156,19 @@ export async function countJobs(userId?: string): Promise<number> {
   return rows[0].n;
 }
 
-/** Changes spool.settings for the duration of `fn`, then restores them. */
+/**
+ * Changes spool.settings for the duration of `fn`, then restores them. Values are numbers or, for
+ * intervals, Postgres interval text ('1 day').
+ */
 export async function withSettings<T>(
-  settings: Record<string, number>,
+  settings: Record<string, number | string>,
   fn: () => Promise<T>,
 ): Promise<T> {
   const names = Object.keys(settings);
-  const [before] = await sql<Record<string, number>>(
-    `select ${names.map((n) => `${n}::int as ${n}`).join(', ')} from spool.settings`,
+  const [before] = await sql<Record<string, string>>(
+    `select ${names.map((n) => `${n}::text as ${n}`).join(', ')} from spool.settings`,
   );
-  const set = (values: Record<string, number>) =>
+  const set = (values: Record<string, number | string>) =>
     sql(
       `update spool.settings set ${names.map((n, i) => `${n} = $${i + 1}`).join(', ')}`,
       names.map((n) => values[n]),

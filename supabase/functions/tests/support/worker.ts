@@ -1,7 +1,7 @@
 // Helpers for job-worker's integration tests against the throwaway stack (see api-stack.ts):
-// enqueueing as the service role, waiting for a job to settle, a quiet stack, and running the
-// worker in this process with its real code, real SQL API and Storage, and a test's own
-// provider settings (fake OpenAI and Replicate endpoints).
+// enqueueing as the service role, waiting for a job to settle, and running the worker in this
+// process with its real code, real SQL API and Storage, and a test's own provider settings (fake
+// OpenAI and Replicate endpoints), on jobs only it runs (see own-jobs.ts).
 import type { JobRow } from '../../_shared/clients.ts';
 import { kindOf, type ProviderConfig } from '../../_shared/job-kinds.ts';
 import type { WorkerConfig } from '../../job-worker/config.ts';
@@ -9,23 +9,65 @@ import { providers, resetProviders } from '../../job-worker/handler-kit.ts';
 import { resetClient } from '../../job-worker/handlers/image.ts';
 import { drain, type DrainSummary } from '../../job-worker/run.ts';
 import { rpcOf, storageOf } from '../../job-worker/wiring.ts';
-import { serviceDb, sql } from './api-stack.ts';
+import { serviceDb, sql, transaction } from './api-stack.ts';
+import { OWN_TIME, ownRpc } from './own-jobs.ts';
 
-/** create_job as the job creators call it (service role); returns the job row. */
-export async function enqueue(
-  userId: string,
-  type: string,
-  input: Record<string, unknown>,
-  { runInMs = 0, maxAttempts }: { runInMs?: number; maxAttempts?: number } = {},
-): Promise<JobRow> {
-  const args: Record<string, unknown> = { p_user_id: userId, p_type: type, p_input: input };
-  // Delayed jobs ring no doorbell: only a worker that is already polling picks them up.
-  if (runInMs > 0) args.p_run_at = new Date(Date.now() + runInMs).toISOString();
-  if (maxAttempts) args.p_max_attempts = maxAttempts;
+async function createJob(args: Record<string, unknown>): Promise<JobRow> {
   // deno-lint-ignore no-explicit-any
   const { data, error } = await (serviceDb().rpc as any)('create_job', args);
   if (error) throw new Error(`create_job failed: ${error.message}`);
   return data as JobRow;
+}
+
+/** create_job as the job creators call it (service role): runnable now, so it rings the doorbell. */
+export function enqueue(
+  userId: string,
+  type: string,
+  input: Record<string, unknown>,
+): Promise<JobRow> {
+  return createJob({ p_user_id: userId, p_type: type, p_input: input });
+}
+
+/** The test's own jobs that may still be active (see cancelOwnJobs). */
+const ownJobs = new Set<string>();
+
+/**
+ * Enqueues one of the test's own jobs (own-jobs.ts): runnable at OWN_TIME, so only a worker of
+ * this test (runWorker, worker-process.ts) ever claims it.
+ */
+export async function enqueueOwn(
+  userId: string,
+  type: string,
+  input: Record<string, unknown>,
+  { maxAttempts }: { maxAttempts?: number } = {},
+): Promise<JobRow> {
+  const args: Record<string, unknown> = {
+    p_user_id: userId,
+    p_type: type,
+    p_input: input,
+    p_run_at: OWN_TIME.toISOString(),
+  };
+  if (maxAttempts) args.p_max_attempts = maxAttempts;
+  const row = await createJob(args);
+  ownJobs.add(row.id);
+  return row;
+}
+
+/**
+ * Cancels the own jobs enqueued so far that have not ended: a retry a test left pending (due on
+ * the real clock after a long backoff) must not be claimed by later tests moving spool.now ahead.
+ */
+export async function cancelOwnJobs(): Promise<void> {
+  const ids = [...ownJobs];
+  ownJobs.clear();
+  await transaction([
+    ['set local role service_role'],
+    [
+      `select public.cancel_job(j.id) from public.jobs j
+        where j.id = any ($1::uuid[]) and j.status in ('pending', 'running', 'waiting')`,
+      [ids],
+    ],
+  ]);
 }
 
 export async function job(id: string): Promise<JobRow> {
@@ -52,21 +94,6 @@ export async function waitForStatus(
       );
     }
     await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/**
- * Waits until no doorbell rang for `ms`: the stack's own job-worker lingers ~1.5 s after a ring,
- * so after this a delayed job is picked up only by a worker the test runs itself.
- */
-export async function quietStack(ms = 2_500): Promise<void> {
-  while (true) {
-    const [{ quiet_ms }] = await sql<{ quiet_ms: number }>(
-      `select coalesce(extract(epoch from clock_timestamp() - rung_at) * 1000, 1e9)::float8 as quiet_ms
-         from spool.doorbell`,
-    );
-    if (quiet_ms >= ms) return;
-    await new Promise((r) => setTimeout(r, Math.min(500, ms - quiet_ms + 10)));
   }
 }
 
@@ -102,7 +129,9 @@ export const TEST_WORKER_CONFIG: WorkerConfig = {
   heartbeatMs: 10_000,
   budgetMs: 30_000,
   drainMs: 5_000,
-  lingerMs: 1_500,
+  // One claim: a test's own jobs are all runnable (as of OWN_TIME) when its worker starts, and an
+  // invocation that lingered would run a retry again or not, depending on timing.
+  lingerMs: 0,
   idlePollMs: 10,
   jobLogs: true,
   types: null,
@@ -110,15 +139,19 @@ export const TEST_WORKER_CONFIG: WorkerConfig = {
   mediaBudgetMs: 1_500,
 };
 
-/** Runs one job-worker invocation in this process (real handlers, SQL API and Storage). */
+/**
+ * Runs one job-worker invocation in this process (real handlers, SQL API and Storage) that claims
+ * only the jobs in `own`, as of `at` (default OWN_TIME; see own-jobs.ts).
+ */
 export async function runWorker(
+  own: string[],
   config: Partial<WorkerConfig> = {},
-  options: { noop?: boolean; logs?: Record<string, unknown>[] } = {},
+  options: { noop?: boolean; logs?: Record<string, unknown>[]; at?: Date | string } = {},
 ): Promise<DrainSummary> {
   const db = serviceDb();
   const config_: ProviderConfig = { ...providers(), noop: options.noop ?? false };
   return await drain({
-    rpc: rpcOf(db),
+    rpc: ownRpc(rpcOf(db), own, options.at ?? OWN_TIME),
     storage: storageOf(db),
     clock: performance,
     kindOf: (type) => kindOf(type, config_),
