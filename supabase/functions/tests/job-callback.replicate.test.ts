@@ -2,7 +2,10 @@
 // over with a signed input URL and the callback URL; job-callback (its handler, in this process)
 // refuses bad signatures, settles a valid callback once (outputs stored, job done) and ignores
 // duplicates and unknown predictions; the sweep-side poll settles a job whose callback never came.
+// The jobs are the test's own (own-jobs.ts): the stack's worker never claims or polls them, and
+// time moves for them only with spool.now.
 import assert from 'node:assert/strict';
+import type { JobRow } from '../_shared/clients.ts';
 import type { JobOutput } from '../_shared/job-kinds.ts';
 import { signWebhook } from '../_shared/replicate.ts';
 import { createCallbackHandler } from '../job-callback/callback.ts';
@@ -12,14 +15,21 @@ import {
   createUser,
   integration,
   serviceDb,
-  sql,
   type TestUser,
   theStack,
   uploadInput,
   withSettings,
 } from './support/api-stack.ts';
 import { FakeProviders, solidPng } from './support/fake-providers.ts';
-import { downloadOutput, enqueue, job, quietStack, runWorker, useEnv } from './support/worker.ts';
+import { ownRpc, secondsAfter } from './support/own-jobs.ts';
+import {
+  cancelOwnJobs,
+  downloadOutput,
+  enqueueOwn,
+  job,
+  runWorker,
+  useEnv,
+} from './support/worker.ts';
 
 const SECRET = `whsec_${btoa('spool-test-replicate-signing-key-0001')}`;
 
@@ -65,12 +75,23 @@ async function withReplicate(fn: (fake: FakeProviders) => Promise<void>) {
     SPOOL_REPLICATE_ROTO_VERSION: 'spool-test-roto-version',
   });
   try {
-    await quietStack();
-    await fn(fake);
+    // On the real clock (PostgREST's calls: await_job, resume_job, fail_job), nothing of the
+    // test's comes due while it runs: a retry waits half an hour or more, and a waiting job is
+    // polled after a day without news. The test moves spool.now past those explicitly.
+    await withSettings(
+      { backoff_base_seconds: 3600, waiting_poll_interval: '1 day' },
+      () => fn(fake),
+    );
   } finally {
     restore();
     await fake.close();
+    await cancelOwnJobs();
   }
+}
+
+/** Enqueues a roto job in ai mode that only this test's worker runs. */
+function rotoJob(user: TestUser, path: string): Promise<JobRow> {
+  return enqueueOwn(user.id, 'roto', { input_path: path, mode: 'ai' });
 }
 
 /** A roto job in ai mode, handed over to (fake) Replicate by a worker of this test. */
@@ -82,10 +103,8 @@ async function handedOver(user: TestUser) {
     input,
     'image/png',
   );
-  const created = await enqueue(user.id, 'roto', { input_path: path, mode: 'ai' }, {
-    runInMs: 300,
-  });
-  const summary = await runWorker({ types: ['roto'], lingerMs: 800 });
+  const created = await rotoJob(user, path);
+  const summary = await runWorker([created.id], { types: ['roto'] });
   assert.equal(summary.waiting, 1, 'the worker handed the job over');
   return { row: await job(created.id), input };
 }
@@ -217,26 +236,26 @@ Deno.test(
       const { row } = await handedOver(user);
       const prediction = fake.predictions.get(row.external_id!)!;
       const db = serviceDb();
-      const poll = () =>
+      /** One poll as of `at` (spool.now), that can take only this job. */
+      const pollAsOf = (at: Date) =>
         pollReplicate({
-          rpc: rpcOf(db),
+          rpc: ownRpc(rpcOf(db), [row.id], at),
           settle: { ...settleDepsOf(db), log: () => {} },
           api: { apiBase: fake.replicateBase, token: 'r8_spool_test' },
           log: () => {},
         });
+      const DAY = 86_400;
+      const waitingSince = row.updated_at;
 
       assert.deepEqual(
-        await poll(),
+        await pollAsOf(secondsAfter(waitingSince, DAY - 1)),
         { polled: 0, settled: 0, errors: 0 },
         'not overdue yet: nothing polled',
       );
-      // Two minutes pass without a callback (moved for this row instead of slept).
-      await sql(
-        `update public.jobs set updated_at = updated_at - interval '2 minutes' where id = $1`,
-        [row.id],
-      );
+      // A day passes without a callback (spool.now moved, not slept).
+      const overdue = secondsAfter(waitingSince, DAY + 1);
       assert.deepEqual(
-        await poll(),
+        await pollAsOf(overdue),
         { polled: 1, settled: 0, errors: 0 },
         'still running at Replicate: keeps waiting',
       );
@@ -245,15 +264,15 @@ Deno.test(
       prediction.status = 'succeeded';
       prediction.output = [fake.addFile('poll-out.png', solidPng(4, 4, [1, 2, 3]), 'image/png')];
       assert.deepEqual(
-        await poll(),
+        await pollAsOf(overdue),
         { polled: 0, settled: 0, errors: 0 },
         'polled a moment ago: not again yet',
       );
-      await sql(
-        `update public.jobs set updated_at = updated_at - interval '2 minutes' where id = $1`,
-        [row.id],
-      );
-      assert.deepEqual(await poll(), { polled: 1, settled: 1, errors: 0 });
+      assert.deepEqual(await pollAsOf(secondsAfter(overdue, DAY + 1)), {
+        polled: 1,
+        settled: 1,
+        errors: 0,
+      });
       const done = await job(row.id);
       assert.equal(done.status, 'done');
       assert.equal(
@@ -279,15 +298,13 @@ Deno.test(
       const user = await createUser();
       fake.replicateScript = [{ status: 429, body: { detail: 'Request was throttled.' } }];
       const path = await uploadInput(user, 'a.png', solidPng(4, 4, [0, 0, 0]), 'image/png');
-      const throttled = await enqueue(user.id, 'roto', { input_path: path, mode: 'ai' }, {
-        runInMs: 300,
-      });
-      await withSettings({ backoff_base_seconds: 3600 }, async () => {
-        await runWorker({ types: ['roto'], lingerMs: 800 });
-      });
+      const throttled = await rotoJob(user, path);
+      await runWorker([throttled.id], { types: ['roto'] });
       const row = await job(throttled.id);
       assert.equal(row.status, 'pending', 'retried later');
       assert.equal((row.error as { code: string }).code, 'provider_unavailable');
+      const backoff = new Date(row.run_at).getTime() - new Date(row.updated_at).getTime();
+      assert.ok(backoff >= 30 * 60_000 - 1, `after a backoff (${backoff} ms)`);
       // deno-lint-ignore no-explicit-any
       await (serviceDb().rpc as any)('cancel_job', { p_id: throttled.id });
 
@@ -295,10 +312,8 @@ Deno.test(
         status: 422,
         body: { detail: 'Invalid version or not permitted' },
       }];
-      const refused = await enqueue(user.id, 'roto', { input_path: path, mode: 'ai' }, {
-        runInMs: 300,
-      });
-      await runWorker({ types: ['roto'], lingerMs: 800 });
+      const refused = await rotoJob(user, path);
+      await runWorker([refused.id], { types: ['roto'] });
       const failed = await job(refused.id);
       assert.equal(failed.status, 'failed');
       assert.equal((failed.error as { code: string }).code, 'provider_rejected');

@@ -1,12 +1,21 @@
 // The image handler with the real OpenAI SDK against a fake Images API (OPENAI_BASE_URL), run
-// by a job-worker drain in this process against the stack's SQL API and Storage. Retries are
-// the SDK's own (once) and then the queue's backoff, shortened through spool.settings.
+// by job-worker drains in this process against the stack's SQL API and Storage, on jobs only they
+// run (own-jobs.ts). Retries are the SDK's own (once) and then the queue's: each invocation of the
+// test's worker makes one attempt.
 import assert from 'node:assert/strict';
+import type { JobRow } from '../_shared/clients.ts';
 import type { JobOutput } from '../_shared/job-kinds.ts';
 import { decodeImage } from '../job-worker/media/image.ts';
 import { createUser, integration, withSettings } from './support/api-stack.ts';
 import { FakeProviders } from './support/fake-providers.ts';
-import { downloadOutput, enqueue, job, quietStack, runWorker, useEnv } from './support/worker.ts';
+import {
+  cancelOwnJobs,
+  downloadOutput,
+  enqueueOwn,
+  job,
+  runWorker,
+  useEnv,
+} from './support/worker.ts';
 
 async function withOpenAI(fn: (fake: FakeProviders) => Promise<void>) {
   const fake = new FakeProviders();
@@ -16,30 +25,44 @@ async function withOpenAI(fn: (fake: FakeProviders) => Promise<void>) {
     SPOOL_OPENAI_IMAGE_MODEL: 'gpt-image-1',
   });
   try {
-    await quietStack();
-    await withSettings({ backoff_base_seconds: 0.05 }, () => fn(fake));
+    // A retry waits half an hour or more (on the real clock, where fail_job schedules it): never
+    // due for the stack's worker while the test runs, due at once for the test's (OWN_TIME).
+    await withSettings({ backoff_base_seconds: 3600 }, () => fn(fake));
   } finally {
     restore();
     await fake.close();
+    await cancelOwnJobs();
   }
 }
 
-/** Enqueues an image job that only this test's worker will see, and runs that worker. */
-async function generate(input: Record<string, unknown>) {
+/** An image job only this test's worker runs; each attempt() is one invocation of it. */
+async function imageJob(input: Record<string, unknown>) {
   const user = await createUser();
-  const created = await enqueue(user.id, 'image', input, { runInMs: 300 });
-  await runWorker({ types: ['image'], lingerMs: 1_000 });
-  return { user, row: await job(created.id) };
+  const created = await enqueueOwn(user.id, 'image', input);
+  return {
+    user,
+    async attempt(): Promise<JobRow> {
+      const summary = await runWorker([created.id], { types: ['image'] });
+      assert.equal(summary.claimed, 1, 'the worker claimed the job');
+      return await job(created.id);
+    },
+  };
 }
+
+/** How long after its failure a retried job is due. */
+const backoffMs = (row: JobRow) =>
+  new Date(row.run_at).getTime() - new Date(row.updated_at).getTime();
 
 Deno.test('an image job saves every generated image as a PNG in outputs', integration, async () => {
   await withOpenAI(async (fake) => {
-    const { user, row } = await generate({
+    const image = await imageJob({
       prompt: 'a lighthouse at dusk',
       n: 2,
       size: '1024x1024',
       quality: 'low',
     });
+    const { user } = image;
+    const row = await image.attempt();
     assert.equal(row.status, 'done', JSON.stringify(row.error));
     const [call] = fake.requestsTo('POST', '/openai/v1/images/generations');
     assert.deepEqual(call.body, {
@@ -90,7 +113,17 @@ Deno.test(
           },
         },
       ];
-      const { row } = await generate({ prompt: 'a fox' });
+      const image = await imageJob({ prompt: 'a fox' });
+      const limited = await image.attempt();
+      assert.equal(limited.status, 'pending', 'back in the queue');
+      assert.equal((limited.error as { code: string }).code, 'rate_limited');
+      assert.ok(
+        backoffMs(limited) >= 30 * 60_000 - 1,
+        `after a backoff (${backoffMs(limited)} ms)`,
+      );
+      assert.equal(fake.requestsTo('POST', '/openai/v1/images').length, 2, 'the SDK retried once');
+
+      const row = await image.attempt();
       assert.equal(row.status, 'done', JSON.stringify(row.error));
       assert.equal(row.attempts, 2, 'the first attempt was rate limited, the second succeeded');
       assert.equal(
@@ -112,7 +145,13 @@ Deno.test('a 5xx from OpenAI is retried and the job ends done', integration, asy
       },
       { status: 500, body: { error: { message: 'Internal error', type: 'server_error' } } },
     ];
-    const { row } = await generate({ prompt: 'a boat' });
+    const image = await imageJob({ prompt: 'a boat' });
+    const unavailable = await image.attempt();
+    assert.equal(unavailable.status, 'pending', 'back in the queue');
+    assert.equal((unavailable.error as { code: string }).code, 'provider_unavailable');
+    assert.ok(backoffMs(unavailable) >= 30 * 60_000 - 1, 'after a backoff');
+
+    const row = await image.attempt();
     assert.equal(row.status, 'done', JSON.stringify(row.error));
     assert.equal(row.attempts, 2);
     assert.equal((row.error as { code: string }).code, 'provider_unavailable');
@@ -135,7 +174,7 @@ Deno.test(
           },
         },
       }];
-      const { row } = await generate({ prompt: 'a cat' });
+      const row = await (await imageJob({ prompt: 'a cat' })).attempt();
       assert.equal(row.status, 'failed');
       assert.equal(row.attempts, 1, 'no retry for a request OpenAI rejects');
       const error = row.error as { code: string; message: string; retryable: boolean };
@@ -166,7 +205,7 @@ Deno.test(
           },
         },
       }];
-      const { row } = await generate({ prompt: 'something not allowed' });
+      const row = await (await imageJob({ prompt: 'something not allowed' })).attempt();
       assert.equal(row.status, 'failed');
       assert.equal((row.error as { code: string }).code, 'content_policy');
     });

@@ -1,9 +1,11 @@
 // A worker that dies mid-job: its lease runs out, rescue_jobs puts the job back, and the next
 // worker completes it exactly once; the dead worker's lease token can no longer complete it.
 // The first worker is a real job-worker drain in a process of its own, killed with SIGKILL while
-// its handler runs (a noop that would sleep for a minute).
+// its handler runs (a noop that would sleep for a minute). The job is the test's own (own-jobs.ts):
+// the stack's worker and the pg_cron sweep never touch it, and time moves only with spool.now.
 import assert from 'node:assert/strict';
 import {
+  asOf,
   createUser,
   integration,
   serviceDb,
@@ -11,7 +13,8 @@ import {
   theStack,
   withSettings,
 } from './support/api-stack.ts';
-import { enqueue, job, quietStack, runWorker, waitForStatus } from './support/worker.ts';
+import { secondsAfter } from './support/own-jobs.ts';
+import { cancelOwnJobs, enqueueOwn, job, runWorker, waitForStatus } from './support/worker.ts';
 
 const WORKER_PROCESS = new URL('./support/worker-process.ts', import.meta.url).pathname;
 
@@ -21,8 +24,10 @@ Deno.test(
   async () => {
     const s = theStack();
     const user = await createUser();
-    await quietStack();
-    // The first worker: only noop jobs, polling long enough to see the delayed job come due.
+    const created = await enqueueOwn(user.id, 'noop', { sleep_ms: 60_000 });
+    // The first worker: claims that job (as of OWN_TIME) and runs it until it is killed. Its lease
+    // outlasts the test, so it never heartbeats (a heartbeat would extend the lease from the real
+    // clock) and the lease runs out only when the test moves spool.now past it.
     const child = new Deno.Command(Deno.execPath(), {
       args: ['run', '-A', '--no-lock', WORKER_PROCESS],
       env: {
@@ -31,17 +36,16 @@ Deno.test(
         SUPABASE_SERVICE_ROLE_KEY: s.serviceKey,
         SPOOL_ENABLE_NOOP: 'true',
         SPOOL_WORKER_TYPES: 'noop',
-        SPOOL_WORKER_LINGER_MS: '20000',
-        SPOOL_WORKER_LEASE_SECONDS: '5',
+        SPOOL_WORKER_LINGER_MS: '0',
+        SPOOL_WORKER_LEASE_SECONDS: '3600',
         SPOOL_TEST_WORKER_ID: 'jw-doomed',
+        SPOOL_TEST_OWN_JOBS: created.id,
       },
       stdout: 'null',
       stderr: 'piped',
     }).spawn();
     let killed = false;
     try {
-      // Delayed, so no doorbell rings and the stack's own worker stays asleep.
-      const created = await enqueue(user.id, 'noop', { sleep_ms: 60_000 }, { runInMs: 1_500 });
       const running = await waitForStatus(created.id, ['running'], 20_000);
       assert.equal(running.worker_id, 'jw-doomed');
       const staleToken = running.lease_token!;
@@ -51,30 +55,41 @@ Deno.test(
       await child.status;
       const orphan = await job(created.id);
       assert.equal(orphan.status, 'running', 'the dead worker still holds the lease');
+      assert.equal(orphan.lease_token, staleToken);
 
-      // Time passes beyond the lease (moved for this row instead of slept).
-      await sql(
-        `update public.jobs set lease_expires_at = now() - interval '1 second' where id = $1`,
-        [
-          created.id,
-        ],
+      // Before the lease runs out nothing is rescued; a second after it, the job is.
+      const rescue = async (at: Date) =>
+        (await asOf<{ rescued: number }>(
+          at,
+          [created.id],
+          'select public.rescue_jobs() as rescued',
+        ))[
+          0
+        ].rescued;
+      assert.equal(
+        await rescue(secondsAfter(orphan.lease_expires_at!, -1)),
+        0,
+        'lease still valid',
       );
-      // deno-lint-ignore no-explicit-any
-      const { data: rescued, error } = await (serviceDb().rpc as any)('rescue_jobs');
-      assert.equal(error, null);
-      assert.ok((rescued as number) >= 1);
+      assert.equal((await job(created.id)).status, 'running');
+      assert.equal(await rescue(secondsAfter(orphan.lease_expires_at!, 1)), 1);
       const pending = await job(created.id);
       assert.equal(pending.status, 'pending');
       assert.equal((pending.error as { code: string }).code, 'lease_expired');
       assert.equal(pending.lease_token, null);
 
-      // The next attempt is quick, and due shortly (run by a worker of this test).
-      await sql(
-        `update public.jobs set input = '{"sleep_ms": 0}', run_at = now() + interval '300 milliseconds'
-          where id = $1`,
-        [created.id],
-      );
-      const summary = await runWorker({ types: ['noop'], lingerMs: 1_500 }, { noop: true });
+      // The next attempt is quick, and run by a worker of this test once the retry is due.
+      await sql(`update public.jobs set input = '{"sleep_ms": 0}' where id = $1`, [created.id]);
+      const early = await runWorker([created.id], { types: ['noop'] }, {
+        noop: true,
+        at: secondsAfter(pending.run_at, -1),
+      });
+      assert.equal(early.claimed, 0, 'not claimed before its backoff ends');
+      const summary = await runWorker([created.id], { types: ['noop'] }, {
+        noop: true,
+        at: secondsAfter(pending.run_at, 1),
+      });
+      assert.equal(summary.claimed, 1);
       assert.equal(summary.done, 1);
       const done = await job(created.id);
       assert.equal(done.status, 'done');
@@ -115,6 +130,7 @@ Deno.test(
         await child.status;
       }
       await child.stderr.cancel().catch(() => {});
+      await cancelOwnJobs();
     }
   },
 );
@@ -124,18 +140,33 @@ Deno.test(
   integration,
   async () => {
     const user = await createUser();
-    await quietStack();
-    await withSettings({ backoff_base_seconds: 0.05 }, async () => {
-      const created = await enqueue(user.id, 'noop', { fail: 'retryable' }, {
-        runInMs: 300,
-        maxAttempts: 2,
-      });
-      await runWorker({ types: ['noop'], lingerMs: 1_000 }, { noop: true });
-      const dead = await job(created.id);
-      assert.equal(dead.status, 'failed');
-      assert.equal(dead.attempts, 2, 'retried once within the invocation, then out of attempts');
-      assert.equal((dead.error as { code: string; dead: boolean }).code, 'noop_failed');
-      assert.equal((dead.error as { dead: boolean }).dead, true);
+    // A backoff of half an hour or more (on the real clock, where fail_job schedules the retry):
+    // the retry is never due for the stack's worker while this runs, but due for this test's
+    // worker at once, as of OWN_TIME.
+    await withSettings({ backoff_base_seconds: 3600 }, async () => {
+      try {
+        const created = await enqueueOwn(user.id, 'noop', { fail: 'retryable' }, {
+          maxAttempts: 2,
+        });
+        const first = await runWorker([created.id], { types: ['noop'] }, { noop: true });
+        assert.deepEqual([first.claimed, first.retried], [1, 1]);
+        const retry = await job(created.id);
+        assert.equal(retry.status, 'pending', 'back in the queue');
+        assert.equal(retry.attempts, 1);
+        assert.equal((retry.error as { dead: boolean }).dead, false);
+        const backoff = new Date(retry.run_at).getTime() - new Date(retry.updated_at).getTime();
+        assert.ok(backoff >= 30 * 60_000 - 1, `due after its backoff (${backoff} ms)`);
+
+        const second = await runWorker([created.id], { types: ['noop'] }, { noop: true });
+        assert.deepEqual([second.claimed, second.failed], [1, 1]);
+        const dead = await job(created.id);
+        assert.equal(dead.status, 'failed');
+        assert.equal(dead.attempts, 2, 'retried once, then out of attempts');
+        assert.equal((dead.error as { code: string; dead: boolean }).code, 'noop_failed');
+        assert.equal((dead.error as { dead: boolean }).dead, true);
+      } finally {
+        await cancelOwnJobs();
+      }
     });
   },
 );

@@ -33,6 +33,18 @@ const testHandler: Handler<Input> = async (ctx) => {
   return { output: { files: [] } };
 };
 
+/**
+ * A handler that holds its job until the job is aborted (budget, shutdown, lost lease); calls
+ * `onStart` as it begins, so tests act on a running job without guessing when it runs.
+ */
+function untilAborted(onStart: () => void = () => {}): Handler<Input> {
+  return (ctx) =>
+    new Promise((_, reject) => {
+      onStart();
+      ctx.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+    });
+}
+
 function kind(handler: Handler<Input> = testHandler): RunnableKind {
   return { schema: Input, handler: () => Promise.resolve(handler) };
 }
@@ -201,27 +213,32 @@ Deno.test('a job type the worker does not run (noop when disabled) fails permane
 });
 
 Deno.test('a lease lost at a heartbeat aborts the job and its result is discarded', async () => {
-  let sawAbort = false;
+  const started = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const finished = Promise.withResolvers<boolean>();
   const stubborn: Handler<Input> = async (ctx) => {
+    started.resolve();
     // Keeps going after the abort, as a careless handler would; its result must not count.
-    await sleep(120);
-    sawAbort = ctx.signal.aborted;
+    await release.promise;
+    finished.resolve(ctx.signal.aborted);
     return { output: { files: [], late: true } };
   };
   const { queue, deps, outcomes } = setup({ heartbeatMs: 15 }, { test: kind(stubborn) });
   const job = queue.add('test');
-  setTimeout(() => queue.cancel(job.id), 30);
+  // Cancelled (by its owner) while the handler runs: the next heartbeat finds the lease gone.
+  started.promise.then(() => queue.cancel(job.id));
   const summary = await drain(deps, 'test');
 
-  assert.ok(queue.count('heartbeat_job') >= 1, 'the worker heartbeats while the job runs');
-  const sent = queue.callsOf('complete_jobs').flatMap((c) => c.args.p_results as { id: string }[]);
-  assert.equal(sent.length, 0, 'nothing is completed for a job whose lease was lost');
-  assert.equal(queue.count('fail_job'), 0, 'nor failed');
+  assert.equal(queue.count('heartbeat_job'), 1, 'the heartbeat found the lease gone');
+  assert.equal(queue.count('fail_job'), 0, 'the job is not failed');
   assert.equal(queue.jobs.get(job.id)!.status, 'cancelled', 'the cancellation stands');
   assert.equal(outcomes()[0].outcome, 'lease_lost');
   assert.equal(summary.lease_lost, 1);
-  await sleep(150);
-  assert.equal(sawAbort, true, "the handler's signal was aborted");
+  // The invocation is over while the handler still runs; now it finishes, late.
+  release.resolve();
+  assert.equal(await finished.promise, true, "the handler's signal was aborted");
+  const sent = queue.callsOf('complete_jobs').flatMap((c) => c.args.p_results as { id: string }[]);
+  assert.equal(sent.length, 0, 'nothing is completed for a job whose lease was lost');
 });
 
 Deno.test('a completion whose lease is gone is refused by complete_jobs and logged as lease_lost', async () => {
@@ -256,14 +273,19 @@ Deno.test('progress reported by a handler is written with heartbeat_job', async 
   }
   assert.equal(queue.jobs.get(job.id)!.status, 'done');
 
+  // A report long after the last heartbeat is written at once: the worker's clock is moved on
+  // 600 ms (past PROGRESS_MIN_INTERVAL_MS), not slept.
+  let skew = 0;
   const slow: Handler<Input> = async (ctx) => {
-    await sleep(600);
+    skew += 600;
     await ctx.progress(55, 'encoding');
     return { output: { files: [] } };
   };
   const second = setup({}, { test: kind(slow) });
+  second.deps.clock = { now: () => performance.now() + skew };
   const job2 = second.queue.add('test');
   await drain(second.deps, 'test');
+  assert.equal(second.queue.count('heartbeat_job'), 1);
   const [beat] = second.queue.callsOf('heartbeat_job');
   assert.deepEqual(
     { id: beat.args.p_id, progress: beat.args.p_progress, step: beat.args.p_step },
@@ -320,8 +342,10 @@ Deno.test('claiming stops before the budget ends, and the worker rings again whi
 });
 
 Deno.test('handlers still running when the budget ends are aborted and retried, and the worker rings again', async () => {
-  const { queue, deps, rings, outcomes } = setup({ budgetMs: 200, drainMs: 150 });
-  const job = queue.add('test', { sleep_ms: 5_000 });
+  const { queue, deps, rings, outcomes } = setup({ budgetMs: 200, drainMs: 150 }, {
+    test: kind(untilAborted()),
+  });
+  const job = queue.add('test');
   queue.backoffMs = 60_000;
   const summary = await drain(deps, 'test');
   const [fail] = queue.callsOf('fail_job');
@@ -346,11 +370,22 @@ Deno.test('an empty queue ends the invocation without ringing again', async () =
 
 Deno.test('a job inserted while the worker lingers is picked up without another ring', async () => {
   const { queue, deps } = setup({ lingerMs: 500, idlePollMs: 5 });
+  // The job is inserted as the worker's 8th claim finds the queue empty: it is lingering, and
+  // has backed off to polling every 50 ms (5, 7.5, 11.25, ... ms between the first claims).
+  const INSERT_AFTER = 8;
   let insertedAt = 0;
-  setTimeout(() => {
-    queue.add('test');
-    insertedAt = performance.now();
-  }, 250);
+  let pickedUpBy = 0;
+  deps.rpc = async (fn, args) => {
+    const result = await queue.rpc(fn, args);
+    if (fn !== 'claim_jobs') return result;
+    const n = queue.count('claim_jobs');
+    if ((result.data as unknown[]).length > 0) pickedUpBy = n;
+    if (n === INSERT_AFTER) {
+      queue.add('test');
+      insertedAt = performance.now();
+    }
+    return result;
+  };
   let startedAt = 0;
   deps.kindOf = () =>
     kind(() => {
@@ -359,6 +394,7 @@ Deno.test('a job inserted while the worker lingers is picked up without another 
     });
   const summary = await drain(deps, 'test');
   assert.equal(summary.done, 1);
+  assert.equal(pickedUpBy, INSERT_AFTER + 1, 'the next poll picked it up');
   // The empty queue is polled every 5 ms at first, backing off to every 50 ms.
   const pickup = startedAt - insertedAt;
   assert.ok(pickup < 65, `picked up ${Math.round(pickup)} ms after insert`);
@@ -382,15 +418,25 @@ Deno.test('a retry due within the budget is waited for and run again in the same
 });
 
 Deno.test('the runtime stopping the invocation releases the jobs it holds and rings a successor', async () => {
-  const { queue, deps, rings } = setup();
   const stop = new AbortController();
+  let started = 0;
+  // The runtime says beforeunload once all three handlers are running.
+  const { queue, deps, rings } = setup({}, {
+    test: kind(untilAborted(() => {
+      if (++started === 3) stop.abort('beforeunload');
+    })),
+  });
   deps.signal = stop.signal;
-  queue.addMany(3, 'test', { sleep_ms: 5_000 });
+  queue.addMany(3, 'test');
   queue.backoffMs = 60_000;
-  setTimeout(() => stop.abort('beforeunload'), 30);
   const summary = await drain(deps, 'test');
   assert.equal(summary.stop, 'shutdown');
+  assert.equal(summary.claimed, 3);
   assert.equal(queue.byStatus('pending').length, 3, 'every held job is back in the queue');
+  assert.deepEqual(
+    queue.callsOf('fail_job').map((c) => (c.args.p_error as { code: string }).code),
+    ['worker_timeout', 'worker_timeout', 'worker_timeout'],
+  );
   assert.deepEqual(rings, ['shutdown']);
 });
 

@@ -92,8 +92,8 @@ export async function transaction<T = Record<string, unknown>>(
  * session locks every other pending, running or waiting job until the transaction ends, and the
  * API's pickers (claim_jobs, claim_waiting_polls, rescue_jobs) skip locked rows. Jobs of other
  * tests, and of the stack's own worker, are left alone even though the clock is far ahead of
- * theirs. Should another job still change (it became active after the lock was taken), the
- * transaction is rolled back and run again with that job locked too. Returns the rows.
+ * theirs. Should another job still change (it was busy, or not yet active, when the lock was
+ * taken), the transaction is rolled back and run again with that job locked too. Returns the rows.
  */
 export async function asOf<T = Record<string, unknown>>(
   at: Date | string,
@@ -120,12 +120,12 @@ export async function asOf<T = Record<string, unknown>>(
       const rows = (await client.query(text, params)).rows as T[];
       await client.query('reset role');
       // Rows this transaction wrote carry its transaction id in xmin.
-      const strays = await client.query<{ id: string }>(
+      const strays = (await client.query(
         `select id from public.jobs
           where xmin::text::bigint = txid_current() % 4294967296 and id <> all ($1::uuid[])`,
         [own],
-      );
-      if (strays.rows.length === 0) {
+      )).rows as { id: string }[];
+      if (strays.length === 0) {
         await client.query('commit');
         return rows;
       }
@@ -133,7 +133,7 @@ export async function asOf<T = Record<string, unknown>>(
       if (attempt >= 3) {
         throw new Error(
           `as of ${clock}, "${text}" kept changing jobs that are not the test's own: ${
-            strays.rows.map((r) => r.id).join(', ')
+            strays.map((r) => r.id).join(', ')
           }`,
         );
       }

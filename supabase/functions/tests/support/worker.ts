@@ -141,7 +141,8 @@ export const TEST_WORKER_CONFIG: WorkerConfig = {
 
 /**
  * Runs one job-worker invocation in this process (real handlers, SQL API and Storage) that claims
- * only the jobs in `own`, as of `at` (default OWN_TIME; see own-jobs.ts).
+ * only the jobs in `own`, as of `at` (default OWN_TIME; see own-jobs.ts). Throws if the invocation
+ * stopped on a database error, with the error log lines.
  */
 export async function runWorker(
   own: string[],
@@ -150,7 +151,8 @@ export async function runWorker(
 ): Promise<DrainSummary> {
   const db = serviceDb();
   const config_: ProviderConfig = { ...providers(), noop: options.noop ?? false };
-  return await drain({
+  const errors: Record<string, unknown>[] = [];
+  const summary = await drain({
     rpc: ownRpc(rpcOf(db), own, options.at ?? OWN_TIME),
     storage: storageOf(db),
     clock: performance,
@@ -158,6 +160,13 @@ export async function runWorker(
     config: { ...TEST_WORKER_CONFIG, ...config },
     workerId: `jw-test-${crypto.randomUUID().slice(0, 6)}`,
     ring: () => Promise.resolve(),
-    log: (line) => options.logs?.push(line),
+    log: (line) => {
+      options.logs?.push(line);
+      if (line.level === 'error') errors.push(line);
+    },
   }, 'test');
+  if (summary.stop === 'error') {
+    throw new Error(`the test's worker stopped on an error: ${JSON.stringify(errors)}`);
+  }
+  return summary;
 }
