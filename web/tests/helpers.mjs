@@ -104,6 +104,9 @@ export async function openProfile(env, { width = 1280, height = 900 } = {}) {
     acceptDownloads: true,
     reducedMotion: 'reduce',
   });
+  // Generous waits: on a loaded 2-core machine (the whole stack, Chromium and Vite share it) a
+  // step can take seconds. These bound failures; they never stand in for synchronisation.
+  context.setDefaultTimeout(60_000);
   const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
   const allowed = [];
