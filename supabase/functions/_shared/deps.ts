@@ -1,5 +1,5 @@
 // Third-party modules, pinned in one place. Only `npm:` specifiers: they resolve the same on
 // Supabase's Edge Runtime, in `supabase functions serve` and in the local runtime (local/).
-export { createClient } from 'npm:@supabase/supabase-js@2.119.1';
-export type { SupabaseClient } from 'npm:@supabase/supabase-js@2.119.1';
+export { createClient } from 'npm:@supabase/supabase-js@2.109.0';
+export type { SupabaseClient } from 'npm:@supabase/supabase-js@2.109.0';
 export { z } from 'npm:zod@4.6.7';
