@@ -48,12 +48,15 @@ const log = (msg) => console.log(`spool db: ${msg}`);
 // Connection strings
 // ---------------------------------------------------------------------------------------------
 
-/** Superuser (trust auth on 127.0.0.1): for the platform itself, never for migrations. */
+/** Superuser (no password: 127.0.0.1 is trusted, see PG_HBA): for the platform itself, never for migrations. */
 export function superuserUrl(port = DEFAULT_PORT) {
   return `postgresql://${SUPERUSER}@127.0.0.1:${port}/postgres`;
 }
 
-/** The `postgres` role, as on Supabase: not a superuser, password auth. Migrations run as it. */
+/**
+ * The `postgres` role, as on Supabase: not a superuser. Migrations run as it. The password is the
+ * one `supabase start` gives it; over 127.0.0.1 the server does not ask for it (see PG_HBA).
+ */
 export function postgresUrl(port = DEFAULT_PORT) {
   return `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
 }
@@ -299,17 +302,20 @@ function prepareDir(dir) {
   }
 }
 
-const PG_HBA = `# Spool local cluster (written by local/db.mjs).
-# The superuser is trusted on this machine only; every other role, postgres included, logs in
-# with a password (scram-sha-256), as on Supabase.
-# TYPE  DATABASE     USER            ADDRESS         METHOD
-local   all          ${SUPERUSER}                    trust
-host    all          ${SUPERUSER}    127.0.0.1/32    trust
-local   replication  ${SUPERUSER}                    trust
-host    replication  ${SUPERUSER}    127.0.0.1/32    trust
-local   all          all                             scram-sha-256
-host    all          all             127.0.0.1/32    scram-sha-256
-host    replication  all             127.0.0.1/32    scram-sha-256
+// As in the supabase/postgres image (ansible/files/postgresql_config/pg_hba.conf.j2), which
+// `supabase start` runs: every role is trusted on the loopback and Unix sockets use peer, so
+// no connection made from inside the server's host sends a password. That is why, there as
+// here, a non-superuser's dblink or postgres_fdw connection back to the database is refused
+// with "password is required" (even with a password in its connection string). The local
+// platform listens on 127.0.0.1 only, so the scram-sha-256 lines for other addresses (what
+// clients outside the container meet on Supabase) do not come into play here.
+const PG_HBA = `# Spool local cluster (written by local/db.mjs), as the supabase/postgres image's pg_hba.conf.
+# TYPE  DATABASE     USER  ADDRESS         METHOD
+local   all          all                   peer
+host    all          all   127.0.0.1/32    trust
+host    all          all   ::1/128         trust
+host    all          all   0.0.0.0/0       scram-sha-256
+host    all          all   ::/0            scram-sha-256
 `;
 
 function initCluster(paths, { fsync }) {
@@ -328,7 +334,6 @@ function initCluster(paths, { fsync }) {
     '--no-instructions',
     ...(fsync ? [] : ['--no-sync']),
   ], { asDbUser: true, cwd: paths.dir });
-  writeServerFile(path.join(paths.dataDir, 'pg_hba.conf'), PG_HBA);
   fs.appendFileSync(
     path.join(paths.dataDir, 'postgresql.conf'),
     `\n# Spool: settings are rewritten on every start by local/db.mjs\ninclude_if_exists = 'spool.conf'\n`,
@@ -367,6 +372,8 @@ function writeConfig(paths, { port, fsync }) {
     '',
   ];
   writeServerFile(path.join(paths.dataDir, 'spool.conf'), lines.join('\n'));
+  // Rewritten on every start too, so a cluster made by an older local/db.mjs gets the current one.
+  writeServerFile(path.join(paths.dataDir, 'pg_hba.conf'), PG_HBA);
 }
 
 /** { running, pid, port } of the cluster in `dir`. */

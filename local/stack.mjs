@@ -6,12 +6,15 @@
 //   import { startStack } from './local/stack.mjs';
 //   const stack = await startStack({ dbPort, apiPort, stateDir, env, fsync: false });
 //   stack.url, stack.anonKey, stack.serviceRoleKey, stack.dbUrl, stack.superuserUrl
+//   stack.keyMode         'new' (sb_ keys, ES256 user tokens; default) or 'legacy' (SPOOL_KEYS)
 //   stack.clientEnv()     SUPABASE_URL, SUPABASE_ANON_KEY, ... for a test process
 //   await stack.stop()    gateway (Deno workers included), then the cluster
 //   stack.killSync()      for exit paths that cannot wait
 //
 // startApi() is the second half alone, for callers that run the database themselves (npm start,
-// npm test).
+// npm test). It first caches every module the Edge Functions can load, as deno.lock pins it
+// (local/gateway/edge-runtime/cache.mjs, printing what it caches and how long it took), so the
+// workers never download.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +33,7 @@ import {
   superuserUrl,
   withClient,
 } from './db.mjs';
+import { cacheFunctionModules } from './gateway/edge-runtime/cache.mjs';
 import { discoverFunctions, killWorkersSync } from './gateway/functions.mjs';
 import { startGateway } from './gateway/server.mjs';
 
@@ -78,7 +82,7 @@ export function functionEnv(root = ROOT) {
 export async function setDoorbellSecrets(dbUrl, { projectUrl, workerSecret }) {
   const secrets = [
     ['spool_project_url', projectUrl, 'Spool local platform: the API gateway job-worker is served on'],
-    ['spool_worker_secret', workerSecret, 'Spool local platform: the service_role key job-worker accepts'],
+    ['spool_worker_secret', workerSecret, 'Spool local platform: the secret (service_role) key job-worker accepts'],
   ];
   await withClient(dbUrl, async (client) => {
     for (const [name, value, description] of secrets) {
@@ -132,6 +136,16 @@ export async function startApi({
 } = {}) {
   if (!dbPort) throw new PlatformError('startApi needs the database port (dbPort)');
   fs.mkdirSync(stateDir, { recursive: true });
+  // What `supabase functions deploy` does first: every module the functions can load (dynamic
+  // imports and npm packages included) into Deno's cache, as deno.lock pins it. The workers run
+  // --cached-only and never download. Once per process; a few ms when the cache is warm.
+  await cacheFunctionModules({
+    root: ROOT,
+    say: (msg) => {
+      if (log !== consoleLog) log({ service: 'edge-runtime', event: 'modules_cache', msg });
+      if (!quiet) console.log(msg);
+    },
+  });
   let gateway;
   try {
     gateway = await startGateway({
@@ -161,6 +175,7 @@ export async function startApi({
   return {
     url: gateway.url,
     functionsUrl: `${gateway.url}/functions/v1`,
+    keyMode: keys.mode,
     anonKey: keys.anonKey,
     serviceRoleKey: keys.serviceRoleKey,
     jwtSecret: keys.jwtSecret,
@@ -173,19 +188,34 @@ export async function startApi({
     /** Names of the Edge Functions in supabase/functions (each at functionsUrl/<name>). */
     functions: () => discoverFunctions(options.functions?.dir ?? path.join(ROOT, 'supabase', 'functions')),
     /** Variables for a process that talks to this stack (tests, scripts). */
+    // The key names hold whichever keys are in force (SPOOL_KEYS): with the new keys
+    // SUPABASE_ANON_KEY / SUPABASE_PUBLISHABLE_KEY are the sb_publishable_ key and
+    // SUPABASE_SERVICE_ROLE_KEY / SUPABASE_SECRET_KEY the sb_secret_ key, so a client works in
+    // either mode. SPOOL_KEYS says which; SUPABASE_JWKS is the JWKS (new mode). Test-only: the
+    // private signing JWK (SPOOL_TEST_SIGNING_KEY, new mode) and the HS256 JWT secret
+    // (SPOOL_TEST_JWT_SECRET: legacy keys and tokens; Storage's signed URLs in both modes) let
+    // tests sign users' access tokens as Auth would.
     clientEnv() {
-      return {
+      const env = {
+        SPOOL_KEYS: keys.mode,
         SUPABASE_URL: gateway.url,
         SUPABASE_ANON_KEY: keys.anonKey,
         SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
-        SUPABASE_PUBLISHABLE_KEY: keys.anonKey,
-        SUPABASE_SECRET_KEY: keys.serviceRoleKey,
+        SUPABASE_PUBLISHABLE_KEY: keys.publishableKey,
+        SUPABASE_SECRET_KEY: keys.secretKey,
         SUPABASE_DB_URL: postgresUrl(dbPort),
         SPOOL_TEST_SUPERUSER_URL: superuserUrl(dbPort),
         SPOOL_TEST_DB_PORT: String(dbPort),
         SPOOL_TEST_JWT_SECRET: keys.jwtSecret,
         SPOOL_TEST_STATE_DIR: stateDir,
+        // The gateway's log, when it goes to a file (npm test): tests read worker lifecycle from it.
+        ...(log.file ? { SPOOL_TEST_GATEWAY_LOG: log.file } : {}),
       };
+      if (keys.mode === 'new') {
+        env.SUPABASE_JWKS = JSON.stringify(keys.jwks);
+        env.SPOOL_TEST_SIGNING_KEY = JSON.stringify(keys.signingKey);
+      }
+      return env;
     },
     close: () => gateway.close(),
     killSync: killWorkersSync,

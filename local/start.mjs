@@ -82,13 +82,14 @@ const services = [
       const names = api.functions();
       return [
         `${api.url}   (SUPABASE_URL)`,
-        `anon key          ${api.anonKey}`,
-        `service_role key  ${api.serviceRoleKey}`,
+        ...(api.keyMode === 'new'
+          ? [`publishable key   ${api.anonKey}`, `secret key        ${api.serviceRoleKey}`]
+          : [`anon key          ${api.anonKey}`, `service_role key  ${api.serviceRoleKey}`]),
         ...(names.length > 0
           ? names.map((name) => `${api.functionsUrl}/${name}`)
           : [`${api.functionsUrl}/<name>   (no functions in supabase/functions yet)`]),
-        `Vault: spool_project_url = ${api.url}, spool_worker_secret = the service_role key`,
-        `keys in ${rel(path.join(STATE_DIR, 'keys.json'))} (this stack's own JWT secret)`,
+        `Vault: spool_project_url = ${api.url}, spool_worker_secret = the ${api.keyMode === 'new' ? 'secret' : 'service_role'} key`,
+        `keys in ${rel(path.join(STATE_DIR, 'keys.json'))} (this stack's own; SPOOL_KEYS=${api.keyMode})`,
       ];
     },
     async stop(ctx) {

@@ -18,6 +18,9 @@
 //      and, first, a check that supabase/functions/_shared/database.types.ts is what
 //      `npm run gen:types` makes from the migrations (local/types.mjs)
 //      The gateway's log goes to a file; its last lines are printed when a suite fails.
+// A green run means every test ran: a test that a runner skipped, ignored or left todo (node
+// --test, deno test, pg_prove), or a suite with nothing to run, fails the run, named in the output
+// (local/test-report.mjs reads each runner's report beside its usual terminal output).
 // Everything (Deno workers, gateway, cluster, temp folder) is torn down at the end, on failure
 // and on Ctrl-C.
 
@@ -25,8 +28,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cacheFunctionModules } from './gateway/edge-runtime/cache.mjs';
 import { denoBinary } from './gateway/functions.mjs';
 import { fileLog, startApi } from './stack.mjs';
+import { describeSkips, PG_PROVE_ARGS, pgProveSkips, testReport } from './test-report.mjs';
 import { checkTypes } from './types.mjs';
 import { ensureChromium } from './web.mjs';
 import {
@@ -38,7 +43,6 @@ import {
   PlatformError,
   pushMigrations,
   ROOT,
-  runAsync,
   startCluster,
   stopCluster,
 } from './db.mjs';
@@ -48,19 +52,19 @@ const say = (msg) => console.log(`\n== ${msg}`);
 /**
  * Suites that run after pgTAP against the same stack. Each: { name, when(ctx)?, run(ctx) => exit
  * code }, where ctx = { cluster, port, root, api, env } and env is the stack's client environment
- * (api.clientEnv()). A suite whose `when` is false is reported as skipped.
+ * (api.clientEnv()). A suite whose `when` is false has nothing to run: that fails the run.
  */
 const furtherSuites = [
   {
     name: 'local platform contract tests (node --test local/gateway/tests/)',
     when: ({ root }) => fs.existsSync(path.join(root, 'local', 'gateway', 'tests')),
-    run: ({ env }) => runGroup(process.execPath, ['--test', 'local/gateway/tests/'], env),
+    run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/gateway/tests/'], env),
   },
   {
     name: 'Edge Functions tests (deno test -A supabase/functions/tests/)',
     when: ({ root }) => fs.existsSync(path.join(root, 'supabase', 'functions', 'tests')),
     run: ({ env, root }) =>
-      runGroup(denoBinary(root), ['test', '-A', 'supabase/functions/tests/'], {
+      runTests('deno', denoBinary(root), ['test', '-A', 'supabase/functions/tests/'], {
         ...env,
         DENO_NO_UPDATE_CHECK: '1',
       }),
@@ -70,7 +74,7 @@ const furtherSuites = [
     // README's Configuration tables against .env.example and spool.settings.
     name: 'demo and configuration docs (node --test local/tests/)',
     when: ({ root }) => fs.readdirSync(path.join(root, 'local', 'tests')).some((f) => f.endsWith('.test.mjs')),
-    run: ({ env }) => runGroup(process.execPath, ['--test', 'local/tests/'], env),
+    run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/tests/'], env),
   },
 ];
 
@@ -95,12 +99,14 @@ furtherSuites.push({
       .filter((f) => f.endsWith('.contract.test.ts'))
       .map((f) => path.join('web', 'tests', f));
     const steps = [
-      [tsc, ['--noEmit', '-p', 'web'], {}],
-      [denoBinary(root), ['test', '-A', ...contracts], { DENO_NO_UPDATE_CHECK: '1' }],
-      [process.execPath, ['--test', 'web/tests/'], {}],
+      [null, tsc, ['--noEmit', '-p', 'web'], {}],
+      ['deno', denoBinary(root), ['test', '-A', ...contracts], { DENO_NO_UPDATE_CHECK: '1' }],
+      ['node', process.execPath, ['--test', 'web/tests/'], {}],
     ];
-    for (const [cmd, args, extra] of steps) {
-      const code = await runGroup(cmd, args, { ...env, ...extra });
+    for (const [kind, cmd, args, extra] of steps) {
+      const code = kind
+        ? await runTests(kind, cmd, args, { ...env, ...extra })
+        : await runGroup(cmd, args, { ...env, ...extra });
       if (code !== 0) return code;
     }
     return 0;
@@ -119,15 +125,20 @@ const groups = new Set();
 /**
  * Runs a suite's command in a process group of its own, output to the terminal; resolves to its
  * exit code. cleanup() kills the whole group, so a runner's per-file processes (and the Deno
- * workers of gateways they started) cannot outlive npm test.
+ * workers of gateways they started) cannot outlive npm test. `tee(text)`, if given, also gets
+ * everything the command writes to stdout.
  */
-function runGroup(cmd, args, env) {
+function runGroup(cmd, args, env, { tee = null } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: ROOT,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', tee ? 'pipe' : 'inherit', 'inherit'],
       detached: true,
+    });
+    child.stdout?.setEncoding('utf8').on('data', (text) => {
+      process.stdout.write(text);
+      tee(text);
     });
     groups.add(child.pid);
     child.on('error', (err) => {
@@ -144,6 +155,34 @@ function runGroup(cmd, args, env) {
       resolve(code ?? (signal ? 128 : 1));
     });
   });
+}
+
+/** What the runners did not run, per run: [{ label, skips }] (see local/test-report.mjs). */
+const notRun = [];
+let reportSeq = 0;
+
+/**
+ * Runs a test runner like runGroup, `kind` 'node' (node --test ...) or 'deno' (deno test ...),
+ * with a report file beside its terminal output; resolves to its exit code, or 1 if it exited 0
+ * but skipped, ignored or left todo any test (each is printed).
+ */
+async function runTests(kind, cmd, [subcommand, ...rest], env) {
+  const file = path.join(tmpDir, 'reports', `${++reportSeq}-${kind}.${kind === 'node' ? 'tap' : 'xml'}`);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const report = testReport(kind, file);
+  const code = await runGroup(cmd, [subcommand, ...report.args, ...rest], env);
+  if (code !== 0 && !fs.existsSync(file)) return code; // failed before it could report
+  const label = `${kind === 'node' ? 'node' : 'deno'} ${[subcommand, ...rest].join(' ')}`;
+  const allRan = checkAllRan(label, report.skips());
+  return code !== 0 ? code : allRan ? 0 : 1;
+}
+
+/** Records and prints the tests a run did not run; true if there are none. */
+function checkAllRan(label, skips) {
+  if (skips.length === 0) return true;
+  notRun.push({ label, skips });
+  console.log(`\nnot ok: ${label} did not run ${skips.length} test(s):\n${describeSkips(skips).join('\n')}`);
+  return false;
 }
 
 function sqlFiles(dir) {
@@ -194,6 +233,9 @@ process.on('exit', cleanup);
 async function main() {
   const failures = [];
 
+  say('Edge Functions: every module cached as deno.lock pins it (no download at run time)');
+  await cacheFunctionModules();
+
   say('platform');
   ensurePackages();
   ensureExtensions();
@@ -220,7 +262,10 @@ async function main() {
 
   say('pgTAP (pg_prove as postgres)');
   const suites = [...sqlFiles('local/tests'), ...sqlFiles('supabase/tests')];
-  const prove = await runAsync('pg_prove', [
+  let proveOutput = '';
+  const proveCode = await runGroup('pg_prove', [
+    ...PG_PROVE_ARGS,
+    ...(process.stdout.isTTY ? ['--color'] : []),
     '--host',
     '127.0.0.1',
     '--port',
@@ -233,14 +278,13 @@ async function main() {
     '--comments',
     ...suites,
   ], {
-    env: {
-      PGPASSWORD: 'postgres',
-      PGSSLMODE: 'disable',
-      PGOPTIONS: '-c client_min_messages=warning',
-    },
-    captureStdout: false,
-  });
-  if (prove.code !== 0) failures.push(`pg_prove (exit ${prove.code})`);
+    PGPASSWORD: 'postgres',
+    PGSSLMODE: 'disable',
+    PGOPTIONS: '-c client_min_messages=warning',
+  }, { tee: (text) => (proveOutput += text) });
+  const proveAllRan = checkAllRan('pg_prove', pgProveSkips(proveOutput));
+  if (proveCode !== 0) failures.push(`pg_prove (exit ${proveCode})`);
+  else if (!proveAllRan) failures.push('pg_prove (tests not run)');
 
   say('API gateway (Edge Functions, stand-ins, pg_net deliverer)');
   const apiDir = path.join(tmpDir, 'api');
@@ -254,12 +298,14 @@ async function main() {
   });
   const names = api.functions();
   console.log(`${api.url}: functions ${names.length ? names.join(', ') : '(none)'}; log ${gatewayLog.file}`);
+  console.log(`API keys: ${api.keyMode} (SPOOL_KEYS=new|legacy; .ci/run runs npm test in both)`);
 
   const suiteCtx = { cluster, port, root: ROOT, api, env: api.clientEnv() };
   for (const suite of furtherSuites) {
     say(suite.name);
     if (suite.when && !suite.when(suiteCtx)) {
-      console.log('skipped: nothing to run');
+      console.log('not ok: nothing to run');
+      failures.push(`${suite.name} (nothing to run)`);
       continue;
     }
     const code = await suite.run(suiteCtx);
@@ -274,6 +320,9 @@ async function main() {
   say('summary');
   if (failures.length > 0) {
     console.log(`FAILED: ${failures.join('; ')}`);
+    for (const { label, skips } of notRun) {
+      console.log(`not run by ${label}:\n${describeSkips(skips).join('\n')}`);
+    }
     return 1;
   }
   console.log('all suites passed');

@@ -9,8 +9,9 @@
 //   ensureChromium()                               Debian's Chromium for the browser tests (as
 //                                                  root: installs it with apt-get, like ensurePackages)
 //
-// The app reads VITE_SUPABASE_URL and VITE_SUPABASE_ANON_KEY from import.meta.env; Vite takes
-// VITE_* variables from process.env before .env files, so they are set there for the call.
+// The app reads VITE_SUPABASE_URL and VITE_SUPABASE_PUBLISHABLE_KEY (else VITE_SUPABASE_ANON_KEY)
+// from import.meta.env; Vite takes VITE_* variables from process.env before .env files, so they
+// are set there for the call.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,7 +39,8 @@ export function envWebPort(env = process.env) {
 
 function clientEnv(supabaseUrl, anonKey) {
   if (!supabaseUrl || !anonKey) throw new PlatformError('the web client needs the stack URL and anon key');
-  return { VITE_SUPABASE_URL: supabaseUrl, VITE_SUPABASE_ANON_KEY: anonKey };
+  // Both key names: the publishable one wins in the app, so a hosted key in .env cannot shadow it.
+  return { VITE_SUPABASE_URL: supabaseUrl, VITE_SUPABASE_PUBLISHABLE_KEY: anonKey, VITE_SUPABASE_ANON_KEY: anonKey };
 }
 
 /** Runs fn with `vars` in process.env, restoring what was there afterwards. */

@@ -3,9 +3,13 @@
 //   POST /token?grant_type=refresh_token    rotate a refresh token -> session
 //   GET  /user                              the user behind an access token
 //   POST /logout[?scope=global|local|others] revoke the session's refresh tokens -> 204
+//   GET  /.well-known/jwks.json             the public keys that verify access tokens
 // Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here when the
 // platform bootstrap did not). Access tokens carry GoTrue's claims and expire after
-// [auth] jwt_expiry seconds from supabase/config.toml (default 3600).
+// [auth] jwt_expiry seconds from supabase/config.toml (default 3600). They are signed as the stack's
+// key mode says (keys.mjs, SPOOL_KEYS): ES256 with the signing key whose public half the JWKS
+// serves (new, the default), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty,
+// as GoTrue never publishes an HMAC key).
 //
 // Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
 // the X-Supabase-Api-Version header, which auth-js reads.
@@ -94,7 +98,7 @@ export function create(ctx) {
     if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
     let claims;
     try {
-      claims = ctx.keys.verify(token);
+      claims = ctx.keys.verify(token, nowMs(ctx));
     } catch (err) {
       throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${err.message}`);
     }
@@ -247,6 +251,10 @@ export function create(ctx) {
       try {
         if (!req.headers.apikey && !url.searchParams.get('apikey')) {
           throw new AuthError(401, 'no_api_key', 'No API key found in request');
+        }
+        if (req.method === 'GET' && route === '/.well-known/jwks.json') {
+          // The public signing keys (GoTrue never publishes an HMAC secret: none in legacy mode).
+          return send(req, res, 200, { keys: ctx.keys.jwks?.keys ?? [] });
         }
         if (req.method === 'POST' && route === '/signup') {
           return send(req, res, 200, await signup(req));

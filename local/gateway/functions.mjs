@@ -11,8 +11,10 @@
 //             x-forwarded-for/-host/-proto; bodies stream both ways.
 //   verify_jwt  per function from supabase/config.toml `[functions.<name>] verify_jwt` (default
 //             true): the request needs `Authorization: Bearer <JWT>` signed with the stack's
-//             secret (anon key, service_role key or a user's access token), except OPTIONS
-//             (CORS preflight). Otherwise 401, as Supabase's gateway answers:
+//             keys (keys.mjs, SPOOL_KEYS: a legacy HS256 key or user token, or an ES256 user
+//             token that verifies against the JWKS), except OPTIONS (CORS preflight); the new
+//             sb_ API keys are not JWTs and are refused (see verifyJwt). Otherwise 401, as
+//             Supabase's gateway answers:
 //               {"code":401,"message":"Missing authorization header"}   no Authorization
 //               {"code":401,"message":"Invalid JWT"}                    anything else
 //   workers   one per function, pre-warmed when the stack starts and spawned again on demand.
@@ -22,32 +24,76 @@
 //             the old one exits once its requests and waitUntil tasks are done, after
 //             beforeunload 'early_drop'); at the limit it gets beforeunload 'wall_clock' and is
 //             killed, and requests still in flight on it are answered 546 WORKER_LIMIT.
+//   limits    the supervisor's CPU and memory limits (supabase/edge-runtime, per_worker policy:
+//             crates/base/src/worker/supervisor/strategy_per_worker.rs; defaults from its
+//             .cargo/config.toml, which hosted documents as 2 s CPU and 256 MB):
+//               CPU     the isolate's CPU time, accumulated over the worker's life (not per
+//                       request). Hosted reads the isolate thread's clock
+//                       (CLOCK_THREAD_CPUTIME_ID) around module evaluation and every turn of
+//                       the event loop; here the gateway samples the worker's main thread, which
+//                       runs the isolate (/proc/<pid>/task/<pid>/stat utime+stime), from the
+//                       process's start: boot is charged whole (Deno's start-up and module
+//                       loading too, 60-80 ms for these functions: a little stricter than
+//                       hosted). V8's GC and Deno's I/O threads are not counted, as on hosted.
+//                       At the soft limit (SPOOL_EDGE_CPU_SOFT_MS, default 1000) the worker is
+//                       retired, as hosted retires it; at 90% of the hard limit it gets
+//                       beforeunload 'cpu'; at the hard limit (SPOOL_EDGE_CPU_TIME_MS, default
+//                       2000) it is killed.
+//               memory  V8's used heap + external memory (ArrayBuffers), what hosted's mem check
+//                       adds up, not RSS: the worker reports Deno.memoryUsage() heapUsed +
+//                       external as it runs; at half of the limit it is retired (hosted raises
+//                       mem_reached_half and drops the worker once idle), at 90% it gets
+//                       beforeunload 'memory', at the limit (SPOOL_EDGE_MEMORY_MB, default 256)
+//                       it is killed. V8's heap is capped at the limit too (--max-old-space-size;
+//                       hosted sets heap_limits), so a synchronous heap blow-up dies as 'memory'.
+//             A kill is logged as worker_killed with reason 'cpu_time' or 'memory' (hosted's
+//             shutdown reasons CPUTime, Memory), and requests in flight on the worker are answered
+//             546 WORKER_LIMIT.
+//   modules   workers run `deno run --cached-only --frozen`: they never download. Every module
+//             (npm packages and dynamic imports included) is cached before the gateway serves,
+//             exactly as deno.lock pins it, by local/gateway/edge-runtime/cache.mjs (what
+//             `supabase functions deploy` does up front); a module missing from the cache is a
+//             boot error (503 BOOT_ERROR) whose log line names that command.
 //   errors    the Supabase Edge Runtime's JSON shapes, { code, message }:
 //               404 NOT_FOUND     no such function
 //               503 BOOT_ERROR    the function failed to load (see its log)
 //               500 WORKER_ERROR  the worker died while handling the request
-//               546 WORKER_LIMIT  the worker hit its wall clock
+//               546 WORKER_LIMIT  the worker hit its wall clock, CPU time or memory limit
 //               504 IDLE_TIMEOUT  no response within the request idle timeout (150 s)
-//   env       SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_DB_URL,
-//             SUPABASE_PUBLISHABLE_KEY(S), SUPABASE_SECRET_KEY(S), plus ctx.env (the repo's .env
+//   env       SUPABASE_URL, SUPABASE_DB_URL and the keys (workerEnv): with the new keys
+//             (SPOOL_KEYS=new) SUPABASE_PUBLISHABLE_KEYS, SUPABASE_SECRET_KEYS ({"default": …})
+//             and SUPABASE_JWKS only; with legacy keys SUPABASE_ANON_KEY,
+//             SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEY(S) and SUPABASE_SECRET_KEY(S)
+//             holding the legacy JWTs. Plus ctx.env (the repo's .env
 //             or a test's overrides, minus SUPABASE_* names, which Supabase reserves). From the
-//             gateway's own environment only PATH, HOME, DENO_DIR, TMPDIR, locale and proxy
-//             variables pass. SUPABASE_JWT_SECRET is not injected (hosted does not either).
-//   logs      JSON lines through ctx.log: worker_spawned, worker_ready (readyMs), worker_retired,
-//             worker_killed (reason), worker_exited, boot failures; each line a function prints
+//             gateway's own environment only PATH, HOME, DENO_DIR, TMPDIR, locale, proxy and CA
+//             variables (NODE_EXTRA_CA_CERTS, DENO_CERT, DENO_TLS_CA_STORE) pass.
+//             SUPABASE_JWT_SECRET is not injected (hosted does not either).
+//   logs      JSON lines through ctx.log: edge_limits (the limits in force), worker_spawned,
+//             worker_ready (readyMs), worker_retired, cpu_time_soft_limit, worker_killed (reason),
+//             worker_exited, boot failures; each line a function prints
 //             arrives as { function, stream: 'stdout'|'stderr', msg }.
 //
-// Differences from Supabase that a function could notice: no CPU-time (2 s) or memory (256 MB)
-// limits, no WebSocket upgrades, npm packages come from Deno's global cache (deno.json has
-// "nodeModulesDir": "none"), and the lockfile is not read or written (--no-lock).
+// Differences from Supabase that a function could notice: no WebSocket upgrades; npm packages
+// come from Deno's global cache (deno.json has "nodeModulesDir": "none"); the CPU and memory
+// limits are checked by sampling (every 25 ms) rather than by V8 interrupts, so a breach is seen
+// up to one sample late, and beforeunload 'cpu' / 'memory' (sent over stdin) reaches a worker only
+// when its JavaScript yields to the event loop (hosted interrupts a busy isolate); memory that
+// grows outside V8's heap without yielding (a synchronous loop of ArrayBuffers) is seen when it
+// yields; CPU is read in 10 ms clock ticks and boot is charged whole (see limits above).
 //
 // Options (ctx.options.functions, or the second argument of createFunctionsRuntime):
 //   dir                   functions folder (default <root>/supabase/functions)
 //   configFile            config.toml (default <root>/supabase/config.toml)
 //   wallClockMs           default ctx.env / process.env SPOOL_EDGE_WALL_CLOCK_MS, else 150000
 //   requestIdleTimeoutMs  default 150000
-//   bootTimeoutMs         how long a worker may take to call Deno.serve (default 60000: the
-//                         first start may download npm packages)
+//   cpuTimeMs             CPU hard limit; default ctx.env / process.env SPOOL_EDGE_CPU_TIME_MS,
+//                         else 2000
+//   cpuSoftMs             CPU soft limit (retire); default SPOOL_EDGE_CPU_SOFT_MS, else half of
+//                         cpuTimeMs (hosted: 1000 of 2000)
+//   memoryMb              memory limit; default SPOOL_EDGE_MEMORY_MB, else 256
+//   bootTimeoutMs         how long a worker may take to call Deno.serve (default 60000: a
+//                         loaded machine; nothing is downloaded at boot)
 //   prewarm               spawn every function's worker when the runtime starts, and a
 //                         replacement as soon as one retires (default false: a gateway started
 //                         for a contract test spawns only what it uses; local/stack.mjs, behind
@@ -62,11 +108,28 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { PlatformError } from '../db.mjs';
+import { CACHE_COMMAND, cacheFunctionModules, denoBinary, UPDATE_LOCK_COMMAND } from './edge-runtime/cache.mjs';
+
+export { denoBinary };
 
 export const PREFIX = '/functions/v1';
 export const DEFAULT_WALL_CLOCK_MS = 150_000;
 export const DEFAULT_REQUEST_IDLE_TIMEOUT_MS = 150_000;
 const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
+/** Hosted's limits (supabase/edge-runtime .cargo/config.toml: CPU soft 1000, hard 2000, 256 MB). */
+export const DEFAULT_CPU_TIME_MS = 2_000;
+export const DEFAULT_MEMORY_MB = 256;
+/** beforeunload 'cpu' / 'memory' at this share of the limit (edge-runtime's CLI default, 90%). */
+const BEFOREUNLOAD_RATIO = 0.9;
+/** How often the gateway reads a worker's CPU time (and the worker its memory). */
+const LIMIT_SAMPLE_MS = 25;
+/** Kill reasons that are resource limits: in-flight requests get 546 WORKER_LIMIT. */
+const LIMIT_REASONS = new Set(['wall_clock', 'cpu_time', 'memory']);
+/** V8's own out-of-memory abort (the heap cap): a 'memory' kill, not a crash. */
+const V8_OOM = /Fatal JavaScript out of memory|JavaScript heap out of memory|Reached heap limit/i;
+/** Deno's words for a module that is not in the cache (--cached-only) or not in deno.lock. */
+const UNCACHED = /--cached-only|not found in cache|Failed caching npm package|not in the cache/i;
+const LOCK_DRIFT = /lockfile is out of date|integrity check failed/i;
 /** After 'wall_clock', how long a worker may take to exit before SIGKILL (a busy loop ignores us). */
 const WALL_CLOCK_KILL_GRACE_MS = 500;
 /** On gateway shutdown, how long workers get to finish before SIGKILL. */
@@ -77,6 +140,7 @@ const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 /** Variables of the gateway's own environment that workers inherit (the rest stays out). */
 const INHERITED_ENV = [
   'PATH', 'HOME', 'DENO_DIR', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL', 'DENO_CERT', 'DENO_TLS_CA_STORE',
+  'NODE_EXTRA_CA_CERTS',
   'DENO_AUTH_TOKENS', 'NPM_CONFIG_REGISTRY', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy',
   'https_proxy', 'no_proxy',
 ];
@@ -127,26 +191,50 @@ function sendError(res, [status, body], extraHeaders = {}) {
   res.end(text);
 }
 
-function positiveInt(raw, name) {
+function positiveInt(raw, name, unit = 'milliseconds') {
   if (raw === undefined || raw === null || raw === '') return undefined;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) {
-    throw new PlatformError(`${name} must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`);
+    throw new PlatformError(`${name} must be a positive integer of ${unit}, got ${JSON.stringify(raw)}`);
   }
   return n;
 }
 
-/** node_modules' deno binary (the `deno` npm package), without the bin.cjs Node shim if we can. */
-export function denoBinary(root) {
-  const native = path.join(root, 'node_modules', 'deno', 'deno');
+/** Clock ticks per second of /proc's utime/stime (getconf CLK_TCK; 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time (ms) the thread `tid` of process `pid` has used, user + system, or null when /proc
+ * cannot tell (the process is gone, or this is not Linux). The main thread of a Deno process
+ * runs the isolate; V8's helper threads and Deno's I/O threads are not counted (hosted does not
+ * count them either: it reads the isolate thread's CPU clock).
+ */
+export function threadCpuMs(pid, tid = pid) {
+  let stat;
   try {
-    if (fs.statSync(native).size > 1_000_000) return native;
+    stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
   } catch {
-    // fall through
+    return null;
   }
-  const bin = path.join(root, 'node_modules', '.bin', 'deno');
-  if (!fs.existsSync(bin)) throw new PlatformError(`${bin} is missing: run npm install`);
-  return bin;
+  // "<tid> (<comm>) <state> ..." where comm may hold spaces: fields count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]); // field 14 of proc(5)
+  const stime = Number(fields[12]); // field 15
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+  return ((utime + stime) * 1000) / CLOCK_TICKS;
+}
+
+/** A boot error message with the command that fixes it, when Deno's words say which. */
+function withFix(message, stderr = '') {
+  const text = `${message}\n${stderr}`;
+  if (LOCK_DRIFT.test(text)) {
+    return `${message}: deno.lock does not match the functions' imports; regenerate it with \`${UPDATE_LOCK_COMMAND}\``;
+  }
+  if (UNCACHED.test(text)) {
+    return `${message}: a module is not in Deno's cache (workers never download); run \`${CACHE_COMMAND}\`` +
+      ` (npm start and npm test run it), or, for an import deno.lock does not have yet, \`${UPDATE_LOCK_COMMAND}\``;
+  }
+  return message;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,7 +320,11 @@ class Worker {
     this.spawnedAt = Date.now();
     this.activatedAt = null;
     this.retired = false;
-    this.killReason = null; // 'wall_clock' | 'termination' | 'boot_timeout'
+    this.killReason = null; // 'wall_clock' | 'cpu_time' | 'memory' | 'termination' | 'boot_timeout'
+    this.cpuMs = 0; // CPU time of the isolate's thread (the main thread) so far, boot included
+    this.memoryBytes = 0; // last heapUsed + external the worker reported
+    this.alerts = new Set(); // limit thresholds already acted on
+    this.bootStderr = []; // stderr while booting, for the boot error
     this.requests = 0;
     this.inflight = new Set();
     this.timers = [];
@@ -254,7 +346,11 @@ class Worker {
     const args = [
       'run',
       '--no-prompt',
-      '--no-lock',
+      // Never download (the cache step filled the cache), and resolve exactly as deno.lock says.
+      '--cached-only',
+      '--frozen',
+      // V8's heap is capped at the memory limit, as hosted caps the isolate's (heap_limits).
+      `--v8-flags=--max-old-space-size=${rt.memoryMb}`,
       '--allow-net',
       '--allow-env',
       '--allow-sys',
@@ -263,7 +359,15 @@ class Worker {
       fs.existsSync(perFunctionConfig) ? perFunctionConfig : path.join(rt.root, 'deno.json'),
       BOOTSTRAP,
     ];
-    const env = { ...rt.workerEnv(), SPOOL_EDGE_RUNTIME: JSON.stringify({ name: this.name, entry }) };
+    const env = {
+      ...rt.workerEnv(),
+      SPOOL_EDGE_RUNTIME: JSON.stringify({
+        name: this.name,
+        entry,
+        memoryLimitBytes: rt.memoryMb * 1024 * 1024,
+        sampleMs: LIMIT_SAMPLE_MS,
+      }),
+    };
     const child = spawn(rt.deno, args, { cwd: rt.root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     allChildren.add(child);
@@ -271,15 +375,19 @@ class Worker {
     this.pipeLines(child.stdout, 'stdout');
     this.pipeLines(child.stderr, 'stderr');
     child.on('error', (err) => this.onExit(null, null, err));
-    child.on('exit', (code, signal) => this.onExit(code, signal));
-    // 'close' comes after the last of its output has been read.
-    child.on('close', () => this.resolveExited());
+    // 'close' comes after the exit and the last of its output (a V8 out-of-memory abort, Deno's
+    // reason for refusing to boot) has been read, so the exit is judged with all of it.
+    child.on('close', (code, signal) => {
+      this.onExit(code, signal);
+      this.resolveExited();
+    });
     this.bootTimer = setTimeout(() => {
       this.bootFailure(`did not call Deno.serve within ${rt.bootTimeoutMs} ms`);
       this.kill('boot_timeout', 'SIGKILL');
     }, rt.bootTimeoutMs);
     this.bootTimer.unref();
     rt.log({ event: 'worker_spawned', function: this.name, worker: this.id, pid: child.pid });
+    this.startCpuMeter();
   }
 
   pipeLines(stream, name) {
@@ -314,7 +422,12 @@ class Worker {
     }
     // eslint-disable-next-line no-control-regex
     const msg = line.replace(/\u001b\[[0-9;]*m/g, '').trimEnd();
-    if (msg) this.runtime.log({ function: this.name, worker: this.id, stream, msg });
+    if (!msg) return;
+    if (stream === 'stderr') {
+      if (this.state === 'starting' && this.bootStderr.length < 40) this.bootStderr.push(msg);
+      if (V8_OOM.test(msg)) this.runtime.limitReached(this, 'memory', { heapLimitMb: this.runtime.memoryMb, v8: msg });
+    }
+    this.runtime.log({ function: this.name, worker: this.id, stream, msg });
   }
 
   onControl(event) {
@@ -323,16 +436,38 @@ class Worker {
       this.port = event.port;
       this.state = 'ready';
       this.readyMs = Date.now() - this.spawnedAt;
-      this.runtime.log({ event: 'worker_ready', function: this.name, worker: this.id, pid: this.child.pid, readyMs: this.readyMs });
+      this.sampleCpu?.();
+      this.runtime.log({ event: 'worker_ready', function: this.name, worker: this.id, pid: this.child.pid, readyMs: this.readyMs, bootCpuMs: Math.round(this.cpuMs) });
       this.resolveReady();
     } else if (event.event === 'boot_error') {
       this.bootFailure(event.message);
+    } else if (event.event === 'memory') {
+      this.runtime.onMemory(this, event.bytes);
     }
+  }
+
+  /** Samples the isolate thread's CPU time, boot included, for the worker's whole life. */
+  startCpuMeter() {
+    if (process.platform !== 'linux') {
+      this.runtime.warnNoCpuMeter();
+      return;
+    }
+    const sample = () => {
+      const now = threadCpuMs(this.child.pid);
+      if (now === null || this.state === 'exited') return;
+      this.cpuMs = now;
+      this.runtime.onCpu(this);
+    };
+    const t = setInterval(sample, LIMIT_SAMPLE_MS);
+    t.unref();
+    this.timers.push(t);
+    this.sampleCpu = sample;
   }
 
   bootFailure(message) {
     if (this.state !== 'starting' || this.bootError) return;
     clearTimeout(this.bootTimer);
+    message = withFix(message, this.bootStderr.join('\n'));
     this.bootError = message;
     this.runtime.log({ level: 'error', event: 'worker_boot_failed', function: this.name, worker: this.id, error: message });
     this.runtime.forget(this);
@@ -368,7 +503,9 @@ class Worker {
   onExit(code, signal, err) {
     if (this.state === 'exited') return;
     if (this.state === 'starting') {
-      this.bootFailure(err ? err.message : `exited during boot (${signal ?? `code ${code}`})`);
+      // Deno itself may refuse to start (a lock that does not match): its first error line says why.
+      const said = this.bootStderr.find((l) => /^error:/i.test(l));
+      this.bootFailure(err ? err.message : `exited during boot (${signal ?? `code ${code}`})${said ? `: ${said}` : ''}`);
     }
     this.state = 'exited';
     allChildren.delete(this.child);
@@ -390,7 +527,7 @@ class Worker {
       lifetimeMs: Date.now() - this.spawnedAt,
       ...(err ? { error: err.message } : {}),
     });
-    const answer = this.killReason === 'wall_clock' ? ERRORS.workerLimit : ERRORS.workerError;
+    const answer = LIMIT_REASONS.has(this.killReason) ? ERRORS.workerLimit : ERRORS.workerError;
     for (const request of this.inflight) request.fail(answer);
     this.inflight.clear();
     if (err) this.resolveExited(); // no 'close' follows a failed spawn
@@ -409,6 +546,13 @@ class FunctionsRuntime {
     this.wallClockMs = options.wallClockMs ??
       positiveInt(ctx.env?.SPOOL_EDGE_WALL_CLOCK_MS ?? process.env.SPOOL_EDGE_WALL_CLOCK_MS, 'SPOOL_EDGE_WALL_CLOCK_MS') ??
       DEFAULT_WALL_CLOCK_MS;
+    const fromEnv = (name, unit) => positiveInt(ctx.env?.[name] ?? process.env[name], name, unit);
+    this.cpuTimeMs = options.cpuTimeMs ?? fromEnv('SPOOL_EDGE_CPU_TIME_MS') ?? DEFAULT_CPU_TIME_MS;
+    this.cpuSoftMs = options.cpuSoftMs ?? fromEnv('SPOOL_EDGE_CPU_SOFT_MS') ?? Math.floor(this.cpuTimeMs / 2);
+    if (this.cpuSoftMs > this.cpuTimeMs) {
+      throw new PlatformError(`SPOOL_EDGE_CPU_SOFT_MS (${this.cpuSoftMs}) must not exceed SPOOL_EDGE_CPU_TIME_MS (${this.cpuTimeMs})`);
+    }
+    this.memoryMb = options.memoryMb ?? fromEnv('SPOOL_EDGE_MEMORY_MB', 'megabytes') ?? DEFAULT_MEMORY_MB;
     this.requestIdleTimeoutMs = options.requestIdleTimeoutMs ?? DEFAULT_REQUEST_IDLE_TIMEOUT_MS;
     this.bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
     this.prewarm = options.prewarm ?? false;
@@ -425,6 +569,7 @@ class FunctionsRuntime {
       exitHookInstalled = true;
       process.once('exit', killWorkersSync);
     }
+    this.log({ event: 'edge_limits', cpuTimeMs: this.cpuTimeMs, cpuSoftMs: this.cpuSoftMs, memoryMb: this.memoryMb, wallClockMs: this.wallClockMs });
     if (options.watch) this.watch();
     if (this.prewarm) for (const name of this.functionNames()) this.spawn(name);
   }
@@ -454,15 +599,27 @@ class FunctionsRuntime {
       this.log({ level: 'warn', event: 'env_skipped', names: skipped, why: 'SUPABASE_* names are reserved: Supabase injects them' });
     }
     const { keys, publicUrl, dbPort } = this.ctx;
-    Object.assign(env, {
-      SUPABASE_URL: publicUrl,
-      SUPABASE_ANON_KEY: keys.anonKey,
-      SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
-      SUPABASE_PUBLISHABLE_KEY: keys.anonKey,
-      SUPABASE_SECRET_KEY: keys.serviceRoleKey,
-      SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.anonKey }),
-      SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.serviceRoleKey }),
-    });
+    if (keys.mode === 'new') {
+      // A project with its legacy API keys off: the named new keys and the JWKS, as JSON, and
+      // nothing of the legacy ones (no SUPABASE_ANON_KEY / SUPABASE_SERVICE_ROLE_KEY, and not
+      // the singular SUPABASE_PUBLISHABLE_KEY / SUPABASE_SECRET_KEY of self-hosted setups).
+      Object.assign(env, {
+        SUPABASE_URL: publicUrl,
+        SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.publishableKey }),
+        SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secretKey }),
+        SUPABASE_JWKS: JSON.stringify(keys.jwks),
+      });
+    } else {
+      Object.assign(env, {
+        SUPABASE_URL: publicUrl,
+        SUPABASE_ANON_KEY: keys.anonKey,
+        SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
+        SUPABASE_PUBLISHABLE_KEY: keys.anonKey,
+        SUPABASE_SECRET_KEY: keys.serviceRoleKey,
+        SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: keys.anonKey }),
+        SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.serviceRoleKey }),
+      });
+    }
     if (dbPort) env.SUPABASE_DB_URL = `postgresql://postgres:postgres@127.0.0.1:${dbPort}/postgres`;
     return env;
   }
@@ -514,14 +671,74 @@ class FunctionsRuntime {
     worker.timers.push(t);
   }
 
+  /** A CPU sample came in: retire at the soft limit, beforeunload 'cpu' at 90%, kill at the limit. */
+  onCpu(worker) {
+    const { cpuMs } = worker;
+    const detail = { cpuTimeMs: Math.round(cpuMs), limitMs: this.cpuTimeMs };
+    if (cpuMs >= this.cpuTimeMs) {
+      this.limitReached(worker, 'cpu_time', detail);
+      return;
+    }
+    if (cpuMs >= this.cpuSoftMs && worker.state === 'ready' && !worker.alerts.has('cpu_soft')) {
+      worker.alerts.add('cpu_soft');
+      this.log({ level: 'warn', event: 'cpu_time_soft_limit', function: worker.name, worker: worker.id, ...detail, softLimitMs: this.cpuSoftMs });
+      this.retire(worker, 'cpu_time_soft_limit');
+    }
+    if (cpuMs >= this.cpuTimeMs * BEFOREUNLOAD_RATIO && !worker.alerts.has('cpu_beforeunload')) {
+      worker.alerts.add('cpu_beforeunload');
+      worker.send('beforeunload cpu');
+    }
+  }
+
+  /** The worker's memory crossed half / 90% / all of the limit. */
+  onMemory(worker, bytes) {
+    worker.memoryBytes = bytes;
+    const limit = this.memoryMb * 1024 * 1024;
+    const detail = { memoryBytes: bytes, limitMb: this.memoryMb };
+    if (bytes >= limit) {
+      this.limitReached(worker, 'memory', detail);
+      return;
+    }
+    // (beforeunload 'memory' at 90%: the worker dispatches it itself, before it reports.)
+    if (bytes >= limit / 2 && worker.state === 'ready' && !worker.alerts.has('memory_half')) {
+      worker.alerts.add('memory_half');
+      this.retire(worker, 'memory_half');
+    }
+  }
+
+  /** A CPU-time or memory limit is reached: the supervisor terminates the isolate at once. */
+  limitReached(worker, reason, detail) {
+    if (worker.state === 'exited' || LIMIT_REASONS.has(worker.killReason)) return;
+    // A worker still booting is not replaced (that could loop): it fails its boot, named.
+    if (worker.state === 'starting') worker.bootFailure(`hit the ${reason === 'memory' ? 'memory' : 'CPU-time'} limit while booting`);
+    else this.retire(worker, reason);
+    worker.killReason = reason;
+    this.log({ level: 'warn', event: 'worker_killed', function: worker.name, worker: worker.id, reason, ...detail, inflight: worker.inflight.size });
+    worker.kill(reason);
+  }
+
+  warnNoCpuMeter() {
+    if (this.warnedCpu) return;
+    this.warnedCpu = true;
+    this.log({ level: 'warn', event: 'cpu_limit_unenforced', why: `CPU time is read from Linux's /proc; this is ${process.platform}` });
+  }
+
   watch() {
     const pendingNames = new Set();
     let timer = null;
-    const flush = () => {
+    const flush = async () => {
       timer = null;
       const names = [...pendingNames];
       pendingNames.clear();
       const all = names.includes('*');
+      // Changed code may import something new: cache it first (frozen lock), as a deploy would.
+      if (this.dir === path.join(this.root, 'supabase', 'functions')) {
+        try {
+          await cacheFunctionModules({ root: this.root, deno: this.deno, force: true, say: (msg) => this.log({ event: 'modules_cache', msg }) });
+        } catch (err) {
+          this.log({ level: 'error', event: 'modules_cache_failed', error: err.message });
+        }
+      }
       for (const worker of [...this.current.values()]) {
         if (all || names.includes(worker.name)) this.retire(worker, 'files_changed');
       }
@@ -543,6 +760,14 @@ class FunctionsRuntime {
     }
   }
 
+  /**
+   * verify_jwt, modelled strictly: `Authorization: Bearer <JWT>` that verifies with the stack's
+   * keys (HS256 with the JWT secret in legacy mode, ES256 against the JWKS in new mode) and has a
+   * role. An sb_publishable_/sb_secret_ key is not a JWT and is refused, in either header: hosted
+   * now lets them through "for migration compatibility", but its docs also say Edge Functions
+   * verify only JWTs, and the CLI's edge runtime refuses them; callers with an API key go to
+   * functions with verify_jwt = false that check the key themselves (job-worker).
+   */
   verifyJwt(req) {
     const header = req.headers.authorization;
     if (!header) return ERRORS.missingAuth;
@@ -649,10 +874,18 @@ class FunctionsRuntime {
     });
     upstream.on('error', (err) => {
       if (done) return;
-      // killReason is set before the runtime stops a worker, so a wall-clock kill is told apart
-      // from a crash even when the connection breaks before the exit is seen.
+      // killReason is set before the runtime stops a worker, so a limit kill (wall clock, CPU,
+      // memory) is told apart from a crash even when the connection breaks before the exit is seen.
       this.log({ level: 'warn', event: 'proxy_failed', function: worker.name, worker: worker.id, error: err.message });
-      request.fail(worker.killReason === 'wall_clock' ? ERRORS.workerLimit : ERRORS.workerError);
+      const answer = () => request.fail(LIMIT_REASONS.has(worker.killReason) ? ERRORS.workerLimit : ERRORS.workerError);
+      if (worker.state === 'exited' || worker.killReason) {
+        answer();
+        return;
+      }
+      // The worker is going down on its own (V8's heap cap aborts it, and says so on stderr):
+      // its exit answers in-flight requests with the reason; if it does not exit, answer anyway.
+      const t = setTimeout(answer, 1_000);
+      t.unref();
     });
     // The caller went away before the response finished: stop the upstream request too.
     res.on('close', () => {

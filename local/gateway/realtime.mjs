@@ -3,11 +3,13 @@
 // inside supabase-js subscribes to it unchanged. Change capture, filters and the per-subscriber
 // RLS check live in realtime-cdc.mjs.
 //
-//   connect   GET /realtime/v1/websocket?apikey=<anon|service_role key>&vsn=1.0.0|2.0.0
+//   connect   GET /realtime/v1/websocket?apikey=<key in force>&vsn=1.0.0|2.0.0
 //             [&log_level=info|warning|error], upgraded to a WebSocket. The gateway's key check
 //             first (401 {"message": "No API key found in request" | "Invalid API key"}), then
-//             Realtime's (the key is a JWT with role and exp: 401 {"error": "..."}). vsn defaults
-//             to 1.0.0 as in Phoenix; anything but 1.0.x / 2.0.x is refused with 403.
+//             Realtime's on the tenant token (401 {"error": "..."}): the legacy anon/service_role
+//             key JWT itself, or, with the new sb_ keys (SPOOL_KEYS=new), the JWT the gateway
+//             mints for the key's role, valid 24 hours. vsn defaults to 1.0.0 as in Phoenix;
+//             anything but 1.0.x / 2.0.x is refused with 403.
 //   frames    vsn 1.0.0: JSON objects {topic, event, payload, ref[, join_ref]} in, {topic, event,
 //             payload, ref} out (Phoenix's V1 serializer drops join_ref). vsn 2.0.0: JSON arrays
 //             [join_ref, ref, topic, event, payload]; binary frames for broadcast (kind 3, the
@@ -18,8 +20,9 @@
 //             closes the first (phx_close); phx_leave -> ok then phx_close; messages carrying a
 //             stale join_ref are ignored; 60 s without a frame closes the socket.
 //   phx_join  topic realtime:<name>, payload {config: {broadcast, presence, postgres_changes,
-//             private, postgres_changes_options}, access_token}. The token (else the API key)
-//             must verify (HS256/384/512 with the stack's JWT secret) and carry role and exp;
+//             private, postgres_changes_options}, access_token}. The token (else the tenant
+//             token) must verify (HS256/384/512 with the JWT secret in legacy mode, ES256 against
+//             the JWKS in new mode: keys.mjs verifySignature) and carry role and exp;
 //             refusals as Realtime words them ("InvalidJWTToken: Token has expired 12 seconds
 //             ago", "JwtSignatureError: Failed to validate JWT signature", "MalformedJWT: ...").
 //             The reply carries postgres_changes with server ids (a 27-bit hash of each binding,
@@ -56,6 +59,7 @@ import {
   SubscriptionError,
   SubscriptionParamsError,
 } from './realtime-cdc.mjs';
+import { TokenError, verifySignature } from './keys.mjs';
 import { nowMs } from './shared.mjs';
 
 const PREFIX = '/realtime/v1';
@@ -66,6 +70,8 @@ const IDLE_TIMEOUT_MS = 60_000;
 const CONFIRM_TOKEN_MS = 5 * 60_000;
 const WAIT_DEFAULT_MS = 15_000;
 const WAIT_MAX_MS = 20_000;
+/** Lifetime of the token minted for a connection made with a new API key alone. */
+const PUBLIC_CONNECTION_SECONDS = 24 * 3600;
 
 // ---------------------------------------------------------------------------------------------
 // Tokens (Realtime's ChannelsAuthorization.authorize_conn over Joken)
@@ -85,9 +91,8 @@ class TokenRefused extends Error {
   }
 }
 
-const HS = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
-
-function verifyToken(token, secret, now) {
+/** The token's claims as Realtime's Joken check sees them; throws TokenRefused. */
+function verifyToken(token, verifier, now) {
   let raw = token;
   if (typeof token === 'string') {
     try {
@@ -99,36 +104,29 @@ function verifyToken(token, secret, now) {
   }
   const malformed = () =>
     new TokenRefused('malformed', 'MalformedJWT', 'The token provided is not a valid JWT');
-  if (typeof raw !== 'string') throw malformed();
-  const parts = raw.split('.');
-  if (parts.length !== 3) throw malformed();
-  let header;
+  if (typeof raw !== 'string' || raw === '') throw malformed();
   let claims;
   try {
-    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
-    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
-  } catch {
+    ({ claims } = verifySignature(raw, verifier));
+  } catch (err) {
+    if (!(err instanceof TokenError)) throw err;
+    if (err.reason === 'alg') {
+      throw new TokenRefused(
+        'signer',
+        'JwtSignerError',
+        'Failed to generate JWT signer, check your JWT secret or JWKS configuration',
+        ':error_generating_signer',
+      );
+    }
+    if (err.reason === 'signature') {
+      throw new TokenRefused(
+        'signature',
+        'JwtSignatureError',
+        'Failed to validate JWT signature',
+        ':signature_error',
+      );
+    }
     throw malformed();
-  }
-  if (!claims || typeof claims !== 'object' || Array.isArray(claims)) throw malformed();
-  const alg = header && typeof header === 'object' ? HS[header.alg] : undefined;
-  if (!alg) {
-    throw new TokenRefused(
-      'signer',
-      'JwtSignerError',
-      'Failed to generate JWT signer, check your JWT secret or JWKS configuration',
-      ':error_generating_signer',
-    );
-  }
-  const expected = crypto.createHmac(alg, secret).update(`${parts[0]}.${parts[1]}`).digest();
-  const given = Buffer.from(parts[2], 'base64url');
-  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
-    throw new TokenRefused(
-      'signature',
-      'JwtSignatureError',
-      'Failed to validate JWT signature',
-      ':signature_error',
-    );
   }
   const current = Math.floor(now / 1000);
   if (claims.exp !== undefined && !(typeof claims.exp === 'number' && claims.exp > current)) {
@@ -293,8 +291,7 @@ export async function create(ctx) {
   const opts = ctx.options?.realtime ?? {};
   const errorBackoffMs = opts.channelErrorBackoffMs ?? 100;
   const idleTimeoutMs = opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-  const apiKeys = new Set([ctx.keys.anonKey, ctx.keys.serviceRoleKey]);
-  const secret = ctx.keys.jwtSecret;
+  const verifier = ctx.keys.verifier;
   const now = () => nowMs(ctx);
   const connections = new Set();
   /** realtime:<name> -> Set<Channel>, for broadcast. */
@@ -431,7 +428,7 @@ export async function create(ctx) {
 
     /** Verifies the current token and (re)arms the expiry check; throws TokenRefused. */
     confirmToken() {
-      const claims = verifyToken(this.accessToken, secret, now());
+      const claims = verifyToken(this.accessToken, verifier, now());
       const left = claims.exp * 1000 - now();
       clearTimeout(this.confirmTimer);
       this.confirmTimer = setTimeout(
@@ -820,14 +817,24 @@ export async function create(ctx) {
           hint: 'No `apikey` request header or url param was found.',
         });
       }
-      if (!apiKeys.has(String(apikey))) {
+      if (!ctx.keys.apiKeyRole(String(apikey))) {
         return refuse(socket, 401, {
           message: 'Invalid API key',
-          hint: 'Double check your Supabase `anon` or `service_role` API key.',
+          hint: ctx.keys.mode === 'new'
+            ? 'Double check your Supabase publishable or secret API key.'
+            : 'Double check your Supabase `anon` or `service_role` API key.',
         });
       }
+      // The tenant token: the legacy key JWT itself, or the JWT the gateway mints for a new
+      // key's role (for 24 hours: hosted limits public connections to 24 hours).
+      const tenantToken = ctx.keys.mode === 'new'
+        ? ctx.keys.forwardedToken({ apikey: String(apikey), authorization: null }, {
+          nowMs: now(),
+          ttlSeconds: PUBLIC_CONNECTION_SECONDS,
+        }).token
+        : String(apikey);
       try {
-        verifyToken(String(apikey), secret, now());
+        verifyToken(tenantToken, verifier, now());
       } catch (err) {
         const message = err.kind === 'expired'
           ? 'Token has expired'
@@ -848,7 +855,7 @@ export async function create(ctx) {
         ? url.searchParams.get('log_level')
         : 'error';
       wss.handleUpgrade(req, socket, head, (ws) => {
-        connections.add(new Connection(ws, { vsn, tenantToken: String(apikey), logLevel }));
+        connections.add(new Connection(ws, { vsn, tenantToken, logLevel }));
       });
     },
 

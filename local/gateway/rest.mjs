@@ -1,8 +1,11 @@
 // The PostgREST stand-in at /rest/v1: exactly the subset Spool's clients use, on PostgREST's wire
 // format, behind the same API-key check Supabase's gateway makes.
 //
-//   auth      `apikey` (header or query param) must be the anon or service_role key; the role and
-//             claims come from the Bearer JWT, else from the apikey JWT.
+//   auth      `apikey` (header or query param) must be a key in force (keys.mjs, SPOOL_KEYS):
+//             the anon or service_role JWT, or the sb_publishable_/sb_secret_ key. The role and
+//             claims come from the Bearer JWT (HS256 with the JWT secret, or ES256 against the
+//             JWKS), else from the apikey: the legacy key JWT itself, or the JWT the gateway
+//             mints for the new key's role (also when Authorization repeats that same sb_ key).
 //   per call  one transaction on a ctx.pool (authenticator) connection:
 //             set_config('role', <claims.role>, true) + request.jwt.claims/method/path/headers,
 //             then the statement; commit, or roll back on error. GET/HEAD and calls of
@@ -29,7 +32,7 @@ import {
   readConfigSection,
   sendPreflight,
   TokenError,
-  verifyHs256,
+  verifyToken,
   withCallerTransaction,
 } from './shared.mjs';
 
@@ -711,7 +714,6 @@ export async function create(ctx) {
   const exposedSchemas = Array.isArray(api.schemas) && api.schemas.length
     ? api.schemas
     : ['public'];
-  const apiKeys = new Set([ctx.keys.anonKey, ctx.keys.serviceRoleKey]);
 
   function send(req, res, status, headers, body) {
     const payload = body === null || body === undefined ? '' : body;
@@ -742,18 +744,20 @@ export async function create(ctx) {
         hint: 'No `apikey` request header or url param was found.',
       });
     }
-    if (!apiKeys.has(String(apikey))) {
+    if (!ctx.keys.apiKeyRole(String(apikey))) {
       throw new ApiError(401, {
         message: 'Invalid API key',
-        hint: 'Double check your Supabase `anon` or `service_role` API key.',
+        hint: ctx.keys.mode === 'new'
+          ? 'Double check your Supabase publishable or secret API key.'
+          : 'Double check your Supabase `anon` or `service_role` API key.',
       });
     }
-    const bearer = req.headers.authorization === undefined
-      ? null
-      : String(req.headers.authorization).replace(/^Bearer\s+/i, '').trim();
-    const token = bearer === null ? String(apikey) : bearer;
+    const { token } = ctx.keys.forwardedToken(
+      { apikey: String(apikey), authorization: req.headers.authorization },
+      { nowMs: nowMs(ctx) },
+    );
     try {
-      return verifyHs256(token, ctx.keys.jwtSecret, {
+      return verifyToken(token, ctx.keys.verifier, {
         nowMs: nowMs(ctx),
         skewSeconds: JWT_SKEW_SECONDS,
       });

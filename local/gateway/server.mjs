@@ -9,7 +9,8 @@
 //   ctx.root        the repository root
 //   ctx.stateDir    the stack's git-ignored state folder (keys.json, storage files, logs)
 //   ctx.publicUrl   e.g. http://127.0.0.1:54321 (SUPABASE_URL)
-//   ctx.keys        local/gateway/keys.mjs loadKeys(): anonKey, serviceRoleKey, sign, verify
+//   ctx.keys        local/gateway/keys.mjs loadKeys(): mode (SPOOL_KEYS), the keys in force
+//                   (anonKey, serviceRoleKey), verifier, sign, verify, apiKeyRole, forwardedToken
 //   ctx.dbPort      the local Postgres port
 //   ctx.pool        pg.Pool connected as `authenticator` (PostgREST's role; switch with SET LOCAL ROLE)
 //   ctx.adminPool   pg.Pool connected as the superuser (platform chores only, never for API calls)
@@ -39,8 +40,9 @@ function notFound(res, url) {
 
 // `log` replaces the console as the sink of ctx.log lines (objects); `options` reaches the route
 // modules as ctx.options (e.g. options.functions for functions.mjs, options.pgnet for pgnet.mjs).
-export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false, log, options = {} }) {
-  const keys = loadKeys(stateDir);
+// `keyMode` ('new' | 'legacy') overrides SPOOL_KEYS for this gateway (tests of either mode).
+export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false, log, options = {}, keyMode }) {
+  const keys = loadKeys(stateDir, keyMode ? { mode: keyMode } : undefined);
   const publicUrl = `http://127.0.0.1:${port}`;
   const pool = new pg.Pool({
     host: '127.0.0.1', port: dbPort, database: 'postgres', user: 'authenticator', password: 'postgres',

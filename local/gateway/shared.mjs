@@ -1,72 +1,33 @@
-// Helpers shared by the PostgREST and Storage stand-ins (rest.mjs, storage.mjs): JWT checks with
-// the reasons each service reports, CORS as Supabase's gateway answers it, bounded body reading,
-// and the per-request transaction that impersonates the caller (role + claims GUCs), which is what
-// makes RLS decide exactly as it does on Supabase.
+// Helpers shared by the PostgREST and Storage stand-ins (rest.mjs, storage.mjs): JWT checks (over
+// keys.mjs verifySignature, in either key mode) with the reasons each service reports, CORS as
+// Supabase's gateway answers it, bounded body reading, and the per-request transaction that
+// impersonates the caller (role + claims GUCs), which is what makes RLS decide exactly as it does
+// on Supabase.
 
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { checkTimes, TokenError, verifySignature } from './keys.mjs';
+
+export { TokenError };
 
 // ---------------------------------------------------------------------------------------------
 // JWT
 // ---------------------------------------------------------------------------------------------
 
-/** Why a token was refused; each service words these its own way. */
-export class TokenError extends Error {
-  constructor(reason, detail) {
-    super(`${reason}${detail === undefined ? '' : `: ${detail}`}`);
-    this.name = 'TokenError';
-    this.reason = reason; // empty | parts | decode | alg | signature | expired | nbf | iat
-    this.detail = detail;
-  }
+/**
+ * Verifies a JWT's signature against the stack's keys (`verifier`: keys.verifier, i.e. the JWT
+ * secret in legacy mode, the JWKS in new mode) and its exp/nbf/iat, and returns its claims. Unlike
+ * keys.verify it does not require a role claim (PostgREST falls back to the anon role).
+ * `skewSeconds` is the clock leeway (PostgREST allows 30 s; Storage's jose none).
+ */
+export function verifyToken(token, verifier, { nowMs = Date.now(), skewSeconds = 0 } = {}) {
+  const { claims } = verifySignature(token, verifier);
+  return checkTimes(claims, { nowMs, skewSeconds });
 }
 
-/**
- * Verifies an HS256 JWT against `secret` and returns its claims. Unlike keys.verify it does not
- * require a role claim (PostgREST falls back to the anon role; Storage's signed-URL tokens have
- * none). `skewSeconds` is the clock leeway (PostgREST allows 30 s; Storage's jose none).
- */
-export function verifyHs256(token, secret, { nowMs = Date.now(), skewSeconds = 0 } = {}) {
-  if (typeof token !== 'string' || token === '') throw new TokenError('empty');
-  const parts = token.split('.');
-  if (parts.length !== 3) throw new TokenError('parts', parts.length);
-  let header;
-  let claims;
-  try {
-    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
-    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
-  } catch {
-    throw new TokenError('decode');
-  }
-  if (
-    !header || typeof header !== 'object' || !claims || typeof claims !== 'object' ||
-    Array.isArray(claims)
-  ) {
-    throw new TokenError('decode');
-  }
-  if (header.alg !== 'HS256') throw new TokenError('alg', String(header.alg));
-  const expected = crypto.createHmac('sha256', secret).update(`${parts[0]}.${parts[1]}`).digest();
-  const given = Buffer.from(parts[2], 'base64url');
-  if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) {
-    throw new TokenError('signature');
-  }
-  const now = nowMs / 1000;
-  if (
-    claims.exp !== undefined && (typeof claims.exp !== 'number' || now > claims.exp + skewSeconds)
-  ) {
-    throw new TokenError('expired');
-  }
-  if (
-    claims.nbf !== undefined && typeof claims.nbf === 'number' && now + skewSeconds < claims.nbf
-  ) {
-    throw new TokenError('nbf');
-  }
-  if (
-    claims.iat !== undefined && typeof claims.iat === 'number' && now + skewSeconds < claims.iat
-  ) {
-    throw new TokenError('iat');
-  }
-  return claims;
+/** verifyToken with an HS256 secret only (Storage's signed-URL tokens, which it signs itself). */
+export function verifyHs256(token, secret, opts = {}) {
+  return verifyToken(token, { hmacSecret: secret }, opts);
 }
 
 /** The bearer token of an Authorization header, '' if it has none, null if there is no header. */

@@ -5,7 +5,10 @@
 // storage.objects. Every row is read and written in a transaction that impersonates the caller
 // (set_config('role', <claims.role>, true) + request.jwt.claims, as Storage does), so the RLS
 // policies of the migrations decide who may upload, read, sign, list and delete; service_role
-// bypasses RLS, as on Supabase. Uploads stage the file, insert or upsert the row as the caller,
+// bypasses RLS, as on Supabase. The caller's token is verified as the stack's keys sign them
+// (keys.mjs: HS256 in legacy mode, ES256 against the JWKS in new mode, where a request carrying
+// only an sb_ API key gets the gateway's minted JWT for its role); signed-URL tokens are Storage's
+// own HS256 tokens in both modes. Uploads stage the file, insert or upsert the row as the caller,
 // move the file into place, then commit: a refused row leaves no file behind.
 //
 // Errors are Storage's: {"statusCode": "<internal status>", "code", "error", "message"} with HTTP
@@ -33,8 +36,10 @@ import {
   sendPreflight,
   TokenError,
   verifyHs256,
+  verifyToken,
   withCallerTransaction,
 } from './shared.mjs';
+import { signJwt } from './keys.mjs';
 
 const PREFIX = '/storage/v1';
 const EXPOSED_HEADERS =
@@ -371,7 +376,15 @@ export async function create(ctx) {
    * `allowInvalid` routes treat a missing or bad token as anon instead of refusing it.
    */
   function authenticate(req, { allowInvalid = false } = {}) {
-    const jwt = String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
+    let jwt = String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
+    if (ctx.keys.mode === 'new' && req.headers.apikey !== undefined) {
+      // The gateway: a new API key alone (or repeated as the bearer) reaches Storage as the JWT
+      // it mints for the key's role.
+      jwt = ctx.keys.forwardedToken(
+        { apikey: String(req.headers.apikey), authorization: req.headers.authorization },
+        { nowMs: nowMs(ctx) },
+      ).token ?? '';
+    }
     const anon = {
       authenticated: false,
       role: 'anon',
@@ -381,7 +394,7 @@ export async function create(ctx) {
     };
     if (!jwt && allowInvalid) return anon;
     try {
-      const claims = verifyHs256(jwt, secret, { nowMs: nowMs(ctx) });
+      const claims = verifyToken(jwt, ctx.keys.verifier, { nowMs: nowMs(ctx) });
       return {
         authenticated: true,
         role: typeof claims.role === 'string' && claims.role ? claims.role : 'anon',
@@ -504,7 +517,8 @@ export async function create(ctx) {
 
   function signToken(claims, expiresIn) {
     const iat = Math.floor(nowMs(ctx) / 1000);
-    return ctx.keys.sign({ ...claims, iat, exp: iat + expiresIn });
+    // Storage signs these with its own secret (HS256), whatever signs the users' tokens.
+    return signJwt({ ...claims, iat, exp: iat + expiresIn }, secret);
   }
 
   /** verifyObjectSignature of src/storage/object.ts. */

@@ -47,9 +47,11 @@ alter role supabase_storage_admin with password 'postgres';
 
 grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role, authenticator to postgres with admin option;
--- As on Supabase, postgres is a member of the auth and storage owners (that is what lets a
--- migration create policies on storage.objects or a trigger on auth.users).
-grant supabase_auth_admin, supabase_storage_admin to postgres;
+-- As on Supabase since 2025-04 (supabase/postgres migration revoke_admin_roles_from_postgres),
+-- postgres is not a member of the auth and storage owners. It creates policies on their tables,
+-- and drops triggers there, through the supautils stand-in below; it creates triggers on
+-- auth.users with the TRIGGER privilege it holds on the table.
+revoke supabase_auth_admin, supabase_storage_admin from postgres;
 
 alter role supabase_admin set search_path to "$user", public, auth, extensions;
 alter role postgres set search_path to "$user", public, extensions;
@@ -94,7 +96,10 @@ create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pgtap with schema extensions;
 create extension if not exists dblink with schema extensions;
 
--- pg_cron: in pg_catalog as on Supabase; its tables in schema cron.
+-- pg_cron: in pg_catalog as on Supabase; its tables in schema cron. Grants as Supabase's
+-- pg_cron after-create script and grant_pg_cron_access() leave them: everything in cron with
+-- grant option, except that postgres may only read cron.job (it schedules through
+-- cron.schedule()) and may not create triggers on cron.job_run_details.
 create extension if not exists pg_cron with schema pg_catalog;
 grant usage on schema cron to postgres with grant option;
 grant all on all tables in schema cron to postgres with grant option;
@@ -103,15 +108,19 @@ grant all on all functions in schema cron to postgres with grant option;
 alter default privileges in schema cron grant all on tables to postgres with grant option;
 alter default privileges in schema cron grant all on sequences to postgres with grant option;
 alter default privileges in schema cron grant all on functions to postgres with grant option;
+revoke all on table cron.job from postgres;
+grant select on table cron.job to postgres with grant option;
+revoke trigger on table cron.job_run_details from postgres;
 
 -- pg_net (local stand-in, local/extensions/pg_net): the extension lives in `extensions`, its
--- objects in schema net.
+-- objects in schema net. The extension script grants what real pg_net (>= 0.12) grants: usage
+-- on net and all of its tables and sequences to PUBLIC, and its request functions are SECURITY
+-- INVOKER with the default EXECUTE for PUBLIC. Supabase's grant_pg_net_access() adds:
 create extension if not exists pg_net with schema extensions;
 grant usage on schema net to postgres, anon, authenticated, service_role;
-grant execute on all functions in schema net to postgres, service_role;
-grant select on net._http_response, net.http_request_queue to postgres;
 
--- Vault (local stand-in, local/extensions/supabase_vault), with Supabase's grants.
+-- Vault (local stand-in, local/extensions/supabase_vault), with Supabase's grants (its
+-- supabase_vault after-create script): to postgres only.
 create extension if not exists supabase_vault;
 grant usage on schema vault to postgres with grant option;
 grant select, delete on vault.secrets, vault.decrypted_secrets to postgres with grant option;
@@ -120,14 +129,13 @@ grant execute on function
   vault.update_secret(uuid, text, text, text, uuid),
   vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea)
   to postgres with grant option;
-grant usage on schema vault to service_role;
-grant select, delete on vault.secrets, vault.decrypted_secrets to service_role;
-grant execute on function
+revoke all on schema vault from public, anon, authenticated, service_role;
+revoke all on vault.secrets, vault.decrypted_secrets from public, anon, authenticated, service_role;
+revoke all on function
   vault.create_secret(text, text, text, uuid),
   vault.update_secret(uuid, text, text, text, uuid),
   vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea)
-  to service_role;
-revoke all on schema vault from public, anon, authenticated;
+  from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- auth: the users table and the JWT helpers (owned by supabase_auth_admin, as on Supabase)
@@ -328,13 +336,44 @@ create trigger update_objects_updated_at
   before update on storage.objects
   for each row execute function storage.update_updated_at_column();
 
+-- As Storage >= 1.35 (supabase/storage migrations/tenant/0055-prevent-direct-deletes.sql):
+-- a DELETE on storage.buckets or storage.objects is refused unless the transaction set
+-- storage.allow_delete_query to 'true', which the Storage API does for each request it serves
+-- (and the local stand-in, local/gateway/storage.mjs, does too). A statement-level trigger:
+-- it fires even when the DELETE matches no row.
+create or replace function storage.protect_delete()
+returns trigger
+language plpgsql
+as $$
+begin
+  if coalesce(current_setting('storage.allow_delete_query', true), 'false') != 'true' then
+    raise exception 'Direct deletion from storage tables is not allowed. Use the Storage API instead.'
+      using hint = 'This prevents accidental data loss from orphaned objects.',
+            errcode = '42501';
+  end if;
+  return null;
+end
+$$;
+
+drop trigger if exists protect_buckets_delete on storage.buckets;
+create trigger protect_buckets_delete
+  before delete on storage.buckets
+  for each statement execute function storage.protect_delete();
+drop trigger if exists protect_objects_delete on storage.objects;
+create trigger protect_objects_delete
+  before delete on storage.objects
+  for each statement execute function storage.protect_delete();
+
 alter function storage.foldername(text) owner to supabase_storage_admin;
 alter function storage.filename(text) owner to supabase_storage_admin;
 alter function storage.extension(text) owner to supabase_storage_admin;
 alter function storage.update_updated_at_column() owner to supabase_storage_admin;
+alter function storage.protect_delete() owner to supabase_storage_admin;
 
-grant usage on schema storage to anon, authenticated, service_role, postgres;
-grant all on storage.buckets, storage.objects to anon, authenticated, service_role, postgres;
+grant usage on schema storage to anon, authenticated, service_role;
+grant usage on schema storage to postgres with grant option;
+grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
+grant all on storage.buckets, storage.objects to postgres with grant option;
 grant execute on all functions in schema storage to anon, authenticated, service_role, postgres;
 alter default privileges for role supabase_storage_admin in schema storage
   grant all on tables to postgres, anon, authenticated, service_role;
@@ -354,3 +393,156 @@ begin
 end
 $$;
 alter publication supabase_realtime owner to postgres;
+
+-- ---------------------------------------------------------------------------------------------
+-- supautils stand-in: policy_grants and drop_trigger_grants for postgres
+-- ---------------------------------------------------------------------------------------------
+-- On Supabase, postgres owns neither auth's nor storage's tables, yet may CREATE/ALTER/DROP
+-- POLICY and DROP TRIGGER on the ones listed in supautils.policy_grants and
+-- supautils.drop_trigger_grants (supabase/postgres ansible/files/postgresql_config/conf.d/
+-- supautils.conf): supautils runs those statements as the superuser. Debian has no supautils,
+-- so event triggers do the same here: before such a statement by postgres they make postgres a
+-- member of the two owner roles, and when it ends they check it touched only a listed table
+-- (or one postgres owns) and take the membership away again. Both happen inside the statement,
+-- so a statement that fails leaves nothing behind.
+create or replace function extensions.spool_supautils_grant_tables()
+returns text[]
+language sql
+immutable
+as $$
+  select array[
+    'auth.audit_log_entries', 'auth.flow_state', 'auth.identities', 'auth.instances',
+    'auth.mfa_amr_claims', 'auth.mfa_challenges', 'auth.mfa_factors', 'auth.oauth_clients',
+    'auth.one_time_tokens', 'auth.refresh_tokens', 'auth.saml_providers',
+    'auth.saml_relay_states', 'auth.sessions', 'auth.sso_domains', 'auth.sso_providers',
+    'auth.users', 'realtime.messages', 'realtime.subscription', 'storage.buckets',
+    'storage.buckets_analytics', 'storage.objects', 'storage.prefixes',
+    'storage.s3_multipart_uploads', 'storage.s3_multipart_uploads_parts']
+$$;
+
+-- The role a statement runs as, seen from inside a SECURITY DEFINER function.
+create or replace function extensions.spool_supautils_statement_role()
+returns name
+language sql
+stable
+as $$
+  select case when pg_catalog.current_setting('role') = 'none' then session_user
+              else pg_catalog.current_setting('role')::name end
+$$;
+
+create or replace function extensions.spool_supautils_before()
+returns event_trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  if extensions.spool_supautils_statement_role() <> 'postgres'
+     or pg_catalog.pg_has_role('postgres', 'supabase_storage_admin', 'MEMBER')
+     or pg_catalog.pg_has_role('postgres', 'supabase_auth_admin', 'MEMBER') then
+    return;
+  end if;
+  grant supabase_storage_admin, supabase_auth_admin to postgres;
+  perform pg_catalog.set_config('spool_supautils.granted', 'on', true);
+end
+$$;
+
+-- Refuses a statement that used the membership on a table outside the lists.
+create or replace function extensions.spool_supautils_check(p_table regclass, p_what text)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_owner name;
+  v_name text;
+begin
+  select pg_catalog.pg_get_userbyid(c.relowner), n.nspname || '.' || c.relname
+    into v_owner, v_name
+    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where c.oid = p_table;
+  if v_owner in ('supabase_storage_admin', 'supabase_auth_admin')
+     and not v_name = any (extensions.spool_supautils_grant_tables()) then
+    raise exception 'must be owner of table %', pg_catalog.split_part(v_name, '.', 2)
+      using errcode = '42501',
+            detail = format('%s on %s: not in supautils.%s for postgres', p_what, v_name,
+              case when p_what = 'drop trigger' then 'drop_trigger_grants' else 'policy_grants' end);
+  end if;
+end
+$$;
+
+create or replace function extensions.spool_supautils_dropped()
+returns event_trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_obj record;
+begin
+  if pg_catalog.current_setting('spool_supautils.granted', true) is distinct from 'on' then
+    return;
+  end if;
+  for v_obj in
+    select object_type, address_names from pg_catalog.pg_event_trigger_dropped_objects()
+     where object_type in ('policy', 'trigger')
+  loop
+    perform extensions.spool_supautils_check(
+      pg_catalog.to_regclass(format('%I.%I', v_obj.address_names[1], v_obj.address_names[2])),
+      case when v_obj.object_type = 'trigger' then 'drop trigger' else 'drop policy' end);
+  end loop;
+end
+$$;
+
+create or replace function extensions.spool_supautils_after()
+returns event_trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_obj record;
+begin
+  if pg_catalog.current_setting('spool_supautils.granted', true) is distinct from 'on' then
+    return;
+  end if;
+  for v_obj in
+    select p.polrelid from pg_catalog.pg_event_trigger_ddl_commands() c
+      join pg_catalog.pg_policy p on p.oid = c.objid
+     where c.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
+  loop
+    perform extensions.spool_supautils_check(v_obj.polrelid, pg_catalog.lower(tg_tag));
+  end loop;
+  revoke supabase_storage_admin, supabase_auth_admin from postgres;
+  perform pg_catalog.set_config('spool_supautils.granted', 'off', true);
+end
+$$;
+
+alter function extensions.spool_supautils_grant_tables() owner to supabase_admin;
+alter function extensions.spool_supautils_statement_role() owner to supabase_admin;
+alter function extensions.spool_supautils_before() owner to supabase_admin;
+alter function extensions.spool_supautils_check(regclass, text) owner to supabase_admin;
+alter function extensions.spool_supautils_dropped() owner to supabase_admin;
+alter function extensions.spool_supautils_after() owner to supabase_admin;
+revoke all on function
+  extensions.spool_supautils_grant_tables(),
+  extensions.spool_supautils_statement_role(),
+  extensions.spool_supautils_before(),
+  extensions.spool_supautils_check(regclass, text),
+  extensions.spool_supautils_dropped(),
+  extensions.spool_supautils_after()
+  from public, anon, authenticated, service_role, postgres;
+
+drop event trigger if exists spool_supautils_before;
+drop event trigger if exists spool_supautils_dropped;
+drop event trigger if exists spool_supautils_after;
+create event trigger spool_supautils_before on ddl_command_start
+  when tag in ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'DROP TRIGGER')
+  execute function extensions.spool_supautils_before();
+create event trigger spool_supautils_dropped on sql_drop
+  when tag in ('DROP POLICY', 'DROP TRIGGER')
+  execute function extensions.spool_supautils_dropped();
+create event trigger spool_supautils_after on ddl_command_end
+  when tag in ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'DROP TRIGGER')
+  execute function extensions.spool_supautils_after();

@@ -1,8 +1,9 @@
 // `npm run demo`'s core, without its terminal: the generated media are what they claim to be, and
-// (when a stack is given, as npm test does) every job type runs through the public HTTP API.
+// every job type runs through the public HTTP API of the stack npm test starts (SUPABASE_URL and
+// SUPABASE_ANON_KEY; without them that test fails, naming what is missing).
 //
-//   node --test local/tests/                      media checks only
-//   SUPABASE_URL=… SUPABASE_ANON_KEY=… node --test local/tests/   the jobs too
+//   npm test                                                     everything, with a stack
+//   SUPABASE_URL=… SUPABASE_ANON_KEY=… node --test local/tests/   against a running stack
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -91,9 +92,12 @@ const url = process.env.SUPABASE_URL;
 const anonKey = process.env.SUPABASE_ANON_KEY;
 
 test('every job type runs through the public HTTP API and its outputs download', {
-  skip: !url || !anonKey ? 'needs SUPABASE_URL and SUPABASE_ANON_KEY (npm test sets them)' : false,
   timeout: 60_000,
 }, async () => {
+  const missing = Object.entries({ SUPABASE_URL: url, SUPABASE_ANON_KEY: anonKey }).filter(([, v]) => !v).map(([k]) => k);
+  if (missing.length > 0) {
+    throw new Error(`this test needs the stack npm test starts, but ${missing.join(', ')} not set: run it through \`npm test\``);
+  }
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-demo-test-'));
   try {
     const media = makeSampleMedia({ scale: 0.3, voiceSeconds: 2 });

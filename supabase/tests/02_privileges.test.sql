@@ -2,9 +2,11 @@
 --
 -- The catalogue checks cover every function in public and spool, so a new function that forgets
 -- its revoke fails here. Then each denial is acted out as anon and as an authenticated user.
+-- Last, the migrations leave the project's default privileges as Supabase sets them: a function
+-- the project's postgres role creates after them (its own RPC) gets Supabase's default grants.
 begin;
 set local search_path = public, extensions;
-select plan(64);
+select plan(69);
 
 -- Acting as a role, the way PostgREST does: a database role plus the JWT claims.
 create function pg_temp.tests_act_as(p_role text, p_user_id uuid default null)
@@ -263,6 +265,40 @@ select throws_ok($$select spool.purge_history()$$, '42501',
 
 select pg_temp.tests_clear_authentication();
 select is(current_user, session_user, 'clearing authentication returns to the test''s own role');
+
+-- ---------------------------------------------------------------------------------------------
+-- Default privileges: Supabase's, untouched by the migrations
+-- ---------------------------------------------------------------------------------------------
+-- As supabase/postgres sets them for postgres (migrations/db/init-scripts/
+-- 00000000000000-initial-schema.sql, run as postgres): in schema public, everything on new
+-- functions to postgres, anon, authenticated and service_role, and no global entry for functions
+-- (Postgres' built-in EXECUTE for PUBLIC stands).
+select is(
+  array(select format('%s %s', d.defaclnamespace::regnamespace, a.grantee::regrole)
+          from pg_default_acl d, aclexplode(d.defaclacl) a
+         where d.defaclrole = 'postgres'::regrole and d.defaclobjtype = 'f' and d.defaclnamespace <> 0
+         order by format('%s %s', d.defaclnamespace::regnamespace, a.grantee::regrole) collate "C"),
+  array['public anon', 'public authenticated', 'public postgres', 'public service_role'],
+  'default EXECUTE on functions postgres creates in public is Supabase''s: postgres, anon, authenticated, service_role');
+select is_empty(
+  $$select 1 from pg_default_acl where defaclrole = 'postgres'::regrole and defaclobjtype = 'f'
+       and defaclnamespace = 0$$,
+  'no migration changed the default EXECUTE for PUBLIC on functions postgres creates');
+
+create function public.tests_users_own_rpc() returns integer language sql as $$ select 1 $$;
+select ok(
+  exists (select 1 from pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+           where p.oid = 'public.tests_users_own_rpc()'::regprocedure
+             and a.grantee = 0 and a.privilege_type = 'EXECUTE'),
+  'a function the project creates in public after the migrations is executable by PUBLIC, as on Supabase');
+select is(
+  array(select r from unnest(array['anon', 'authenticated', 'service_role']) r
+         where has_function_privilege(r, 'public.tests_users_own_rpc()', 'execute')),
+  array['anon', 'authenticated', 'service_role'],
+  'a function the project creates in public after the migrations is granted to anon, authenticated and service_role');
+select pg_temp.tests_act_as('anon');
+select is(public.tests_users_own_rpc(), 1, 'anon can call the project''s own new RPC, as on Supabase');
+select pg_temp.tests_clear_authentication();
 
 select * from finish();
 rollback;

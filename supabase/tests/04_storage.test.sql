@@ -1,9 +1,12 @@
 -- Storage: the inputs and outputs buckets are private; users write inputs/<their id>/... and read
 -- their own inputs and outputs/<their id>/...; nobody reaches another user's folder; anon sees
--- nothing. Acted out on storage.objects rows, as the Storage API does with the caller's JWT.
+-- nothing. Acted out on storage.objects rows, as the Storage API does with the caller's JWT: it
+-- sets the role, the claims and storage.allow_delete_query = 'true' for each request (supabase/
+-- storage src/internal/database/postgres/scope.ts). Outside the Storage API a DELETE on
+-- storage.objects is refused by Storage's protect_objects_delete trigger (Storage >= 1.35).
 begin;
 set local search_path = public, extensions;
-select plan(29);
+select plan(33);
 
 create function pg_temp.tests_create_user(p_name text)
 returns uuid
@@ -21,6 +24,7 @@ begin
   perform set_config('role', 'authenticated', true);
   perform set_config('request.jwt.claims',
     json_build_object('sub', p_user_id, 'role', 'authenticated')::text, true);
+  perform set_config('storage.allow_delete_query', 'true', true);
 end;
 $$;
 create function pg_temp.tests_authenticate_as_anon()
@@ -30,6 +34,7 @@ as $$
 begin
   perform set_config('role', 'anon', true);
   perform set_config('request.jwt.claims', '{"role": "anon"}', true);
+  perform set_config('storage.allow_delete_query', 'true', true);
 end;
 $$;
 create function pg_temp.tests_clear_authentication()
@@ -39,6 +44,7 @@ as $$
 begin
   perform set_config('role', 'none', true);
   perform set_config('request.jwt.claims', '', true);
+  perform set_config('storage.allow_delete_query', '', true);
 end;
 $$;
 -- Runs a statement as the current role and returns how many rows it touched.
@@ -191,6 +197,27 @@ select results_eq(
 select is((select name from storage.objects where name = pg_temp.tests_path('A', 'photo.png')),
   pg_temp.tests_path('A', 'photo.png'),
   'A''s upload stayed in A''s folder after the attempted move');
+
+-- ---------------------------------------------------------------------------------------------
+-- Deleting outside the Storage API
+-- ---------------------------------------------------------------------------------------------
+select throws_ok(
+  $$delete from storage.objects where name = pg_temp.tests_path('A', 'photo.png')$$,
+  '42501', 'Direct deletion from storage tables is not allowed. Use the Storage API instead.',
+  'the project''s own SQL cannot delete a stored object directly: it would orphan the file');
+select throws_ok(
+  $$delete from storage.objects where false$$,
+  '42501', 'Direct deletion from storage tables is not allowed. Use the Storage API instead.',
+  'a direct delete is refused even when it matches no object');
+select pg_temp.tests_authenticate_as(pg_temp.tests_user('A'));
+select set_config('storage.allow_delete_query', '', true);
+select throws_ok(
+  $$delete from storage.objects where name = pg_temp.tests_path('A', 'photo.png')$$,
+  '42501', 'Direct deletion from storage tables is not allowed. Use the Storage API instead.',
+  'a user''s delete is refused unless it comes through the Storage API');
+select pg_temp.tests_clear_authentication();
+select is((select count(*) from storage.objects where name = pg_temp.tests_path('A', 'photo.png')),
+  1::bigint, 'A''s upload is still there after the refused deletes');
 
 -- ---------------------------------------------------------------------------------------------
 -- anon

@@ -1,8 +1,11 @@
 // Harness for the browser tests of web/: a stack (the one `npm test` runs, from SUPABASE_URL and
-// friends in the environment, or a throwaway one of our own when run alone), the app built with
-// that stack's URL and anon key and served statically, and Debian's Chromium driven by
+// friends in the environment, or a throwaway one of our own when none of them is set), the app
+// built with that stack's URL and anon key and served statically, and Debian's Chromium driven by
 // playwright-core, one fresh profile (user-data-dir) per browser user. Nothing is downloaded:
 // Chromium comes from `apt-get install chromium` (.ci/run; npm test as root installs it too).
+//
+// The tests wait for states (of the page, or of a job in the database), never for time. WAIT_MS
+// only bounds how long a state may take to come on a loaded machine before the test fails.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,19 +29,19 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Whether the stack serves Realtime (/realtime/v1/websocket). Without it the browser logs each
- * failed WebSocket handshake as a console error, which the tests then expect (the app falls back
- * to polling); with it, they are errors like any other.
+ * The bound on any one wait for a state (a page element, a job's status): generous, since on a
+ * loaded 2-core machine the stack, Chromium and the tests share the cores. It never stands in for
+ * synchronisation.
  */
-async function servesRealtime(api, anonKey) {
-  const res = await fetch(`${api}/realtime/v1/websocket?apikey=${anonKey}&vsn=2.0.0`);
-  await res.body?.cancel();
-  return res.status !== 404;
-}
+export const WAIT_MS = 120_000;
+
+/** The stack's variables, as npm test sets them (api.clientEnv()). */
+const STACK_ENV = ['SUPABASE_URL', 'SUPABASE_ANON_KEY', 'SUPABASE_SERVICE_ROLE_KEY', 'SPOOL_TEST_SUPERUSER_URL'];
 
 /**
- * Everything the tests need: { realtime, api, anonKey, serviceKey, appUrl, admin (pg.Pool as superuser),
- * tmp, bundle, close() }.
+ * Everything the tests need: { api, anonKey, serviceKey, appUrl, admin (pg.Pool as superuser),
+ * tmp, bundle, close() }. The stack is npm test's when its variables are set, a throwaway one of
+ * our own when none is; some but not all of them is an error (a stack half described).
  */
 export async function setup() {
   ensureChromium();
@@ -50,7 +53,14 @@ export async function setup() {
   let anonKey = process.env.SUPABASE_ANON_KEY;
   let serviceKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
   let superuserUrl = process.env.SPOOL_TEST_SUPERUSER_URL;
-  if (!api || !anonKey || !serviceKey || !superuserUrl) {
+  const missing = STACK_ENV.filter((name) => !process.env[name]);
+  if (missing.length > 0 && missing.length < STACK_ENV.length) {
+    throw new Error(
+      `${missing.join(', ')} not set while ${STACK_ENV.filter((n) => !missing.includes(n)).join(', ')} are: ` +
+        'set all of them (npm test does) or none (the tests then start a stack of their own)',
+    );
+  }
+  if (missing.length > 0) {
     const log = console.log;
     console.log = () => {};
     try {
@@ -73,7 +83,6 @@ export async function setup() {
   const web = await serveStatic({ dir: dist });
   const admin = new pg.Pool({ connectionString: superuserUrl, max: 2 });
   return {
-    realtime: await servesRealtime(api, anonKey),
     api,
     anonKey,
     serviceKey,
@@ -104,15 +113,11 @@ export async function openProfile(env, { width = 1280, height = 900 } = {}) {
     acceptDownloads: true,
     reducedMotion: 'reduce',
   });
-  // Generous waits: on a loaded 2-core machine (the whole stack, Chromium and Vite share it) a
-  // step can take seconds. These bound failures; they never stand in for synchronisation.
-  context.setDefaultTimeout(60_000);
+  // Every wait for an element or event: bounded by WAIT_MS, never a stand-in for synchronisation.
+  context.setDefaultTimeout(WAIT_MS);
   const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
   const allowed = [];
-  if (!env.realtime) {
-    allowed.push(/^WebSocket connection to 'ws:\/\/[^']+\/realtime\/v1\/websocket\?.*' failed/);
-  }
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const text = msg.text();
@@ -126,7 +131,7 @@ export async function openProfile(env, { width = 1280, height = 900 } = {}) {
     allow: (re) => allowed.push(re),
     async signIn() {
       await page.goto(env.appUrl);
-      await page.getByTestId('session').filter({ hasText: 'Guest' }).waitFor({ timeout: 20_000 });
+      await page.getByTestId('session').filter({ hasText: 'Guest' }).waitFor();
       return await this.session();
     },
     /** The session supabase-js keeps in localStorage: { access_token, user, ... }. */
@@ -289,8 +294,11 @@ export function maxChroma({ channels, pixels }) {
   return worst;
 }
 
-/** Polls `check` (async, truthy = done) every 100 ms until it holds or `ms` pass. */
-export async function until(check, { ms = 20_000, what = 'condition' } = {}) {
+/**
+ * Waits for a state: polls `check` (async, truthy = done) every 100 ms until it holds, and fails
+ * if it has not after `ms`. Returns check's value.
+ */
+export async function until(check, { ms = WAIT_MS, what = 'condition' } = {}) {
   const end = Date.now() + ms;
   for (;;) {
     const value = await check();
@@ -339,19 +347,32 @@ export async function leaseAsTest(admin, id, worker = 'web-test') {
 /**
  * Keeps `userId`'s jobs queued: sets the per-user running cap (spool.settings
  * max_running_per_user, which claim_jobs honours) to 1 and gives the user a running job, a
- * test-only `noop` that sleeps 60 s. Returns release(), which cancels it and restores the cap.
+ * test-only `noop` created and leased by this test in one transaction, so no worker ever sees it
+ * pending (the doorbell rings at commit): it runs until release() cancels it, however long the
+ * test takes. release() also restores the cap.
  */
 export async function holdQueue(admin, userId) {
   const { rows: [settings] } = await admin.query('select max_running_per_user from spool.settings');
   await admin.query('update spool.settings set max_running_per_user = 1');
-  const { rows: [blocker] } = await admin.query(
-    `select (public.create_job($1, 'noop', '{"sleep_ms": 60000}'::jsonb)).id`,
-    [userId],
-  );
-  // Running at once: leased here, or already claimed by job-worker (then it sleeps 60 s).
-  await leaseAsTest(admin, blocker.id, 'web-test-blocker');
-  const { rows: [row] } = await admin.query('select status from public.jobs where id = $1', [blocker.id]);
-  if (row.status !== 'running') throw new Error(`the blocker is ${row.status}, not running`);
+  const client = await admin.connect();
+  let blocker;
+  try {
+    await client.query('begin');
+    const { rows: [created] } = await client.query(
+      `select (public.create_job($1, 'noop', '{}'::jsonb)).id`,
+      [userId],
+    );
+    const token = await leaseAsTest(client, created.id, 'web-test-blocker');
+    if (!token) throw new Error(`the blocker ${created.id} could not be leased in its own transaction`);
+    await client.query('commit');
+    blocker = created;
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    await admin.query('update spool.settings set max_running_per_user = $1', [settings.max_running_per_user]);
+    throw err;
+  } finally {
+    client.release();
+  }
   return {
     id: blocker.id,
     async release() {

@@ -109,8 +109,8 @@ test('screenshots of the main screens', async () => {
     const token = await leaseAsTest(env.admin, id, 'web-screenshots');
     assert.ok(token, 'the queued job was leased by the test');
     await env.admin.query(`select public.heartbeat_job($1, $2, 45, 'grading')`, [id, token]);
-    await page.locator('[data-testid="job-card"][data-status="running"]').waitFor({ timeout: 10_000 });
-    await page.getByTestId('job-step').filter({ hasText: 'Grading · 45%' }).waitFor({ timeout: 10_000 });
+    await page.locator('[data-testid="job-card"][data-status="running"]').waitFor();
+    await page.getByTestId('job-step').filter({ hasText: 'Grading · 45%' }).waitFor();
     await dismissToasts(page);
     await shot(page, 'job-running');
     await page.getByRole('button', { name: 'Cancel job' }).click();
@@ -123,7 +123,7 @@ test('screenshots of the main screens', async () => {
   await dismissToasts(page);
   await page.getByRole('button', { name: /^Start/ }).click();
   const done = page.locator('[data-testid="job-card"][data-status="done"]');
-  await done.waitFor({ timeout: 30_000 });
+  await done.waitFor();
   await page.getByTestId('compare').locator('img').nth(1).evaluate((img) => img.decode());
   await page.getByTestId('compare').locator('input').fill('45');
   await page.getByRole('status').filter({ hasText: 'is done' }).waitFor();
@@ -141,7 +141,7 @@ test('screenshots of the main screens', async () => {
   });
   await until(
     async () => (await status(bad.id)) === 'failed' && (await status(matte.id)) === 'done' && (await status(voice.id)) === 'done',
-    { what: 'the extra jobs', ms: 30_000 },
+    { what: 'the extra jobs' },
   );
   await page.goto(`${env.appUrl}/#/jobs`);
   await page.locator(`[data-testid="history-item"][data-job-id="${bad.id}"][data-status="failed"]`).waitFor();
@@ -175,7 +175,7 @@ test('screenshots of the main screens', async () => {
     const samples = async () => Number(await page.getByTestId('sample-count').textContent());
     const after = async (n) => {
       const target = (await samples()) + n;
-      await until(async () => (await samples()) >= target, { what: `${n} more samples`, ms: 30_000 });
+      await until(async () => (await samples()) >= target, { what: `${n} more samples` });
     };
     // A backlog builds while the queue is held (holdQueue), then drains once job-worker is rung
     // (as the doorbell does) after the hold is released.

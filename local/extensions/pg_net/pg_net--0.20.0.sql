@@ -9,9 +9,11 @@
 --     delivery process that LISTENs on 'spool_pg_net' (application_name 'spool-pg-net') can
 --     drain the queue and write net._http_response rows the way the worker does.
 --   * URL encoding is done in SQL instead of C (same unreserved set as curl_easy_escape).
---   * Grants: nothing is granted to PUBLIC here; local/sql/bootstrap.sql grants what Supabase
---     grants (request functions are SECURITY DEFINER with search_path = net, as Supabase's
---     issue_pg_net_access event trigger makes them).
+--   * Grants and security are the real extension's (pg_net >= 0.12, supabase/pg_net
+--     sql/pg_net.sql): every function is SECURITY INVOKER and keeps the default EXECUTE for
+--     PUBLIC, and PUBLIC may use schema net and all of its tables and sequences (an invoker
+--     queues a request by inserting into net.http_request_queue). local/sql/bootstrap.sql adds
+--     what Supabase's grant_pg_net_access() grants.
 
 \echo Use "CREATE EXTENSION pg_net" to load this file. \quit
 
@@ -156,8 +158,6 @@ create function net.http_get(
 )
 returns bigint
 language plpgsql
-security definer
-set search_path = net
 as $$
 declare
   request_id bigint;
@@ -185,8 +185,6 @@ create function net.http_post(
 )
 returns bigint
 language plpgsql
-security definer
-set search_path = net
 as $$
 declare
   request_id bigint;
@@ -234,8 +232,6 @@ create function net.http_delete(
 )
 returns bigint
 language plpgsql
-security definer
-set search_path = net
 as $$
 declare
   request_id bigint;
@@ -300,7 +296,6 @@ begin
 end
 $$;
 
-revoke all on schema net from public;
-revoke all on all tables in schema net from public;
-revoke all on all sequences in schema net from public;
-revoke all on all functions in schema net from public;
+grant usage on schema net to public;
+grant all on all sequences in schema net to public;
+grant all on all tables in schema net to public;

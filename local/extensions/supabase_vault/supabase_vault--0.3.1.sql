@@ -8,7 +8,7 @@
 --
 -- Privileges as in supabase_vault 0.3: every function is revoked from PUBLIC and
 -- create_secret / update_secret are SECURITY DEFINER. local/sql/bootstrap.sql grants
--- what Supabase grants to postgres and service_role.
+-- what Supabase grants: to postgres only.
 
 \echo Use "CREATE EXTENSION supabase_vault" to load this file. \quit
 

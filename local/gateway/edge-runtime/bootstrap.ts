@@ -8,20 +8,28 @@
 //     retired worker stays alive for it (within the wall clock).
 //   * addEventListener('beforeunload', (ev) => ev.detail.reason): a CustomEvent dispatched before
 //     shutdown, reason 'wall_clock' (the worker's wall clock ran out; the gateway kills it right
-//     after), 'early_drop' (a retired worker finished all its work) or 'termination' (the
-//     gateway stops, or went away).
+//     after), 'cpu' / 'memory' (90% of the CPU-time / memory limit is used; the gateway kills the
+//     worker at the limit), 'early_drop' (a retired worker finished all its work) or
+//     'termination' (the gateway stops, or went away): supabase/edge-runtime's
+//     WillTerminateReason names. Each reason is dispatched at most once.
+//   * the memory the supervisor measures: V8's used heap + external memory (ArrayBuffers), from
+//     Deno.memoryUsage(), sampled while the worker has work and reported to the gateway when it
+//     crosses half of the limit, 90% of it and the limit (the gateway retires the worker at
+//     half and kills it at the limit); at 90% beforeunload 'memory' is dispatched here, first.
 //   * Deno.serve(...), in all its overloads (handler; options, handler; { handler, ...options }),
 //     bound to a private loopback port the gateway learns from us, whatever port the function
 //     asked for. One Deno.serve per worker, as on Supabase.
 //
 // Protocol with the gateway (private to these two files):
-//   config   env SPOOL_EDGE_RUNTIME = {"name": "...", "entry": "file:///.../index.ts"}, deleted
-//            from the environment before the function's module loads.
+//   config   env SPOOL_EDGE_RUNTIME = {"name": "...", "entry": "file:///.../index.ts",
+//            "memoryLimitBytes": N, "sampleMs": N}, deleted from the environment before the
+//            function's module loads.
 //   stdout   lines starting with CONTROL + JSON are events for the gateway:
-//            {"event":"listening","port":N} | {"event":"boot_error","message":"..."}; every
-//            other line is the function's own output.
+//            {"event":"listening","port":N} | {"event":"boot_error","message":"..."} |
+//            {"event":"memory","bytes":N}; every other line is the function's own output.
 //   stdin    one command per line: "retire" (finish what is in flight and pending, then exit),
-//            "wall_clock" (dispatch beforeunload, exit now), "terminate" (dispatch beforeunload,
+//            "wall_clock" (dispatch beforeunload, exit now), "beforeunload cpu" / "beforeunload
+//            memory" (dispatch beforeunload, keep running), "terminate" (dispatch beforeunload,
 //            drain briefly, exit). End of input means the gateway is gone: exit.
 //   signals  SIGINT / SIGTERM (a terminal's Ctrl-C reaches the workers too) act as "terminate".
 
@@ -35,6 +43,8 @@ function control(event: Record<string, unknown>): void {
 interface RuntimeConfig {
   name: string;
   entry: string;
+  memoryLimitBytes: number;
+  sampleMs: number;
 }
 
 const rawConfig = Deno.env.get('SPOOL_EDGE_RUNTIME');
@@ -55,7 +65,7 @@ Deno.env.delete('DENO_NO_UPDATE_CHECK');
 const pending = new Set<Promise<void>>();
 
 function waitUntil<T>(promise: T | Promise<T>): Promise<T> {
-  const task = Promise.resolve(promise);
+  const task = working(Promise.resolve(promise));
   const tracked: Promise<void> = task.then(
     () => {},
     (err) => {
@@ -124,12 +134,13 @@ function serve(first?: unknown, second?: unknown): Deno.HttpServer {
     onListen: _onListen,
     ...rest
   } = options;
+  const serveRequest = handler;
   server = realServe({
     ...rest,
     hostname: '127.0.0.1',
     port: 0,
     onListen: (addr: Deno.NetAddr) => control({ event: 'listening', port: addr.port }),
-  }, handler);
+  }, (req, info) => working(Promise.resolve().then(() => serveRequest(req, info))));
   return server;
 }
 
@@ -144,12 +155,12 @@ Object.defineProperty(Deno, 'serve', {
 // Shutdown
 // ---------------------------------------------------------------------------------------------
 
-type Reason = 'wall_clock' | 'early_drop' | 'termination';
-let unloading = false;
+type Reason = 'wall_clock' | 'cpu' | 'memory' | 'early_drop' | 'termination';
+const dispatched = new Set<Reason>();
 
 function dispatchBeforeunload(reason: Reason): void {
-  if (unloading) return;
-  unloading = true;
+  if (dispatched.has(reason)) return;
+  dispatched.add(reason);
   try {
     globalThis.dispatchEvent(
       new CustomEvent('beforeunload', { cancelable: true, detail: { reason } }),
@@ -198,6 +209,12 @@ function onCommand(command: string): void {
       dispatchBeforeunload('wall_clock');
       Deno.exit(0);
       break;
+    case 'beforeunload cpu':
+      dispatchBeforeunload('cpu');
+      break;
+    case 'beforeunload memory':
+      dispatchBeforeunload('memory');
+      break;
     case 'terminate':
       terminate();
       break;
@@ -236,11 +253,51 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 })();
 
 // ---------------------------------------------------------------------------------------------
+// Memory (what hosted's mem check adds up: used heap + external)
+// ---------------------------------------------------------------------------------------------
+
+// Sampled while the worker has work (module evaluation, a request being handled, a waitUntil
+// task): memory only grows while code runs, and an idle worker then spends no CPU on its meter.
+const memoryLimit = config.memoryLimitBytes;
+const memoryMarks = [memoryLimit / 2, memoryLimit * 0.9, memoryLimit];
+let nextMark = 0;
+let busy = 0;
+let memoryTimer: ReturnType<typeof setInterval> | null = null;
+
+function sampleMemory(): void {
+  const { heapUsed, external } = Deno.memoryUsage();
+  const bytes = heapUsed + external;
+  if (nextMark < memoryMarks.length && bytes >= memoryMarks[nextMark]) {
+    while (nextMark < memoryMarks.length && bytes >= memoryMarks[nextMark]) nextMark++;
+    // At 90% listeners hear it first, even when this sample is past the limit already (hosted
+    // checks after every turn of the event loop, so it sees 90% on the way up).
+    if (bytes >= memoryLimit * 0.9) dispatchBeforeunload('memory');
+    control({ event: 'memory', bytes });
+  }
+}
+
+function working<T>(task: Promise<T>): Promise<T> {
+  if (busy++ === 0 && memoryTimer === null) {
+    const timer = setInterval(sampleMemory, config.sampleMs);
+    Deno.unrefTimer(timer);
+    memoryTimer = timer;
+  }
+  const done = () => {
+    if (--busy > 0) return;
+    sampleMemory();
+    if (memoryTimer !== null) clearInterval(memoryTimer);
+    memoryTimer = null;
+  };
+  task.then(done, done);
+  return task;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Boot
 // ---------------------------------------------------------------------------------------------
 
 try {
-  await import(config.entry);
+  await working(import(config.entry));
 } catch (err) {
   console.error(err);
   control({ event: 'boot_error', message: err instanceof Error ? err.message : String(err) });

@@ -1,8 +1,11 @@
 // Contract tests of the Auth stand-in (local/gateway/auth.mjs), driven by the official supabase-js
-// the way Spool's browser client uses it: anonymous sign-in, get user, refresh, sign-out.
+// the way Spool's browser client uses it: anonymous sign-in, get user, refresh, sign-out, and the
+// JWKS its access tokens verify against. They run in the key mode of SPOOL_KEYS (npm test runs
+// both): with the new keys the client holds the sb_publishable_ key and tokens are ES256.
 // Run: node --test local/gateway/tests/auth.test.mjs
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createClient } from '@supabase/supabase-js';
 import { startStack } from './helpers.mjs';
@@ -29,6 +32,19 @@ function browserClient() {
 
 function claimsOf(jwt) {
   return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8'));
+}
+
+function headerOf(jwt) {
+  return JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString('utf8'));
+}
+
+/** Whether `jwt` is an ES256 token a key of `jwks` signed (node:crypto, no JWT library). */
+function verifiesWith(jwt, jwks) {
+  const [head, payload, sig] = jwt.split('.');
+  const jwk = jwks.keys.find((k) => k.kid === headerOf(jwt).kid);
+  if (!jwk) return false;
+  const key = crypto.createPublicKey({ key: jwk, format: 'jwk' });
+  return crypto.verify('sha256', Buffer.from(`${head}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig, 'base64url'));
 }
 
 before(async () => {
@@ -105,6 +121,68 @@ describe('auth stand-in', () => {
     });
     assert.equal(res.status, 400);
     assert.equal((await res.json()).code, 'refresh_token_not_found');
+  });
+
+  it('serves the JWKS its access tokens verify against (ES256 with the new keys, empty with legacy)', async () => {
+    const res = await fetch(`${stack.url}/auth/v1/.well-known/jwks.json`, { headers: { apikey: stack.keys.anonKey } });
+    assert.equal(res.status, 200);
+    const jwks = await res.json();
+    const { data } = await browserClient().auth.signInAnonymously();
+    const token = data.session.access_token;
+    if (stack.keys.mode === 'legacy') {
+      assert.deepEqual(jwks, { keys: [] }, 'GoTrue never publishes the HMAC secret');
+      assert.equal(headerOf(token).alg, 'HS256');
+      return;
+    }
+    assert.equal(jwks.keys.length, 1);
+    const [key] = jwks.keys;
+    assert.deepEqual(
+      { kty: key.kty, crv: key.crv, alg: key.alg, use: key.use, key_ops: key.key_ops },
+      { kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig', key_ops: ['verify'] },
+    );
+    assert.equal(key.d, undefined, 'only the public half');
+    assert.deepEqual(headerOf(token), { alg: 'ES256', kid: key.kid, typ: 'JWT' });
+    assert.equal(verifiesWith(token, jwks), true);
+    const other = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    assert.equal(verifiesWith(token, { keys: [{ ...other, kid: key.kid }] }), false, 'another key does not verify it');
+  });
+
+  it('supabase-js signs in anonymously and calls through REST, Storage and a function with the publishable key', async () => {
+    if (stack.keys.mode === 'new') assert.match(stack.keys.anonKey, /^sb_publishable_/);
+    const supabase = browserClient();
+    const { data: signIn, error } = await supabase.auth.signInAnonymously();
+    assert.equal(error, null);
+    const me = signIn.user.id;
+
+    const rows = await supabase.from('jobs').select('id');
+    assert.equal(rows.error, null);
+    assert.deepEqual(rows.data, [], 'a new user has no jobs (RLS as the authenticated user)');
+
+    const path = `${me}/hello.png`;
+    const bytes = Buffer.from('89504e470d0a1a0a', 'hex'); // the PNG signature is enough here
+    const up = await supabase.storage.from('inputs').upload(path, new Blob([bytes], { type: 'image/png' }));
+    assert.equal(up.error, null);
+    const down = await supabase.storage.from('inputs').download(path);
+    assert.equal(down.error, null);
+    assert.deepEqual(Buffer.from(await down.data.arrayBuffer()), bytes);
+    const { rows: owners } = await stack.admin.query(
+      `select owner_id from storage.objects where bucket_id = 'inputs' and name = $1`,
+      [path],
+    );
+    assert.deepEqual(owners, [{ owner_id: me }], 'Storage saw the user, not the key');
+
+    // The jobs function: verify_jwt at the gateway, then the function's own check of the user.
+    const listed = await supabase.functions.invoke('jobs', { method: 'GET' });
+    assert.equal(listed.error, null);
+    assert.deepEqual(listed.data.jobs, []);
+
+    // Without a session the same key is the anon role, and a function with verify_jwt refuses it.
+    const anon = createClient(stack.url, stack.keys.anonKey, {
+      auth: { persistSession: false },
+      realtime: globalThis.WebSocket ? {} : { transport: class NoWebSocket {} },
+    });
+    const denied = await anon.functions.invoke('jobs', { method: 'GET' });
+    assert.equal(denied.error?.context?.status, 401);
   });
 
   it('requires an API key, as the Supabase gateway does', async () => {

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from '@supabase/supabase-js';
 import { ROOT } from '../../db.mjs';
-import { createFunctionsRuntime } from '../functions.mjs';
+import { cacheEntries, cacheFunctionModules } from '../edge-runtime/cache.mjs';
+import { createFunctionsRuntime, denoBinary } from '../functions.mjs';
 import { loadKeys, signJwt } from '../keys.mjs';
 
 // ---------------------------------------------------------------------------------------------
@@ -77,8 +78,53 @@ const FIXTURES = {
       return Response.json({ pid: Deno.pid });
     });
   `,
+  // Spends CPU: /spin never yields; /chunks burns in slices and yields between them; /burn?ms=N
+  // burns N ms of this process's CPU time (node:process cpuUsage) and answers.
+  'burn/index.ts': `
+    import process from 'node:process';
+    addEventListener('beforeunload', (ev) => {
+      console.log('beforeunload ' + ev.detail?.reason + ' pid=' + Deno.pid);
+    });
+    const cpuMs = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1000; };
+    function burn(ms: number) { const end = cpuMs() + ms; let x = 0; while (cpuMs() < end) x++; return x; }
+    Deno.serve(async (req) => {
+      const url = new URL(req.url);
+      if (url.pathname.endsWith('/spin')) for (;;) burn(1000);
+      if (url.pathname.endsWith('/chunks')) for (;;) { burn(5); await new Promise((r) => setTimeout(r, 0)); }
+      if (url.pathname.endsWith('/burn')) burn(Number(url.searchParams.get('ms')));
+      return Response.json({ pid: Deno.pid });
+    });
+  `,
+  // Holds memory: /external keeps 4 MiB ArrayBuffers, yielding between them; /heap grows V8's
+  // heap without yielding.
+  'hog/index.ts': `
+    addEventListener('beforeunload', (ev) => {
+      console.log('beforeunload ' + ev.detail?.reason + ' pid=' + Deno.pid);
+    });
+    const kept: unknown[] = [];
+    Deno.serve(async (req) => {
+      const url = new URL(req.url);
+      if (url.pathname.endsWith('/external')) {
+        for (;;) { kept.push(new Uint8Array(4 * 1024 * 1024).fill(1)); await new Promise((r) => setTimeout(r, 1)); }
+      }
+      if (url.pathname.endsWith('/heap')) for (;;) kept.push({ n: kept.length, s: 'x' + kept.length });
+      return Response.json({ pid: Deno.pid });
+    });
+  `,
   'broken/index.ts': `
     throw new Error('this function cannot start');
+  `,
+  // An npm package the cache step never cached (nor deno.lock pins): workers must not fetch it
+  'uncached/index.ts': `
+    import leftPad from 'npm:left-pad@1.3.0';
+    Deno.serve(() => new Response(leftPad('x', 3)));
+  `,
+  // A function with its own deno.json whose frozen deno.lock does not pin what it imports
+  'drifted/deno.json': `{ "nodeModulesDir": "none", "lock": { "path": "./deno.lock", "frozen": true } }`,
+  'drifted/deno.lock': `{ "version": "5" }`,
+  'drifted/index.ts': `
+    import { z } from 'npm:zod@4.6.7';
+    Deno.serve(() => new Response(typeof z));
   `,
   'no-serve/index.ts': `
     console.log('loaded, but serving nothing');
@@ -96,7 +142,15 @@ const FIXTURES = {
     verify_jwt = false
     [functions.broken]
     verify_jwt = false
+    [functions.burn]
+    verify_jwt = false
+    [functions.hog]
+    verify_jwt = false
     [functions.no-serve]
+    verify_jwt = false
+    [functions.uncached]
+    verify_jwt = false
+    [functions.drifted]
     verify_jwt = false
   `,
 };
@@ -139,7 +193,9 @@ class LogTap extends EventEmitter {
 
 /** A gateway of one functions runtime on a free port, as local/gateway/server.mjs routes it. */
 async function startRuntime({ dir, stateDir, env = {}, options = {} }) {
-  const keys = loadKeys(stateDir);
+  // The legacy keys (JWTs, so any of them passes verify_jwt): these tests are about the runtime.
+  // With the new keys (SPOOL_KEYS=new), verify_jwt and the injected keys: keys.test.mjs.
+  const keys = loadKeys(stateDir, { mode: 'legacy' });
   const tap = new LogTap();
   const server = http.createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -375,6 +431,28 @@ describe('the local Edge Runtime', () => {
     await rt.tap.waitFor((l) => l.event === 'worker_boot_failed' && l.function === 'no-serve' && /did not call Deno.serve/.test(l.error));
   });
 
+  test('never downloads: a module missing from the cache is a 503 BOOT_ERROR naming the command that caches it', async () => {
+    const res = await fetch(`${rt.url}/functions/v1/uncached`);
+    assert.equal(res.status, 503);
+    assert.deepEqual(await res.json(), { code: 'BOOT_ERROR', message: 'Worker failed to boot (please check logs)' });
+    const failed = await rt.tap.waitFor((l) => l.event === 'worker_boot_failed' && l.function === 'uncached');
+    assert.match(failed.error, /left-pad/);
+    assert.match(failed.error, /--cached-only/);
+    assert.ok(failed.error.includes('node local/gateway/edge-runtime/cache.mjs'), failed.error);
+  });
+
+  test("a deno.lock that does not pin the function's imports is a 503 BOOT_ERROR naming the command that regenerates it", async () => {
+    await cacheFunctionModules({ say: () => {} }); // zod in the cache, as the stack has it: the lock is what fails
+    const res = await fetch(`${rt.url}/functions/v1/drifted`);
+    assert.equal(res.status, 503);
+    assert.equal((await res.json()).code, 'BOOT_ERROR');
+    // (The prewarmed worker may have failed earlier on an empty cache: wait for the lock's words.)
+    const failed = await rt.tap.waitFor((l) =>
+      l.event === 'worker_boot_failed' && l.function === 'drifted' && /lockfile is out of date/.test(l.error)
+    );
+    assert.ok(failed.error.includes('node local/gateway/edge-runtime/cache.mjs --update-lock'), failed.error);
+  });
+
   test('EdgeRuntime.waitUntil work goes on after the response was sent', async () => {
     const hold = `/hold/${crypto.randomUUID()}`;
     const done = `/done/${crypto.randomUUID()}`;
@@ -493,6 +571,138 @@ describe('the wall clock of a worker', () => {
     assert.ok(tap.lines.some((l) => l.msg === `beforeunload termination pid=${pid}`));
     const exit = tap.lines.find((l) => l.event === 'worker_exited' && l.pid === pid);
     assert.equal(exit.reason, 'termination');
+  });
+});
+
+describe('the CPU-time and memory limits of a worker (the supervisor, per_worker)', () => {
+  let rt;
+  const WORKER_LIMIT = {
+    code: 'WORKER_LIMIT',
+    message: 'Worker failed to respond due to a resource limit (please check logs)',
+  };
+  before(async () => {
+    rt = await startRuntime({
+      dir,
+      stateDir: path.join(tmp, 'state'),
+      // Small limits, so a fixture trips them quickly: CPU soft 300 / hard 600 ms, 64 MB.
+      env: { SPOOL_EDGE_CPU_TIME_MS: '600', SPOOL_EDGE_CPU_SOFT_MS: '300', SPOOL_EDGE_MEMORY_MB: '64' },
+    });
+  });
+  after(() => rt?.close());
+
+  /** The worker the next request to `name` goes to: { pid, id }. */
+  const workerOf = async (name) => {
+    const w = await rt.route.runtime.acquire(name);
+    return { pid: w.child.pid, id: w.id };
+  };
+
+  test('defaults to hosted limits: 2000 ms of CPU (soft 1000) and 256 MB', () => {
+    const route = createFunctionsRuntime({ root: ROOT, env: {}, keys: rt.keys, log: () => {} }, { dir });
+    assert.equal(route.runtime.cpuTimeMs, 2000);
+    assert.equal(route.runtime.cpuSoftMs, 1000);
+    assert.equal(route.runtime.memoryMb, 256);
+  });
+
+  test('kills a worker whose isolate spends its CPU time without yielding: 546, worker_killed cpu_time', async () => {
+    const { pid, id } = await workerOf('burn');
+    const res = await fetch(`${rt.url}/functions/v1/burn/spin`);
+    assert.equal(res.status, 546);
+    assert.deepEqual(await res.json(), WORKER_LIMIT);
+    const killed = await rt.tap.waitFor((l) => l.event === 'worker_killed' && l.worker === id);
+    assert.equal(killed.reason, 'cpu_time');
+    assert.equal(killed.limitMs, 600);
+    assert.ok(killed.cpuTimeMs >= 600, `charged ${killed.cpuTimeMs} ms`);
+    const exit = await rt.tap.waitFor((l) => l.event === 'worker_exited' && l.pid === pid);
+    assert.equal(exit.reason, 'cpu_time');
+    assert.ok(!alive(pid));
+    const next = await fetch(`${rt.url}/functions/v1/burn`);
+    assert.equal(next.status, 200);
+    assert.notEqual((await next.json()).pid, pid, 'the next request runs on a fresh worker');
+  });
+
+  test('gives a worker that yields beforeunload cpu before the kill, and retires it at the soft limit', async () => {
+    const { pid, id } = await workerOf('burn');
+    const res = await fetch(`${rt.url}/functions/v1/burn/chunks`);
+    assert.equal(res.status, 546);
+    assert.deepEqual(await res.json(), WORKER_LIMIT);
+    await rt.tap.waitFor((l) => l.event === 'worker_retired' && l.reason === 'cpu_time_soft_limit' && l.worker === id);
+    await rt.tap.waitFor((l) => l.worker === id && l.msg === `beforeunload cpu pid=${pid}`);
+    const exit = await rt.tap.waitFor((l) => l.event === 'worker_exited' && l.worker === id);
+    assert.equal(exit.reason, 'cpu_time');
+  });
+
+  test('charges CPU per isolate: two requests under the soft limit each, on one worker, retire it', async () => {
+    const { pid, id } = await workerOf('burn');
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${rt.url}/functions/v1/burn/burn?ms=150`);
+      assert.equal(res.status, 200);
+      assert.equal((await res.json()).pid, pid, 'both requests ran on the same worker');
+    }
+    const soft = await rt.tap.waitFor((l) => l.event === 'cpu_time_soft_limit' && l.worker === id);
+    assert.ok(soft.cpuTimeMs >= 300);
+    const exit = await rt.tap.waitFor((l) => l.event === 'worker_exited' && l.worker === id);
+    assert.equal(exit.reason, 'early_drop', 'a retired worker leaves once idle, as hosted drops it');
+    const next = await fetch(`${rt.url}/functions/v1/burn`);
+    assert.notEqual((await next.json()).pid, pid);
+  });
+
+  test('kills a worker whose heap + external memory reaches the limit: beforeunload memory, 546, worker_killed memory', async () => {
+    const { pid, id } = await workerOf('hog');
+    const res = await fetch(`${rt.url}/functions/v1/hog/external`);
+    assert.equal(res.status, 546);
+    assert.deepEqual(await res.json(), WORKER_LIMIT);
+    await rt.tap.waitFor((l) => l.event === 'worker_retired' && l.reason === 'memory_half' && l.worker === id);
+    await rt.tap.waitFor((l) => l.worker === id && l.msg === `beforeunload memory pid=${pid}`);
+    const killed = await rt.tap.waitFor((l) => l.event === 'worker_killed' && l.worker === id);
+    assert.equal(killed.reason, 'memory');
+    assert.equal(killed.limitMb, 64);
+    assert.ok(killed.memoryBytes >= 64 * 1024 * 1024);
+    const exit = await rt.tap.waitFor((l) => l.event === 'worker_exited' && l.worker === id);
+    assert.equal(exit.reason, 'memory');
+  });
+
+  test("kills a worker whose V8 heap outgrows the limit without yielding (V8's heap cap): 546, worker_killed memory", async () => {
+    const { id } = await workerOf('hog');
+    const res = await fetch(`${rt.url}/functions/v1/hog/heap`);
+    assert.equal(res.status, 546);
+    assert.deepEqual(await res.json(), WORKER_LIMIT);
+    const exit = await rt.tap.waitFor((l) => l.event === 'worker_exited' && l.worker === id);
+    assert.equal(exit.reason, 'memory');
+    const killed = rt.tap.lines.find((l) => l.event === 'worker_killed' && l.worker === id);
+    assert.equal(killed.reason, 'memory');
+    assert.match(killed.v8, /out of memory/i);
+  });
+});
+
+describe("the cache step (what `supabase functions deploy` does before serving)", () => {
+  test('covers every file of the functions, so dynamically imported modules and their npm packages are cached', () => {
+    const { all } = cacheEntries(ROOT);
+    const rel = all.map((f) => path.relative(ROOT, f));
+    for (const file of [
+      'local/gateway/edge-runtime/bootstrap.ts',
+      'supabase/functions/job-worker/index.ts',
+      'supabase/functions/job-worker/handlers/image.ts', // import('../job-worker/handlers/image.ts') in job-kinds.ts
+      'supabase/functions/job-worker/media/image.ts', // npm:fast-png, npm:jpeg-js, dynamically imported
+      'supabase/functions/_shared/job-kinds.ts',
+    ]) assert.ok(rel.includes(file), `${file} is cached`);
+  });
+
+  test('fails on a deno.lock that does not match the imports, naming the command that regenerates it', async () => {
+    const root = path.join(tmp, 'drifted');
+    fs.mkdirSync(path.join(root, 'supabase', 'functions', 'f'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'deno.json'), JSON.stringify({ nodeModulesDir: 'none', lock: { path: './deno.lock', frozen: true } }));
+    fs.writeFileSync(path.join(root, 'deno.lock'), JSON.stringify({ version: '5' }));
+    fs.writeFileSync(path.join(root, 'supabase', 'functions', 'f', 'index.ts'), "import { z } from 'npm:zod@4.6.7';\nDeno.serve(() => new Response(typeof z));\n");
+    await assert.rejects(
+      cacheFunctionModules({ root, deno: denoBinary(ROOT), say: () => {} }),
+      (err) => {
+        assert.match(err.message, /deno\.lock does not match/);
+        assert.match(err.message, /lockfile is out of date/, "Deno's own words are kept");
+        assert.ok(err.message.includes('node local/gateway/edge-runtime/cache.mjs --update-lock'), err.message);
+        return true;
+      },
+    );
+    assert.equal(fs.readFileSync(path.join(root, 'deno.lock'), 'utf8'), JSON.stringify({ version: '5' }), 'a frozen lock is not rewritten');
   });
 });
 

@@ -23,10 +23,11 @@ import {
 import { startGateway } from '../server.mjs';
 
 /**
- * Starts what a suite needs. Returns { url, keys, gateway, admin (pg.Pool as superuser),
+ * Starts what a suite needs, with the API keys of `keyMode` ('new' | 'legacy'; default SPOOL_KEYS,
+ * local/gateway/keys.mjs). Returns { url, keys, gateway, admin (pg.Pool as superuser),
  * stateDir, makeUser(), client(token?), serviceClient(), close() }.
  */
-export async function startStack({ quiet = true } = {}) {
+export async function startStack({ quiet = true, keyMode } = {}) {
   let cluster = null;
   let dbPort = Number(process.env.SPOOL_TEST_DB_PORT || 0);
   let clusterDir = null;
@@ -47,7 +48,7 @@ export async function startStack({ quiet = true } = {}) {
   }
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-gw-state-'));
   const port = await freePort();
-  const gateway = await startGateway({ root: ROOT, stateDir, port, dbPort, quiet });
+  const gateway = await startGateway({ root: ROOT, stateDir, port, dbPort, quiet, keyMode });
   const admin = new pg.Pool({ connectionString: superuserUrl(dbPort), max: 2 });
   const url = gateway.url;
   const keys = gateway.keys;

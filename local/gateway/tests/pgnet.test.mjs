@@ -4,7 +4,8 @@
 // SPOOL_TEST_SUPERUSER_URL, or in a throwaway cluster when run alone), so the stack's own
 // deliverer, which serves database `postgres`, never sees these requests: NOTIFY does not cross
 // databases. A trigger on net._http_response tells the test when a response row lands.
-// The last suite checks the running stack itself (only under npm test).
+// The last suite checks the running stack itself: it needs the stack npm test starts, and fails
+// (naming the missing variables) without it.
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -290,9 +291,16 @@ describe('the pg_net deliverer', () => {
   });
 });
 
-describe('pg_net in the running stack (npm test)', { skip: !process.env.SUPABASE_URL && 'needs the stack npm test starts' }, () => {
+describe('pg_net in the running stack (npm test)', () => {
   let db;
   before(async () => {
+    const missing = ['SUPABASE_URL', 'SUPABASE_SERVICE_ROLE_KEY', 'SPOOL_TEST_SUPERUSER_URL']
+      .filter((name) => !process.env[name]);
+    if (missing.length > 0) {
+      throw new Error(
+        `these tests need the stack npm test starts, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set: run them through \`npm test\``,
+      );
+    }
     db = new pg.Client({ connectionString: process.env.SPOOL_TEST_SUPERUSER_URL });
     await db.connect();
     await db.query(`set statement_timeout = '20s'`);

@@ -15,6 +15,7 @@ import {
   toJsonValue,
   TypeCache,
 } from '../realtime-cdc.mjs';
+import { generateSigningKey, signEs256, signJwt } from '../keys.mjs';
 import { startStack } from './helpers.mjs';
 
 let stack;
@@ -223,7 +224,12 @@ function refusedUpgrade(url) {
   });
 }
 
-function userToken(id, { expiresIn = 3600, secret = stack.keys.jwtSecret, extra = {} } = {}) {
+/**
+ * A user's access token as the stack's Auth signs it (keys.sign: ES256 or HS256 by SPOOL_KEYS);
+ * with `secret`, a forgery: HS256 with that secret (legacy), or ES256 with another key under the
+ * stack's kid (new).
+ */
+function userToken(id, { expiresIn = 3600, secret = null, extra = {} } = {}) {
   const iat = Math.floor(Date.now() / 1000);
   const claims = {
     sub: id,
@@ -233,9 +239,9 @@ function userToken(id, { expiresIn = 3600, secret = stack.keys.jwtSecret, extra 
     exp: iat + expiresIn,
     ...extra,
   };
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
-  return `${head}.${crypto.createHmac('sha256', secret).update(head).digest('base64url')}`;
+  if (secret === null) return stack.keys.sign(claims);
+  if (stack.keys.mode === 'legacy') return signJwt(claims, secret);
+  return signEs256(claims, { ...generateSigningKey().privateJwk, kid: stack.keys.signingKey.kid });
 }
 
 before(async () => {

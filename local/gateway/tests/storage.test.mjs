@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { signJwt } from '../keys.mjs';
 import { startStack } from './helpers.mjs';
 
 let stack;
@@ -237,15 +238,18 @@ describe('signed URLs', () => {
 
   it('refuses a token whose exp is in the past, or that was signed for another path', async () => {
     const iat = Math.floor(Date.now() / 1000) - 120;
-    const stale = stack.keys.sign({
+    // Signed-URL tokens are Storage's own (HS256 with its secret), in either key mode.
+    const stale = signJwt({
       url: `inputs/${name()}`,
       scope: 'download',
       iat,
       exp: iat + 60,
-    });
+    }, stack.keys.jwtSecret);
     const res = await fetch(`${stack.url}/storage/v1/object/sign/inputs/${name()}?token=${stale}`);
     assert.equal(res.status, 400);
-    assert.equal((await res.json()).code, 'InvalidJWT');
+    const refused = await res.json();
+    assert.equal(refused.code, 'InvalidJWT');
+    assert.equal(refused.message, '"exp" claim timestamp check failed', 'refused for its expiry');
 
     const { data } = await stack.client(alice.token).storage.from('inputs').createSignedUrl(
       name(),

@@ -3,3 +3,5 @@
 export { createClient } from 'npm:@supabase/supabase-js@2.109.0';
 export type { SupabaseClient } from 'npm:@supabase/supabase-js@2.109.0';
 export { z } from 'npm:zod@4.6.7';
+// JWT verification against the project's JWKS (SUPABASE_JWKS), as @supabase/server does it.
+export { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'npm:jose@6.2.18';

@@ -60,49 +60,106 @@ export class EnvReader {
   }
 }
 
+/** A JSON Web Key Set: the public keys that verify users' access tokens. */
+export interface Jwks {
+  keys: Array<Record<string, unknown>>;
+}
+
 /** What every Spool function needs: the project URL and its keys. */
 export interface SupabaseEnv {
   url: string;
-  /** Publishable (anon) key: for calls made on behalf of a user, with the user's JWT. */
+  /**
+   * Publishable key (sb_publishable_…, or the legacy anon JWT): the `apikey` of calls made on
+   * behalf of a user, with the user's JWT.
+   */
   anonKey: string;
-  /** Secret (service role) key the functions call Supabase with. Server-side only. */
+  /** Secret key (sb_secret_…, or the legacy service_role JWT) the functions call Supabase with. */
   secretKey: string;
   /**
-   * Every secret key a caller may present to a secret-only endpoint (job-worker, health): the
-   * legacy service_role JWT, SUPABASE_SECRET_KEY, and each key in SUPABASE_SECRET_KEYS (the JSON
-   * object of named `sb_secret_…` keys Supabase injects for the new API keys).
+   * Every secret key a caller may present to a secret-only endpoint (job-worker, health): each key
+   * in SUPABASE_SECRET_KEYS, SUPABASE_SECRET_KEY and the legacy service_role JWT.
    */
   acceptedSecretKeys: string[];
+  /**
+   * The keys that verify users' access tokens (SUPABASE_JWKS; asymmetric signing keys), or null
+   * when there are none: then a token is checked with Auth (GET /auth/v1/user).
+   */
+  jwks?: Jwks | null;
 }
 
-/** Parses SUPABASE_SECRET_KEYS ({"default": "sb_secret_…", …}); malformed JSON is a problem. */
-function namedKeys(reader: EnvReader, name: string): string[] {
+/** Parses a JSON object of named keys ({"default": "sb_secret_…", …}); malformed is a problem. */
+function namedKeys(reader: EnvReader, name: string): Record<string, string> {
   const raw = reader.optional(name);
-  if (!raw) return [];
+  if (!raw) return {};
   try {
     const parsed = JSON.parse(raw);
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
-      return Object.values(parsed).filter((v): v is string => typeof v === 'string' && v !== '');
+      return Object.fromEntries(
+        Object.entries(parsed).filter((e): e is [string, string] =>
+          typeof e[1] === 'string' && e[1].trim() !== ''
+        ).map(([k, v]) => [k, v.trim()]),
+      );
     }
   } catch { /* reported below */ }
   reader.problems.push(`${name} must be a JSON object of named keys`);
-  return [];
+  return {};
 }
 
-/** Reads the variables Supabase injects into every Edge Function. */
+/** The key named `default` of a named-keys object, else its first key, else ''. */
+const defaultKey = (keys: Record<string, string>) => keys.default ?? Object.values(keys)[0] ?? '';
+
+/** Parses SUPABASE_JWKS ({"keys": […]} or a bare array); no keys means none (null). */
+function readJwks(reader: EnvReader): Jwks | null {
+  const raw = reader.optional('SUPABASE_JWKS');
+  if (!raw) return null;
+  try {
+    const parsed = JSON.parse(raw);
+    const keys = Array.isArray(parsed) ? parsed : parsed?.keys;
+    if (Array.isArray(keys) && keys.every((k) => k && typeof k === 'object' && !Array.isArray(k))) {
+      return keys.length > 0 ? { keys } : null;
+    }
+  } catch { /* reported below */ }
+  reader.problems.push('SUPABASE_JWKS must be a JSON Web Key Set ({"keys": [...]})');
+  return null;
+}
+
+/**
+ * Reads the variables Supabase injects into every Edge Function, in either key system: the new
+ * API keys (SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS, JSON objects of named keys, and
+ * SUPABASE_JWKS: what hosted injects, and all a project with its legacy keys turned off has), the
+ * singular SUPABASE_PUBLISHABLE_KEY / SUPABASE_SECRET_KEY (self-hosted, CLI), or the legacy
+ * SUPABASE_ANON_KEY / SUPABASE_SERVICE_ROLE_KEY JWTs. The new keys win when several are set: the
+ * legacy ones stop working once they are turned off, the new ones keep working.
+ */
 export function readSupabaseEnv(reader: EnvReader): SupabaseEnv {
   const url = reader.required('SUPABASE_URL');
   if (url && !/^https?:\/\//.test(url)) reader.problems.push('SUPABASE_URL must be an http(s) URL');
-  const secretKey = reader.required('SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_SECRET_KEY');
+  const secretKeys = namedKeys(reader, 'SUPABASE_SECRET_KEYS');
+  const publishableKeys = namedKeys(reader, 'SUPABASE_PUBLISHABLE_KEYS');
+  const secretKey = defaultKey(secretKeys) || reader.optional('SUPABASE_SECRET_KEY') ||
+    reader.optional('SUPABASE_SERVICE_ROLE_KEY');
+  if (!secretKey) {
+    reader.problems.push(
+      'SUPABASE_SECRET_KEYS, SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY is not set',
+    );
+  }
+  const anonKey = defaultKey(publishableKeys) || reader.optional('SUPABASE_PUBLISHABLE_KEY') ||
+    reader.optional('SUPABASE_ANON_KEY');
+  if (!anonKey) {
+    reader.problems.push(
+      'SUPABASE_PUBLISHABLE_KEYS, SUPABASE_PUBLISHABLE_KEY or SUPABASE_ANON_KEY is not set',
+    );
+  }
   const accepted = [
-    secretKey,
+    ...Object.values(secretKeys),
     reader.optional('SUPABASE_SECRET_KEY'),
-    ...namedKeys(reader, 'SUPABASE_SECRET_KEYS'),
+    reader.optional('SUPABASE_SERVICE_ROLE_KEY'),
   ].filter((k) => k !== '');
   return {
     url: url.replace(/\/+$/, ''),
-    anonKey: reader.required('SUPABASE_ANON_KEY', 'SUPABASE_PUBLISHABLE_KEY'),
+    anonKey,
     secretKey,
     acceptedSecretKeys: [...new Set(accepted)],
+    jwks: readJwks(reader),
   };
 }

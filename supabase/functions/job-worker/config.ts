@@ -16,9 +16,14 @@
 //   SPOOL_WORKER_TYPES           comma-separated job types this worker claims      default all
 //   SPOOL_WORKER_MEDIA_CONCURRENCY  media jobs (kinds with an input file) processing at once;
 //                                the worker holds at most twice as many           default 2 (1..64)
-//   SPOOL_WORKER_MEDIA_BUDGET_MS media processing time one invocation does before it hands
-//                                over to a fresh one (Supabase allows 2 s of CPU
-//                                per request); 0 = no limit                        default 1500
+//   SPOOL_WORKER_MEDIA_BUDGET_MS media CPU one isolate (function instance) spends over its
+//                                life, shared by all the invocations it serves: the Edge
+//                                Runtime counts CPU per isolate (retired at 1 s, killed at
+//                                2 s; see cpu-budget.ts). A media job is claimed only if its
+//                                estimate (MEDIA_JOB_ESTIMATE_MS, 1200: a job at the size
+//                                limits) fits in what is left; otherwise it stays queued, with
+//                                no attempt spent, for a fresh invocation; 0 = no limit
+//                                                                                  default 1500
 //
 // Read elsewhere: SPOOL_ENABLE_NOOP (job-kinds.ts), SPOOL_WORKER_MEDIA_CONCURRENCY (also by
 // handler-kit.ts, which enforces it), SPOOL_REPLICATE_TIMEOUT_SECONDS (handler-kit.ts),

@@ -1,5 +1,6 @@
 // What the media handlers share: provider configuration, fetching and routing the input file,
-// handing a job over to Replicate, a bound on concurrent media work, and mapping media errors.
+// handing a job over to Replicate, a bound on concurrent media work, charging media CPU to the
+// isolate's budget (cpu-budget.ts), and mapping media errors.
 import { EnvReader } from '../_shared/env.ts';
 import {
   type HandlerContext,
@@ -14,6 +15,7 @@ import {
 } from '../_shared/job-kinds.ts';
 import { mediaType } from '../_shared/http.ts';
 import { createPrediction, replicateApiBase } from '../_shared/replicate.ts';
+import { isolateCpu } from './cpu-budget.ts';
 import { MediaError } from './media/errors.ts';
 
 let cachedProviders: ProviderConfig | undefined;
@@ -84,6 +86,15 @@ export async function withMediaSlot<T>(
     if (next) next(); // hand the slot over
     else mediaInUse--;
   }
+}
+
+/**
+ * Runs one synchronous media stage (decode, process, encode) and charges its measured time to
+ * this isolate's CPU budget at once, against the job's reservation (made when the drain claimed
+ * it). Invocations sharing the isolate see the charge immediately.
+ */
+export function cpuStage<T>(ctx: HandlerContext<unknown>, work: () => T): T {
+  return isolateCpu.charge(ctx.job.id, work);
 }
 
 // Input ------------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ Deno.serve(createWorkerHandler({
       drain({
         rpc,
         storage,
-        clock: performance,
         kindOf: (type) => kindOf(type, providers),
         config: settings.worker,
         workerId,

@@ -1,8 +1,9 @@
 // The drain loop: one job-worker invocation claims batches of jobs, runs their handlers with
 // bounded concurrency, keeps their leases alive, and reports every outcome to the SQL API, until the
 // queue is empty or the invocation's wall-clock budget is nearly spent. Pure apart from the
-// injected dependencies (database RPC, Storage, clock, kinds, doorbell, log), so tests drive it
-// with fakes.
+// injected dependencies (database RPC, Storage, scheduler, isolate CPU meter, kinds, doorbell,
+// log), so tests drive it with fakes. Every read of the clock and every wait goes through the one
+// injected Scheduler (scheduler.ts): tests run the loop on a virtual clock.
 //
 // Round trips are what limit throughput, so they are shared:
 //   claim     one claim_jobs call leases up to `batchSize` jobs (and at most twice the
@@ -20,6 +21,12 @@
 // Time: claims stop `drainMs` before the budget ends; at the budget, handlers still running are
 // aborted and their jobs failed as retryable (`worker_timeout`) so the next worker retries them.
 // If runnable work may remain when this invocation stops, it rings the doorbell again.
+//
+// Media CPU (cpu-budget.ts): the Edge Runtime counts CPU per isolate, over its whole life, across
+// invocations. Media jobs are therefore claimed apart from the rest (claim_jobs with p_types), and
+// each claim of them first reserves MEDIA_JOB_ESTIMATE_MS per job from the isolate's
+// SPOOL_WORKER_MEDIA_BUDGET_MS; what does not fit is not claimed (no attempt is spent on it) and
+// is left to a fresh invocation. Handlers charge what their stages really cost as they go.
 import type { JobRow } from '../_shared/clients.ts';
 import type { ApiError } from '../_shared/http.ts';
 import {
@@ -27,8 +34,17 @@ import {
   type HandlerContext,
   type HandlerResult,
   JobError,
+  KINDS,
 } from '../_shared/job-kinds.ts';
 import type { WorkerConfig } from './config.ts';
+import {
+  type CpuReservation,
+  type IsolateCpu,
+  isolateCpu,
+  MAX_STARVED_RINGS,
+  MEDIA_JOB_ESTIMATE_MS,
+} from './cpu-budget.ts';
+import { realScheduler, type Scheduler } from './scheduler.ts';
 
 /** What supabase-js `rpc` resolves to. */
 export interface RpcResult {
@@ -43,11 +59,6 @@ export interface WorkerStorage {
   /** Writes (or overwrites: a retried attempt replaces its earlier outputs). */
   upload(bucket: string, path: string, bytes: Uint8Array, contentType: string): Promise<void>;
   signedUrl(bucket: string, path: string, expiresInSeconds: number): Promise<string>;
-}
-
-export interface Clock {
-  /** Milliseconds; only differences are used. */
-  now(): number;
 }
 
 interface ParseResult {
@@ -70,9 +81,17 @@ export type JobOutcome = 'done' | 'retry' | 'failed' | 'waiting' | 'lease_lost';
 export interface DrainDeps {
   rpc: Rpc;
   storage: WorkerStorage;
-  clock: Clock;
+  /** The clock and every timer of the loop; default realScheduler. */
+  scheduler?: Scheduler;
+  /** The isolate's media CPU meter, shared by all invocations in it; default isolateCpu. */
+  cpu?: IsolateCpu;
   /** The kind of a job type, or undefined for a type this worker does not run. */
   kindOf(type: string): RunnableKind | undefined;
+  /**
+   * Every job type this worker may be asked to run (default: the keys of KINDS). Media kinds
+   * among them are claimed separately, against the isolate's CPU budget.
+   */
+  types?: readonly string[];
   config: WorkerConfig;
   workerId: string;
   /** Asks for another invocation (POST to job-worker). Must not throw. */
@@ -101,6 +120,8 @@ export interface DrainSummary {
   stop: 'empty' | 'budget' | 'shutdown' | 'error';
   /** Whether this invocation rang the doorbell for a successor. */
   rang: boolean;
+  /** Media CPU this isolate has spent (all its invocations so far), ms. */
+  isolate_media_ms: number;
 }
 
 /** Largest complete_jobs batch (one statement; keeps request bodies reasonable). */
@@ -160,19 +181,6 @@ interface PendingCompletion {
   resolve(completion: Completion): void;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
-/** Resolves after `ms`, or earlier when `early` settles; never leaves a timer behind. */
-function waitAtMost(ms: number, early: Promise<void>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    early,
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms)))),
-  ]).finally(() => clearTimeout(timer));
-}
-
 function abortReason(signal: AbortSignal): string {
   const reason = signal.reason;
   return typeof reason === 'string' ? reason : 'aborted';
@@ -215,10 +223,11 @@ function errorJson(err: JobError): Record<string, unknown> {
  * jobs involved are retried when their leases expire) and are logged.
  */
 export async function drain(deps: DrainDeps, reason: string): Promise<DrainSummary> {
-  const { rpc, clock, config, workerId } = deps;
+  const { rpc, config, workerId } = deps;
+  const clock = deps.scheduler ?? realScheduler;
+  const cpu = deps.cpu ?? isolateCpu;
   const start = clock.now();
-  let claimUntil = start + Math.max(0, config.budgetMs - config.drainMs);
-  let claimStopped = false;
+  const claimUntil = start + Math.max(0, config.budgetMs - config.drainMs);
   const hardStop = start + config.budgetMs;
   const C = config.concurrency;
 
@@ -235,15 +244,13 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     ms: 0,
     stop: 'empty',
     rang: false,
+    isolate_media_ms: 0,
   };
 
   const held = new Map<string, Held>();
   const queue: Held[] = [];
   let active = 0;
   let idleUntil = start + config.lingerMs;
-  /** The queue looked empty at the last claim: wait before claiming again. */
-  let nextClaimAt = start;
-  let queueMayHaveMore = false;
   let released = 0;
   let fatal: unknown = null;
   /** The loop has ended: nothing new starts. */
@@ -301,7 +308,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       const { data, error } = await rpc(fn, args);
       if (!error) return data;
       if (apiCode(error) !== null || attempt >= retries) throw new RpcFailure(fn, error);
-      await sleep(50 * 4 ** attempt);
+      await clock.sleep(50 * 4 ** attempt);
     }
   };
 
@@ -341,7 +348,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   };
 
   const tickMs = Math.max(5, Math.min(config.heartbeatMs / 2, PROGRESS_MIN_INTERVAL_MS));
-  const ticker = setInterval(() => {
+  const stopTicker = clock.every(tickMs, () => {
     const now = clock.now();
     for (const h of held.values()) {
       if (
@@ -351,7 +358,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       const age = now - h.lastBeatAt;
       if (age >= config.heartbeatMs || (h.dirty && age >= PROGRESS_MIN_INTERVAL_MS)) beat(h);
     }
-  }, tickMs);
+  });
 
   // --- completion batching ------------------------------------------------------------------------
 
@@ -395,7 +402,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const scheduleFlush = () => {
     if (flushScheduled || flushes >= MAX_FLUSHES || completions.length === 0) return;
     flushScheduled = true;
-    setTimeout(() => {
+    clock.sleep(0).then(() => {
       flushScheduled = false;
       if (completions.length === 0) return;
       flushes++;
@@ -405,7 +412,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         notify();
       });
       scheduleFlush();
-    }, 0);
+    });
   };
   const flushing = () => flushes > 0 || flushScheduled || completions.length > 0;
 
@@ -430,7 +437,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         // A short backoff (tests, or a fast retry policy) is worth waiting for: stay around.
         const runAt = Date.parse(row.run_at);
         if (Number.isFinite(runAt)) {
-          const due = clock.now() + Math.max(0, runAt - Date.now()) + config.idlePollMs;
+          const due = clock.now() + Math.max(0, runAt - clock.date()) + config.idlePollMs;
           if (due < claimUntil) idleUntil = Math.max(idleUntil, due + IDLE_POLL_MAX_MS);
         }
       } else {
@@ -576,12 +583,18 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     });
   };
 
+  /** The job is no longer held: its unspent CPU reservation is free again. */
+  const forget = (h: Held) => {
+    held.delete(h.job.id);
+    if (h.heavy) cpu.finish(h.job.id);
+  };
+
   const pump = () => {
     while (!closing && active < C && queue.length > 0) {
       const h = queue.shift()!;
       if (h.controller.signal.aborted) {
         // Lost before it started (cancelled while queued): drop it.
-        held.delete(h.job.id);
+        forget(h);
         logOutcome(h, 'lease_lost');
         continue;
       }
@@ -596,9 +609,8 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         });
       }).finally(() => {
         active--;
-        if (h.heavy) mediaSpent += clock.now() - h.startedAt;
         h.stage = 'finished';
-        held.delete(h.job.id);
+        forget(h);
         pump();
         notify();
       });
@@ -607,15 +619,62 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
 
   // --- claiming ---------------------------------------------------------------------------------
 
+  /**
+   * A stream of claims. Without a media budget one lane claims every type; with one, media kinds
+   * (kinds with an input file) have a lane of their own whose claims are sized by the CPU the
+   * isolate has left, and everything else goes in the other lane, unhindered by media.
+   */
+  interface Lane {
+    /** p_types of its claims; null: every type. */
+    types: string[] | null;
+    /** Claims media jobs, each reserving MEDIA_JOB_ESTIMATE_MS of the isolate's budget first. */
+    media: boolean;
+    inFlight: number;
+    /** Claims answered. */
+    answered: number;
+    /** The last claim came back full: more may be waiting. */
+    more: boolean;
+    /** Claims in a row that found nothing. */
+    emptyPolls: number;
+    /** After a short claim: when to look again. */
+    nextAt: number;
+  }
+  const lane = (types: string[] | null, media: boolean): Lane => ({
+    types,
+    media,
+    inFlight: 0,
+    answered: 0,
+    more: false,
+    emptyPolls: 0,
+    nextAt: start,
+  });
+  const isMedia = (type: string) => deps.kindOf(type)?.file !== undefined;
+  const claimable = config.types ?? [...(deps.types ?? Object.keys(KINDS))];
+  const mediaTypes = claimable.filter(isMedia);
+  const otherTypes = claimable.filter((t) => !isMedia(t));
+  const budgeted = config.mediaBudgetMs > 0 && mediaTypes.length > 0;
+  const lanes: Lane[] = budgeted
+    ? [...(otherTypes.length > 0 ? [lane(otherTypes, false)] : []), lane(mediaTypes, true)]
+    : [lane(config.types, false)];
+  const mediaLane = lanes.find((l) => l.media);
+  const estimate = Math.min(MEDIA_JOB_ESTIMATE_MS, config.mediaBudgetMs);
+  /** Media jobs that still fit in what the isolate has left of its budget. */
+  const mediaFits = () => cpu.fits(estimate, config.mediaBudgetMs);
+  if (budgeted && cpu.spentOut(estimate, config.mediaBudgetMs)) {
+    deps.log({
+      level: 'warn',
+      msg: 'isolate media budget spent: claiming no media jobs',
+      worker_id: workerId,
+      isolate_media_ms: Math.round(cpu.spent),
+      budget_ms: config.mediaBudgetMs,
+    });
+  }
+
   let claims = 0;
-  /** Claims in a row that found nothing. */
-  let emptyPolls = 0;
   /** Jobs asked for by claims in flight: room they may fill. */
   let claimedAhead = 0;
-  /** Media jobs were claimed in this invocation: size claims for them from now on. */
+  /** Media jobs came from the one lane (no media budget): size its claims for them from now on. */
   let heavySeen = false;
-  /** Wall time media handlers ran in this invocation (they are CPU-bound: about their CPU). */
-  let mediaSpent = 0;
   const heavyHeld = () => {
     let n = 0;
     for (const h of held.values()) {
@@ -624,30 +683,59 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     return n;
   };
 
-  const claim = (limit: number) => {
+  const limitOf = (l: Lane, unfinished: number) => {
+    let limit = Math.min(config.batchSize, 2 * C - unfinished, 1000);
+    // While media jobs are about, hold only twice as many as may run at once.
+    if (l.media || heavySeen) limit = Math.min(limit, 2 * config.mediaConcurrency - heavyHeld());
+    if (l.media) limit = Math.min(limit, mediaFits());
+    return limit;
+  };
+  /** Claims of a lane in flight at once: two while a deep queue feeds it, else one probe. */
+  const maxInFlight = (l: Lane) => (l.more && !l.media && !heavySeen ? MAX_CLAIMS : 1);
+  /** A lane wants to claim: first claim, a full last claim, or lingering on an empty queue. */
+  const wants = (l: Lane, now: number) => l.answered === 0 || l.more || now < idleUntil;
+  /** More work may wait in a lane this invocation can still claim from. */
+  const claimableMore = () => lanes.some((l) => l.more && !(l.media && mediaFits() === 0));
+  /** Media work may wait that this isolate has no CPU budget left for. */
+  const mediaLeft = () =>
+    mediaLane !== undefined && mediaFits() === 0 && (mediaLane.more || cpu.mediaWaiting);
+
+  const claim = (l: Lane, limit: number) => {
     claims++;
+    l.inFlight++;
     claimedAhead += limit;
+    // Hold the CPU of every media job this claim may bring before asking for them, so concurrent
+    // invocations in this isolate never claim more media work together than the isolate can do.
+    const holds: CpuReservation[] = [];
+    if (l.media) {
+      for (let i = 0; i < limit; i++) {
+        const r = cpu.reserve(estimate, config.mediaBudgetMs);
+        if (r) holds.push(r);
+      }
+    }
     const args: Record<string, unknown> = {
       p_worker_id: workerId,
       p_limit: limit,
       p_lease_seconds: config.leaseSeconds,
     };
-    if (config.types) args.p_types = config.types;
+    if (l.types) args.p_types = l.types;
     call('claim_jobs', args).then(
       (data) => {
         const rows = (data as JobRow[] | null) ?? [];
         summary.claims++;
         summary.claimed += rows.length;
-        queueMayHaveMore = rows.length >= limit;
+        l.answered++;
+        l.more = rows.length >= limit;
+        if (l.media) cpu.mediaWaiting = l.more;
         const at = clock.now();
         // An empty queue is polled every idlePollMs at first, backing off to IDLE_POLL_MAX_MS
         // while it stays empty; any job found resets the pace.
-        emptyPolls = rows.length > 0 ? 0 : emptyPolls + 1;
+        l.emptyPolls = rows.length > 0 ? 0 : l.emptyPolls + 1;
         const pause = Math.min(
           Math.max(config.idlePollMs, IDLE_POLL_MAX_MS),
-          config.idlePollMs * 1.5 ** Math.max(0, emptyPolls - 1),
+          config.idlePollMs * 1.5 ** Math.max(0, l.emptyPolls - 1),
         );
-        nextClaimAt = queueMayHaveMore ? at : at + (rows.length > 0 ? config.idlePollMs : pause);
+        l.nextAt = l.more ? at : at + (rows.length > 0 ? config.idlePollMs : pause);
         for (const job of rows) {
           const h: Held = {
             job,
@@ -661,9 +749,13 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
             progress: null,
             step: null,
             dirty: false,
-            heavy: deps.kindOf(job.type)?.file !== undefined,
+            heavy: isMedia(job.type),
           };
-          if (h.heavy) heavySeen = true;
+          if (h.heavy && !budgeted) heavySeen = true;
+          if (h.heavy && l.media) {
+            const r = holds.shift();
+            if (r) cpu.assign(job.id, r);
+          }
           held.set(job.id, h);
           queue.push(h);
         }
@@ -678,7 +770,9 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         fatal ??= err;
       },
     ).finally(() => {
+      for (const r of holds) r.release(); // what the claim did not fill
       claims--;
+      l.inFlight--;
       claimedAhead -= limit;
       pump();
       notify();
@@ -690,7 +784,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const stopped = () => deps.signal?.aborted === true;
 
   try {
-    while (true) {
+    loop: while (true) {
       if (stopped()) {
         summary.stop = 'shutdown';
         break;
@@ -702,53 +796,50 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       const now = clock.now();
       const unfinished = queue.length + active + claimedAhead;
       // Claim while there is room: up to MAX_CLAIMS at once while the queue is deep, one probe
-      // at a time (every idlePollMs) while it looks empty.
-      // Media work is CPU on this function's one thread (2 s of CPU per request on Supabase):
-      // once media handlers have run mediaBudgetMs, stop claiming and let a fresh invocation go
-      // on; while media jobs are about, hold only twice as many as may run at once.
-      const mediaOver = config.mediaBudgetMs > 0 && mediaSpent >= config.mediaBudgetMs;
-      if (mediaOver && !claimStopped) {
-        claimStopped = true;
-        claimUntil = Math.min(claimUntil, now);
+      // at a time (every idlePollMs, backing off) while it looks empty, and media jobs only as
+      // many as the isolate's CPU budget still fits.
+      if (now < claimUntil && unfinished < C) {
+        for (const l of lanes) {
+          const limit = limitOf(l, unfinished);
+          if (wants(l, now) && limit > 0 && now >= l.nextAt && l.inFlight < maxInFlight(l)) {
+            claim(l, limit);
+            continue loop;
+          }
+        }
       }
-      const claimsFull = claims >= (queueMayHaveMore && !heavySeen ? MAX_CLAIMS : 1);
-      let limit = Math.min(config.batchSize, 2 * C - unfinished, 1000);
-      if (heavySeen) limit = Math.min(limit, 2 * config.mediaConcurrency - heavyHeld());
-      // After a short claim the queue looked empty: look again only while lingering.
-      const wanted = summary.claims === 0 || queueMayHaveMore || now < idleUntil;
-      if (
-        wanted && now < claimUntil && unfinished < C && limit > 0 && now >= nextClaimAt &&
-        !claimsFull
-      ) {
-        claim(limit);
-        continue;
-      }
+      const more = claimableMore();
       const idle = held.size === 0 && claims === 0 && !flushing();
       if (idle && now >= claimUntil) {
-        summary.stop = queueMayHaveMore ? 'budget' : 'empty';
+        summary.stop = more || mediaLeft() ? 'budget' : 'empty';
         break;
       }
-      if (idle && !queueMayHaveMore && now >= idleUntil) {
-        summary.stop = 'empty';
+      if (idle && !more && now >= idleUntil) {
+        summary.stop = mediaLeft() ? 'budget' : 'empty';
         break;
       }
       if (now >= hardStop) {
         summary.stop = 'budget';
         break;
       }
-      // Sleep until something settles or the next thing is due: a claim (if there is room), the
-      // end of lingering (if idle), or the next deadline.
-      let until: number;
-      if (now >= claimUntil) until = hardStop;
-      else if (unfinished >= C || limit <= 0 || claimsFull) until = claimUntil;
-      else until = Math.min(Math.max(nextClaimAt, now + 1), claimUntil);
-      if (idle && !queueMayHaveMore) until = Math.min(until, Math.max(idleUntil, now + 1));
-      await waitAtMost(until - now, wakePromise);
+      // Sleep until something settles (a job, a claim, a flush: they wake the loop) or the next
+      // thing is due: a lane's next claim (if it has room), the end of lingering (if idle), or
+      // the next deadline.
+      let until = now >= claimUntil ? hardStop : claimUntil;
+      if (now < claimUntil && unfinished < C) {
+        for (const l of lanes) {
+          if (!wants(l, now) || limitOf(l, unfinished) <= 0 || l.inFlight >= maxInFlight(l)) {
+            continue;
+          }
+          until = Math.min(until, Math.max(l.nextAt, now + 1));
+        }
+      }
+      if (idle && !more) until = Math.min(until, Math.max(idleUntil, now + 1));
+      await clock.sleep(until - now, wakePromise);
     }
 
     // Out of time or told to stop: nothing new starts; claims in flight land in the queue.
     closing = true;
-    while (claims > 0) await waitAtMost(5, wakePromise);
+    while (claims > 0) await clock.sleep(5, wakePromise);
     // Abort what still runs, release what never started.
     if (held.size > 0) {
       const why = summary.stop === 'budget' ? 'budget' : 'shutdown';
@@ -760,28 +851,38 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       }
       await Promise.all(
         queue.splice(0).map((h) => {
-          held.delete(h.job.id);
+          forget(h);
           const why_ = `the worker stopped before the job started (${why})`;
           return fail(h, new JobError('worker_timeout', why_, true));
         }),
       );
       // Running handlers settle through their abort: wait for their fail_job (bounded).
       const until = clock.now() + 5000;
-      while (held.size > 0 && clock.now() < until) await waitAtMost(50, wakePromise);
+      while (held.size > 0 && clock.now() < until) await clock.sleep(50, wakePromise);
     }
-    while (flushing()) await waitAtMost(5, wakePromise);
+    while (flushing()) await clock.sleep(5, wakePromise);
   } finally {
-    clearInterval(ticker);
+    stopTicker();
     deps.signal?.removeEventListener('abort', notify);
   }
 
-  if (
-    (summary.stop === 'budget' || summary.stop === 'shutdown') && (queueMayHaveMore || released > 0)
-  ) {
+  // A successor is rung when runnable work may remain. For media work this isolate has no CPU
+  // left for: the Edge Runtime retires an isolate past its soft CPU limit, so the ring reaches a
+  // fresh one, or comes back here and costs a little more CPU towards that limit (cpu-budget.ts,
+  // "The gap"), at most MAX_STARVED_RINGS times. Not while media reservations are held here:
+  // the invocation holding them carries on.
+  if (mediaLeft()) cpu.mediaWaiting = true;
+  const handOver = (summary.stop === 'budget' || summary.stop === 'shutdown') &&
+    (claimableMore() || released > 0);
+  const ringForMedia = !handOver && mediaLeft() && cpu.reserved === 0 &&
+    cpu.starvedRings < MAX_STARVED_RINGS;
+  if (ringForMedia) cpu.starvedRings++;
+  if (handOver || ringForMedia) {
     summary.rang = true;
     await deps.ring(summary.stop === 'shutdown' ? 'shutdown' : 'continue');
   }
   summary.ms = Math.round(clock.now() - start);
+  summary.isolate_media_ms = Math.round(cpu.spent);
   deps.log({ level: 'info', msg: 'drain', ...summary });
   return summary;
 }

@@ -497,16 +497,19 @@ function commonRows(valid: (w: World) => Record<string, unknown>): BadRequest[] 
         token: await signJwt(sessionClaims(w.alice.id), 'not-the-secret'),
       }),
     },
-    {
+    // Auth refuses the token of a user that does not exist. With the new keys the function
+    // verifies tokens against the JWKS instead, as Supabase's services do: a validly signed token
+    // passes, and what follows depends on the request (env.test.ts covers that path).
+    ...(Deno.env.get('SUPABASE_JWKS') ? [] : [{
       name: 'a token of a user that does not exist',
       status: 401,
       code: 'invalid_token',
-      request: async (w) => ({
+      request: async (w: World) => ({
         ...as(w),
         user: undefined,
         token: await signJwt(sessionClaims(crypto.randomUUID())),
       }),
-    },
+    }]),
     {
       name: 'the secret key as token',
       status: 401,

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import type { JobRow } from '../_shared/clients.ts';
 import { type HandlerContext, JobError, type JobOutput } from '../_shared/job-kinds.ts';
+import { isolateCpu } from '../job-worker/cpu-budget.ts';
 import colorGrade from '../job-worker/handlers/color-grade.ts';
 import roto from '../job-worker/handlers/roto.ts';
 import { decodeImage } from '../job-worker/media/image.ts';
@@ -44,6 +45,30 @@ const gradeInput = (over: Record<string, unknown> = {}) => ({
   temperature: 0,
   tint: 0,
   ...over,
+});
+
+Deno.test("a media handler charges each stage to the isolate's CPU meter, against the job's reservation", async () => {
+  const { ctx } = fakeContext(gradeInput(), {
+    bytes: solidPng(64, 48, [120, 90, 60]),
+    contentType: 'image/png',
+  });
+  const spent = isolateCpu.spent;
+  const reserved = isolateCpu.reserved;
+  const hold = isolateCpu.reserve(1_000_000, 1_000_000)!; // as the drain reserves at claim
+  isolateCpu.assign('job-1', hold);
+  try {
+    await colorGrade(ctx);
+    const charged = isolateCpu.spent - spent;
+    assert.ok(charged > 0, 'decode, grade and encode were charged');
+    const held = isolateCpu.reserved - reserved;
+    assert.ok(
+      Math.abs(held - (1_000_000 - charged)) < 1e-6,
+      `what was spent came out of the reservation (${held} held)`,
+    );
+  } finally {
+    isolateCpu.finish('job-1');
+  }
+  assert.equal(isolateCpu.reserved, reserved, 'the rest is given back when the job ends');
 });
 
 Deno.test('color-grade writes the graded image and reports its steps', async () => {

@@ -1,37 +1,49 @@
 // The drain loop (job-worker/run.ts) against an in-memory queue: batching, bounded concurrency,
-// the retryable/permanent mapping, fencing, the time budget and the hand-over ring. Pure: no stack.
+// the retryable/permanent mapping, fencing, the time budget, the hand-over ring and the isolate's
+// media CPU budget. Pure: no stack. Time is virtual (support/virtual-scheduler.ts): a test moves
+// the clock and asserts the states reached (claims made, jobs finished), never how long anything
+// took on the machine's clock, so the results are the same on an idle or a loaded machine.
 import assert from 'node:assert/strict';
 import { z } from '../_shared/deps.ts';
 import { type Handler, JobError } from '../_shared/job-kinds.ts';
 import type { WorkerConfig } from '../job-worker/config.ts';
+import { type CpuMeter, IsolateCpu, MAX_STARVED_RINGS } from '../job-worker/cpu-budget.ts';
 import { drain, type DrainDeps, type RunnableKind, type WorkerStorage } from '../job-worker/run.ts';
 import { FakeQueue } from './support/fake-queue.ts';
+import { VirtualScheduler } from './support/virtual-scheduler.ts';
 
 const Input = z.object({
   sleep_ms: z.number().int().min(0).default(0),
   fail: z.enum(['never', 'retryable', 'permanent', 'crash']).default('never'),
+  /** Media test kinds: CPU this job's one stage costs on the fake CPU meter. */
+  cpu_ms: z.number().min(0).default(0),
 }).strict();
 type Input = z.infer<typeof Input>;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new Error('aborted'));
-    }, { once: true });
+/** A virtual sleep that ends early (rejecting) when the job is aborted. */
+function sleepOn(clock: VirtualScheduler, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const aborted = new Promise<void>((r) =>
+      signal?.addEventListener('abort', () => r(), { once: true })
+    );
+    clock.sleep(ms, aborted).then(
+      () => (signal?.aborted ? reject(new Error('aborted')) : resolve()),
+    );
   });
+}
 
-/** A test handler: sleeps, then fails or succeeds as its input says. */
-const testHandler: Handler<Input> = async (ctx) => {
-  if (ctx.input.sleep_ms > 0) await sleep(ctx.input.sleep_ms, ctx.signal);
-  if (ctx.input.fail === 'retryable') throw new JobError('flaky', 'try again', true);
-  if (ctx.input.fail === 'permanent') {
-    throw new JobError('bad_file', 'cannot work with this', false);
-  }
-  if (ctx.input.fail === 'crash') throw new TypeError('undefined is not a function');
-  return { output: { files: [] } };
-};
+/** A test handler: sleeps (virtual time), then fails or succeeds as its input says. */
+function testHandler(clock: VirtualScheduler): Handler<Input> {
+  return async (ctx) => {
+    if (ctx.input.sleep_ms > 0) await sleepOn(clock, ctx.input.sleep_ms, ctx.signal);
+    if (ctx.input.fail === 'retryable') throw new JobError('flaky', 'try again', true);
+    if (ctx.input.fail === 'permanent') {
+      throw new JobError('bad_file', 'cannot work with this', false);
+    }
+    if (ctx.input.fail === 'crash') throw new TypeError('undefined is not a function');
+    return { output: { files: [] } };
+  };
+}
 
 /**
  * A handler that holds its job until the job is aborted (budget, shutdown, lost lease); calls
@@ -45,8 +57,37 @@ function untilAborted(onStart: () => void = () => {}): Handler<Input> {
     });
 }
 
-function kind(handler: Handler<Input> = testHandler): RunnableKind {
+function kind(handler: Handler<Input>): RunnableKind {
   return { schema: Input, handler: () => Promise.resolve(handler) };
+}
+
+/** A fake CPU meter: a stage "costs" what the test adds to it while the stage runs. */
+class FakeCpuMeter implements CpuMeter {
+  t = 0;
+  now() {
+    return this.t;
+  }
+}
+
+/**
+ * A media kind (it has an input file) whose one synchronous stage costs `cpu_ms` on the fake
+ * meter, charged to the isolate's CPU as the real handlers charge theirs; `sleep_ms` then holds it.
+ */
+function mediaKind(
+  clock: VirtualScheduler,
+  cpu: IsolateCpu,
+  meter: FakeCpuMeter,
+  onStage: (jobId: string) => void = () => {},
+): RunnableKind {
+  const handler: Handler<Input> = async (ctx) => {
+    cpu.charge(ctx.job.id, () => {
+      meter.t += ctx.input.cpu_ms;
+    });
+    onStage(ctx.job.id);
+    if (ctx.input.sleep_ms > 0) await sleepOn(clock, ctx.input.sleep_ms, ctx.signal);
+    return { output: { files: [] } };
+  };
+  return { ...kind(handler), file: {} };
 }
 
 const noStorage: WorkerStorage = {
@@ -70,18 +111,31 @@ const CONFIG: WorkerConfig = {
   mediaBudgetMs: 0,
 };
 
-function setup(
-  config: Partial<WorkerConfig> = {},
-  kinds: Record<string, RunnableKind> = { test: kind() },
-) {
-  const queue = new FakeQueue();
+interface Options {
+  config?: Partial<WorkerConfig>;
+  /** Job kinds by type; default { test: testHandler }. Built with the test's clock and meter. */
+  kinds?: (
+    t: { clock: VirtualScheduler; cpu: IsolateCpu; meter: FakeCpuMeter; queue: FakeQueue },
+  ) => Record<string, RunnableKind>;
+  /** Shared with another setup: one isolate, one clock, one queue. */
+  share?: { clock: VirtualScheduler; queue: FakeQueue; cpu: IsolateCpu; meter: FakeCpuMeter };
+}
+
+function setup({ config = {}, kinds, share }: Options = {}) {
+  const clock = share?.clock ?? new VirtualScheduler();
+  const queue = share?.queue ?? new FakeQueue(() => clock.date());
+  const meter = share?.meter ?? new FakeCpuMeter();
+  const cpu = share?.cpu ?? new IsolateCpu(meter);
+  const byType = kinds?.({ clock, cpu, meter, queue }) ?? { test: kind(testHandler(clock)) };
   const logs: Record<string, unknown>[] = [];
   const rings: string[] = [];
   const deps: DrainDeps = {
     rpc: queue.rpc,
     storage: noStorage,
-    clock: performance,
-    kindOf: (type) => kinds[type],
+    scheduler: clock,
+    cpu,
+    kindOf: (type) => byType[type],
+    types: Object.keys(byType),
     config: { ...CONFIG, ...config },
     workerId: 'jw-test',
     ring: (reason) => {
@@ -91,13 +145,15 @@ function setup(
     log: (line) => logs.push(line),
   };
   const outcomes = () => logs.filter((l) => l.msg === 'job');
-  return { queue, logs, rings, deps, outcomes };
+  /** Runs one invocation to its end on the virtual clock. */
+  const run = () => clock.run(drain(deps, 'test'));
+  return { clock, queue, cpu, meter, logs, rings, deps, outcomes, run };
 }
 
 Deno.test('N jobs are claimed in ceil(N / batch) claims and completed in batches, each exactly once', async () => {
-  const { queue, deps, outcomes } = setup({ batchSize: 100, concurrency: 100 });
+  const { queue, outcomes, run } = setup({ config: { batchSize: 100, concurrency: 100 } });
   queue.addMany(250, 'test');
-  const summary = await drain(deps, 'test');
+  const summary = await run();
 
   assert.equal(queue.count('claim_jobs'), 3, 'claims of 100, 100 and 50');
   assert.equal(summary.claimed, 250);
@@ -126,16 +182,20 @@ Deno.test('N jobs are claimed in ceil(N / batch) claims and completed in batches
 Deno.test('no more than SPOOL_WORKER_CONCURRENCY handlers run at once', async () => {
   let running = 0;
   let peak = 0;
-  const counting: Handler<Input> = async () => {
-    running++;
-    peak = Math.max(peak, running);
-    await sleep(3);
-    running--;
-    return { output: { files: [] } };
-  };
-  const { queue, deps } = setup({ batchSize: 10, concurrency: 4 }, { test: kind(counting) });
+  const { queue, run } = setup({
+    config: { batchSize: 10, concurrency: 4 },
+    kinds: ({ clock }) => ({
+      test: kind(async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await clock.sleep(3);
+        running--;
+        return { output: { files: [] } };
+      }),
+    }),
+  });
   queue.addMany(40, 'test');
-  await drain(deps, 'test');
+  await run();
   assert.equal(peak, 4, 'the bound is reached and never exceeded');
   assert.equal(queue.byStatus('done').length, 40);
   for (const c of queue.callsOf('claim_jobs')) {
@@ -147,12 +207,12 @@ Deno.test('no more than SPOOL_WORKER_CONCURRENCY handlers run at once', async ()
 });
 
 Deno.test('a retryable JobError is retried, a permanent one fails the job for good', async () => {
-  const { queue, deps, outcomes } = setup();
+  const { queue, outcomes, run } = setup();
   const flaky = queue.add('test', { fail: 'retryable' }, { max_attempts: 1 });
   const flakyWithAttempts = queue.add('test', { fail: 'retryable' });
   const bad = queue.add('test', { fail: 'permanent' });
   queue.backoffMs = 60_000; // not within this invocation
-  await drain(deps, 'test');
+  await run();
 
   const fails = Object.fromEntries(queue.callsOf('fail_job').map((c) => [c.args.p_id, c.args]));
   assert.equal(fails[flakyWithAttempts.id].p_retryable, true);
@@ -170,10 +230,10 @@ Deno.test('a retryable JobError is retried, a permanent one fails the job for go
 });
 
 Deno.test('an unexpected exception is a retryable handler_crashed failure', async () => {
-  const { queue, deps, logs } = setup();
+  const { queue, logs, run } = setup();
   const job = queue.add('test', { fail: 'crash' });
   queue.backoffMs = 60_000;
-  await drain(deps, 'test');
+  await run();
   const [fail] = queue.callsOf('fail_job');
   assert.equal(fail.args.p_id, job.id);
   assert.equal(fail.args.p_retryable, true);
@@ -186,14 +246,16 @@ Deno.test('an unexpected exception is a retryable handler_crashed failure', asyn
 
 Deno.test("input that fails its kind's schema fails permanently as invalid_input, without running", async () => {
   let ran = false;
-  const { queue, deps } = setup({}, {
-    test: kind(() => {
-      ran = true;
-      return Promise.resolve({ output: { files: [] } });
+  const { queue, run } = setup({
+    kinds: () => ({
+      test: kind(() => {
+        ran = true;
+        return Promise.resolve({ output: { files: [] } });
+      }),
     }),
   });
   const job = queue.add('test', { sleep_ms: 'soon' });
-  await drain(deps, 'test');
+  await run();
   const [fail] = queue.callsOf('fail_job');
   assert.equal(fail.args.p_retryable, false);
   assert.equal((fail.args.p_error as { code: string }).code, 'invalid_input');
@@ -203,9 +265,9 @@ Deno.test("input that fails its kind's schema fails permanently as invalid_input
 });
 
 Deno.test('a job type the worker does not run (noop when disabled) fails permanently as unknown_type', async () => {
-  const { queue, deps } = setup();
+  const { queue, run } = setup();
   const job = queue.add('noop');
-  await drain(deps, 'test');
+  await run();
   const [fail] = queue.callsOf('fail_job');
   assert.equal((fail.args.p_error as { code: string }).code, 'unknown_type');
   assert.equal(fail.args.p_retryable, false);
@@ -213,21 +275,23 @@ Deno.test('a job type the worker does not run (noop when disabled) fails permane
 });
 
 Deno.test('a lease lost at a heartbeat aborts the job and its result is discarded', async () => {
-  const started = Promise.withResolvers<void>();
   const release = Promise.withResolvers<void>();
   const finished = Promise.withResolvers<boolean>();
-  const stubborn: Handler<Input> = async (ctx) => {
-    started.resolve();
-    // Keeps going after the abort, as a careless handler would; its result must not count.
-    await release.promise;
-    finished.resolve(ctx.signal.aborted);
-    return { output: { files: [], late: true } };
-  };
-  const { queue, deps, outcomes } = setup({ heartbeatMs: 15 }, { test: kind(stubborn) });
+  const { queue, outcomes, run } = setup({
+    config: { heartbeatMs: 15 },
+    kinds: ({ queue }) => ({
+      test: kind(async (ctx) => {
+        // Cancelled (by its owner) as the handler starts: the next heartbeat finds the lease gone.
+        queue.cancel(ctx.job.id);
+        // Keeps going after the abort, as a careless handler would; its result must not count.
+        await release.promise;
+        finished.resolve(ctx.signal.aborted);
+        return { output: { files: [], late: true } };
+      }),
+    }),
+  });
   const job = queue.add('test');
-  // Cancelled (by its owner) while the handler runs: the next heartbeat finds the lease gone.
-  started.promise.then(() => queue.cancel(job.id));
-  const summary = await drain(deps, 'test');
+  const summary = await run();
 
   assert.equal(queue.count('heartbeat_job'), 1, 'the heartbeat found the lease gone');
   assert.equal(queue.count('fail_job'), 0, 'the job is not failed');
@@ -242,67 +306,91 @@ Deno.test('a lease lost at a heartbeat aborts the job and its result is discarde
 });
 
 Deno.test('a completion whose lease is gone is refused by complete_jobs and logged as lease_lost', async () => {
-  const { queue, deps, outcomes } = setup({}, {
-    test: kind((ctx) => {
-      queue.cancel(ctx.job.id); // cancelled just before the result is written
-      return Promise.resolve({ output: { files: [] } });
+  const { queue, outcomes, run } = setup({
+    kinds: ({ queue }) => ({
+      test: kind((ctx) => {
+        queue.cancel(ctx.job.id); // cancelled just before the result is written
+        return Promise.resolve({ output: { files: [] } });
+      }),
     }),
   });
   queue.add('test');
-  const summary = await drain(deps, 'test');
+  const summary = await run();
   assert.equal(queue.count('complete_jobs'), 1);
   assert.equal(summary.done, 0);
   assert.equal(outcomes()[0].outcome, 'lease_lost');
 });
 
-Deno.test('progress reported by a handler is written with heartbeat_job', async () => {
-  const reporting: Handler<Input> = async (ctx) => {
-    await ctx.progress(40, 'grading');
-    return { output: { files: [] } };
-  };
-  const { queue, deps } = setup({}, { test: kind(reporting) });
+Deno.test('progress is written with heartbeat_job at most every 500 ms, at once if the last beat is older', async () => {
+  const { clock, queue, deps } = setup({
+    kinds: ({ clock }) => ({
+      test: kind(async (ctx) => {
+        await ctx.progress(40, 'grading'); // right after the claim: not written yet
+        await clock.sleep(600);
+        await ctx.progress(55, 'encoding'); // 600 ms after the last beat: written at once
+        await clock.sleep(1000);
+        return { output: { files: [] } };
+      }),
+    }),
+  });
   const job = queue.add('test');
-  // The first report comes right after the claim: it waits for PROGRESS_MIN_INTERVAL_MS.
-  await drain(deps, 'test');
-  const beats = queue.callsOf('heartbeat_job');
-  assert.ok(beats.length <= 1);
-  if (beats.length === 1) {
-    assert.equal(beats[0].args.p_progress, 40);
-    assert.equal(beats[0].args.p_step, 'grading');
-    assert.equal(beats[0].args.p_lease_seconds, 60);
-  }
+  const done = drain(deps, 'test');
+  await clock.advance(499);
+  assert.equal(queue.count('heartbeat_job'), 0, 'a report right after the claim waits');
+  await clock.advance(1);
+  const beats = () => queue.callsOf('heartbeat_job').map((c) => c.args);
+  assert.equal(beats().length, 1, 'the ticker writes it once 500 ms have passed');
+  assert.deepEqual(
+    { id: beats()[0].p_id, progress: beats()[0].p_progress, step: beats()[0].p_step },
+    { id: job.id, progress: 40, step: 'grading' },
+  );
+  assert.equal(beats()[0].p_lease_seconds, 60);
+  await clock.advance(100); // t = 600: the second report, 100 ms after that beat
+  assert.equal(beats().length, 1, 'too soon after the last beat: held back');
+  await clock.advance(400); // t = 1000: the ticker writes it
+  assert.equal(beats().length, 2);
+  assert.equal(beats()[1].p_progress, 55);
+  assert.equal(beats()[1].p_step, 'encoding');
+  await clock.run(done);
   assert.equal(queue.jobs.get(job.id)!.status, 'done');
+  assert.equal(queue.count('heartbeat_job'), 2, 'no beat without news before the heartbeat period');
+});
 
-  // A report long after the last heartbeat is written at once: the worker's clock is moved on
-  // 600 ms (past PROGRESS_MIN_INTERVAL_MS), not slept.
-  let skew = 0;
-  const slow: Handler<Input> = async (ctx) => {
-    skew += 600;
-    await ctx.progress(55, 'encoding');
-    return { output: { files: [] } };
-  };
-  const second = setup({}, { test: kind(slow) });
-  second.deps.clock = { now: () => performance.now() + skew };
-  const job2 = second.queue.add('test');
-  await drain(second.deps, 'test');
-  assert.equal(second.queue.count('heartbeat_job'), 1);
-  const [beat] = second.queue.callsOf('heartbeat_job');
+Deno.test('a progress report long after the last heartbeat is written at once', async () => {
+  let beatsAtReport = -1;
+  const { queue, run } = setup({
+    config: { heartbeatMs: 60_000 },
+    kinds: ({ clock, queue }) => ({
+      test: kind(async (ctx) => {
+        await clock.sleep(700);
+        await ctx.progress(55, 'encoding');
+        beatsAtReport = queue.count('heartbeat_job'); // written before progress() returned
+        return { output: { files: [] } };
+      }),
+    }),
+  });
+  const job = queue.add('test');
+  await run();
+  assert.equal(beatsAtReport, 1);
+  const [beat] = queue.callsOf('heartbeat_job');
   assert.deepEqual(
     { id: beat.args.p_id, progress: beat.args.p_progress, step: beat.args.p_step },
-    { id: job2.id, progress: 55, step: 'encoding' },
+    { id: job.id, progress: 55, step: 'encoding' },
   );
 });
 
 Deno.test('a provider hand-over moves the job to waiting with await_job', async () => {
-  const { queue, deps, outcomes } = setup({}, {
-    test: kind(() =>
-      Promise.resolve({
-        await: { provider: 'replicate', externalId: 'pred-1', timeoutSeconds: 600 },
-      })
-    ),
+  const { queue, outcomes, run } = setup({
+    kinds: () => ({
+      test: kind(() =>
+        Promise.resolve({
+          await: { provider: 'replicate', externalId: 'pred-1', timeoutSeconds: 600 },
+        })
+      ),
+    }),
   });
   const job = queue.add('test');
-  const summary = await drain(deps, 'test');
+  const summary = await run();
   const [call] = queue.callsOf('await_job');
   assert.deepEqual(call.args, {
     p_id: job.id,
@@ -317,37 +405,47 @@ Deno.test('a provider hand-over moves the job to waiting with await_job', async 
   assert.equal(queue.count('complete_jobs'), 0);
 });
 
-Deno.test('claiming stops before the budget ends, and the worker rings again while work remains', async () => {
-  const { queue, deps, rings, logs } = setup({
-    budgetMs: 300,
-    drainMs: 100,
-    batchSize: 5,
-    concurrency: 5,
+Deno.test('claiming stops drainMs before the budget ends, and the worker rings again while work remains', async () => {
+  const { clock, queue, deps, rings, logs } = setup({
+    config: { budgetMs: 300, drainMs: 100, batchSize: 5, concurrency: 5 },
   });
   queue.addMany(500, 'test', { sleep_ms: 10 });
-  const started = performance.now();
-  const summary = await drain(deps, 'test');
-  const elapsed = performance.now() - started;
+  const claimedAt: number[] = [];
+  deps.rpc = (fn, args) => {
+    if (fn === 'claim_jobs') claimedAt.push(clock.now());
+    return queue.rpc(fn, args);
+  };
+  let ended = false;
+  const done = drain(deps, 'test').finally(() => (ended = true));
+  await clock.advance(300);
+  assert.equal(ended, true, 'the invocation has ended by the end of its budget');
+  assert.ok(claimedAt.length > 1);
+  assert.ok(claimedAt.every((t) => t < 200), 'no claim after budget - drainMs');
+  const summary = await done;
 
   assert.equal(summary.stop, 'budget');
   assert.ok(summary.done > 0 && summary.done < 500, `some work was done (${summary.done})`);
-  assert.ok(elapsed < 450, `the invocation ended within its budget (${Math.round(elapsed)} ms)`);
-  const lastClaimAt = queue.callsOf('claim_jobs').length;
-  assert.ok(lastClaimAt > 0);
   assert.deepEqual(rings, ['continue'], 'one ring for a successor');
   assert.equal(queue.byStatus('running').length, 0, 'no job is left holding a lease');
   const drainLine = logs.find((l) => l.msg === 'drain')!;
   assert.equal(drainLine.rang, true);
   assert.equal(drainLine.claimed, summary.done);
+  assert.equal(clock.pending, 0, 'the finished drain leaves no timer behind');
 });
 
 Deno.test('handlers still running when the budget ends are aborted and retried, and the worker rings again', async () => {
-  const { queue, deps, rings, outcomes } = setup({ budgetMs: 200, drainMs: 150 }, {
-    test: kind(untilAborted()),
+  const { clock, queue, deps, rings, outcomes } = setup({
+    config: { budgetMs: 200, drainMs: 150 },
+    kinds: () => ({ test: kind(untilAborted()) }),
   });
   const job = queue.add('test');
   queue.backoffMs = 60_000;
-  const summary = await drain(deps, 'test');
+  const done = drain(deps, 'test');
+  await clock.advance(199);
+  assert.equal(queue.jobs.get(job.id)!.status, 'running', 'still within the budget');
+  assert.equal(queue.count('fail_job'), 0);
+  await clock.advance(1);
+  const summary = await clock.run(done);
   const [fail] = queue.callsOf('fail_job');
   assert.equal(fail.args.p_id, job.id);
   assert.equal(fail.args.p_retryable, true);
@@ -359,21 +457,49 @@ Deno.test('handlers still running when the budget ends are aborted and retried, 
 });
 
 Deno.test('an empty queue ends the invocation without ringing again', async () => {
-  const { queue, deps, rings } = setup({ lingerMs: 30 });
+  const { queue, rings, run } = setup({ config: { lingerMs: 30 } });
   queue.addMany(3, 'test');
-  const summary = await drain(deps, 'test');
+  const summary = await run();
   assert.equal(summary.stop, 'empty');
   assert.equal(summary.done, 3);
   assert.deepEqual(rings, []);
   assert.ok(queue.count('claim_jobs') >= 2, 'it polled the empty queue while lingering');
 });
 
-Deno.test('a job inserted while the worker lingers is picked up without another ring', async () => {
-  const { queue, deps } = setup({ lingerMs: 500, idlePollMs: 5 });
-  // The job is inserted as the worker's 8th claim finds the queue empty: it is lingering, and
-  // has backed off to polling every 50 ms (5, 7.5, 11.25, ... ms between the first claims).
+Deno.test('an empty queue is polled every idlePollMs at first, backing off to every 50 ms', async () => {
+  const { clock, queue, deps } = setup({ config: { lingerMs: 1000, idlePollMs: 10 } });
+  const done = drain(deps, 'test');
+  // Pauses after each empty claim: 10, 15, 22.5, 33.75, then 50 (capped) ms.
+  const expected: [number, number][] = [
+    [0, 1],
+    [9, 1],
+    [10, 2],
+    [24, 2],
+    [25, 3],
+    [47, 3],
+    [47.5, 4],
+    [81, 4],
+    [81.25, 5],
+    [131, 5],
+    [131.25, 6],
+    [181.25, 7],
+    [231.25, 8],
+  ];
+  for (const [at, claims] of expected) {
+    await clock.advance(at - clock.now());
+    assert.equal(queue.count('claim_jobs'), claims, `claims made by t = ${at} ms`);
+  }
+  const summary = await clock.run(done);
+  assert.equal(summary.stop, 'empty');
+  assert.equal(clock.now(), 1000, 'it stops polling when lingering ends');
+});
+
+Deno.test('a job inserted while the worker lingers is picked up by its next poll, without another ring', async () => {
+  const { clock, queue, deps, rings } = setup({ config: { lingerMs: 500, idlePollMs: 5 } });
+  // The job is inserted as the worker's 8th claim finds the queue empty: by then it has backed
+  // off to polling every 50 ms (5, 7.5, 11.25, ... ms between the first claims).
   const INSERT_AFTER = 8;
-  let insertedAt = 0;
+  let insertedAt = -1;
   let pickedUpBy = 0;
   deps.rpc = async (fn, args) => {
     const result = await queue.rpc(fn, args);
@@ -382,37 +508,45 @@ Deno.test('a job inserted while the worker lingers is picked up without another 
     if ((result.data as unknown[]).length > 0) pickedUpBy = n;
     if (n === INSERT_AFTER) {
       queue.add('test');
-      insertedAt = performance.now();
+      insertedAt = clock.now();
     }
     return result;
   };
-  let startedAt = 0;
+  let startedAt = -1;
   deps.kindOf = () =>
     kind(() => {
-      startedAt = performance.now();
+      startedAt = clock.now();
       return Promise.resolve({ output: { files: [] } });
     });
-  const summary = await drain(deps, 'test');
+  const done = drain(deps, 'test');
+  await clock.until(() => insertedAt >= 0);
+  await clock.advance(49);
+  assert.equal(startedAt, -1, 'not before the next poll');
+  await clock.advance(1);
+  assert.equal(startedAt, insertedAt + 50, 'the next poll, 50 ms later, picked it up');
+  const summary = await clock.run(done);
   assert.equal(summary.done, 1);
-  assert.equal(pickedUpBy, INSERT_AFTER + 1, 'the next poll picked it up');
-  // The empty queue is polled every 5 ms at first, backing off to every 50 ms.
-  const pickup = startedAt - insertedAt;
-  assert.ok(pickup < 65, `picked up ${Math.round(pickup)} ms after insert`);
+  assert.equal(pickedUpBy, INSERT_AFTER + 1);
+  assert.deepEqual(rings, []);
   const polls = queue.count('claim_jobs');
   assert.ok(polls < 30, `lingering 500 ms took ${polls} claims, not one every 5 ms`);
 });
 
 Deno.test('a retry due within the budget is waited for and run again in the same invocation', async () => {
   let attempts = 0;
-  const flakyOnce: Handler<Input> = () => {
-    attempts++;
-    if (attempts === 1) return Promise.reject(new JobError('rate_limited', 'slow down', true));
-    return Promise.resolve({ output: { files: [] } });
-  };
-  const { queue, deps } = setup({ lingerMs: 0 }, { test: kind(flakyOnce) });
+  const { queue, run } = setup({
+    config: { lingerMs: 0 },
+    kinds: () => ({
+      test: kind(() => {
+        attempts++;
+        if (attempts === 1) return Promise.reject(new JobError('rate_limited', 'slow down', true));
+        return Promise.resolve({ output: { files: [] } });
+      }),
+    }),
+  });
   queue.backoffMs = 40;
   const job = queue.add('test');
-  await drain(deps, 'test');
+  await run();
   assert.equal(queue.jobs.get(job.id)!.status, 'done');
   assert.equal(queue.jobs.get(job.id)!.attempts, 2);
 });
@@ -421,15 +555,17 @@ Deno.test('the runtime stopping the invocation releases the jobs it holds and ri
   const stop = new AbortController();
   let started = 0;
   // The runtime says beforeunload once all three handlers are running.
-  const { queue, deps, rings } = setup({}, {
-    test: kind(untilAborted(() => {
-      if (++started === 3) stop.abort('beforeunload');
-    })),
+  const { queue, deps, rings, run } = setup({
+    kinds: () => ({
+      test: kind(untilAborted(() => {
+        if (++started === 3) stop.abort('beforeunload');
+      })),
+    }),
   });
   deps.signal = stop.signal;
   queue.addMany(3, 'test');
   queue.backoffMs = 60_000;
-  const summary = await drain(deps, 'test');
+  const summary = await run();
   assert.equal(summary.stop, 'shutdown');
   assert.equal(summary.claimed, 3);
   assert.equal(queue.byStatus('pending').length, 3, 'every held job is back in the queue');
@@ -441,36 +577,46 @@ Deno.test('the runtime stopping the invocation releases the jobs it holds and ri
 });
 
 Deno.test('a database that cannot be reached ends the invocation without a ring loop', async () => {
-  const { deps, rings } = setup();
-  deps.rpc = () => Promise.resolve({ data: null, error: { message: 'fetch failed' } });
-  const summary = await drain(deps, 'test');
+  const { deps, rings, run } = setup();
+  let calls = 0;
+  deps.rpc = () => {
+    calls++;
+    return Promise.resolve({ data: null, error: { message: 'fetch failed' } });
+  };
+  const summary = await run();
   assert.equal(summary.stop, 'error');
+  assert.equal(calls, 3, 'the claim was tried three times (two retries after a backoff)');
   assert.deepEqual(rings, []);
 });
 
 Deno.test('only the configured job types are claimed', async () => {
-  const { queue, deps } = setup({ types: ['image'] });
+  const { queue, run } = setup({ config: { types: ['image'] } });
   queue.add('test');
-  await drain(deps, 'test');
+  await run();
   assert.deepEqual(queue.callsOf('claim_jobs')[0].args.p_types, ['image']);
   assert.equal(queue.byStatus('pending').length, 1);
 });
 
-Deno.test('media jobs are claimed a few at a time: at most twice the media concurrency held', async () => {
+Deno.test('without a media budget, media jobs are claimed a few at a time: at most twice the media concurrency held', async () => {
   let running = 0;
   let peak = 0;
-  const media: Handler<Input> = async () => {
-    running++;
-    peak = Math.max(peak, running);
-    await sleep(5);
-    running--;
-    return { output: { files: [] } };
-  };
-  const { queue, deps } = setup({ batchSize: 100, concurrency: 50, mediaConcurrency: 2 }, {
-    'color-grade': { ...kind(media), file: {} },
+  const { queue, run } = setup({
+    config: { batchSize: 100, concurrency: 50, mediaConcurrency: 2, mediaBudgetMs: 0 },
+    kinds: ({ clock }) => ({
+      'color-grade': {
+        ...kind(async () => {
+          running++;
+          peak = Math.max(peak, running);
+          await clock.sleep(5);
+          running--;
+          return { output: { files: [] } };
+        }),
+        file: {},
+      },
+    }),
   });
   queue.addMany(12, 'color-grade');
-  await drain(deps, 'test');
+  await run();
   const limits = queue.callsOf('claim_jobs').map((c) => c.args.p_limit as number);
   assert.equal(limits[0], 100, 'the first claim cannot know what it will get');
   assert.ok(
@@ -480,21 +626,127 @@ Deno.test('media jobs are claimed a few at a time: at most twice the media concu
   assert.equal(queue.byStatus('done').length, 12);
 });
 
-Deno.test('once media processing has used its budget, the worker stops claiming and hands over', async () => {
-  const slow: Handler<Input> = async () => {
-    await sleep(30);
-    return { output: { files: [] } };
-  };
-  const { queue, deps, rings } = setup({ mediaConcurrency: 1, mediaBudgetMs: 50, batchSize: 1 }, {
-    'audio-clean': { ...kind(slow), file: {} },
+// --- the isolate's media CPU budget (job-worker/cpu-budget.ts) ------------------------------------
+
+const MEDIA = { mediaConcurrency: 2, mediaBudgetMs: 1500 };
+
+Deno.test('media jobs are claimed only as many as the isolate CPU budget fits; the rest keep their attempts', async () => {
+  // A 3000 ms budget fits two jobs at the 1200 ms estimate; each really costs 1000 ms, so after
+  // two the isolate has 1000 ms left: not enough for a third.
+  const { queue, cpu, rings, run } = setup({
+    config: { ...MEDIA, mediaBudgetMs: 3000 },
+    kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
   });
-  queue.addMany(10, 'audio-clean');
-  const summary = await drain(deps, 'test');
-  assert.ok(
-    summary.done >= 2 && summary.done <= 3,
-    `stopped after about 50 ms of media work (${summary.done} jobs)`,
-  );
+  queue.addMany(5, 'color-grade', { cpu_ms: 1000 });
+  const summary = await run();
+  const claims = queue.callsOf('claim_jobs').map((c) => c.args);
+  assert.deepEqual(claims.map((a) => a.p_types), [['color-grade']], 'media are claimed apart');
+  assert.deepEqual(claims.map((a) => a.p_limit), [2], 'sized by the CPU left, not the batch');
+  assert.equal(summary.done, 2);
+  assert.equal(cpu.spent, 2000, 'charged what the stages cost');
+  assert.equal(cpu.reserved, 0, 'unused reservations are given back');
+  const left = queue.byStatus('pending');
+  assert.equal(left.length, 3);
+  assert.deepEqual(left.map((j) => j.attempts), [0, 0, 0], 'no attempt spent on them');
   assert.equal(summary.stop, 'budget');
-  assert.deepEqual(rings, ['continue'], 'a fresh invocation continues with the rest');
-  assert.equal(queue.byStatus('running').length, 0);
+  assert.deepEqual(rings, ['continue'], 'a fresh invocation is rung for the rest');
+});
+
+Deno.test('two invocations in one isolate never take more media work together than its CPU budget', async () => {
+  // The issue's case: two max-size jobs (1200 ms each) and a 1500 ms budget. Both invocations
+  // start at once in one isolate; only one job may start.
+  const a = setup({
+    config: { ...MEDIA, mediaConcurrency: 1 },
+    kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
+  });
+  const b = setup({
+    config: { ...MEDIA, mediaConcurrency: 1 },
+    kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
+    share: a,
+  });
+  a.queue.addMany(2, 'color-grade', { cpu_ms: 1200, sleep_ms: 50 });
+  let peakCommitted = 0;
+  a.deps.rpc = b.deps.rpc = (fn, args) => {
+    peakCommitted = Math.max(peakCommitted, a.cpu.spent + a.cpu.reserved);
+    return a.queue.rpc(fn, args);
+  };
+  const [first, second] = await a.clock.run(
+    Promise.all([drain(a.deps, 'test'), drain(b.deps, 'test')]),
+  );
+  assert.equal(first.done + second.done, 1, 'one job ran');
+  assert.ok(a.cpu.spent <= 1500, `the isolate spent ${a.cpu.spent} ms of its 1500`);
+  assert.ok(peakCommitted <= 1500, `at most ${peakCommitted} ms spent or reserved at once`);
+  const [left] = a.queue.byStatus('pending');
+  assert.equal(left.attempts, 0, 'the other job lost no attempt');
+  assert.equal(second.claimed, 0, 'the second invocation claimed no media job');
+  assert.deepEqual(a.rings, ['continue'], 'the invocation that spent the budget rings once');
+  assert.deepEqual(b.rings, [], 'one that found the budget held by the other does not ring');
+});
+
+Deno.test('media CPU is charged as each stage returns, visible at once to every invocation in the isolate', async () => {
+  const stage = Promise.withResolvers<void>();
+  const { clock, queue, cpu, deps } = setup({
+    config: MEDIA,
+    kinds: ({ clock, cpu, meter }) => ({
+      'color-grade': mediaKind(clock, cpu, meter, () => stage.resolve()),
+    }),
+  });
+  queue.add('color-grade', { cpu_ms: 400, sleep_ms: 1000 });
+  const done = drain(deps, 'test');
+  await stage.promise;
+  assert.equal(cpu.spent, 400, 'charged while the job still runs');
+  assert.equal(cpu.reserved, 800, 'the rest of its 1200 ms estimate stays reserved');
+  await clock.run(done);
+  assert.equal(cpu.spent, 400);
+  assert.equal(cpu.reserved, 0);
+});
+
+Deno.test('an isolate out of media budget still runs other jobs and leaves media jobs untouched', async () => {
+  const { queue, cpu, rings, run } = setup({
+    config: MEDIA,
+    kinds: ({ clock, cpu, meter }) => ({
+      test: kind(testHandler(clock)),
+      'color-grade': mediaKind(clock, cpu, meter),
+    }),
+  });
+  cpu.spent = 1400; // earlier invocations in this isolate
+  const media = queue.add('color-grade', { cpu_ms: 100 });
+  queue.addMany(3, 'test');
+  const summary = await run();
+  assert.equal(summary.done, 3, 'the other jobs ran');
+  assert.deepEqual(queue.callsOf('claim_jobs').map((c) => c.args.p_types), [['test']]);
+  assert.equal(queue.jobs.get(media.id)!.status, 'pending');
+  assert.equal(queue.jobs.get(media.id)!.attempts, 0);
+  assert.equal(cpu.spent, 1400, 'no media CPU spent');
+  assert.deepEqual(rings, [], 'nothing says media work waits: no ring');
+});
+
+Deno.test('an isolate out of media budget that knows media work waits hands over, a bounded number of times', async () => {
+  // Spent, but not yet retired by the runtime (under its 1 s soft limit): the ring may come back
+  // here. Each hand-over costs this isolate CPU towards that limit; after MAX_STARVED_RINGS the
+  // sweep takes over.
+  const first = setup({
+    config: MEDIA,
+    kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
+  });
+  first.cpu.spent = 700;
+  first.cpu.mediaWaiting = true; // an earlier invocation here ran out with media work left
+  const media = first.queue.add('color-grade', { cpu_ms: 100 });
+  const summary = await first.run();
+  assert.equal(summary.stop, 'budget');
+  assert.deepEqual(first.rings, ['continue']);
+  assert.equal(first.queue.count('claim_jobs'), 0, 'no media job claimed');
+  assert.equal(first.queue.jobs.get(media.id)!.attempts, 0);
+
+  let rang = 1;
+  for (let i = 1; i < MAX_STARVED_RINGS + 5; i++) {
+    const next = setup({
+      config: MEDIA,
+      kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
+      share: first,
+    });
+    await next.run();
+    rang += next.rings.length;
+  }
+  assert.equal(rang, MAX_STARVED_RINGS, 'hand-overs stop at the cap');
 });

@@ -5,7 +5,14 @@
 import type { AudioCleanInput, Handler } from '../../_shared/job-kinds.ts';
 import { checkAudioLimits, cleanAudio, type CleanReport } from '../media/audio.ts';
 import { decodeWav, encodeWav, wavInfo } from '../media/wav.ts';
-import { fetchInput, handOff, mediaFailure, stem, withMediaSlot } from '../handler-kit.ts';
+import {
+  cpuStage,
+  fetchInput,
+  handOff,
+  mediaFailure,
+  stem,
+  withMediaSlot,
+} from '../handler-kit.ts';
 
 /** JSON has no infinities: silence measures -Infinity LUFS. */
 const finite = (x: number) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
@@ -43,29 +50,32 @@ const handler: Handler<AudioCleanInput> = (ctx) =>
     let sampleRate: number;
     let channels: number;
     try {
-      const info = wavInfo(bytes);
-      checkAudioLimits(info);
-      const audio = decodeWav(bytes);
+      // Each synchronous stage is charged to the isolate's CPU budget as it returns.
+      const audio = cpuStage(ctx, () => {
+        checkAudioLimits(wavInfo(bytes));
+        return decodeWav(bytes);
+      });
       ({ sampleRate } = audio);
       channels = audio.channels.length;
       durationSeconds = (audio.channels[0]?.length ?? 0) / sampleRate;
       await ctx.progress(20, 'cleaning');
       // cleanAudio is synchronous: these reports are sent once it yields, the last one wins.
       let reported = 20;
-      const result = cleanAudio(audio, {
-        highpassHz: input.highpass_hz,
-        noiseReduction: input.noise_reduction,
-        targetLufs: input.target_lufs,
-      }, (fraction) => {
-        const percent = 20 + Math.floor(fraction * 60);
-        if (percent >= reported + 10) {
-          reported = percent;
-          ctx.progress(percent, 'cleaning').catch(() => {});
-        }
-      });
+      const result = cpuStage(ctx, () =>
+        cleanAudio(audio, {
+          highpassHz: input.highpass_hz,
+          noiseReduction: input.noise_reduction,
+          targetLufs: input.target_lufs,
+        }, (fraction) => {
+          const percent = 20 + Math.floor(fraction * 60);
+          if (percent >= reported + 10) {
+            reported = percent;
+            ctx.progress(percent, 'cleaning').catch(() => {});
+          }
+        }));
       report = result.report;
       await ctx.progress(80, 'encoding');
-      encoded = encodeWav(result.audio);
+      encoded = cpuStage(ctx, () => encodeWav(result.audio));
     } catch (err) {
       mediaFailure(err);
     }

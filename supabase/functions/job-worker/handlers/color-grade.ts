@@ -4,7 +4,14 @@
 import type { ColorGradeInput, Handler } from '../../_shared/job-kinds.ts';
 import { GRADE_LIMITS, gradeImage } from '../media/grade.ts';
 import { decodeImage, encodeJpeg, encodePng, imageInfo } from '../media/image.ts';
-import { fetchInput, handOff, mediaFailure, stem, withMediaSlot } from '../handler-kit.ts';
+import {
+  cpuStage,
+  fetchInput,
+  handOff,
+  mediaFailure,
+  stem,
+  withMediaSlot,
+} from '../handler-kit.ts';
 
 const handler: Handler<ColorGradeInput> = (ctx) =>
   withMediaSlot(ctx, async () => {
@@ -32,14 +39,21 @@ const handler: Handler<ColorGradeInput> = (ctx) =>
     let height: number;
     let format: 'png' | 'jpeg';
     try {
-      const info = imageInfo(bytes, contentType);
-      format = input.output_format ?? info.format;
-      const image = decodeImage(bytes, contentType, { maxMegapixels: GRADE_LIMITS.maxMegapixels });
+      // Each synchronous stage is charged to the isolate's CPU budget as it returns.
+      const [image, info] = cpuStage(ctx, () => {
+        const info = imageInfo(bytes, contentType);
+        const image = decodeImage(bytes, contentType, {
+          maxMegapixels: GRADE_LIMITS.maxMegapixels,
+        });
+        return [image, info] as const;
+      });
+      const fmt = input.output_format ?? info.format;
+      format = fmt;
       ({ width, height } = image);
       await ctx.progress(40, 'grading');
-      const graded = gradeImage(image, params);
+      const graded = cpuStage(ctx, () => gradeImage(image, params));
       await ctx.progress(70, 'encoding');
-      encoded = format === 'png' ? encodePng(graded) : encodeJpeg(graded, 90);
+      encoded = cpuStage(ctx, () => fmt === 'png' ? encodePng(graded) : encodeJpeg(graded, 90));
     } catch (err) {
       mediaFailure(err);
     }

@@ -5,7 +5,14 @@
 import type { Handler, RotoInput } from '../../_shared/job-kinds.ts';
 import { decodeImage, encodePng } from '../media/image.ts';
 import { MATTE_LIMITS, matteStats, pullMatte } from '../media/matte.ts';
-import { fetchInput, handOff, mediaFailure, stem, withMediaSlot } from '../handler-kit.ts';
+import {
+  cpuStage,
+  fetchInput,
+  handOff,
+  mediaFailure,
+  stem,
+  withMediaSlot,
+} from '../handler-kit.ts';
 
 /** "#00b140" → [0, 177, 64] (the schema guarantees the form). */
 export function hexToRgb(hex: string): [number, number, number] {
@@ -33,19 +40,27 @@ const handler: Handler<RotoInput> = (ctx) =>
     let height: number;
     let coverage: { transparent: number; opaque: number };
     try {
-      const image = decodeImage(bytes, contentType, { maxMegapixels: MATTE_LIMITS.maxMegapixels });
+      // Each synchronous stage is charged to the isolate's CPU budget as it returns.
+      const image = cpuStage(
+        ctx,
+        () => decodeImage(bytes, contentType, { maxMegapixels: MATTE_LIMITS.maxMegapixels }),
+      );
       ({ width, height } = image);
       await ctx.progress(40, 'keying');
-      const cutout = pullMatte(image, {
-        mode: input.mode,
-        keyColor: hexToRgb(input.key_color),
-        tolerance: input.tolerance,
-        feather: input.feather,
-        invert: input.invert,
+      const mode = input.mode; // narrowed above: not 'ai'
+      const [cutout, stats] = cpuStage(ctx, () => {
+        const matte = pullMatte(image, {
+          mode,
+          keyColor: hexToRgb(input.key_color),
+          tolerance: input.tolerance,
+          feather: input.feather,
+          invert: input.invert,
+        });
+        return [matte, matteStats(matte)] as const;
       });
-      coverage = matteStats(cutout);
+      coverage = stats;
       await ctx.progress(70, 'encoding');
-      encoded = encodePng(cutout);
+      encoded = cpuStage(ctx, () => encodePng(cutout));
     } catch (err) {
       mediaFailure(err);
     }

@@ -1,10 +1,13 @@
 // Test helpers for the API tests against the throwaway local stack that `npm test` starts
-// (local/stack.mjs): its URL and keys come from the environment. Without them, the integration
-// tests are skipped (reported as ignored), so the pure tests still run anywhere.
+// (local/stack.mjs): its URL and keys come from the environment. Without them, every integration
+// test fails with an error naming the missing variables (run them through `npm test`); nothing
+// is skipped or ignored. The pure tests need none of them.
 //
 //   SUPABASE_URL, SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY   the gateway and its keys
 //   SPOOL_TEST_SUPERUSER_URL    Postgres as superuser: mint users, read rows, change settings
-//   SPOOL_TEST_JWT_SECRET       the stack's HS256 secret: sign users' access tokens (test only)
+//   SPOOL_TEST_JWT_SECRET       the stack's HS256 secret: sign users' access tokens (legacy keys)
+//   SPOOL_TEST_SIGNING_KEY, SUPABASE_JWKS   with the new API keys (SPOOL_KEYS=new): the private
+//                               signing JWK users' tokens are signed with, and its JWKS
 import assert from 'node:assert/strict';
 import pg from 'npm:pg@8.23.1';
 import type { Db } from '../../_shared/clients.ts';
@@ -21,33 +24,49 @@ export interface Stack {
   jwtSecret: string;
 }
 
-function readStack(): Stack | null {
+/** Where each field of Stack comes from. */
+const STACK_ENV: Record<keyof Stack, string> = {
+  url: 'SUPABASE_URL',
+  anonKey: 'SUPABASE_ANON_KEY',
+  serviceKey: 'SUPABASE_SERVICE_ROLE_KEY',
+  superuserUrl: 'SPOOL_TEST_SUPERUSER_URL',
+  jwtSecret: 'SPOOL_TEST_JWT_SECRET',
+};
+
+/** The stack from the environment, or the names of the variables that are missing. */
+function readStack(): { stack: Stack; missing: [] } | { stack: null; missing: string[] } {
   const get = (name: string) => Deno.env.get(name)?.trim() ?? '';
-  const stack = {
-    url: get('SUPABASE_URL').replace(/\/+$/, ''),
-    anonKey: get('SUPABASE_ANON_KEY'),
-    serviceKey: get('SUPABASE_SERVICE_ROLE_KEY'),
-    superuserUrl: get('SPOOL_TEST_SUPERUSER_URL'),
-    jwtSecret: get('SPOOL_TEST_JWT_SECRET'),
-  };
-  return Object.values(stack).every((v) => v !== '') ? stack : null;
+  const missing = Object.values(STACK_ENV).filter((name) => get(name) === '');
+  if (missing.length > 0) return { stack: null, missing };
+  const stack = Object.fromEntries(
+    Object.entries(STACK_ENV).map(([field, name]) => [field, get(name)]),
+  ) as unknown as Stack;
+  stack.url = stack.url.replace(/\/+$/, '');
+  return { stack, missing: [] };
 }
 
-export const stack: Stack | null = readStack();
+const found = readStack();
 
 /**
- * Deno.test options for a test that needs the stack: skipped without it. Sanitizers are off:
- * supabase-js and pg keep connections alive across awaits in ways the sanitizers report.
+ * Deno.test options for a test that needs the stack. Such a test always runs: without the stack
+ * it fails (theStack() throws), it is never ignored. Sanitizers are off: supabase-js and pg keep
+ * connections alive across awaits in ways the sanitizers report.
  */
 export const integration = {
-  ignore: stack === null,
   sanitizeOps: false,
   sanitizeResources: false,
 };
 
+/** The stack in the environment; throws, naming the missing variables, when there is none. */
 export function theStack(): Stack {
-  if (!stack) throw new Error('no local stack in the environment (run through npm test)');
-  return stack;
+  if (!found.stack) {
+    throw new Error(
+      `this test needs the local stack, but ${found.missing.join(', ')} ${
+        found.missing.length === 1 ? 'is' : 'are'
+      } not set: run it through \`npm test\`, which starts a throwaway stack and sets them`,
+    );
+  }
+  return found.stack;
 }
 
 // Database ---------------------------------------------------------------------------------------
@@ -187,12 +206,36 @@ const b64url = (bytes: Uint8Array) =>
   btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const b64json = (value: unknown) => b64url(new TextEncoder().encode(JSON.stringify(value)));
 
-/** Signs claims as an HS256 JWT (as Supabase Auth issues access tokens). */
-export async function signJwt(claims: Record<string, unknown>, secret = theStack().jwtSecret) {
+/**
+ * Signs claims as the stack's Auth signs access tokens: ES256 with its signing key
+ * (SPOOL_TEST_SIGNING_KEY, when the stack runs the new API keys) or HS256 with its JWT secret
+ * (legacy keys). With `secret`, a forgery: HS256 with that secret (legacy), or ES256 with a fresh
+ * key under the stack key's kid (new).
+ */
+export async function signJwt(claims: Record<string, unknown>, secret?: string) {
+  const signingKey = Deno.env.get('SPOOL_TEST_SIGNING_KEY')?.trim();
+  if (signingKey) {
+    const jwk = JSON.parse(signingKey);
+    const key = secret === undefined
+      ? await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, [
+        'sign',
+      ])
+      : (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']))
+        .privateKey;
+    const unsigned = `${b64json({ alg: 'ES256', kid: jwk.kid, typ: 'JWT' })}.${b64json(claims)}`;
+    const sig = new Uint8Array(
+      await crypto.subtle.sign(
+        { name: 'ECDSA', hash: 'SHA-256' },
+        key,
+        new TextEncoder().encode(unsigned),
+      ),
+    );
+    return `${unsigned}.${b64url(sig)}`;
+  }
   const unsigned = `${b64json({ alg: 'HS256', typ: 'JWT' })}.${b64json(claims)}`;
   const key = await crypto.subtle.importKey(
     'raw',
-    new TextEncoder().encode(secret),
+    new TextEncoder().encode(secret ?? theStack().jwtSecret),
     { name: 'HMAC', hash: 'SHA-256' },
     false,
     ['sign'],
@@ -293,12 +336,23 @@ export async function uploadInput(
  */
 export function functionEnv(vars: Record<string, string> = {}): EnvReader {
   const s = theStack();
-  const env: Record<string, string> = {
-    SUPABASE_URL: s.url,
-    SUPABASE_ANON_KEY: s.anonKey,
-    SUPABASE_SERVICE_ROLE_KEY: s.serviceKey,
-    ...vars,
-  };
+  // What the gateway injects (local/gateway/functions.mjs workerEnv): the named new keys and the
+  // JWKS when the stack runs the new API keys, the legacy key names otherwise.
+  const jwks = Deno.env.get('SUPABASE_JWKS')?.trim();
+  const env: Record<string, string> = jwks
+    ? {
+      SUPABASE_URL: s.url,
+      SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: s.anonKey }),
+      SUPABASE_SECRET_KEYS: JSON.stringify({ default: s.serviceKey }),
+      SUPABASE_JWKS: jwks,
+      ...vars,
+    }
+    : {
+      SUPABASE_URL: s.url,
+      SUPABASE_ANON_KEY: s.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: s.serviceKey,
+      ...vars,
+    };
   return new EnvReader((name) => env[name]);
 }
 

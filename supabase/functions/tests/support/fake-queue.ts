@@ -1,6 +1,7 @@
 // An in-memory stand-in for the queue's SQL API (claim_jobs, heartbeat_job, complete_jobs,
 // fail_job, await_job), with the same fencing and error shapes, for unit tests of the drain loop.
-// It records every call so tests can count round trips.
+// It records every call so tests can count round trips. Its clock (run_at, leases, backoff) is
+// `date`: pass the drain's virtual scheduler's date() so retries fall due in virtual time.
 import type { JobRow } from '../../_shared/clients.ts';
 import type { ApiError } from '../../_shared/http.ts';
 import type { RpcResult } from '../../job-worker/run.ts';
@@ -21,9 +22,12 @@ export class FakeQueue {
   backoffMs = 0;
   private seq = 0;
 
+  /** `date`: wall-clock milliseconds, as the drain's scheduler reads them. */
+  constructor(private readonly date: () => number = () => Date.now()) {}
+
   add(type: string, input: Record<string, unknown> = {}, overrides: Partial<JobRow> = {}): JobRow {
     const id = `00000000-0000-4000-8000-${String(++this.seq).padStart(12, '0')}`;
-    const now = new Date().toISOString();
+    const now = new Date(this.date()).toISOString();
     const job: JobRow = {
       id,
       user_id: '11111111-1111-4111-8111-111111111111',
@@ -95,7 +99,7 @@ export class FakeQueue {
   private handle(fn: string, args: Record<string, unknown>): RpcResult {
     const ok = (data: unknown): RpcResult => ({ data, error: null });
     const fail = (error: ApiError): RpcResult => ({ data: null, error });
-    const now = Date.now();
+    const now = this.date();
     switch (fn) {
       case 'claim_jobs': {
         const limit = args.p_limit as number;
@@ -136,7 +140,7 @@ export class FakeQueue {
             output: r.output,
             progress: 100,
             lease_token: null,
-            finished_at: new Date().toISOString(),
+            finished_at: new Date(now).toISOString(),
           });
           done.push(job.id);
         }

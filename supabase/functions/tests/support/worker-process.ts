@@ -23,7 +23,6 @@ const db = adminClient(env);
 await drain({
   rpc: ownRpc(rpcOf(db), own),
   storage: storageOf(db),
-  clock: performance,
   kindOf: (type) => kindOf(type, providers),
   config: settings.worker,
   workerId: Deno.env.get('SPOOL_TEST_WORKER_ID') ?? 'jw-process',

@@ -1,0 +1,193 @@
+// Two workers at once, in two real database sessions: claims never block each other and never
+// share a job (FOR UPDATE SKIP LOCKED), and a worker whose lease was taken over cannot complete
+// the job even when its completion races the takeover.
+//
+// This was supabase/tests/20_two_sessions.test.sql, which opened its sessions with dblink. Under
+// `supabase test db` that cannot work: the supabase/postgres image trusts 127.0.0.1, so dblink
+// refuses the non-superuser postgres ("password is required"), and the CLI hands pg_prove only
+// PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE. Here each session is its own pg connection.
+//
+// Needs SUPABASE_DB_URL (the postgres role), as npm test (local/test.mjs) sets it; without it
+// every test fails, naming it. Jobs are created runnable from 2030-01-01 while the setup session
+// runs on real time, so a real worker or the pg_cron sweep on the same database sees nothing
+// runnable, and only the two worker sessions move their clock (spool.now) to 2030. The test users
+// are used by nobody else; every row committed here is deleted before and after.
+//
+//   npm test                                         everything, with a database
+//   SUPABASE_DB_URL=postgresql://… node --test local/tests/queue-two-sessions.test.mjs
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+
+const DB_URL = process.env.SUPABASE_DB_URL;
+const T0 = '2030-01-01 00:00:00+00';
+const USERS = ['two-sessions-ann', 'two-sessions-ben'];
+
+let setup; // postgres, real time: creates and deletes what the tests commit
+let watcher; // postgres: looks at the other sessions' locks
+let s1;
+let s2;
+
+async function connect() {
+  const client = new pg.Client({ connectionString: DB_URL });
+  await client.connect();
+  return client;
+}
+
+/** A worker session: service_role, as job-worker calls the SQL API, on the 2030 test clock. */
+async function workerSession() {
+  const client = await connect();
+  await client.query(`set role service_role`);
+  await client.query(`set request.jwt.claims = '{"role": "service_role"}'`);
+  await client.query(`set spool.now = '${T0}'`);
+  return client;
+}
+
+async function cleanup() {
+  await setup.query(
+    `with u as (select md5('spool-test:' || n)::uuid as id from unnest($1::text[]) n),
+          j as (delete from public.jobs where user_id in (select id from u)),
+          n as (delete from public.notifications where user_id in (select id from u)),
+          s as (delete from spool.user_slots where user_id in (select id from u))
+     delete from auth.users where id in (select id from u)`,
+    [USERS],
+  );
+}
+
+/** Tracks whether a promise has settled, without consuming its outcome. */
+function track(promise) {
+  const tracked = { promise, settled: false };
+  promise.then(() => (tracked.settled = true), () => (tracked.settled = true));
+  return tracked;
+}
+
+/**
+ * Waits for one of two states: the tracked query settled, or the session running it waits for a
+ * lock (a pg_locks row of its backend that is not granted). Resolves to 'settled' or 'blocked'.
+ */
+async function settledOrBlocked(tracked, session) {
+  for (;;) {
+    if (tracked.settled) return 'settled';
+    const { rows: [{ waiting }] } = await watcher.query(
+      'select exists (select 1 from pg_locks where pid = $1 and not granted) as waiting',
+      [session.processID],
+    );
+    if (waiting) return 'blocked';
+  }
+}
+
+const ids = (rows) => rows.map((r) => r.id).sort();
+
+/** Commits `count` jobs of `type` for each of `users`, runnable from the test clock's 2030. */
+async function createJobs(type, count, users = USERS) {
+  const { rows } = await setup.query(
+    `select j.id from unnest($1::text[]) u, generate_series(1, $2::int) n,
+       lateral public.create_job(md5('spool-test:' || u)::uuid, $3, jsonb_build_object('n', n),
+                                 p_run_at => $4::timestamptz) j`,
+    [users, count, type, T0],
+  );
+  return ids(rows);
+}
+
+before(async () => {
+  assert.ok(DB_URL, 'SUPABASE_DB_URL is not set: run npm test, or set it to the postgres role\'s URL');
+  setup = await connect();
+  watcher = await connect();
+  s1 = await workerSession();
+  s2 = await workerSession();
+  await cleanup();
+  await setup.query(
+    `insert into auth.users (id, aud, role, email)
+     select md5('spool-test:' || n)::uuid, 'authenticated', 'authenticated', n || '@spool.test'
+       from unnest($1::text[]) n`,
+    [USERS],
+  );
+});
+
+after(async () => {
+  for (const client of [s1, s2]) await client?.end().catch(() => {});
+  if (setup) await cleanup();
+  for (const client of [setup, watcher]) await client?.end().catch(() => {});
+});
+
+test('two sessions claiming at once never wait for each other and never share a job', async () => {
+  const created = await createJobs('two-session-probe', 5);
+  assert.equal(created.length, 10, 'ten committed jobs are pending before the workers start');
+
+  // Session 1 claims 5 and keeps its transaction open; session 2 claims up to 10 meanwhile.
+  await s1.query('begin');
+  const claim1 = ids((await s1.query(
+    `select id from public.claim_jobs('worker-s1', 5, 60, array['two-session-probe'])`,
+  )).rows);
+  const second = track(s2.query(
+    `select id from public.claim_jobs('worker-s2', 10, 60, array['two-session-probe'])`,
+  ));
+  const state = await settledOrBlocked(second, s2);
+  if (state === 'blocked') await s1.query('rollback');
+  assert.equal(state, 'settled', 'session 2 claims without waiting for session 1\'s open transaction');
+  const claim2 = ids((await second.promise).rows);
+  await s1.query('commit');
+
+  assert.equal(claim1.length, 5, 'session 1 claims 5 of the 10 jobs');
+  assert.equal(claim2.length, 5, 'session 2 gets exactly the 5 jobs session 1 did not claim');
+  assert.deepEqual(claim1.filter((id) => claim2.includes(id)), [], 'no job is claimed by both sessions');
+
+  const { rows } = await setup.query(
+    `select id, worker_id, attempts, lease_token from public.jobs
+      where type = 'two-session-probe' and status = 'running' order by id`,
+  );
+  assert.deepEqual(ids(rows), [...claim1, ...claim2].sort(),
+    'after session 1 commits, exactly the jobs the two sessions claimed are running');
+  for (const row of rows) {
+    assert.equal(row.attempts, 1, `job ${row.id} was claimed once`);
+    assert.equal(row.worker_id, claim1.includes(row.id) ? 'worker-s1' : 'worker-s2',
+      `job ${row.id} is held by the session that claimed it`);
+  }
+  assert.equal(new Set(rows.map((r) => r.lease_token)).size, rows.length,
+    'every running job has its own lease token');
+});
+
+test('a stale completion racing a takeover waits for it, then is refused with lease_lost', async () => {
+  const doorbellBefore = (await setup.query('select to_jsonb(d) as d from spool.doorbell d')).rows;
+  const [x] = await createJobs('two-session-fence', 1, [USERS[0]]);
+  const { rows: [held] } = await s1.query(
+    `select id, lease_token from public.claim_jobs('worker-s1', 1, 60, array['two-session-fence'])`,
+  );
+  assert.equal(held?.id, x, 'session 1 holds the job');
+
+  // While session 2 works, the setup session holds the doorbell row, so retry_job's ring skips
+  // (its documented contract) instead of committing a ring stamped with the 2030 test clock.
+  await setup.query('begin');
+  await setup.query('select 1 from spool.doorbell for update');
+  // Session 2 (as an admin) cancels and re-runs the job and claims it, in an open transaction.
+  await s2.query('begin');
+  await s2.query('select 1 from public.cancel_job($1), public.retry_job($1)', [held.id]);
+  const { rows: [taken] } = await s2.query(
+    `select id, lease_token from public.claim_jobs('worker-s2', 1, 60, array['two-session-fence'])`,
+  );
+  assert.equal(taken?.id, held.id, 'session 2 claims the job it re-ran');
+
+  const stale = track(s1.query(`select id from public.complete_job($1, $2, '{"by": "worker-s1"}')`,
+    [held.id, held.lease_token]));
+  const state = await settledOrBlocked(stale, s1);
+  await s2.query('commit');
+  await setup.query('rollback');
+  assert.equal(state, 'blocked', 'the old holder\'s completion waits while the takeover is uncommitted');
+
+  const refused = await stale.promise.then(() => null, (err) => err);
+  assert.ok(refused, 'the old holder\'s completion is refused once the takeover commits');
+  assert.deepEqual({ code: refused.code, hint: refused.hint }, { code: 'PT409', hint: 'lease_lost' });
+
+  const { rows: [job] } = await setup.query(
+    'select status, worker_id, lease_token, output from public.jobs where id = $1', [held.id]);
+  assert.deepEqual(job, { status: 'running', worker_id: 'worker-s2', lease_token: taken.lease_token, output: null },
+    'the job stays running for its new holder, without the stale output');
+
+  const { rows: done } = await s2.query(`select id from public.complete_job($1, $2, '{"by": "worker-s2"}')`,
+    [held.id, taken.lease_token]);
+  assert.deepEqual(ids(done), [held.id], 'the new holder completes the job');
+
+  const doorbellAfter = (await setup.query('select to_jsonb(d) as d from spool.doorbell d')).rows;
+  assert.deepEqual(doorbellAfter, doorbellBefore, 'the test committed no doorbell ring');
+});

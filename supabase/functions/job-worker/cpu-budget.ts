@@ -1,0 +1,160 @@
+// The CPU budget of this isolate (one job-worker instance), shared by every invocation it serves.
+//
+// How Supabase charges CPU (checked in supabase/edge-runtime, 2026-04): under the `per_worker`
+// supervisor policy (the runtime's default, `--policy per_worker` in cli/src/flags.rs, which the
+// platform's background tasks need) the CPU time of the isolate's thread is accumulated over the
+// isolate's whole life, across all the requests it serves, and never reset
+// (crates/base/src/runtime/mod.rs, get_cpu_metrics_guard; crates/base/src/worker/supervisor/
+// strategy_per_worker.rs). At the soft limit the isolate is retired: it takes no new requests
+// (they go to a fresh isolate) but finishes what it runs; at the hard limit it is terminated with
+// shutdown reason `CPUTime`. The documented limits (.cargo/config.toml, "supabase.com/docs/guides/
+// functions/limits") are 1000 ms soft and 2000 ms hard. (Under `per_request` the count restarts
+// with each request; we model the stricter per-isolate count.) So two invocations that land in
+// one isolate share its 2 s, and a job that would run past the hard limit kills every job the
+// isolate holds: each loses an attempt.
+//
+// The model: media work (the only CPU-heavy work in job-worker) is charged here as it is spent,
+// each synchronous stage (decode, process, encode) when it returns; before a media job is claimed,
+// its estimated cost is reserved, and it is claimed only if the reservation fits in what is left of
+// SPOOL_WORKER_MEDIA_BUDGET_MS after everything spent and reserved in this isolate. A job that does
+// not fit is never claimed (so it loses no attempt); a fresh invocation, in a fresh isolate once
+// this one is retired, takes it. When the job ends, what it did not use of its reservation is
+// given back.
+//
+// The gap: with a 1.2 s estimate and a 1.5 s budget, an isolate that spent between 0.3 s and the
+// runtime's 1 s soft limit can take no media job, yet is not retired, so a ring for media comes
+// back to it. Such an isolate remembers that media work waits (mediaWaiting) and each invocation
+// it serves hands over again when it ends (each costs the isolate some CPU, ~35 ms measured
+// locally with its linger, which brings it to the soft limit and retirement; handing over at once
+// instead cost so little that 200 rings did not), at most MAX_STARVED_RINGS times; after that the
+// pg_cron sweep and the runtime's wall-clock retirement take over. The real fix is a per-job
+// estimate (from the input's header) with a way to give a claimed job back without spending an
+// attempt, which the SQL API does not have.
+//
+// Not metered: CPU outside media stages (supabase-js, JSON, polling); the 500 ms between the
+// default budget and the 2 s hard limit is left for it.
+//
+// What is measured: the wall time of each synchronous media stage. On the isolate's one JS thread
+// that is at least the CPU time the stage used (more if the OS preempted the thread), so the
+// charge errs on the safe side. CPU time itself is not available honestly in the Edge Runtime:
+// node:process cpuUsage() there is a stub returning zeros (ext/node/polyfills/process.ts), and
+// Deno.cpuUsage() (Deno CLI; not in edge-runtime's sources) is the whole process's CPU, every
+// thread of it (GC, compiler, other isolates), not the isolate thread's the runtime limits.
+
+/** A clock for synchronous sections: wall time in production, a counter in tests. */
+export interface CpuMeter {
+  now(): number;
+}
+
+export const wallMeter: CpuMeter = { now: () => performance.now() };
+
+/** Estimated CPU of one media job at the documented size limits, cold (README "Limits"). */
+export const MEDIA_JOB_ESTIMATE_MS = 1200;
+
+/** Hand-overs for media work an isolate out of budget makes at most (see "The gap" above). */
+export const MAX_STARVED_RINGS = 60;
+
+/** Part of the budget held for one job (or for a claim in flight). */
+export class CpuReservation {
+  /** Reserved and not yet spent. */
+  private left: number;
+  private open = true;
+
+  constructor(private readonly budget: IsolateCpu, ms: number) {
+    this.left = ms;
+  }
+
+  /** Spending counts against the reservation first (it was already held for this). */
+  spend(ms: number) {
+    const covered = Math.min(this.left, ms);
+    this.left -= covered;
+    this.budget.unreserve(covered);
+  }
+
+  /** Gives back what was not spent. Idempotent. */
+  release() {
+    if (!this.open) return;
+    this.open = false;
+    this.budget.unreserve(this.left);
+    this.left = 0;
+  }
+}
+
+export class IsolateCpu {
+  /** Media CPU spent in this isolate so far (ms, measured). */
+  spent = 0;
+  /** Held for jobs claimed or being claimed and not yet spent. */
+  reserved = 0;
+  /** The last media claim in this isolate came back full, or media was left when it ran out. */
+  mediaWaiting = false;
+  /** Hand-overs made for media work this isolate had no budget for. */
+  starvedRings = 0;
+  private readonly jobs = new Map<string, CpuReservation>();
+
+  constructor(private readonly meter: CpuMeter = wallMeter) {}
+
+  /** What is left of `budgetMs` after what was spent and what is reserved (may be negative). */
+  available(budgetMs: number): number {
+    return budgetMs - this.spent - this.reserved;
+  }
+
+  /** How many jobs of `estimateMs` each still fit in `budgetMs`. */
+  fits(estimateMs: number, budgetMs: number): number {
+    const est = Math.max(1, Math.min(estimateMs, budgetMs));
+    return Math.max(0, Math.floor(this.available(budgetMs) / est + 1e-9));
+  }
+
+  /** Spent too much for even one more job of `estimateMs`, reservations aside: for good. */
+  spentOut(estimateMs: number, budgetMs: number): boolean {
+    const est = Math.max(1, Math.min(estimateMs, budgetMs));
+    return budgetMs - this.spent + 1e-9 < est;
+  }
+
+  /** Reserves `ms` (at most the budget) if it fits; null if it does not. */
+  reserve(ms: number, budgetMs: number): CpuReservation | null {
+    const est = Math.max(1, Math.min(ms, budgetMs));
+    if (this.available(budgetMs) + 1e-9 < est) return null;
+    this.reserved += est;
+    return new CpuReservation(this, est);
+  }
+
+  /** Hands a reservation to a job: stages of that job charge against it. */
+  assign(jobId: string, reservation: CpuReservation) {
+    this.jobs.get(jobId)?.release();
+    this.jobs.set(jobId, reservation);
+  }
+
+  /** The job has ended: what it did not use of its reservation is free again. */
+  finish(jobId: string) {
+    this.jobs.get(jobId)?.release();
+    this.jobs.delete(jobId);
+  }
+
+  /**
+   * Runs one synchronous media stage of a job and charges its measured time at once (against the
+   * job's reservation first). `work` must not return a promise: awaiting is not CPU.
+   */
+  charge<T>(jobId: string | null, work: () => T): T {
+    const start = this.meter.now();
+    let result: T;
+    try {
+      result = work();
+    } finally {
+      const ms = Math.max(0, this.meter.now() - start);
+      this.spent += ms;
+      if (jobId !== null) this.jobs.get(jobId)?.spend(ms);
+    }
+    if (result instanceof Promise) {
+      throw new TypeError('IsolateCpu.charge measures synchronous work only');
+    }
+    return result;
+  }
+
+  /** @internal */
+  unreserve(ms: number) {
+    this.reserved = Math.max(0, this.reserved - ms);
+  }
+}
+
+/** This isolate's meter: module state, so every invocation in the isolate shares it. */
+export const isolateCpu = new IsolateCpu();
