@@ -96,7 +96,8 @@ const FIXTURES = {
     });
   `,
   // Holds memory: /external keeps 4 MiB ArrayBuffers, yielding between them; /heap grows V8's
-  // heap without yielding.
+  // heap without yielding, in large arrays, so it reaches the cap in far less CPU time than the
+  // CPU limit allows (small objects would make GC marking the bottleneck and trip the CPU limit first).
   'hog/index.ts': `
     addEventListener('beforeunload', (ev) => {
       console.log('beforeunload ' + ev.detail?.reason + ' pid=' + Deno.pid);
@@ -107,7 +108,7 @@ const FIXTURES = {
       if (url.pathname.endsWith('/external')) {
         for (;;) { kept.push(new Uint8Array(4 * 1024 * 1024).fill(1)); await new Promise((r) => setTimeout(r, 1)); }
       }
-      if (url.pathname.endsWith('/heap')) for (;;) kept.push({ n: kept.length, s: 'x' + kept.length });
+      if (url.pathname.endsWith('/heap')) for (;;) kept.push(new Array(1 << 20).fill(kept.length));
       return Response.json({ pid: Deno.pid });
     });
   `,
