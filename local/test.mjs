@@ -334,7 +334,10 @@ function printGatewayLog(lines = 60) {
   if (!gatewayLog) return;
   try {
     const text = fs.readFileSync(gatewayLog.file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    console.log(`\nlast ${lines} lines of the gateway log (${gatewayLog.file}):\n${text}`);
+    // The temp folder goes at teardown: keep the whole log of a failed run where it can be read.
+    const kept = path.join(os.tmpdir(), 'spool-test-gateway.log');
+    fs.copyFileSync(gatewayLog.file, kept);
+    console.log(`\nlast ${lines} lines of the gateway log (all of it: ${kept}):\n${text}`);
   } catch {
     // no log yet
   }

@@ -5,8 +5,10 @@
 //                                while fewer jobs are held, so with batch <= half of it two
 //                                claims overlap                                   default 200 (1..1000)
 //   SPOOL_WORKER_LEASE_SECONDS   lease asked for per claim; heartbeats every third  default 60 (5..3600)
-//   SPOOL_WORKER_BUDGET_MS       wall clock one invocation works before handing over
-//                                (Supabase allows 150 s on Free, 400 s on paid)    default 120000
+//   SPOOL_WORKER_BUDGET_MS       wall clock one instance (isolate) works, from its first
+//                                request and across the invocations it serves, before handing
+//                                over (Supabase's wall clock is per instance: 150 s on Free,
+//                                400 s on paid)                                    default 120000
 //   SPOOL_WORKER_DRAIN_MS        stop claiming this long before the budget ends,
 //                                so jobs in flight can finish                      default budget/4, at most 30000
 //   SPOOL_WORKER_LINGER_MS       keep polling an empty queue this long after the

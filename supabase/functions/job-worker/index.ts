@@ -27,9 +27,14 @@ const polls = new PollThrottle();
 const shutdown = new AbortController();
 addEventListener('beforeunload', () => shutdown.abort('beforeunload'));
 
+// The Edge Runtime's wall clock runs per instance from its first request, across all the
+// invocations it serves: each drain works within what is left of it (run.ts, "Time").
+let isolateStartedAt: number | null = null;
+
 Deno.serve(createWorkerHandler({
   env,
   start(workerId, reason) {
+    isolateStartedAt ??= performance.now(); // realScheduler's clock, which drain uses here
     const work: Promise<unknown>[] = [
       drain({
         rpc,
@@ -40,6 +45,7 @@ Deno.serve(createWorkerHandler({
         ring: ringerOf(env, workerId),
         log,
         signal: shutdown.signal,
+        isolateStartedAt,
       }, reason),
     ];
     const token = providers.replicateApiToken;

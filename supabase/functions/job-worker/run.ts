@@ -18,9 +18,12 @@
 // was cancelled, rescued or reclaimed) aborts that job's AbortSignal and its result is discarded;
 // complete_jobs skips entries whose lease is gone and they are logged as lease_lost.
 //
-// Time: claims stop `drainMs` before the budget ends; at the budget, handlers still running are
-// aborted and their jobs failed as retryable (`worker_timeout`) so the next worker retries them.
-// If runnable work may remain when this invocation stops, it rings the doorbell again.
+// Time: the budget is the isolate's, not the invocation's: the Edge Runtime's wall clock runs per
+// isolate from its first request, across every invocation it serves, so an invocation that starts
+// on an isolate 70 s old has 70 s less (deps.isolateStartedAt). Claims stop `drainMs` before the
+// budget ends; at the budget, handlers still running are aborted and their jobs failed as
+// retryable (`worker_timeout`) so the next worker retries them. If runnable work may remain when
+// this invocation stops, or it started with no time left to claim, it rings the doorbell again.
 //
 // Media CPU (cpu-budget.ts): the Edge Runtime counts CPU per isolate, over its whole life, across
 // invocations. Media jobs are therefore claimed apart from the rest (claim_jobs with p_types), and
@@ -99,6 +102,11 @@ export interface DrainDeps {
   log(line: Record<string, unknown>): void;
   /** Aborted when the runtime is about to stop this invocation. */
   signal?: AbortSignal;
+  /**
+   * When this isolate's wall clock started (its first request), on the scheduler's clock; the
+   * invocation works until at most isolateStartedAt + budgetMs. Default: when this drain starts.
+   */
+  isolateStartedAt?: number;
 }
 
 export interface DrainSummary {
@@ -227,8 +235,10 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const clock = deps.scheduler ?? realScheduler;
   const cpu = deps.cpu ?? isolateCpu;
   const start = clock.now();
-  const claimUntil = start + Math.max(0, config.budgetMs - config.drainMs);
-  const hardStop = start + config.budgetMs;
+  const hardStop = Math.min(start, deps.isolateStartedAt ?? start) + config.budgetMs;
+  const claimUntil = Math.max(start, hardStop - config.drainMs);
+  /** The isolate's earlier invocations spent its budget before this one could claim anything. */
+  const noTimeLeft = claimUntil <= start && hardStop < start + config.budgetMs;
   const C = config.concurrency;
 
   const summary: DrainSummary = {
@@ -872,8 +882,9 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   // "The gap"), at most MAX_STARVED_RINGS times. Not while media reservations are held here:
   // the invocation holding them carries on.
   if (mediaLeft()) cpu.mediaWaiting = true;
+  if (noTimeLeft && summary.stop === 'empty') summary.stop = 'budget';
   const handOver = (summary.stop === 'budget' || summary.stop === 'shutdown') &&
-    (claimableMore() || released > 0);
+    (claimableMore() || released > 0 || noTimeLeft);
   const ringForMedia = !handOver && mediaLeft() && cpu.reserved === 0 &&
     cpu.starvedRings < MAX_STARVED_RINGS;
   if (ringForMedia) cpu.starvedRings++;

@@ -433,6 +433,43 @@ Deno.test('claiming stops drainMs before the budget ends, and the worker rings a
   assert.equal(clock.pending, 0, 'the finished drain leaves no timer behind');
 });
 
+Deno.test("the budget is the isolate's: an invocation on an older isolate stops claiming drainMs before the isolate's budget ends", async () => {
+  const { clock, queue, deps, rings } = setup({
+    config: { budgetMs: 300, drainMs: 100, batchSize: 5, concurrency: 5 },
+  });
+  // The isolate's first request was 150 ms ago: 150 ms of its budget are left, 50 for claiming.
+  await clock.advance(150);
+  deps.isolateStartedAt = 0;
+  queue.addMany(500, 'test', { sleep_ms: 10 });
+  const claimedAt: number[] = [];
+  deps.rpc = (fn, args) => {
+    if (fn === 'claim_jobs') claimedAt.push(clock.now());
+    return queue.rpc(fn, args);
+  };
+  let ended = false;
+  const done = drain(deps, 'test').finally(() => (ended = true));
+  await clock.advance(150);
+  assert.equal(ended, true, "the invocation has ended by the end of the isolate's budget");
+  assert.ok(claimedAt.length > 0);
+  assert.ok(claimedAt.every((t) => t < 200), 'no claim after the isolate budget - drainMs');
+  const summary = await done;
+  assert.equal(summary.stop, 'budget');
+  assert.deepEqual(rings, ['continue'], 'one ring for a successor');
+  assert.equal(queue.byStatus('running').length, 0, 'no job is left holding a lease');
+});
+
+Deno.test('an invocation on an isolate with no time left to claim claims nothing and rings for a fresh one', async () => {
+  const { clock, queue, deps, rings } = setup({ config: { budgetMs: 300, drainMs: 100 } });
+  await clock.advance(250);
+  deps.isolateStartedAt = 0;
+  queue.addMany(3, 'test');
+  const summary = await clock.run(drain(deps, 'test'));
+  assert.equal(queue.count('claim_jobs'), 0, 'nothing claimed: no attempt spent');
+  assert.equal(queue.byStatus('pending').length, 3);
+  assert.equal(summary.stop, 'budget');
+  assert.deepEqual(rings, ['continue']);
+});
+
 Deno.test('handlers still running when the budget ends are aborted and retried, and the worker rings again', async () => {
   const { clock, queue, deps, rings, outcomes } = setup({
     config: { budgetMs: 200, drainMs: 150 },
