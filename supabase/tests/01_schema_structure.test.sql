@@ -12,8 +12,8 @@ select plan(58);
 -- ---------------------------------------------------------------------------------------------
 select tables_are('public', array['jobs', 'notifications'],
   'public holds exactly the jobs and notifications tables');
-select tables_are('spool', array['settings', 'user_slots', 'doorbell'],
-  'spool holds exactly the settings, user_slots and doorbell tables');
+select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries'],
+  'spool holds exactly the settings, user_slots, doorbell and retries tables');
 
 select results_eq(
   $$select a.attname::text collate "default", format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -32,7 +32,7 @@ select results_eq(
            ('created_at', 'timestamp with time zone', true),
            ('started_at', 'timestamp with time zone', false),
            ('finished_at', 'timestamp with time zone', false),
-           ('updated_at', 'timestamp with time zone', true)$$,
+           ('updated_at', 'timestamp with time zone', true), ('history', 'jsonb', true)$$,
   'jobs has every column of the job, with its type and nullability');
 
 select results_eq(

@@ -63,9 +63,10 @@ select from public.await_job(:'waiting', :'token', 'replicate', 'pred-w');
 select id as done from public.create_job(pg_temp.uid('alice'), 'image', '{"n": 4}') \gset
 select lease_token as token from public.claim_jobs('worker-1', 1, p_types => array['image']) \gset
 select from public.complete_job(:'done', :'token', '{"path": "outputs/x.png"}');
-select id as failed from public.create_job(pg_temp.uid('alice'), 'image', '{"n": 5}', 0, 2) \gset
+-- Out of attempts after a retryable failure (its one attempt timed out): it may run again.
+select id as failed from public.create_job(pg_temp.uid('alice'), 'image', '{"n": 5}', 0, 1) \gset
 select lease_token as token from public.claim_jobs('worker-1', 1, p_types => array['image']) \gset
-select from public.fail_job(:'failed', :'token', '{"message": "bad input"}', false);
+select from public.fail_job(:'failed', :'token', '{"message": "provider timed out"}', true);
 select id as bobs from public.create_job(pg_temp.uid('bob'), 'upscale', '{"n": 6}') \gset
 
 -- Cancelling ------------------------------------------------------------------------------------------
@@ -108,16 +109,19 @@ select is((select status from public.jobs where id = :'bobs'), 'pending'::public
 select pg_temp.travel_to(pg_temp.t('3 minutes'));
 select pg_temp.authenticate_as('alice');
 select is(
-  (select jsonb_build_object('status', status, 'attempts', attempts, 'run_at', run_at, 'output', output,
+  (select jsonb_build_object('status', status, 'attempts', attempts, 'max_attempts', max_attempts,
+                             'run_at', run_at, 'output', output, 'error', error,
                              'progress', progress, 'worker_id', worker_id, 'started_at', started_at,
                              'finished_at', finished_at, 'lease_token', lease_token)
    from public.retry_job(:'failed')),
-  jsonb_build_object('status', 'pending', 'attempts', 0, 'run_at', pg_temp.t('3 minutes'), 'output', null,
-                     'progress', 0, 'worker_id', null, 'started_at', null, 'finished_at', null, 'lease_token', null),
-  'retrying a failed job makes it pending now, from scratch, with its attempts reset');
-select is((select jsonb_build_object('status', status, 'attempts', attempts, 'run_at', run_at) from public.retry_job(:'running')),
-  jsonb_build_object('status', 'pending', 'attempts', 0, 'run_at', pg_temp.t('3 minutes')),
-  'retrying a cancelled job makes it pending now with its attempts reset');
+  jsonb_build_object('status', 'pending', 'attempts', 1, 'max_attempts', 2, 'run_at', pg_temp.t('3 minutes'),
+                     'output', null, 'error', null, 'progress', 0, 'worker_id', null, 'started_at', null,
+                     'finished_at', null, 'lease_token', null),
+  'retrying a failed job makes it pending now with a fresh run: attempts kept, one more allowed, its error cleared');
+select is((select jsonb_build_object('status', status, 'attempts', attempts, 'max_attempts', max_attempts, 'run_at', run_at)
+           from public.retry_job(:'running')),
+  jsonb_build_object('status', 'pending', 'attempts', 1, 'max_attempts', 4, 'run_at', pg_temp.t('3 minutes')),
+  'retrying a cancelled job makes it pending now with its attempts kept and three more allowed');
 select to_jsonb(j) as retried_row from public.jobs j where id = :'failed' \gset
 select is((select to_jsonb(j) from public.retry_job(:'failed') j), :'retried_row'::jsonb,
   'retrying a job that is already pending again changes nothing');
@@ -126,8 +130,8 @@ select is((select array_agg(id order by id) from public.claim_jobs('worker-2', 1
            where user_id = pg_temp.uid('alice')),
   (select array_agg(id order by id) from public.jobs where id in (:'failed', :'running')),
   'retried jobs are claimable again');
-select is((select attempts from public.jobs where id = :'failed'), 1,
-  'a retried job counts its attempts afresh');
+select is((select attempts from public.jobs where id = :'failed'), 2,
+  'a retried job keeps counting its attempts');
 
 select pg_temp.authenticate_as('alice');
 select is(pg_temp.error_of(format('select public.retry_job(%L)', :'failed')), 'PT409 invalid_transition',

@@ -16,6 +16,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -44,6 +45,7 @@ export type Database = {
           'external_provider'?: string | null;
           'fair_at'?: string;
           'finished_at'?: string | null;
+          'history'?: NonNullable<Json>;
           'id'?: string;
           'idempotency_key'?: string | null;
           'input'?: NonNullable<Json>;
@@ -71,6 +73,7 @@ export type Database = {
           'external_provider'?: string | null;
           'fair_at'?: string;
           'finished_at'?: string | null;
+          'history'?: NonNullable<Json>;
           'id'?: string;
           'idempotency_key'?: string | null;
           'input'?: NonNullable<Json>;
@@ -155,6 +158,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -191,6 +195,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -232,6 +237,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -268,6 +274,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -304,6 +311,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -350,6 +358,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -386,6 +395,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -429,6 +439,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -473,6 +484,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
@@ -509,6 +521,7 @@ export type Database = {
           'external_provider': string | null;
           'fair_at': string;
           'finished_at': string | null;
+          'history': NonNullable<Json>;
           'id': string;
           'idempotency_key': string | null;
           'input': NonNullable<Json>;
