@@ -1,7 +1,7 @@
 // A throwaway Spool database for the bench, made with the local platform (local/db.mjs) the
 // same way `npm start` makes its own: same Postgres settings (fsync on), same bootstrap, same
 // `supabase db push` of supabase/migrations. It lives in a fresh temporary folder on a free port
-// and is deleted afterwards, so a bench never touches the developer's .spool/db.
+// and is deleted afterwards, so a bench never touches the developer's `npm start` cluster.
 
 import fs from 'node:fs';
 import os from 'node:os';

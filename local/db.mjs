@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -19,10 +20,47 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const PG_MAJOR = 15;
 export const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
 export const DEFAULT_PORT = 54322;
-export const DEFAULT_DIR = path.join(ROOT, '.spool', 'db');
 export const SUPERUSER = 'supabase_admin';
 /** OS account that runs initdb/postgres when we are root (Postgres refuses to run as root). */
 export const DB_OS_USER = 'postgres';
+
+/**
+ * The folder of npm start's stack for a checkout at `root`: its Postgres cluster (db/), keys.json
+ * (the JWT secret and API keys), the Storage stand-in's files (storage/) and logs. It is kept
+ * outside the repository, so no web server rooted in it (Vite's dev server on web/, a static
+ * host) can ever reach it: $XDG_STATE_HOME/spool/<checkout>-<hash of its path> (XDG_STATE_HOME
+ * defaults to ~/.local/state), or /var/lib/spool/<checkout>-<hash> as root, whose home is not
+ * searchable by the postgres OS user that runs the cluster. One folder per checkout, so two
+ * checkouts never share a database or keys.
+ */
+export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.getuid?.() === 0, home = os.homedir() } = {}) {
+  const base = asRoot
+    ? '/var/lib'
+    : env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME)
+    ? env.XDG_STATE_HOME
+    : path.join(home, '.local', 'state');
+  const resolved = path.resolve(root);
+  const hash = createHash('sha256').update(resolved).digest('hex').slice(0, 12);
+  const name = path.basename(resolved).replace(/[^A-Za-z0-9._-]/g, '_') || 'root';
+  return path.join(base, 'spool', `${name}-${hash}`);
+}
+
+/** npm start's state folder (stateDirFor(ROOT)); local/stack.mjs DEFAULT_STATE_DIR. */
+export const STATE_DIR = stateDirFor(ROOT);
+export const DEFAULT_DIR = path.join(STATE_DIR, 'db');
+/** Where state lived before it moved out of the repository; local/start.mjs warns if it is there. */
+export const LEGACY_STATE_DIR = path.join(ROOT, '.spool');
+
+/**
+ * Creates a state folder private to this OS user (0700), or 0711 as root (the postgres OS user
+ * must pass through it to its cluster; keys.json and the rest stay unreadable to others).
+ */
+export function ensureStateDir(dir) {
+  const mode = isRoot ? 0o711 : 0o700;
+  fs.mkdirSync(dir, { recursive: true, mode });
+  fs.chmodSync(dir, mode);
+  return dir;
+}
 export const PACKAGES = [
   `postgresql-${PG_MAJOR}`,
   `postgresql-${PG_MAJOR}-cron`,
@@ -683,7 +721,7 @@ const USAGE = `usage: node local/db.mjs <command> [--dir DIR] [--port PORT]
   push        supabase db push (add --include-all to apply out-of-order migrations)
   urls        print the connection strings
 
-DIR defaults to .spool/db, PORT to SPOOL_DB_PORT or ${DEFAULT_PORT}.`;
+DIR defaults to ${DEFAULT_DIR} (outside the repository), PORT to SPOOL_DB_PORT or ${DEFAULT_PORT}.`;
 
 function parseArgs(argv) {
   const opts = { command: argv[0], dir: DEFAULT_DIR, port: undefined, includeAll: false };
@@ -710,6 +748,7 @@ async function main(argv) {
     case 'start': {
       ensurePackages();
       ensureExtensions();
+      if (opts.dir === DEFAULT_DIR) ensureStateDir(STATE_DIR);
       const cluster = await startCluster({ dir: opts.dir, port });
       await ensureBootstrapped(cluster);
       await pushMigrations({ port, includeAll: opts.includeAll });

@@ -3,7 +3,7 @@
 //
 //   1. a Spool project to talk to:
 //        - by default, the `npm start` stack if one answers on SPOOL_API_PORT (default 54321)
-//          and accepts this checkout's anon key (.spool/keys.json);
+//          and accepts this checkout's anon key (keys.json in its state folder, local/db.mjs STATE_DIR);
 //        - otherwise (or with --fresh) a throwaway stack (local/stack.mjs startStack) on free
 //          ports in a temp folder, torn down at the end;
 //        - or any project, hosted ones included: --url https://<ref>.supabase.co --anon-key <key>
@@ -103,7 +103,7 @@ function parseOptions(argv) {
 
 /**
  * The `npm start` stack of this checkout, if it runs: something answers on SPOOL_API_PORT and
- * takes .spool/keys.json's anon key (the jobs API then asks for a user session: 401
+ * takes the anon key of keys.json in this checkout's state folder (the jobs API then asks for a user session: 401
  * unauthorized in Spool's error shape; another stack's gateway would refuse the key itself).
  */
 async function runningStack() {

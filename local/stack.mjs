@@ -29,6 +29,7 @@ import {
   pushMigrations,
   ROOT,
   startCluster,
+  STATE_DIR,
   stopCluster,
   superuserUrl,
   withClient,
@@ -38,7 +39,8 @@ import { discoverFunctions, killWorkersSync } from './gateway/functions.mjs';
 import { startGateway } from './gateway/server.mjs';
 
 export const DEFAULT_API_PORT = 54321;
-export const DEFAULT_STATE_DIR = path.join(ROOT, '.spool');
+/** npm start's state folder, outside the repository (local/db.mjs stateDirFor). */
+export const DEFAULT_STATE_DIR = STATE_DIR;
 
 /** Port from SPOOL_API_PORT (default 54321). */
 export function envApiPort(env = process.env) {

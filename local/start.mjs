@@ -7,10 +7,14 @@
 // Functions in Deno, the REST/Auth/Storage stand-ins and the pg_net deliverer), then `web` (the
 // web client in Vite's dev server on SPOOL_WEB_PORT, local/web.mjs).
 //
-//   npm start                 start (reusing .spool/db)
-//   npm start -- --reset      delete .spool/db first: a fresh cluster, bootstrap and migrations
+//   npm start                 start (reusing the cluster in <state>/db)
+//   npm start -- --reset      delete <state>/db first: a fresh cluster, bootstrap and migrations
 //   npm start -- --include-all
 //                             pass --include-all to `supabase db push` (out-of-order migrations)
+//
+// <state> is this checkout's state folder outside the repository (local/db.mjs STATE_DIR:
+// ~/.local/state/spool/<checkout>-<hash>, /var/lib/spool/... as root), so the web server on
+// SPOOL_WEB_PORT, rooted in web/, cannot reach the keys, the Storage files or the database.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,7 +24,9 @@ import {
   ensureBootstrapped,
   ensureExtensions,
   ensurePackages,
+  ensureStateDir,
   envPort,
+  LEGACY_STATE_DIR,
   loadDotEnv,
   PlatformError,
   pushMigrations,
@@ -37,7 +43,11 @@ if (unknown.length > 0) {
   console.error(`spool: unknown argument(s) ${unknown.join(' ')} (known: --reset, --include-all)`);
   process.exit(2);
 }
-const rel = (p) => path.relative(ROOT, p);
+// Paths inside the checkout relative to it, the rest (the state folder) as they are.
+const rel = (p) => {
+  const r = path.relative(ROOT, p);
+  return r.startsWith('..') || path.isAbsolute(r) ? p : r;
+};
 const options = { reset: argv.includes('--reset'), includeAll: argv.includes('--include-all') };
 
 /** @type {{ name: string, start: (ctx: object) => Promise<string[] | void>, stop: (ctx: object) => Promise<void> | void }[]} */
@@ -46,10 +56,11 @@ const services = [
     name: 'db',
     async start(ctx) {
       const port = envPort();
+      ensureStateDir(STATE_DIR);
       if (options.reset && fs.existsSync(DEFAULT_DIR)) {
         if (clusterStatus(DEFAULT_DIR).running) stopCluster({ dir: DEFAULT_DIR });
         fs.rmSync(DEFAULT_DIR, { recursive: true, force: true });
-        console.log(`spool: removed ${path.relative(ROOT, DEFAULT_DIR)}`);
+        console.log(`spool: removed ${rel(DEFAULT_DIR)}`);
       }
       const cluster = await startCluster({ dir: DEFAULT_DIR, port, fsync: true });
       ctx.db = cluster;
@@ -141,8 +152,19 @@ async function shutdown(signal) {
   process.exit(0);
 }
 
+/** An older checkout kept its state in <repo>/.spool, where a web server rooted there reaches it. */
+function warnLegacyState() {
+  if (!fs.existsSync(LEGACY_STATE_DIR)) return;
+  console.warn(
+    `spool: ${rel(LEGACY_STATE_DIR)}/ is the state of an older Spool (keys, Storage files, a Postgres cluster) and is ` +
+      `no longer used: the state is now in ${STATE_DIR}. Delete it: node local/db.mjs stop --dir ` +
+      `${rel(path.join(LEGACY_STATE_DIR, 'db'))}; rm -rf ${rel(LEGACY_STATE_DIR)}`,
+  );
+}
+
 async function main() {
   loadDotEnv();
+  warnLegacyState();
   ensurePackages();
   ensureExtensions();
   const lines = [];

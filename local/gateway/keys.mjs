@@ -193,8 +193,8 @@ const apiKey = (prefix) => `${prefix}${crypto.randomBytes(24).toString('base64ur
  *   verifier                  { hmacSecret, jwks } for verifySignature()
  *   apiKeyRole(key)           'anon' | 'service_role' for a key in force, else null
  *   forwardedToken(req, opts) the gateway step (see forwardedToken below)
- * `stateDir` is the git-ignored folder of the stack (.spool for npm start, a temp folder for npm
- * test).
+ * `stateDir` is the stack's state folder, outside the repository (local/db.mjs STATE_DIR for npm
+ * start, a temp folder for npm test).
  */
 export function loadKeys(stateDir, { mode = keyModeFromEnv() } = {}) {
   if (!KEY_MODES.includes(mode)) throw new Error(`unknown key mode ${JSON.stringify(mode)}`);
