@@ -11,13 +11,25 @@
 // serves (new, the default), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty,
 // as GoTrue never publishes an HMAC key).
 //
+// Every route needs an API key in force (`apikey` header or param), as the Supabase gateway checks
+// before GoTrue sees the request: none is 401 no_api_key, any other value 401 "Invalid API key".
+// An access token is accepted as GoTrue's requireAuthentication accepts one: signature, exp and
+// nbf (golang-jwt's checks, no leeway), a user that exists, and, when it carries a session_id, a
+// session that still exists (403 session_not_found once it was signed out). Anonymous sign-ups
+// are limited per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (default 30 an hour,
+// a token bucket of that size; [auth.rate_limit] anonymous_users in supabase/config.toml):
+// past it 429 over_request_rate_limit.
+//
 // Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
 // the X-Supabase-Api-Version header, which auth-js reads.
 
 import crypto from 'node:crypto';
+import { checkTimes } from './keys.mjs';
 import { nowMs, readBody, readConfigSection } from './shared.mjs';
 
 const API_VERSION = '2024-01-01';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 const SCHEMA_SQL = `
 create table if not exists auth.sessions (
@@ -85,12 +97,38 @@ export function userJson(row) {
   };
 }
 
-export function create(ctx) {
+export async function create(ctx) {
   const config = readConfigSection(ctx.root, 'auth') ?? {};
   const expiresIn = Number(config.jwt_expiry ?? 3600);
   const anonymousEnabled = config.enable_anonymous_sign_ins === true;
   const publicUrl = ctx.publicUrl;
+  // Awaited here, so auth.sessions exists before the gateway serves (tests insert sessions).
   const ready = ctx.adminPool.query(SCHEMA_SQL);
+  await ready;
+
+  const rateLimits = readConfigSection(ctx.root, 'auth.rate_limit') ?? {};
+  const anonymousPerHour = Number(rateLimits.anonymous_users ?? 30);
+  /** Token buckets per client address: { tokens, atMs } (GoTrue's tollbooth limiter). */
+  const anonymousBuckets = new Map();
+
+  /** Takes one anonymous sign-up from the caller's bucket, or 429 as GoTrue answers. */
+  function limitAnonymousSignUp(req) {
+    const now = nowMs(ctx);
+    const key = req.socket.remoteAddress ?? 'unknown';
+    const perMs = anonymousPerHour / 3_600_000;
+    for (const [k, b] of anonymousBuckets) {
+      if (b.tokens + (now - b.atMs) * perMs >= anonymousPerHour) anonymousBuckets.delete(k);
+    }
+    const bucket = anonymousBuckets.get(key) ?? { tokens: anonymousPerHour, atMs: now };
+    bucket.tokens = Math.min(anonymousPerHour, bucket.tokens + (now - bucket.atMs) * perMs);
+    bucket.atMs = now;
+    if (bucket.tokens < 1) {
+      anonymousBuckets.set(key, bucket);
+      throw new AuthError(429, 'over_request_rate_limit', 'Request rate limit reached');
+    }
+    bucket.tokens -= 1;
+    anonymousBuckets.set(key, bucket);
+  }
 
   /** The caller's verified access-token claims, or an AuthError as GoTrue words it. */
   function claimsOf(req) {
@@ -98,9 +136,10 @@ export function create(ctx) {
     if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
     let claims;
     try {
-      claims = ctx.keys.verify(token, nowMs(ctx));
+      claims = checkTimes(ctx.keys.verify(token, nowMs(ctx)), { nowMs: nowMs(ctx) });
     } catch (err) {
-      throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${err.message}`);
+      const why = { expired: 'token is expired', nbf: 'token is not valid yet', iat: 'token used before issued' }[err.reason] ?? err.message;
+      throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${why}`);
     }
     if (!claims.sub) throw new AuthError(403, 'bad_jwt', 'invalid claim: missing sub claim');
     return claims;
@@ -112,6 +151,29 @@ export function create(ctx) {
       throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
     }
     return rows[0];
+  }
+
+  /**
+   * GoTrue's requireAuthentication: valid claims, then the user and (when the token names one)
+   * the session must still exist. Returns { claims, user }.
+   */
+  async function authenticate(req) {
+    const claims = claimsOf(req);
+    if (!UUID.test(String(claims.sub))) {
+      throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
+    }
+    const user = await userRow(claims.sub);
+    const sessionId = claims.session_id;
+    if (sessionId !== undefined && sessionId !== '' && sessionId !== NIL_UUID) {
+      if (typeof sessionId !== 'string' || !UUID.test(sessionId)) {
+        throw new AuthError(403, 'bad_jwt', 'invalid claim: session_id claim must be a UUID');
+      }
+      const { rows } = await ctx.adminPool.query('select 1 from auth.sessions where id = $1', [sessionId]);
+      if (rows.length === 0) {
+        throw new AuthError(403, 'session_not_found', 'Session from session_id claim in JWT does not exist');
+      }
+    }
+    return { claims, user };
   }
 
   /** A session response for `user` in `sessionId`, with a fresh refresh token. */
@@ -182,6 +244,7 @@ export function create(ctx) {
     if (!anonymousEnabled) {
       throw new AuthError(422, 'anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
     }
+    limitAnonymousSignUp(req);
     const data = body.data && typeof body.data === 'object' ? body.data : {};
     return await inTransaction(async (client) => {
       const { rows } = await client.query(
@@ -224,7 +287,7 @@ export function create(ctx) {
   }
 
   async function logout(req, url) {
-    const claims = claimsOf(req);
+    const { claims } = await authenticate(req);
     const scope = url.searchParams.get('scope') ?? 'global';
     if (!['global', 'local', 'others'].includes(scope)) {
       throw new AuthError(400, 'validation_failed', 'Unsupported logout scope');
@@ -252,6 +315,15 @@ export function create(ctx) {
         if (!req.headers.apikey && !url.searchParams.get('apikey')) {
           throw new AuthError(401, 'no_api_key', 'No API key found in request');
         }
+        if (!ctx.keys.apiKeyRole(String(req.headers.apikey ?? url.searchParams.get('apikey')))) {
+          // The gateway's answer (as rest.mjs words it), before GoTrue sees the request.
+          return send(req, res, 401, {
+            message: 'Invalid API key',
+            hint: ctx.keys.mode === 'new'
+              ? 'Double check your Supabase publishable or secret API key.'
+              : 'Double check your Supabase `anon` or `service_role` API key.',
+          });
+        }
         if (req.method === 'GET' && route === '/.well-known/jwks.json') {
           // The public signing keys (GoTrue never publishes an HMAC secret: none in legacy mode).
           return send(req, res, 200, { keys: ctx.keys.jwks?.keys ?? [] });
@@ -267,7 +339,7 @@ export function create(ctx) {
           return send(req, res, 200, await refresh(req));
         }
         if (req.method === 'GET' && route === '/user') {
-          return send(req, res, 200, userJson(await userRow(claimsOf(req).sub)));
+          return send(req, res, 200, userJson((await authenticate(req)).user));
         }
         if (req.method === 'POST' && route === '/logout') {
           await logout(req, url);

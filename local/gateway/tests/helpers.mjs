@@ -67,7 +67,7 @@ export async function startStack({ quiet = true, keyMode } = {}) {
     stateDir,
     dbPort,
 
-    /** A new anonymous user in auth.users and an access token for it, shaped as Supabase Auth's. */
+    /** A new anonymous user in auth.users, a session, and an access token for it, shaped as Supabase Auth's. */
     async makeUser({ expiresIn = 3600 } = {}) {
       const id = crypto.randomUUID();
       await admin.query(
@@ -75,6 +75,9 @@ export async function startStack({ quiet = true, keyMode } = {}) {
          values ($1, 'authenticated', 'authenticated', null, true, now(), now(), '{}', '{}')`,
         [id],
       );
+      // The session the token names (Auth refuses a token whose session was signed out).
+      const sessionId = crypto.randomUUID();
+      await admin.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, id]);
       const iat = Math.floor(Date.now() / 1000);
       const token = keys.sign({
         iss: `${url}/auth/v1`,
@@ -89,7 +92,7 @@ export async function startStack({ quiet = true, keyMode } = {}) {
         role: 'authenticated',
         aal: 'aal1',
         amr: [{ method: 'anonymous', timestamp: iat }],
-        session_id: crypto.randomUUID(),
+        session_id: sessionId,
         is_anonymous: true,
       });
       return { id, token };

@@ -1,18 +1,30 @@
 // Who is calling. Two kinds of caller exist:
-//   user    an end user with a session JWT (anonymous sign-ins included). With the project's
-//           JWKS (SUPABASE_JWKS: asymmetric signing keys, ES256/RS256) the token is verified here,
-//           signature and expiry, as Supabase's own services verify it; a token those keys cannot
-//           verify (a legacy HS256 one, or no JWKS at all) is checked with Supabase Auth (GET
-//           /auth/v1/user), which also refuses a session that was signed out; so is every token
-//           when the caller asks for `fresh` (admin checks: app_metadata as it is now). Either
-//           way a forged or expired token is refused even if a function runs with verify_jwt off.
+//   user    an end user with a session JWT (anonymous sign-ins included), role `authenticated`.
+//           With the project's JWKS (SUPABASE_JWKS: asymmetric signing keys, ES256/RS256) the
+//           token is first verified here, signature, exp and nbf, as Supabase's own services
+//           verify it, so a forgery or an expired token is refused without a round trip. Every
+//           token that passes (and every token when the JWKS has no say: legacy HS256, no JWKS)
+//           is then checked with Supabase Auth (GET /auth/v1/user via auth.getUser), which
+//           refuses a session that was signed out (403 session_not_found: GoTrue looks the
+//           token's session_id up in auth.sessions) and answers app_metadata as it is now (admin).
+//           Cost: one request to Auth per call of a function, a few ms in-region; it is what
+//           makes logout (scope=global included) end access at once rather than at token expiry.
+//           A token whose role is not `authenticated` is refused (401), since no query as that
+//           role could succeed. Either way a bad token is 401 even if verify_jwt is off.
 //   secret  a server holding one of the project's secret keys (sb_secret_… or the legacy
 //           service_role JWT): pg_net's doorbell, pg_cron, admin scripts. Checked against the
-//           keys Supabase injects, in constant time.
+//           keys Supabase injects, in constant time (secure-compare.ts).
 // An admin is a user whose app_metadata (writable only server-side) has "spool_admin": true.
-import { createClient, createLocalJWKSet, decodeProtectedHeader, jwtVerify } from './deps.ts';
+import {
+  createClient,
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  jwtVerify,
+} from './deps.ts';
 import type { Jwks, SupabaseEnv } from './env.ts';
 import { HttpError } from './http.ts';
+import { secureEqual } from './secure-compare.ts';
 
 export interface UserCaller {
   kind: 'user';
@@ -32,19 +44,10 @@ function bearer(req: Request): string | null {
   return match ? match[1] : null;
 }
 
-/** Constant-time string comparison. */
-function sameSecret(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
-}
-
 /** True when the request carries one of the project's secret keys, in `apikey` or as the Bearer token. */
 export function hasSecretKey(req: Request, env: SupabaseEnv): boolean {
   const candidates = [req.headers.get('apikey'), bearer(req)].filter((v): v is string => !!v);
-  return candidates.some((c) => env.acceptedSecretKeys.some((key) => sameSecret(c, key)));
+  return candidates.some((c) => env.acceptedSecretKeys.some((key) => secureEqual(c, key)));
 }
 
 /** Requires the secret key; 401 otherwise. */
@@ -82,16 +85,24 @@ async function verifiedClaims(jwt: string, jwks: Jwks): Promise<Record<string, u
   }
 }
 
+const invalidToken = () =>
+  new HttpError(401, 'invalid_token', 'the session token is invalid or expired');
+
+/** The unverified claims of a compact JWT (after Auth vouched for it), or null. */
+function claimsOfToken(jwt: string): Record<string, unknown> | null {
+  try {
+    return decodeJwt(jwt) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Requires a signed-in user; 401 when the token is missing, invalid or expired. `fresh` asks Auth
- * even when the JWKS could verify the token: for decisions that rest on app_metadata (admin),
- * which a token carries as it was when it was issued, up to an hour ago.
+ * Requires a signed-in user whose session is still alive; 401 when the token is missing,
+ * invalid, expired, not yet valid, of another role, or its session was signed out; 503 when Auth
+ * cannot be asked. isAdmin and isAnonymous are Auth's answer now, not the token's.
  */
-export async function requireUser(
-  req: Request,
-  env: SupabaseEnv,
-  { fresh = false }: { fresh?: boolean } = {},
-): Promise<UserCaller> {
+export async function requireUser(req: Request, env: SupabaseEnv): Promise<UserCaller> {
   const jwt = bearer(req);
   if (!jwt || jwt === env.anonKey) {
     throw new HttpError(
@@ -100,19 +111,10 @@ export async function requireUser(
       'sign in first: send the session access token as a Bearer token',
     );
   }
-  const claims = env.jwks && !fresh ? await verifiedClaims(jwt, env.jwks) : null;
-  if (claims) {
-    if (typeof claims.sub !== 'string' || claims.sub === '' || claims.role === 'anon') {
-      throw new HttpError(401, 'invalid_token', 'the session token is not a signed-in user\'s');
-    }
-    const appMetadata = claims.app_metadata as Record<string, unknown> | undefined;
-    return {
-      kind: 'user',
-      userId: claims.sub,
-      jwt,
-      isAnonymous: claims.is_anonymous === true,
-      isAdmin: appMetadata?.spool_admin === true,
-    };
+  const claims = (env.jwks ? await verifiedClaims(jwt, env.jwks) : null) ?? claimsOfToken(jwt);
+  if (!claims) throw invalidToken();
+  if (typeof claims.sub !== 'string' || claims.sub === '' || claims.role !== 'authenticated') {
+    throw new HttpError(401, 'invalid_token', "the session token is not a signed-in user's");
   }
   const auth = createClient(env.url, env.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
@@ -122,9 +124,13 @@ export async function requireUser(
     if (error && (error.status ?? 0) >= 500) {
       throw new HttpError(503, 'auth_unavailable', 'could not verify the session, try again');
     }
-    throw new HttpError(401, 'invalid_token', 'the session token is invalid or expired');
+    if ((error as { code?: string } | null)?.code === 'session_not_found') {
+      throw new HttpError(401, 'invalid_token', 'the session was signed out: sign in again');
+    }
+    throw invalidToken();
   }
   const user = data.user;
+  if (user.id !== claims.sub) throw invalidToken();
   return {
     kind: 'user',
     userId: user.id,
@@ -134,12 +140,8 @@ export async function requireUser(
   };
 }
 
-/** Accepts either the secret key or a signed-in user (see requireUser for `fresh`). */
-export async function requireCaller(
-  req: Request,
-  env: SupabaseEnv,
-  options: { fresh?: boolean } = {},
-): Promise<Caller> {
+/** Accepts either the secret key or a signed-in user (see requireUser). */
+export async function requireCaller(req: Request, env: SupabaseEnv): Promise<Caller> {
   if (hasSecretKey(req, env)) return { kind: 'secret' };
-  return await requireUser(req, env, options);
+  return await requireUser(req, env);
 }

@@ -4,4 +4,6 @@ export { createClient } from 'npm:@supabase/supabase-js@2.109.0';
 export type { SupabaseClient } from 'npm:@supabase/supabase-js@2.109.0';
 export { z } from 'npm:zod@4.6.7';
 // JWT verification against the project's JWKS (SUPABASE_JWKS), as @supabase/server does it.
-export { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'npm:jose@6.2.18';
+export { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'npm:jose@6.2.18';
+// Standard Webhooks signatures (Replicate's webhooks).
+export { Webhook, WebhookVerificationError } from 'npm:standardwebhooks@1.1.1';

@@ -149,9 +149,30 @@ export async function readCappedBody(req: Request, maxBytes: number): Promise<Ui
   return body;
 }
 
+/** Whether a string holds a NUL character or a UTF-16 surrogate half without its partner. */
+const unstorable = (text: string) => text.includes('\u0000') || !text.isWellFormed();
+
+/**
+ * The path ("a.0.b", "" for the value itself) of the first string, object key included, that
+ * Postgres cannot store: jsonb and text refuse NUL (\u0000), and a lone surrogate is no Unicode
+ * text (JSON.parse accepts "\ud800", UTF-8 cannot carry it). Null when every string is fine.
+ */
+export function unstorableTextPath(value: unknown, path: string[] = []): string | null {
+  if (typeof value === 'string') return unstorable(value) ? path.join('.') : null;
+  if (typeof value !== 'object' || value === null) return null;
+  for (const [key, child] of Object.entries(value)) {
+    if (unstorable(key)) return [...path, key].join('.');
+    const found = unstorableTextPath(child, [...path, key]);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 /**
  * Reads a JSON object body: 415 for another content type, 413 past `maxBytes`, 400 for malformed
- * JSON (`invalid_json`) or a value that is not an object (`invalid_body`).
+ * JSON (`invalid_json`), a value that is not an object, or one holding a string Postgres cannot
+ * store (`invalid_body`, naming its path: see unstorableTextPath), so no endpoint reaches the
+ * database with it and answers 500.
  */
 export async function readJsonObject(
   req: Request,
@@ -170,6 +191,12 @@ export async function readJsonObject(
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'invalid_body', 'the request body must be a JSON object');
+  }
+  const bad = unstorableTextPath(body);
+  if (bad !== null) {
+    throw new HttpError(400, 'invalid_body', 'the request body is invalid', [
+      { path: bad, message: 'text must not contain NUL characters or unpaired surrogates' },
+    ]);
   }
   return body as Record<string, unknown>;
 }

@@ -6,6 +6,7 @@
 //
 // Plain fetch against the HTTP API (https://replicate.com/docs/reference/http): the calls are
 // few and small, and tests point REPLICATE_API_BASE at a local fake.
+import { Webhook, WebhookVerificationError } from './deps.ts';
 import type { ApiError } from './http.ts';
 import { JobError, type OutputFile } from './job-kinds.ts';
 
@@ -128,64 +129,46 @@ export function getPrediction(api: ReplicateApi, id: string): Promise<Prediction
 }
 
 // Webhook signatures (Standard Webhooks, as Replicate signs them) ---------------------------------
+// Verified with the `standardwebhooks` package (the scheme's reference library, which Replicate's
+// own client builds on): HMAC-SHA256 over "<webhook-id>.<webhook-timestamp>.<raw body>" with the
+// base64 key after `whsec_`, any one of the space-separated "v1,<base64>" signatures matching
+// (key rotation), compared in constant time. Only its clock is Spool's: the 5-minute window is
+// measured from the caller's `nowSeconds`, so the callback and its tests share one clock.
 
-function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> | null {
-  try {
-    const bin = atob(b64);
-    const out = new Uint8Array(new ArrayBuffer(bin.length));
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  } catch {
-    return null;
-  }
-}
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let bin = '';
-  for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
-  return btoa(bin);
-}
-
-function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
-}
-
-async function hmacKey(secret: string): Promise<CryptoKey | null> {
-  const raw = base64ToBytes(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret);
-  if (!raw || raw.length === 0) return null;
-  return await crypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, [
-    'sign',
-  ]);
+/** A Webhook whose timestamp window is measured from `nowSeconds` instead of Date.now(). */
+function webhookAt(secret: string, nowSeconds: number): Webhook {
+  const webhook = new Webhook(secret);
+  // standardwebhooks@1.1.1 checks the window in its (private) verifyTimestamp; the same rules
+  // against the injected clock. Tested: a signature dated at `nowSeconds`, far from today, verifies.
+  Object.defineProperty(webhook, 'verifyTimestamp', {
+    value: (header: string): Date => {
+      const timestamp = Number(header);
+      if (Math.abs(nowSeconds - timestamp) > WEBHOOK_TOLERANCE_SECONDS) {
+        throw new WebhookVerificationError('webhook-timestamp is too old or in the future');
+      }
+      return new Date(timestamp * 1000);
+    },
+  });
+  return webhook;
 }
 
 /** The `webhook-signature` header value for a body (used by tests and fakes). */
-export async function signWebhook(
+export function signWebhook(
   secret: string,
   id: string,
   timestamp: number,
   body: string,
 ): Promise<string> {
-  const key = await hmacKey(secret);
-  if (!key) throw new Error('the webhook secret is not base64 after whsec_');
-  const mac = await crypto.subtle.sign(
-    'HMAC',
-    key,
-    new TextEncoder().encode(`${id}.${timestamp}.${body}`),
-  );
-  return `v1,${bytesToBase64(new Uint8Array(mac))}`;
+  return Promise.resolve(new Webhook(secret).sign(id, new Date(timestamp * 1000), body));
 }
 
 export type SignatureCheck = { ok: true } | { ok: false; why: string };
 
 /**
- * Verifies a webhook per Replicate's scheme (Standard Webhooks): HMAC-SHA256 over
- * "<webhook-id>.<webhook-timestamp>.<raw body>" with the base64 key after `whsec_`; the header
- * lists space-separated "v1,<base64>" signatures, any of which may match (key rotation). The
- * timestamp must be within 5 minutes of `nowSeconds`. Comparison is constant-time.
+ * Verifies a webhook per Replicate's scheme (Standard Webhooks, see above). The timestamp must be
+ * whole seconds within 5 minutes of `nowSeconds`.
  */
-export async function verifyWebhook(
+export function verifyWebhook(
   secret: string,
   headers: Headers,
   body: string,
@@ -195,25 +178,34 @@ export async function verifyWebhook(
   const timestamp = headers.get('webhook-timestamp');
   const signatures = headers.get('webhook-signature');
   if (!id || !timestamp || !signatures) {
-    return { ok: false, why: 'missing webhook-id, webhook-timestamp or webhook-signature' };
+    return Promise.resolve({
+      ok: false,
+      why: 'missing webhook-id, webhook-timestamp or webhook-signature',
+    });
   }
-  if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, why: 'malformed webhook-timestamp' };
-  if (Math.abs(nowSeconds - Number(timestamp)) > WEBHOOK_TOLERANCE_SECONDS) {
-    return { ok: false, why: 'webhook-timestamp is too old or in the future' };
+  // Stricter than the library's parseInt: "12abc" or "1e9" is malformed, not a time.
+  if (!/^\d{1,12}$/.test(timestamp)) {
+    return Promise.resolve({ ok: false, why: 'malformed webhook-timestamp' });
   }
-  const key = await hmacKey(secret);
-  if (!key) return { ok: false, why: 'the webhook secret is not configured correctly' };
-  const expected = new Uint8Array(
-    await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(`${id}.${timestamp}.${body}`)),
-  );
-  let match = false;
-  for (const entry of signatures.split(' ')) {
-    const [version, sig] = entry.split(',', 2);
-    if (version !== 'v1' || !sig) continue;
-    const given = base64ToBytes(sig);
-    if (given && constantTimeEqual(given, expected)) match = true; // no early exit: constant work
+  let webhook: Webhook;
+  try {
+    webhook = webhookAt(secret, nowSeconds);
+  } catch {
+    return Promise.resolve({ ok: false, why: 'the webhook secret is not configured correctly' });
   }
-  return match ? { ok: true } : { ok: false, why: 'no signature matches' };
+  try {
+    webhook.verify(body, {
+      'webhook-id': id,
+      'webhook-timestamp': timestamp,
+      'webhook-signature': signatures,
+    }, { jsonParse: false });
+    return Promise.resolve({ ok: true });
+  } catch (err) {
+    const why = err instanceof WebhookVerificationError
+      ? (err.message === 'No matching signature found' ? 'no signature matches' : err.message)
+      : 'the signature could not be checked';
+    return Promise.resolve({ ok: false, why });
+  }
 }
 
 // Settling a finished prediction ------------------------------------------------------------------

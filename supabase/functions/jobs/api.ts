@@ -306,8 +306,8 @@ export function jobsHandler(env: SupabaseEnv): Handler {
     const url = new URL(req.url);
     const route = matchRoute(req.method, url.pathname);
     if (route.name === 'health') {
-      // fresh: whether a user is an admin is Auth's answer now, not the token's at sign-in.
-      const caller = await requireCaller(req, env, { fresh: true });
+      // Whether a user is an admin is Auth's answer now (requireUser asks it), not the token's.
+      const caller = await requireCaller(req, env);
       if (!mayReadHealth(caller)) {
         throw new HttpError(403, 'forbidden', 'queue health is for admins and the secret key');
       }

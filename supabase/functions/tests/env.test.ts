@@ -1,10 +1,17 @@
 // The environment every function reads at boot (_shared/env.ts) in both of Supabase's key systems,
-// and how a user's token is verified (_shared/auth.ts requireUser): against SUPABASE_JWKS when the
-// token is signed with an asymmetric key, with Auth (GET /auth/v1/user) otherwise. Pure: a fake
-// Auth on a local port counts the calls that reach it.
+// and how a user's token is verified (_shared/auth.ts requireUser): against SUPABASE_JWKS first
+// when the token is signed with an asymmetric key (forgeries never reach Auth), then always with
+// Auth (GET /auth/v1/user), which refuses a signed-out session. Pure: a fake Auth on a local port
+// counts the calls that reach it.
 import assert from 'node:assert/strict';
 import { requireUser } from '../_shared/auth.ts';
-import { EnvError, EnvReader, type Jwks, readSupabaseEnv, type SupabaseEnv } from '../_shared/env.ts';
+import {
+  EnvError,
+  EnvReader,
+  type Jwks,
+  readSupabaseEnv,
+  type SupabaseEnv,
+} from '../_shared/env.ts';
 import { HttpError } from '../_shared/http.ts';
 
 const reader = (vars: Record<string, string>) => new EnvReader((name) => vars[name]);
@@ -157,25 +164,36 @@ function claims(sub: string, { expiresIn = 3600, admin = false } = {}) {
 }
 
 /**
- * A fake Auth: GET /auth/v1/user answers the user for `goodTokens`, 403 bad_jwt otherwise; `calls`
- * counts what reached it.
+ * A fake Auth: GET /auth/v1/user answers the user for `goodTokens` (with `appMetadata`), 403
+ * session_not_found for `endedTokens`, 403 bad_jwt otherwise; `calls` counts what reached it.
  */
-function fakeAuth(goodTokens: string[], userId: string) {
+function fakeAuth(
+  goodTokens: string[],
+  userId: string,
+  { endedTokens = [] as string[], appMetadata = {} as Record<string, unknown> } = {},
+) {
   let calls = 0;
   const server = Deno.serve({ port: 0, hostname: '127.0.0.1', onListen() {} }, (req) => {
     calls++;
-    const token = req.headers.get('authorization')?.replace(/^Bearer /, '');
-    if (new URL(req.url).pathname === '/auth/v1/user' && goodTokens.includes(token ?? '')) {
+    const token = req.headers.get('authorization')?.replace(/^Bearer /, '') ?? '';
+    const headers = { 'x-supabase-api-version': '2024-01-01' };
+    if (new URL(req.url).pathname === '/auth/v1/user' && goodTokens.includes(token)) {
       return Response.json({
         id: userId,
         aud: 'authenticated',
         role: 'authenticated',
-        app_metadata: {},
+        app_metadata: appMetadata,
         user_metadata: {},
         is_anonymous: false,
-      });
+      }, { headers });
     }
-    return Response.json({ code: 'bad_jwt', message: 'invalid JWT' }, { status: 403 });
+    if (endedTokens.includes(token)) {
+      return Response.json({
+        code: 'session_not_found',
+        message: 'Session from session_id claim in JWT does not exist',
+      }, { status: 403, headers });
+    }
+    return Response.json({ code: 'bad_jwt', message: 'invalid JWT' }, { status: 403, headers });
   });
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
@@ -197,7 +215,9 @@ async function refusal(promise: Promise<unknown>) {
   return { status: err.status, code: err.code };
 }
 
-Deno.test('a user token signed with a JWKS key is verified there, without a call to Auth', async () => {
+const INVALID = { status: 401, code: 'invalid_token' };
+
+Deno.test('a JWKS token is verified there first: forgeries, expired, not-yet-valid and non-user tokens never reach Auth', async () => {
   const key = await signingKey();
   const other = await signingKey(key.kid); // same kid, another key: a forgery
   const jwks: Jwks = { keys: [key.publicJwk] };
@@ -211,52 +231,43 @@ Deno.test('a user token signed with a JWKS key is verified there, without a call
       acceptedSecretKeys: ['sb_secret_a'],
       jwks,
     };
-    const valid = await es256(claims(userId, { admin: true }), key);
-    const caller = await requireUser(userRequest(valid), env);
-    assert.deepEqual(caller, {
-      kind: 'user',
-      userId,
-      jwt: valid,
-      isAnonymous: true,
-      isAdmin: true,
-    });
-
+    const now = Math.floor(Date.now() / 1000);
+    const valid = await es256(claims(userId), key);
     const forged = await es256(claims(userId), other);
-    assert.deepEqual(await refusal(requireUser(userRequest(forged), env)), {
-      status: 401,
-      code: 'invalid_token',
-    });
-    const expired = await es256(claims(userId, { expiresIn: -60 }), key);
-    assert.deepEqual(await refusal(requireUser(userRequest(expired), env)), {
-      status: 401,
-      code: 'invalid_token',
-    });
-    const unknownKid = await es256(claims(userId), key, 'another-kid');
-    assert.deepEqual(await refusal(requireUser(userRequest(unknownKid), env)), {
-      status: 401,
-      code: 'invalid_token',
-    });
-    const tampered = valid.slice(0, valid.lastIndexOf('.')) + '.' + forged.split('.')[2];
-    assert.deepEqual(await refusal(requireUser(userRequest(tampered), env)), {
-      status: 401,
-      code: 'invalid_token',
-    });
-    assert.deepEqual(await refusal(requireUser(userRequest('sb_secret_a'), env)), {
-      status: 401,
-      code: 'invalid_token',
-    });
-    assert.equal(auth.calls, 0, 'the JWKS decided every one of these');
+    const refused: [string, string][] = [
+      ['forged', forged],
+      ['expired', await es256(claims(userId, { expiresIn: -60 }), key)],
+      ['unknown kid', await es256(claims(userId), key, 'another-kid')],
+      ['tampered', valid.slice(0, valid.lastIndexOf('.')) + '.' + forged.split('.')[2]],
+      ['future nbf', await es256({ ...claims(userId), nbf: now + 3600 }, key)],
+      ['role postgres', await es256({ ...claims(userId), role: 'postgres' }, key)],
+      ['role service_role', await es256({ ...claims(userId), role: 'service_role' }, key)],
+      ['role anon', await es256({ ...claims(userId), role: 'anon' }, key)],
+      ['no role', await es256({ ...claims(userId), role: undefined }, key)],
+      ['no sub', await es256({ ...claims(userId), sub: undefined }, key)],
+      ['a secret key', 'sb_secret_a'],
+    ];
+    for (const [label, token] of refused) {
+      assert.deepEqual(await refusal(requireUser(userRequest(token), env)), INVALID, label);
+    }
+    assert.equal(auth.calls, 0, 'the JWKS (and the claims) decided every one of these');
   } finally {
     await auth.close();
   }
 });
 
-Deno.test('a token the JWKS cannot verify, or any token without a JWKS, is checked with Auth', async () => {
+Deno.test("a valid token is still checked with Auth: a signed-out session is refused, admin is Auth's word now", async () => {
   const key = await signingKey();
+  const jwks: Jwks = { keys: [key.publicJwk] };
   const userId = crypto.randomUUID();
+  const live = await es256(claims(userId, { admin: true }), key);
+  const ended = await es256(claims(userId), key);
   const legacy = await hs256(claims(userId));
-  const es = await es256(claims(userId, { admin: true }), key);
-  const auth = fakeAuth([legacy, es], userId);
+  const legacyEnded = await hs256(claims(userId));
+  const auth = fakeAuth([live, legacy], userId, {
+    endedTokens: [ended, legacyEnded],
+    appMetadata: { spool_admin: true },
+  });
   try {
     const base = {
       url: auth.url,
@@ -264,32 +275,35 @@ Deno.test('a token the JWKS cannot verify, or any token without a JWKS, is check
       secretKey: 'sb_secret_a',
       acceptedSecretKeys: ['sb_secret_a'],
     };
-    const withJwks: SupabaseEnv = { ...base, jwks: { keys: [key.publicJwk] } };
-    const caller = await requireUser(userRequest(legacy), withJwks);
-    assert.equal(caller.userId, userId);
-    assert.equal(caller.isAnonymous, false, 'from the user Auth returned');
-    assert.equal(auth.calls, 1, 'an HS256 token went to Auth');
-
-    const withoutJwks: SupabaseEnv = { ...base, jwks: null };
-    const unknown = await es256(claims(userId), key);
-    assert.deepEqual(await refusal(requireUser(userRequest(unknown), withoutJwks)), {
-      status: 401,
-      code: 'invalid_token',
-    });
-    assert.equal(auth.calls, 2, 'without a JWKS every token goes to Auth');
-
-    // fresh (admin checks): Auth's word on app_metadata now, not the token's claims from sign-in.
-    assert.equal((await requireUser(userRequest(es), withJwks)).isAdmin, true, 'from the claims');
+    const withJwks: SupabaseEnv = { ...base, jwks };
+    assert.deepEqual(await requireUser(userRequest(live), withJwks), {
+      kind: 'user',
+      userId,
+      jwt: live,
+      isAnonymous: false,
+      isAdmin: true,
+    }, 'is_anonymous and app_metadata from the user Auth returned');
+    assert.equal(auth.calls, 1, 'Auth checked the session of a token the JWKS verified');
+    assert.deepEqual(await refusal(requireUser(userRequest(ended), withJwks)), INVALID);
     assert.equal(auth.calls, 2);
-    const fresh = await requireUser(userRequest(es), withJwks, { fresh: true });
-    assert.equal(fresh.isAdmin, false, 'Auth says the user is no admin (any more)');
-    assert.equal(auth.calls, 3, 'fresh went to Auth although the JWKS could verify the token');
 
+    // An HS256 token (legacy secret): the JWKS has no say, Auth decides alone.
+    assert.equal((await requireUser(userRequest(legacy), withJwks)).userId, userId);
+    assert.deepEqual(await refusal(requireUser(userRequest(legacyEnded), withJwks)), INVALID);
+    const withoutJwks: SupabaseEnv = { ...base, jwks: null };
+    assert.equal((await requireUser(userRequest(live), withoutJwks)).userId, userId);
+    assert.deepEqual(await refusal(requireUser(userRequest(ended), withoutJwks)), INVALID);
+    assert.equal(auth.calls, 6, 'every one of these went to Auth');
+
+    // Claims Auth would never vouch for are refused before asking it, whoever signed them.
+    const oddRole = await hs256({ ...claims(userId), role: 'postgres' });
+    assert.deepEqual(await refusal(requireUser(userRequest(oddRole), withoutJwks)), INVALID);
+    assert.deepEqual(await refusal(requireUser(userRequest('not.a.jwt'), withoutJwks)), INVALID);
     assert.deepEqual(await refusal(requireUser(userRequest('sb_publishable_a'), withJwks)), {
       status: 401,
       code: 'unauthorized',
     });
-    assert.equal(auth.calls, 3, 'the publishable key is no user token: refused before Auth');
+    assert.equal(auth.calls, 6, 'none of these reached Auth');
   } finally {
     await auth.close();
   }

@@ -13,6 +13,8 @@ import {
   verifyWebhook,
 } from '../_shared/replicate.ts';
 import { createWorkerHandler } from '../job-worker/app.ts';
+import { secureEqual } from '../_shared/secure-compare.ts';
+import { Webhook } from '../_shared/deps.ts';
 
 const SECRET = `whsec_${btoa('a-test-signing-key-of-some-length')}`;
 const NOW = 1_800_000_000;
@@ -74,6 +76,42 @@ Deno.test('a webhook with a tampered body, another key, an old or future timesta
     true,
     'within 5 minutes is fine',
   );
+});
+
+Deno.test('a webhook signed by the standardwebhooks reference library verifies at the injected clock', async () => {
+  const body = '{"id":"p9","status":"failed"}';
+  const signature = new Webhook(SECRET).sign('msg_9', new Date(NOW * 1000), body);
+  const headers = new Headers({
+    'webhook-id': 'msg_9',
+    'webhook-timestamp': String(NOW),
+    'webhook-signature': signature,
+  });
+  // NOW is not today: the window is measured from the caller's clock, not the library's.
+  assert.deepEqual(await verifyWebhook(SECRET, headers, body, NOW), { ok: true });
+  assert.deepEqual(await verifyWebhook(SECRET, headers, body, NOW + 301), {
+    ok: false,
+    why: 'webhook-timestamp is too old or in the future',
+  });
+  assert.deepEqual(await verifyWebhook(SECRET, headers, `${body} `, NOW), {
+    ok: false,
+    why: 'no signature matches',
+  });
+  assert.equal(await signWebhook(SECRET, 'msg_9', NOW, body), signature);
+  assert.deepEqual(await verifyWebhook('whsec_***not base64***', headers, body, NOW), {
+    ok: false,
+    why: 'the webhook secret is not configured correctly',
+  });
+});
+
+Deno.test('secret comparison: secureEqual (node:crypto timingSafeEqual) for strings and bytes of any length', () => {
+  assert.equal(secureEqual('sb_secret_abc', 'sb_secret_abc'), true);
+  assert.equal(secureEqual('sb_secret_abc', 'sb_secret_abd'), false);
+  assert.equal(secureEqual('sb_secret_abc', 'sb_secret_ab'), false, 'a prefix is not equal');
+  assert.equal(secureEqual('', ''), true);
+  assert.equal(secureEqual('', 'x'), false);
+  assert.equal(secureEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])), true);
+  assert.equal(secureEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2, 0])), false);
+  assert.equal(secureEqual('é', new TextEncoder().encode('é')), true, 'strings compare as UTF-8');
 });
 
 function fakeFetch(status: number, body: unknown, calls: Request[] = []): typeof fetch {
@@ -188,7 +226,12 @@ Deno.test('transient prediction failures are retried; cancellations and input er
 });
 
 Deno.test('job-worker refuses a caller without the secret key and answers 202 with a worker id', async () => {
-  const env = { url: 'http://x', anonKey: 'anon', secretKey: 'sb_secret_x', acceptedSecretKeys: ['sb_secret_x', 'sb_secret_rotated'] };
+  const env = {
+    url: 'http://x',
+    anonKey: 'anon',
+    secretKey: 'sb_secret_x',
+    acceptedSecretKeys: ['sb_secret_x', 'sb_secret_rotated'],
+  };
   const started: [string, string][] = [];
   const handler = createWorkerHandler({
     env,
@@ -227,6 +270,10 @@ Deno.test('job-worker refuses a caller without the secret key and answers 202 wi
   assert.equal(bare.status, 202, 'a ring without a body still wakes the worker');
   assert.equal(started[1][1], 'unspecified');
   const rotated = await post({ apikey: 'sb_secret_rotated' }, '');
-  assert.equal(rotated.status, 202, 'any of the project secret keys (SUPABASE_SECRET_KEYS) is accepted');
+  assert.equal(
+    rotated.status,
+    202,
+    'any of the project secret keys (SUPABASE_SECRET_KEYS) is accepted',
+  );
   assert.equal((await handler(new Request('http://x/job-worker', { method: 'GET' }))).status, 405);
 });

@@ -279,7 +279,7 @@ export function sessionClaims(
   };
 }
 
-/** Inserts a user into auth.users (as Auth would on sign-up) and signs them a session token. */
+/** Inserts a user into auth.users and a session (as Auth would on sign-up) and signs its token. */
 export async function createUser({ admin = false } = {}): Promise<TestUser> {
   const id = crypto.randomUUID();
   const email = `${id}@spool.test`;
@@ -291,7 +291,10 @@ export async function createUser({ admin = false } = {}): Promise<TestUser> {
        now(), $3, '{}', now(), now(), now())`,
     [id, email, JSON.stringify(appMeta)],
   );
-  const token = await signJwt(sessionClaims(id, { admin }));
+  // The session the token names: Auth (and so requireUser) refuses one that was signed out.
+  const claims = sessionClaims(id, { admin });
+  await sql('insert into auth.sessions (id, user_id) values ($1, $2)', [claims.session_id, id]);
+  const token = await signJwt(claims);
   return { id, email, token, db: userDb(token) };
 }
 
