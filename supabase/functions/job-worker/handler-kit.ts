@@ -137,7 +137,7 @@ export function stem(path: string): string {
 
 /** Maps a MediaError to a permanent JobError with its code; rethrows anything else. */
 export function mediaFailure(err: unknown): never {
-  if (err instanceof MediaError) throw new JobError(err.code, err.message, false);
+  if (err instanceof MediaError) throw new JobError(err.code, err.message, false, err.details);
   throw err;
 }
 

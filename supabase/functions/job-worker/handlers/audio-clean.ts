@@ -3,7 +3,7 @@
 // Replicate model configured for audio-clean.
 // Steps: downloading → decoding → cleaning → encoding → uploading.
 import type { AudioCleanInput, Handler } from '../../_shared/job-kinds.ts';
-import { checkAudioLimits, cleanAudio, type CleanReport } from '../media/audio.ts';
+import { AUDIO_LIMITS, checkAudioLimits, cleanAudio, type CleanReport } from '../media/audio.ts';
 import { decodeWav, encodeWav, wavInfo } from '../media/wav.ts';
 import {
   cpuStage,
@@ -53,7 +53,7 @@ const handler: Handler<AudioCleanInput> = (ctx) =>
       // Each synchronous stage is charged to the isolate's CPU budget as it returns.
       const audio = cpuStage(ctx, () => {
         checkAudioLimits(wavInfo(bytes));
-        return decodeWav(bytes);
+        return decodeWav(bytes, { maxSamples: AUDIO_LIMITS.maxSamples });
       });
       ({ sampleRate } = audio);
       channels = audio.channels.length;

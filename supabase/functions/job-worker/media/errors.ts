@@ -5,10 +5,22 @@
 export type MediaErrorCode =
   /** The bytes are not a format this module reads (GIF, WebP, 8-bit WAV, MP3, ...). */
   | 'unsupported_format'
-  /** The bytes claim to be a supported image format but cannot be decoded. */
+  /**
+   * The bytes claim to be a supported image format but cannot be decoded, including files cut
+   * short: the header promises more data than the file holds (the message starts "truncated").
+   */
   | 'corrupt_image'
-  /** The bytes claim to be a WAV file but its structure is broken. */
+  /**
+   * The bytes claim to be a WAV file but its structure is broken, including a data chunk whose
+   * declared size runs past the end of the file (the message starts "truncated").
+   */
   | 'corrupt_audio'
+  /**
+   * Compressed data that expands past what the file's own header declares (a PNG whose IDAT
+   * inflates beyond its IHDR's rows, a JPEG structure needing far more memory or passes than its
+   * frame size allows). Detected while decoding, before the excess is held in memory.
+   */
+  | 'decompression_bomb'
   /** The input is larger than the module's limits (megapixels, seconds, samples). */
   | 'too_large'
   /** A parameter is missing, not a finite number, or out of its documented range. */
@@ -16,11 +28,18 @@ export type MediaErrorCode =
 
 export class MediaError extends Error {
   readonly code: MediaErrorCode;
+  /** Facts for the job's error details (sizes declared and found); never input bytes. */
+  readonly details?: Record<string, unknown>;
 
-  constructor(code: MediaErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: MediaErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message, options);
     this.name = 'MediaError';
     this.code = code;
+    if (options?.details) this.details = options.details;
   }
 }
 

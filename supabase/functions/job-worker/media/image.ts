@@ -3,7 +3,8 @@
  * encoding RGBA8 to PNG/JPEG. Pure: bytes in, bytes out, no Storage and no Supabase.
  *
  * Libraries:
- * - PNG decode: fast-png (every colour type, bit depths 1–16, palette + tRNS, Adam7).
+ * - PNG decode: fast-png (every colour type, bit depths 1–16, palette + tRNS, Adam7), fed by our
+ *   own chunk walk and bounded inflate (below).
  * - PNG encode: our own writer (adaptive per-row filters, colour-type reduction) over node:zlib's
  *   deflate; fast-png's encoder writes unfiltered rows, which makes photos ~1.5x bigger and is
  *   ~2x slower (see tests/media/README.md).
@@ -11,8 +12,31 @@
  *
  * Colour management: pixels are taken as sRGB; embedded ICC profiles and EXIF are not carried over
  * (the EXIF orientation is applied to the pixels on decode, so the output displays upright).
+ *
+ * Hostile files. Every decode is bounded by what the header declares, before it costs memory:
+ * - PNG: the IHDR fixes exactly how many bytes the IDAT stream inflates to (per row one filter
+ *   byte plus ceil(width x channels x depth / 8), per Adam7 pass when interlaced). The stream is
+ *   inflated in small steps (fflate's streaming Unzlib, PNG_INFLATE_STEP compressed bytes at a
+ *   time, so one step yields at most ~1 MiB) and abandoned with `decompression_bomb` as soon as
+ *   it yields more than that. Only IHDR, PLTE, tRNS and the inflated IDAT reach fast-png (as
+ *   stored deflate blocks), so ancillary chunks it would inflate whole (iCCP) never are.
+ * - JPEG: jpeg-js gets the frame header's own size as its resolution limit (a later, larger frame
+ *   is `too_large`) and a memory limit derived from those dimensions (JPEG_BYTES_PER_PIXEL);
+ *   more than that means a pathological structure (hundreds of components) and is
+ *   `decompression_bomb`. More than JPEG_MAX_SCANS scans (each a full pass over the image, the
+ *   progressive-JPEG CPU bomb) is `decompression_bomb` too.
+ * Both sit under the caller's megapixel limit and DECODE_HARD_MAX_MEGAPIXELS (`too_large`).
+ *
+ * Truncated files ("the header promises more than the file has") are `corrupt_image`, whose
+ * message starts with "truncated":
+ * - PNG: a chunk whose declared length runs past the end of the file, an IDAT stream that ends
+ *   before the rows the IHDR declares (or breaks off mid-stream), or no IEND chunk.
+ * - JPEG: a segment running past the end of the file, or no EOI marker after the scan data.
+ * truncatedImage() applies the checks a file's head can show (a chunk or segment longer than the
+ * file, or a whole file without its trailer) at create time.
  */
 import { decode as decodePngLib } from 'npm:fast-png@8.0.0';
+import { Unzlib } from 'npm:fflate@0.8.3';
 import jpeg from 'npm:jpeg-js@0.4.4';
 import { deflateSync } from 'node:zlib';
 import { MediaError } from './errors.ts';
@@ -278,57 +302,130 @@ export function decodeImage(
     );
   }
   if (info.format === 'png') return decodePng(bytes);
-  const img = decodeJpeg(bytes, max);
+  const img = decodeJpeg(bytes, info, max);
   return opts.applyOrientation === false ? img : orient(img, info.orientation);
 }
 
 /**
- * True when an EOI marker follows the first SOS. Entropy-coded data cannot contain FF D9 (0xFF is
- * stuffed as FF 00), and thumbnails in EXIF come before the main image's SOS, so this detects
- * truncated uploads, which jpeg-js would otherwise decode as a half-grey image.
+ * Most scans a JPEG may have. Each scan is a full pass over the image's coefficients, so a few KB
+ * of tiny progressive scans cost seconds of CPU; libjpeg-turbo recommends refusing more than 500
+ * (its `-maxscans` / TJPARAM_SCANLIMIT), ordinary progressive files have about ten.
  */
-function jpegHasEoi(b: Uint8Array): boolean {
+export const JPEG_MAX_SCANS = 500;
+
+/**
+ * Bytes jpeg-js accounts per pixel of the frame at most, for up to four components at full
+ * resolution: coefficient blocks (4 per sample), decoded component lines (1), the colour
+ * conversion buffer (1) and the RGBA result (4 per pixel). 32 leaves room for MCU padding.
+ */
+const JPEG_BYTES_PER_PIXEL = 32;
+
+const hex = (m: number) => `0x${m.toString(16)}`;
+
+type JpegWalk =
+  | { state: 'complete'; scans: number }
+  /** The head ends before the file does: nothing more can be told. */
+  | { state: 'unknown'; scans: number }
+  | { state: 'truncated' | 'corrupt' | 'bomb'; scans: number; reason: string };
+
+/**
+ * Walks a JPEG's markers from SOI to the first EOI: segments are skipped by their length, scan
+ * data up to the next marker (0xFF followed by neither a stuffed 0x00 nor a restart marker).
+ * `size` is the whole file's length when `b` is only its head. Entropy-coded data cannot contain
+ * FF D9, and thumbnails in EXIF sit inside their segment, so this finds the main image's EOI and
+ * tells truncated uploads, which jpeg-js would otherwise decode as a half-grey image.
+ */
+function walkJpeg(b: Uint8Array, size = b.length): JpegWalk {
+  const n = b.length;
   let i = 2;
-  let sos = -1;
-  while (i + 4 <= b.length) {
-    if (b[i] !== 0xff) return false;
+  let scans = 0;
+  const ranOut = (reason: string): JpegWalk =>
+    n < size ? { state: 'unknown', scans } : { state: 'truncated', scans, reason };
+  for (;;) {
+    if (i + 2 > n) return ranOut('the file ends before its end-of-image marker');
+    if (b[i] !== 0xff) {
+      return { state: 'corrupt', scans, reason: `JPEG marker expected at byte ${i}` };
+    }
     const m = b[i + 1];
     if (m === 0xff) {
-      i++;
+      i++; // fill byte
       continue;
     }
     if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) {
       i += 2;
       continue;
     }
-    if (m === 0xda) {
-      sos = i;
-      break;
+    if (m === 0xd9) return { state: 'complete', scans };
+    if (i + 4 > n) return ranOut('the file ends inside a segment header');
+    const len = (b[i + 2] << 8) | b[i + 3];
+    if (len < 2) return { state: 'corrupt', scans, reason: 'JPEG segment with invalid length' };
+    const end = i + 2 + len;
+    if (end > size) {
+      return {
+        state: 'truncated',
+        scans,
+        reason: `segment ${hex(m)} at byte ${i} declares ${len} bytes, past the end of the file`,
+      };
     }
-    i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+    if (m !== 0xda) {
+      i = end;
+      continue;
+    }
+    if (++scans > JPEG_MAX_SCANS) {
+      return { state: 'bomb', scans, reason: `more than ${JPEG_MAX_SCANS} scans` };
+    }
+    // Entropy-coded data, up to the next real marker.
+    let k = end;
+    for (;;) {
+      k = b.indexOf(0xff, k);
+      if (k < 0 || k + 1 >= n) return ranOut('the scan data ends without an end-of-image marker');
+      const x = b[k + 1];
+      if (x === 0x00 || (x >= 0xd0 && x <= 0xd7)) k += 2;
+      else if (x === 0xff) k += 1;
+      else break;
+    }
+    i = k;
   }
-  if (sos < 0) return false;
-  for (let k = b.length - 2; k > sos; k--) if (b[k] === 0xff && b[k + 1] === 0xd9) return true;
-  return false;
 }
 
-function decodeJpeg(bytes: Uint8Array, maxMegapixels: number): RgbaImage {
-  if (!jpegHasEoi(bytes)) {
-    throw new MediaError('corrupt_image', 'truncated JPEG: no end-of-image marker after the data');
+function decodeJpeg(bytes: Uint8Array, info: ImageInfo, maxMegapixels: number): RgbaImage {
+  const walk = walkJpeg(bytes);
+  if (walk.state === 'bomb') {
+    throw new MediaError('decompression_bomb', `JPEG refused before decoding: ${walk.reason}`);
   }
+  if (walk.state === 'truncated') {
+    throw new MediaError('corrupt_image', `truncated JPEG: ${walk.reason}`);
+  }
+  if (walk.state !== 'complete') {
+    const why = 'reason' in walk ? walk.reason : 'no end-of-image marker after the data';
+    throw new MediaError('corrupt_image', `JPEG could not be decoded: ${why}`);
+  }
+  // The frame header found by jpegInfo bounds the decode: its pixel count (a later, larger
+  // frame is refused) and the memory that many pixels can need.
+  const pixels = info.width * info.height;
+  const maxResolutionInMP = Math.min(maxMegapixels, (pixels + 0.5) / 1e6);
+  const padded = (info.width + 32) * (info.height + 32);
+  const maxMemoryUsageInMB = Math.ceil((padded * JPEG_BYTES_PER_PIXEL) / (1024 * 1024)) + 4;
   let out: { width: number; height: number; data: Uint8Array };
   try {
     out = jpeg.decode(bytes, {
       useTArray: true,
       formatAsRGBA: true,
       tolerantDecoding: true,
-      maxResolutionInMP: maxMegapixels,
-      maxMemoryUsageInMB: 200,
+      maxResolutionInMP,
+      maxMemoryUsageInMB,
     });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if (/maxResolutionInMP|maxMemoryUsageInMB/.test(msg)) {
+    if (/maxResolutionInMP/.test(msg)) {
       throw new MediaError('too_large', `JPEG too large to decode: ${msg}`, { cause: err });
+    }
+    if (/maxMemoryUsageInMB/.test(msg)) {
+      throw new MediaError(
+        'decompression_bomb',
+        `JPEG needs more memory than its ${info.width}x${info.height} frame allows (${maxMemoryUsageInMB} MB): ${msg}`,
+        { cause: err },
+      );
     }
     throw new MediaError('corrupt_image', `JPEG could not be decoded: ${msg}`, { cause: err });
   }
@@ -339,10 +436,239 @@ function decodeJpeg(bytes: Uint8Array, maxMegapixels: number): RgbaImage {
   return { width, height, data: new Uint8ClampedArray(data.buffer, data.byteOffset, data.length) };
 }
 
+// ---------------------------------------------------------------------------------------------
+// PNG: chunk walk and bounded inflate
+
+/**
+ * Compressed bytes handed to the inflater per step. Deflate expands at most ~1032:1, so one step
+ * yields at most ~1 MiB, which is all a bomb gets past the bound before it is caught.
+ */
+const PNG_INFLATE_STEP = 1024;
+
+/** Samples per pixel by PNG colour type. */
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/** Adam7 passes: [x0, y0, dx, dy]. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
+
+/**
+ * Exactly how many bytes a PNG's IDAT stream inflates to, from its IHDR: each row is one filter
+ * byte and ceil(width x channels x bitDepth / 8) bytes of samples; interlaced images have the
+ * rows of each non-empty Adam7 pass.
+ */
+export function pngInflatedBytes(
+  width: number,
+  height: number,
+  channels: number,
+  bitDepth: number,
+  interlaced: boolean,
+): number {
+  const row = (w: number) => 1 + Math.ceil((w * channels * bitDepth) / 8);
+  if (!interlaced) return height * row(width);
+  let total = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    const w = Math.ceil((width - x0) / dx);
+    const h = Math.ceil((height - y0) / dy);
+    if (w > 0 && h > 0) total += h * row(w);
+  }
+  return total;
+}
+
+interface PngChunk {
+  type: string;
+  /** Offset of the chunk's length field. */
+  at: number;
+  length: number;
+}
+
+const truncatedPng = (why: string) => new MediaError('corrupt_image', `truncated PNG: ${why}`);
+
+/**
+ * The chunks of a PNG from IHDR to IEND. `size` is the whole file's length when `bytes` is only
+ * its head: the walk then stops, without a verdict, where the head ends. Throws corrupt_image
+ * ("truncated") for a chunk that runs past the end of the file, or a whole file without IEND.
+ */
+function pngChunks(bytes: Uint8Array, size = bytes.length): { chunks: PngChunk[]; end: boolean } {
+  const chunks: PngChunk[] = [];
+  for (let i = 8;;) {
+    if (i + 8 > bytes.length) {
+      if (bytes.length < size) return { chunks, end: false };
+      throw truncatedPng(`the file ends after ${chunks.length} chunks, without an IEND chunk`);
+    }
+    const length = u32be(bytes, i);
+    const type = ascii(bytes, i + 4, 4);
+    if (length > 0x7fffffff) {
+      throw new MediaError('corrupt_image', `PNG chunk ${type} with invalid length ${length}`);
+    }
+    if (i + 12 + length > size) {
+      throw truncatedPng(
+        `chunk ${type} at byte ${i} declares ${length} bytes, past the end of the ${size}-byte file`,
+      );
+    }
+    chunks.push({ type, at: i, length });
+    if (type === 'IEND') return { chunks, end: true };
+    i += 12 + length;
+  }
+}
+
+/** Adler-32 of b, continuing from `adler` (zlib's checksum). */
+function adler32(adler: number, b: Uint8Array): number {
+  let a = adler & 0xffff;
+  let s = adler >>> 16;
+  for (let i = 0; i < b.length;) {
+    const end = Math.min(b.length, i + 5552);
+    for (; i < end; i++) {
+      a += b[i];
+      s += a;
+    }
+    a %= 65521;
+    s %= 65521;
+  }
+  return ((s << 16) | a) >>> 0;
+}
+
+function putU32(out: Uint8Array, at: number, v: number): void {
+  out[at] = v >>> 24;
+  out[at + 1] = (v >>> 16) & 255;
+  out[at + 2] = (v >>> 8) & 255;
+  out[at + 3] = v & 255;
+}
+
+/**
+ * Checks a PNG's structure and inflates its IDAT stream within the bound its IHDR sets, then
+ * returns a PNG for fast-png made of the same IHDR, PLTE and tRNS and one IDAT holding the
+ * inflated rows as stored (uncompressed) deflate blocks, so fast-png's own inflate only copies.
+ * Expects imageInfo to have validated the IHDR. The inflated rows are written straight into that
+ * PNG's buffer: nothing beyond the bound is ever allocated.
+ */
+function stagePng(bytes: Uint8Array): Uint8Array {
+  const { chunks } = pngChunks(bytes);
+  const width = u32be(bytes, 16);
+  const height = u32be(bytes, 20);
+  const depth = bytes[24];
+  const colorType = bytes[25];
+  const expected = pngInflatedBytes(width, height, PNG_CHANNELS[colorType], depth, bytes[28] === 1);
+  const firstIdat = chunks.findIndex((c) => c.type === 'IDAT');
+  if (firstIdat < 0) throw truncatedPng('no image data (IDAT chunk)');
+  const kept = chunks.slice(0, firstIdat).filter((c) => c.type === 'PLTE' || c.type === 'tRNS');
+  if (colorType === 3 && !kept.some((c) => c.type === 'PLTE')) {
+    throw new MediaError('corrupt_image', 'palette PNG without a PLTE chunk before its data');
+  }
+  const idats = chunks.filter((c) => c.type === 'IDAT');
+
+  const blocks = Math.ceil(expected / 65535);
+  const zlibLength = 2 + blocks * 5 + expected + 4;
+  const keptLength = kept.reduce((sum, c) => sum + 12 + c.length, 0);
+  const out = new Uint8Array(33 + keptLength + 12 + zlibLength + 12);
+  out.set(bytes.subarray(0, 33)); // signature + IHDR
+  let o = 33;
+  for (const c of kept) {
+    out.set(bytes.subarray(c.at, c.at + 12 + c.length), o);
+    o += 12 + c.length;
+  }
+  putU32(out, o, zlibLength);
+  out.set([0x49, 0x44, 0x41, 0x54], o + 4); // IDAT
+  const z = o + 8;
+  out[z] = 0x78; // zlib header: deflate, 32 KiB window, no dictionary
+  out[z + 1] = 0x01;
+
+  let written = 0;
+  let adler = 1;
+  const put = (chunk: Uint8Array) => {
+    if (written + chunk.length > expected) {
+      throw new MediaError(
+        'decompression_bomb',
+        `PNG image data inflates past the ${expected} bytes its ${width}x${height} header declares`,
+        { details: { declared_bytes: expected, inflated_bytes: written + chunk.length } },
+      );
+    }
+    adler = adler32(adler, chunk);
+    for (let k = 0; k < chunk.length;) {
+      const block = Math.floor(written / 65535);
+      const into = written - block * 65535;
+      const n = Math.min(chunk.length - k, 65535 - into);
+      out.set(chunk.subarray(k, k + n), z + 2 + block * 5 + 5 + into);
+      written += n;
+      k += n;
+    }
+  };
+  const inflater = new Unzlib((chunk) => put(chunk));
+  let ending = false;
+  try {
+    for (const c of idats) {
+      const start = c.at + 8;
+      for (let k = 0; k < c.length; k += PNG_INFLATE_STEP) {
+        inflater.push(bytes.subarray(start + k, start + Math.min(c.length, k + PNG_INFLATE_STEP)));
+      }
+    }
+    ending = true;
+    inflater.push(new Uint8Array(0), true);
+  } catch (err) {
+    if (err instanceof MediaError) throw err;
+    const msg = err instanceof Error ? err.message : String(err);
+    // Only at the end of the data: the stream still wants input, or lacks its checksum.
+    if (ending) {
+      throw truncatedPng(`the image data stream breaks off after ${written} of ${expected} bytes`);
+    }
+    throw new MediaError('corrupt_image', `PNG could not be decoded: ${msg}`, { cause: err });
+  }
+  if (written < expected) {
+    throw truncatedPng(
+      `the image data holds ${written} of the ${expected} bytes its header declares`,
+    );
+  }
+  for (let b = 0; b < blocks; b++) {
+    const len = Math.min(65535, expected - b * 65535);
+    const at = z + 2 + b * 5;
+    out[at] = b === blocks - 1 ? 1 : 0; // BFINAL, BTYPE 00 (stored)
+    out[at + 1] = len & 255;
+    out[at + 2] = len >>> 8;
+    out[at + 3] = ~len & 255;
+    out[at + 4] = (~len >>> 8) & 255;
+  }
+  putU32(out, z + zlibLength - 4, adler);
+  // The IDAT's CRC stays 0: fast-png does not check CRCs. Then IEND with its fixed CRC.
+  out.set([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82], z + zlibLength + 4);
+  return out;
+}
+
+/**
+ * Why a file of `size` bytes starting with `head` is cut short, as far as the head shows it: a
+ * PNG chunk or JPEG segment declared longer than the file, or a whole file (head = file) without
+ * its IEND / EOI. null when nothing is wrong or the head cannot tell. Does not decode anything.
+ */
+export function truncatedImage(head: Uint8Array, size: number): string | null {
+  const format = sniffImageFormat(head);
+  if (format === 'png') {
+    try {
+      pngChunks(head, size);
+      return null;
+    } catch (err) {
+      // Other structural faults are the decoder's to report.
+      const msg = err instanceof MediaError ? err.message : '';
+      return msg.startsWith('truncated') ? msg : null;
+    }
+  }
+  if (format === 'jpeg') {
+    const walk = walkJpeg(head, size);
+    return walk.state === 'truncated' ? `truncated JPEG: ${walk.reason}` : null;
+  }
+  return null;
+}
+
 function decodePng(bytes: Uint8Array): RgbaImage {
+  const staged = stagePng(bytes);
   let p: ReturnType<typeof decodePngLib>;
   try {
-    p = decodePngLib(bytes);
+    p = decodePngLib(staged);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new MediaError('corrupt_image', `PNG could not be decoded: ${msg}`, { cause: err });

@@ -5,6 +5,19 @@
  *
  * Samples are decoded to Float32 in [-1, 1): int / 2^(bits-1). Encoding rounds to nearest and
  * clips, without dither, so integer audio decoded and re-encoded at the same depth is bit-exact.
+ *
+ * Truncation: a data chunk whose size field declares more bytes than the file holds after it is
+ * a file cut short (an interrupted upload or copy) and is refused as `corrupt_audio` ("truncated
+ * WAV"), never decoded as the shorter audio it happens to contain. A size of 0 or 0xFFFFFFFF is
+ * no promise: streamed writers put it there when they cannot seek back, and such a chunk runs to
+ * the end of the file. A declared size that is not a whole number of frames is read up to its
+ * last whole frame (the partial one is dropped), and the pad byte after an odd-sized data chunk
+ * may be missing at the end of the file. wavInfo reads only the header, so it works on a prefix;
+ * its `dataEnd` is the file length the header promises, for callers that know the whole size.
+ *
+ * Memory: WAV is not compressed, so decoding allocates what the declared (or, when unsized,
+ * available) frames need: 4 bytes per sample. decodeWav refuses more than `maxSamples`
+ * (WAV_HARD_MAX_SAMPLES at most) as `too_large` before allocating anything.
  */
 import { MediaError } from './errors.ts';
 
@@ -27,7 +40,26 @@ export interface WavInfo {
   /** Sample frames declared by the data chunk (or available, for a streamed/unsized header). */
   frames: number;
   durationSeconds: number;
+  /**
+   * The file length the header promises: where the data chunk's declared bytes end. null for a
+   * streamed (unsized) data chunk, which promises nothing. A file shorter than this is truncated.
+   */
+  dataEnd: number | null;
 }
+
+export interface DecodeWavOptions {
+  /**
+   * Refuse (MediaError 'too_large') files with more samples (frames x channels) than this,
+   * before allocating them. Capped by WAV_HARD_MAX_SAMPLES.
+   */
+  maxSamples?: number;
+}
+
+/**
+ * Hard ceiling for any decode, whatever the caller asks: 16 M samples are 64 MB of Float32 next
+ * to the input's own bytes, a quarter of an Edge Function's 256 MB.
+ */
+export const WAV_HARD_MAX_SAMPLES = 16 * 1024 * 1024;
 
 const WAVE_FORMAT_PCM = 1;
 const WAVE_FORMAT_IEEE_FLOAT = 3;
@@ -57,7 +89,7 @@ interface Layout {
   float: boolean;
   blockAlign: number;
   dataOffset: number;
-  /** Declared size of the data chunk in bytes, clamped to what the buffer holds when decoding. */
+  /** Declared size of the data chunk in bytes; for an unsized chunk, what the buffer holds. */
   dataSize: number;
   /** True when the data chunk's size field is 0 or 0xFFFFFFFF (streamed writers). */
   unsized: boolean;
@@ -169,15 +201,33 @@ export function wavInfo(bytes: Uint8Array): WavInfo {
     float: l.float,
     frames,
     durationSeconds: frames / l.sampleRate,
+    dataEnd: l.unsized ? null : l.dataOffset + l.dataSize,
   };
 }
 
-/** Decodes a whole WAV file. A data chunk cut short is read up to its last whole frame. */
-export function decodeWav(bytes: Uint8Array): Audio {
+/**
+ * Decodes a whole WAV file. Refuses a data chunk declared longer than the file (corrupt_audio,
+ * "truncated") and more than `maxSamples` samples (too_large), both before allocating samples.
+ */
+export function decodeWav(bytes: Uint8Array, opts: DecodeWavOptions = {}): Audio {
   const l = parse(bytes);
-  const available = Math.min(l.dataSize, bytes.length - l.dataOffset);
-  const frames = Math.floor(available / l.blockAlign);
+  const held = bytes.length - l.dataOffset;
+  if (!l.unsized && l.dataSize > held) {
+    throw new MediaError(
+      'corrupt_audio',
+      `truncated WAV: the data chunk declares ${l.dataSize} bytes, the file holds ${held}`,
+      { details: { declared_bytes: l.dataSize, held_bytes: held } },
+    );
+  }
+  const frames = Math.floor(l.dataSize / l.blockAlign);
   const nch = l.channels;
+  const maxSamples = Math.min(opts.maxSamples ?? WAV_HARD_MAX_SAMPLES, WAV_HARD_MAX_SAMPLES);
+  if (frames * nch > maxSamples) {
+    throw new MediaError(
+      'too_large',
+      `WAV has ${frames * nch} samples (${nch} ch x ${frames} frames), limit ${maxSamples}`,
+    );
+  }
   const channels: Float32Array[] = [];
   for (let c = 0; c < nch; c++) channels.push(new Float32Array(frames));
   // Copy into an aligned buffer so the sample arrays can be viewed directly (little-endian host).

@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { encode as encodePngLib } from 'npm:fast-png@8.0.0';
+import { Zlib, zlibSync } from 'npm:fflate@0.8.3';
 import {
   decodeImage,
   encodeJpeg,
   encodePng,
   imageInfo,
+  JPEG_MAX_SCANS,
   MediaError,
   orient,
   type RgbaImage,
   sniffImageFormat,
+  truncatedImage,
 } from '../../job-worker/media/image.ts';
 import { colourCard, solid } from './_media.ts';
 
@@ -270,4 +273,164 @@ Deno.test('arithmetic-coded and 12-bit JPEGs are refused as unsupported_format',
   const twelve = jpg.slice();
   twelve[sof + 4] = 12;
   assertMediaError(() => decodeImage(twelve), 'unsupported_format');
+});
+
+// Hostile PNGs and JPEGs ------------------------------------------------------------------------
+
+/** A PNG chunk with its CRC. */
+function pngChunk(type: string, body: Uint8Array): Uint8Array {
+  const chunk = new Uint8Array(12 + body.length);
+  const v = new DataView(chunk.buffer);
+  v.setUint32(0, body.length);
+  for (let k = 0; k < 4; k++) chunk[4 + k] = type.charCodeAt(k);
+  chunk.set(body, 8);
+  v.setUint32(8 + body.length, crc32(chunk.subarray(4, 8 + body.length)));
+  return chunk;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** A PNG whose IHDR says width x height 8-bit RGBA and whose IDAT holds `zlib` as it is. */
+function pngWithIdat(width: number, height: number, zlib: Uint8Array, iend = true): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  const v = new DataView(ihdr.buffer);
+  v.setUint32(0, width);
+  v.setUint32(4, height);
+  ihdr.set([8, 6, 0, 0, 0], 8);
+  return concat(
+    Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlib),
+    iend ? pngChunk('IEND', new Uint8Array(0)) : new Uint8Array(0),
+  );
+}
+
+/** `mib` MiB of zeros as one zlib stream, deflated 1 MiB at a time (never held whole). */
+function zerosZlib(mib: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const z = new Zlib({ level: 9 }, (chunk) => parts.push(chunk));
+  const zeros = new Uint8Array(1 << 20);
+  for (let i = 0; i < mib; i++) z.push(zeros, i === mib - 1);
+  return concat(...parts);
+}
+
+function mediaErrorOf(fn: () => unknown): MediaError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof MediaError, `expected MediaError, got ${err}`);
+    return err;
+  }
+  assert.fail('expected a MediaError');
+}
+
+Deno.test('a PNG bomb is refused as decompression_bomb once it inflates past its header, not after', () => {
+  // 100x100 RGBA needs 100 x (1 + 400) = 40,100 inflated bytes; the stream holds 32 MiB of zeros.
+  const zlib = zerosZlib(32);
+  assert.ok(zlib.length < 200_000, `the bomb is small (${zlib.length} bytes)`);
+  const bomb = pngWithIdat(100, 100, zlib);
+  assert.equal(imageInfo(bomb).megapixels, 0.01, 'its header is harmless');
+  const err = mediaErrorOf(() => decodeImage(bomb, 'image/png'));
+  assert.equal(err.code, 'decompression_bomb', err.message);
+  const details = err.details as { declared_bytes: number; inflated_bytes: number };
+  assert.equal(details.declared_bytes, 40_100);
+  assert.ok(details.declared_bytes < details.inflated_bytes, 'stopped past the bound');
+  // The inflater got the stream in small steps: at most ~1 MiB came out past the bound, of 32.
+  assert.ok(
+    details.inflated_bytes <= details.declared_bytes + 1.1 * 2 ** 20,
+    `inflated ${details.inflated_bytes} bytes before stopping`,
+  );
+});
+
+Deno.test('PNG image data one byte longer than its header declares is a bomb; exact is fine', () => {
+  const rows = (extra: number) => {
+    const raw = new Uint8Array(2 * (1 + 2 * 4) + extra); // 2x2 RGBA, filter 0
+    return pngWithIdat(2, 2, zlibSync(raw));
+  };
+  assert.equal(decodeImage(rows(0)).data.length, 16);
+  assertMediaError(() => decodeImage(rows(1)), 'decompression_bomb');
+});
+
+Deno.test('ancillary chunks are not inflated: an iCCP bomb next to valid pixels decodes', () => {
+  const png = encodePng(colourCard(8, 8));
+  const profile = concat(new TextEncoder().encode('icc\0\0'), zerosZlib(8)); // 8 MiB profile
+  const img = decodeImage(insertPngChunk(png, 'iCCP', profile));
+  assert.deepEqual(img, decodeImage(png));
+});
+
+Deno.test('truncated PNGs are refused as corrupt_image, whichever part is missing', () => {
+  const png = encodePng(colourCard(64, 64));
+  const truncated = (bytes: Uint8Array) => {
+    const err = mediaErrorOf(() => decodeImage(bytes));
+    assert.equal(err.code, 'corrupt_image');
+    assert.match(err.message, /^truncated PNG/);
+  };
+  truncated(png.slice(0, png.length - 12)); // no IEND
+  truncated(png.slice(0, png.length - 40)); // IDAT cut: its length runs past the file
+  truncated(png.slice(0, 33)); // header only
+  // A well-formed chunk list whose zlib stream stops early, or holds too few rows.
+  const raw = new Uint8Array(64 * (1 + 64 * 4)).map((_, i) => (i % 257 === 0 ? 0 : i * 7));
+  const z = zlibSync(raw);
+  truncated(pngWithIdat(64, 64, z.subarray(0, z.length >> 1)));
+  truncated(pngWithIdat(64, 64, zlibSync(raw.subarray(0, raw.length - 257))));
+  assert.equal(decodeImage(pngWithIdat(64, 64, z)).width, 64);
+});
+
+Deno.test('truncatedImage tells from a head what it can, and nothing more', () => {
+  const png = encodePng(colourCard(64, 64));
+  assert.equal(truncatedImage(png, png.length), null);
+  assert.match(truncatedImage(png.slice(0, 60), 60) ?? '', /truncated PNG: chunk IDAT/);
+  assert.match(truncatedImage(png.slice(0, png.length - 12), png.length - 12) ?? '', /IEND/);
+  // A head of a longer file: only a chunk declared past the file's end counts.
+  assert.equal(truncatedImage(png.slice(0, 60), png.length), null);
+  assert.match(truncatedImage(png.slice(0, 60), png.length - 20) ?? '', /past the end/);
+  const jpg = encodeJpeg(colourCard(64, 64));
+  assert.equal(truncatedImage(jpg, jpg.length), null);
+  const cut = jpg.slice(0, jpg.length - 100);
+  assert.match(truncatedImage(cut, cut.length) ?? '', /truncated JPEG/);
+  assert.equal(truncatedImage(cut, jpg.length), null, 'a head cannot show a missing EOI');
+  assert.equal(truncatedImage(new TextEncoder().encode('hello'), 5), null);
+});
+
+Deno.test('a JPEG needing far more memory than its frame allows is a decompression_bomb', () => {
+  // A 1024x1024 frame header claiming 255 full-resolution components: jpeg-js would allocate
+  // coefficient blocks for each (255 x 4 MB) before finding out it cannot convert them.
+  const jpg = encodeJpeg(colourCard(64, 64));
+  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+  const comps = 255;
+  const body = [8, 0x04, 0x00, 0x04, 0x00, comps];
+  for (let c = 0; c < comps; c++) body.push(c + 1, 0x11, 0);
+  const len = body.length + 2;
+  const sofLen = (jpg[sof + 2] << 8) | jpg[sof + 3];
+  const forged = concat(
+    jpg.subarray(0, sof),
+    Uint8Array.from([0xff, 0xc0, len >> 8, len & 255, ...body]),
+    jpg.subarray(sof + 2 + sofLen),
+  );
+  assert.equal(imageInfo(forged).megapixels, 1.048576, 'within the 2 MP limit');
+  const err = mediaErrorOf(() => decodeImage(forged, 'image/jpeg', { maxMegapixels: 2 }));
+  assert.equal(err.code, 'decompression_bomb', err.message);
+});
+
+Deno.test(`a JPEG with more than ${JPEG_MAX_SCANS} scans is refused before decoding`, () => {
+  const jpg = encodeJpeg(colourCard(16, 16));
+  const sos = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xda);
+  const eoi = jpg.length - 2;
+  const scan = jpg.subarray(sos, eoi); // SOS header + entropy data
+  const many = concat(
+    jpg.subarray(0, sos),
+    ...Array(JPEG_MAX_SCANS + 1).fill(scan),
+    jpg.subarray(eoi),
+  );
+  assertMediaError(() => decodeImage(many), 'decompression_bomb');
+  const few = concat(jpg.subarray(0, sos), scan, scan, jpg.subarray(eoi));
+  assert.equal(decodeImage(few).width, 16);
 });

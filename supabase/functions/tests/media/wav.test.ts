@@ -90,6 +90,7 @@ Deno.test('wavInfo reads the format and duration from a header-only prefix', () 
     float: false,
     frames: 144000,
     durationSeconds: 3,
+    dataEnd: bytes.length,
   });
   assert.equal(wavInfo(encodeWav(audio, { bitsPerSample: 32, float: true })).float, true);
 });
@@ -161,12 +162,45 @@ Deno.test('encodeWav rounds to nearest and clips integer formats without dither'
   assert.equal(f.channels[0][6], 0, 'NaN becomes 0');
 });
 
-Deno.test('a data chunk cut short decodes its whole frames', () => {
+Deno.test('a file cut short inside its data chunk is refused as truncated corrupt_audio', () => {
+  // The 2,000-byte head of a 7.8 s file used to come out as 13 ms of audio.
   const audio = quantised(2, 1000, { bitsPerSample: 16, float: false });
   const bytes = encodeWav(audio);
-  const cut = decodeWav(bytes.slice(0, 44 + 4 * 500 + 3));
-  assert.equal(cut.channels[0].length, 500);
-  assert.deepEqual(cut.channels[1], audio.channels[1].subarray(0, 500));
+  for (const length of [44 + 4 * 500 + 3, 44 + 4 * 1000 - 1, 44]) {
+    assert.throws(
+      () => decodeWav(bytes.slice(0, length)),
+      (e: unknown) =>
+        e instanceof MediaError && e.code === 'corrupt_audio' && /^truncated WAV/.test(e.message),
+    );
+  }
+  // The header alone still tells the format, and the length the whole file must have.
+  assert.deepEqual(wavInfo(bytes.slice(0, 44)).dataEnd, bytes.length);
+  assert.equal(decodeWav(bytes).channels[0].length, 1000);
+});
+
+Deno.test('a declared size that is not whole frames decodes its whole frames', () => {
+  const audio = quantised(2, 1000, { bitsPerSample: 16, float: false });
+  const bytes = encodeWav(audio);
+  // 3 bytes of a partial frame declared and present at the end.
+  const odd = new Uint8Array(bytes.length + 3);
+  odd.set(bytes);
+  new DataView(odd.buffer).setUint32(40, 4 * 1000 + 3, true);
+  const back = decodeWav(odd);
+  assert.equal(back.channels[0].length, 1000);
+  assert.deepEqual(back.channels[1], audio.channels[1]);
+  // An odd-sized data chunk at the end of the file may lack its pad byte.
+  const mono = encodeWav(quantised(1, 7, { bitsPerSample: 24, float: false }));
+  assert.equal(mono.length % 2, 0, 'encodeWav wrote the pad byte');
+  assert.equal(decodeWav(mono.slice(0, mono.length - 1)).channels[0].length, 7);
+});
+
+Deno.test('decodeWav refuses more samples than maxSamples before decoding them', () => {
+  const bytes = encodeWav(quantised(2, 1000, { bitsPerSample: 16, float: false }));
+  assert.throws(
+    () => decodeWav(bytes, { maxSamples: 1999 }),
+    (e: unknown) => e instanceof MediaError && e.code === 'too_large',
+  );
+  assert.equal(decodeWav(bytes, { maxSamples: 2000 }).channels[0].length, 1000);
 });
 
 Deno.test('a streamed WAV with an unsized data chunk is read to the end of the file', () => {
@@ -175,6 +209,7 @@ Deno.test('a streamed WAV with an unsized data chunk is read to the end of the f
     const bytes = encodeWav(audio);
     new DataView(bytes.buffer).setUint32(40, size, true);
     assert.equal(wavInfo(bytes).frames, 300);
+    assert.equal(wavInfo(bytes).dataEnd, null, 'an unsized chunk promises no length');
     assert.deepEqual(decodeWav(bytes).channels[0], audio.channels[0]);
   }
 });
