@@ -308,7 +308,7 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
       e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'running'
     );
     assert.equal(running.new.attempts, 1);
-    assert.equal(running.new.lease_token, claimed.lease_token);
+    assert.equal(running.new.started_at !== null, true);
     assert.deepEqual(running.old, { id: job.id }); // replica identity default: the key only
 
     await rpc('heartbeat_job', {
@@ -333,7 +333,60 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     assert.equal(done.new.progress, 100);
     assert.deepEqual(done.new.output, { files: [{ path: 'x.png', size: 3 }] });
     assert.match(done.new.finished_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00$/);
-    assert.equal(done.new.lease_token, null);
+  });
+
+  it('leaves out the columns the subscriber may not select, as apply_rls does (lease, worker, slot, key)', async () => {
+    // authenticated selects only the public columns of jobs (20261202141000_job_columns.sql);
+    // Realtime keeps in each record only what has_column_privilege allows the subscriber's role.
+    const client = rtClient(alice.token);
+    const { events } = await watch(client, [
+      { event: '*', schema: 'public', table: 'jobs', filter: `user_id=eq.${alice.id}` },
+    ]);
+    const type = jobType();
+    const job = await createJob(alice.id, type, {}, { p_idempotency_key: `key-${type}` });
+    const claimed = (await claim(type))[job.id];
+    await rpc('await_job', {
+      p_id: job.id,
+      p_lease_token: claimed.lease_token,
+      p_provider: 'replicate',
+      p_external_id: `pred-${type}`,
+    });
+    const inserted = await events.next((e) => e.eventType === 'INSERT' && e.new.id === job.id);
+    const running = await events.next((e) => e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'running');
+    const waiting = await events.next((e) => e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'waiting');
+    const serverOnly = ['lease_token', 'lease_expires_at', 'worker_id', 'fair_at', 'idempotency_key',
+      'external_provider', 'external_id', 'parent_id'];
+    for (const e of [inserted, running, waiting]) {
+      assert.equal(e.errors, null);
+      assert.deepEqual(serverOnly.filter((c) => c in e.new || c in e.old), [], `${e.eventType} ${e.new.status}`);
+      assert.equal(e.new.user_id, alice.id);
+    }
+    assert.equal(running.new.attempts, 1);
+    // The service role still sees them all.
+    const iat = Math.floor(Date.now() / 1000);
+    const serviceClient = rtClient(stack.keys.sign({ role: 'service_role', iat, exp: iat + 3600 }));
+    const seen = await watch(serviceClient, [
+      { event: 'UPDATE', schema: 'public', table: 'jobs', filter: `id=eq.${job.id}` },
+    ]);
+    await rpc('cancel_job', { p_id: job.id });
+    const cancelled = await seen.events.next((e) => e.new.status === 'cancelled');
+    assert.equal(cancelled.new.worker_id, 'gw-rt-worker');
+    assert.equal(cancelled.new.idempotency_key, `key-${type}`);
+  });
+
+  it('refuses a filter on a column the subscriber may not select, as subscription_check_filters does', async () => {
+    const client = rtClient(alice.token);
+    await client.realtime.setAuth();
+    const system = collector('system');
+    const statuses = collector('statuses');
+    client.channel(`hidden-${crypto.randomUUID()}`)
+      .on('postgres_changes', { event: '*', schema: 'public', table: 'jobs', filter: 'worker_id=eq.gw-rt-worker' }, () => {})
+      .on('system', {}, (m) => system.push(m))
+      .subscribe((status) => statuses.push({ status }));
+    await statuses.next((s) => s.status === 'SUBSCRIBED');
+    const m = await system.next();
+    assert.equal(m.status, 'error');
+    assert.match(m.message, /^Unable to subscribe to changes with given parameters/);
   });
 
   it('delivers a committed update within ~100 ms (median of 10 heartbeats, logged)', async () => {
@@ -666,7 +719,12 @@ describe('the Phoenix protocol on the wire', () => {
     assert.equal(data.table, 'jobs');
     assert.equal(data.errors, null);
     assert.deepEqual(data.old_record, { id: job.id });
-    assert.equal(data.record.lease_token, claimed.lease_token);
+    assert.equal(data.record.status, 'running');
+    assert.ok(claimed);
+    for (const hidden of ['lease_token', 'worker_id', 'fair_at', 'idempotency_key']) {
+      assert.equal(hidden in data.record, false, hidden);
+      assert.equal(data.columns.some((c) => c.name === hidden), false, hidden);
+    }
     assert.deepEqual(data.columns.slice(0, 5), [
       { name: 'id', type: 'uuid' },
       { name: 'user_id', type: 'uuid' },

@@ -210,6 +210,37 @@ describe('table reads under RLS', () => {
     for (const j of aliceJobs) assert.ok(ids.has(j.id));
   });
 
+  it('keeps the server-only columns of a job from its owner (column privileges, as PostgREST)', async () => {
+    // authenticated selects only the public columns of jobs (20261202141000_job_columns.sql).
+    const user = stack.client(alice.token);
+    const { id } = await createJob(alice.id, { n: 'columns' });
+    for (const column of ['lease_token', 'worker_id', 'fair_at', 'idempotency_key', '*']) {
+      const { status, error } = await user.from('jobs').select(column === '*' ? '*' : `id, ${column}`).eq('id', id);
+      assert.equal(status, 403, column);
+      assert.equal(error.code, '42501', column);
+      assert.equal(error.message, 'permission denied for table jobs', column);
+    }
+    const filtered = await user.from('jobs').select('id').eq('worker_id', 'gw-test-worker');
+    assert.equal(filtered.status, 403);
+    const mine = await user.from('jobs').select('id, status, attempts, history').eq('id', id).single();
+    assert.equal(mine.error, null);
+    assert.deepEqual(mine.data, { id, status: 'pending', attempts: 0, history: [] });
+    // The owner's RPCs return the owner's view of the row.
+    const cancelled = await user.rpc('cancel_job', { p_id: id });
+    assert.equal(cancelled.error, null);
+    assert.equal(cancelled.data.status, 'cancelled');
+    for (const column of ['lease_token', 'worker_id', 'fair_at', 'idempotency_key']) {
+      assert.equal(cancelled.data[column], null, column);
+    }
+    // The secret key still reads every column.
+    const full = await service.from('jobs').select('*').eq('id', id).single();
+    assert.equal(full.error, null);
+    assert.notEqual(full.data.fair_at, null);
+    const retried = await user.rpc('retry_job', { p_id: id });
+    assert.equal(retried.error, null);
+    assert.equal(retried.data.status, 'pending');
+  });
+
   it('shows anon nothing (no grant on jobs)', async () => {
     const { status, error } = await stack.client().from('jobs').select('id');
     assert.equal(status, 401);
