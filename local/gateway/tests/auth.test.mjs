@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createClient } from '@supabase/supabase-js';
 import { startStack } from './helpers.mjs';
@@ -193,5 +194,119 @@ describe('auth stand-in', () => {
     });
     assert.equal(res.status, 401);
     assert.equal((await res.json()).code, 'no_api_key');
+  });
+
+  it('refuses an API key that is not in force, on sign-up and every other route', async () => {
+    for (const apikey of ['sb_publishable_not-ours', 'anything', stack.keys.jwtSecret]) {
+      const res = await fetch(`${stack.url}/auth/v1/signup`, {
+        method: 'POST',
+        headers: { apikey, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(res.status, 401, apikey);
+      assert.equal((await res.json()).message, 'Invalid API key');
+    }
+    const { rows } = await stack.admin.query('select count(*)::int as n from auth.users where is_anonymous');
+    const user = await fetch(`${stack.url}/auth/v1/user?apikey=nope`, { headers: { authorization: 'Bearer x' } });
+    assert.equal(user.status, 401);
+    const after = await stack.admin.query('select count(*)::int as n from auth.users where is_anonymous');
+    assert.equal(after.rows[0].n, rows[0].n, 'no user was made');
+  });
+
+  it('after logout (global) the old access token is refused: /user 403 session_not_found, functions 401', async () => {
+    const supabase = browserClient();
+    const other = browserClient();
+    const { data: signIn } = await supabase.auth.signInAnonymously();
+    const token = signIn.session.access_token;
+    const user = () => fetch(`${stack.url}/auth/v1/user`, {
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${token}` },
+    });
+    const jobs = () => fetch(`${stack.url}/functions/v1/jobs`, {
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${token}` },
+    });
+    assert.equal((await user()).status, 200);
+    assert.equal((await jobs()).status, 200);
+    // A second session of the same user (a refresh elsewhere keeps the session; global ends all).
+    await other.auth.setSession({ access_token: token, refresh_token: signIn.session.refresh_token });
+    const out = await fetch(`${stack.url}/auth/v1/logout?scope=global`, {
+      method: 'POST',
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${token}` },
+    });
+    assert.equal(out.status, 204);
+
+    const refused = await user();
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await refused.json(), {
+      code: 'session_not_found',
+      message: 'Session from session_id claim in JWT does not exist',
+    });
+    // auth-js turns session_not_found into AuthSessionMissingError (what requireUser sees).
+    const viaJs = await supabase.auth.getUser(token);
+    assert.equal(viaJs.data.user, null);
+    assert.equal(viaJs.error?.name, 'AuthSessionMissingError');
+    const fn = await jobs();
+    assert.equal(fn.status, 401);
+    const body = await fn.json();
+    assert.equal(body.error.code, 'invalid_token');
+    assert.equal(typeof body.error.message, 'string');
+    // Logging out again with it is refused the same way (GoTrue authenticates logout too).
+    const again = await fetch(`${stack.url}/auth/v1/logout`, {
+      method: 'POST',
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${token}` },
+    });
+    assert.equal(again.status, 403);
+    assert.equal((await again.json()).code, 'session_not_found');
+  });
+
+  it('refuses a validly signed token that is not valid yet (nbf) or expired, as GoTrue does', async () => {
+    const { id, token: good } = await stack.makeUser();
+    const claims = claimsOf(good);
+    const now = Math.floor(Date.now() / 1000);
+    const cases = [
+      ['future nbf', { ...claims, nbf: now + 3600 }, 'token is not valid yet'],
+      ['expired', { ...claims, exp: now - 1 }, 'token is expired'],
+    ];
+    for (const [label, c, why] of cases) {
+      const res = await fetch(`${stack.url}/auth/v1/user`, {
+        headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${stack.keys.sign(c)}` },
+      });
+      assert.equal(res.status, 403, label);
+      const body = await res.json();
+      assert.equal(body.code, 'bad_jwt', label);
+      assert.match(body.message, new RegExp(why), label);
+    }
+    const ok = await fetch(`${stack.url}/auth/v1/user`, {
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${stack.keys.sign({ ...claims, nbf: now - 5 })}` },
+    });
+    assert.equal(ok.status, 200);
+    assert.equal((await ok.json()).id, id);
+  });
+
+  it('limits anonymous sign-ups to 30 per client address, as GoTrue does by default (429 over_request_rate_limit)', async () => {
+    // From 127.0.0.7: its own bucket, apart from the other tests' sign-ups from 127.0.0.1.
+    const signUp = (localAddress) => new Promise((resolve, reject) => {
+      const req = http.request(`${stack.url}/auth/v1/signup`, {
+        method: 'POST',
+        localAddress,
+        headers: { apikey: stack.keys.anonKey, 'content-type': 'application/json' },
+      }, (res) => {
+        let text = '';
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    const before = (await stack.admin.query('select count(*)::int as n from auth.users')).rows[0].n;
+    for (let i = 0; i < 30; i++) {
+      const res = await signUp('127.0.0.7');
+      assert.equal(res.status, 200, `sign-up ${i + 1}: ${JSON.stringify(res.body)}`);
+    }
+    const over = await signUp('127.0.0.7');
+    assert.equal(over.status, 429);
+    assert.deepEqual(over.body, { code: 'over_request_rate_limit', message: 'Request rate limit reached' });
+    const after = (await stack.admin.query('select count(*)::int as n from auth.users')).rows[0].n;
+    assert.equal(after - before, 30, 'the refused sign-up made no user');
+    assert.equal((await signUp('127.0.0.8')).status, 200, 'another address has its own bucket');
   });
 });

@@ -124,7 +124,8 @@ export async function requireUser(req: Request, env: SupabaseEnv): Promise<UserC
     if (error && (error.status ?? 0) >= 500) {
       throw new HttpError(503, 'auth_unavailable', 'could not verify the session, try again');
     }
-    if ((error as { code?: string } | null)?.code === 'session_not_found') {
+    // auth-js turns Auth's 403 session_not_found into an AuthSessionMissingError.
+    if (error?.name === 'AuthSessionMissingError' || error?.code === 'session_not_found') {
       throw new HttpError(401, 'invalid_token', 'the session was signed out: sign in again');
     }
     throw invalidToken();
