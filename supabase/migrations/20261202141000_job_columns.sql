@@ -28,27 +28,22 @@ grant select (id, user_id, type, status, priority, progress, step, input, output
   on public.jobs to authenticated;
 
 -- spool.owner_view(job) is the job as its owner may see it.
--- Contract: the row with every column authenticated may not SELECT set to null (lease_token,
--- lease_expires_at, worker_id, fair_at, idempotency_key, external_provider, external_id,
--- parent_id); every other column unchanged. Pure.
+-- Contract: the row with every column that authenticated may not SELECT set to null (today
+-- lease_token, lease_expires_at, worker_id, fair_at, idempotency_key, external_provider,
+-- external_id, parent_id, and any later column not granted above); every other column unchanged.
+-- Reads only the catalog.
 create function spool.owner_view(p_job public.jobs)
 returns public.jobs
-language plpgsql immutable
+language sql stable
 set search_path = ''
 as $$
-declare
-  v_job public.jobs := p_job;
-begin
-  v_job.lease_token := null;
-  v_job.lease_expires_at := null;
-  v_job.worker_id := null;
-  v_job.fair_at := null;
-  v_job.idempotency_key := null;
-  v_job.external_provider := null;
-  v_job.external_id := null;
-  v_job.parent_id := null;
-  return v_job;
-end;
+  select pg_catalog.jsonb_populate_record(null::public.jobs,
+    pg_catalog.to_jsonb(p_job) operator(pg_catalog.-) coalesce(
+      (select pg_catalog.array_agg(a.attname::text)
+         from pg_catalog.pg_attribute a
+        where a.attrelid = 'public.jobs'::pg_catalog.regclass and a.attnum > 0 and not a.attisdropped
+          and not pg_catalog.has_column_privilege('authenticated', a.attrelid, a.attnum, 'SELECT')),
+      '{}'::text[]))
 $$;
 revoke all on function spool.owner_view(public.jobs) from public, anon, authenticated, service_role;
 
