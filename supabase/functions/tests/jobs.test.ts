@@ -16,6 +16,7 @@ import {
   type TestUser,
   theStack,
   transaction,
+  withSettings,
 } from './support/api-stack.ts';
 import { png } from './support/media-fixtures.ts';
 
@@ -309,6 +310,73 @@ Deno.test({
     assert.equal(job.attempts, 0);
     assert.ok(['pending', 'running', 'failed', 'done'].includes(job.status));
     assertError(await post(alice, `/jobs/${crypto.randomUUID()}/retry`), 404, 'job_not_found');
+  },
+});
+
+/** Fails the job's attempt through claim_jobs + fail_job, a day ahead (spool.now). */
+async function failJob(
+  id: string,
+  type: string,
+  error: Record<string, unknown>,
+  retryable: boolean,
+) {
+  const rows = await transaction<{ id: string; status: string }>([
+    ['set local role service_role'],
+    [`set local spool.now = '${new Date(Date.now() + 2 * 86400_000).toISOString()}'`],
+    [
+      `with claimed as (select * from public.claim_jobs('jobs-test', 1, 60, array[$1]))
+       select c.id, (public.fail_job(c.id, c.lease_token, $2, $3)).status from claimed c`,
+      [type, JSON.stringify(error), retryable],
+    ],
+  ]);
+  assert.deepEqual(rows.map((r) => r.id), [id], 'the claim took the job under test');
+  return rows[0].status;
+}
+
+Deno.test({
+  name: 'retry: a permanent failure is 409 not_retryable, saying why; the job stays failed',
+  ...integration,
+  async fn() {
+    const { alice } = await theWorld();
+    const id = await makeJob(alice, 'roto', { priority: 100 });
+    const status = await failJob(id, 'roto', {
+      code: 'content_policy',
+      message: 'the provider refused the prompt',
+    }, false);
+    assert.equal(status, 'failed');
+    const res = await post(alice, `/jobs/${id}/retry`);
+    assertError(res, 409, 'not_retryable');
+    const error = res.json!.error as { message: string; details: Record<string, unknown> };
+    assert.match(
+      error.message,
+      /failed permanently \(content_policy: the provider refused the prompt\)/,
+    );
+    assert.deepEqual(error.details.reason, 'content_policy');
+    const got = await get(alice, `/jobs/${id}`);
+    const job = got.json!.job as Job & { error: Record<string, unknown> };
+    assert.equal(job.status, 'failed');
+    assert.equal(job.error.retryable, false);
+  },
+});
+
+Deno.test({
+  name:
+    'retry: past the jobs-per-minute rate is 429 quota_rate with Retry-After; the job stays cancelled',
+  ...integration,
+  async fn() {
+    const { alice } = await theWorld();
+    const id = await makeJob(alice, 'image');
+    await cancelAsService(id);
+    await withSettings({ max_jobs_per_minute_per_user: 1 }, async () => {
+      // alice created this job a moment ago: the retry would be her second run this minute.
+      const res = await post(alice, `/jobs/${id}/retry`);
+      assertError(res, 429, 'quota_rate');
+      assert.equal(res.headers.get('retry-after'), '60');
+    });
+    const [row] = await sql<{ status: string }>('select status from public.jobs where id = $1', [
+      id,
+    ]);
+    assert.equal(row.status, 'cancelled');
   },
 });
 
