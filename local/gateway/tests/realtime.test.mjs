@@ -352,13 +352,29 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
       p_external_id: `pred-${type}`,
     });
     const inserted = await events.next((e) => e.eventType === 'INSERT' && e.new.id === job.id);
-    const running = await events.next((e) => e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'running');
-    const waiting = await events.next((e) => e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'waiting');
-    const serverOnly = ['lease_token', 'lease_expires_at', 'worker_id', 'fair_at', 'idempotency_key',
-      'external_provider', 'external_id', 'parent_id'];
+    const running = await events.next((e) =>
+      e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'running'
+    );
+    const waiting = await events.next((e) =>
+      e.eventType === 'UPDATE' && e.new.id === job.id && e.new.status === 'waiting'
+    );
+    const serverOnly = [
+      'lease_token',
+      'lease_expires_at',
+      'worker_id',
+      'fair_at',
+      'idempotency_key',
+      'external_provider',
+      'external_id',
+      'parent_id',
+    ];
     for (const e of [inserted, running, waiting]) {
       assert.equal(e.errors, null);
-      assert.deepEqual(serverOnly.filter((c) => c in e.new || c in e.old), [], `${e.eventType} ${e.new.status}`);
+      assert.deepEqual(
+        serverOnly.filter((c) => c in e.new || c in e.old),
+        [],
+        `${e.eventType} ${e.new.status}`,
+      );
       assert.equal(e.new.user_id, alice.id);
     }
     assert.equal(running.new.attempts, 1);
@@ -380,7 +396,12 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     const system = collector('system');
     const statuses = collector('statuses');
     client.channel(`hidden-${crypto.randomUUID()}`)
-      .on('postgres_changes', { event: '*', schema: 'public', table: 'jobs', filter: 'worker_id=eq.gw-rt-worker' }, () => {})
+      .on('postgres_changes', {
+        event: '*',
+        schema: 'public',
+        table: 'jobs',
+        filter: 'worker_id=eq.gw-rt-worker',
+      }, () => {})
       .on('system', {}, (m) => system.push(m))
       .subscribe((status) => statuses.push({ status }));
     await statuses.next((s) => s.status === 'SUBSCRIBED');

@@ -215,14 +215,17 @@ describe('table reads under RLS', () => {
     const user = stack.client(alice.token);
     const { id } = await createJob(alice.id, { n: 'columns' });
     for (const column of ['lease_token', 'worker_id', 'fair_at', 'idempotency_key', '*']) {
-      const { status, error } = await user.from('jobs').select(column === '*' ? '*' : `id, ${column}`).eq('id', id);
+      const { status, error } = await user.from('jobs').select(
+        column === '*' ? '*' : `id, ${column}`,
+      ).eq('id', id);
       assert.equal(status, 403, column);
       assert.equal(error.code, '42501', column);
       assert.equal(error.message, 'permission denied for table jobs', column);
     }
     const filtered = await user.from('jobs').select('id').eq('worker_id', 'gw-test-worker');
     assert.equal(filtered.status, 403);
-    const mine = await user.from('jobs').select('id, status, attempts, history').eq('id', id).single();
+    const mine = await user.from('jobs').select('id, status, attempts, history').eq('id', id)
+      .single();
     assert.equal(mine.error, null);
     assert.deepEqual(mine.data, { id, status: 'pending', attempts: 0, history: [] });
     // The owner's RPCs return the owner's view of the row.
