@@ -8,7 +8,8 @@
 //   input file in the caller's folder    403 forbidden_input
 //   the file, looked up as the caller    404 input_not_found, 413 file_too_large, 422 empty_file
 //   route (where the work happens)       413 image_too_large / audio_too_long,
-//                                        422 unsupported_format / unreadable_file,
+//                                        422 unsupported_format / unreadable_file /
+//                                            truncated_file,
 //                                        503 provider_not_configured
 //   create_job (secret key, for caller)  409 idempotency_conflict, 429 quota_* (+ Retry-After)
 //   202 {"job": <public view>}, Location: /functions/v1/jobs/<id>

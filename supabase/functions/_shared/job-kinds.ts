@@ -287,10 +287,18 @@ const among = (list: readonly string[], type: string) => list.includes(type);
 /** What routing needs to know of an image: the media module's imageInfo and a kind's limit. */
 interface ImageProbe {
   info(bytes: Uint8Array, contentType?: string): { format: string; width: number; height: number };
+  /** Why a file of `size` bytes with this head is cut short, when the head shows it; else null. */
+  truncated(head: Uint8Array, size: number): string | null;
   maxMegapixels: number;
 }
 interface AudioProbe {
-  info(bytes: Uint8Array): { durationSeconds: number; sampleRate: number; channels: number };
+  info(bytes: Uint8Array): {
+    durationSeconds: number;
+    sampleRate: number;
+    channels: number;
+    /** The file length the header promises (null for a streamed, unsized data chunk). */
+    dataEnd: number | null;
+  };
   /** Throws a MediaError ('too_large' or 'unsupported_format') past the in-function limits. */
   check(info: { durationSeconds: number; sampleRate: number; channels: number }): void;
   maxSeconds: number;
@@ -308,7 +316,7 @@ async function loadImageProbe(type: string): Promise<ImageProbe> {
     import('../job-worker/media/image.ts'),
     imageLimits[type](),
   ]);
-  return { info: image.imageInfo, maxMegapixels };
+  return { info: image.imageInfo, truncated: image.truncatedImage, maxMegapixels };
 }
 
 async function loadAudioProbe(): Promise<AudioProbe> {
@@ -346,6 +354,19 @@ function unreadable(what: string, why: unknown): Refusal {
     code: 'unreadable_file',
     message: `the input file is not a readable ${what}`,
     details: { reason: why instanceof Error ? why.message : String(why) },
+  };
+}
+
+/**
+ * A file whose header promises more bytes than it has (an interrupted upload): no route can
+ * process it. Checked at create time from the head, and again by the worker on the whole file.
+ */
+function truncatedFile(file: InputFile, reason: string): Refusal {
+  return {
+    status: 422,
+    code: 'truncated_file',
+    message: `the input file is cut short (${reason}): upload it again`,
+    details: { size: file.size, reason },
   };
 }
 
@@ -394,7 +415,10 @@ async function routeImage(
     return unreadable('PNG or JPEG image', err);
   }
   const megapixels = (info.width * info.height) / 1e6;
-  if (megapixels <= probe.maxMegapixels) return { provider: 'in-function' };
+  if (megapixels <= probe.maxMegapixels) {
+    const cut = probe.truncated(file.head ?? new Uint8Array(0), file.size);
+    return cut ? truncatedFile(file, cut) : { provider: 'in-function' };
+  }
   return replicateOr(type, providers, {
     status: 413,
     code: 'image_too_large',
@@ -457,7 +481,6 @@ const audioClean: JobKind<AudioCleanInput> = {
         }
         try {
           probe.check(info);
-          return { provider: 'in-function' };
         } catch (err) {
           const why = (err as Error).message;
           if (mediaCode(err) !== 'too_large') {
@@ -473,6 +496,13 @@ const audioClean: JobKind<AudioCleanInput> = {
             details: { duration_seconds: info.durationSeconds, max_seconds: probe.maxSeconds },
           });
         }
+        if (info.dataEnd !== null && info.dataEnd > file.size) {
+          return truncatedFile(
+            file,
+            `truncated WAV: its data chunk ends at byte ${info.dataEnd}, the file has ${file.size}`,
+          );
+        }
+        return { provider: 'in-function' };
       }
       if (among(OTHER_AUDIO_TYPES, file.contentType)) {
         return replicateOr(type, providers, {

@@ -47,13 +47,20 @@ async function route(
   return await routeJob(kind, parsed, f, config);
 }
 
-function refused(result: Route | Refusal, status: number, code: string) {
+function refused(result: Route | Refusal, status: number, code: string): Refusal {
   assert.ok(
     isRefusal(result),
     `expected a ${status} ${code} refusal, got ${JSON.stringify(result)}`,
   );
   assert.equal(result.status, status);
   assert.equal(result.code, code);
+  return result;
+}
+
+/** The route runs the job in the function (whatever CPU estimate it carries). */
+function inFunction(result: Route | Refusal) {
+  assert.ok(!isRefusal(result), `expected an in-function route, got ${JSON.stringify(result)}`);
+  assert.equal(result.provider, 'in-function');
 }
 
 Deno.test('registry: has the four production kinds and the test-only noop', () => {
@@ -249,9 +256,38 @@ Deno.test('route audio-clean: a short WAV runs in the function', async () => {
   assert.deepEqual(await route('audio-clean', {}, file('audio/wav', wav())), {
     provider: 'in-function',
   });
-  assert.deepEqual(await route('audio-clean', {}, file('audio/x-wav', wavHeader(30))), {
-    provider: 'in-function',
-  });
+  // The head of a 30 s file: the route reads its header, the size says the data is all there.
+  const head = wavHeader(30);
+  const whole = { ...file('audio/x-wav', head), size: 44 + 30 * 16000 * 2 };
+  inFunction(await route('audio-clean', {}, whole));
+});
+
+Deno.test('route audio-clean: a WAV shorter than its data chunk declares is 422 truncated_file', async () => {
+  // The first 2,000 bytes of a 7.8 s file: the header promises 7.8 s, the file holds 61 ms.
+  const head = wavHeader(7.8).subarray(0, 2000);
+  const cut = { ...file('audio/wav', head), size: 2000 };
+  const refusal = refused(await route('audio-clean', {}, cut), 422, 'truncated_file');
+  assert.match(refusal.message, /cut short \(truncated WAV: its data chunk ends at byte 249644/);
+  // Even with Replicate configured: no route can process the missing data.
+  refused(await route('audio-clean', {}, cut, providers(REPLICATE_ALL)), 422, 'truncated_file');
+  // A streamed WAV with an unsized data chunk promises nothing and is let through.
+  const streamed = wav().slice();
+  new DataView(streamed.buffer).setUint32(40, 0xffffffff, true);
+  inFunction(await route('audio-clean', {}, file('audio/wav', streamed)));
+});
+
+Deno.test('route color-grade: a PNG or JPEG cut short is 422 truncated_file', async () => {
+  const whole = png(64, 64);
+  const cutPng = whole.slice(0, whole.length - 30); // IDAT runs past the end, no IEND
+  refused(await route('color-grade', {}, file('image/png', cutPng)), 422, 'truncated_file');
+  const noIend = whole.slice(0, whole.length - 12);
+  refused(await route('roto', { mode: 'color' }, file('image/png', noIend)), 422, 'truncated_file');
+  const fullJpeg = jpeg(64, 64);
+  const cutJpeg = fullJpeg.slice(0, fullJpeg.length - 40);
+  refused(await route('color-grade', {}, file('image/jpeg', cutJpeg)), 422, 'truncated_file');
+  // A head of a larger file cannot show a missing trailer: the worker judges the whole file.
+  const headOnly = { ...file('image/jpeg', cutJpeg), size: fullJpeg.length };
+  inFunction(await route('color-grade', {}, headOnly));
 });
 
 Deno.test('route audio-clean: long WAV goes to Replicate, or 413 audio_too_long', async () => {
