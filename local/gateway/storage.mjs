@@ -11,6 +11,20 @@
 // own HS256 tokens in both modes. Uploads stage the file, insert or upsert the row as the caller,
 // move the file into place, then commit: a refused row leaves no file behind.
 //
+// Where the stand-in is stricter than Storage (src/storage/limits.ts, uploader.ts, object.ts):
+//   - object names: Storage checks only the characters; its S3 backend then refuses keys over
+//     1,024 bytes ("<project ref>/<bucket>/<name>/<version uuid>"), and Postgres' btree index on
+//     storage.objects refuses ~2,700. Here a name over MAX_KEY_BYTES (what fits that S3 key) or
+//     with a segment over 255 bytes (a file name on disk) is 400 InvalidKey, before any write.
+//   - MIME types: Storage compares only the first two '/' parts with allowed_mime_types, so
+//     "image/png/html" passes an image/png bucket and is served back as that. Here the type must
+//     also be one RFC 9110 type/subtype (no third part, no parameters): else 415 InvalidMimeType.
+//   - deleting an object the caller may not delete: Storage answers AccessDenied (403 in the
+//     body) when it exists and NoSuchKey (404) when not, which tells a caller what exists in
+//     folders it cannot read. Here both are NoSuchKey.
+//   - downloads carry X-Content-Type-Options: nosniff (Storage sends none), so a browser never
+//     renders a stored file as anything but its declared type.
+//
 // Errors are Storage's: {"statusCode": "<internal status>", "code", "error", "message"} with HTTP
 // 400 unless the internal status is 500 (src/http/error-handler.ts); unknown routes answer 404.
 //
@@ -267,12 +281,26 @@ const isUuid = (s) =>
   typeof s === 'string' &&
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 
-function mustBeValidKey(key) {
+/**
+ * The longest object name, in UTF-8 bytes, that fits Storage's S3 key (1,024 bytes at most)
+ * "<20-character project ref>/<bucket>/<name>/<36-character version>" for `bucketId`.
+ */
+export const maxKeyBytes = (bucketId) => 1024 - 20 - 1 - Buffer.byteLength(bucketId) - 1 - 1 - 36;
+/** The longest segment of an object name: a file name on the stand-in's disk. */
+const MAX_SEGMENT_BYTES = 255;
+
+function mustBeValidKey(key, bucketId = '') {
   const segments = (key ?? '').split('/');
   if (
     !key || !VALID_OBJECT_KEY.test(key) || segments.some((s) => s === '' || s === '.' || s === '..')
   ) {
     throw ERRORS.InvalidKey(key ?? '');
+  }
+  if (
+    Buffer.byteLength(key) > maxKeyBytes(bucketId) ||
+    segments.some((s) => Buffer.byteLength(s) > MAX_SEGMENT_BYTES)
+  ) {
+    throw ERRORS.InvalidKey(key.length > 80 ? `${key.slice(0, 80)}… (too long)` : key);
   }
 }
 
@@ -284,8 +312,15 @@ function mustBeValidBucketName(name) {
   }
 }
 
-/** validateMimeType of src/storage/uploader.ts. */
+/** One media type "type/subtype" of RFC 9110 tokens, without parameters. */
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * validateMimeType of src/storage/uploader.ts (the first two '/' parts against the bucket's
+ * list, `type/*` included), after a check Storage lacks: the whole value is one media type.
+ */
 function validateMimeType(mimeType, allowed) {
+  if (!MEDIA_TYPE.test(mimeType)) throw ERRORS.InvalidMimeType(mimeType);
   const requested = mimeType.split('/');
   if (requested.length < 2) throw ERRORS.InvalidMimeType(mimeType);
   const [type, ext] = requested;
@@ -658,7 +693,7 @@ export async function create(ctx) {
     const bucket = await findBucket(req, bucketId);
     if (!bucket) throw ERRORS.NoSuchBucket();
     const file = await fileFromRequest(req, bucket, objectName);
-    mustBeValidKey(objectName);
+    mustBeValidKey(objectName, bucketId);
     if (file.truncated) throw ERRORS.EntityTooLarge();
 
     const metadata = {
@@ -739,6 +774,7 @@ export async function create(ctx) {
 
   /** Uploader.canUpload: the caller's insert (or upsert) is tried, then rolled back. */
   async function canUpload(req, who, { bucketId, objectName, isUpsert, metadata }) {
+    mustBeValidKey(objectName, bucketId);
     try {
       await asRole(who, req, 'storage.object.upload_sign', async (c) => {
         const values = [
@@ -796,6 +832,8 @@ export async function create(ctx) {
       'Accept-Ranges': 'bytes',
       'Content-Type': md.mimetype ?? 'application/octet-stream',
       'X-Robots-Tag': 'none',
+      // Not sent by Storage: stricter here, so no browser sniffs a stored file into HTML.
+      'X-Content-Type-Options': 'nosniff',
     };
     if (md.eTag) headers.ETag = md.eTag;
     const lastModified = md.lastModified ? new Date(md.lastModified) : stat.mtime;
@@ -1301,7 +1339,8 @@ export async function create(ctx) {
       }
       case 'DELETE': {
         const who = authenticate(req);
-        await findObject(SUPERUSER, req, bucketId, objectName, 'storage.object.delete');
+        // One answer, NoSuchKey, whether the object is missing or only not the caller's to
+        // delete (Storage says AccessDenied for the latter: an existence oracle).
         const rows = await asRole(
           who,
           req,
@@ -1312,7 +1351,7 @@ export async function create(ctx) {
               [objectName, bucketId],
             )).rows,
         );
-        if (rows.length === 0) throw ERRORS.AccessDenied('Access denied');
+        if (rows.length === 0) throw ERRORS.NoSuchKey();
         removeFiles(rows);
         return sendJson(req, res, 200, { message: 'Successfully deleted' });
       }

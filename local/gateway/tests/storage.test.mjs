@@ -4,6 +4,7 @@
 // Run: node --test local/gateway/tests/storage.test.mjs
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -388,6 +389,94 @@ describe('list and remove', () => {
       assert.equal(fs.existsSync(diskPath('inputs', n)), false);
     }
     assert.ok(fs.existsSync(diskPath('inputs', `${alice.id}/list/sub/d.png`)));
+  });
+});
+
+describe('hardening (stricter than Storage where Storage leaks or breaks)', () => {
+  const del = (token, name) => fetch(`${stack.url}/storage/v1/object/inputs/${name}`, {
+    method: 'DELETE',
+    headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${token}` },
+  });
+
+  it("answers deleting another user's object exactly as deleting a missing one (no existence oracle)", async () => {
+    const mine = `${alice.id}/secret-plan.png`;
+    assert.equal((await stack.client(alice.token).storage.from('inputs').upload(mine, png())).error, null);
+    const existing = await del(bob.token, mine);
+    const missing = await del(bob.token, `${alice.id}/no-such-file.png`);
+    assert.equal(existing.status, missing.status);
+    const [a, b] = [await existing.json(), await missing.json()];
+    assert.deepEqual(a, b);
+    assert.deepEqual(a, { statusCode: '404', code: 'NoSuchKey', error: 'not_found', message: 'Object not found' });
+    assert.equal(existing.status, 400, "Storage's HTTP status for its 4xx errors");
+    assert.ok(await objectRow('inputs', mine), 'the object is still there');
+    assert.ok(fs.existsSync(diskPath('inputs', mine)));
+    const own = await del(alice.token, mine);
+    assert.equal(own.status, 200);
+    assert.equal(await objectRow('inputs', mine), null);
+  });
+
+  it('refuses an object name too long for the S3 key (or for a file name) with 400 InvalidKey, not 500', async () => {
+    const storage = stack.client(alice.token).storage.from('inputs');
+    const longNames = [
+      `${alice.id}/${'a'.repeat(5000)}.png`,
+      `${alice.id}/${'a/'.repeat(600)}x.png`, // short segments, over the key limit
+      `${alice.id}/${'b'.repeat(300)}.png`, // within the key limit, a segment over 255 bytes
+    ];
+    for (const name of longNames) {
+      const { error } = await storage.upload(name, png());
+      assert.equal(error?.statusCode, '400', `${name.length}: ${error?.message}`);
+      assert.match(error.message, /^Invalid key: /);
+      assert.equal(await objectRow('inputs', name), null);
+      const signed = await storage.createSignedUploadUrl(name);
+      assert.equal(signed.error?.statusCode, '400', `sign ${name.length}`);
+    }
+    assert.ok(stagingIsEmpty());
+    const longest = `${alice.id}/${'c/'.repeat(409)}${'d'.repeat(100)}.png`;
+    assert.equal(Buffer.byteLength(longest), 959, 'the longest name the inputs bucket takes');
+    assert.equal((await storage.upload(longest, png())).error, null);
+    const { error } = await storage.upload(`${longest.slice(0, -4)}e.png`, png());
+    assert.equal(error?.statusCode, '400', 'one byte more is refused');
+  });
+
+  it('refuses a MIME value that is not one type/subtype (image/png/html, parameters) with 415', async () => {
+    const put = (name, type) => fetch(`${stack.url}/storage/v1/object/inputs/${name}`, {
+      method: 'POST',
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${alice.token}`, 'content-type': type },
+      body: PNG,
+    });
+    for (const type of ['image/png/html', 'image/png/', 'image/png; charset=utf-8', 'image/png,text/html']) {
+      const name = `${alice.id}/mime-${crypto.randomUUID()}.png`;
+      const res = await put(name, type);
+      assert.equal(res.status, 400, type);
+      assert.deepEqual(await res.json(), {
+        statusCode: '415',
+        code: 'InvalidMimeType',
+        error: 'invalid_mime_type',
+        message: `mime type ${type} is not supported`,
+      }, type);
+      assert.equal(await objectRow('inputs', name), null, type);
+    }
+    const name = `${alice.id}/mime-ok.png`;
+    assert.equal((await put(name, 'image/png')).status, 200);
+    const down = await fetch(`${stack.url}/storage/v1/object/authenticated/inputs/${name}`, {
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    assert.equal(down.headers.get('content-type'), 'image/png');
+  });
+
+  it('sends X-Content-Type-Options: nosniff with every download', async () => {
+    const name = `${alice.id}/sniff.png`;
+    assert.equal((await stack.client(alice.token).storage.from('inputs').upload(name, png())).error, null);
+    const auth = await fetch(`${stack.url}/storage/v1/object/authenticated/inputs/${name}`, {
+      headers: { authorization: `Bearer ${alice.token}` },
+    });
+    assert.equal(auth.status, 200);
+    assert.equal(auth.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(auth.headers.get('content-type'), 'image/png');
+    const { data } = await stack.client(alice.token).storage.from('inputs').createSignedUrl(name, 60);
+    const signed = await fetch(data.signedUrl);
+    assert.equal(signed.status, 200);
+    assert.equal(signed.headers.get('x-content-type-options'), 'nosniff');
   });
 });
 
