@@ -3,7 +3,10 @@
 //   GET  /jobs?status=&type=&limit=&cursor=   my jobs, newest first, a page at a time
 //   GET  /jobs/<id>                           one of my jobs, with signed URLs of its outputs
 //   POST /jobs/<id>/cancel                    cancel_job as me
-//   POST /jobs/<id>/retry                     retry_job as me
+//   POST /jobs/<id>/retry                     retry_job as me: 409 not_retryable for a permanent
+//                                             failure (unless its input file was replaced since),
+//                                             429 quota_rate / quota_active_jobs like a new job
+//                                             (see job-view.ts retryRefusal)
 //   GET  /jobs/health                         get_queue_stats: secret key or an admin user
 //
 // Reads and cancel/retry run as the caller (their JWT, so RLS and auth.uid() decide); only the

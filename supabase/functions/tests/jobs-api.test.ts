@@ -15,6 +15,7 @@ import {
   jobLocation,
   PUBLIC_JOB_COLUMNS,
   PUBLIC_JOB_FIELDS,
+  retryRefusal,
   toPublicJob,
 } from '../_shared/job-view.ts';
 import type { JobRow } from '../_shared/clients.ts';
@@ -140,7 +141,8 @@ Deno.test('health: the secret key and admins may read it, other users may not', 
 
 Deno.test('public view: the select list matches the fields, internals are dropped', () => {
   assert.equal(PUBLIC_JOB_COLUMNS, PUBLIC_JOB_FIELDS.join(','));
-  const row: JobRow = {
+  // Every column of jobs (cast: columns other migrations add need not be spelled out here).
+  const row = {
     id: ID,
     user_id: 'u',
     type: 'roto',
@@ -153,6 +155,7 @@ Deno.test('public view: the select list matches the fields, internals are droppe
     error: null,
     attempts: 1,
     max_attempts: 3,
+    history: [],
     run_at: 't0',
     fair_at: 't0',
     worker_id: 'w',
@@ -166,11 +169,33 @@ Deno.test('public view: the select list matches the fields, internals are droppe
     started_at: 't0',
     finished_at: null,
     updated_at: 't0',
-  };
+  } satisfies Partial<JobRow> as unknown as JobRow;
   const view = toPublicJob(row);
   assert.deepEqual(Object.keys(view), [...PUBLIC_JOB_FIELDS]);
   for (const hidden of ['lease_token', 'worker_id', 'fair_at', 'user_id', 'idempotency_key']) {
     assert.equal(hidden in view, false, hidden);
   }
+  assert.deepEqual(view.history, []);
   assert.equal(jobLocation(ID), `/functions/v1/jobs/${ID}`);
+});
+
+Deno.test('retryRefusal: what retry_job refuses whatever the quotas', () => {
+  const job = (status: string, error: unknown = null, input: unknown = { prompt: 'a cat' }) =>
+    ({ status, error, input }) as Parameters<typeof retryRefusal>[0];
+  assert.equal(retryRefusal(job('cancelled')), null);
+  assert.equal(retryRefusal(job('pending')), null);
+  assert.equal(retryRefusal(job('failed', { code: 'lease_expired', retryable: true })), null);
+  for (const status of ['running', 'waiting', 'done']) {
+    assert.deepEqual(retryRefusal(job(status)), { code: 'invalid_transition' }, status);
+  }
+  assert.deepEqual(retryRefusal(job('failed', { code: 'content_policy', retryable: false })), {
+    code: 'not_retryable',
+    unlessInputReplaced: false,
+  });
+  assert.deepEqual(
+    retryRefusal(
+      job('failed', { code: 'corrupt_image', retryable: false }, { input_path: 'u/a.png' }),
+    ),
+    { code: 'not_retryable', unlessInputReplaced: true },
+  );
 });
