@@ -266,6 +266,13 @@ describe('the web client', () => {
     assert.equal(failed.status, 'failed');
     assert.equal(failed.error.code, 'corrupt_image');
 
+    // A permanent failure: the card says a retry of the same file would fail the same way, and
+    // retrying before the file is fixed is refused with that reason (409 not_retryable).
+    await page.getByTestId('retry-note').filter({ hasText: 'This failure is permanent' }).waitFor();
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByRole('alert').filter({ hasText: 'failed for good' }).waitFor();
+    assert.equal((await jobRow(id)).status, 'failed');
+
     // Re-upload a good file under the same name, as the user (Storage update, own folder).
     const res = await fetch(`${env.api}/storage/v1/object/inputs/${failed.input.input_path}`, {
       method: 'PUT',
@@ -282,7 +289,11 @@ describe('the web client', () => {
     await page.locator(`[data-testid="job-card"][data-job-id="${id}"][data-status="done"]`).waitFor();
     assert.equal((await jobRow(id)).status, 'done');
     await page.getByTestId('compare').waitFor();
-    assert.deepEqual(errors, []);
+    // The refused retry above is the one failed request the browser logged.
+    assert.deepEqual(errors, [
+      'console.error: Failed to load resource: the server responded with a status of 409 (Conflict)',
+    ]);
+    errors.length = 0;
   });
 
   test('shows upload progress, and keeps up by polling while Realtime is unreachable', async () => {

@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { useJob } from '../hooks/useJob.ts';
 import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib/jobs.ts';
-import { canCancel, canRetry, isTerminal, STATE_INFO } from '../lib/job-states.ts';
+import { canCancel, canRetry, isTerminal, retryBlocker, STATE_INFO } from '../lib/job-states.ts';
 import { formatBytes, operationOf } from '../lib/operations.ts';
 import { downloadUrl } from '../lib/upload.ts';
 import { Preview } from './Preview.tsx';
@@ -66,6 +66,8 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
     ? Date.parse(job.finished_at) - Date.parse(job.started_at)
     : null;
   const errorText = job.error && typeof job.error.message === 'string' ? job.error.message : null;
+  const blocker = retryBlocker(job);
+  const runs = job.history?.length ?? 0;
   const announcement = `${jobTitle(job)}: ${info.label}${
     !isTerminal(job.status) && job.step ? `, ${job.step}` : ''
   }`;
@@ -79,6 +81,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
             {inputName(job)}
             {inputName(job) && ' · '}created <Time iso={job.created_at} />
             {job.attempts > 1 && ` · attempt ${job.attempts} of ${job.max_attempts}`}
+            {runs > 0 && ` · retried ${runs === 1 ? 'once' : `${runs} times`}`}
           </p>
         </div>
         <StatusBadge status={job.status} />
@@ -109,6 +112,9 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
           {job.error?.code && <span className="muted"> ({String(job.error.code)})</span>}
         </p>
       )}
+      {blocker && (
+        <p className="muted" id={`job-${job.id}-retry-note`} data-testid="retry-note">{blocker.note}</p>
+      )}
       {job.status === 'done' && tookMs !== null && (
         <p className="muted">Finished in {formatDuration(tookMs)} · <Time iso={job.finished_at!} /></p>
       )}
@@ -132,7 +138,13 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
           </button>
         )}
         {canRetry(job.status) && (
-          <button type="button" className="button" onClick={() => act('retry')} disabled={busy !== null}>
+          <button
+            type="button"
+            className="button"
+            onClick={() => act('retry')}
+            disabled={busy !== null || (blocker !== null && !blocker.possible)}
+            aria-describedby={blocker ? `job-${job.id}-retry-note` : undefined}
+          >
             {busy === 'retry' ? 'Retrying…' : 'Retry'}
           </button>
         )}

@@ -46,7 +46,34 @@ export const STATE_INFO: Record<JobState, StateInfo> = {
 export const isTerminal = (s: JobState) => TERMINAL_STATES.includes(s);
 /** cancel_job accepts unfinished jobs. */
 export const canCancel = (s: JobState) => s === 'pending' || s === 'running' || s === 'waiting';
-/** retry_job accepts failed and cancelled jobs. */
+/** retry_job accepts failed and cancelled jobs (subject to the next two rules and the quotas). */
 export const canRetry = (s: JobState) => s === 'failed' || s === 'cancelled';
+
+interface RetryFacts {
+  status: JobState;
+  error: { retryable?: unknown; [k: string]: unknown } | null;
+  input: { input_path?: unknown; [k: string]: unknown } | null;
+}
+
+/**
+ * Why a retry would not help, as retry_job decides (job-view.ts retryRefusal): a permanent
+ * failure (error.retryable false) is refused unless the job reads a file that was uploaded again
+ * since. Returns what to tell the user and whether the Retry button can still work (only after
+ * the file is replaced), or null when a retry is fine.
+ */
+export function retryBlocker(job: RetryFacts): { note: string; possible: boolean } | null {
+  if (job.status !== 'failed' || job.error?.retryable !== false) return null;
+  return typeof job.input?.input_path === 'string'
+    ? {
+      note: 'This failure is permanent: retrying the same file would fail the same way. ' +
+        'Upload a fixed file under the same name, then retry, or start a new job.',
+      possible: true,
+    }
+    : {
+      note: 'This failure is permanent: retrying it unchanged would fail the same way. ' +
+        'Start a new job with different settings.',
+      possible: false,
+    };
+}
 export const isJobState = (s: unknown): s is JobState =>
   typeof s === 'string' && (JOB_STATES as readonly string[]).includes(s);

@@ -24,13 +24,27 @@ export interface Job {
   input: Record<string, Json | undefined>;
   output: Json | null;
   error: { code?: string; message?: string; [k: string]: Json | undefined } | null;
+  /** Attempts over the job's whole life; a retry raises max_attempts by a fresh budget. */
   attempts: number;
   max_attempts: number;
+  /** Earlier runs, oldest first, one per retry (job-view.ts RetriedRun). */
+  history: RetriedRun[] | null;
   run_at: string;
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+}
+
+/** One earlier run of a job, as a retry archived it. */
+export interface RetriedRun {
+  status: JobState;
+  attempts: number;
+  max_attempts: number;
+  error: { code?: string; message?: string; [k: string]: Json | undefined } | null;
+  started_at: string | null;
+  finished_at: string | null;
+  retried_at: string;
 }
 
 export const PUBLIC_JOB_FIELDS = [
@@ -44,6 +58,7 @@ export const PUBLIC_JOB_FIELDS = [
   'error',
   'attempts',
   'max_attempts',
+  'history',
   'run_at',
   'created_at',
   'started_at',
@@ -156,6 +171,10 @@ function friendlyMessage(
       return 'That job does not exist, or it is not yours.';
     case 'invalid_transition':
       return `That cannot be done now: ${message}.`;
+    case 'not_retryable':
+      return (details as { input_path?: unknown } | undefined)?.input_path
+        ? 'This job failed for good: retrying it as it is would fail the same way. Upload a fixed file under the same name first, or start a new job.'
+        : 'This job failed for good: retrying it as it is would fail the same way. Start a new job with different settings.';
     case 'network':
       return "Can't reach Spool. Check your connection and try again.";
     case 'BOOT_ERROR':
