@@ -32,7 +32,8 @@ select results_eq(
            ('created_at', 'timestamp with time zone', true),
            ('started_at', 'timestamp with time zone', false),
            ('finished_at', 'timestamp with time zone', false),
-           ('updated_at', 'timestamp with time zone', true), ('history', 'jsonb', true)$$,
+           ('updated_at', 'timestamp with time zone', true), ('cpu_ms', 'integer', true),
+           ('history', 'jsonb', true)$$,
   'jobs has every column of the job, with its type and nullability');
 
 select results_eq(
@@ -192,11 +193,12 @@ select results_eq(
   $$values
     ('await_job(uuid,uuid,text,text,integer)', 'jobs'),
     ('cancel_job(uuid)', 'jobs'),
-    ('claim_jobs(text,integer,integer,text[])', 'SETOF jobs'),
+    ('cheapest_pending_cpu(text[])', 'integer'),
+    ('claim_jobs(text,integer,integer,text[],integer)', 'SETOF jobs'),
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
     ('complete_job(uuid,uuid,jsonb)', 'jobs'),
     ('complete_jobs(jsonb)', 'SETOF uuid'),
-    ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid)', 'jobs'),
+    ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer)', 'jobs'),
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),

@@ -1,7 +1,7 @@
 -- claim_jobs: which runnable jobs a worker is leased, in what order, and what a claim writes.
 -- Acted out by job-worker (service_role) over jobs queued for named users.
 begin;
-select plan(22);
+select plan(29);
 
 -- Helpers for acting out behaviour, temporary so they vanish with the session:
 --   uid(name) / create_users(names) named test users with fixed uuids, inserted into auth.users
@@ -125,6 +125,30 @@ select is((select array_agg(id) from public.claim_jobs('worker-1', 10, p_types =
   array[:'clean_job'::uuid], 'a claim filtered by type leases only jobs of that type');
 select is((select status from public.jobs where id = :'grade_job'), 'pending'::public.job_status,
   'jobs of other types stay pending');
+
+-- CPU budget: a claim takes only jobs whose estimates fit what the worker has left ----------------
+
+select pg_temp.travel_to(pg_temp.t('2 minutes'));
+select id as big_job from public.create_job(pg_temp.uid('pat'), 'cpu', '{"n": 1}', p_cpu_ms => 1200) \gset
+select pg_temp.travel_to(pg_temp.t('2 minutes 1 second'));
+select id as small_1 from public.create_job(pg_temp.uid('pat'), 'cpu', '{"n": 2}', p_cpu_ms => 40) \gset
+select pg_temp.travel_to(pg_temp.t('2 minutes 2 seconds'));
+select id as small_2 from public.create_job(pg_temp.uid('pat'), 'cpu', '{"n": 3}', p_cpu_ms => 50) \gset
+select is((select cpu_ms from public.jobs where id = :'big_job'), 1200, 'create_job stores the CPU estimate');
+select is((select cpu_ms from public.create_job(pg_temp.uid('pat'), 'cpu-none')), 0,
+  'a job created without an estimate costs 0 (negligible)');
+select is(
+  (select array_agg(id order by fair_at) from public.claim_jobs('worker-1', 10, p_types => array['cpu'], p_cpu_budget_ms => 100)),
+  array[:'small_1'::uuid, :'small_2'::uuid],
+  'with 100 ms left, a claim passes over the older 1200 ms job and takes the small ones that fit together');
+select is((select row(status, attempts)::text from public.jobs where id = :'big_job'), '(pending,0)',
+  'the job that did not fit stays pending with no attempt spent');
+select is(public.cheapest_pending_cpu(array['cpu']), 1200,
+  'cheapest_pending_cpu tells a worker what the cheapest waiting job needs');
+select is(public.cheapest_pending_cpu(array['no-such-type']), null::integer,
+  'cheapest_pending_cpu is null when nothing of those types waits');
+select is(pg_temp.error_of($$ select public.claim_jobs('worker-1', 1, p_cpu_budget_ms => -1) $$), 'PT400 invalid_argument',
+  'a negative CPU budget is refused');
 
 -- What a claim writes -----------------------------------------------------------------------------------
 

@@ -118,6 +118,7 @@ async function createJob<I>(
     p_type: kind.type,
     p_input: input as Json,
     p_max_attempts: kind.maxAttempts,
+    p_cpu_ms: route.cpuMs ?? 0,
     ...(idempotencyKey !== null ? { p_idempotency_key: idempotencyKey } : {}),
   });
   if (error) throw fromApiError(error);

@@ -10,6 +10,7 @@ export type Database = {
       'jobs': {
         Row: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -39,6 +40,7 @@ export type Database = {
         ComputedFields: never;
         Insert: {
           'attempts'?: number;
+          'cpu_ms'?: number;
           'created_at'?: string;
           'error'?: Json | null;
           'external_id'?: string | null;
@@ -67,6 +69,7 @@ export type Database = {
         };
         Update: {
           'attempts'?: number;
+          'cpu_ms'?: number;
           'created_at'?: string;
           'error'?: Json | null;
           'external_id'?: string | null;
@@ -152,6 +155,7 @@ export type Database = {
         };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -189,6 +193,7 @@ export type Database = {
         Args: { 'p_id': string };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -222,8 +227,10 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      'cheapest_pending_cpu': { Args: { 'p_types': (string)[] }; Returns: number };
       'claim_jobs': {
         Args: {
+          'p_cpu_budget_ms'?: number;
           'p_lease_seconds'?: number;
           'p_limit'?: number;
           'p_types'?: (string)[];
@@ -231,6 +238,7 @@ export type Database = {
         };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -268,6 +276,7 @@ export type Database = {
         Args: { 'p_limit'?: number; 'p_provider': string };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -305,6 +314,7 @@ export type Database = {
         Args: { 'p_id': string; 'p_lease_token': string; 'p_output'?: Json };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -341,6 +351,7 @@ export type Database = {
       'complete_jobs': { Args: { 'p_results': Json }; Returns: string[] };
       'create_job': {
         Args: {
+          'p_cpu_ms'?: number;
           'p_idempotency_key'?: string;
           'p_input'?: Json;
           'p_max_attempts'?: number;
@@ -352,6 +363,7 @@ export type Database = {
         };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -389,6 +401,7 @@ export type Database = {
         Args: { 'p_error': Json; 'p_id': string; 'p_lease_token': string; 'p_retryable'?: boolean };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -433,6 +446,7 @@ export type Database = {
         };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -478,6 +492,7 @@ export type Database = {
         };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;
@@ -515,6 +530,7 @@ export type Database = {
         Args: { 'p_id': string };
         Returns: {
           'attempts': number;
+          'cpu_ms': number;
           'created_at': string;
           'error': Json | null;
           'external_id': string | null;

@@ -172,6 +172,30 @@ export interface Refusal {
 
 export interface Route {
   provider: Provider;
+  /**
+   * Estimated CPU of the job's in-function work, ms (jobs.cpu_ms; 0 or absent: negligible, as
+   * for work a provider does). job-worker claims a job only while this fits the CPU its isolate
+   * has left (job-worker/cpu-budget.ts).
+   */
+  cpuMs?: number;
+}
+
+/**
+ * CPU of one media job at its kind's size limits, cold (README "Limits": measured for the
+ * largest colour grade, matte and audio clean the function accepts).
+ */
+export const CPU_AT_LIMITS_MS = 1200;
+/** What even a tiny media job costs: decoding set-up, buffers, a cold code path. */
+const CPU_FLOOR_MS = 40;
+
+/**
+ * The CPU estimate of a media job whose input is `fraction` of its kind's size limit (pixels, or
+ * audio samples): the work of decode, process and encode grows with the input, so linearly from
+ * CPU_FLOOR_MS to CPU_AT_LIMITS_MS. Unknown size: the limit.
+ */
+export function cpuEstimateMs(fraction: number): number {
+  const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 1;
+  return Math.ceil(CPU_FLOOR_MS + (CPU_AT_LIMITS_MS - CPU_FLOOR_MS) * f);
 }
 
 export function isRefusal(r: Route | Refusal): r is Refusal {
@@ -302,6 +326,8 @@ interface AudioProbe {
   /** Throws a MediaError ('too_large' or 'unsupported_format') past the in-function limits. */
   check(info: { durationSeconds: number; sampleRate: number; channels: number }): void;
   maxSeconds: number;
+  /** frames x channels at most (AUDIO_LIMITS.maxSamples). */
+  maxSamples: number;
 }
 
 /** In-function image limits per kind: colour grading and matte pulling have their own. */
@@ -328,6 +354,7 @@ async function loadAudioProbe(): Promise<AudioProbe> {
     info: wav.wavInfo,
     check: audio.checkAudioLimits,
     maxSeconds: audio.AUDIO_LIMITS.maxSeconds,
+    maxSamples: audio.AUDIO_LIMITS.maxSamples,
   };
 }
 
@@ -411,13 +438,16 @@ async function routeImage(
     // like a JPEG is then let through, and the worker routes it again on the whole file.
     const head = file.head ?? new Uint8Array(0);
     const jpegStart = head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff;
-    if (jpegStart && head.length < file.size) return { provider: 'in-function' };
+    if (jpegStart && head.length < file.size) {
+      return { provider: 'in-function', cpuMs: CPU_AT_LIMITS_MS }; // its size is not known yet
+    }
     return unreadable('PNG or JPEG image', err);
   }
   const megapixels = (info.width * info.height) / 1e6;
   if (megapixels <= probe.maxMegapixels) {
     const cut = probe.truncated(file.head ?? new Uint8Array(0), file.size);
-    return cut ? truncatedFile(file, cut) : { provider: 'in-function' };
+    if (cut) return truncatedFile(file, cut);
+    return { provider: 'in-function', cpuMs: cpuEstimateMs(megapixels / probe.maxMegapixels) };
   }
   return replicateOr(type, providers, {
     status: 413,
@@ -502,7 +532,12 @@ const audioClean: JobKind<AudioCleanInput> = {
             `truncated WAV: its data chunk ends at byte ${info.dataEnd}, the file has ${file.size}`,
           );
         }
-        return { provider: 'in-function' };
+        const samples = info.durationSeconds * info.sampleRate * info.channels;
+        const fraction = Math.max(
+          info.durationSeconds / probe.maxSeconds,
+          samples / probe.maxSamples,
+        );
+        return { provider: 'in-function', cpuMs: cpuEstimateMs(fraction) };
       }
       if (among(OTHER_AUDIO_TYPES, file.contentType)) {
         return replicateOr(type, providers, {

@@ -22,9 +22,10 @@
 //                                life, shared by all the invocations it serves: the Edge
 //                                Runtime counts CPU per isolate (retired at 1 s, killed at
 //                                2 s; see cpu-budget.ts). A media job is claimed only if its
-//                                estimate (MEDIA_JOB_ESTIMATE_MS, 1200: a job at the size
-//                                limits) fits in what is left; otherwise it stays queued, with
-//                                no attempt spent, for a fresh invocation; 0 = no limit
+//                                estimate (jobs.cpu_ms, from its input's size: 40 ms up to
+//                                1200 ms at the size limits) fits in what is left; otherwise it
+//                                stays queued, with no attempt spent, for a fresh invocation;
+//                                0 = no limit
 //                                                                                  default 1500
 //
 // Read elsewhere: SPOOL_ENABLE_NOOP (job-kinds.ts), SPOOL_WORKER_MEDIA_CONCURRENCY (also by

@@ -14,22 +14,23 @@
 // isolate holds: each loses an attempt.
 //
 // The model: media work (the only CPU-heavy work in job-worker) is charged here as it is spent,
-// each synchronous stage (decode, process, encode) when it returns; before a media job is claimed,
-// its estimated cost is reserved, and it is claimed only if the reservation fits in what is left of
-// SPOOL_WORKER_MEDIA_BUDGET_MS after everything spent and reserved in this isolate. A job that does
-// not fit is never claimed (so it loses no attempt); a fresh invocation, in a fresh isolate once
-// this one is retired, takes it. When the job ends, what it did not use of its reservation is
-// given back.
+// each synchronous stage (decode, process, encode) when it returns. Every media job carries an
+// estimate of its CPU (jobs.cpu_ms, made by its creator from the input's header: job-kinds.ts
+// cpuEstimateMs, 40 ms for a tiny input up to 1.2 s at the size limits). A claim of media jobs
+// holds all the CPU the isolate has left of SPOOL_WORKER_MEDIA_BUDGET_MS (after everything spent
+// and held) while it is in flight, and takes only jobs whose estimates fit in it together
+// (claim_jobs p_cpu_budget_ms); then each claimed job holds its own estimate. A job that does not
+// fit is never claimed (so it loses no attempt); a fresh invocation, in a fresh isolate once this
+// one is retired, takes it. When the job ends, what it did not use of its estimate is given back.
 //
-// The gap: with a 1.2 s estimate and a 1.5 s budget, an isolate that spent between 0.3 s and the
-// runtime's 1 s soft limit can take no media job, yet is not retired, so a ring for media comes
-// back to it. Such an isolate remembers that media work waits (mediaWaiting) and each invocation
-// it serves hands over again when it ends (each costs the isolate some CPU, ~35 ms measured
-// locally with its linger, which brings it to the soft limit and retirement; handing over at once
-// instead cost so little that 200 rings did not), at most MAX_STARVED_RINGS times; after that the
-// pg_cron sweep and the runtime's wall-clock retirement take over. The real fix is a per-job
-// estimate (from the input's header) with a way to give a claimed job back without spending an
-// attempt, which the SQL API does not have.
+// The gap: an isolate whose budget has room only for smaller jobs than those waiting (say 0.5 s
+// spent, a 1.2 s job waiting) is not retired by the runtime until its 1 s soft limit, so a ring
+// for that job comes back to it. At the end of each invocation such an isolate asks the queue what
+// the cheapest waiting media job needs (cheapest_pending_cpu) and, when it does not fit, hands
+// over again (each costs the isolate some CPU, ~35 ms measured locally with its linger, which
+// brings it to the soft limit and retirement), at most MAX_STARVED_RINGS times; after that the
+// pg_cron sweep and the runtime's wall-clock retirement take over. Small jobs are never held up
+// by this: they fit what such an isolate has left.
 //
 // Not metered: CPU outside media stages (supabase-js, JSON, polling); the 500 ms between the
 // default budget and the 2 s hard limit is left for it.
@@ -47,9 +48,6 @@ export interface CpuMeter {
 }
 
 export const wallMeter: CpuMeter = { now: () => performance.now() };
-
-/** Estimated CPU of one media job at the documented size limits, cold (README "Limits"). */
-export const MEDIA_JOB_ESTIMATE_MS = 1200;
 
 /** Hand-overs for media work an isolate out of budget makes at most (see "The gap" above). */
 export const MAX_STARVED_RINGS = 60;
@@ -85,8 +83,6 @@ export class IsolateCpu {
   spent = 0;
   /** Held for jobs claimed or being claimed and not yet spent. */
   reserved = 0;
-  /** The last media claim in this isolate came back full, or media was left when it ran out. */
-  mediaWaiting = false;
   /** Hand-overs made for media work this isolate had no budget for. */
   starvedRings = 0;
   private readonly jobs = new Map<string, CpuReservation>();
@@ -96,18 +92,6 @@ export class IsolateCpu {
   /** What is left of `budgetMs` after what was spent and what is reserved (may be negative). */
   available(budgetMs: number): number {
     return budgetMs - this.spent - this.reserved;
-  }
-
-  /** How many jobs of `estimateMs` each still fit in `budgetMs`. */
-  fits(estimateMs: number, budgetMs: number): number {
-    const est = Math.max(1, Math.min(estimateMs, budgetMs));
-    return Math.max(0, Math.floor(this.available(budgetMs) / est + 1e-9));
-  }
-
-  /** Spent too much for even one more job of `estimateMs`, reservations aside: for good. */
-  spentOut(estimateMs: number, budgetMs: number): boolean {
-    const est = Math.max(1, Math.min(estimateMs, budgetMs));
-    return budgetMs - this.spent + 1e-9 < est;
   }
 
   /** Reserves `ms` (at most the budget) if it fits; null if it does not. */

@@ -26,10 +26,12 @@
 // this invocation stops, or it started with no time left to claim, it rings the doorbell again.
 //
 // Media CPU (cpu-budget.ts): the Edge Runtime counts CPU per isolate, over its whole life, across
-// invocations. Media jobs are therefore claimed apart from the rest (claim_jobs with p_types), and
-// each claim of them first reserves MEDIA_JOB_ESTIMATE_MS per job from the isolate's
-// SPOOL_WORKER_MEDIA_BUDGET_MS; what does not fit is not claimed (no attempt is spent on it) and
-// is left to a fresh invocation. Handlers charge what their stages really cost as they go.
+// invocations. Media jobs are therefore claimed apart from the rest (claim_jobs with p_types), each
+// claim bounded by what the isolate has left of SPOOL_WORKER_MEDIA_BUDGET_MS (p_cpu_budget_ms:
+// only jobs whose estimates, jobs.cpu_ms, fit together are claimed; the rest keep their attempts).
+// What is left is held while the claim is in flight, then each claimed job holds its estimate.
+// Handlers charge what their stages really cost as they go. When media jobs wait that this
+// isolate has no CPU left for (cheapest_pending_cpu), a fresh invocation is rung.
 import type { JobRow } from '../_shared/clients.ts';
 import type { ApiError } from '../_shared/http.ts';
 import {
@@ -45,7 +47,6 @@ import {
   type IsolateCpu,
   isolateCpu,
   MAX_STARVED_RINGS,
-  MEDIA_JOB_ESTIMATE_MS,
 } from './cpu-budget.ts';
 import { realScheduler, type Scheduler } from './scheduler.ts';
 
@@ -637,7 +638,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   interface Lane {
     /** p_types of its claims; null: every type. */
     types: string[] | null;
-    /** Claims media jobs, each reserving MEDIA_JOB_ESTIMATE_MS of the isolate's budget first. */
+    /** Claims media jobs, within the CPU the isolate has left (p_cpu_budget_ms). */
     media: boolean;
     inFlight: number;
     /** Claims answered. */
@@ -666,19 +667,8 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const lanes: Lane[] = budgeted
     ? [...(otherTypes.length > 0 ? [lane(otherTypes, false)] : []), lane(mediaTypes, true)]
     : [lane(config.types, false)];
-  const mediaLane = lanes.find((l) => l.media);
-  const estimate = Math.min(MEDIA_JOB_ESTIMATE_MS, config.mediaBudgetMs);
-  /** Media jobs that still fit in what the isolate has left of its budget. */
-  const mediaFits = () => cpu.fits(estimate, config.mediaBudgetMs);
-  if (budgeted && cpu.spentOut(estimate, config.mediaBudgetMs)) {
-    deps.log({
-      level: 'warn',
-      msg: 'isolate media budget spent: claiming no media jobs',
-      worker_id: workerId,
-      isolate_media_ms: Math.round(cpu.spent),
-      budget_ms: config.mediaBudgetMs,
-    });
-  }
+  /** Media CPU (ms) the isolate has left for new jobs: its budget less what is spent and held. */
+  const mediaRoom = () => Math.max(0, Math.floor(cpu.available(config.mediaBudgetMs)));
 
   let claims = 0;
   /** Jobs asked for by claims in flight: room they may fill. */
@@ -697,7 +687,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     let limit = Math.min(config.batchSize, 2 * C - unfinished, 1000);
     // While media jobs are about, hold only twice as many as may run at once.
     if (l.media || heavySeen) limit = Math.min(limit, 2 * config.mediaConcurrency - heavyHeld());
-    if (l.media) limit = Math.min(limit, mediaFits());
+    if (l.media && mediaRoom() < 1) limit = 0;
     return limit;
   };
   /** Claims of a lane in flight at once: two while a deep queue feeds it, else one probe. */
@@ -705,30 +695,24 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   /** A lane wants to claim: first claim, a full last claim, or lingering on an empty queue. */
   const wants = (l: Lane, now: number) => l.answered === 0 || l.more || now < idleUntil;
   /** More work may wait in a lane this invocation can still claim from. */
-  const claimableMore = () => lanes.some((l) => l.more && !(l.media && mediaFits() === 0));
-  /** Media work may wait that this isolate has no CPU budget left for. */
-  const mediaLeft = () =>
-    mediaLane !== undefined && mediaFits() === 0 && (mediaLane.more || cpu.mediaWaiting);
+  const claimableMore = () => lanes.some((l) => l.more && !(l.media && mediaRoom() < 1));
 
   const claim = (l: Lane, limit: number) => {
     claims++;
     l.inFlight++;
     claimedAhead += limit;
-    // Hold the CPU of every media job this claim may bring before asking for them, so concurrent
-    // invocations in this isolate never claim more media work together than the isolate can do.
-    const holds: CpuReservation[] = [];
-    if (l.media) {
-      for (let i = 0; i < limit; i++) {
-        const r = cpu.reserve(estimate, config.mediaBudgetMs);
-        if (r) holds.push(r);
-      }
-    }
+    // Hold all the media CPU the isolate has left while the claim is in flight, so concurrent
+    // invocations in this isolate never claim more media work together than it can do; the
+    // claim takes only jobs whose estimates fit in it.
+    const room = l.media ? mediaRoom() : 0;
+    const hold: CpuReservation | null = l.media ? cpu.reserve(room, config.mediaBudgetMs) : null;
     const args: Record<string, unknown> = {
       p_worker_id: workerId,
       p_limit: limit,
       p_lease_seconds: config.leaseSeconds,
     };
     if (l.types) args.p_types = l.types;
+    if (l.media) args.p_cpu_budget_ms = room;
     call('claim_jobs', args).then(
       (data) => {
         const rows = (data as JobRow[] | null) ?? [];
@@ -736,7 +720,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         summary.claimed += rows.length;
         l.answered++;
         l.more = rows.length >= limit;
-        if (l.media) cpu.mediaWaiting = l.more;
+        hold?.release(); // each media job claimed holds its own estimate instead
         const at = clock.now();
         // An empty queue is polled every idlePollMs at first, backing off to IDLE_POLL_MAX_MS
         // while it stays empty; any job found resets the pace.
@@ -763,7 +747,8 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
           };
           if (h.heavy && !budgeted) heavySeen = true;
           if (h.heavy && l.media) {
-            const r = holds.shift();
+            // Fits: the claim's estimates add up to at most the room just released.
+            const r = cpu.reserve(job.cpu_ms ?? 0, config.mediaBudgetMs);
             if (r) cpu.assign(job.id, r);
           }
           held.set(job.id, h);
@@ -780,7 +765,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         fatal ??= err;
       },
     ).finally(() => {
-      for (const r of holds) r.release(); // what the claim did not fill
+      hold?.release(); // a claim that failed
       claims--;
       l.inFlight--;
       claimedAhead -= limit;
@@ -820,11 +805,11 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       const more = claimableMore();
       const idle = held.size === 0 && claims === 0 && !flushing();
       if (idle && now >= claimUntil) {
-        summary.stop = more || mediaLeft() ? 'budget' : 'empty';
+        summary.stop = more ? 'budget' : 'empty';
         break;
       }
       if (idle && !more && now >= idleUntil) {
-        summary.stop = mediaLeft() ? 'budget' : 'empty';
+        summary.stop = 'empty';
         break;
       }
       if (now >= hardStop) {
@@ -876,17 +861,45 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     deps.signal?.removeEventListener('abort', notify);
   }
 
+  // Media jobs may wait that this isolate has too little CPU left for: ask the queue what the
+  // cheapest of them needs, once, when this isolate has spent some of its budget and no other
+  // invocation in it holds media CPU (that one carries on, and asks at its own end).
+  let starved = false;
+  if (
+    budgeted && cpu.reserved === 0 && mediaRoom() < config.mediaBudgetMs &&
+    (summary.stop === 'empty' || summary.stop === 'budget') && !claimableMore()
+  ) {
+    try {
+      const cheapest = await call('cheapest_pending_cpu', { p_types: mediaTypes }) as number | null;
+      starved = typeof cheapest === 'number' && cheapest > mediaRoom();
+      if (starved) {
+        summary.stop = 'budget';
+        deps.log({
+          level: 'info',
+          msg: 'media jobs wait that this isolate has no CPU left for',
+          worker_id: workerId,
+          cheapest_ms: cheapest,
+          room_ms: mediaRoom(),
+        });
+      }
+    } catch (err) {
+      deps.log({
+        level: 'error',
+        msg: 'cheapest_pending_cpu failed',
+        worker_id: workerId,
+        error: String(err),
+      });
+    }
+  }
+
   // A successor is rung when runnable work may remain. For media work this isolate has no CPU
   // left for: the Edge Runtime retires an isolate past its soft CPU limit, so the ring reaches a
   // fresh one, or comes back here and costs a little more CPU towards that limit (cpu-budget.ts,
-  // "The gap"), at most MAX_STARVED_RINGS times. Not while media reservations are held here:
-  // the invocation holding them carries on.
-  if (mediaLeft()) cpu.mediaWaiting = true;
+  // "The gap"), at most MAX_STARVED_RINGS times.
   if (noTimeLeft && summary.stop === 'empty') summary.stop = 'budget';
   const handOver = (summary.stop === 'budget' || summary.stop === 'shutdown') &&
     (claimableMore() || released > 0 || noTimeLeft);
-  const ringForMedia = !handOver && mediaLeft() && cpu.reserved === 0 &&
-    cpu.starvedRings < MAX_STARVED_RINGS;
+  const ringForMedia = !handOver && starved && cpu.starvedRings < MAX_STARVED_RINGS;
   if (ringForMedia) cpu.starvedRings++;
   if (handOver || ringForMedia) {
     summary.rang = true;

@@ -1,7 +1,8 @@
 // Jobs at the documented size limits fit the Edge limits: the largest colour grade and the longest
-// audio clean the kinds accept, started together on the running stack (npm test's gateway, whose
-// local Edge Runtime enforces hosted's CPU-time and memory limits: local/gateway/functions.mjs),
-// both end done on their first attempt and no worker is killed for CPU time or memory.
+// audio clean the kinds accept, created together through the public creators (which estimate each
+// job's CPU from its input's header) on the running stack (npm test's gateway, whose local Edge
+// Runtime enforces hosted's CPU-time and memory limits: local/gateway/functions.mjs), both end
+// done on their first attempt and no worker is killed for CPU time or memory.
 //
 // The gateway's log (SPOOL_TEST_GATEWAY_LOG, set by npm test) tells which limits were in force
 // and whether any worker was killed; without it this test fails, it is never skipped.
@@ -10,8 +11,34 @@ import { AUDIO_LIMITS } from '../job-worker/media/audio.ts';
 import { GRADE_LIMITS } from '../job-worker/media/grade.ts';
 import { encodeJpeg } from '../job-worker/media/image.ts';
 import { encodeWav } from '../job-worker/media/wav.ts';
-import { createUser, integration, theStack, uploadInput } from './support/api-stack.ts';
-import { enqueue, waitForStatus } from './support/worker.ts';
+import {
+  createUser,
+  integration,
+  sql,
+  type TestUser,
+  theStack,
+  uploadInput,
+} from './support/api-stack.ts';
+import { waitForStatus } from './support/worker.ts';
+import { CPU_AT_LIMITS_MS } from '../_shared/job-kinds.ts';
+
+/** Creates a job through its creator Edge Function, as the user; returns the job row. */
+async function create(user: TestUser, type: string, body: Record<string, unknown>) {
+  const { url, anonKey } = theStack();
+  const res = await fetch(`${url}/functions/v1/${type}`, {
+    method: 'POST',
+    headers: {
+      apikey: anonKey,
+      authorization: `Bearer ${user.token}`,
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.equal(res.status, 202, `${type}: ${text}`);
+  const { job } = JSON.parse(text) as { job: { id: string } };
+  return job;
+}
 
 /** The gateway log's JSON lines (from line `from` on). */
 function gatewayLog(from = 0): Record<string, unknown>[] {
@@ -21,7 +48,9 @@ function gatewayLog(from = 0): Record<string, unknown>[] {
       'SPOOL_TEST_GATEWAY_LOG is not set: run this test through `npm test`, whose gateway logs to a file',
     );
   }
-  return Deno.readTextFileSync(file).split('\n').filter(Boolean).slice(from).map((l) => JSON.parse(l));
+  return Deno.readTextFileSync(file).split('\n').filter(Boolean).slice(from).map((l) =>
+    JSON.parse(l)
+  );
 }
 
 /** A photo-like picture (smooth colour fields plus grain, so it does not compress to nothing). */
@@ -53,7 +82,11 @@ function voice(seconds: number, sampleRate: number, channels: number) {
     const s = 0.05 * envelope * Math.sin(2 * Math.PI * (200 + 40 * Math.sin(2 * Math.PI * t)) * t);
     for (const ch of out) ch[i] = s + 0.003 * noise();
   }
-  return encodeWav({ sampleRate, channels: out, sourceFormat: { bitsPerSample: 24, float: false } });
+  return encodeWav({
+    sampleRate,
+    channels: out,
+    sourceFormat: { bitsPerSample: 24, float: false },
+  });
 }
 
 Deno.test(
@@ -86,9 +119,18 @@ Deno.test(
 
     const logFrom = gatewayLog().length;
     const [grade, clean] = await Promise.all([
-      enqueue(user.id, 'color-grade', { input_path: imagePath, preset: 'teal-orange' }),
-      enqueue(user.id, 'audio-clean', { input_path: audioPath, target_lufs: -16 }),
+      create(user, 'color-grade', { input_path: imagePath, preset: 'teal-orange' }),
+      create(user, 'audio-clean', { input_path: audioPath, target_lufs: -16 }),
     ]);
+    const estimates = await sql<{ cpu_ms: number }>(
+      'select cpu_ms from public.jobs where id = any($1) order by type',
+      [[clean.id, grade.id]],
+    );
+    assert.deepEqual(
+      estimates.map((r) => r.cpu_ms),
+      [CPU_AT_LIMITS_MS, CPU_AT_LIMITS_MS],
+      'the creators estimated both at the size limits',
+    );
     const [graded, cleaned] = await Promise.all([
       waitForStatus(grade.id, ['done', 'failed'], 180_000),
       waitForStatus(clean.id, ['done', 'failed'], 180_000),

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { EnvError, EnvReader } from '../_shared/env.ts';
 import {
+  CPU_AT_LIMITS_MS,
+  cpuEstimateMs,
   type InputFile,
   isRefusal,
   kindOf,
@@ -190,12 +192,40 @@ Deno.test('providers: a malformed SPOOL_ENABLE_NOOP fails fast', () => {
 });
 
 Deno.test('route color-grade: small PNG and JPEG run in the function', async () => {
-  assert.deepEqual(await route('color-grade', {}, file('image/png', png())), {
-    provider: 'in-function',
-  });
-  assert.deepEqual(await route('color-grade', {}, file('image/jpeg', jpeg())), {
-    provider: 'in-function',
-  });
+  inFunction(await route('color-grade', {}, file('image/png', png())));
+  inFunction(await route('color-grade', {}, file('image/jpeg', jpeg())));
+});
+
+Deno.test('route: an in-function job carries a CPU estimate that grows with its input, 1200 ms at the size limits', async () => {
+  // Headers only, of files whose whole size is larger: nothing is judged truncated.
+  const cpuOf = async (type: string, f: InputFile) => {
+    const r = await route(type, {}, { ...f, size: Math.max(f.size, 50_000_000) });
+    inFunction(r);
+    return (r as Route).cpuMs;
+  };
+  // colour grade: up to 3.0 MP (GRADE_LIMITS); roto: its own limit.
+  const tiny = await cpuOf('color-grade', file('image/png', pngHeader(16, 16)));
+  const mid = await cpuOf('color-grade', file('image/png', pngHeader(1000, 750)));
+  const max = await cpuOf('color-grade', file('image/png', pngHeader(2000, 1500)));
+  assert.equal(tiny, 41, 'a tiny image costs about the floor, 40 ms');
+  assert.equal(mid, 40 + Math.ceil(1160 * 0.25), 'a quarter of the limit, a quarter of the range');
+  assert.equal(max, CPU_AT_LIMITS_MS);
+  assert.ok((await cpuOf('roto', file('image/png', pngHeader(64, 64))))! < 100);
+  // audio: 60 s (mono) or 30 s of 48 kHz stereo is the limit; 1 s of 16 kHz mono is 1/60 of it.
+  assert.equal(
+    await cpuOf('audio-clean', file('audio/wav', wavHeader(1))),
+    Math.ceil(40 + 1160 / 60),
+  );
+  assert.equal(
+    await cpuOf('audio-clean', file('audio/wav', wavHeader(60))),
+    CPU_AT_LIMITS_MS,
+    '60 s of mono, the longest accepted, is at the limit',
+  );
+  assert.equal(
+    cpuEstimateMs(Number.NaN),
+    CPU_AT_LIMITS_MS,
+    'an unknown size is priced at the limit',
+  );
 });
 
 Deno.test('route color-grade: a large image goes to Replicate, or 413 image_too_large', async () => {
@@ -241,7 +271,10 @@ Deno.test('route color-grade: a JPEG whose frame header lies past the head is le
   head.set([0xff, 0xd8]);
   for (let at = 2; at + segment.length <= head.length; at += segment.length) head.set(segment, at);
   const partial = { path: `${UID}/big.jpg`, size: 400_000, contentType: 'image/jpeg', head };
-  assert.deepEqual(await route('color-grade', {}, partial), { provider: 'in-function' });
+  assert.deepEqual(await route('color-grade', {}, partial), {
+    provider: 'in-function',
+    cpuMs: CPU_AT_LIMITS_MS, // its size is not known until the worker reads the whole file
+  });
   // The whole file, or a head that is not a JPEG at all, is judged as it is.
   refused(
     await route('color-grade', {}, { ...partial, size: head.length }),
@@ -253,9 +286,7 @@ Deno.test('route color-grade: a JPEG whose frame header lies past the head is le
 });
 
 Deno.test('route audio-clean: a short WAV runs in the function', async () => {
-  assert.deepEqual(await route('audio-clean', {}, file('audio/wav', wav())), {
-    provider: 'in-function',
-  });
+  inFunction(await route('audio-clean', {}, file('audio/wav', wav())));
   // The head of a 30 s file: the route reads its header, the size says the data is all there.
   const head = wavHeader(30);
   const whole = { ...file('audio/x-wav', head), size: 44 + 30 * 16000 * 2 };
@@ -321,9 +352,7 @@ Deno.test('route audio-clean: images and broken WAVs are refused', async () => {
 
 Deno.test('route roto: an image in color or luma mode runs in the function', async () => {
   for (const mode of ['color', 'luma']) {
-    assert.deepEqual(await route('roto', { mode }, file('image/png', png())), {
-      provider: 'in-function',
-    });
+    inFunction(await route('roto', { mode }, file('image/png', png())));
   }
 });
 

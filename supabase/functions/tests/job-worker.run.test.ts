@@ -667,26 +667,49 @@ Deno.test('without a media budget, media jobs are claimed a few at a time: at mo
 
 const MEDIA = { mediaConcurrency: 2, mediaBudgetMs: 1500 };
 
-Deno.test('media jobs are claimed only as many as the isolate CPU budget fits; the rest keep their attempts', async () => {
-  // A 3000 ms budget fits two jobs at the 1200 ms estimate; each really costs 1000 ms, so after
-  // two the isolate has 1000 ms left: not enough for a third.
+// Each media job carries its creator's estimate (jobs.cpu_ms); `input.cpu_ms` is what its stage
+// really costs on the fake meter.
+const AT_LIMITS = { cpu_ms: 1200 };
+
+Deno.test('media jobs are claimed only while their estimates fit the CPU the isolate has left; the rest keep their attempts', async () => {
+  // A 3000 ms budget fits two jobs estimated at 1200 ms; each really costs 1000 ms, so after two
+  // the isolate has 1000 ms left: not enough for a third.
   const { queue, cpu, rings, run } = setup({
     config: { ...MEDIA, mediaBudgetMs: 3000 },
     kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
   });
-  queue.addMany(5, 'color-grade', { cpu_ms: 1000 });
+  queue.addMany(5, 'color-grade', { cpu_ms: 1000 }, AT_LIMITS);
   const summary = await run();
   const claims = queue.callsOf('claim_jobs').map((c) => c.args);
   assert.deepEqual(claims.map((a) => a.p_types), [['color-grade']], 'media are claimed apart');
-  assert.deepEqual(claims.map((a) => a.p_limit), [2], 'sized by the CPU left, not the batch');
+  assert.deepEqual(claims.map((a) => a.p_cpu_budget_ms), [3000], 'bounded by the CPU left');
   assert.equal(summary.done, 2);
   assert.equal(cpu.spent, 2000, 'charged what the stages cost');
-  assert.equal(cpu.reserved, 0, 'unused reservations are given back');
+  assert.equal(cpu.reserved, 0, 'unused estimates are given back');
   const left = queue.byStatus('pending');
   assert.equal(left.length, 3);
   assert.deepEqual(left.map((j) => j.attempts), [0, 0, 0], 'no attempt spent on them');
   assert.equal(summary.stop, 'budget');
   assert.deepEqual(rings, ['continue'], 'a fresh invocation is rung for the rest');
+});
+
+Deno.test('small media jobs still run on an isolate that has spent most of its budget, while a large one waits for a fresh isolate', async () => {
+  // 700 of 1500 ms spent: no room for a job at the size limits (1200 ms), room for small ones.
+  const { queue, cpu, rings, run } = setup({
+    config: MEDIA,
+    kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
+  });
+  cpu.spent = 700;
+  const large = queue.add('color-grade', { cpu_ms: 1100 }, AT_LIMITS);
+  const small = queue.addMany(3, 'color-grade', { cpu_ms: 30 }, { cpu_ms: 50 });
+  const summary = await run();
+  assert.deepEqual(queue.callsOf('claim_jobs').map((c) => c.args.p_cpu_budget_ms), [800]);
+  assert.deepEqual(small.map((j) => queue.jobs.get(j.id)!.status), ['done', 'done', 'done']);
+  assert.equal(queue.jobs.get(large.id)!.status, 'pending', 'the large job was not claimed');
+  assert.equal(queue.jobs.get(large.id)!.attempts, 0);
+  assert.equal(cpu.spent, 790);
+  assert.equal(summary.stop, 'budget');
+  assert.deepEqual(rings, ['continue'], 'the large job waits: a fresh invocation is rung for it');
 });
 
 Deno.test('two invocations in one isolate never take more media work together than its CPU budget', async () => {
@@ -701,7 +724,7 @@ Deno.test('two invocations in one isolate never take more media work together th
     kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
     share: a,
   });
-  a.queue.addMany(2, 'color-grade', { cpu_ms: 1200, sleep_ms: 50 });
+  a.queue.addMany(2, 'color-grade', { cpu_ms: 1200, sleep_ms: 50 }, AT_LIMITS);
   let peakCommitted = 0;
   a.deps.rpc = b.deps.rpc = (fn, args) => {
     peakCommitted = Math.max(peakCommitted, a.cpu.spent + a.cpu.reserved);
@@ -728,7 +751,7 @@ Deno.test('media CPU is charged as each stage returns, visible at once to every 
       'color-grade': mediaKind(clock, cpu, meter, () => stage.resolve()),
     }),
   });
-  queue.add('color-grade', { cpu_ms: 400, sleep_ms: 1000 });
+  queue.add('color-grade', { cpu_ms: 400, sleep_ms: 1000 }, AT_LIMITS);
   const done = drain(deps, 'test');
   await stage.promise;
   assert.equal(cpu.spent, 400, 'charged while the job still runs');
@@ -738,7 +761,7 @@ Deno.test('media CPU is charged as each stage returns, visible at once to every 
   assert.equal(cpu.reserved, 0);
 });
 
-Deno.test('an isolate out of media budget still runs other jobs and leaves media jobs untouched', async () => {
+Deno.test('an isolate with too little media CPU left still runs other jobs and leaves the media job that does not fit untouched', async () => {
   const { queue, cpu, rings, run } = setup({
     config: MEDIA,
     kinds: ({ clock, cpu, meter }) => ({
@@ -747,18 +770,33 @@ Deno.test('an isolate out of media budget still runs other jobs and leaves media
     }),
   });
   cpu.spent = 1400; // earlier invocations in this isolate
-  const media = queue.add('color-grade', { cpu_ms: 100 });
+  const media = queue.add('color-grade', { cpu_ms: 100 }, { cpu_ms: 200 });
   queue.addMany(3, 'test');
   const summary = await run();
   assert.equal(summary.done, 3, 'the other jobs ran');
-  assert.deepEqual(queue.callsOf('claim_jobs').map((c) => c.args.p_types), [['test']]);
+  const claims = queue.callsOf('claim_jobs').map((c) => c.args);
+  assert.deepEqual(claims.map((a) => [a.p_types, a.p_cpu_budget_ms]), [[['test'], undefined], [[
+    'color-grade',
+  ], 100]]);
   assert.equal(queue.jobs.get(media.id)!.status, 'pending');
   assert.equal(queue.jobs.get(media.id)!.attempts, 0);
   assert.equal(cpu.spent, 1400, 'no media CPU spent');
-  assert.deepEqual(rings, [], 'nothing says media work waits: no ring');
+  assert.deepEqual(rings, ['continue'], 'the media job waits: a fresh invocation is rung for it');
 });
 
-Deno.test('an isolate out of media budget that knows media work waits hands over, a bounded number of times', async () => {
+Deno.test('an isolate that has spent media CPU does not ring when no media job waits', async () => {
+  const { queue, cpu, rings, run } = setup({
+    config: MEDIA,
+    kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
+  });
+  cpu.spent = 900;
+  const summary = await run();
+  assert.equal(queue.count('cheapest_pending_cpu'), 1, 'it asks once what waits');
+  assert.equal(summary.stop, 'empty');
+  assert.deepEqual(rings, [], 'an empty queue rings nothing');
+});
+
+Deno.test('an isolate out of media budget for what waits hands over, a bounded number of times', async () => {
   // Spent, but not yet retired by the runtime (under its 1 s soft limit): the ring may come back
   // here. Each hand-over costs this isolate CPU towards that limit; after MAX_STARVED_RINGS the
   // sweep takes over.
@@ -767,13 +805,12 @@ Deno.test('an isolate out of media budget that knows media work waits hands over
     kinds: ({ clock, cpu, meter }) => ({ 'color-grade': mediaKind(clock, cpu, meter) }),
   });
   first.cpu.spent = 700;
-  first.cpu.mediaWaiting = true; // an earlier invocation here ran out with media work left
-  const media = first.queue.add('color-grade', { cpu_ms: 100 });
+  const media = first.queue.add('color-grade', { cpu_ms: 100 }, AT_LIMITS);
   const summary = await first.run();
   assert.equal(summary.stop, 'budget');
   assert.deepEqual(first.rings, ['continue']);
-  assert.equal(first.queue.count('claim_jobs'), 0, 'no media job claimed');
-  assert.equal(first.queue.jobs.get(media.id)!.attempts, 0);
+  assert.equal(first.queue.byStatus('running').length + first.queue.byStatus('done').length, 0);
+  assert.equal(first.queue.jobs.get(media.id)!.attempts, 0, 'no media job claimed');
 
   let rang = 1;
   for (let i = 1; i < MAX_STARVED_RINGS + 5; i++) {

@@ -54,14 +54,21 @@ export class FakeQueue {
       started_at: null,
       finished_at: null,
       updated_at: now,
+      cpu_ms: 0,
+      history: [],
       ...overrides,
     };
     this.jobs.set(id, job);
     return job;
   }
 
-  addMany(n: number, type: string, input: Record<string, unknown> = {}): JobRow[] {
-    return Array.from({ length: n }, () => this.add(type, input));
+  addMany(
+    n: number,
+    type: string,
+    input: Record<string, unknown> = {},
+    overrides: Partial<JobRow> = {},
+  ): JobRow[] {
+    return Array.from({ length: n }, () => this.add(type, input, overrides));
   }
 
   count(fn: string): number {
@@ -104,10 +111,16 @@ export class FakeQueue {
       case 'claim_jobs': {
         const limit = args.p_limit as number;
         const types = args.p_types as string[] | undefined;
+        const budget = args.p_cpu_budget_ms as number | undefined;
+        // As the SQL does: jobs over the CPU left are no candidates; of the rest, the longest
+        // run in order whose estimates fit together.
+        let cpuUpTo = 0;
         const picked = [...this.jobs.values()]
           .filter((j) => j.status === 'pending' && Date.parse(j.run_at) <= now)
           .filter((j) => !types || types.includes(j.type))
-          .slice(0, limit);
+          .filter((j) => budget === undefined || j.cpu_ms <= budget)
+          .slice(0, limit)
+          .filter((j) => budget === undefined || (cpuUpTo += j.cpu_ms) <= budget);
         for (const j of picked) {
           Object.assign(j, {
             status: 'running',
@@ -120,6 +133,14 @@ export class FakeQueue {
           });
         }
         return ok(picked.map((j) => ({ ...j })));
+      }
+      case 'cheapest_pending_cpu': {
+        const types = args.p_types as string[];
+        const costs = [...this.jobs.values()]
+          .filter((j) => j.status === 'pending' && Date.parse(j.run_at) <= now)
+          .filter((j) => types.includes(j.type))
+          .map((j) => j.cpu_ms);
+        return ok(costs.length > 0 ? Math.min(...costs) : null);
       }
       case 'heartbeat_job': {
         const job = this.leased(args.p_id as string, args.p_lease_token);
