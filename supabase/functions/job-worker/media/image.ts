@@ -16,10 +16,12 @@
  * Hostile files. Every decode is bounded by what the header declares, before it costs memory:
  * - PNG: the IHDR fixes exactly how many bytes the IDAT stream inflates to (per row one filter
  *   byte plus ceil(width x channels x depth / 8), per Adam7 pass when interlaced). The stream is
- *   inflated in small steps (fflate's streaming Unzlib, PNG_INFLATE_STEP compressed bytes at a
- *   time, so one step yields at most ~1 MiB) and abandoned with `decompression_bomb` as soon as
- *   it yields more than that. Only IHDR, PLTE, tRNS and the inflated IDAT reach fast-png (as
- *   stored deflate blocks), so ancillary chunks it would inflate whole (iCCP) never are.
+ *   inflated by node:zlib with exactly that as maxOutputLength, which zlib checks after every
+ *   PNG_INFLATE_CHUNK (64 KiB) of output: a stream that yields more is abandoned there, as
+ *   `decompression_bomb`, whatever it would expand to. Only IHDR, PLTE, tRNS and the inflated
+ *   rows reach fast-png (as stored deflate blocks, which it only copies), so the ancillary chunks
+ *   it would inflate whole (iCCP) never are. (fflate's streaming inflate, which fast-png uses,
+ *   cannot stop inside one push and costs 2-3x the CPU in small pushes.)
  * - JPEG: jpeg-js gets the frame header's own size as its resolution limit (a later, larger frame
  *   is `too_large`) and a memory limit derived from those dimensions (JPEG_BYTES_PER_PIXEL);
  *   more than that means a pathological structure (hundreds of components) and is
@@ -36,9 +38,8 @@
  * file, or a whole file without its trailer) at create time.
  */
 import { decode as decodePngLib } from 'npm:fast-png@8.0.0';
-import { Unzlib } from 'npm:fflate@0.8.3';
 import jpeg from 'npm:jpeg-js@0.4.4';
-import { deflateSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'node:zlib';
 import { MediaError } from './errors.ts';
 
 export { MediaError } from './errors.ts';
@@ -440,10 +441,24 @@ function decodeJpeg(bytes: Uint8Array, info: ImageInfo, maxMegapixels: number): 
 // PNG: chunk walk and bounded inflate
 
 /**
- * Compressed bytes handed to the inflater per step. Deflate expands at most ~1032:1, so one step
- * yields at most ~1 MiB, which is all a bomb gets past the bound before it is caught.
+ * zlib's output chunk while inflating IDAT data: inflateSync checks maxOutputLength after each
+ * chunk, so a bomb is given up at most this many bytes past its header's bound.
  */
-const PNG_INFLATE_STEP = 1024;
+const PNG_INFLATE_CHUNK = 64 * 1024;
+
+/** The data of several IDAT chunks, joined. */
+function concatChunks(bytes: Uint8Array, chunks: PngChunk[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    out.set(bytes.subarray(c.at + 8, c.at + 8 + c.length), o);
+    o += c.length;
+  }
+  return out;
+}
+
+/** A stored deflate block: 5 header bytes, then up to 65,535 bytes as they are. */
+const STORED_BLOCK = 5 + 65535;
 
 /** Samples per pixel by PNG colour type. */
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
@@ -546,8 +561,8 @@ function putU32(out: Uint8Array, at: number, v: number): void {
  * Checks a PNG's structure and inflates its IDAT stream within the bound its IHDR sets, then
  * returns a PNG for fast-png made of the same IHDR, PLTE and tRNS and one IDAT holding the
  * inflated rows as stored (uncompressed) deflate blocks, so fast-png's own inflate only copies.
- * Expects imageInfo to have validated the IHDR. The inflated rows are written straight into that
- * PNG's buffer: nothing beyond the bound is ever allocated.
+ * Expects imageInfo to have validated the IHDR. Nothing beyond the bound (plus one zlib output
+ * chunk) is ever allocated.
  */
 function stagePng(bytes: Uint8Array): Uint8Array {
   const { chunks } = pngChunks(bytes);
@@ -580,54 +595,40 @@ function stagePng(bytes: Uint8Array): Uint8Array {
   out[z] = 0x78; // zlib header: deflate, 32 KiB window, no dictionary
   out[z + 1] = 0x01;
 
-  let written = 0;
-  let adler = 1;
-  const put = (chunk: Uint8Array) => {
-    if (written + chunk.length > expected) {
+  // The compressed stream, in one piece (IDAT chunks split it anywhere).
+  const compressed = idats.length === 1
+    ? bytes.subarray(idats[0].at + 8, idats[0].at + 8 + idats[0].length)
+    : concatChunks(bytes, idats);
+  let rows: Uint8Array;
+  try {
+    rows = inflateSync(compressed, { maxOutputLength: expected, chunkSize: PNG_INFLATE_CHUNK });
+  } catch (err) {
+    const code = (err as { code?: string } | null)?.code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') {
       throw new MediaError(
         'decompression_bomb',
         `PNG image data inflates past the ${expected} bytes its ${width}x${height} header declares`,
-        { details: { declared_bytes: expected, inflated_bytes: written + chunk.length } },
+        { cause: err, details: { declared_bytes: expected, compressed_bytes: compressed.length } },
       );
     }
-    adler = adler32(adler, chunk);
-    for (let k = 0; k < chunk.length;) {
-      const block = Math.floor(written / 65535);
-      const into = written - block * 65535;
-      const n = Math.min(chunk.length - k, 65535 - into);
-      out.set(chunk.subarray(k, k + n), z + 2 + block * 5 + 5 + into);
-      written += n;
-      k += n;
+    if (code === 'Z_BUF_ERROR') {
+      throw truncatedPng(`the image data stream breaks off before its end`);
     }
-  };
-  const inflater = new Unzlib((chunk) => put(chunk));
-  let ending = false;
-  try {
-    for (const c of idats) {
-      const start = c.at + 8;
-      for (let k = 0; k < c.length; k += PNG_INFLATE_STEP) {
-        inflater.push(bytes.subarray(start + k, start + Math.min(c.length, k + PNG_INFLATE_STEP)));
-      }
-    }
-    ending = true;
-    inflater.push(new Uint8Array(0), true);
-  } catch (err) {
-    if (err instanceof MediaError) throw err;
     const msg = err instanceof Error ? err.message : String(err);
-    // Only at the end of the data: the stream still wants input, or lacks its checksum.
-    if (ending) {
-      throw truncatedPng(`the image data stream breaks off after ${written} of ${expected} bytes`);
-    }
     throw new MediaError('corrupt_image', `PNG could not be decoded: ${msg}`, { cause: err });
   }
-  if (written < expected) {
+  if (rows.length < expected) {
     throw truncatedPng(
-      `the image data holds ${written} of the ${expected} bytes its header declares`,
+      `the image data holds ${rows.length} of the ${expected} bytes its header declares`,
     );
   }
+  for (let b = 0, from = 0; b < blocks; b++, from += 65535) {
+    out.set(rows.subarray(from, Math.min(expected, from + 65535)), z + 2 + b * STORED_BLOCK + 5);
+  }
+  const adler = adler32(1, rows);
   for (let b = 0; b < blocks; b++) {
     const len = Math.min(65535, expected - b * 65535);
-    const at = z + 2 + b * 5;
+    const at = z + 2 + b * STORED_BLOCK;
     out[at] = b === blocks - 1 ? 1 : 0; // BFINAL, BTYPE 00 (stored)
     out[at + 1] = len & 255;
     out[at + 2] = len >>> 8;

@@ -1,5 +1,7 @@
 // Small media files for the API tests, made with the media module's own encoders, plus
-// header-only files that claim sizes no test wants to encode (a 4000x4000 PNG, an hour of WAV).
+// header-only files that claim sizes no test wants to encode (a 4000x4000 PNG, an hour of WAV),
+// and decompression bombs (a small PNG whose data inflates to gigabytes of zeros).
+import { constants, deflateRawSync } from 'node:zlib';
 import { encodeJpeg, encodePng } from '../../job-worker/media/image.ts';
 import { encodeWav } from '../../job-worker/media/wav.ts';
 
@@ -92,4 +94,49 @@ export function wav8bit(): Uint8Array {
   v.setUint16(32, 1, true); // block align
   v.setUint16(34, 8, true); // bits
   return h;
+}
+
+/**
+ * A zlib stream that inflates to `mib` MiB of zeros, in about a KiB per MiB: one MiB of zeros
+ * deflated with a full flush (byte-aligned, no reference to earlier data) repeated `mib` times,
+ * then an empty final block and the Adler-32 of it all. Made in microseconds, never held whole.
+ */
+export function zerosZlib(mib: number): Uint8Array {
+  const segment = deflateRawSync(new Uint8Array(1 << 20), { finishFlush: constants.Z_FULL_FLUSH });
+  const out = new Uint8Array(2 + segment.length * mib + 2 + 4);
+  out.set([0x78, 0x9c]);
+  for (let i = 0; i < mib; i++) out.set(segment, 2 + i * segment.length);
+  let o = 2 + segment.length * mib;
+  out.set([0x03, 0x00], o); // final block, fixed Huffman, end-of-block only
+  o += 2;
+  const b = (mib * 2 ** 20) % 65521; // Adler-32 of zeros: a stays 1, b counts the bytes
+  out.set([b >>> 8, b & 255, 0, 1], o);
+  return out;
+}
+
+/** A PNG chunk; the CRC is left 0 (the decoders do not check it). */
+function pngChunk(type: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + body.length);
+  out.set(u32be(body.length));
+  out.set(ascii(type), 4);
+  out.set(body, 8);
+  return out;
+}
+
+/** A width x height 8-bit RGBA PNG whose one IDAT holds `zlib` as given (then IEND). */
+export function pngWithIdat(width: number, height: number, zlib: Uint8Array): Uint8Array {
+  const ihdr = Uint8Array.from([...u32be(width), ...u32be(height), 8, 6, 0, 0, 0]);
+  const parts = [
+    Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', zlib),
+    pngChunk('IEND', new Uint8Array(0)),
+  ];
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
