@@ -617,6 +617,14 @@ function stagePng(bytes: Uint8Array): Uint8Array {
     const msg = err instanceof Error ? err.message : String(err);
     throw new MediaError('corrupt_image', `PNG could not be decoded: ${msg}`, { cause: err });
   }
+  if (rows.length > expected) {
+    // Only a runtime whose node:zlib ignored maxOutputLength gets here; still not decoded.
+    throw new MediaError(
+      'decompression_bomb',
+      `PNG image data inflates to ${rows.length} bytes, its ${width}x${height} header declares ${expected}`,
+      { details: { declared_bytes: expected, compressed_bytes: compressed.length } },
+    );
+  }
   if (rows.length < expected) {
     throw truncatedPng(
       `the image data holds ${rows.length} of the ${expected} bytes its header declares`,
