@@ -833,6 +833,12 @@ class FunctionsRuntime {
       done = true;
       clearTimeout(idle);
       worker.inflight.delete(request);
+      // The function answered without reading all of the body: stop sending it the rest (the
+      // gateway drains it from the client, server.mjs settleUnreadBody) and drop that connection.
+      if (!upstream.writableFinished) {
+        req.unpipe(upstream);
+        upstream.destroy();
+      }
     };
 
     const upstream = http.request({

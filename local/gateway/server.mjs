@@ -7,7 +7,7 @@
 // and optionally `upgrade(req, socket, head, url)`. `handle` is called for requests whose path
 // starts with `prefix`; `upgrade` for HTTP Upgrade requests (WebSockets) under it. ctx is shared:
 //   ctx.root        the repository root
-//   ctx.stateDir    the stack's git-ignored state folder (keys.json, storage files, logs)
+//   ctx.stateDir    the stack's state folder, outside the repository (keys.json, storage files, logs)
 //   ctx.publicUrl   e.g. http://127.0.0.1:54321 (SUPABASE_URL)
 //   ctx.keys        local/gateway/keys.mjs loadKeys(): mode (SPOOL_KEYS), the keys in force
 //                   (anonKey, serviceRoleKey), verifier, sign, verify, apiKeyRole, forwardedToken
@@ -18,6 +18,11 @@
 //   ctx.options     per-module options from startGateway({ options }): options.functions,
 //                   options.pgnet, options.realtime
 //   ctx.log(obj)    structured log line
+//
+// A route may answer before it has read the request body (a 401, a 404, a 413, an Edge Function
+// that never reads it). settleUnreadBody then reads and discards the rest, so a keep-alive
+// connection is ready for the next request, as Supabase's gateway leaves it; a body too large
+// to drain gets `Connection: close` and a lingering close instead of a reset.
 
 import http from 'node:http';
 import pg from 'pg';
@@ -31,6 +36,68 @@ const ROUTE_MODULES = [
   './realtime.mjs',
   './pgnet.mjs',
 ];
+
+/** Bytes of an unread request body the gateway reads and throws away after answering. */
+export const DRAIN_LIMIT = 64 * 1024 * 1024;
+/** How long a connection closed for a body too large to drain stays open to take it. */
+const LINGER_MS = 10_000;
+
+/**
+ * Makes an early answer safe for the connection. When `res` is answered while `req`'s body is
+ * still arriving:
+ *   - at most `drainLimit` bytes to go (by Content-Length; a chunked body is drained until it
+ *     ends or passes the limit): the rest is read and discarded after the answer, and the
+ *     connection stays open for the next request;
+ *   - more than that: the answer says `Connection: close`; after it the server closes its side
+ *     but keeps reading (discarding) until the client has sent its body, `drainLimit` more bytes
+ *     or LINGER_MS pass, so the client reads the answer instead of a reset.
+ * Whatever a route still had attached to the body (a pipe to a worker, a reader) is detached.
+ * A body past the limit with no Content-Length ends with the connection destroyed.
+ */
+export function settleUnreadBody(req, res, { drainLimit = DRAIN_LIMIT, lingerMs = LINGER_MS } = {}) {
+  const socket = req.socket;
+  const startRead = socket.bytesRead;
+  const declared = Number(req.headers['content-length']);
+  let closing = false;
+  const writeHead = res.writeHead;
+  res.writeHead = function (...args) {
+    res.writeHead = writeHead;
+    if (!req.complete && Number.isFinite(declared)) {
+      // What of the body is still on the wire (the headers read count toward it: an estimate
+      // that errs towards closing).
+      const toGo = declared - Math.max(0, socket.bytesRead - startRead);
+      if (toGo > drainLimit) {
+        closing = true;
+        res.shouldKeepAlive = false;
+        // Node ends the connection with destroySoon() after a `Connection: close` answer, which
+        // resets it if the client is still sending: close our side only, and keep reading.
+        socket.destroySoon = () => socket.end();
+      }
+    }
+    return writeHead.apply(this, args);
+  };
+  res.once('finish', () => {
+    if (req.complete || req.destroyed) return;
+    for (const dest of req._readableState?.pipes ?? []) req.unpipe(dest);
+    req.removeAllListeners('data');
+    let drained = 0;
+    const stop = () => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = closing ? setTimeout(stop, lingerMs) : null;
+    timer?.unref();
+    req.on('data', (chunk) => {
+      drained += chunk.length;
+      if (drained > drainLimit) stop();
+    });
+    req.once('end', () => {
+      clearTimeout(timer);
+      if (closing) socket.destroy();
+    });
+    req.resume();
+  });
+}
 
 /** Sends the gateway's own error shape for requests no route takes. */
 function notFound(res, url) {
@@ -75,6 +142,7 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
   }
 
   const server = http.createServer(async (req, res) => {
+    settleUnreadBody(req, res);
     const url = new URL(req.url, publicUrl);
     const route = routes.find((r) => r.prefix && url.pathname.startsWith(r.prefix));
     if (!route) return notFound(res, url);

@@ -86,23 +86,30 @@ export class BodyTooLarge extends Error {
 /**
  * Reads the whole request body into a Buffer, up to `limit` bytes. Past the limit it keeps
  * draining (discarding) up to `drainLimit` bytes so the client still reads our answer, then
- * rejects with BodyTooLarge; beyond drainLimit it destroys the socket.
+ * rejects with BodyTooLarge; beyond drainLimit it rejects at once and leaves the rest of the
+ * body to the gateway (server.mjs settleUnreadBody: drained after the answer, or the connection
+ * closed cleanly), never resetting the connection under the client.
  */
 export function readBody(req, { limit = 10 * 1024 * 1024, drainLimit = 1024 * 1024 * 1024 } = {}) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let size = 0;
     let over = false;
-    req.on('data', (chunk) => {
+    const onData = (chunk) => {
       size += chunk.length;
       if (over || size > limit) {
         if (!over) chunks.length = 0;
         over = true;
-        if (size > drainLimit) req.destroy();
+        if (size > drainLimit) {
+          req.removeListener('data', onData);
+          req.pause();
+          reject(new BodyTooLarge(limit));
+        }
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on(
       'end',
       () => (over ? reject(new BodyTooLarge(limit)) : resolve(Buffer.concat(chunks, size))),
