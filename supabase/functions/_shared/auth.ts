@@ -23,7 +23,7 @@ import {
   jwtVerify,
 } from './deps.ts';
 import type { Jwks, SupabaseEnv } from './env.ts';
-import { HttpError } from './http.ts';
+import { HttpError, unstorableTextPath } from './http.ts';
 import { secureEqual } from './secure-compare.ts';
 
 export interface UserCaller {
@@ -116,6 +116,8 @@ export async function requireUser(req: Request, env: SupabaseEnv): Promise<UserC
   if (typeof claims.sub !== 'string' || claims.sub === '' || claims.role !== 'authenticated') {
     throw new HttpError(401, 'invalid_token', "the session token is not a signed-in user's");
   }
+  // The claims reach Postgres (request.jwt.claims), which refuses NUL and lone surrogates.
+  if (unstorableTextPath(claims) !== null) throw invalidToken();
   const auth = createClient(env.url, env.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
   }).auth;
