@@ -6,7 +6,7 @@
 -- storage.objects is refused by Storage's protect_objects_delete trigger (Storage >= 1.35).
 begin;
 set local search_path = public, extensions;
-select plan(33);
+select plan(37);
 
 create function pg_temp.tests_create_user(p_name text)
 returns uuid
@@ -105,14 +105,31 @@ select cmp_ok((select file_size_limit from storage.buckets where id = 'outputs')
 -- ---------------------------------------------------------------------------------------------
 select pg_temp.tests_authenticate_as(pg_temp.tests_user('A'));
 
+-- Storage tests an upload as the caller with metadata.mimetype set to the file's Content-Type
+-- (supabase/storage Uploader.canUpload), as these inserts do.
 select lives_ok(
-  $$insert into storage.objects (bucket_id, name, owner)
-    values ('inputs', pg_temp.tests_path('A', 'x.png'), pg_temp.tests_user('A'))$$,
+  $$insert into storage.objects (bucket_id, name, owner, metadata)
+    values ('inputs', pg_temp.tests_path('A', 'x.png'), pg_temp.tests_user('A'), '{"mimetype": "image/png"}')$$,
   'A can upload into inputs/<A>/');
 select lives_ok(
-  $$insert into storage.objects (bucket_id, name, owner)
-    values ('inputs', pg_temp.tests_path('A', 'batch/1/x.png'), pg_temp.tests_user('A'))$$,
+  $$insert into storage.objects (bucket_id, name, owner, metadata)
+    values ('inputs', pg_temp.tests_path('A', 'batch/1/x.png'), pg_temp.tests_user('A'), '{"mimetype": "image/png"}')$$,
   'A can upload into subfolders of inputs/<A>/');
+select throws_ok(
+  $$insert into storage.objects (bucket_id, name, owner, metadata)
+    values ('inputs', pg_temp.tests_path('A', 'page.png'), pg_temp.tests_user('A'), '{"mimetype": "image/png/html"}')$$,
+  '42501', 'new row violates row-level security policy for table "objects"',
+  'A cannot upload under a type with a third part, which Storage''s two-part match lets through');
+select throws_ok(
+  $$insert into storage.objects (bucket_id, name, owner, metadata)
+    values ('inputs', pg_temp.tests_path('A', 'page.png'), pg_temp.tests_user('A'), '{"mimetype": "image/png; charset=utf-8"}')$$,
+  '42501', 'new row violates row-level security policy for table "objects"',
+  'A cannot upload under a type with parameters');
+select throws_ok(
+  $$insert into storage.objects (bucket_id, name, owner)
+    values ('inputs', pg_temp.tests_path('A', 'untyped.png'), pg_temp.tests_user('A'))$$,
+  '42501', 'new row violates row-level security policy for table "objects"',
+  'A cannot upload without a type (a signed upload URL created without one)');
 select throws_ok(
   $$insert into storage.objects (bucket_id, name, owner)
     values ('inputs', pg_temp.tests_path('B', 'x.png'), pg_temp.tests_user('A'))$$,
@@ -146,8 +163,12 @@ select set_eq(
   'A sees exactly their own inputs and outputs');
 select is(
   pg_temp.tests_rows_affected(
-    $$update storage.objects set metadata = '{"size": 1}' where name = pg_temp.tests_path('A', 'photo.png')$$),
+    $$update storage.objects set metadata = '{"mimetype": "image/png", "size": 1}' where name = pg_temp.tests_path('A', 'photo.png')$$),
   1, 'A can replace their own upload');
+select throws_ok(
+  $$update storage.objects set metadata = '{"mimetype": "image/png/html"}' where name = pg_temp.tests_path('A', 'photo.png')$$,
+  '42501', 'new row violates row-level security policy for table "objects"',
+  'A cannot replace their upload with one under a malformed type');
 select is(
   pg_temp.tests_rows_affected(
     $$update storage.objects set metadata = '{"size": 1}' where name = pg_temp.tests_path('B', 'voice.wav')$$),
