@@ -191,3 +191,43 @@ test('a stale completion racing a takeover waits for it, then is refused with le
   const doorbellAfter = (await setup.query('select to_jsonb(d) as d from spool.doorbell d')).rows;
   assert.deepEqual(doorbellAfter, doorbellBefore, 'the test committed no doorbell ring');
 });
+
+test('bulk creates for the same users serialise on them, in one order, and keep the quota exact', async () => {
+  const uid = (name) => `md5('spool-test:' || '${name}')::uuid`;
+  const batch = (counts) =>
+    `select count(*)::int as n from public.create_jobs((
+       select jsonb_agg(jsonb_build_object('user_id', u.id, 'type', 'two-session-bulk',
+                                           'run_at', '2031-01-01T00:00:00Z', 'input', jsonb_build_object('n', g)))
+       from (values ${counts.map(([name, n]) => `(${uid(name)}, ${n})`).join(', ')}) u(id, n),
+            generate_series(1, u.n) g))`;
+  const [ann, ben] = USERS;
+
+  // Opposite user orders in the two batches: each call locks its users in user_id order, so
+  // the second waits for the first instead of deadlocking with it.
+  await s1.query('begin');
+  assert.equal((await s1.query(batch([[ann, 10], [ben, 10]]))).rows[0].n, 20);
+  const second = track(s2.query(batch([[ben, 20], [ann, 20]])));
+  const state = await settledOrBlocked(second, s2);
+  await s1.query('commit');
+  assert.equal(state, 'blocked', 'the second batch waits for the first, which holds its users');
+  assert.equal((await second.promise).rows[0].n, 40, 'then it is created whole');
+
+  // ann has created 30 this minute (of 60). Two batches of 20 race: the first fits (50), the
+  // second, counted after the first commits, would make 70 and is refused whole.
+  await s1.query('begin');
+  assert.equal((await s1.query(batch([[ann, 20]]))).rows[0].n, 20);
+  const racing = track(s2.query(batch([[ann, 20]])));
+  const raced = await settledOrBlocked(racing, s2);
+  await s1.query('commit');
+  assert.equal(raced, 'blocked', 'the racing batch waits for the user');
+  const refused = await racing.promise.then(() => null, (err) => err);
+  assert.ok(refused, 'the racing batch is refused once the first commits');
+  assert.deepEqual({ code: refused.code, hint: refused.hint }, { code: 'PT429', hint: 'quota_rate' });
+
+  const { rows } = await setup.query(
+    `select user_id = ${uid(ann)} as is_ann, count(*)::int as n from public.jobs
+      where type = 'two-session-bulk' group by 1 order by 1`,
+  );
+  assert.deepEqual(rows, [{ is_ann: false, n: 30 }, { is_ann: true, n: 50 }],
+    'exactly the accepted batches were written: ann 50 (at most 60 a minute), ben 30');
+});

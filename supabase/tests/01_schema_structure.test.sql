@@ -199,6 +199,7 @@ select results_eq(
     ('complete_job(uuid,uuid,jsonb)', 'jobs'),
     ('complete_jobs(jsonb)', 'SETOF uuid'),
     ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer)', 'jobs'),
+    ('create_jobs(jsonb)', 'SETOF jobs'),
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),

@@ -69,6 +69,7 @@ select is(
         'complete_job(uuid,uuid,jsonb)',
         'complete_jobs(jsonb)',
         'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer)',
+        'create_jobs(jsonb)',
         'fail_job(uuid,uuid,jsonb,boolean)',
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',

@@ -397,6 +397,44 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      'create_jobs': {
+        Args: { 'p_jobs': Json };
+        Returns: {
+          'attempts': number;
+          'cpu_ms': number;
+          'created_at': string;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'history': NonNullable<Json>;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        }[];
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
+      };
       'fail_job': {
         Args: { 'p_error': Json; 'p_id': string; 'p_lease_token': string; 'p_retryable'?: boolean };
         Returns: {
