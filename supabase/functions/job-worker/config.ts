@@ -1,8 +1,8 @@
 // job-worker's settings, read from the environment once when the function loads (fail fast).
 //
 //   SPOOL_WORKER_BATCH           jobs per claim_jobs call                          default 100 (1..1000)
-//   SPOOL_WORKER_CONCURRENCY     handlers running at once in one invocation; a new claim starts
-//                                while fewer jobs are held, so with batch <= half of it two
+//   SPOOL_WORKER_CONCURRENCY     handlers running at once in one invocation; a claim asks for
+//                                at most the free slots, so with batch <= half of it two
 //                                claims overlap                                   default 200 (1..1000)
 //   SPOOL_WORKER_LEASE_SECONDS   lease asked for per claim; heartbeats every third  default 60 (5..3600)
 //   SPOOL_WORKER_BUDGET_MS       wall clock one instance (isolate) works, from its first
@@ -17,7 +17,7 @@
 //   SPOOL_WORKER_JOB_LOGS        one JSON log line per job outcome                 default true
 //   SPOOL_WORKER_TYPES           comma-separated job types this worker claims      default all
 //   SPOOL_WORKER_MEDIA_CONCURRENCY  media jobs (kinds with an input file) processing at once;
-//                                the worker holds at most twice as many           default 2 (1..64)
+//                                the worker holds no more than that many          default 2 (1..64)
 //   SPOOL_WORKER_MEDIA_BUDGET_MS media CPU one isolate (function instance) spends over its
 //                                life, shared by all the invocations it serves: the Edge
 //                                Runtime counts CPU per isolate (retired at 1 s, killed at

@@ -6,13 +6,20 @@
 // injected Scheduler (scheduler.ts): tests run the loop on a virtual clock.
 //
 // Round trips are what limit throughput, so they are shared:
-//   claim     one claim_jobs call leases up to `batchSize` jobs (and at most twice the
-//             concurrency, so a worker never hoards work it cannot start soon);
+//   claim     one claim_jobs call leases up to `batchSize` jobs, and never more than the
+//             handler slots free (media: the media slots free), so every claimed job starts at
+//             once: none waits inside the worker with its lease running;
 //   complete  successful results are queued and written with complete_jobs in batches: a flush
 //             starts as soon as none is in flight, and everything that finished meanwhile rides
 //             along with the next one (group commit);
 //   heartbeat one timer per invocation extends the leases of the jobs that need it.
 // Failures (fail_job), hand-overs (await_job) and heartbeats are per job: they are rare.
+//
+// Caps: claim_jobs passes over owners at max_running_per_user, so a claim can come back short
+// while such an owner's jobs wait. Every job this invocation stops holding frees one of its
+// owner's slots, so after any finish each lane claims again at once; an invocation that can no
+// longer claim rings for a successor instead. The queue advances as fast as the caps allow, not
+// at the pace of the pg_cron sweep.
 //
 // Fencing: every write presents the job's lease token. A heartbeat answered `lease_lost` (the job
 // was cancelled, rescued or reclaimed) aborts that job's AbortSignal and its result is discarded;
@@ -290,7 +297,18 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
 
   // --- logging ------------------------------------------------------------------------------------
 
+  /**
+   * Jobs whose outcome this invocation has committed (done, failed, retried, handed over) or
+   * whose lease it found lost. Each frees a running slot of its owner: a claim that came back
+   * short because that owner was at max_running_per_user would now get their next job, so a
+   * lane claims again at once after any finish since its last claim was sent (one claim per
+   * finished batch, not per poll).
+   */
+  let finishes = 0;
+
+  /** Called once per job, when its outcome is committed (or its lease found lost). */
   const logOutcome = (h: Held, outcome: JobOutcome, errorCode?: string) => {
+    finishes++;
     if (outcome === 'done') summary.done++;
     else if (outcome === 'failed') summary.failed++;
     else if (outcome === 'retry') summary.retried++;
@@ -649,6 +667,8 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     emptyPolls: number;
     /** After a short claim: when to look again. */
     nextAt: number;
+    /** `finishes` when its last claim was sent: a job that finished since may have freed room. */
+    seen: number;
   }
   const lane = (types: string[] | null, media: boolean): Lane => ({
     types,
@@ -658,13 +678,15 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     more: false,
     emptyPolls: 0,
     nextAt: start,
+    seen: 0,
   });
   const isMedia = (type: string) => deps.kindOf(type)?.file !== undefined;
   const claimable = config.types ?? [...(deps.types ?? Object.keys(KINDS))];
   const mediaTypes = claimable.filter(isMedia);
   const otherTypes = claimable.filter((t) => !isMedia(t));
+  /** Media claims are bounded by the isolate's CPU (SPOOL_WORKER_MEDIA_BUDGET_MS > 0). */
   const budgeted = config.mediaBudgetMs > 0 && mediaTypes.length > 0;
-  const lanes: Lane[] = budgeted
+  const lanes: Lane[] = mediaTypes.length > 0
     ? [...(otherTypes.length > 0 ? [lane(otherTypes, false)] : []), lane(mediaTypes, true)]
     : [lane(config.types, false)];
   /** Media CPU (ms) the isolate has left for new jobs: its budget less what is spent and held. */
@@ -673,8 +695,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   let claims = 0;
   /** Jobs asked for by claims in flight: room they may fill. */
   let claimedAhead = 0;
-  /** Media jobs came from the one lane (no media budget): size its claims for them from now on. */
-  let heavySeen = false;
+  const freed = (l: Lane) => finishes > l.seen;
   const heavyHeld = () => {
     let n = 0;
     for (const h of held.values()) {
@@ -683,36 +704,45 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     return n;
   };
 
+  // A job is claimed only when it can start: a claim asks for no more than the free handler
+  // slots (and, for media, the free media slots), so no claimed job waits inside the worker
+  // with its lease running and its started_at already set.
   const limitOf = (l: Lane, unfinished: number) => {
-    let limit = Math.min(config.batchSize, 2 * C - unfinished, 1000);
-    // While media jobs are about, hold only twice as many as may run at once.
-    if (l.media || heavySeen) limit = Math.min(limit, 2 * config.mediaConcurrency - heavyHeld());
-    if (l.media && mediaRoom() < 1) limit = 0;
+    let limit = Math.min(config.batchSize, C - unfinished, 1000);
+    if (l.media) limit = Math.min(limit, config.mediaConcurrency - heavyHeld());
+    if (l.media && budgeted && mediaRoom() < 1) limit = 0;
     return limit;
   };
   /** Claims of a lane in flight at once: two while a deep queue feeds it, else one probe. */
-  const maxInFlight = (l: Lane) => (l.more && !l.media && !heavySeen ? MAX_CLAIMS : 1);
-  /** A lane wants to claim: first claim, a full last claim, or lingering on an empty queue. */
-  const wants = (l: Lane, now: number) => l.answered === 0 || l.more || now < idleUntil;
+  const maxInFlight = (l: Lane) => (l.more && !l.media ? MAX_CLAIMS : 1);
+  /**
+   * A lane wants to claim: first claim, a full last claim, a finish since its last claim, or
+   * lingering on an empty queue.
+   */
+  const wants = (l: Lane, now: number) => l.answered === 0 || l.more || freed(l) || now < idleUntil;
   /** More work may wait in a lane this invocation can still claim from. */
-  const claimableMore = () => lanes.some((l) => l.more && !(l.media && mediaRoom() < 1));
+  const claimableMore = () =>
+    lanes.some((l) => (l.more || freed(l)) && !(l.media && budgeted && mediaRoom() < 1));
 
   const claim = (l: Lane, limit: number) => {
     claims++;
     l.inFlight++;
+    l.seen = finishes;
     claimedAhead += limit;
     // Hold all the media CPU the isolate has left while the claim is in flight, so concurrent
     // invocations in this isolate never claim more media work together than it can do; the
     // claim takes only jobs whose estimates fit in it.
-    const room = l.media ? mediaRoom() : 0;
-    const hold: CpuReservation | null = l.media ? cpu.reserve(room, config.mediaBudgetMs) : null;
+    const room = l.media && budgeted ? mediaRoom() : 0;
+    const hold: CpuReservation | null = l.media && budgeted
+      ? cpu.reserve(room, config.mediaBudgetMs)
+      : null;
     const args: Record<string, unknown> = {
       p_worker_id: workerId,
       p_limit: limit,
       p_lease_seconds: config.leaseSeconds,
     };
     if (l.types) args.p_types = l.types;
-    if (l.media) args.p_cpu_budget_ms = room;
+    if (l.media && budgeted) args.p_cpu_budget_ms = room;
     call('claim_jobs', args).then(
       (data) => {
         const rows = (data as JobRow[] | null) ?? [];
@@ -745,8 +775,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
             dirty: false,
             heavy: isMedia(job.type),
           };
-          if (h.heavy && !budgeted) heavySeen = true;
-          if (h.heavy && l.media) {
+          if (h.heavy && l.media && budgeted) {
             // Fits: the claim's estimates add up to at most the room just released.
             const r = cpu.reserve(job.cpu_ms ?? 0, config.mediaBudgetMs);
             if (r) cpu.assign(job.id, r);
@@ -796,7 +825,8 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       if (now < claimUntil && unfinished < C) {
         for (const l of lanes) {
           const limit = limitOf(l, unfinished);
-          if (wants(l, now) && limit > 0 && now >= l.nextAt && l.inFlight < maxInFlight(l)) {
+          const due = now >= l.nextAt || freed(l);
+          if (wants(l, now) && limit > 0 && due && l.inFlight < maxInFlight(l)) {
             claim(l, limit);
             continue loop;
           }
@@ -825,7 +855,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
           if (!wants(l, now) || limitOf(l, unfinished) <= 0 || l.inFlight >= maxInFlight(l)) {
             continue;
           }
-          until = Math.min(until, Math.max(l.nextAt, now + 1));
+          until = Math.min(until, freed(l) ? now + 1 : Math.max(l.nextAt, now + 1));
         }
       }
       if (idle && !more) until = Math.min(until, Math.max(idleUntil, now + 1));

@@ -287,7 +287,8 @@ const claimOverrides = fc.oneof(
 );
 
 Deno.test({
-  name: 'jobs: validly signed tokens with a future nbf, an unusual role or a NUL in a claim are 401, not 500',
+  name:
+    'jobs: validly signed tokens with a future nbf, an unusual role or a NUL in a claim are 401, not 500',
   ...integration,
   async fn() {
     const { alice } = await newWorld();

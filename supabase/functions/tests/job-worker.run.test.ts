@@ -155,7 +155,11 @@ Deno.test('N jobs are claimed in ceil(N / batch) claims and completed in batches
   queue.addMany(250, 'test');
   const summary = await run();
 
-  assert.equal(queue.count('claim_jobs'), 3, 'claims of 100, 100 and 50');
+  assert.deepEqual(
+    queue.callsOf('claim_jobs').map((c) => c.args.p_limit),
+    [100, 100, 100, 100],
+    "claims of 100, 100 and 50, and one more after the last jobs finished (a finish may free a capped owner's slot)",
+  );
   assert.equal(summary.claimed, 250);
   assert.equal(queue.byStatus('done').length, 250, 'every job is done');
   const completes = queue.callsOf('complete_jobs');
@@ -200,10 +204,62 @@ Deno.test('no more than SPOOL_WORKER_CONCURRENCY handlers run at once', async ()
   assert.equal(queue.byStatus('done').length, 40);
   for (const c of queue.callsOf('claim_jobs')) {
     assert.ok(
-      (c.args.p_limit as number) <= 8,
-      'a worker never holds more than twice its concurrency',
+      (c.args.p_limit as number) <= 4,
+      'a claim asks for no more jobs than there are free handler slots',
     );
   }
+});
+
+Deno.test('an owner at the running cap: each slot that frees is claimed at once, and 59 jobs finish in one invocation', async () => {
+  // The stall a new user found: one user, 59 jobs, max_running_per_user 10. The first claim gets
+  // 10 and comes back short; before, the worker called the queue empty and the rest waited for
+  // the pg_cron sweep, 10 a minute.
+  let running = 0;
+  let peak = 0;
+  const { queue, rings, run } = setup({
+    config: { batchSize: 100, concurrency: 100, lingerMs: 0 },
+    kinds: ({ clock }) => ({
+      test: kind(async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await clock.sleep(50);
+        running--;
+        return { output: { files: [] } };
+      }),
+    }),
+  });
+  queue.maxRunningPerUser = 10;
+  queue.addMany(59, 'test');
+  const summary = await run();
+  assert.equal(
+    queue.byStatus('done').length,
+    59,
+    `every job ran in this invocation (${JSON.stringify(summary)})`,
+  );
+  assert.equal(peak, 10, 'at most the cap ran at once, and the cap was used');
+  assert.equal(summary.stop, 'empty');
+  assert.deepEqual(rings, [], 'no ring was needed: the worker claimed each freed slot itself');
+  assert.ok(
+    queue.count('claim_jobs') <= 59 / 10 + 2,
+    `one claim per finished batch (${queue.count('claim_jobs')})`,
+  );
+});
+
+Deno.test("an owner's slots that free after claiming has stopped are handed to a successor with a ring", async () => {
+  const { queue, rings, run } = setup({
+    config: { batchSize: 100, concurrency: 100, budgetMs: 1000, drainMs: 500 },
+  });
+  queue.maxRunningPerUser = 10;
+  queue.addMany(30, 'test', { sleep_ms: 600 });
+  const summary = await run();
+  assert.equal(
+    queue.byStatus('done').length,
+    10,
+    'the first ten ran; they finished after claiming stopped',
+  );
+  assert.equal(queue.byStatus('pending').length, 20);
+  assert.equal(summary.stop, 'budget');
+  assert.deepEqual(rings, ['continue'], "the next worker is rung for the owner's freed slots");
 });
 
 Deno.test('a retryable JobError is retried, a permanent one fails the job for good', async () => {
@@ -634,7 +690,7 @@ Deno.test('only the configured job types are claimed', async () => {
   assert.equal(queue.byStatus('pending').length, 1);
 });
 
-Deno.test('without a media budget, media jobs are claimed a few at a time: at most twice the media concurrency held', async () => {
+Deno.test('without a media budget, media jobs are claimed apart, no more than the free media slots', async () => {
   let running = 0;
   let peak = 0;
   const { queue, run } = setup({
@@ -654,12 +710,12 @@ Deno.test('without a media budget, media jobs are claimed a few at a time: at mo
   });
   queue.addMany(12, 'color-grade');
   await run();
-  const limits = queue.callsOf('claim_jobs').map((c) => c.args.p_limit as number);
-  assert.equal(limits[0], 100, 'the first claim cannot know what it will get');
+  const claims = queue.callsOf('claim_jobs').map((c) => c.args);
   assert.ok(
-    limits.slice(1).every((l) => l <= 4),
-    `then at most 2 x 2 media jobs (${limits.join(',')})`,
+    claims.every((a) => (a.p_limit as number) <= 2 && a.p_cpu_budget_ms === undefined),
+    `every claim asks for at most the 2 media slots, with no CPU bound (${JSON.stringify(claims)})`,
   );
+  assert.equal(peak, 2, 'both media slots are used');
   assert.equal(queue.byStatus('done').length, 12);
 });
 
@@ -681,8 +737,15 @@ Deno.test('media jobs are claimed only while their estimates fit the CPU the iso
   queue.addMany(5, 'color-grade', { cpu_ms: 1000 }, AT_LIMITS);
   const summary = await run();
   const claims = queue.callsOf('claim_jobs').map((c) => c.args);
-  assert.deepEqual(claims.map((a) => a.p_types), [['color-grade']], 'media are claimed apart');
-  assert.deepEqual(claims.map((a) => a.p_cpu_budget_ms), [3000], 'bounded by the CPU left');
+  assert.ok(
+    claims.every((a) => JSON.stringify(a.p_types) === '["color-grade"]'),
+    'media are claimed apart',
+  );
+  assert.equal(claims[0].p_cpu_budget_ms, 3000, 'bounded by the CPU left');
+  assert.ok(
+    claims.slice(1).every((a) => (a.p_cpu_budget_ms as number) < 1200),
+    'claims after the first are bounded by what is left, too little for another job at the limits',
+  );
   assert.equal(summary.done, 2);
   assert.equal(cpu.spent, 2000, 'charged what the stages cost');
   assert.equal(cpu.reserved, 0, 'unused estimates are given back');
@@ -703,7 +766,9 @@ Deno.test('small media jobs still run on an isolate that has spent most of its b
   const large = queue.add('color-grade', { cpu_ms: 1100 }, AT_LIMITS);
   const small = queue.addMany(3, 'color-grade', { cpu_ms: 30 }, { cpu_ms: 50 });
   const summary = await run();
-  assert.deepEqual(queue.callsOf('claim_jobs').map((c) => c.args.p_cpu_budget_ms), [800]);
+  const budgets = queue.callsOf('claim_jobs').map((c) => c.args.p_cpu_budget_ms as number);
+  assert.equal(budgets[0], 800, 'the first claim is bounded by the 800 ms left');
+  assert.ok(budgets.every((b) => b < 1200), `no claim could take the large job (${budgets})`);
   assert.deepEqual(small.map((j) => queue.jobs.get(j.id)!.status), ['done', 'done', 'done']);
   assert.equal(queue.jobs.get(large.id)!.status, 'pending', 'the large job was not claimed');
   assert.equal(queue.jobs.get(large.id)!.attempts, 0);
@@ -775,9 +840,16 @@ Deno.test('an isolate with too little media CPU left still runs other jobs and l
   const summary = await run();
   assert.equal(summary.done, 3, 'the other jobs ran');
   const claims = queue.callsOf('claim_jobs').map((c) => c.args);
-  assert.deepEqual(claims.map((a) => [a.p_types, a.p_cpu_budget_ms]), [[['test'], undefined], [[
+  assert.deepEqual(claims.slice(0, 2).map((a) => [a.p_types, a.p_cpu_budget_ms]), [[
+    ['test'],
+    undefined,
+  ], [[
     'color-grade',
   ], 100]]);
+  assert.ok(
+    claims.every((a) => a.p_types?.toString() !== 'color-grade' || a.p_cpu_budget_ms === 100),
+    'every media claim is bounded by the 100 ms left',
+  );
   assert.equal(queue.jobs.get(media.id)!.status, 'pending');
   assert.equal(queue.jobs.get(media.id)!.attempts, 0);
   assert.equal(cpu.spent, 1400, 'no media CPU spent');

@@ -20,6 +20,8 @@ export class FakeQueue {
   readonly calls: Call[] = [];
   /** Milliseconds added to "now" for run_at after a retryable failure. */
   backoffMs = 0;
+  /** max_running_per_user: a claim passes over owners with this many running jobs. */
+  maxRunningPerUser = Infinity;
   private seq = 0;
 
   /** `date`: wall-clock milliseconds, as the drain's scheduler reads them. */
@@ -114,11 +116,23 @@ export class FakeQueue {
         const budget = args.p_cpu_budget_ms as number | undefined;
         // As the SQL does: jobs over the CPU left are no candidates; of the rest, the longest
         // run in order whose estimates fit together.
+        // And as it does, never so many of one owner's jobs that they pass the cap.
         let cpuUpTo = 0;
+        const running = new Map<string, number>();
+        for (const j of this.jobs.values()) {
+          if (j.status === 'running') running.set(j.user_id, (running.get(j.user_id) ?? 0) + 1);
+        }
+        const withinCap = (j: JobRow) => {
+          const n = running.get(j.user_id) ?? 0;
+          if (n >= this.maxRunningPerUser) return false;
+          running.set(j.user_id, n + 1);
+          return true;
+        };
         const picked = [...this.jobs.values()]
           .filter((j) => j.status === 'pending' && Date.parse(j.run_at) <= now)
           .filter((j) => !types || types.includes(j.type))
           .filter((j) => budget === undefined || j.cpu_ms <= budget)
+          .filter(withinCap)
           .slice(0, limit)
           .filter((j) => budget === undefined || (cpuUpTo += j.cpu_ms) <= budget);
         for (const j of picked) {
