@@ -6,7 +6,7 @@
 //   stand-in POSTs /functions/v1/job-worker → 202, then EdgeRuntime.waitUntil drains:
 //   claim_jobs / complete_jobs through the PostgREST stand-in.
 //
-// Three measurements (speed is reported against its target, never asserted):
+// Four measurements (speed is reported against its target, never asserted):
 //
 //   throughput  `jobs` noop jobs in ONE bulk INSERT (as the postgres role, spread over `users`
 //               owners with fair_at as create_job would set it), drained by whatever the doorbell
@@ -22,6 +22,10 @@
 //               jobs), checked against pg_net's responses. Correctness: every job done, attempts
 //               = 1 (a retry would be reported separately), one notification per job, and one
 //               handler execution per job (job-worker's per-job log lines, counted by job id).
+//   capped      `cappedJobs` (1,000) noop jobs of ONE owner, each sleeping `cappedSleepMs` (50 ms),
+//               with max_running_per_user (10): the backlog a capped user builds. Drain time
+//               (as throughput's) against the ideal jobs × sleep / cap, and the invocations and
+//               claims it took; correctness as for throughput.
 //   latency     `latencySamples` single-job INSERTs, each its own transaction, each made when no
 //               job-worker invocation is running (the previous job is done and the worker's linger
 //               has passed: the gap is the protocol). Pickup latency = the job's started_at (set by
@@ -70,6 +74,9 @@ export const E2E_DEFAULTS = Object.freeze({
   // A throughput run that makes no progress for this long stops; its unfinished jobs are missing.
   stallMs: 20_000,
   latencySamples: 200,
+  // One owner's backlog at the per-user cap: jobs, and how long each noop handler sleeps.
+  cappedJobs: 1_000,
+  cappedSleepMs: 50,
   // How often a latency sample's job is looked up until it is done (not part of the figure).
   latencyPollMs: 10,
   // A latency sample not done within this long is missing (pg_cron's 1-minute sweep included).
@@ -282,7 +289,11 @@ async function doorbellState(admin) {
 // Throughput
 // ---------------------------------------------------------------------------------------------
 
-async function throughputRun(ctx, jobs, label) {
+/**
+ * One drain of `jobs` noop jobs inserted in one statement. `owners` (default: all bench users)
+ * spreads them; `input` is each job's noop input (e.g. {"sleep_ms": 50}).
+ */
+async function throughputRun(ctx, jobs, label, { owners = null, input = {} } = {}) {
   const { admin, app, poller, watcher, cfg, postmasterPid } = ctx;
   if (!(await quiesce(admin, watcher))) ctx.log(`${label}: job-worker invocations still running before the run`);
   await admin.query('truncate public.jobs, public.notifications');
@@ -305,11 +316,12 @@ async function throughputRun(ctx, jobs, label) {
   await app.query('begin');
   await app.query(`
     insert into public.jobs (user_id, type, input, fair_at)
-    select u.ids[1 + g % u.n], 'noop', '{}'::jsonb, now() + (g / u.n) * s.fair_slot
+    select u.ids[1 + g % u.n], 'noop', $3::jsonb, now() + (g / u.n) * s.fair_slot
     from generate_series(0, $1::int - 1) g,
-         (select array_agg(id order by id) ids, count(*)::int n from bench_e2e.users) u,
+         (select array_agg(id order by id) ids, count(*)::int n
+            from (select id from bench_e2e.users order by id limit $2) b) u,
          spool.settings s
-    order by g`, [jobs]);
+    order by g`, [jobs, owners, JSON.stringify(input)]);
   const [{ rows: [pre] }] = await app.query(
     'select extract(epoch from clock_timestamp())::float8 * 1000 as t; commit');
   const tCommit = performance.now();
@@ -742,6 +754,23 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
     };
     phaseSeconds.throughput = round((performance.now() - t) / 1000, 1);
 
+    // --- one owner at the running cap --------------------------------------------------------
+    // The issue's stall: one user's backlog behind max_running_per_user. Ideal: jobs × sleep /
+    // cap (the cap's own pace); the ratio says how close the worker keeps every slot busy.
+    t = performance.now();
+    let capped = null;
+    if (cfg.cappedJobs > 0) {
+      const cap = settings.spool.max_running_per_user;
+      const r = await throughputRun(ctx, cfg.cappedJobs, 'capped', { owners: 1, input: { sleep_ms: cfg.cappedSleepMs } });
+      const idealSeconds = (cfg.cappedJobs * cfg.cappedSleepMs) / cap / 1000;
+      capped = { ...r, owners: 1, cap, sleepMs: cfg.cappedSleepMs, idealSeconds, ratioToIdeal: round(r.seconds / idealSeconds, 2) };
+      log(`capped: ${fmt(cfg.cappedJobs)} jobs of one owner, cap ${cap}, ${cfg.cappedSleepMs} ms handlers: ` +
+        `drained in ${r.seconds} s against an ideal of ${idealSeconds} s (${capped.ratioToIdeal}×); ` +
+        `${r.invocations} invocation(s), ${r.claims} claims` +
+        `${runCorrect(r) ? '' : `  ✗ missing ${r.missing}, duplicates ${r.duplicates}${r.stalled ? ', stalled' : ''}`}`);
+    }
+    phaseSeconds.capped = round((performance.now() - t) / 1000, 1);
+
     // --- pickup latency --------------------------------------------------------------------
     t = performance.now();
     watcher.countJobs = false;
@@ -767,7 +796,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
     phaseSeconds.idle = round((performance.now() - t) / 1000, 1);
 
     const failures = [];
-    for (const r of [...(cold ? [cold] : []), ...runs].filter((x) => !runCorrect(x))) {
+    for (const r of [...(cold ? [cold] : []), ...runs, ...(capped ? [capped] : [])].filter((x) => !runCorrect(x))) {
       failures.push(`throughput ${r.label}: missing ${r.missing}, duplicates ${r.duplicates} (extra handler runs ` +
         `${r.extraHandlerRuns}, notifications ${r.notifications} for ${r.notifiedJobs} jobs), total ${r.total}` +
         `${r.stalled ? ', stalled' : ''}`);
@@ -783,6 +812,7 @@ export async function runE2eBench({ log = console.log, onStack, offStack, keepLo
         latencySamples: cfg.latencySamples, idleTicks: cfg.idleTicks, targets: cfg.targets,
       },
       throughput,
+      capped,
       latency,
       idle,
       phaseSeconds,
@@ -878,6 +908,15 @@ export function formatE2eReport(result) {
   L.push(`   every job done exactly once: ${tp.ok ? 'yes' : 'NO'} (attempts = 1 for all, one notification and one ` +
     `handler run per job)`);
   L.push('');
+  const cp = result.capped;
+  if (cp) {
+    L.push(`1b. One owner at the running cap: ${fmt(cp.jobs)} noop jobs of one owner, max_running_per_user ${cp.cap}, ` +
+      `each handler sleeping ${cp.sleepMs} ms`);
+    L.push(`   → drained in ${cp.seconds} s; ideal ${cp.idealSeconds} s (${fmt(cp.jobs)} × ${cp.sleepMs} ms / ${cp.cap}): ` +
+      `${cp.ratioToIdeal}× the ideal; ${cp.invocations} invocation(s) (${Object.entries(cp.invocationReasons).map(([k, v]) => `${k} ${v}`).join(', ')}), ` +
+      `${cp.claims} claims; every job done exactly once: ${runCorrect(cp) ? 'yes' : 'NO'}`);
+    L.push('');
+  }
   L.push(`2. Pickup latency while idle: ${lt.samples} single-job INSERTs, each its own transaction, ${lt.gapMs} ms ` +
     `after the previous job was done (no invocation running)`);
   L.push('   pickup = started_at (claim_jobs transaction start) − clock_timestamp() just before the insert\'s COMMIT;');
@@ -914,7 +953,7 @@ export function formatE2eReport(result) {
     `${Object.entries(sn.invocationReasons).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; job ${sn.jobStatus} ` +
     `${sn.sweepToDoneMs} ms after the sweep: ${sn.ok ? 'ok' : 'FAILED'}`);
   L.push('');
-  L.push(`Phases (s): stack ${phaseSeconds.start}, throughput ${phaseSeconds.throughput}, latency ${phaseSeconds.latency}, ` +
+  L.push(`Phases (s): stack ${phaseSeconds.start}, throughput ${phaseSeconds.throughput}, capped ${phaseSeconds.capped}, latency ${phaseSeconds.latency}, ` +
     `idle ${phaseSeconds.idle}; total ${phaseSeconds.total}`);
   for (const f of result.failures) L.push(`✗ ${f}`);
   return L;
