@@ -6,13 +6,17 @@
 //   e2e  bench/e2e.mjs  noop jobs through the real path on a throwaway stack: insert trigger →
 //                       doorbell → pg_net → job-worker (Deno) → claim/complete; throughput, pickup
 //                       latency while idle, worker invocations per idle hour
+//   rowlife bench/rowlife.mjs  a job's life (create_job → claim_jobs → complete_jobs, and one
+//                       fail_job → retry) per job and step: server µs (pg_stat_statements), WAL
+//                       bytes by resource manager and relation (pg_walinspect), buffers, HOT
+//                       ratio, EXPLAINs at a 20k backlog; then the candidates in bench/rowlife/
 //
 // Each section's results go to bench/results/<section>-<timestamp>.json. The exit status is
 // non-zero only if a section found a correctness problem (a duplicate or a missing job) or could
 // not run; speed is reported, never asserted.
 //
 //   npm run bench [-- options]
-//     --only db|e2e     run one section (default: both)
+//     --only db|e2e|rowlife  run one section (default: all)
 //     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs
 //                       (cold run 500), 1 repeat, 30 latency samples
 //   db section:
@@ -35,6 +39,12 @@
 //                       migrations (e.g. a candidate claim_jobs); the report says so
 //     --e2e-env K=V     an experiment: extra job-worker env (repeatable, e.g.
 //                       SPOOL_WORKER_JOB_LOGS=false); the report lists the env used
+//   rowlife section (--quick: 2000 jobs, 1 life, 200 retried):
+//     --rowlife-jobs N  jobs per life, all pending at once before the first claim (default 20000)
+//     --rowlife-repeats N  lives per configuration, medians reported (default 3)
+//     --rowlife-fail-jobs N  jobs in the fail_job → retry sample (default 1000; 0: none)
+//     --rowlife-candidates a,b  candidate files of bench/rowlife/ (names without .sql; 'all'
+//                       adds them together; 'none': the baseline only; default: every one, all)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,8 +53,9 @@ import { fileURLToPath } from 'node:url';
 import { PlatformError, startBenchDatabase } from './cluster.mjs';
 import { formatDbReport, runDbBench } from './db.mjs';
 import { formatE2eReport, runE2eBench } from './e2e.mjs';
+import { formatRowlifeReport, runRowlifeBench } from './rowlife.mjs';
 
-const SECTIONS = ['db', 'e2e'];
+const SECTIONS = ['db', 'e2e', 'rowlife'];
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
 
@@ -57,7 +68,7 @@ const USAGE = (() => {
 })();
 
 function parseArgs(argv) {
-  const opts = { e2e: {} };
+  const opts = { e2e: {}, rowlife: {} };
   const list = (v) => v.split(',').map((x) => positiveInt(x));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -80,6 +91,10 @@ function parseArgs(argv) {
       opts.e2e.functionEnv = { ...opts.e2e.functionEnv, [m[1]]: m[2] };
     }
     else if (a === '--shipped-timings') opts.e2e.shippedTimings = true;
+    else if (a === '--rowlife-jobs') opts.rowlife.jobs = positiveInt(next());
+    else if (a === '--rowlife-repeats') opts.rowlife.repeats = positiveInt(next());
+    else if (a === '--rowlife-fail-jobs') opts.rowlife.failJobs = nonNegativeInt(next());
+    else if (a === '--rowlife-candidates') opts.rowlife.candidates = next() === 'none' ? [] : argv[i].split(',');
     else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
@@ -89,6 +104,7 @@ function parseArgs(argv) {
     else if (a === '--quick') {
       Object.assign(opts, { jobs: 2000, repeats: 1, warmupJobs: 0 });
       Object.assign(opts.e2e, { jobs: 2000, repeats: 1, coldJobs: 500, latencySamples: 30, ...opts.e2e });
+      Object.assign(opts.rowlife, { jobs: 2000, repeats: 1, failJobs: 200, ...opts.rowlife });
     }
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') opts.help = true;
@@ -127,7 +143,7 @@ function writeResults(section, result, startedAt) {
 }
 
 async function main() {
-  const { keep, help, only, e2e: e2eOpts, ...opts } = parseArgs(process.argv.slice(2));
+  const { keep, help, only, e2e: e2eOpts, rowlife: rowlifeOpts, ...opts } = parseArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return 0;
@@ -214,6 +230,38 @@ async function main() {
       `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}` +
       `${result.ok ? '' : `; gateway log in ${path.relative(process.cwd(), result.gatewayLog ?? '')}`}`);
     ok &&= result.ok;
+  }
+
+  // --- rowlife section ---------------------------------------------------------------------
+  if (!only || only === 'rowlife') {
+    // Its own throwaway database: the section restarts it with pg_stat_statements preloaded.
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('rowlife: per-job cost of create_job → claim_jobs → complete_jobs, and the candidates in bench/rowlife/');
+      const t0 = Date.now();
+      const rowlifeMachine = machine();
+      const result = await runRowlifeBench({
+        adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, dir: database.dir, port: database.port,
+        log, users: opts.users, ...rowlifeOpts,
+      });
+      const file = writeResults('rowlife', {
+        section: 'rowlife',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...rowlifeMachine, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatRowlifeReport(result)) console.log(line);
+      console.log('');
+      log(`rowlife: ${result.ok ? 'every job done exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      database.stop();
+    }
   }
   return ok ? 0 : 1;
 }
