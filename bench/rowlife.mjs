@@ -66,6 +66,8 @@ export const DEFAULTS = Object.freeze({
   failJobs: 1_000,
   // Lives per configuration; medians reported (WAL and buffers barely move, time does).
   repeats: 3,
+  // Lives per candidate configuration (default: repeats).
+  candidateRepeats: undefined,
   // Candidate files in bench/rowlife, by name without .sql, plus 'all' (every listed one at once).
   candidates: ['a_derived_notifications', 'b_fewer_indexes', 'd_slot_counters', 'e_slot_lock', 'all'],
   // take_user_slot's counts are EXPLAINed for an owner with this many active jobs, recent jobs
@@ -702,14 +704,15 @@ export async function runRowlifeBench({ adminUrl, claimerUrl, dir, port, fsync =
     const configs = [];
     const runConfig = async (name, files) => {
       const cands = files.map(readCandidate);
+      const repeats = files.length === 0 ? cfg.repeats : cfg.candidateRepeats ?? cfg.repeats;
       for (const c of cands) await admin.query(c.apply);
       try {
         const lives = [];
-        for (let i = 0; i < cfg.repeats; i++) {
+        for (let i = 0; i < repeats; i++) {
           const life = await runLife(ctx, cfg, { explainHeavy: i === 0 });
           lives.push(life);
           const s = life.steps;
-          log(`rowlife: ${name} life ${i + 1}/${cfg.repeats}: ` + STEPS.filter((k) => s[k]).map((k) =>
+          log(`rowlife: ${name} life ${i + 1}/${repeats}: ` + STEPS.filter((k) => s[k]).map((k) =>
             `${k} ${s[k].serverUsPerJob} µs ${s[k].walBytesPerJob} B`).join(', ') +
             `${life.correctness.ok ? '' : `  ✗ ${JSON.stringify(life.correctness)}`}`);
         }
@@ -730,6 +733,7 @@ export async function runRowlifeBench({ adminUrl, claimerUrl, dir, port, fsync =
       config: {
         jobs: cfg.jobs, users: cfg.users, batch: cfg.batch, roundJobs: cfg.roundJobs,
         createConnections: cfg.createConnections, failJobs: cfg.failJobs, repeats: cfg.repeats,
+        candidateRepeats: cfg.candidateRepeats ?? cfg.repeats,
         candidates: cfg.candidates, heavy: cfg.heavy,
       },
       configs,
@@ -800,7 +804,8 @@ export function formatRowlifeReport(result) {
     `so the backlog is not refused`);
   lines.push(`life: ${fmt(config.jobs)} jobs over ${config.users} owners: create_job x1 per job (${config.createConnections} ` +
     `connections) → claim_jobs batch ${config.batch} → complete_jobs, in rounds of ${fmt(config.roundJobs)}; retry sample ` +
-    `${fmt(config.failJobs)} jobs: fail_job → claim after backoff → complete. ${config.repeats} lives per configuration, ` +
+    `${fmt(config.failJobs)} jobs: fail_job → claim after backoff → complete. ${config.repeats} lives of the baseline, ` +
+    `${config.candidateRepeats} of each candidate, ` +
     'medians (time is noisy: 2 shared cores; WAL and buffers are near-deterministic).');
   const base = configs.find((c) => c.name === 'baseline');
   if (!base) return lines;

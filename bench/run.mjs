@@ -41,7 +41,8 @@
 //                       SPOOL_WORKER_JOB_LOGS=false); the report lists the env used
 //   rowlife section (--quick: 2000 jobs, 1 life, 200 retried):
 //     --rowlife-jobs N  jobs per life, all pending at once before the first claim (default 20000)
-//     --rowlife-repeats N  lives per configuration, medians reported (default 3)
+//     --rowlife-repeats N  lives of the baseline, medians reported (default 3)
+//     --rowlife-candidate-repeats N  lives of each candidate configuration (default: --rowlife-repeats)
 //     --rowlife-fail-jobs N  jobs in the fail_job → retry sample (default 1000; 0: none)
 //     --rowlife-candidates a,b  candidate files of bench/rowlife/ (names without .sql; 'all'
 //                       adds them together; 'none': the baseline only; default: every one, all)
@@ -93,6 +94,7 @@ function parseArgs(argv) {
     else if (a === '--shipped-timings') opts.e2e.shippedTimings = true;
     else if (a === '--rowlife-jobs') opts.rowlife.jobs = positiveInt(next());
     else if (a === '--rowlife-repeats') opts.rowlife.repeats = positiveInt(next());
+    else if (a === '--rowlife-candidate-repeats') opts.rowlife.candidateRepeats = positiveInt(next());
     else if (a === '--rowlife-fail-jobs') opts.rowlife.failJobs = nonNegativeInt(next());
     else if (a === '--rowlife-candidates') opts.rowlife.candidates = next() === 'none' ? [] : argv[i].split(',');
     else if (a === '--jobs') opts.jobs = positiveInt(next());
