@@ -10,6 +10,10 @@
 //                       fail_job → retry) per job and step: server µs (pg_stat_statements), WAL
 //                       bytes by resource manager and relation (pg_walinspect), buffers, HOT
 //                       ratio, EXPLAINs at a 20k backlog; then the candidates in bench/rowlife/
+//   peers bench/peers.mjs  Spool next to graphile-worker (its perf preset) and pg-boss on the same
+//                       cluster, run and workloads: enqueue one by one from 8 clients, bulk
+//                       enqueue, drain with 8 and 32 workers, pickup latency at 50 jobs/s;
+//                       Spool's ratio to each
 //
 // Each section's results go to bench/results/<section>-<timestamp>.json. The exit status is
 // non-zero only if a section found a correctness problem (a duplicate or a missing job) or could
@@ -46,6 +50,9 @@
 //     --rowlife-fail-jobs N  jobs in the fail_job → retry sample (default 1000; 0: none)
 //     --rowlife-candidates a,b  candidate files of bench/rowlife/ (names without .sql; 'all'
 //                       adds them together; 'none': the baseline only; default: every one, all)
+//   peers section (--quick: 2000 jobs, 1 repeat, no warm-up, 5 s of pickup; --only peers):
+//     --peers-jobs N    jobs per enqueue, bulk and drain cell (default 20000)
+//     --peers-repeats N runs per cell, medians reported (default 3)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,9 +61,10 @@ import { fileURLToPath } from 'node:url';
 import { PlatformError, startBenchDatabase } from './cluster.mjs';
 import { formatDbReport, runDbBench } from './db.mjs';
 import { formatE2eReport, runE2eBench } from './e2e.mjs';
+import { formatPeersReport, runPeersBench } from './peers.mjs';
 import { formatRowlifeReport, runRowlifeBench } from './rowlife.mjs';
 
-const SECTIONS = ['db', 'e2e', 'rowlife'];
+const SECTIONS = ['db', 'e2e', 'rowlife', 'peers'];
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
 
@@ -70,6 +78,7 @@ const USAGE = (() => {
 
 function parseArgs(argv) {
   const opts = { e2e: {}, rowlife: {} };
+  opts.peers = {};
   const list = (v) => v.split(',').map((x) => positiveInt(x));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -97,6 +106,8 @@ function parseArgs(argv) {
     else if (a === '--rowlife-candidate-repeats') opts.rowlife.candidateRepeats = positiveInt(next());
     else if (a === '--rowlife-fail-jobs') opts.rowlife.failJobs = nonNegativeInt(next());
     else if (a === '--rowlife-candidates') opts.rowlife.candidates = next() === 'none' ? [] : argv[i].split(',');
+    else if (a === '--peers-jobs') opts.peers.jobs = positiveInt(next());
+    else if (a === '--peers-repeats') opts.peers.repeats = positiveInt(next());
     else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
@@ -106,6 +117,7 @@ function parseArgs(argv) {
     else if (a === '--quick') {
       Object.assign(opts, { jobs: 2000, repeats: 1, warmupJobs: 0 });
       Object.assign(opts.e2e, { jobs: 2000, repeats: 1, coldJobs: 500, latencySamples: 30, ...opts.e2e });
+      Object.assign(opts.peers, { jobs: 2000, repeats: 1, warmupJobs: 0, pickupSeconds: 5, ...opts.peers });
       Object.assign(opts.rowlife, { jobs: 2000, repeats: 1, failJobs: 200, ...opts.rowlife });
     }
     else if (a === '--keep') opts.keep = true;
@@ -145,7 +157,7 @@ function writeResults(section, result, startedAt) {
 }
 
 async function main() {
-  const { keep, help, only, e2e: e2eOpts, rowlife: rowlifeOpts, ...opts } = parseArgs(process.argv.slice(2));
+  const { keep, help, only, e2e: e2eOpts, peers: peersOpts, rowlife: rowlifeOpts, ...opts } = parseArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return 0;
@@ -258,6 +270,36 @@ async function main() {
       for (const line of formatRowlifeReport(result)) console.log(line);
       console.log('');
       log(`rowlife: ${result.ok ? 'every job done exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      database.stop();
+    }
+  }
+
+  // --- peers section -----------------------------------------------------------------------
+  if (!only || only === 'peers') {
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('peers: Spool vs graphile-worker and pg-boss, same cluster, same run, same workloads');
+      const t0 = Date.now();
+      const peersMachine = machine();
+      const result = await runPeersBench({
+        adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, log, users: opts.users, ...peersOpts,
+      });
+      const file = writeResults('peers', {
+        section: 'peers',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...peersMachine, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatPeersReport(result)) console.log(line);
+      console.log('');
+      log(`peers: ${result.ok ? 'every job handled exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
         `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
       ok &&= result.ok;
     } finally {
