@@ -145,8 +145,11 @@ export const TEST_WORKER_CONFIG: WorkerConfig = {
 
 /**
  * Runs one job-worker invocation in this process (real handlers, SQL API and Storage) that claims
- * only the jobs in `own`, as of `at` (default OWN_TIME; see own-jobs.ts). Throws if the invocation
- * stopped on a database error, with the error log lines.
+ * only the jobs in `own`, as of `at` (default OWN_TIME; see own-jobs.ts), each at most once: a
+ * retry is due at once as of OWN_TIME, and the worker claims again after every finish, so without
+ * this one invocation would run a retried job's next attempts too (a test runs the worker again
+ * for each attempt it means). Throws if the invocation stopped on a database error, with the
+ * error log lines.
  */
 export async function runWorker(
   own: string[],
@@ -156,8 +159,19 @@ export async function runWorker(
   const db = serviceDb();
   const config_: ProviderConfig = { ...providers(), noop: options.noop ?? false };
   const errors: Record<string, unknown>[] = [];
+  const unclaimed = [...own];
+  const picker = ownRpc(rpcOf(db), unclaimed, options.at ?? OWN_TIME);
   const summary = await drain({
-    rpc: ownRpc(rpcOf(db), own, options.at ?? OWN_TIME),
+    rpc: async (fn, args) => {
+      const result = await picker(fn, args);
+      if (fn === 'claim_jobs' && Array.isArray(result.data)) {
+        for (const row of result.data as JobRow[]) {
+          const i = unclaimed.indexOf(row.id);
+          if (i >= 0) unclaimed.splice(i, 1);
+        }
+      }
+      return result;
+    },
     storage: storageOf(db),
     kindOf: (type) => kindOf(type, config_),
     config: { ...TEST_WORKER_CONFIG, ...config },
