@@ -10,13 +10,20 @@
 //                       fail_job → retry) per job and step: server µs (pg_stat_statements), WAL
 //                       bytes by resource manager and relation (pg_walinspect), buffers, HOT
 //                       ratio, EXPLAINs at a 20k backlog; then the candidates in bench/rowlife/
+//   bloat bench/bloat.mjs  drain with a REPEATABLE READ snapshot held open (60 s) and pruning on:
+//                       claim throughput, dead tuples, index sizes and claim latency in 5-s
+//                       windows against a fresh control drain; recovery time once it ends
+//   peers bench/peers.mjs  Spool next to graphile-worker (its perf preset) and pg-boss on the same
+//                       cluster, run and workloads: enqueue one by one from 8 clients, bulk
+//                       enqueue, drain with 8 and 32 workers, pickup latency at 50 jobs/s;
+//                       Spool's ratio to each
 //
 // Each section's results go to bench/results/<section>-<timestamp>.json. The exit status is
 // non-zero only if a section found a correctness problem (a duplicate or a missing job) or could
 // not run; speed is reported, never asserted.
 //
 //   npm run bench [-- options]
-//     --only db|e2e|rowlife  run one section (default: all)
+//     --only db|e2e|rowlife|bloat|peers  run one section (default: all)
 //     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs
 //                       (cold run 500), 1 repeat, 30 latency samples
 //   db section:
@@ -47,6 +54,17 @@
 //     --rowlife-candidates a,b  candidate files of bench/rowlife/ (names without .sql), each
 //                       alone; 'all' adds the ones before it together; 'none': the baseline only
 //                       (default: a, b, d, e, all, f)
+//   bloat section (--quick: 20000 jobs, 15 s snapshot, 10 s fresh, 25 s after):
+//     --bloat-jobs N    jobs created per drain, at least (default 200000); the producer keeps a
+//                       backlog of 20000 and goes on until the timeline has run
+//     --bloat-snapshot-seconds N  how long the snapshot is held (default 60)
+//     --bloat-after-seconds N  measured after the snapshot ends (default 75)
+//     --bloat-repeats N (control, snapshot) pairs per configuration, medians (default 1)
+//     --bloat-apply-sql F,G  remedies: SQL files (bench/bloat/*.sql) applied to the throwaway
+//                       database after the shipped runs, each measured with its own pairs
+//   peers section (--quick: 2000 jobs, 1 repeat, no warm-up, 5 s of pickup; --only peers):
+//     --peers-jobs N    jobs per enqueue, bulk and drain cell (default 20000)
+//     --peers-repeats N runs per cell, medians reported (default 3)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -55,9 +73,11 @@ import { fileURLToPath } from 'node:url';
 import { PlatformError, startBenchDatabase } from './cluster.mjs';
 import { formatDbReport, runDbBench } from './db.mjs';
 import { formatE2eReport, runE2eBench } from './e2e.mjs';
+import { formatPeersReport, runPeersBench } from './peers.mjs';
+import { formatBloatReport, runBloatBench } from './bloat.mjs';
 import { formatRowlifeReport, runRowlifeBench } from './rowlife.mjs';
 
-const SECTIONS = ['db', 'e2e', 'rowlife'];
+const SECTIONS = ['db', 'e2e', 'rowlife', 'bloat', 'peers'];
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
 
@@ -71,6 +91,8 @@ const USAGE = (() => {
 
 function parseArgs(argv) {
   const opts = { e2e: {}, rowlife: {} };
+  opts.peers = {};
+  opts.bloat = {};
   const list = (v) => v.split(',').map((x) => positiveInt(x));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -98,15 +120,24 @@ function parseArgs(argv) {
     else if (a === '--rowlife-candidate-repeats') opts.rowlife.candidateRepeats = positiveInt(next());
     else if (a === '--rowlife-fail-jobs') opts.rowlife.failJobs = nonNegativeInt(next());
     else if (a === '--rowlife-candidates') opts.rowlife.candidates = next() === 'none' ? [] : argv[i].split(',');
+    else if (a === '--peers-jobs') opts.peers.jobs = positiveInt(next());
+    else if (a === '--peers-repeats') opts.peers.repeats = positiveInt(next());
     else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
     else if (a === '--claimers') opts.claimers = list(next());
     else if (a === '--batches') opts.batches = list(next());
     else if (a === '--repeats') opts.repeats = positiveInt(next());
+    else if (a === '--bloat-jobs') opts.bloat.jobs = positiveInt(next());
+    else if (a === '--bloat-snapshot-seconds') opts.bloat.snapshotSeconds = positiveInt(next());
+    else if (a === '--bloat-after-seconds') opts.bloat.afterSeconds = positiveInt(next());
+    else if (a === '--bloat-repeats') opts.bloat.repeats = positiveInt(next());
+    else if (a === '--bloat-apply-sql') opts.bloat.applySql = next().split(',').map((f) => path.resolve(f));
     else if (a === '--quick') {
+      Object.assign(opts.bloat, { jobs: 20_000, snapshotSeconds: 15, baselineSeconds: 10, afterSeconds: 25, ...opts.bloat });
       Object.assign(opts, { jobs: 2000, repeats: 1, warmupJobs: 0 });
       Object.assign(opts.e2e, { jobs: 2000, repeats: 1, coldJobs: 500, latencySamples: 30, ...opts.e2e });
+      Object.assign(opts.peers, { jobs: 2000, repeats: 1, warmupJobs: 0, pickupSeconds: 5, ...opts.peers });
       Object.assign(opts.rowlife, { jobs: 2000, repeats: 1, failJobs: 200, ...opts.rowlife });
     }
     else if (a === '--keep') opts.keep = true;
@@ -146,7 +177,7 @@ function writeResults(section, result, startedAt) {
 }
 
 async function main() {
-  const { keep, help, only, e2e: e2eOpts, rowlife: rowlifeOpts, ...opts } = parseArgs(process.argv.slice(2));
+  const { keep, help, only, e2e: e2eOpts, peers: peersOpts, rowlife: rowlifeOpts, bloat: bloatOpts, ...opts } = parseArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return 0;
@@ -259,6 +290,71 @@ async function main() {
       for (const line of formatRowlifeReport(result)) console.log(line);
       console.log('');
       log(`rowlife: ${result.ok ? 'every job done exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      database.stop();
+    }
+  }
+
+  // --- bloat section -----------------------------------------------------------------------
+  if (!only || only === 'bloat') {
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('bloat: draining with a long REPEATABLE READ snapshot open, pruning on, against a fresh control');
+      const t0 = Date.now();
+      const bloatMachine = machine();
+      const result = await runBloatBench({
+        adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, dir: database.dir,
+        log, users: opts.users, ...bloatOpts,
+      });
+      const file = writeResults('bloat', {
+        section: 'bloat',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...bloatMachine, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatBloatReport(result)) console.log(line);
+      console.log('');
+      log(`bloat: ${result.ok ? 'every job completed exactly once (done or pruned)' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      if (keep) {
+        log(`database left running: ${database.claimerUrl} (superuser ${database.adminUrl})`);
+      } else {
+        database.stop();
+      }
+    }
+  }
+
+  // --- peers section -----------------------------------------------------------------------
+  if (!only || only === 'peers') {
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('peers: Spool vs graphile-worker and pg-boss, same cluster, same run, same workloads');
+      const t0 = Date.now();
+      const peersMachine = machine();
+      const result = await runPeersBench({
+        adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, log, users: opts.users, ...peersOpts,
+      });
+      const file = writeResults('peers', {
+        section: 'peers',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...peersMachine, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatPeersReport(result)) console.log(line);
+      console.log('');
+      log(`peers: ${result.ok ? 'every job handled exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
         `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
       ok &&= result.ok;
     } finally {
