@@ -71,6 +71,10 @@ export const DEFAULTS = Object.freeze({
   backlog: 20_000,
   chunk: 2_000,
   pruneEverySeconds: 10,
+  // prune_jobs(p_limit): the shipped default, called again while a call deletes a full batch.
+  pruneLimit: 10_000,
+  // 0: none. Otherwise an explicit VACUUM public.jobs this often (what a pg_cron job would run).
+  vacuumEverySeconds: 0,
   retentionDone: '30 seconds',
   // Drain pairs (control, snapshot) per configuration; medians reported.
   repeats: 1,
@@ -153,6 +157,68 @@ async function explainClaim(client, batch) {
   } finally {
     await client.query('rollback');
   }
+}
+
+/**
+ * One whole claim_jobs call (rolled back) under auto_explain (ANALYZE, BUFFERS, nested
+ * statements), its plans read back from the server log: per index, the entries its scans
+ * returned, their loops, and the buffers they touched. Null without a readable log.
+ */
+async function explainFullClaim(client, batch, logFile) {
+  if (!logFile) return null;
+  const offset = logSize(logFile);
+  await client.query(`load 'auto_explain'`);
+  await client.query(`set auto_explain.log_min_duration = 0; set auto_explain.log_analyze = on;
+    set auto_explain.log_buffers = on; set auto_explain.log_nested_statements = on; set auto_explain.log_format = json`);
+  const t = performance.now();
+  let got;
+  await client.query('begin');
+  try {
+    ({ rows: [got] } = await client.query('select count(*)::int as n from public.claim_jobs($1, $2, null, null)', ['bench-bloat-explain', batch]));
+  } finally {
+    await client.query('rollback');
+    await client.query('set auto_explain.log_min_duration = -1');
+  }
+  const ms = performance.now() - t;
+  await sleep(300);
+  let text = '';
+  try {
+    const fd = fs.openSync(logFile, 'r');
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.max(0, size - offset));
+    fs.readSync(fd, buf, 0, buf.length, offset);
+    fs.closeSync(fd);
+    text = buf.toString('utf8');
+  } catch {
+    return null;
+  }
+  const byIndex = {};
+  const statements = [];
+  for (const e of text.split(/\n(?=\d{4}-\d\d-\d\d )/)) {
+    const at = e.indexOf('plan:');
+    if (at < 0 || !/spool-bench-explain|claim_jobs|public\.jobs/.test(e)) continue;
+    let plan;
+    try {
+      plan = JSON.parse(e.slice(at + 5).replace(/\n\t/g, '\n'));
+    } catch {
+      continue;
+    }
+    const walk = (n) => {
+      if (n['Index Name']) {
+        const x = byIndex[n['Index Name']] ??= { nodes: 0, loops: 0, rows: 0, sharedHit: 0, sharedRead: 0 };
+        x.nodes++;
+        x.loops += n['Actual Loops'] ?? 0;
+        x.rows += (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1);
+        x.sharedHit += n['Shared Hit Blocks'] ?? 0;
+        x.sharedRead += n['Shared Read Blocks'] ?? 0;
+      }
+      for (const c of n.Plans ?? []) walk(c);
+    };
+    walk(plan.Plan);
+    statements.push({ query: String(plan['Query Text'] ?? '').replace(/\s+/g, ' ').slice(0, 80), ms: round(plan['Execution Time'] ?? NaN, 2),
+      sharedHit: plan.Plan['Shared Hit Blocks'] });
+  }
+  return { ms: round(ms, 1), claimed: got?.n ?? null, byIndex, statements };
 }
 
 /** Autovacuum's log lines about public.jobs since `offset` of the server log. */
@@ -321,15 +387,27 @@ async function drain(kind, ctx) {
       const t = performance.now();
       for (;;) {
         const c0 = performance.now();
-        const { rows: [r] } = await prunerClient.query('select public.prune_jobs() as n');
+        const { rows: [r] } = await prunerClient.query('select public.prune_jobs($1) as n', [cfg.pruneLimit]);
         st.pruned += r.n;
         st.pruneCalls++;
         // Each call is one transaction: while it runs, it holds the xmin horizon too.
         st.pruneLog.push({ atS: round(elapsed() / 1000, 1), deleted: r.n, ms: round(performance.now() - c0, 0) });
-        if (r.n < 10_000) break;
+        if (r.n < cfg.pruneLimit) break;
       }
       await admin.query('select spool.purge_history()');
       st.pruneMs.push(performance.now() - t);
+    }
+  }
+
+  const vacuums = [];
+  async function vacuumer() {
+    if (!cfg.vacuumEverySeconds) return;
+    while (st.producing && !stop()) {
+      await sleep(cfg.vacuumEverySeconds * 1000);
+      if (!st.producing || stop()) break;
+      const t = performance.now();
+      await ctx.vacuumClient.query('vacuum public.jobs');
+      vacuums.push({ atS: round(elapsed() / 1000, 1), ms: round(performance.now() - t, 0) });
     }
   }
 
@@ -360,7 +438,9 @@ async function drain(kind, ctx) {
       const wait = x.ms - elapsed();
       if (wait > 0) await sleep(wait);
       if (!st.producing || stop()) return;
-      explains.push({ label: withSnapshot ? x.label : x.label.replace(/^snapshot/, '(no snapshot)'), atS: round(elapsed() / 1000, 1), ...await explainClaim(explainClient, cfg.batch) });
+      const scan = await explainClaim(explainClient, cfg.batch);
+      const full = await explainFullClaim(explainClient, cfg.batch, ctx.logFile).catch((err) => ({ error: String(err.message ?? err) }));
+      explains.push({ label: withSnapshot ? x.label : x.label.replace(/^snapshot/, '(no snapshot)'), atS: round(elapsed() / 1000, 1), ...scan, full });
     }
   }
 
@@ -426,6 +506,7 @@ async function drain(kind, ctx) {
     ...clients.slice(0, cfg.claimers).map((c, i) => claimer(c, i).catch(fail)),
     producer().catch(fail),
     pruner().catch(fail),
+    vacuumer().catch(fail),
     sampler().catch(fail),
     explainer().catch(fail),
     ...(withSnapshot ? [holdSnapshot().catch(fail)] : []),
@@ -458,6 +539,7 @@ async function drain(kind, ctx) {
     pruneMsMedian: round(quantile(st.pruneMs, 0.5), 1),
     pruneMsMax: round(Math.max(0, ...st.pruneMs), 1),
     pruneLog: st.pruneLog,
+    vacuums,
     notifications: srv.notifications,
     fencedCompletions: st.fenced,
     claimCalls: st.claimCalls,
@@ -513,8 +595,9 @@ function summarise(control, snap, cfg) {
     afterFirstMinuteJobsPerSecond: median(firstMinute.map((w) => w.jobsPerSecond)),
     afterFirstWindowJobsPerSecond: after[0]?.jobsPerSecond ?? null,
     afterLastJobsPerSecond: median(after.slice(-3).map((w) => w.jobsPerSecond)),
-    recoverySeconds: recoveredAtS === null ? null : round(recoveredAtS - endS, 1),
-    recoverySecondsVsEarly: recoveredEarlyAtS === null ? null : round(recoveredEarlyAtS - endS, 1),
+    // A window that began just before the commit (its midpoint after it) counts as 0 s.
+    recoverySeconds: recoveredAtS === null ? null : Math.max(0, round(recoveredAtS - endS, 1)),
+    recoverySecondsVsEarly: recoveredEarlyAtS === null ? null : Math.max(0, round(recoveredEarlyAtS - endS, 1)),
     recoveredWithinMinute: recoveredAtS !== null && recoveredAtS - endS <= 60,
     claimP50Ms: {
       fresh: median(control.windows.slice(1).map((w) => w.claimP50Ms)),
@@ -566,11 +649,19 @@ function summarise(control, snap, cfg) {
 // The section
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * A remedy file: SQL to apply, the part after `-- @undo` to undo it, and `-- @bench k=v` lines
+ * for what the bench itself must do differently (pruneLimit, vacuumEverySeconds: what a changed
+ * pg_cron schedule would run).
+ */
 function splitRemedy(file) {
   const text = fs.readFileSync(file, 'utf8');
+  const bench = {};
+  for (const m of text.matchAll(/^-- @bench (\w+)=(\d+)\s*$/gm)) bench[m[1]] = Number(m[2]);
   const at = text.search(/^-- @undo\s*$/m);
-  return at < 0 ? { apply: text, undo: '' } : { apply: text.slice(0, at), undo: text.slice(at) };
+  return at < 0 ? { apply: text, undo: '', bench } : { apply: text.slice(0, at), undo: text.slice(at), bench };
 }
+const hasSql = (text) => text.split('\n').some((l) => l.trim() && !l.trim().startsWith('--'));
 
 /**
  * Runs the bloat section against a migrated throwaway Spool database.
@@ -623,10 +714,13 @@ export async function runBloatBench({ adminUrl, claimerUrl, dir, log = console.l
       prunerClient: await connect('spool-bench-pruner', 'service_role'),
       snapshotClient: await connect('spool-bench-snapshot'),
       explainClient: await connect('spool-bench-explain'),
+      vacuumClient: await connect('spool-bench-vacuum'),
     };
 
     const configurations = [];
-    const runPairs = async (name) => {
+    const base = { pruneLimit: cfg.pruneLimit, vacuumEverySeconds: cfg.vacuumEverySeconds };
+    const runPairs = async (name, bench = {}) => {
+      Object.assign(cfg, base, bench);
       const pairs = [];
       for (let i = 0; i < cfg.repeats; i++) {
         const pair = {};
@@ -644,6 +738,7 @@ export async function runBloatBench({ adminUrl, claimerUrl, dir, log = console.l
       const recov = pairs.map((p) => p.summary.recoverySeconds);
       configurations.push({
         name,
+        bench,
         pairs,
         median: {
           freshJobsPerSecond: med((s) => s.freshJobsPerSecond),
@@ -666,13 +761,15 @@ export async function runBloatBench({ adminUrl, claimerUrl, dir, log = console.l
     await runPairs('shipped');
     for (const file of cfg.applySql) {
       const name = path.basename(file, '.sql');
-      const { apply, undo } = splitRemedy(file);
-      log(`bloat: applying remedy ${path.relative(process.cwd(), file)} to the throwaway database`);
-      await admin.query(apply);
+      const { apply, undo, bench } = splitRemedy(file);
+      log(`bloat: applying remedy ${path.relative(process.cwd(), file)} to the throwaway database` +
+        `${Object.keys(bench).length ? ` (bench: ${JSON.stringify(bench)})` : ''}`);
+      if (hasSql(apply)) await admin.query(apply);
       try {
-        await runPairs(name);
+        await runPairs(name, bench);
       } finally {
-        if (undo.trim()) await admin.query(undo);
+        if (hasSql(undo)) await admin.query(undo);
+        Object.assign(cfg, base);
       }
     }
     return {
@@ -757,6 +854,17 @@ export function formatBloatReport(result) {
       ['when', 'at s', 'ms', 'rows', 'shared hit', 'read', 'node'],
       p.snapshot.explains.map((e) => [e.label, e.atS, e.ms, e.rows, fmt(e.sharedHit), fmt(e.sharedRead), e.scan]),
     ));
+    const idxNames = [...new Set(p.snapshot.explains.flatMap((e) => Object.keys(e.full?.byIndex ?? {})))].sort();
+    if (idxNames.length) {
+      lines.push('one whole claim_jobs(batch) call under auto_explain (rolled back): ms, and per index entries returned / loops / shared buffers hit:');
+      lines.push(...table(
+        ['when', 'ms', ...idxNames],
+        p.snapshot.explains.map((e) => [e.label, e.full?.ms, ...idxNames.map((n) => {
+          const x = e.full?.byIndex?.[n];
+          return x ? `${fmt(x.rows)} / ${fmt(x.loops)} / ${fmt(x.sharedHit)}` : '';
+        })]),
+      ));
+    }
     if (p.snapshot.autovacuum.length) {
       lines.push('autovacuum of public.jobs (server log):');
       lines.push(...table(
