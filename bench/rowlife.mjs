@@ -40,7 +40,8 @@
 // Candidates (bench/rowlife/*.sql, applied only to this throwaway database, never to the
 // migrations): each file's part before a line `-- @undo` is applied, the life is run again, then
 // the undo part runs and every function of schemas public and spool is put back as it was
-// (pg_get_functiondef saved before the first candidate). `all` applies them together. The report
+// (pg_get_functiondef saved before the first candidate). `all` applies those listed before it
+// together (a, b, d, e; f redefines complete_jobs on its own, so it is measured alone). The report
 // sets each against the baseline. Speed is reported, never asserted; a job lost, claimed twice or
 // not ending done (or a notification count that does not match) makes the section fail.
 
