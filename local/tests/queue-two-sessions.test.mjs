@@ -231,3 +231,23 @@ test('bulk creates for the same users serialise on them, in one order, and keep 
   assert.deepEqual(rows, [{ is_ann: false, n: 30 }, { is_ann: true, n: 50 }],
     'exactly the accepted batches were written: ann 50 (at most 60 a minute), ben 30');
 });
+
+test('pruning deletes finished history in batches, each committed on its own', async () => {
+  const [ann] = USERS;
+  // Five done jobs that finished 20 days ago (past retention_done, 14 days), on the real clock.
+  await setup.query(
+    `insert into public.jobs (user_id, type, status, finished_at, created_at, updated_at, started_at, attempts)
+     select md5('spool-test:' || $1)::uuid, 'two-session-prune', 'done', t, t, t, t, 1
+       from generate_series(1, 5) g, lateral (select now() - interval '20 days' - g * interval '1 second' as t) x`,
+    [ann],
+  );
+  const inBlock = await setup.query('begin').then(() => setup.query('call spool.prune_history(2, 50)'))
+    .then(() => null, (err) => err);
+  await setup.query('rollback');
+  assert.equal(inBlock?.message, 'invalid transaction termination',
+    'inside a transaction block it cannot commit: it commits between its batches');
+  await setup.query('call spool.prune_history(2, 50)');
+  const { rows: [left] } = await setup.query(
+    `select count(*)::int as n from public.jobs where type = 'two-session-prune'`);
+  assert.equal(left.n, 0, 'batches of 2 went on until one came back short: all 5 are gone');
+});

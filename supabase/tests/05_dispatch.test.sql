@@ -253,7 +253,7 @@ select is(pg_temp.tests_request_count(), 1, 'that sweep queues exactly one reque
 select results_eq(
   $$select jobname::text collate "default", command collate "default", active
       from cron.job where jobname like 'spool-%' order by jobname$$,
-  $$values ('spool-prune', 'select public.prune_jobs()', true),
+  $$values ('spool-prune', 'call spool.prune_history()', true),
            ('spool-purge-history', 'select spool.purge_history()', true),
            ('spool-sweep', 'select spool.sweep()', true)$$,
   'pg_cron runs the sweep, the prune and the history purge, and nothing else of ours');
@@ -266,8 +266,8 @@ select is(
 select results_eq(
   $$select jobname::text collate "default", schedule collate "default"
       from cron.job where jobname in ('spool-prune', 'spool-purge-history') order by jobname$$,
-  $$values ('spool-prune', '17 3 * * *'), ('spool-purge-history', '47 3 * * *')$$,
-  'pruning and purging run once a day, at night');
+  $$values ('spool-prune', '* * * * *'), ('spool-purge-history', '47 3 * * *')$$,
+  'pruning runs every minute, in committed batches (it must keep up with the queue); purging once a day, at night');
 
 -- ---------------------------------------------------------------------------------------------
 -- Notifications: one per job that ends, none for a retry
