@@ -65,7 +65,7 @@ import { startStack } from '../local/stack.mjs';
 export const E2E_DEFAULTS = Object.freeze({
   jobs: 10_000,
   // 1,000 owners × max_running_per_user (10) = 10,000 running slots ≥ jobs: the per-user cap is
-  // on and can never bind (the worker holds at most 2 × its concurrency = 400 jobs anyway).
+  // on and can never bind (a worker holds at most its concurrency, 200 jobs, anyway).
   users: 1_000,
   repeats: 3,
   // The cold run (first on the fresh stack; not in the median). 0 skips it.

@@ -4,7 +4,7 @@
 -- pg_walinspect, buffers, per step of create_job → claim_jobs → complete_jobs; 20,000 jobs over 400
 -- owners). Before: 1,191 µs of server time and 2,568 B of WAL per job, 107 buffer hits per create
 -- and 92 per completion. The changes, with what each saved there (bench/rowlife/e_slot_lock.sql
--- and f_complete_by_pkey.sql are the same changes as candidates):
+-- and f_complete_by_id.sql are the same changes as candidates):
 --
 --   * complete_jobs finds its jobs by primary key. It matched `status = 'running' and lease_token
 --     = $token`, and with a queue that is mostly history the planner started from jobs_active_idx

@@ -7,7 +7,7 @@
 --     was one transaction of 0.5 to 2.9 s, which holds back the xmin horizon (vacuum) like a short
 --     snapshot. Now spool.prune_history() deletes in batches of 1,000 (about 150 ms each), each
 --     its own transaction, until a batch comes back short or 50 s have passed, and pg_cron calls
---     it every minute: up to ~400,000 jobs a minute, never a long transaction.
+--     it every minute: up to ~300,000 jobs a minute (50 s of 150 ms batches), never a long transaction.
 --   * Each claim and completion leaves dead index entries that claims must step over until
 --     vacuum removes them. With the default autovacuum cost delay (2 ms) a vacuum of jobs took
 --     7 to 10 s; unthrottled (cost delay 0) throughput came back to the control's within the

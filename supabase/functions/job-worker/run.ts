@@ -656,8 +656,10 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   interface Lane {
     /** p_types of its claims; null: every type. */
     types: string[] | null;
-    /** Claims media jobs, within the CPU the isolate has left (p_cpu_budget_ms). */
+    /** Claims media jobs (kinds with an input file), at most the free media slots. */
     media: boolean;
+    /** Its claims are bounded by the CPU the isolate has left (p_cpu_budget_ms). */
+    cpuBound: boolean;
     inFlight: number;
     /** Claims answered. */
     answered: number;
@@ -673,6 +675,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const lane = (types: string[] | null, media: boolean): Lane => ({
     types,
     media,
+    cpuBound: media && budgeted,
     inFlight: 0,
     answered: 0,
     more: false,
@@ -710,7 +713,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const limitOf = (l: Lane, unfinished: number) => {
     let limit = Math.min(config.batchSize, C - unfinished, 1000);
     if (l.media) limit = Math.min(limit, config.mediaConcurrency - heavyHeld());
-    if (l.media && budgeted && mediaRoom() < 1) limit = 0;
+    if (l.cpuBound && mediaRoom() < 1) limit = 0;
     return limit;
   };
   /** Claims of a lane in flight at once: two while a deep queue feeds it, else one probe. */
@@ -722,7 +725,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const wants = (l: Lane, now: number) => l.answered === 0 || l.more || freed(l) || now < idleUntil;
   /** More work may wait in a lane this invocation can still claim from. */
   const claimableMore = () =>
-    lanes.some((l) => (l.more || freed(l)) && !(l.media && budgeted && mediaRoom() < 1));
+    lanes.some((l) => (l.more || freed(l)) && !(l.cpuBound && mediaRoom() < 1));
 
   const claim = (l: Lane, limit: number) => {
     claims++;
@@ -732,17 +735,15 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     // Hold all the media CPU the isolate has left while the claim is in flight, so concurrent
     // invocations in this isolate never claim more media work together than it can do; the
     // claim takes only jobs whose estimates fit in it.
-    const room = l.media && budgeted ? mediaRoom() : 0;
-    const hold: CpuReservation | null = l.media && budgeted
-      ? cpu.reserve(room, config.mediaBudgetMs)
-      : null;
+    const room = l.cpuBound ? mediaRoom() : 0;
+    const hold: CpuReservation | null = l.cpuBound ? cpu.reserve(room, config.mediaBudgetMs) : null;
     const args: Record<string, unknown> = {
       p_worker_id: workerId,
       p_limit: limit,
       p_lease_seconds: config.leaseSeconds,
     };
     if (l.types) args.p_types = l.types;
-    if (l.media && budgeted) args.p_cpu_budget_ms = room;
+    if (l.cpuBound) args.p_cpu_budget_ms = room;
     call('claim_jobs', args).then(
       (data) => {
         const rows = (data as JobRow[] | null) ?? [];
@@ -775,7 +776,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
             dirty: false,
             heavy: isMedia(job.type),
           };
-          if (h.heavy && l.media && budgeted) {
+          if (h.heavy && l.cpuBound) {
             // Fits: the claim's estimates add up to at most the room just released.
             const r = cpu.reserve(job.cpu_ms ?? 0, config.mediaBudgetMs);
             if (r) cpu.assign(job.id, r);
