@@ -18,7 +18,8 @@
 //   SPOOL_WORKER_TYPES           comma-separated job types this worker claims      default all
 //   SPOOL_WORKER_MEDIA_CONCURRENCY  media jobs (kinds with an input file) processing at once;
 //                                the worker holds no more than that many          default 2 (1..64)
-//   SPOOL_WORKER_MEDIA_BUDGET_MS media CPU one isolate (function instance) spends over its
+//   SPOOL_WORKER_MEDIA_BUDGET_MS CPU one isolate (function instance) spends on media and on
+//                                round trips (2 ms estimated per call) over its
 //                                life, shared by all the invocations it serves: the Edge
 //                                Runtime counts CPU per isolate (retired at 1 s, killed at
 //                                2 s; see cpu-budget.ts). A media job is claimed only if its
@@ -48,7 +49,16 @@ export interface WorkerConfig {
   types: string[] | null;
   mediaConcurrency: number;
   mediaBudgetMs: number;
+  /**
+   * CPU (ms) one round trip (an RPC through supabase-js) is estimated to cost the isolate, charged
+   * against SPOOL_WORKER_MEDIA_BUDGET_MS with the media work (cpu-budget.ts). Not a variable: a
+   * measurement, 2 ms.
+   */
+  callCpuMs: number;
 }
+
+/** See WorkerConfig.callCpuMs. */
+export const CALL_CPU_MS = 2;
 
 export interface WorkerEnv {
   worker: WorkerConfig;
@@ -78,6 +88,7 @@ export function readWorkerEnv(reader: EnvReader): WorkerEnv {
         .reduce<string[] | null>((all, t) => [...(all ?? []), t], null),
       mediaConcurrency: reader.int('SPOOL_WORKER_MEDIA_CONCURRENCY', 2, 1, 64),
       mediaBudgetMs: reader.int('SPOOL_WORKER_MEDIA_BUDGET_MS', 1500, 0, 3_600_000),
+      callCpuMs: CALL_CPU_MS,
     },
   };
 }

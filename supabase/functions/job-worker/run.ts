@@ -138,6 +138,8 @@ export interface DrainSummary {
   rang: boolean;
   /** Media CPU this isolate has spent (all its invocations so far), ms. */
   isolate_media_ms: number;
+  /** CPU the isolate's round trips are estimated to have cost, across its invocations. */
+  isolate_calls_ms: number;
 }
 
 /** Largest complete_jobs batch (one statement; keeps request bodies reasonable). */
@@ -263,6 +265,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     stop: 'empty',
     rang: false,
     isolate_media_ms: 0,
+    isolate_calls_ms: 0,
   };
 
   const held = new Map<string, Held>();
@@ -335,6 +338,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const call = async (fn: string, args: Record<string, unknown>, retries = 2): Promise<unknown> => {
     for (let attempt = 0;; attempt++) {
       const { data, error } = await rpc(fn, args);
+      cpu.call(config.callCpuMs);
       if (!error) return data;
       if (apiCode(error) !== null || attempt >= retries) throw new RpcFailure(fn, error);
       await clock.sleep(50 * 4 ** attempt);
@@ -938,6 +942,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   }
   summary.ms = Math.round(clock.now() - start);
   summary.isolate_media_ms = Math.round(cpu.spent);
+  summary.isolate_calls_ms = Math.round(cpu.calls);
   deps.log({ level: 'info', msg: 'drain', ...summary });
   return summary;
 }

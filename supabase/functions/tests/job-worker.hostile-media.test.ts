@@ -24,6 +24,7 @@ const CONFIG: WorkerConfig = {
   types: null,
   mediaConcurrency: 2,
   mediaBudgetMs: 0,
+  callCpuMs: 0,
 };
 
 function setup(files: Record<string, { bytes: Uint8Array; contentType: string }>) {

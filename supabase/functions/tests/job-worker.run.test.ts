@@ -109,6 +109,7 @@ const CONFIG: WorkerConfig = {
   types: null,
   mediaConcurrency: 2,
   mediaBudgetMs: 0,
+  callCpuMs: 0,
 };
 
 interface Options {
@@ -775,6 +776,32 @@ Deno.test('small media jobs still run on an isolate that has spent most of its b
   assert.equal(cpu.spent, 790);
   assert.equal(summary.stop, 'budget');
   assert.deepEqual(rings, ['continue'], 'the large job waits: a fresh invocation is rung for it');
+});
+
+Deno.test("round trips count against the isolate's CPU: after many calls a job at the limits waits for a fresh isolate, its attempt kept", async () => {
+  // 136 ms of media and 400 calls at 2 ms each leave 1500 - 136 - 800 = 564 ms: room for small
+  // jobs, not for one at the size limits (1200 ms).
+  const { queue, cpu, rings, run, logs } = setup({
+    config: { ...MEDIA, callCpuMs: 2 },
+    kinds: ({ clock, cpu, meter }) => ({ 'audio-clean': mediaKind(clock, cpu, meter) }),
+  });
+  cpu.spent = 136;
+  cpu.calls = 800;
+  const large = queue.add('audio-clean', { cpu_ms: 1100 }, AT_LIMITS);
+  const small = queue.add('audio-clean', { cpu_ms: 30 }, { cpu_ms: 50 });
+  const summary = await run();
+  const budgets = queue.callsOf('claim_jobs').map((c) => c.args.p_cpu_budget_ms as number);
+  assert.equal(budgets[0], 564, 'the first claim is bounded by what media and calls left');
+  assert.ok(budgets.every((b) => b < 1200), `no claim could take the large job (${budgets})`);
+  assert.equal(queue.jobs.get(small.id)!.status, 'done');
+  assert.equal(queue.jobs.get(large.id)!.status, 'pending', 'the large job was not claimed');
+  assert.equal(queue.jobs.get(large.id)!.attempts, 0);
+  const calls = queue.calls.length;
+  assert.equal(cpu.calls, 800 + 2 * calls, 'each round trip of this invocation was charged');
+  assert.equal(summary.isolate_calls_ms, cpu.calls);
+  assert.equal(summary.stop, 'budget');
+  assert.deepEqual(rings, ['continue'], 'a fresh invocation is rung for the large job');
+  assert.ok(logs.some((l) => l.msg === 'drain'));
 });
 
 Deno.test('two invocations in one isolate never take more media work together than its CPU budget', async () => {

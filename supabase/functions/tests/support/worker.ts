@@ -141,6 +141,7 @@ export const TEST_WORKER_CONFIG: WorkerConfig = {
   // again after a retry (runnable at once as of OWN_TIME). The budget has its own unit tests
   // (job-worker.run.test.ts) and the local Edge Runtime runs it for real.
   mediaBudgetMs: 0,
+  callCpuMs: 0,
 };
 
 /**
