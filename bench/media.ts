@@ -15,11 +15,11 @@ import {
   decodeImage,
   encodeJpeg,
   encodePng,
-} from '../supabase/functions/job-worker/media/image.ts';
-import { gradeImage } from '../supabase/functions/job-worker/media/grade.ts';
-import { pullMatte } from '../supabase/functions/job-worker/media/matte.ts';
-import { decodeWav, encodeWav } from '../supabase/functions/job-worker/media/wav.ts';
-import { cleanAudio } from '../supabase/functions/job-worker/media/audio.ts';
+} from '../supabase/functions/_jobs/media/image.ts';
+import { gradeImage } from '../supabase/functions/_jobs/media/grade.ts';
+import { pullMatte } from '../supabase/functions/_jobs/media/matte.ts';
+import { decodeWav, encodeWav } from '../supabase/functions/_jobs/media/wav.ts';
+import { cleanAudio } from '../supabase/functions/_jobs/media/audio.ts';
 import { greenScreen, noisyVoice, photoLike } from '../supabase/functions/tests/media/_media.ts';
 
 type Scenario = 'grade-jpeg' | 'grade-png' | 'matte-png' | 'clean-wav';

@@ -8,7 +8,8 @@
 //
 //   deno cache --frozen --config deno.json <every .ts file under supabase/functions>, bootstrap.ts
 //
-// Every file, not only each index.ts: job-kinds.ts loads handlers and media code with dynamic
+// Every file, not only each index.ts: job-worker loads handlers (job-worker/handlers/index.ts)
+// and the kinds load media code (_jobs/files.ts) with dynamic
 // imports, which run long after boot; caching the whole tree caches them and their npm packages
 // too. The Deno test files (supabase/functions/tests/, web/tests/*.contract.test.ts) are in the
 // list as well, so `deno test` starts on a warm cache and deno.lock covers what they import.

@@ -682,9 +682,9 @@ describe("the cache step (what `supabase functions deploy` does before serving)"
     for (const file of [
       'local/gateway/edge-runtime/bootstrap.ts',
       'supabase/functions/job-worker/index.ts',
-      'supabase/functions/job-worker/handlers/image.ts', // import('../job-worker/handlers/image.ts') in job-kinds.ts
-      'supabase/functions/job-worker/media/image.ts', // npm:fast-png, npm:jpeg-js, dynamically imported
-      'supabase/functions/_shared/job-kinds.ts',
+      'supabase/functions/job-worker/handlers/image.ts', // import('./image.ts') in job-worker/handlers/index.ts
+      'supabase/functions/_jobs/media/image.ts', // npm:fast-png, npm:jpeg-js, dynamically imported
+      'supabase/functions/_jobs/kinds/index.ts',
     ]) assert.ok(rel.includes(file), `${file} is cached`);
   });
 

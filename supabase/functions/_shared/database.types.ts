@@ -32,6 +32,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -62,6 +63,7 @@ export type Database = {
           'started_at'?: string | null;
           'status'?: Database['public']['Enums']['job_status'];
           'step'?: string | null;
+          'timeout_at'?: string | null;
           'type': string;
           'updated_at'?: string;
           'user_id': string;
@@ -91,6 +93,7 @@ export type Database = {
           'started_at'?: string | null;
           'status'?: Database['public']['Enums']['job_status'];
           'step'?: string | null;
+          'timeout_at'?: string | null;
           'type'?: string;
           'updated_at'?: string;
           'user_id'?: string;
@@ -177,6 +180,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -215,6 +219,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -260,6 +265,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -298,6 +304,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -336,6 +343,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -385,6 +393,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -423,6 +432,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -461,6 +471,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -506,6 +517,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -552,6 +564,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;
@@ -590,6 +603,7 @@ export type Database = {
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
           'step': string | null;
+          'timeout_at': string | null;
           'type': string;
           'updated_at': string;
           'user_id': string;

@@ -5,9 +5,24 @@
 import { userClient } from './clients.ts';
 import type { SupabaseEnv } from './env.ts';
 import { HttpError, mediaType } from './http.ts';
-import { INPUT_HEAD_BYTES, type InputFile } from './job-kinds.ts';
 
 export const INPUTS_BUCKET = 'inputs';
+
+/** What a creator knows about the input file before enqueueing. */
+export interface InputFile {
+  path: string;
+  size: number;
+  /** The media type Storage holds for the object, lowercased, without parameters. */
+  contentType: string;
+  /**
+   * The file's first bytes (INPUT_HEAD_BYTES, or the whole file when smaller), enough for PNG,
+   * JPEG and WAV headers. The worker may pass the whole file.
+   */
+  head?: Uint8Array;
+}
+
+/** How many leading bytes of an input file a creator reads to route it. */
+export const INPUT_HEAD_BYTES = 256 * 1024;
 
 /** True when `path` ("<folder>/...") lies in the user's own folder of a bucket. */
 export function inFolderOf(path: string, userId: string): boolean {

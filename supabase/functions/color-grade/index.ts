@@ -1,5 +1,6 @@
-// Creates color-grade jobs: POST /functions/v1/color-grade with the job's input as JSON (see _shared/job-kinds.ts),
+// Creates color-grade jobs: POST /functions/v1/color-grade with the job's input as JSON (the kind: _jobs/kinds/color-grade.ts),
 // answered 202 {"job": ...} with the job's Location. Everything else is the shared create path.
-import { createJobHandler } from '../_shared/create-job.ts';
+import { createJobHandler } from '../_jobs/create.ts';
+import kind from '../_jobs/kinds/color-grade.ts';
 
-Deno.serve(createJobHandler('color-grade'));
+Deno.serve(createJobHandler(kind));

@@ -1,5 +1,6 @@
-// Creates image jobs: POST /functions/v1/image with the job's input as JSON (see _shared/job-kinds.ts),
+// Creates image jobs: POST /functions/v1/image with the job's input as JSON (the kind: _jobs/kinds/image.ts),
 // answered 202 {"job": ...} with the job's Location. Everything else is the shared create path.
-import { createJobHandler } from '../_shared/create-job.ts';
+import { createJobHandler } from '../_jobs/create.ts';
+import kind from '../_jobs/kinds/image.ts';
 
-Deno.serve(createJobHandler('image'));
+Deno.serve(createJobHandler(kind));

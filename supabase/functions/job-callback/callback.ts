@@ -24,7 +24,7 @@ import {
   settlePrediction,
   TERMINAL,
   verifyWebhook,
-} from '../_shared/replicate.ts';
+} from '../_jobs/replicate.ts';
 
 /** Replicate's prediction objects are small; outputs are URLs. */
 const MAX_BODY_BYTES = 1024 * 1024;

@@ -3,21 +3,20 @@
 import { inBackground } from '../_shared/background.ts';
 import { adminClient } from '../_shared/clients.ts';
 import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
-import { readProviderConfig } from '../_shared/job-kinds.ts';
-import { settleDepsOf } from '../job-worker/wiring.ts';
+import { jsonLog, settleDepsOf } from '../_jobs/platform.ts';
+import { readProviderConfig } from '../_jobs/providers.ts';
 import { createCallbackHandler } from './callback.ts';
 
 const reader = new EnvReader();
 const env = readSupabaseEnv(reader);
-const providers = readProviderConfig(reader);
+const providers = readProviderConfig(reader, {});
 reader.done();
 
-const log = (line: Record<string, unknown>) =>
-  console.log(JSON.stringify({ at: new Date().toISOString(), fn: 'job-callback', ...line }));
+const log = jsonLog('job-callback');
 
 Deno.serve(createCallbackHandler({
   webhookSecret: providers.replicateWebhookSecret,
-  settle: { ...settleDepsOf(adminClient(env)), log },
+  settle: settleDepsOf(adminClient(env), log),
   nowSeconds: () => Math.floor(Date.now() / 1000),
   background: inBackground,
   log,

@@ -1,91 +1,29 @@
-// What the media handlers share: provider configuration, fetching and routing the input file,
-// handing a job over to Replicate, a bound on concurrent media work, charging media CPU to the
-// isolate's budget (cpu-budget.ts), and mapping media errors.
-import { EnvReader } from '../_shared/env.ts';
+// What the media handlers share: fetching the input file and the route it was given, handing a
+// job over to Replicate, the context's media slot and CPU charging, and mapping media errors.
+// No module state and no environment: everything comes with the handler's context.
+import { mediaType } from '../_shared/http.ts';
 import {
   type HandlerContext,
   type HandlerResult,
   isRefusal,
   JobError,
-  KINDS,
-  type ProviderConfig,
-  readProviderConfig,
+  type Provider,
+  PROVIDERS,
   type Route,
-  routeJob,
-} from '../_shared/job-kinds.ts';
-import { mediaType } from '../_shared/http.ts';
-import { createPrediction, replicateApiBase } from '../_shared/replicate.ts';
-import { isolateCpu } from './cpu-budget.ts';
-import { MediaError } from './media/errors.ts';
-
-let cachedProviders: ProviderConfig | undefined;
-
-/** Provider configuration from the environment, read once. */
-export function providers(): ProviderConfig {
-  if (!cachedProviders) {
-    const reader = new EnvReader();
-    cachedProviders = readProviderConfig(reader);
-    reader.done();
-  }
-  return cachedProviders;
-}
-
-/** Forgets the cached provider configuration (tests change the environment). */
-export function resetProviders(): void {
-  cachedProviders = undefined;
-}
-
-/** How long a Replicate job may wait for its callback before rescue_jobs retries it. */
-function replicateTimeoutSeconds(): number {
-  const raw = Number(Deno.env.get('SPOOL_REPLICATE_TIMEOUT_SECONDS') ?? '');
-  return Number.isInteger(raw) && raw >= 10 && raw <= 86_400 ? raw : 3600;
-}
-
-// Bounded media work -------------------------------------------------------------------------------
+} from '../_jobs/kind.ts';
+import { KINDS_BY_TYPE } from '../_jobs/kinds/index.ts';
+import { MediaError } from '../_jobs/media/errors.ts';
+import { createPrediction } from '../_jobs/replicate.ts';
+import { routeJob } from '../_jobs/route.ts';
 
 /**
- * Decoding and processing media is synchronous CPU work on the function's one thread, and each
- * job holds its input, the decoded pixels or samples and the encoded output in memory (256 MB per
- * function on Supabase). Running more than a couple at once buys nothing and risks memory, so
- * media handlers take one of SPOOL_WORKER_MEDIA_CONCURRENCY slots (default 2) for their whole
- * run, while I/O-bound kinds (image, noop) run at the worker's full concurrency.
+ * Runs a media handler's work in one of the isolate's media slots: decoding and processing media
+ * is synchronous CPU work on the function's one thread, and each job holds its input, the decoded
+ * pixels or samples and the encoded output in memory (256 MB per function on Supabase), so only
+ * SPOOL_WORKER_MEDIA_CONCURRENCY (default 2) run at once (the worker's slots, ctx.mediaSlot).
  */
-const mediaSlots = (() => {
-  const raw = Number(Deno.env.get('SPOOL_WORKER_MEDIA_CONCURRENCY') ?? '');
-  return Number.isInteger(raw) && raw >= 1 && raw <= 64 ? raw : 2;
-})();
-let mediaInUse = 0;
-const mediaWaiters: (() => void)[] = [];
-
-export async function withMediaSlot<T>(
-  ctx: HandlerContext<unknown>,
-  work: () => Promise<T>,
-): Promise<T> {
-  if (mediaInUse >= mediaSlots) {
-    await ctx.progress(0, 'queued');
-    await new Promise<void>((resolve, reject) => {
-      const waiter = () => {
-        ctx.signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        const i = mediaWaiters.indexOf(waiter);
-        if (i >= 0) mediaWaiters.splice(i, 1);
-        reject(new Error('aborted while queued'));
-      };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      mediaWaiters.push(waiter);
-    });
-  } else {
-    mediaInUse++;
-  }
-  try {
-    return await work();
-  } finally {
-    const next = mediaWaiters.shift();
-    if (next) next(); // hand the slot over
-    else mediaInUse--;
-  }
+export function withMediaSlot<T>(ctx: HandlerContext<unknown>, work: () => Promise<T>): Promise<T> {
+  return ctx.mediaSlot(work);
 }
 
 /**
@@ -94,7 +32,7 @@ export async function withMediaSlot<T>(
  * it). Invocations sharing the isolate see the charge immediately.
  */
 export function cpuStage<T>(ctx: HandlerContext<unknown>, work: () => T): T {
-  return isolateCpu.charge(ctx.job.id, work);
+  return ctx.cpuStage(work);
 }
 
 // Input ------------------------------------------------------------------------------------------
@@ -106,9 +44,10 @@ export interface FetchedInput {
 }
 
 /**
- * Downloads the job's input file and decides, on the whole file, where the work happens, with the
- * same rules the creator applied (routeJob). A refusal (e.g. too large and no provider configured
- * for larger files) is a permanent failure with the refusal's code.
+ * Downloads the job's input file. The route is the one its creator decided and stored with the
+ * job (jobs.route); a job created without one (from SQL, or before routes were stored) is routed
+ * here once, on the whole file, with the rules the creator applies (routeJob). A refusal (e.g.
+ * too large and no provider configured for larger files) is a permanent failure with its code.
  */
 export async function fetchInput(
   ctx: HandlerContext<{ input_path: string }>,
@@ -118,12 +57,16 @@ export async function fetchInput(
   const path = ctx.input.input_path;
   const { bytes, contentType: rawType } = await ctx.readInput(path);
   const contentType = mediaType(rawType) || 'application/octet-stream';
-  const route = await routeJob(KINDS[type], ctx.input, {
+  const stored = (ctx.job as { route?: string | null }).route;
+  if (stored && (PROVIDERS as readonly string[]).includes(stored)) {
+    return { bytes, contentType, route: { provider: stored as Provider } };
+  }
+  const route = await routeJob(KINDS_BY_TYPE[type], ctx.input, {
     path,
     size: bytes.length,
     contentType,
     head: bytes,
-  }, providers());
+  }, ctx.providers);
   if (isRefusal(route)) throw new JobError(route.code, route.message, false, route.details);
   return { bytes, contentType, route };
 }
@@ -143,12 +86,6 @@ export function mediaFailure(err: unknown): never {
 
 // Replicate hand-over ----------------------------------------------------------------------------------
 
-/** The webhook Replicate calls: job-callback, on this project's public URL. */
-export function callbackUrl(): string {
-  const base = (Deno.env.get('SUPABASE_URL') ?? '').replace(/\/+$/, '');
-  return `${base}/functions/v1/job-callback?provider=replicate`;
-}
-
 /**
  * Hands the job to the Replicate model configured for its type: the model gets a signed URL of
  * the input file (valid 2 hours) under `fileField`, plus `params`, and calls job-callback when it
@@ -160,9 +97,9 @@ export async function handOff(
   fileField: string,
   params: Record<string, unknown>,
 ): Promise<HandlerResult> {
-  const config = providers();
+  const config = ctx.providers;
   const version = config.replicateVersion(type);
-  if (!version || !config.replicateApiToken) {
+  if (!version || !config.replicateApiToken || !config.replicateCallbackUrl) {
     throw new JobError(
       'provider_not_configured',
       `${type} needs Replicate for this file, which is not configured`,
@@ -172,14 +109,14 @@ export async function handOff(
   await ctx.progress(10, 'handing over to Replicate');
   const url = await ctx.inputUrl(ctx.input.input_path, 2 * 3600);
   const prediction = await createPrediction(
-    { apiBase: replicateApiBase(), token: config.replicateApiToken },
-    { version, input: { [fileField]: url, ...params }, webhook: callbackUrl() },
+    { apiBase: config.replicateApiBase, token: config.replicateApiToken },
+    { version, input: { [fileField]: url, ...params }, webhook: config.replicateCallbackUrl },
   );
   return {
     await: {
       provider: 'replicate',
       externalId: prediction.id,
-      timeoutSeconds: replicateTimeoutSeconds(),
+      timeoutSeconds: config.replicateTimeoutSeconds,
     },
   };
 }

@@ -4,19 +4,23 @@
 // whose callback is overdue (poll.ts).
 import { adminClient } from '../_shared/clients.ts';
 import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
-import { kindOf, readProviderConfig } from '../_shared/job-kinds.ts';
-import { replicateApiBase } from '../_shared/replicate.ts';
+import { REPLICATE_VERSION_VARS } from '../_jobs/kinds/index.ts';
+import { rpcOf, settleDepsOf, storageOf } from '../_jobs/platform.ts';
+import { readProviderConfig } from '../_jobs/providers.ts';
 import { createWorkerHandler } from './app.ts';
 import { readWorkerEnv } from './config.ts';
+import { runnableKind } from './kinds.ts';
+import { MediaSlots } from './media-slots.ts';
 import { pollReplicate, PollThrottle } from './poll.ts';
 import { drain } from './run.ts';
-import { log, ringerOf, rpcOf, settleDepsOf, storageOf } from './wiring.ts';
+import { log, ringerOf } from './wiring.ts';
 
 const reader = new EnvReader();
 const env = readSupabaseEnv(reader);
 const settings = readWorkerEnv(reader);
-const providers = readProviderConfig(reader);
+const providers = readProviderConfig(reader, REPLICATE_VERSION_VARS, env.url);
 reader.done();
+const mediaSlots = new MediaSlots(settings.worker.mediaConcurrency);
 
 const db = adminClient(env);
 const rpc = rpcOf(db);
@@ -39,7 +43,9 @@ Deno.serve(createWorkerHandler({
       drain({
         rpc,
         storage,
-        kindOf: (type) => kindOf(type, providers),
+        kindOf: (type) => runnableKind(type, providers),
+        providers,
+        mediaSlots,
         config: settings.worker,
         workerId,
         ring: ringerOf(env, workerId),
@@ -52,8 +58,8 @@ Deno.serve(createWorkerHandler({
     const poll = polls.maybe(() =>
       pollReplicate({
         rpc,
-        settle: settleDepsOf(db),
-        api: token ? { apiBase: replicateApiBase(), token } : null,
+        settle: settleDepsOf(db, log),
+        api: token ? { apiBase: providers.replicateApiBase, token } : null,
         log,
       })
     );

@@ -10,7 +10,7 @@ import {
   type SettleDeps,
   settlePrediction,
   TERMINAL,
-} from '../_shared/replicate.ts';
+} from '../_jobs/replicate.ts';
 import type { JobRow } from '../_shared/clients.ts';
 import type { Rpc } from './run.ts';
 

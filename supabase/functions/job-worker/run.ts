@@ -41,13 +41,10 @@
 // isolate has no CPU left for (cheapest_pending_cpu), a fresh invocation is rung.
 import type { JobRow } from '../_shared/clients.ts';
 import type { ApiError } from '../_shared/http.ts';
-import {
-  type Handler,
-  type HandlerContext,
-  type HandlerResult,
-  JobError,
-  KINDS,
-} from '../_shared/job-kinds.ts';
+import { type Handler, type HandlerContext, type HandlerResult, JobError } from '../_jobs/kind.ts';
+import { KINDS_BY_TYPE } from '../_jobs/kinds/index.ts';
+import type { Rpc, WorkerStorage } from '../_jobs/platform.ts';
+import type { ProviderConfig } from '../_jobs/providers.ts';
 import type { WorkerConfig } from './config.ts';
 import {
   type CpuReservation,
@@ -55,22 +52,10 @@ import {
   isolateCpu,
   MAX_STARVED_RINGS,
 } from './cpu-budget.ts';
+import { MediaSlots } from './media-slots.ts';
 import { realScheduler, type Scheduler } from './scheduler.ts';
 
-/** What supabase-js `rpc` resolves to. */
-export interface RpcResult {
-  data: unknown;
-  error: ApiError | null;
-}
-export type Rpc = (fn: string, args: Record<string, unknown>) => PromiseLike<RpcResult>;
-
-/** Storage as the worker uses it. Implementations throw JobError for failures. */
-export interface WorkerStorage {
-  download(bucket: string, path: string): Promise<{ bytes: Uint8Array; contentType: string }>;
-  /** Writes (or overwrites: a retried attempt replaces its earlier outputs). */
-  upload(bucket: string, path: string, bytes: Uint8Array, contentType: string): Promise<void>;
-  signedUrl(bucket: string, path: string, expiresInSeconds: number): Promise<string>;
-}
+export type { Rpc, RpcResult, WorkerStorage } from '../_jobs/platform.ts';
 
 interface ParseResult {
   success: boolean;
@@ -98,8 +83,15 @@ export interface DrainDeps {
   cpu?: IsolateCpu;
   /** The kind of a job type, or undefined for a type this worker does not run. */
   kindOf(type: string): RunnableKind | undefined;
+  /** The providers' configuration, handed to every handler (ctx.providers). */
+  providers: ProviderConfig;
   /**
-   * Every job type this worker may be asked to run (default: the keys of KINDS). Media kinds
+   * The isolate's media slots, shared by all invocations in it (default: one set per drain,
+   * sized by config.mediaConcurrency).
+   */
+  mediaSlots?: MediaSlots;
+  /**
+   * Every job type this worker may be asked to run (default: every kind). Media kinds
    * among them are claimed separately, against the isolate's CPU budget.
    */
   types?: readonly string[];
@@ -492,11 +484,16 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     }
   };
 
+  const slots = deps.mediaSlots ?? new MediaSlots(config.mediaConcurrency);
   const context = (h: Held, input: unknown): HandlerContext<unknown> => {
     const prefix = `${h.job.user_id}/${h.job.id}/`;
+    const signal = h.controller.signal;
     return {
       job: h.job,
       input,
+      providers: deps.providers,
+      mediaSlot: (work) => slots.run(signal, () => context(h, input).progress(0, 'queued'), work),
+      cpuStage: (work) => cpu.charge(h.job.id, work),
       outputPrefix: prefix,
       readInput: (path) => deps.storage.download('inputs', path),
       writeOutput: async (name, bytes, contentType) => {
@@ -544,6 +541,18 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         new JobError('invalid_input', 'the job input does not match its type', false, details),
       );
     }
+    // The attempt's deadline (jobs.timeout_at: claim time + its type's timeout_seconds in
+    // spool.job_types): the handler is aborted there, and the attempt fails as 'timeout'
+    // (retried while attempts remain; rescue_jobs does the same if this worker is gone).
+    const deadline = h.job.timeout_at ? Date.parse(h.job.timeout_at) : NaN;
+    let ended = false;
+    let settle = () => {};
+    if (Number.isFinite(deadline)) {
+      const settled = new Promise<void>((r) => (settle = r));
+      void clock.sleep(deadline - clock.date(), settled).then(() => {
+        if (!ended) h.controller.abort('timeout');
+      });
+    }
     let result: HandlerResult;
     try {
       const handler = await loadHandler(h.job.type, kind);
@@ -553,6 +562,19 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       if (signal.aborted && abortReason(signal) === 'lease_lost') {
         h.stage = 'finished';
         return logOutcome(h, 'lease_lost');
+      }
+      if (signal.aborted && abortReason(signal) === 'timeout') {
+        const seconds = Math.round((deadline - Date.parse(h.job.started_at ?? '')) / 1000);
+        return fail(
+          h,
+          new JobError(
+            'timeout',
+            Number.isFinite(seconds)
+              ? `the attempt ran past its ${seconds} s timeout`
+              : 'the attempt ran past its timeout',
+            true,
+          ),
+        );
       }
       if (signal.aborted) {
         return fail(
@@ -575,6 +597,9 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
         error: err instanceof Error ? (err.stack ?? message) : message,
       });
       return fail(h, new JobError('handler_crashed', message || 'the handler crashed', true));
+    } finally {
+      ended = true;
+      settle();
     }
     h.stage = 'finishing';
     if ('await' in result) {
@@ -688,7 +713,7 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     seen: 0,
   });
   const isMedia = (type: string) => deps.kindOf(type)?.file !== undefined;
-  const claimable = config.types ?? [...(deps.types ?? Object.keys(KINDS))];
+  const claimable = config.types ?? [...(deps.types ?? Object.keys(KINDS_BY_TYPE))];
   const mediaTypes = claimable.filter(isMedia);
   const otherTypes = claimable.filter((t) => !isMedia(t));
   /** Media claims are bounded by the isolate's CPU (SPOOL_WORKER_MEDIA_BUDGET_MS > 0). */

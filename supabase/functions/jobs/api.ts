@@ -7,7 +7,11 @@
 //                                             failure (unless its input file was replaced since),
 //                                             429 quota_rate / quota_active_jobs like a new job
 //                                             (see job-view.ts retryRefusal)
-//   GET  /jobs/health                         get_queue_stats: secret key or an admin user
+//   GET  /jobs/kinds                          the job kinds a user may start: labels, input
+//                                             JSON Schema, file rules, provider availability
+//                                             (_jobs/capabilities.ts)
+//   GET  /jobs/health                         get_queue_stats and job_type_stats: secret key or
+//                                             an admin user
 //
 // Reads and cancel/retry run as the caller (their JWT, so RLS and auth.uid() decide); only the
 // health check uses the secret key, after checking who asks. Errors use the one error shape.
@@ -15,12 +19,10 @@ import { type Caller, requireCaller, requireUser, type UserCaller } from '../_sh
 import { adminClient, type Db, userClient } from '../_shared/clients.ts';
 import type { SupabaseEnv } from '../_shared/env.ts';
 import { fromApiError, handle, type Handler, HttpError, json } from '../_shared/http.ts';
-import {
-  JOB_STATES,
-  type JobOutput,
-  type JobState,
-  type OutputFile,
-} from '../_shared/job-kinds.ts';
+import { capabilitiesOf } from '../_jobs/capabilities.ts';
+import { JOB_STATES, type JobOutput, type JobState, type OutputFile } from '../_jobs/kind.ts';
+import { KINDS } from '../_jobs/kinds/index.ts';
+import type { ProviderConfig } from '../_jobs/providers.ts';
 import { PUBLIC_JOB_COLUMNS, type PublicJob, toPublicJob } from '../_shared/job-view.ts';
 
 export const OUTPUTS_BUCKET = 'outputs';
@@ -38,12 +40,14 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(
 
 export type Route =
   | { name: 'list' }
+  | { name: 'kinds' }
   | { name: 'health' }
   | { name: 'get'; id: string }
   | { name: 'cancel' | 'retry'; id: string };
 
 const METHODS: Record<Route['name'], string> = {
   list: 'GET',
+  kinds: 'GET',
   health: 'GET',
   get: 'GET',
   cancel: 'POST',
@@ -61,6 +65,7 @@ export function matchRoute(method: string, pathname: string): Route {
   let route: Route | null = null;
   if (parts.length === 0) route = { name: 'list' };
   else if (parts.length === 1 && parts[0] === 'health') route = { name: 'health' };
+  else if (parts.length === 1 && parts[0] === 'kinds') route = { name: 'kinds' };
   else if (parts.length === 1) route = { name: 'get', id: parts[0] };
   else if (parts.length === 2 && (parts[1] === 'cancel' || parts[1] === 'retry')) {
     route = { name: parts[1], id: parts[0] };
@@ -212,7 +217,7 @@ async function listJobs(db: Db, caller: UserCaller, query: ListQuery) {
 
 // One job ----------------------------------------------------------------------------------------
 
-/** The output files a finished job lists (see OutputFile in job-kinds.ts); [] for anything else. */
+/** The output files a finished job lists (see OutputFile in _jobs/kind.ts); [] for anything else. */
 export function outputFilesOf(output: unknown): OutputFile[] {
   const files = (output as Partial<JobOutput> | null)?.files;
   if (!Array.isArray(files)) return [];
@@ -293,18 +298,22 @@ async function health(env: SupabaseEnv, params: URLSearchParams) {
     }
     window = `${seconds} seconds`;
   }
-  const { data, error } = await adminClient(env).rpc(
-    'get_queue_stats',
-    window ? { p_window: window } : {},
-  );
-  if (error) throw fromApiError(error);
-  return { stats: data };
+  const admin = adminClient(env);
+  const [stats, types] = await Promise.all([
+    admin.rpc('get_queue_stats', window ? { p_window: window } : {}),
+    admin.rpc('job_type_stats'),
+  ]);
+  if (stats.error) throw fromApiError(stats.error);
+  if (types.error) throw fromApiError(types.error);
+  return { stats: stats.data, job_types: types.data };
 }
 
 // The handler ------------------------------------------------------------------------------------
 
 /** The jobs function's Request handler. */
-export function jobsHandler(env: SupabaseEnv): Handler {
+export function jobsHandler(env: SupabaseEnv, providers: ProviderConfig): Handler {
+  // The kinds and the providers are fixed for the life of the function: answer from one copy.
+  const kinds = { kinds: capabilitiesOf(KINDS, providers) };
   return handle('jobs', ['GET', 'POST'], async (req) => {
     const url = new URL(req.url);
     const route = matchRoute(req.method, url.pathname);
@@ -317,6 +326,7 @@ export function jobsHandler(env: SupabaseEnv): Handler {
       return json(await health(env, url.searchParams));
     }
     const caller = await requireUser(req, env);
+    if (route.name === 'kinds') return json(kinds);
     const db = userClient(env, caller.jwt);
     switch (route.name) {
       case 'list':

@@ -1,5 +1,6 @@
-// Creates roto jobs: POST /functions/v1/roto with the job's input as JSON (see _shared/job-kinds.ts),
+// Creates roto jobs: POST /functions/v1/roto with the job's input as JSON (the kind: _jobs/kinds/roto.ts),
 // answered 202 {"job": ...} with the job's Location. Everything else is the shared create path.
-import { createJobHandler } from '../_shared/create-job.ts';
+import { createJobHandler } from '../_jobs/create.ts';
+import kind from '../_jobs/kinds/roto.ts';
 
-Deno.serve(createJobHandler('roto'));
+Deno.serve(createJobHandler(kind));

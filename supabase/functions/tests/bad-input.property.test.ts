@@ -3,11 +3,13 @@
 // the path, the answer is a 4xx in the one error shape (or a 2xx when the input happens to be
 // valid), never a 5xx. Strings include NUL and lone surrogates, which jsonb refuses; tokens are
 // validly signed with arbitrary claims (future nbf, unusual roles, odd subs and session ids).
+import { readProviderConfig } from '../_jobs/providers.ts';
 import assert from 'node:assert/strict';
 import fc from 'npm:fast-check@4.11.0';
-import { createJobHandler } from '../_shared/create-job.ts';
+import { createJobHandler } from '../_jobs/create.ts';
+import { KINDS_BY_TYPE } from '../_jobs/kinds/index.ts';
 import { decodeJwt } from '../_shared/deps.ts';
-import { readSupabaseEnv } from '../_shared/env.ts';
+import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
 import { HttpError, readJsonObject, unstorableTextPath } from '../_shared/http.ts';
 import { jobsHandler } from '../jobs/api.ts';
 import {
@@ -52,7 +54,7 @@ async function newWorld(): Promise<World> {
 const handlers = new Map<string, ReturnType<typeof createJobHandler>>();
 function creator(type: string) {
   if (!handlers.has(type)) {
-    handlers.set(type, createJobHandler(type, { reader: functionEnv(VARS) }));
+    handlers.set(type, createJobHandler(KINDS_BY_TYPE[type], { reader: functionEnv(VARS) }));
   }
   return handlers.get(type)!;
 }
@@ -63,7 +65,7 @@ function jobs() {
     const reader = functionEnv();
     const env = readSupabaseEnv(reader);
     reader.done();
-    jobsFn = jobsHandler(env);
+    jobsFn = jobsHandler(env, readProviderConfig(new EnvReader(() => undefined), {}));
   }
   return jobsFn;
 }
@@ -114,7 +116,7 @@ const anyJson = fc.letrec((tie) => ({
   ),
 })).value;
 
-/** Each creator's valid input and its fields (_shared/job-kinds.ts). */
+/** Each creator's valid input and its fields (_jobs/kinds/). */
 const FIELDS: Record<(typeof CREATORS)[number], string[]> = {
   roto: ['input_path', 'mode', 'key_color', 'tolerance', 'feather', 'invert'],
   'color-grade': [

@@ -3,11 +3,11 @@
 // status and error code and write no row. The creators run in this process against the local
 // stack, each with the provider environment its test names.
 import assert from 'node:assert/strict';
-import { createJobHandler, MAX_BODY_BYTES, readIdempotencyKey } from '../_shared/create-job.ts';
+import { createJobHandler, MAX_BODY_BYTES, readIdempotencyKey } from '../_jobs/create.ts';
 import { EnvError, EnvReader } from '../_shared/env.ts';
 import { HttpError, readJsonObject } from '../_shared/http.ts';
 import { inFolderOf } from '../_shared/input-file.ts';
-import { KINDS } from '../_shared/job-kinds.ts';
+import { KINDS_BY_TYPE } from '../_jobs/kinds/index.ts';
 import { PUBLIC_JOB_FIELDS } from '../_shared/job-view.ts';
 import {
   assertError,
@@ -113,15 +113,17 @@ Deno.test('input folders: only "<own id>/<name>" is the caller\'s', () => {
 
 Deno.test('creators: there is none for noop, even when noop is enabled', () => {
   assert.throws(
-    () => createJobHandler('noop', { reader: functionEnvFor({ SPOOL_ENABLE_NOOP: 'true' }) }),
+    () =>
+      createJobHandler(KINDS_BY_TYPE.noop, {
+        reader: functionEnvFor({ SPOOL_ENABLE_NOOP: 'true' }),
+      }),
     /no creator/,
   );
-  assert.throws(() => createJobHandler('nope', { reader: functionEnvFor() }), /no creator/);
 });
 
 Deno.test('creators: a missing variable stops the function at load', () => {
   assert.throws(
-    () => createJobHandler('roto', { reader: new EnvReader(() => undefined) }),
+    () => createJobHandler(KINDS_BY_TYPE.roto, { reader: new EnvReader(() => undefined) }),
     EnvError,
   );
 });
@@ -196,7 +198,9 @@ const handlers = new Map<string, ReturnType<typeof createJobHandler>>();
 /** The creator of `type` with exactly these provider variables (cached per combination). */
 function creator(type: string, vars: Record<string, string> = {}) {
   const key = `${type} ${JSON.stringify(vars)}`;
-  if (!handlers.has(key)) handlers.set(key, createJobHandler(type, { reader: functionEnv(vars) }));
+  if (!handlers.has(key)) {
+    handlers.set(key, createJobHandler(KINDS_BY_TYPE[type], { reader: functionEnv(vars) }));
+  }
   return handlers.get(key)!;
 }
 
@@ -212,6 +216,9 @@ function post(
 
 // Happy paths --------------------------------------------------------------------------------------
 
+/** max_attempts of each type's row in spool.job_types (20261203130000_job_types.sql). */
+const ATTEMPTS: Record<string, number> = { 'color-grade': 3, 'audio-clean': 3, roto: 3, image: 2 };
+
 async function expectCreated(
   res: Awaited<ReturnType<typeof call>>,
   user: TestUser,
@@ -225,7 +232,7 @@ async function expectCreated(
   assert.equal(job.status, 'pending');
   assert.equal(job.progress, 0);
   assert.equal(job.attempts, 0);
-  assert.equal(job.max_attempts, KINDS[type].maxAttempts);
+  assert.equal(job.max_attempts, ATTEMPTS[type], "the type's row in spool.job_types");
   assert.deepEqual(job.input, input);
   assert.equal(res.headers.get('location'), `/functions/v1/jobs/${job.id}`);
   assert.equal(res.headers.get('content-type'), 'application/json');
@@ -237,7 +244,7 @@ async function expectCreated(
   assert.equal(row.user_id, user.id);
   assert.equal(row.type, type);
   assert.deepEqual(row.input, input);
-  assert.equal(row.max_attempts, KINDS[type].maxAttempts);
+  assert.equal(row.max_attempts, ATTEMPTS[type]);
   return { job, row };
 }
 

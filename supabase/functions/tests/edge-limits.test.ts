@@ -7,10 +7,10 @@
 // The gateway's log (SPOOL_TEST_GATEWAY_LOG, set by npm test) tells which limits were in force
 // and whether any worker was killed; without it this test fails, it is never skipped.
 import assert from 'node:assert/strict';
-import { AUDIO_LIMITS } from '../job-worker/media/audio.ts';
-import { GRADE_LIMITS } from '../job-worker/media/grade.ts';
-import { encodeJpeg } from '../job-worker/media/image.ts';
-import { encodeWav } from '../job-worker/media/wav.ts';
+import { AUDIO_LIMITS } from '../_jobs/media/audio.ts';
+import { GRADE_LIMITS } from '../_jobs/media/grade.ts';
+import { encodeJpeg } from '../_jobs/media/image.ts';
+import { encodeWav } from '../_jobs/media/wav.ts';
 import {
   createUser,
   integration,
@@ -20,7 +20,7 @@ import {
   uploadInput,
 } from './support/api-stack.ts';
 import { waitForStatus } from './support/worker.ts';
-import { CPU_AT_LIMITS_MS } from '../_shared/job-kinds.ts';
+import { CPU_AT_LIMITS_MS } from '../_jobs/files.ts';
 
 /** Creates a job through its creator Edge Function, as the user; returns the job row. */
 async function create(user: TestUser, type: string, body: Record<string, unknown>) {

@@ -6,11 +6,11 @@
 // time moves for them only with spool.now.
 import assert from 'node:assert/strict';
 import type { JobRow } from '../_shared/clients.ts';
-import type { JobOutput } from '../_shared/job-kinds.ts';
-import { signWebhook } from '../_shared/replicate.ts';
+import type { JobOutput } from '../_jobs/kind.ts';
+import { signWebhook } from '../_jobs/replicate.ts';
 import { createCallbackHandler } from '../job-callback/callback.ts';
 import { pollReplicate } from '../job-worker/poll.ts';
-import { rpcOf, settleDepsOf } from '../job-worker/wiring.ts';
+import { rpcOf, settleDepsOf } from '../_jobs/platform.ts';
 import {
   createUser,
   integration,
@@ -37,7 +37,7 @@ function callbackHandler() {
   const db = serviceDb();
   return createCallbackHandler({
     webhookSecret: SECRET,
-    settle: { ...settleDepsOf(db), log: () => {} },
+    settle: settleDepsOf(db, () => {}),
     nowSeconds: () => Math.floor(Date.now() / 1000),
     background: (work) => work.then(() => {}),
     log: () => {},
@@ -240,7 +240,7 @@ Deno.test(
       const pollAsOf = (at: Date) =>
         pollReplicate({
           rpc: ownRpc(rpcOf(db), [row.id], at),
-          settle: { ...settleDepsOf(db), log: () => {} },
+          settle: settleDepsOf(db, () => {}),
           api: { apiBase: fake.replicateBase, token: 'r8_spool_test' },
           log: () => {},
         });

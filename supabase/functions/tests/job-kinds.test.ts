@@ -2,26 +2,19 @@
 // where each kind's work is routed (pure: no stack needed).
 import assert from 'node:assert/strict';
 import { EnvError, EnvReader } from '../_shared/env.ts';
-import {
-  CPU_AT_LIMITS_MS,
-  cpuEstimateMs,
-  type InputFile,
-  isRefusal,
-  kindOf,
-  KINDS,
-  type ProviderConfig,
-  readProviderConfig,
-  type Refusal,
-  type Route,
-  routeJob,
-} from '../_shared/job-kinds.ts';
+import { CPU_AT_LIMITS_MS, cpuEstimateMs } from '../_jobs/files.ts';
+import { type InputFile, isRefusal, type Refusal, type Route } from '../_jobs/kind.ts';
+import { kindOf, KINDS_BY_TYPE as KINDS, REPLICATE_VERSION_VARS } from '../_jobs/kinds/index.ts';
+import { type ProviderConfig, readProviderConfig } from '../_jobs/providers.ts';
+import { routeJob } from '../_jobs/route.ts';
+import { HANDLERS } from '../job-worker/handlers/index.ts';
 import { jpeg, png, pngHeader, wav, wav8bit, wavHeader } from './support/media-fixtures.ts';
 
 const UID = '7d3f0a52-3a4f-4c38-9e7e-2b1f6f0c9a10';
 
 function providers(env: Record<string, string> = {}): ProviderConfig {
   const reader = new EnvReader((name) => env[name]);
-  const config = readProviderConfig(reader);
+  const config = readProviderConfig(reader, REPLICATE_VERSION_VARS);
   reader.done();
   return config;
 }
@@ -75,9 +68,13 @@ Deno.test('registry: has the four production kinds and the test-only noop', () =
   ]);
   for (const [type, kind] of Object.entries(KINDS)) {
     assert.equal(kind.type, type);
-    assert.ok(kind.maxAttempts >= 1 && kind.maxAttempts <= 25, `${type} maxAttempts`);
-    assert.equal(typeof kind.handler, 'function');
+    assert.ok(kind.label.length > 0 && kind.summary.length > 0, `${type} is labelled`);
   }
+  assert.deepEqual(
+    Object.keys(HANDLERS).sort(),
+    Object.keys(KINDS).sort(),
+    'every kind has a handler in the worker, and every handler a kind',
+  );
   assert.equal(KINDS.noop.testOnly, true);
   assert.ok(Object.values(KINDS).filter((k) => k.testOnly).length === 1);
 });
@@ -187,7 +184,7 @@ Deno.test('providers: Replicate counts per type only with token, secret and that
 
 Deno.test('providers: a malformed SPOOL_ENABLE_NOOP fails fast', () => {
   const reader = new EnvReader((name) => (name === 'SPOOL_ENABLE_NOOP' ? 'maybe' : undefined));
-  readProviderConfig(reader);
+  readProviderConfig(reader, REPLICATE_VERSION_VARS);
   assert.throws(() => reader.done(), EnvError);
 });
 

@@ -2,10 +2,10 @@
 // doorbell (pg_net stand-in → gateway → job-worker in the local Edge Runtime), the real handler
 // processes the real file, and the output lands in Storage — without waiting for pg_cron.
 import assert from 'node:assert/strict';
-import type { JobOutput } from '../_shared/job-kinds.ts';
-import { measureLoudness } from '../job-worker/media/audio.ts';
-import { decodeImage, encodePng } from '../job-worker/media/image.ts';
-import { decodeWav, encodeWav } from '../job-worker/media/wav.ts';
+import type { JobOutput } from '../_jobs/kind.ts';
+import { measureLoudness } from '../_jobs/media/audio.ts';
+import { decodeImage, encodePng } from '../_jobs/media/image.ts';
+import { decodeWav, encodeWav } from '../_jobs/media/wav.ts';
 import { createUser, integration, theStack, uploadInput } from './support/api-stack.ts';
 import { downloadOutput, enqueue, waitForStatus } from './support/worker.ts';
 

@@ -3,23 +3,36 @@
 // configured for the type, refused for good when it is not.
 import assert from 'node:assert/strict';
 import type { JobRow } from '../_shared/clients.ts';
-import { type HandlerContext, JobError, type JobOutput } from '../_shared/job-kinds.ts';
+import { type HandlerContext, JobError, type JobOutput } from '../_jobs/kind.ts';
 import { isolateCpu } from '../job-worker/cpu-budget.ts';
 import colorGrade from '../job-worker/handlers/color-grade.ts';
 import roto from '../job-worker/handlers/roto.ts';
-import { decodeImage } from '../job-worker/media/image.ts';
+import { decodeImage } from '../_jobs/media/image.ts';
 import { FakeProviders, solidPng } from './support/fake-providers.ts';
 import { pngHeader } from './support/media-fixtures.ts';
-import { useEnv } from './support/worker.ts';
+import { REPLICATE_VERSION_VARS } from '../_jobs/kinds/index.ts';
+import { readProviderConfig } from '../_jobs/providers.ts';
+import { EnvReader } from '../_shared/env.ts';
 
 const UID = '7d3f0a52-3a4f-4c38-9e7e-2b1f6f0c9a10';
 
-function fakeContext<I>(input: I, file: { bytes: Uint8Array; contentType: string }) {
+/** A handler's context over one input file, with providers read from `env` as job-worker would. */
+function fakeContext<I>(
+  input: I,
+  file: { bytes: Uint8Array; contentType: string },
+  env: Record<string, string> = {},
+) {
+  const reader = new EnvReader((name) => env[name]);
+  const providers = readProviderConfig(reader, REPLICATE_VERSION_VARS, env.SUPABASE_URL ?? null);
+  reader.done();
   const written = new Map<string, { bytes: Uint8Array; contentType: string }>();
   const steps: [number, string | undefined][] = [];
   const ctx: HandlerContext<I> = {
     job: { id: 'job-1', user_id: UID } as JobRow,
     input,
+    providers,
+    mediaSlot: (work) => work(),
+    cpuStage: (work) => isolateCpu.charge('job-1', work),
     outputPrefix: `${UID}/job-1/`,
     readInput: () => Promise.resolve(file),
     writeOutput: (name, bytes, contentType) => {
@@ -128,36 +141,31 @@ Deno.test('a PNG that breaks while decoding is a permanent media failure', async
 });
 
 Deno.test('an image too large for the function fails permanently when Replicate is not configured', async () => {
-  const restore = useEnv({ REPLICATE_API_TOKEN: '', SPOOL_REPLICATE_COLOR_GRADE_VERSION: '' });
-  try {
-    const { ctx } = fakeContext(gradeInput(), {
-      bytes: pngHeader(4000, 4000),
-      contentType: 'image/png',
-    });
-    await assert.rejects(colorGrade(ctx), (err: JobError) => {
-      assert.equal(err.code, 'image_too_large');
-      assert.equal(err.retryable, false);
-      return true;
-    });
-  } finally {
-    restore();
-  }
+  const { ctx } = fakeContext(gradeInput(), {
+    bytes: pngHeader(4000, 4000),
+    contentType: 'image/png',
+  });
+  await assert.rejects(colorGrade(ctx), (err: JobError) => {
+    assert.equal(err.code, 'image_too_large');
+    assert.equal(err.retryable, false);
+    return true;
+  });
 });
 
 Deno.test('an image too large for the function is handed to Replicate when it is configured', async () => {
   const fake = new FakeProviders();
-  const restore = useEnv({
+  const env = {
     SUPABASE_URL: 'https://project.supabase.test',
     REPLICATE_API_TOKEN: 'r8_test',
     REPLICATE_WEBHOOK_SECRET: 'whsec_dGVzdA==',
     REPLICATE_API_BASE: fake.replicateBase,
     SPOOL_REPLICATE_COLOR_GRADE_VERSION: 'grade-version',
-  });
+  };
   try {
     const { ctx } = fakeContext(gradeInput({ preset: 'noir' }), {
       bytes: pngHeader(4000, 4000),
       contentType: 'image/png',
-    });
+    }, env);
     const result = await colorGrade(ctx);
     assert.ok('await' in result);
     const [prediction] = fake.predictions.values();
@@ -177,7 +185,6 @@ Deno.test('an image too large for the function is handed to Replicate when it is
     );
     assert.equal(prediction.input!.preset, 'noir');
   } finally {
-    restore();
     await fake.close();
   }
 });
@@ -185,7 +192,7 @@ Deno.test('an image too large for the function is handed to Replicate when it is
 Deno.test('roto keys out the green and reports the matte coverage', async () => {
   const data = new Uint8ClampedArray(10 * 10 * 4);
   for (let i = 0; i < 100; i++) data.set(i < 50 ? [0, 177, 64, 255] : [200, 30, 30, 255], i * 4);
-  const { encodePng } = await import('../job-worker/media/image.ts');
+  const { encodePng } = await import('../_jobs/media/image.ts');
   const { ctx, written } = fakeContext(
     {
       input_path: `${UID}/s.png`,

@@ -2,7 +2,9 @@
 // queue, fake Storage, virtual clock): a decompression bomb and truncated files end `failed` and
 // not retryable, with a clear code, and a bomb never gets to inflate what it holds.
 import assert from 'node:assert/strict';
-import { KINDS } from '../_shared/job-kinds.ts';
+import { readProviderConfig } from '../_jobs/providers.ts';
+import { EnvReader } from '../_shared/env.ts';
+import { runnableKind } from '../job-worker/kinds.ts';
 import type { WorkerConfig } from '../job-worker/config.ts';
 import { drain, type DrainDeps, type WorkerStorage } from '../job-worker/run.ts';
 import { FakeQueue } from './support/fake-queue.ts';
@@ -47,7 +49,8 @@ function setup(files: Record<string, { bytes: Uint8Array; contentType: string }>
     rpc: queue.rpc,
     storage,
     scheduler: clock,
-    kindOf: (type) => KINDS[type],
+    kindOf: (type) => runnableKind(type, { noop: false }),
+    providers: readProviderConfig(new EnvReader(() => undefined), {}),
     types: ['color-grade', 'audio-clean', 'roto'],
     config: CONFIG,
     workerId: 'jw-hostile',

@@ -4,8 +4,8 @@
 // test's worker makes one attempt.
 import assert from 'node:assert/strict';
 import type { JobRow } from '../_shared/clients.ts';
-import type { JobOutput } from '../_shared/job-kinds.ts';
-import { decodeImage } from '../job-worker/media/image.ts';
+import type { JobOutput } from '../_jobs/kind.ts';
+import { decodeImage } from '../_jobs/media/image.ts';
 import { createUser, integration, withSettings } from './support/api-stack.ts';
 import { FakeProviders } from './support/fake-providers.ts';
 import {

@@ -5,7 +5,9 @@
 // took on the machine's clock, so the results are the same on an idle or a loaded machine.
 import assert from 'node:assert/strict';
 import { z } from '../_shared/deps.ts';
-import { type Handler, JobError } from '../_shared/job-kinds.ts';
+import { type Handler, JobError } from '../_jobs/kind.ts';
+import { readProviderConfig } from '../_jobs/providers.ts';
+import { EnvReader } from '../_shared/env.ts';
 import type { WorkerConfig } from '../job-worker/config.ts';
 import { type CpuMeter, IsolateCpu, MAX_STARVED_RINGS } from '../job-worker/cpu-budget.ts';
 import { drain, type DrainDeps, type RunnableKind, type WorkerStorage } from '../job-worker/run.ts';
@@ -90,6 +92,8 @@ function mediaKind(
   return { ...kind(handler), file: {} };
 }
 
+const NO_PROVIDERS = readProviderConfig(new EnvReader(() => undefined), {});
+
 const noStorage: WorkerStorage = {
   download: () => Promise.reject(new Error('no storage in this test')),
   upload: () => Promise.reject(new Error('no storage in this test')),
@@ -136,6 +140,7 @@ function setup({ config = {}, kinds, share }: Options = {}) {
     scheduler: clock,
     cpu,
     kindOf: (type) => byType[type],
+    providers: NO_PROVIDERS,
     types: Object.keys(byType),
     config: { ...CONFIG, ...config },
     workerId: 'jw-test',

@@ -1,9 +1,10 @@
 // The jobs API against the local stack: listing with filters and pages, one job with signed URLs
 // of its outputs, cancel and retry of my own jobs, nobody else's, and the health check.
 // Jobs are made through the SQL API with run_at tomorrow, so job-worker leaves them pending.
+import { readProviderConfig } from '../_jobs/providers.ts';
 import assert from 'node:assert/strict';
 import { jobsHandler } from '../jobs/api.ts';
-import { readSupabaseEnv } from '../_shared/env.ts';
+import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
 import { PUBLIC_JOB_FIELDS } from '../_shared/job-view.ts';
 import {
   assertError,
@@ -26,7 +27,7 @@ function jobs() {
     const reader = functionEnv();
     const env = readSupabaseEnv(reader);
     reader.done();
-    handler = jobsHandler(env);
+    handler = jobsHandler(env, readProviderConfig(new EnvReader(() => undefined), {}));
   }
   return handler;
 }

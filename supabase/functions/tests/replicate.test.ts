@@ -1,7 +1,7 @@
-// Replicate's client and webhook rules (_shared/replicate.ts) and job-worker's HTTP surface
+// Replicate's client and webhook rules (_jobs/replicate.ts) and job-worker's HTTP surface
 // (job-worker/app.ts), pure: fake fetch, no stack.
 import assert from 'node:assert/strict';
-import { JobError } from '../_shared/job-kinds.ts';
+import { JobError } from '../_jobs/kind.ts';
 import {
   createPrediction,
   failureOutcome,
@@ -11,7 +11,7 @@ import {
   type Prediction,
   signWebhook,
   verifyWebhook,
-} from '../_shared/replicate.ts';
+} from '../_jobs/replicate.ts';
 import { createWorkerHandler } from '../job-worker/app.ts';
 import { secureEqual } from '../_shared/secure-compare.ts';
 import { Webhook } from '../_shared/deps.ts';

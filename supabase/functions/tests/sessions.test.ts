@@ -3,9 +3,11 @@
 // session_id no longer names a session. Runs the jobs API and a creator in this process against
 // the local stack, in whichever key mode it runs (ES256 tokens verified by the JWKS first, or
 // HS256 ones).
+import { readProviderConfig } from '../_jobs/providers.ts';
 import assert from 'node:assert/strict';
-import { createJobHandler } from '../_shared/create-job.ts';
-import { readSupabaseEnv } from '../_shared/env.ts';
+import { createJobHandler } from '../_jobs/create.ts';
+import { KINDS_BY_TYPE } from '../_jobs/kinds/index.ts';
+import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
 import { jobsHandler } from '../jobs/api.ts';
 import {
   assertError,
@@ -20,7 +22,7 @@ function jobs() {
   const reader = functionEnv();
   const env = readSupabaseEnv(reader);
   reader.done();
-  return jobsHandler(env);
+  return jobsHandler(env, readProviderConfig(new EnvReader(() => undefined), {}));
 }
 
 Deno.test({
@@ -30,7 +32,9 @@ Deno.test({
     const alice = await createUser();
     const bob = await createUser();
     const list = jobs();
-    const image = createJobHandler('image', { reader: functionEnv({ OPENAI_API_KEY: 'sk-test' }) });
+    const image = createJobHandler(KINDS_BY_TYPE.image, {
+      reader: functionEnv({ OPENAI_API_KEY: 'sk-test' }),
+    });
     assert.equal((await call(list, '/jobs', { method: 'GET', token: alice.token })).status, 200);
 
     const s = theStack();

@@ -2,9 +2,15 @@
 // loudness to the target, true-peak limiter), or hands long audio and compressed formats to the
 // Replicate model configured for audio-clean.
 // Steps: downloading → decoding → cleaning → encoding → uploading.
-import type { AudioCleanInput, Handler } from '../../_shared/job-kinds.ts';
-import { AUDIO_LIMITS, checkAudioLimits, cleanAudio, type CleanReport } from '../media/audio.ts';
-import { decodeWav, encodeWav, wavInfo } from '../media/wav.ts';
+import type { Handler } from '../../_jobs/kind.ts';
+import type { AudioCleanInput } from '../../_jobs/kinds/audio-clean.ts';
+import {
+  AUDIO_LIMITS,
+  checkAudioLimits,
+  cleanAudio,
+  type CleanReport,
+} from '../../_jobs/media/audio.ts';
+import { decodeWav, encodeWav, wavInfo } from '../../_jobs/media/wav.ts';
 import {
   cpuStage,
   fetchInput,

@@ -1,9 +1,10 @@
 // color-grade: grades a PNG or JPEG in the function (media/grade.ts), or hands large images and
 // other formats to the Replicate model configured for color-grade.
 // Steps: downloading → decoding → grading → encoding → uploading.
-import type { ColorGradeInput, Handler } from '../../_shared/job-kinds.ts';
-import { GRADE_LIMITS, gradeImage } from '../media/grade.ts';
-import { decodeImage, encodeJpeg, encodePng, imageInfo } from '../media/image.ts';
+import type { Handler } from '../../_jobs/kind.ts';
+import type { ColorGradeInput } from '../../_jobs/kinds/color-grade.ts';
+import { GRADE_LIMITS, gradeImage } from '../../_jobs/media/grade.ts';
+import { decodeImage, encodeJpeg, encodePng, imageInfo } from '../../_jobs/media/image.ts';
 import {
   cpuStage,
   fetchInput,

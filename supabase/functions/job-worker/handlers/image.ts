@@ -1,73 +1,19 @@
 // image: generates images with the OpenAI Images API through the official SDK and saves each as a
 // PNG under outputs/<user>/<job>/image-<n>.png.
 //
-// Model: SPOOL_OPENAI_IMAGE_MODEL (default gpt-image-1). The SDK reads OPENAI_API_KEY and
-// OPENAI_BASE_URL (tests point it at a local fake). The SDK retries once itself (maxRetries 1);
-// beyond that the queue's backoff retries the job. Errors:
+// Model: SPOOL_OPENAI_IMAGE_MODEL (default gpt-image-1), key and endpoint OPENAI_API_KEY and
+// OPENAI_BASE_URL (tests point it at a local fake), all from ctx.providers (job-worker/openai.ts).
+// The SDK retries once itself (maxRetries 1); beyond that the queue's backoff retries the job.
+// Errors:
 //   429, 5xx, network failures, timeouts    retryable ('rate_limited', 'provider_unavailable')
 //   a prompt refused by the safety system   permanent 'content_policy', with OpenAI's message
 //   other 4xx (bad request, auth, model)    permanent 'provider_rejected', with OpenAI's message
-import OpenAI from 'npm:openai@7.57.0';
-import {
-  type Handler,
-  type ImageInput,
-  JobError,
-  type OutputFile,
-} from '../../_shared/job-kinds.ts';
-import { decodeImage, encodePng, imageInfo, sniffImageFormat } from '../media/image.ts';
-import { providers } from '../handler-kit.ts';
+import { type Handler, JobError, type OutputFile } from '../../_jobs/kind.ts';
+import type { ImageInput } from '../../_jobs/kinds/image.ts';
+import { decodeImage, encodePng, imageInfo, sniffImageFormat } from '../../_jobs/media/image.ts';
+import { openaiClient, openaiFailure } from '../openai.ts';
 
-let client: OpenAI | undefined;
-
-function openai(): OpenAI {
-  const apiKey = providers().openaiApiKey;
-  if (!apiKey) throw new JobError('provider_not_configured', 'OPENAI_API_KEY is not set', false);
-  client ??= new OpenAI({ apiKey, maxRetries: 1, timeout: 120_000 });
-  return client;
-}
-
-/** Forgets the SDK client (tests change OPENAI_BASE_URL between cases). */
-export function resetClient(): void {
-  client = undefined;
-}
-
-function model(): string {
-  return Deno.env.get('SPOOL_OPENAI_IMAGE_MODEL')?.trim() || 'gpt-image-1';
-}
-
-/** Maps an SDK error to a JobError (see the header); aborts are passed through. */
-export function openaiFailure(err: unknown): unknown {
-  if (err instanceof OpenAI.APIUserAbortError) return err;
-  if (err instanceof OpenAI.APIConnectionError) {
-    return new JobError(
-      'provider_unavailable',
-      `OpenAI could not be reached: ${err.message}`,
-      true,
-      { provider: 'openai' },
-    );
-  }
-  if (err instanceof OpenAI.APIError) {
-    const status = err.status ?? 0;
-    const body = err.error as { message?: string; code?: string; type?: string } | undefined;
-    const message = body?.message ?? err.message;
-    const details = { provider: 'openai', status, code: err.code ?? body?.code ?? null };
-    if (status === 429) return new JobError('rate_limited', `OpenAI: ${message}`, true, details);
-    if (status >= 500 || status === 408 || status === 409) {
-      return new JobError('provider_unavailable', `OpenAI: ${message}`, true, details);
-    }
-    const code = String(err.code ?? body?.code ?? '');
-    if (/content_policy|moderation_blocked|safety/i.test(code) || /safety system/i.test(message)) {
-      return new JobError(
-        'content_policy',
-        `OpenAI refused the prompt: ${message}`,
-        false,
-        details,
-      );
-    }
-    return new JobError('provider_rejected', `OpenAI: ${message}`, false, details);
-  }
-  return err;
-}
+export { openaiFailure } from '../openai.ts';
 
 function base64ToBytes(b64: string): Uint8Array {
   const bin = atob(b64);
@@ -90,11 +36,12 @@ function asPng(bytes: Uint8Array): Uint8Array {
 
 const handler: Handler<ImageInput> = async (ctx) => {
   const { prompt, size, quality, n } = ctx.input;
-  const sdk = openai();
+  const sdk = openaiClient(ctx.providers);
+  const model = ctx.providers.openaiImageModel;
   await ctx.progress(5, 'generating');
   let response;
   try {
-    response = await sdk.images.generate({ model: model(), prompt, size, quality, n }, {
+    response = await sdk.images.generate({ model, prompt, size, quality, n }, {
       signal: ctx.signal,
     });
   } catch (err) {
@@ -134,7 +81,7 @@ const handler: Handler<ImageInput> = async (ctx) => {
   }
   const output: Record<string, unknown> & { files: OutputFile[] } = {
     files,
-    model: model(),
+    model,
     size,
     quality,
   };

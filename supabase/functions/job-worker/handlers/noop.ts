@@ -1,6 +1,7 @@
 // noop: does nothing, for tests and benchmarks (enabled only with SPOOL_ENABLE_NOOP=true).
 // `sleep_ms` holds the job that long (aborted with the job); `fail` fails it on purpose.
-import { type Handler, JobError, type NoopInput } from '../../_shared/job-kinds.ts';
+import { type Handler, JobError } from '../../_jobs/kind.ts';
+import type { NoopInput } from '../../_jobs/kinds/noop.ts';
 
 const handler: Handler<NoopInput> = async (ctx) => {
   const { sleep_ms: sleepMs, fail } = ctx.input;

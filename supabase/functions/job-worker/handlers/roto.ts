@@ -2,9 +2,10 @@
 // key, spill suppression, feather) and saves the cut-out as a PNG with transparency; AI mattes,
 // video and large images go to the Replicate model configured for roto.
 // Steps: downloading → decoding → keying → encoding → uploading.
-import type { Handler, RotoInput } from '../../_shared/job-kinds.ts';
-import { decodeImage, encodePng } from '../media/image.ts';
-import { MATTE_LIMITS, matteStats, pullMatte } from '../media/matte.ts';
+import type { Handler } from '../../_jobs/kind.ts';
+import type { RotoInput } from '../../_jobs/kinds/roto.ts';
+import { decodeImage, encodePng } from '../../_jobs/media/image.ts';
+import { MATTE_LIMITS, matteStats, pullMatte } from '../../_jobs/media/matte.ts';
 import {
   cpuStage,
   fetchInput,

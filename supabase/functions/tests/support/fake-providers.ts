@@ -5,7 +5,7 @@
 //   POST /replicate/v1/predictions           records the request, answers a new prediction
 //   GET  /replicate/v1/predictions/{id}      the prediction as the test last set it
 //   GET  /files/{name}                       output files a prediction points at
-import { encodePng } from '../../job-worker/media/image.ts';
+import { encodePng } from '../../_jobs/media/image.ts';
 
 export interface Recorded {
   method: string;

@@ -57,6 +57,7 @@ export class FakeQueue {
       finished_at: null,
       updated_at: now,
       cpu_ms: 0,
+      timeout_at: null,
       history: [],
       ...overrides,
     };

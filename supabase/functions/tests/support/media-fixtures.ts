@@ -2,8 +2,8 @@
 // header-only files that claim sizes no test wants to encode (a 4000x4000 PNG, an hour of WAV),
 // and decompression bombs (a small PNG whose data inflates to gigabytes of zeros).
 import { constants, deflateRawSync } from 'node:zlib';
-import { encodeJpeg, encodePng } from '../../job-worker/media/image.ts';
-import { encodeWav } from '../../job-worker/media/wav.ts';
+import { encodeJpeg, encodePng } from '../../_jobs/media/image.ts';
+import { encodeWav } from '../../_jobs/media/wav.ts';
 
 function gradient(width: number, height: number) {
   const data = new Uint8ClampedArray(width * height * 4);

@@ -6,16 +6,18 @@
 // Prints the drain's JSON log lines, and exits when the drain ends.
 import { adminClient } from '../../_shared/clients.ts';
 import { EnvReader, readSupabaseEnv } from '../../_shared/env.ts';
-import { kindOf, readProviderConfig } from '../../_shared/job-kinds.ts';
+import { REPLICATE_VERSION_VARS } from '../../_jobs/kinds/index.ts';
+import { readProviderConfig } from '../../_jobs/providers.ts';
+import { runnableKind } from '../../job-worker/kinds.ts';
 import { readWorkerEnv } from '../../job-worker/config.ts';
 import { drain } from '../../job-worker/run.ts';
-import { rpcOf, storageOf } from '../../job-worker/wiring.ts';
+import { rpcOf, storageOf } from '../../_jobs/platform.ts';
 import { ownRpc } from './own-jobs.ts';
 
 const reader = new EnvReader();
 const env = readSupabaseEnv(reader);
 const settings = readWorkerEnv(reader);
-const providers = readProviderConfig(reader);
+const providers = readProviderConfig(reader, REPLICATE_VERSION_VARS, env.url);
 const own = reader.required('SPOOL_TEST_OWN_JOBS').split(',').map((id) => id.trim());
 reader.done();
 
@@ -23,7 +25,8 @@ const db = adminClient(env);
 await drain({
   rpc: ownRpc(rpcOf(db), own),
   storage: storageOf(db),
-  kindOf: (type) => kindOf(type, providers),
+  kindOf: (type) => runnableKind(type, providers),
+  providers,
   config: settings.worker,
   workerId: Deno.env.get('SPOOL_TEST_WORKER_ID') ?? 'jw-process',
   ring: () => Promise.resolve(),

@@ -3,12 +3,13 @@
 // process with its real code, real SQL API and Storage, and a test's own provider settings (fake
 // OpenAI and Replicate endpoints), on jobs only it runs (see own-jobs.ts).
 import type { JobRow } from '../../_shared/clients.ts';
-import { kindOf, type ProviderConfig } from '../../_shared/job-kinds.ts';
+import { REPLICATE_VERSION_VARS } from '../../_jobs/kinds/index.ts';
+import { type ProviderConfig, readProviderConfig } from '../../_jobs/providers.ts';
+import { EnvReader } from '../../_shared/env.ts';
 import type { WorkerConfig } from '../../job-worker/config.ts';
-import { providers, resetProviders } from '../../job-worker/handler-kit.ts';
-import { resetClient } from '../../job-worker/handlers/image.ts';
+import { runnableKind } from '../../job-worker/kinds.ts';
 import { drain, type DrainSummary } from '../../job-worker/run.ts';
-import { rpcOf, storageOf } from '../../job-worker/wiring.ts';
+import { rpcOf, storageOf } from '../../_jobs/platform.ts';
 import { serviceDb, sql, transaction } from './api-stack.ts';
 import { OWN_TIME, ownRpc } from './own-jobs.ts';
 
@@ -104,21 +105,17 @@ export async function downloadOutput(path: string): Promise<Uint8Array> {
 }
 
 /**
- * Sets provider variables in this process's environment (the handlers read them) and forgets
- * cached clients; returns a function that restores the previous values.
+ * Sets provider variables in this process's environment (runWorker reads the providers'
+ * configuration from it, as job-worker does at load); returns a function that restores them.
  */
 export function useEnv(vars: Record<string, string>): () => void {
   const before = Object.fromEntries(Object.keys(vars).map((k) => [k, Deno.env.get(k)]));
   for (const [k, v] of Object.entries(vars)) Deno.env.set(k, v);
-  resetProviders();
-  resetClient();
   return () => {
     for (const [k, v] of Object.entries(before)) {
       if (v === undefined) Deno.env.delete(k);
       else Deno.env.set(k, v);
     }
-    resetProviders();
-    resetClient();
   };
 }
 
@@ -158,7 +155,10 @@ export async function runWorker(
   options: { noop?: boolean; logs?: Record<string, unknown>[]; at?: Date | string } = {},
 ): Promise<DrainSummary> {
   const db = serviceDb();
-  const config_: ProviderConfig = { ...providers(), noop: options.noop ?? false };
+  const reader = new EnvReader();
+  const read = readProviderConfig(reader, REPLICATE_VERSION_VARS, Deno.env.get('SUPABASE_URL'));
+  reader.done();
+  const config_: ProviderConfig = { ...read, noop: options.noop ?? false };
   const errors: Record<string, unknown>[] = [];
   const unclaimed = [...own];
   const picker = ownRpc(rpcOf(db), unclaimed, options.at ?? OWN_TIME);
@@ -174,7 +174,8 @@ export async function runWorker(
       return result;
     },
     storage: storageOf(db),
-    kindOf: (type) => kindOf(type, config_),
+    kindOf: (type) => runnableKind(type, config_),
+    providers: config_,
     config: { ...TEST_WORKER_CONFIG, ...config },
     workerId: `jw-test-${crypto.randomUUID().slice(0, 6)}`,
     ring: () => Promise.resolve(),

@@ -5,12 +5,11 @@
 // arrives first, and the second changes nothing (resume_job ignores jobs no longer waiting).
 //
 // Plain fetch against the HTTP API (https://replicate.com/docs/reference/http): the calls are
-// few and small, and tests point REPLICATE_API_BASE at a local fake.
-import { Webhook, WebhookVerificationError } from './deps.ts';
-import type { ApiError } from './http.ts';
-import { JobError, type OutputFile } from './job-kinds.ts';
+// few and small, and tests point REPLICATE_API_BASE at a local fake (ProviderConfig.replicateApiBase).
+import { Webhook, WebhookVerificationError } from '../_shared/deps.ts';
+import type { ApiError } from '../_shared/http.ts';
+import { JobError, type OutputFile } from './kind.ts';
 
-export const DEFAULT_API_BASE = 'https://api.replicate.com/v1';
 /** Replicate's webhook signatures older (or newer) than this are refused (replay protection). */
 export const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;
 /** Largest output file the callback stores (the outputs bucket's own cap). */
@@ -43,11 +42,6 @@ export interface ReplicateApi {
   apiBase: string;
   token: string;
   fetch?: typeof fetch;
-}
-
-/** The API base: REPLICATE_API_BASE when set (tests, proxies), else Replicate's. */
-export function replicateApiBase(): string {
-  return (Deno.env.get('REPLICATE_API_BASE')?.trim() || DEFAULT_API_BASE).replace(/\/+$/, '');
 }
 
 function providerError(status: number, body: string, what: string): JobError {

@@ -16,6 +16,8 @@ import { checkRange, MediaError } from './errors.ts';
 import type { RgbaImage } from './image.ts';
 
 export { MediaError } from './errors.ts';
+export { GRADE_LIMITS } from './limits.ts';
+import { GRADE_LIMITS } from './limits.ts';
 
 export type PresetName = 'none' | 'warm' | 'cool' | 'noir' | 'teal-orange';
 
@@ -88,16 +90,6 @@ export const PRESETS: Readonly<Record<PresetName, Readonly<Preset>>> = {
     splitTone: { strength: 0.55, shadows: [0.05, 0.45, 0.55], highlights: [1.0, 0.55, 0.25] },
   },
 };
-
-/**
- * Largest image the grade job accepts, so that decode + grade + encode stays well inside the
- * Edge Function's 2 s CPU budget even on a cold isolate. Measured with bench/media.ts (fresh
- * process per run, photo-like input, teal-orange grade; CPU incl. GC threads, on a shared 2-core
- * dev machine): JPEG in/q90 out 0.57 / 0.93 / 1.17 / 1.48 s at 1 / 2 / 3 / 4 MP (~300 ms per MP
- * on top of ~270 ms of cold start), PNG in/out 0.49 / 0.78 / 1.07 / 1.30 s (~270 ms per MP).
- * 3 MP keeps the worst case near 1.2 s: ~40% headroom for Storage I/O and a slower host.
- */
-export const GRADE_LIMITS = { maxMegapixels: 3 } as const;
 
 /** Effective settings after adding the explicit params to the preset. */
 export function resolveGrade(params: GradeParams = {}): Preset {

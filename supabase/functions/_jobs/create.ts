@@ -1,4 +1,6 @@
-// The one create path every job creator uses (roto, color-grade, audio-clean, image):
+// The one create path every job creator uses: a creator is one line over it,
+//
+//   Deno.serve(createJobHandler(kind))       (e.g. supabase/functions/roto/index.ts)
 //
 //   requireUser                          401 unauthorized / invalid_token
 //   Idempotency-Key header               400 invalid_idempotency_key
@@ -11,15 +13,17 @@
 //                                        422 unsupported_format / unreadable_file /
 //                                            truncated_file,
 //                                        503 provider_not_configured
-//   create_job (secret key, for caller)  409 idempotency_conflict, 429 quota_* (+ Retry-After)
+//   create_job (secret key, for caller)  409 idempotency_conflict, 429 quota_* (+ Retry-After);
+//                                        the route is stored with the job (jobs.route), and the
+//                                        type's row in spool.job_types gives attempts and priority
 //   202 {"job": <public view>}, Location: /functions/v1/jobs/<id>
 //
 // Everything before create_job only reads, and create_job is one transaction, so a refused
 // request never leaves a row behind.
-import { requireUser } from './auth.ts';
-import { adminClient, type Db } from './clients.ts';
-import type { Json } from './database.types.ts';
-import { EnvReader, readSupabaseEnv, type SupabaseEnv } from './env.ts';
+import { requireUser } from '../_shared/auth.ts';
+import { adminClient, type Db } from '../_shared/clients.ts';
+import type { Json } from '../_shared/database.types.ts';
+import { EnvReader, readSupabaseEnv, type SupabaseEnv } from '../_shared/env.ts';
 import {
   fromApiError,
   handle,
@@ -28,18 +32,12 @@ import {
   issuesOf,
   json,
   readJsonObject,
-} from './http.ts';
-import { inFolderOf, inspectInput } from './input-file.ts';
-import {
-  type InputFile,
-  isRefusal,
-  type JobKind,
-  kindOf,
-  type ProviderConfig,
-  readProviderConfig,
-  routeJob,
-} from './job-kinds.ts';
-import { jobLocation, toPublicJob } from './job-view.ts';
+} from '../_shared/http.ts';
+import { inFolderOf, type InputFile, inspectInput } from '../_shared/input-file.ts';
+import { jobLocation, toPublicJob } from '../_shared/job-view.ts';
+import { isRefusal, type JobKind } from './kind.ts';
+import { type ProviderConfig, readProviderConfig } from './providers.ts';
+import { routeJob } from './route.ts';
 
 /** Largest JSON body a creator reads (create_job stores at most 64 KiB of input). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -67,18 +65,20 @@ export interface CreateJobOptions {
 }
 
 /**
- * The Request handler of the creator for `type`. Reads and checks the environment now (call it
+ * The Request handler of the creator for `kind`. Reads and checks the environment now (call it
  * at module load, so a misconfigured function fails at once), then serves POST requests.
  */
-export function createJobHandler(type: string, options: CreateJobOptions = {}): Handler {
+export function createJobHandler<I>(kind: JobKind<I>, options: CreateJobOptions = {}): Handler {
+  if (kind.testOnly) throw new Error(`job type "${kind.type}" has no creator (test only)`);
   const reader = options.reader ?? new EnvReader();
   const env = readSupabaseEnv(reader);
-  const providers = readProviderConfig(reader);
+  const providers = readProviderConfig(
+    reader,
+    kind.replicateVersionVar ? { [kind.type]: kind.replicateVersionVar } : {},
+  );
   reader.done();
-  const kind = kindOf(type, providers);
-  if (!kind || kind.testOnly) throw new Error(`there is no creator for job type "${type}"`);
   const admin = adminClient(env);
-  return handle(type, ['POST'], (req) => createJob(req, kind, env, providers, admin));
+  return handle(kind.type, ['POST'], (req) => createJob(req, kind, env, providers, admin));
 }
 
 async function createJob<I>(
@@ -117,8 +117,8 @@ async function createJob<I>(
     p_user_id: caller.userId,
     p_type: kind.type,
     p_input: input as Json,
-    p_max_attempts: kind.maxAttempts,
     p_cpu_ms: route.cpuMs ?? 0,
+    p_route: route.provider,
     ...(idempotencyKey !== null ? { p_idempotency_key: idempotencyKey } : {}),
   });
   if (error) throw fromApiError(error);

@@ -23,6 +23,8 @@ import { checkRange, MediaError } from './errors.ts';
 import type { Audio } from './wav.ts';
 
 export { MediaError } from './errors.ts';
+export { AUDIO_LIMITS, checkAudioLimits } from './limits.ts';
+import { AUDIO_LIMITS } from './limits.ts';
 export type { Audio } from './wav.ts';
 
 export interface CleanOptions {
@@ -54,51 +56,6 @@ export interface CleanReport {
   peakDb: number;
   /** 'spectral-gate' or 'off' (strength 0, too short, or no quiet frames to learn noise from). */
   noiseReduction: 'spectral-gate' | 'off';
-}
-
-/**
- * Largest input cleanAudio accepts. decodeWav + cleanAudio + encodeWav of 48 kHz stereo 24-bit
- * speech-like audio measured 0.67 / 0.98 / 1.26 / 1.65 s CPU for 15 / 30 / 45 / 60 s (cold
- * process, bench/media.ts): ~22 ms per second of audio (~0.23 µs per sample) on top of ~0.34 s of
- * cold start. maxSamples (channels x frames) is 30 s of 48 kHz stereo, ~1 s CPU; V8 heap + buffers
- * stay near 70 MB there.
- */
-export const AUDIO_LIMITS = {
-  /** Longest input at all (mono up to 48 kHz); more channels or a higher rate hit maxSamples. */
-  maxSeconds: 60,
-  /** frames x channels: 30 s of 48 kHz stereo (or 60 s of 48 kHz mono). */
-  maxSamples: 30 * 48000 * 2,
-  maxChannels: 8,
-  minSampleRate: 8000,
-  maxSampleRate: 192000,
-} as const;
-
-/** Throws MediaError('too_large' | 'unsupported_format') if the audio exceeds AUDIO_LIMITS. */
-export function checkAudioLimits(
-  info: { sampleRate: number; channels: number; durationSeconds: number },
-): void {
-  const { sampleRate, channels, durationSeconds } = info;
-  if (sampleRate < AUDIO_LIMITS.minSampleRate || sampleRate > AUDIO_LIMITS.maxSampleRate) {
-    throw new MediaError('unsupported_format', `sample rate ${sampleRate} Hz is not supported`);
-  }
-  if (channels > AUDIO_LIMITS.maxChannels) {
-    throw new MediaError(
-      'unsupported_format',
-      `${channels} channels (max ${AUDIO_LIMITS.maxChannels})`,
-    );
-  }
-  if (durationSeconds > AUDIO_LIMITS.maxSeconds) {
-    throw new MediaError(
-      'too_large',
-      `audio is ${durationSeconds.toFixed(1)} s long, limit ${AUDIO_LIMITS.maxSeconds} s`,
-    );
-  }
-  if (durationSeconds * sampleRate * channels > AUDIO_LIMITS.maxSamples) {
-    throw new MediaError(
-      'too_large',
-      `audio has too many samples (${channels} ch at ${sampleRate} Hz for ${durationSeconds} s)`,
-    );
-  }
 }
 
 // -----------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import { checkRange, MediaError } from './errors.ts';
 import type { RgbaImage } from './image.ts';
 
 export { MediaError } from './errors.ts';
+export { MATTE_LIMITS } from './limits.ts';
+import { MATTE_LIMITS } from './limits.ts';
 
 export interface MatteOptions {
   /** 'color': chroma key against keyColor; 'luma': key out pixels darker than lumaThreshold. */
@@ -37,13 +39,6 @@ export interface MatteOptions {
   /** Colour mode, 0..1 (default 1): spill suppression strength. */
   spill?: number;
 }
-
-/**
- * Largest image the matte job accepts: cold JPEG decode + colour key with feather 50 + RGBA PNG
- * encode measured 0.61 / 1.08 / 1.35 / 1.90 s CPU at 1 / 2 / 3 / 4 MP (bench/media.ts, ~430 ms
- * per MP), so 2 MP keeps it near 1.1 s, well inside the 2 s budget.
- */
-export const MATTE_LIMITS = { maxMegapixels: 2 } as const;
 
 export const DEFAULT_KEY_COLOR: [number, number, number] = [0, 177, 64];
 
