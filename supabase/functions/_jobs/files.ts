@@ -9,6 +9,9 @@ import type { InputFile } from '../_shared/input-file.ts';
 import type { Refusal, Route } from './kind.ts';
 import { AUDIO_LIMITS } from './media/limits.ts';
 import type { ProviderConfig } from './providers.ts';
+import { replicateOr, truncatedFile, unreadable, unsupported } from './refusals.ts';
+
+export { providerNotConfigured, replicateOr, unsupported } from './refusals.ts';
 
 /**
  * A path in the caller's own folder of the private `inputs` bucket: "<user id>/<name>", with
@@ -63,62 +66,6 @@ const CPU_FLOOR_MS = 40;
 export function cpuEstimateMs(fraction: number): number {
   const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 1;
   return Math.ceil(CPU_FLOOR_MS + (CPU_AT_LIMITS_MS - CPU_FLOOR_MS) * f);
-}
-
-// Refusals -----------------------------------------------------------------------------------------
-
-export function unsupported(
-  type: string,
-  contentType: string,
-  accepted: readonly string[],
-): Refusal {
-  return {
-    status: 422,
-    code: 'unsupported_format',
-    message: `${type} cannot process ${contentType || 'files of unknown type'}`,
-    details: { content_type: contentType, accepted },
-  };
-}
-
-function unreadable(what: string, why: unknown): Refusal {
-  return {
-    status: 422,
-    code: 'unreadable_file',
-    message: `the input file is not a readable ${what}`,
-    details: { reason: why instanceof Error ? why.message : String(why) },
-  };
-}
-
-/**
- * A file whose header promises more bytes than it has (an interrupted upload): no route can
- * process it. Checked at create time from the head, and again by the worker on the whole file.
- */
-function truncatedFile(file: InputFile, reason: string): Refusal {
-  return {
-    status: 422,
-    code: 'truncated_file',
-    message: `the input file is cut short (${reason}): upload it again`,
-    details: { size: file.size, reason },
-  };
-}
-
-export function providerNotConfigured(provider: 'replicate' | 'openai', what: string): Refusal {
-  const name = provider === 'openai' ? 'OpenAI' : 'Replicate';
-  return {
-    status: 503,
-    code: 'provider_not_configured',
-    message: `${what} needs ${name}, which this project has not configured`,
-    details: { provider },
-  };
-}
-
-/** Replicate when it is configured for `type`, otherwise the refusal. */
-export function replicateOr(
-  type: string,
-  providers: ProviderConfig,
-  otherwise: Refusal,
-): Route | Refusal {
-  return providers.replicate(type) ? { provider: 'replicate' } : otherwise;
 }
 
 /** The media module's error code (MediaError.code), if `err` is one. */

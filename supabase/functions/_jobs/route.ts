@@ -1,7 +1,7 @@
 // Where a job's work happens, or why it is refused: decided once, by its creator, and stored with
 // the job (jobs.route); the worker runs the stored route.
 import type { InputFile } from '../_shared/input-file.ts';
-import { providerNotConfigured } from './files.ts';
+import { providerNotConfigured } from './refusals.ts';
 import type { JobKind, Refusal, Route } from './kind.ts';
 import type { ProviderConfig } from './providers.ts';
 
