@@ -58,13 +58,14 @@ function inFunction(result: Route | Refusal) {
   assert.equal(result.provider, 'in-function');
 }
 
-Deno.test('registry: has the four production kinds and the test-only noop', () => {
+Deno.test('registry: has the five production kinds and the test-only noop', () => {
   assert.deepEqual(Object.keys(KINDS).sort(), [
     'audio-clean',
     'color-grade',
     'image',
     'noop',
     'roto',
+    'text',
   ]);
   for (const [type, kind] of Object.entries(KINDS)) {
     assert.equal(kind.type, type);

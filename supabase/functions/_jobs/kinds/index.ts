@@ -8,8 +8,9 @@ import colorGrade from './color-grade.ts';
 import image from './image.ts';
 import noop from './noop.ts';
 import roto from './roto.ts';
+import text from './text.ts';
 
-export const KINDS: readonly AnyJobKind[] = [colorGrade, audioClean, roto, image, noop];
+export const KINDS: readonly AnyJobKind[] = [colorGrade, audioClean, roto, image, text, noop];
 
 /** Every kind by type. */
 export const KINDS_BY_TYPE: Readonly<Record<string, AnyJobKind>> = Object.freeze(

@@ -12,5 +12,6 @@ export const HANDLERS: Readonly<Record<string, Load>> = Object.freeze({
   'audio-clean': () => import('./audio-clean.ts'),
   'roto': () => import('./roto.ts'),
   'image': () => import('./image.ts'),
+  'text': () => import('./text.ts'),
   'noop': () => import('./noop.ts'),
 });

@@ -2,6 +2,7 @@
 // run against them (tests point OPENAI_BASE_URL and REPLICATE_API_BASE here).
 //
 //   POST /openai/v1/images/generations       answers from a script of responses, then 200 images
+//   POST /openai/v1/chat/completions         answers from a script, then chatAnswer(request body)
 //   POST /replicate/v1/predictions           records the request, answers a new prediction
 //   GET  /replicate/v1/predictions/{id}      the prediction as the test last set it
 //   GET  /files/{name}                       output files a prediction points at
@@ -48,6 +49,13 @@ export class FakeProviders {
   readonly requests: Recorded[] = [];
   /** Responses for the next image generations, in order; afterwards each call succeeds. */
   openaiScript: ScriptedResponse[] = [];
+  /** Responses for the next chat completions, in order; afterwards each answers chatAnswer. */
+  chatScript: ScriptedResponse[] = [];
+  /** The assistant message content a chat completion answers (default: {"text": "..."}). */
+  chatAnswer: (body: Record<string, unknown>) => string = (body) => {
+    const messages = body.messages as { role: string; content: string }[];
+    return JSON.stringify({ text: `an answer to: ${messages.at(-1)?.content}` });
+  };
   readonly predictions = new Map<string, FakePrediction>();
   readonly files = new Map<string, { bytes: Uint8Array; contentType: string }>();
   /** Responses for the next prediction creations, in order; afterwards each succeeds. */
@@ -124,6 +132,32 @@ export class FakeProviders {
         ),
         usage: { total_tokens: 100, input_tokens: 10, output_tokens: 90 },
       });
+    }
+
+    if (req.method === 'POST' && url.pathname === '/openai/v1/chat/completions') {
+      const scripted = this.chatScript.shift();
+      if (scripted && scripted.status !== 200) {
+        return json(scripted.status, scripted.body ?? { error: { message: 'scripted failure' } }, {
+          'retry-after-ms': '10',
+          ...scripted.headers,
+        });
+      }
+      const request = body as Record<string, unknown>;
+      return json(
+        200,
+        scripted?.body ?? {
+          id: `chatcmpl-${++this.seq}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: request.model,
+          choices: [{
+            index: 0,
+            message: { role: 'assistant', content: this.chatAnswer(request), refusal: null },
+            finish_reason: 'stop',
+          }],
+          usage: { prompt_tokens: 12, completion_tokens: 34, total_tokens: 46 },
+        },
+      );
     }
 
     if (req.method === 'POST' && url.pathname === '/replicate/v1/predictions') {
