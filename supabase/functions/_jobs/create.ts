@@ -34,7 +34,7 @@ import {
   readJsonObject,
 } from '../_shared/http.ts';
 import { inFolderOf, type InputFile, inspectInput } from '../_shared/input-file.ts';
-import { jobLocation, toPublicJob } from '../_shared/job-view.ts';
+import { jobLocation, type PublicJob, toPublicJob } from '../_shared/job-view.ts';
 import { isRefusal, type JobKind } from './kind.ts';
 import { type ProviderConfig, readProviderConfig } from './providers.ts';
 import { routeJob } from './route.ts';
@@ -91,7 +91,46 @@ async function createJob<I>(
   const caller = await requireUser(req, env);
   const idempotencyKey = readIdempotencyKey(req);
   const body = await readJsonObject(req, MAX_BODY_BYTES);
-  const parsed = kind.schema.safeParse(body);
+  const job = await enqueueAs({ env, providers, admin }, kind, {
+    userId: caller.userId,
+    userJwt: caller.jwt,
+    input: body,
+    idempotencyKey,
+  });
+  return json({ job }, 202, { location: jobLocation(job.id) });
+}
+
+/** What enqueueing needs of the platform, read once at load. */
+export interface EnqueueDeps {
+  env: SupabaseEnv;
+  providers: ProviderConfig;
+  admin: Db;
+}
+
+export interface EnqueueRequest {
+  /** The job's owner. */
+  userId: string;
+  /**
+   * The owner's JWT, for kinds with an input file: the file is looked up as the owner (Storage's
+   * RLS decides), never with the secret key.
+   */
+  userJwt?: string | null;
+  /** Validated against the kind's schema (defaults filled in). */
+  input: unknown;
+  idempotencyKey?: string | null;
+}
+
+/**
+ * Validates, routes and enqueues one job of `kind` for `userId`: the create path of the creators
+ * and of enqueue.ts, with the same refusals (HttpError: the one error shape). Returns the job's
+ * public view. Everything before create_job only reads, so a refusal leaves no row.
+ */
+export async function enqueueAs<I>(
+  deps: EnqueueDeps,
+  kind: JobKind<I>,
+  request: EnqueueRequest,
+): Promise<PublicJob> {
+  const parsed = kind.schema.safeParse(request.input);
   if (!parsed.success) {
     throw new HttpError(400, 'invalid_body', 'the request body is invalid', issuesOf(parsed.error));
   }
@@ -100,27 +139,30 @@ async function createJob<I>(
   let file: InputFile | null = null;
   if (kind.file) {
     const path = kind.file.path(input);
-    if (!inFolderOf(path, caller.userId)) {
+    if (!inFolderOf(path, request.userId)) {
       throw new HttpError(
         403,
         'forbidden_input',
         'input_path must be in your own folder: "<your user id>/<file name>"',
       );
     }
-    file = await inspectInput(env, caller.jwt, path, kind.file.maxBytes);
+    if (!request.userJwt) {
+      throw new TypeError(`${kind.type} jobs need the owner's JWT to look their input file up`);
+    }
+    file = await inspectInput(deps.env, request.userJwt, path, kind.file.maxBytes);
   }
 
-  const route = await routeJob(kind, input, file, providers);
+  const route = await routeJob(kind, input, file, deps.providers);
   if (isRefusal(route)) throw new HttpError(route.status, route.code, route.message, route.details);
 
-  const { data: job, error } = await admin.rpc('create_job', {
-    p_user_id: caller.userId,
+  const { data: job, error } = await deps.admin.rpc('create_job', {
+    p_user_id: request.userId,
     p_type: kind.type,
     p_input: input as Json,
     p_cpu_ms: route.cpuMs ?? 0,
     p_route: route.provider,
-    ...(idempotencyKey !== null ? { p_idempotency_key: idempotencyKey } : {}),
+    ...(request.idempotencyKey ? { p_idempotency_key: request.idempotencyKey } : {}),
   });
   if (error) throw fromApiError(error);
-  return json({ job: toPublicJob(job) }, 202, { location: jobLocation(job.id) });
+  return toPublicJob(job);
 }
