@@ -21,6 +21,7 @@ function fakeContext<I>(
   input: I,
   file: { bytes: Uint8Array; contentType: string },
   env: Record<string, string> = {},
+  job: Partial<JobRow> = {},
 ) {
   const reader = new EnvReader((name) => env[name]);
   const providers = readProviderConfig(reader, REPLICATE_VERSION_VARS, env.SUPABASE_URL ?? null);
@@ -28,7 +29,7 @@ function fakeContext<I>(
   const written = new Map<string, { bytes: Uint8Array; contentType: string }>();
   const steps: [number, string | undefined][] = [];
   const ctx: HandlerContext<I> = {
-    job: { id: 'job-1', user_id: UID } as JobRow,
+    job: { id: 'job-1', user_id: UID, ...job } as JobRow,
     input,
     providers,
     mediaSlot: (work) => work(),
@@ -184,6 +185,34 @@ Deno.test('an image too large for the function is handed to Replicate when it is
       `https://storage.test/sign/inputs/${UID}/photo.png?token=t`,
     );
     assert.equal(prediction.input!.preset, 'noir');
+  } finally {
+    await fake.close();
+  }
+});
+
+Deno.test('the worker runs the route its creator stored: a small image stored for Replicate is handed over, not routed again', async () => {
+  const fake = new FakeProviders();
+  const env = {
+    SUPABASE_URL: 'https://project.supabase.test',
+    REPLICATE_API_TOKEN: 'r8_test',
+    REPLICATE_WEBHOOK_SECRET: 'whsec_dGVzdA==',
+    REPLICATE_API_BASE: fake.replicateBase,
+    SPOOL_REPLICATE_COLOR_GRADE_VERSION: 'grade-version',
+  };
+  try {
+    const { ctx, written } = fakeContext(
+      gradeInput(),
+      {
+        bytes: solidPng(8, 8, [1, 2, 3]),
+        contentType: 'image/png',
+      },
+      env,
+      { route: 'replicate' } as Partial<JobRow>,
+    );
+    const result = await colorGrade(ctx);
+    assert.ok('await' in result, 'handed over, although the function could grade it');
+    assert.equal(fake.predictions.size, 1);
+    assert.equal(written.size, 0);
   } finally {
     await fake.close();
   }

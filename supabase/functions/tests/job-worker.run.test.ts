@@ -367,6 +367,48 @@ Deno.test('a lease lost at a heartbeat aborts the job and its result is discarde
   assert.equal(sent.length, 0, 'nothing is completed for a job whose lease was lost');
 });
 
+Deno.test("a handler still running at its attempt's timeout is aborted, and the attempt fails as a retryable timeout", async () => {
+  let aborted = false;
+  const { queue, outcomes, run } = setup({
+    kinds: ({ clock }) => ({
+      test: kind(async (ctx) => {
+        try {
+          await sleepOn(clock, 60_000, ctx.signal);
+        } finally {
+          aborted = ctx.signal.aborted;
+        }
+        return { output: { files: [] } };
+      }),
+    }),
+  });
+  queue.timeoutSeconds = { test: 5 };
+  const job = queue.add('test');
+  await run();
+  assert.equal(aborted, true, "the handler's signal was aborted");
+  const [failed] = queue.callsOf('fail_job');
+  assert.equal(failed.args.p_id, job.id);
+  assert.equal((failed.args.p_error as { code: string }).code, 'timeout');
+  assert.match((failed.args.p_error as { message: string }).message, /5 s timeout/);
+  assert.equal(failed.args.p_retryable, true);
+  assert.equal(outcomes()[0].outcome, 'retry');
+});
+
+Deno.test('a job whose attempt ends before its timeout is not aborted by it', async () => {
+  const { queue, outcomes, run } = setup({
+    kinds: ({ clock }) => ({
+      test: kind(async (ctx) => {
+        await sleepOn(clock, 1_000, ctx.signal);
+        return { output: { files: [] } };
+      }),
+    }),
+  });
+  queue.timeoutSeconds = { test: 5 };
+  queue.add('test');
+  await run();
+  assert.equal(queue.count('fail_job'), 0);
+  assert.equal(outcomes()[0].outcome, 'done');
+});
+
 Deno.test('a completion whose lease is gone is refused by complete_jobs and logged as lease_lost', async () => {
   const { queue, outcomes, run } = setup({
     kinds: ({ queue }) => ({

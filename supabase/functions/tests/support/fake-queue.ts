@@ -22,6 +22,8 @@ export class FakeQueue {
   backoffMs = 0;
   /** max_running_per_user: a claim passes over owners with this many running jobs. */
   maxRunningPerUser = Infinity;
+  /** timeout_seconds of a type's row in spool.job_types: a claim sets timeout_at from it. */
+  timeoutSeconds: Record<string, number> = {};
   private seq = 0;
 
   /** `date`: wall-clock milliseconds, as the drain's scheduler reads them. */
@@ -143,6 +145,10 @@ export class FakeQueue {
             worker_id: args.p_worker_id,
             lease_token: crypto.randomUUID(),
             lease_expires_at: new Date(now + (args.p_lease_seconds as number) * 1000).toISOString(),
+            timeout_at: j.type in this.timeoutSeconds
+              ? new Date(now + this.timeoutSeconds[j.type] * 1000).toISOString()
+              : null,
+            started_at: new Date(now).toISOString(),
             progress: 0,
             step: null,
           });
