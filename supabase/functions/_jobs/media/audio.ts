@@ -24,7 +24,6 @@ import type { Audio } from './wav.ts';
 
 export { MediaError } from './errors.ts';
 export { AUDIO_LIMITS, checkAudioLimits } from './limits.ts';
-import { AUDIO_LIMITS } from './limits.ts';
 export type { Audio } from './wav.ts';
 
 export interface CleanOptions {

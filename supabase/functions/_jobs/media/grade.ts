@@ -17,7 +17,6 @@ import type { RgbaImage } from './image.ts';
 
 export { MediaError } from './errors.ts';
 export { GRADE_LIMITS } from './limits.ts';
-import { GRADE_LIMITS } from './limits.ts';
 
 export type PresetName = 'none' | 'warm' | 'cool' | 'noir' | 'teal-orange';
 

@@ -16,7 +16,6 @@ import type { RgbaImage } from './image.ts';
 
 export { MediaError } from './errors.ts';
 export { MATTE_LIMITS } from './limits.ts';
-import { MATTE_LIMITS } from './limits.ts';
 
 export interface MatteOptions {
   /** 'color': chroma key against keyColor; 'luma': key out pixels darker than lumaThreshold. */
