@@ -29,9 +29,8 @@
 //                                0 = no limit
 //                                                                                  default 1500
 //
-// Read elsewhere: SPOOL_ENABLE_NOOP (job-kinds.ts), SPOOL_WORKER_MEDIA_CONCURRENCY (also by
-// handler-kit.ts, which enforces it), SPOOL_REPLICATE_TIMEOUT_SECONDS (handler-kit.ts),
-// SPOOL_OPENAI_IMAGE_MODEL (handlers/image.ts).
+// The providers' variables (OpenAI, Replicate, SPOOL_ENABLE_NOOP) are read by
+// _jobs/providers.ts; index.ts reads both sets once, at load, and nothing reads Deno.env later.
 import type { EnvReader } from '../_shared/env.ts';
 
 export interface WorkerConfig {

@@ -15,7 +15,7 @@
 //
 // The model: media work (the only CPU-heavy work in job-worker) is charged here as it is spent,
 // each synchronous stage (decode, process, encode) when it returns. Every media job carries an
-// estimate of its CPU (jobs.cpu_ms, made by its creator from the input's header: job-kinds.ts
+// estimate of its CPU (jobs.cpu_ms, made by its creator from the input's header: _jobs/files.ts
 // cpuEstimateMs, 40 ms for a tiny input up to 1.2 s at the size limits). A claim of media jobs
 // holds all the CPU the isolate has left of SPOOL_WORKER_MEDIA_BUDGET_MS (after everything spent
 // and held) while it is in flight, and takes only jobs whose estimates fit in it together
