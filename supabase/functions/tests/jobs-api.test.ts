@@ -34,11 +34,12 @@ function httpError(fn: () => unknown, status: number, code: string): HttpError {
   assert.fail(`expected ${status} ${code}`);
 }
 
-Deno.test('routes: list, health, get, cancel and retry, with or without /functions/v1', () => {
+Deno.test('routes: list, kinds, health, get, cancel and retry, with or without /functions/v1', () => {
   assert.deepEqual(matchRoute('GET', '/jobs'), { name: 'list' });
   assert.deepEqual(matchRoute('GET', '/jobs/'), { name: 'list' });
   assert.deepEqual(matchRoute('GET', '/functions/v1/jobs'), { name: 'list' });
   assert.deepEqual(matchRoute('GET', '/jobs/health'), { name: 'health' });
+  assert.deepEqual(matchRoute('GET', '/jobs/kinds'), { name: 'kinds' });
   assert.deepEqual(matchRoute('GET', `/jobs/${ID}`), { name: 'get', id: ID });
   assert.deepEqual(matchRoute('POST', `/jobs/${ID}/cancel`), { name: 'cancel', id: ID });
   assert.deepEqual(matchRoute('POST', `/functions/v1/jobs/${ID}/retry`), { name: 'retry', id: ID });

@@ -100,6 +100,50 @@ function theWorld(): Promise<World> {
 }
 
 Deno.test({
+  name: 'kinds: a signed-in user learns every kind they may start, with its form and file rules',
+  ...integration,
+  async fn() {
+    const { alice } = await theWorld();
+    const res = await get(alice, '/jobs/kinds');
+    assert.equal(res.status, 200, res.text);
+    const kinds = res.json!.kinds as Record<string, unknown>[];
+    assert.deepEqual(kinds.map((k) => k.type), [
+      'color-grade',
+      'audio-clean',
+      'roto',
+      'image',
+      'text',
+    ], 'every kind but the test-only noop');
+    const grade = kinds[0] as {
+      label: string;
+      available: boolean;
+      input_schema: { properties: Record<string, Record<string, unknown>> };
+      file: { content_types: string[]; max_bytes: number; provider_configured: boolean };
+    };
+    assert.equal(grade.label, 'Colour grade');
+    assert.equal(grade.available, true);
+    assert.deepEqual(grade.input_schema.properties.exposure, {
+      default: 0,
+      title: 'Exposure',
+      'x-widget': 'range',
+      'x-step': 0.1,
+      'x-format': 'stops',
+      type: 'number',
+      minimum: -3,
+      maximum: 3,
+    });
+    assert.equal(grade.file.max_bytes, 50 * 1024 * 1024);
+    assert.ok(grade.file.content_types.includes('image/png'));
+    assert.equal(grade.file.provider_configured, false);
+    const image = kinds[3] as { available: boolean; unavailable: { code: string } };
+    assert.equal(image.available, false, 'no OpenAI key in this function');
+    assert.equal(image.unavailable.code, 'provider_not_configured');
+    const anonymous = await get(null, '/jobs/kinds');
+    assert.equal(anonymous.status, 401);
+  },
+});
+
+Deno.test({
   name: "list: my jobs, newest first, in the public view, nobody else's",
   ...integration,
   async fn() {
