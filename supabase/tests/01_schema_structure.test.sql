@@ -33,7 +33,8 @@ select results_eq(
            ('started_at', 'timestamp with time zone', false),
            ('finished_at', 'timestamp with time zone', false),
            ('updated_at', 'timestamp with time zone', true), ('cpu_ms', 'integer', true),
-           ('history', 'jsonb', true)$$,
+           ('history', 'jsonb', true), ('timeout_at', 'timestamp with time zone', false),
+           ('route', 'text', false)$$,
   'jobs has every column of the job, with its type and nullability');
 
 select results_eq(
@@ -198,7 +199,7 @@ select results_eq(
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
     ('complete_job(uuid,uuid,jsonb)', 'jobs'),
     ('complete_jobs(jsonb)', 'SETOF uuid'),
-    ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer)', 'jobs'),
+    ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)', 'jobs'),
     ('create_jobs(jsonb)', 'SETOF jobs'),
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
     ('get_queue_stats(interval)', 'jsonb'),

@@ -68,7 +68,7 @@ select is(
         'claim_waiting_polls(text,integer)',
         'complete_job(uuid,uuid,jsonb)',
         'complete_jobs(jsonb)',
-        'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer)',
+        'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)',
         'create_jobs(jsonb)',
         'fail_job(uuid,uuid,jsonb,boolean)',
         'get_queue_stats(interval)',
