@@ -488,11 +488,20 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
   const context = (h: Held, input: unknown): HandlerContext<unknown> => {
     const prefix = `${h.job.user_id}/${h.job.id}/`;
     const signal = h.controller.signal;
+    const progress = async (percent: number, step?: string) => {
+      if (signal.aborted) throw new AbortedError(abortReason(signal));
+      const p = Math.max(0, Math.min(100, Math.round(percent)));
+      h.progress = Math.max(h.progress ?? 0, p);
+      if (step !== undefined) h.step = step.slice(0, 200);
+      h.dirty = true;
+      if (clock.now() - h.lastBeatAt >= PROGRESS_MIN_INTERVAL_MS) await beat(h);
+      if (signal.aborted) throw new AbortedError(abortReason(signal));
+    };
     return {
       job: h.job,
       input,
       providers: deps.providers,
-      mediaSlot: (work) => slots.run(signal, () => context(h, input).progress(0, 'queued'), work),
+      mediaSlot: (work) => slots.run(signal, () => progress(0, 'queued'), work),
       cpuStage: (work) => cpu.charge(h.job.id, work),
       outputPrefix: prefix,
       readInput: (path) => deps.storage.download('inputs', path),
@@ -503,16 +512,8 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       },
       inputUrl: (path, expiresInSeconds = SIGNED_URL_SECONDS) =>
         deps.storage.signedUrl('inputs', path, expiresInSeconds),
-      progress: async (percent, step) => {
-        if (h.controller.signal.aborted) throw new AbortedError(abortReason(h.controller.signal));
-        const p = Math.max(0, Math.min(100, Math.round(percent)));
-        h.progress = Math.max(h.progress ?? 0, p);
-        if (step !== undefined) h.step = step.slice(0, 200);
-        h.dirty = true;
-        if (clock.now() - h.lastBeatAt >= PROGRESS_MIN_INTERVAL_MS) await beat(h);
-        if (h.controller.signal.aborted) throw new AbortedError(abortReason(h.controller.signal));
-      },
-      signal: h.controller.signal,
+      progress,
+      signal,
     };
   };
 
