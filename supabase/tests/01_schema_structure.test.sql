@@ -12,8 +12,8 @@ select plan(58);
 -- ---------------------------------------------------------------------------------------------
 select tables_are('public', array['jobs', 'notifications'],
   'public holds exactly the jobs and notifications tables');
-select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries'],
-  'spool holds exactly the settings, user_slots, doorbell and retries tables');
+select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots'],
+  'spool holds exactly the settings, user_slots, doorbell, retries, job_types and type_slots tables');
 
 select results_eq(
   $$select a.attname::text collate "default", format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -204,6 +204,7 @@ select results_eq(
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),
+    ('job_type_stats()', 'TABLE(type text, max_running integer, rate_per_minute integer, timeout_seconds integer, max_attempts integer, priority smallint, retention_done interval, retention_failed interval, running integer, started_last_minute integer, pending integer)'),
     ('prune_jobs(integer)', 'integer'),
     ('rescue_jobs()', 'integer'),
     ('resume_job(text,text,text,jsonb,jsonb)', 'jobs'),

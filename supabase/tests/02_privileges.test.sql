@@ -6,7 +6,7 @@
 -- the project's postgres role creates after them (its own RPC) gets Supabase's default grants.
 begin;
 set local search_path = public, extensions;
-select plan(69);
+select plan(73);
 
 -- Acting as a role, the way PostgREST does: a database role plus the JWT claims.
 create function pg_temp.tests_act_as(p_role text, p_user_id uuid default null)
@@ -73,6 +73,7 @@ select is(
         'fail_job(uuid,uuid,jsonb,boolean)',
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',
+        'job_type_stats()',
         'prune_jobs(integer)',
         'rescue_jobs()',
         'resume_job(text,text,text,jsonb,jsonb)',
@@ -133,6 +134,8 @@ select table_privs_are('spool', 'settings', 'service_role', array['SELECT', 'UPD
   'service_role may read and change settings');
 select table_privs_are('spool', 'doorbell', 'service_role', array['SELECT'],
   'service_role may read the doorbell');
+select table_privs_are('spool', 'type_slots', 'service_role', array[]::text[],
+  'service_role has no privilege on spool.type_slots (claim_jobs'' per-type locks and start log)');
 
 -- ---------------------------------------------------------------------------------------------
 -- Acted out as anon: every privileged function is refused
@@ -165,6 +168,8 @@ select throws_ok($$select public.prune_jobs()$$, '42501',
   'permission denied for function prune_jobs', 'anon cannot prune jobs');
 select throws_ok($$select public.get_queue_stats()$$, '42501',
   'permission denied for function get_queue_stats', 'anon cannot read queue stats');
+select throws_ok($$select * from public.job_type_stats()$$, '42501',
+  'permission denied for function job_type_stats', 'anon cannot read job type stats');
 select throws_ok($$select spool.sweep()$$, '42501',
   'permission denied for schema spool', 'anon cannot run the sweep');
 select throws_ok($$select spool.ring_doorbell('anon')$$, '42501',
@@ -212,6 +217,8 @@ select throws_ok($$select public.prune_jobs()$$, '42501',
   'permission denied for function prune_jobs', 'a user cannot prune jobs');
 select throws_ok($$select public.get_queue_stats()$$, '42501',
   'permission denied for function get_queue_stats', 'a user cannot read queue stats');
+select throws_ok($$select * from public.job_type_stats()$$, '42501',
+  'permission denied for function job_type_stats', 'a user cannot read job type stats');
 select throws_ok($$select spool.sweep()$$, '42501',
   'permission denied for schema spool', 'a user cannot run the sweep');
 select throws_ok($$select spool.ring_doorbell('user')$$, '42501',
@@ -252,6 +259,7 @@ select lives_ok(
 select pg_temp.tests_act_as('service_role');
 
 select lives_ok($$select public.get_queue_stats()$$, 'service_role can read queue stats');
+select lives_ok($$select * from public.job_type_stats()$$, 'service_role can read job type stats');
 select throws_ok(
   $$insert into public.jobs (user_id, type) select id, 'noop' from tests_users$$,
   '42501', 'permission denied for table jobs',
