@@ -8,6 +8,7 @@ import { NewJob } from './components/NewJob.tsx';
 import { useToast } from './components/Toasts.tsx';
 import { useHashRoute } from './hooks/useHashRoute.ts';
 import { useJobList } from './hooks/useJob.ts';
+import { useKinds } from './hooks/useKinds.ts';
 import { useSession } from './hooks/useSession.ts';
 import { getHealth, type Job } from './lib/jobs.ts';
 
@@ -36,13 +37,18 @@ export function App() {
   const [current, setCurrent] = useState<Job | null>(null);
   const [currentId, setCurrentId] = useState<string | null>(() => sessionStorage.getItem(CURRENT_KEY));
   const main = useRef<HTMLElement>(null);
+  // The kinds' labels name jobs in toasts; fetched once signed in (the endpoint wants a user).
+  const { kinds } = useKinds(Boolean(user && session));
+  const kindsRef = useRef(kinds);
+  kindsRef.current = kinds;
 
   const onEnded = useCallback((job: { id: string; type: string; status: string; error?: Job['error'] }, message?: string) => {
-    const title = `${jobTitle(job)} ${job.status === 'done' ? 'is done' : job.status === 'failed' ? 'failed' : 'was cancelled'}`;
+    const label = jobTitle(job, kindsRef.current);
+    const title = `${label} ${job.status === 'done' ? 'is done' : job.status === 'failed' ? 'failed' : 'was cancelled'}`;
     const reason = job.status === 'failed' && job.error && typeof job.error.message === 'string' ? job.error.message : undefined;
     toast({
       title,
-      body: reason ?? (message && !message.toLowerCase().startsWith(jobTitle(job).toLowerCase()) ? message : undefined),
+      body: reason ?? (message && !message.toLowerCase().startsWith(label.toLowerCase()) ? message : undefined),
       tone: job.status === 'done' ? 'success' : job.status === 'failed' ? 'danger' : 'info',
       href: `#/jobs/${job.id}`,
     });

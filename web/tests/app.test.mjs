@@ -413,7 +413,11 @@ describe('the web client', () => {
       await page.getByRole('img', { name: /Throughput/ }).waitFor();
       await page.getByRole('img', { name: /Failures/ }).waitFor();
       // The last minute saw that colour grade finish.
-      await page.getByRole('row', { name: /Colour grade/ }).waitFor();
+      await page.getByRole('table', { name: 'Last minute by type' }).getByRole('row', { name: /Colour grade/ }).waitFor();
+      // The job types' limits (the health response's job_types), named by the kinds' labels.
+      const types = page.getByRole('table', { name: 'Job types' });
+      await types.getByRole('columnheader', { name: 'Max running' }).waitFor();
+      await types.getByRole('row', { name: /Colour grade/ }).waitFor();
     } finally {
       await env.admin.query(
         `update auth.users set raw_app_meta_data = raw_app_meta_data - 'spool_admin' where id = $1`,

@@ -1,10 +1,13 @@
 // The admin view: samples GET /jobs/health (get_queue_stats over the last minute) every few
 // seconds and charts the series: depth by state over time, depth by type now, throughput and
-// failures per minute, and durations. Only shown to admins (App checks the endpoint answers).
+// failures per minute, and durations; and a table of the job types' limits and activity now
+// (the response's job_types, absent from a server older than per-type limits: no table then).
+// Only shown to admins (App checks the endpoint answers).
 import { useEffect, useRef, useState } from 'react';
-import { type ApiError, getHealth, type QueueStats, toApiError } from '../lib/jobs.ts';
+import { useKinds } from '../hooks/useKinds.ts';
+import { type ApiError, getHealth, type JobTypeStats, type QueueStats, toApiError } from '../lib/jobs.ts';
 import { type JobState, STATE_INFO } from '../lib/job-states.ts';
-import { operationOf } from '../lib/operations.ts';
+import { kindLabel } from '../lib/kinds.ts';
 import { LineChart, StackedBars } from './charts.tsx';
 import { formatDuration } from './ui.tsx';
 
@@ -35,6 +38,9 @@ const INTERVALS = [2000, 5000, 15000];
 export function Admin() {
   const [sampleMs, setSampleMs] = useState(SAMPLE_MS);
   const [samples, setSamples] = useState<Sample[]>([]);
+  const [jobTypes, setJobTypes] = useState<JobTypeStats[] | null>(null);
+  const { kinds } = useKinds();
+  const labelOf = (type: string) => kindLabel(kinds, type);
   const [error, setError] = useState<ApiError | null>(null);
   const inFlight = useRef(false);
 
@@ -44,10 +50,11 @@ export function Admin() {
       if (inFlight.current || document.hidden) return;
       inFlight.current = true;
       try {
-        const stats = await getHealth(WINDOW_SECONDS);
+        const { stats, job_types } = await getHealth(WINDOW_SECONDS);
         if (!alive) return;
         setError(null);
         setSamples((s) => [...s.slice(-(KEEP - 1)), { t: Date.now(), stats }]);
+        setJobTypes(job_types);
       } catch (err) {
         if (alive) setError(await toApiError(err));
       } finally {
@@ -92,7 +99,7 @@ export function Admin() {
   const types = latest ? [...new Set(latest.depth.map((d) => d.type))].sort() : [];
   const bars = latest
     ? types.map((type) => ({
-      label: operationOf(type)?.label ?? type,
+      label: labelOf(type),
       parts: active.map((status) => ({
         name: STATE_INFO[status].label,
         color: STATE_COLORS[status],
@@ -177,18 +184,18 @@ export function Admin() {
           />
         </div>
         <div className="card">
-          <h3 className="chart__title">Last minute by type</h3>
+          <h3 className="chart__title" id="by-type-title">Last minute by type</h3>
           {latest && latest.by_type.length > 0
             ? (
               <div className="table-scroll">
-                <table className="stats-table">
+                <table className="stats-table" aria-labelledby="by-type-title">
                   <thead>
                     <tr><th scope="col">Type</th><th scope="col">Done</th><th scope="col">Failed</th><th scope="col">Cancelled</th><th scope="col">p50</th><th scope="col">p95</th></tr>
                   </thead>
                   <tbody>
                     {latest.by_type.map((r) => (
                       <tr key={r.type}>
-                        <th scope="row">{operationOf(r.type)?.label ?? r.type}</th>
+                        <th scope="row">{labelOf(r.type)}</th>
                         <td>{r.done}</td>
                         <td>{r.failed}</td>
                         <td>{r.cancelled}</td>
@@ -203,6 +210,68 @@ export function Admin() {
             : <p className="muted">No job finished in the last minute.</p>}
         </div>
       </div>
+      {jobTypes && <JobTypes rows={jobTypes} labelOf={labelOf} />}
     </section>
+  );
+}
+
+/** A limit as the table shows it: a null limit is no limit. */
+const limit = (v: number | null, unit = '') => (v === null ? 'none' : `${v}${unit}`);
+
+/**
+ * The job types' limits (spool.job_types, as claim and create apply them) and what each is doing
+ * now: running, started in the last minute (what its rate counts), pending and due.
+ */
+function JobTypes(
+  { rows, labelOf }: { rows: readonly JobTypeStats[]; labelOf: (type: string) => string },
+) {
+  return (
+    <div className="card" data-testid="job-types">
+      <h3 className="chart__title" id="job-types-title">Job types</h3>
+      {rows.length > 0
+        ? (
+          <div className="table-scroll">
+            <table className="stats-table" aria-labelledby="job-types-title">
+              <thead>
+                <tr>
+                  <th scope="col">Type</th>
+                  <th scope="col">Running</th>
+                  <th scope="col">Max running</th>
+                  <th scope="col">Started, last min</th>
+                  <th scope="col">Rate / min</th>
+                  <th scope="col">Pending</th>
+                  <th scope="col">Timeout</th>
+                  <th scope="col">Attempts</th>
+                  <th scope="col">Priority</th>
+                  <th scope="col">Keep done</th>
+                  <th scope="col">Keep failed</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((r) => (
+                  <tr key={r.type}>
+                    <th scope="row">{labelOf(r.type)}</th>
+                    <td>{r.running}</td>
+                    <td>{limit(r.max_running)}</td>
+                    <td>{r.started_last_minute}</td>
+                    <td>{limit(r.rate_per_minute)}</td>
+                    <td>{r.pending}</td>
+                    <td>{limit(r.timeout_seconds, ' s')}</td>
+                    <td>{limit(r.max_attempts)}</td>
+                    <td>{limit(r.priority)}</td>
+                    <td title={r.retention_done === null ? 'the project default (spool.settings)' : undefined}>
+                      {r.retention_done ?? 'default'}
+                    </td>
+                    <td title={r.retention_failed === null ? 'the project default (spool.settings)' : undefined}>
+                      {r.retention_failed ?? 'default'}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )
+        : <p className="muted">No job types are configured.</p>}
+    </div>
   );
 }

@@ -1,41 +1,64 @@
-// The settings of an operation, from its field list (lib/operations.ts): every control labelled,
-// ranges with their value spelled out.
+// The settings of a job kind, built from its input schema (lib/kinds.ts fieldsOf): every control
+// labelled, ranges with their value spelled out, fields shown only while their x-when holds, a
+// json field's parse error inline.
 import { useId } from 'react';
-import type { Field, FieldValue } from '../lib/operations.ts';
+import {
+  type Field,
+  type FieldValue,
+  formatValue,
+  type FormValues,
+  isShown,
+} from '../lib/kinds.ts';
 
 interface Props {
   fields: readonly Field[];
-  values: Record<string, FieldValue>;
+  values: FormValues;
   onChange: (name: string, value: FieldValue) => void;
+  /** What is wrong with a field's value, by name (lib/kinds.ts fieldProblems). */
+  problems?: Record<string, string>;
   disabled?: boolean;
 }
 
-export function Fields({ fields, values, onChange, disabled }: Props) {
+export function Fields({ fields, values, onChange, problems = {}, disabled }: Props) {
   return (
     <div className="fields">
-      {fields.filter((f) => !f.when || f.when(values)).map((f) => (
-        <FieldControl key={f.name} field={f} value={values[f.name] ?? f.default} onChange={onChange} disabled={disabled} />
+      {fields.filter((f) => isShown(f, values, fields)).map((f) => (
+        <FieldControl
+          key={f.name}
+          field={f}
+          value={values[f.name] ?? f.default}
+          problem={problems[f.name]}
+          onChange={onChange}
+          disabled={disabled}
+        />
       ))}
     </div>
   );
 }
 
 function FieldControl(
-  { field: f, value, onChange, disabled }: {
+  { field: f, value, problem, onChange, disabled }: {
     field: Field;
     value: FieldValue;
+    problem?: string;
     onChange: Props['onChange'];
     disabled?: boolean;
   },
 ) {
   const id = useId();
   const hintId = `${id}-hint`;
+  const problemId = `${id}-problem`;
   const hint = f.hint ? <span className="field__hint" id={hintId}>{f.hint}</span> : null;
-  const describedBy = f.hint ? hintId : undefined;
-  switch (f.kind) {
+  const describedBy = [f.hint ? hintId : null, problem ? problemId : null].filter(Boolean).join(' ') ||
+    undefined;
+  const problemText = problem
+    ? <span className="field__problem error" id={problemId} role="alert">{problem}</span>
+    : null;
+  const required = f.required ? <span aria-hidden="true"> *</span> : null;
+  switch (f.widget) {
     case 'range': {
       const n = Number(value);
-      const text = f.format ? f.format(n) : String(n);
+      const text = formatValue(f.format, n);
       return (
         <div className="field field--range">
           <div className="field__row">
@@ -71,7 +94,7 @@ function FieldControl(
             aria-describedby={describedBy}
             onChange={(e) => onChange(f.name, e.target.value)}
           >
-            {f.options.map((o) => <option key={o.value} value={o.value}>{o.label}</option>)}
+            {f.options.map((o) => <option key={String(o.value)} value={String(o.value)}>{o.label}</option>)}
           </select>
           {hint}
         </div>
@@ -87,10 +110,12 @@ function FieldControl(
               name={f.name}
               value={String(value)}
               disabled={disabled}
+              aria-describedby={describedBy}
               onChange={(e) => onChange(f.name, e.target.value.toLowerCase())}
             />
             <code aria-hidden="true">{String(value)}</code>
           </div>
+          {hint}
         </div>
       );
     case 'checkbox':
@@ -102,15 +127,38 @@ function FieldControl(
             name={f.name}
             checked={Boolean(value)}
             disabled={disabled}
+            aria-describedby={describedBy}
             onChange={(e) => onChange(f.name, e.target.checked)}
           />
           <label htmlFor={id}>{f.label}</label>
+          {hint}
         </div>
       );
     case 'text':
       return (
         <div className="field field--text">
-          <label htmlFor={id}>{f.label}{f.required && <span aria-hidden="true"> *</span>}</label>
+          <label htmlFor={id}>{f.label}{required}</label>
+          <input
+            id={id}
+            type="text"
+            name={f.name}
+            value={String(value)}
+            maxLength={f.maxLength}
+            required={f.required}
+            placeholder={f.placeholder}
+            disabled={disabled}
+            aria-invalid={problem ? true : undefined}
+            aria-describedby={describedBy}
+            onChange={(e) => onChange(f.name, e.target.value)}
+          />
+          {hint}
+          {problemText}
+        </div>
+      );
+    case 'textarea':
+      return (
+        <div className="field field--text">
+          <label htmlFor={id}>{f.label}{required}</label>
           <textarea
             id={id}
             name={f.name}
@@ -120,10 +168,32 @@ function FieldControl(
             required={f.required}
             placeholder={f.placeholder}
             disabled={disabled}
+            aria-invalid={problem ? true : undefined}
             aria-describedby={describedBy}
             onChange={(e) => onChange(f.name, e.target.value)}
           />
           {hint}
+          {problemText}
+        </div>
+      );
+    case 'json':
+      return (
+        <div className="field field--text field--json">
+          <label htmlFor={id}>{f.label}{required}</label>
+          <textarea
+            id={id}
+            name={f.name}
+            rows={6}
+            value={String(value)}
+            spellCheck={false}
+            required={f.required}
+            disabled={disabled}
+            aria-invalid={problem ? true : undefined}
+            aria-describedby={describedBy}
+            onChange={(e) => onChange(f.name, e.target.value)}
+          />
+          {hint}
+          {problemText}
         </div>
       );
   }

@@ -1,11 +1,13 @@
 // "My jobs": the user's jobs newest first, a page at a time, live (useJobList in App).
 import type { JobListHandle } from '../hooks/useJob.ts';
+import { useKinds } from '../hooks/useKinds.ts';
 import { isTerminal } from '../lib/job-states.ts';
 import { inputName, jobTitle } from './JobCard.tsx';
 import { ProgressBar, StatusBadge, Time } from './ui.tsx';
 
 export function History({ list }: { list: JobListHandle }) {
   const { jobs, loading, error, nextCursor, loadMore, loadingMore } = list;
+  const { kinds } = useKinds();
   return (
     <section className="card history" aria-labelledby="history-title">
       <div className="history__head">
@@ -22,7 +24,7 @@ export function History({ list }: { list: JobListHandle }) {
           {jobs.map((job) => (
             <li key={job.id} className="history__item" data-testid="history-item" data-status={job.status} data-job-id={job.id}>
               <a className="history__link" href={`#/jobs/${job.id}`}>
-                <span className="history__title">{jobTitle(job)}</span>
+                <span className="history__title">{jobTitle(job, kinds)}</span>
                 <span className="history__sub">
                   {inputName(job)}
                   {inputName(job) && ' · '}
@@ -34,7 +36,7 @@ export function History({ list }: { list: JobListHandle }) {
                 {!isTerminal(job.status) && (
                   <ProgressBar
                     value={job.progress}
-                    label={`${jobTitle(job)} progress`}
+                    label={`${jobTitle(job, kinds)} progress`}
                     indeterminate={job.status !== 'running'}
                   />
                 )}

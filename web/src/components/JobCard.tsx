@@ -1,15 +1,17 @@
 // One job, live: status, progress and step, before/after, download, cancel and retry.
 import { useEffect, useRef, useState } from 'react';
 import { useJob } from '../hooks/useJob.ts';
+import { useKinds } from '../hooks/useKinds.ts';
 import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib/jobs.ts';
 import { canCancel, canRetry, isTerminal, retryBlocker, STATE_INFO } from '../lib/job-states.ts';
-import { formatBytes, operationOf } from '../lib/operations.ts';
+import { formatBytes, type JobKind, kindLabel } from '../lib/kinds.ts';
 import { downloadUrl } from '../lib/upload.ts';
 import { Preview } from './Preview.tsx';
 import { formatDuration, ProgressBar, StatusBadge, Time } from './ui.tsx';
 
-export function jobTitle(job: Pick<Job, 'type'>): string {
-  return operationOf(job.type)?.label ?? job.type;
+/** A job's title: its kind's label (the fetched kinds), or its type while they are not here. */
+export function jobTitle(job: Pick<Job, 'type'>, kinds: readonly JobKind[] | null): string {
+  return kindLabel(kinds, job.type);
 }
 
 export function inputName(job: Job): string {
@@ -30,6 +32,7 @@ interface Props {
 
 export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
   const { detail, job, error, live, apply } = useJob(id, initial);
+  const { kinds } = useKinds();
   const [busy, setBusy] = useState<'cancel' | 'retry' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const onChangeRef = useRef(onChange);
@@ -68,7 +71,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
   const errorText = job.error && typeof job.error.message === 'string' ? job.error.message : null;
   const blocker = retryBlocker(job);
   const runs = job.history?.length ?? 0;
-  const announcement = `${jobTitle(job)}: ${info.label}${
+  const announcement = `${jobTitle(job, kinds)}: ${info.label}${
     !isTerminal(job.status) && job.step ? `, ${job.step}` : ''
   }`;
 
@@ -76,7 +79,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
     <article className="card job-card" aria-labelledby={`job-${job.id}-title`} data-testid="job-card" data-status={job.status} data-job-id={job.id}>
       <header className="job-card__header">
         <div>
-          <H id={`job-${job.id}-title`} className="job-card__title">{jobTitle(job)}</H>
+          <H id={`job-${job.id}-title`} className="job-card__title">{jobTitle(job, kinds)}</H>
           <p className="job-card__meta">
             {inputName(job)}
             {inputName(job) && ' · '}created <Time iso={job.created_at} />
@@ -93,7 +96,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
         <div className="job-card__progress">
           <ProgressBar
             value={job.progress}
-            label={`${jobTitle(job)} progress`}
+            label={`${jobTitle(job, kinds)} progress`}
             indeterminate={job.status === 'pending' || job.status === 'waiting'}
           />
           <p className="job-card__step" data-testid="job-step">

@@ -1,17 +1,23 @@
-// Start a job: choose an operation, upload its input (with progress), set it up, start it.
-import { type FormEvent, useEffect, useId, useRef, useState } from 'react';
+// Start a job: choose a job kind, upload its input (with progress), set it up, start it. The
+// kinds, their settings and their file rules come from the server (GET /jobs/kinds, fetched once
+// per session: hooks/useKinds.ts); the form is built from them (lib/kinds.ts).
+import { type FormEvent, useEffect, useId, useMemo, useRef, useState } from 'react';
+import { useKinds } from '../hooks/useKinds.ts';
 import { type ApiError, createJob, type Job, toApiError } from '../lib/jobs.ts';
 import {
   acceptOf,
   defaultValues,
   type FieldValue,
+  fieldProblems,
+  fieldsOf,
   fileProblem,
   formatBytes,
-  type JobType,
-  OPERATIONS,
-  type Operation,
+  type FormValues,
+  type JobKind,
+  mediaTypeOf,
+  missingFields,
   requestBody,
-} from '../lib/operations.ts';
+} from '../lib/kinds.ts';
 import { type Upload, uploadInput, UploadError } from '../lib/upload.ts';
 import { DropZone } from './DropZone.tsx';
 import { Fields } from './Fields.tsx';
@@ -33,12 +39,41 @@ function newKey(): string {
   return crypto.randomUUID();
 }
 
-export function NewJob({ userId, accessToken, onStarted }: Props) {
-  const [type, setType] = useState<JobType>('color-grade');
-  const op = OPERATIONS.find((o) => o.type === type) as Operation;
-  const [values, setValues] = useState<Record<JobType, Record<string, FieldValue>>>(
-    () => Object.fromEntries(OPERATIONS.map((o) => [o.type, defaultValues(o)])) as Record<JobType, Record<string, FieldValue>>,
+/** A server message as a sentence: capitalised, with its full stop. */
+function sentence(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1) + (/[.!?]$/.test(text) ? '' : '.');
+}
+
+/** The form once the kinds are here; until then, their loading or their error. */
+export function NewJob(props: Props) {
+  const kinds = useKinds();
+  if (kinds.status === 'ready' && kinds.kinds.length > 0) return <NewJobForm {...props} kinds={kinds.kinds} />;
+  return (
+    <section className="card new-job" aria-labelledby="new-job-title" aria-busy={kinds.status !== 'error' && kinds.status !== 'ready'}>
+      <h2 id="new-job-title">Start a job</h2>
+      {kinds.status === 'error'
+        ? (
+          <>
+            <p className="error" role="alert" data-testid="kinds-error">{kinds.error.friendly}</p>
+            <button type="button" className="button" onClick={kinds.retry}>Try again</button>
+          </>
+        )
+        : kinds.status === 'ready'
+        ? <p className="muted">This project offers no job types yet.</p>
+        : <p className="muted" data-testid="kinds-loading">Loading the job types…</p>}
+    </section>
   );
+}
+
+function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: readonly JobKind[] }) {
+  // The first kind this project can run is chosen at first (the server lists colour grade first).
+  const [type, setType] = useState(() => (kinds.find((k) => k.available) ?? kinds[0]).type);
+  const op = kinds.find((k) => k.type === type) ?? kinds[0];
+  const fields = useMemo(() => fieldsOf(op), [op]);
+  const [values, setValues] = useState<Record<string, FormValues>>(
+    () => Object.fromEntries(kinds.map((k) => [k.type, defaultValues(k)])),
+  );
+  const opValues = values[op.type] ?? defaultValues(op);
   const [file, setFile] = useState<FileState>({ state: 'none' });
   const [submitting, setSubmitting] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
@@ -64,7 +99,9 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
       return;
     }
     upload.current?.abort();
-    const started = uploadInput(f, userId, accessToken, (p) =>
+    // Stored under the media type the checks above accepted (the inputs bucket checks it again).
+    const contentType = mediaTypeOf(f, op.file?.content_types);
+    const started = uploadInput(f, userId, accessToken, contentType, (p) =>
       setFile((s) => (s.state === 'uploading' ? { ...s, progress: p } : s)));
     upload.current = started;
     idempotencyKey.current = newKey();
@@ -91,12 +128,23 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
 
   const setValue = (name: string, value: FieldValue) => {
     idempotencyKey.current = newKey();
-    setValues((v) => ({ ...v, [type]: { ...v[type], [name]: value } }));
+    setValues((v) => ({ ...v, [op.type]: { ...(v[op.type] ?? defaultValues(op)), [name]: value } }));
   };
 
-  const promptMissing = op.type === 'image' && !String(values.image.prompt ?? '').trim();
-  const ready = !submitting && !fileMismatch &&
-    (op.file ? file.state === 'uploaded' : !promptMissing);
+  const missing = missingFields(op, opValues);
+  const problems = fieldProblems(op, opValues);
+  const invalid = Object.keys(problems).length > 0;
+  const ready = !submitting && op.available && !fileMismatch && missing.length === 0 && !invalid &&
+    (op.file ? file.state === 'uploaded' : true);
+  const notReady = op.file && file.state !== 'uploaded'
+    ? (file.state === 'uploading' ? 'Waiting for the upload…' : 'Upload a file first.')
+    : missing.length > 0
+    ? `Write ${missing[0].widget === 'json' ? 'the' : 'a'} ${missing[0].label.toLowerCase()} first.`
+    : invalid
+    ? 'Fix the settings first.'
+    : fileMismatch
+    ? 'Upload a file first.'
+    : '';
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -105,7 +153,7 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
     setError(null);
     try {
       const inputPath = op.file && file.state === 'uploaded' ? file.path : null;
-      const job = await createJob(op.type, requestBody(op, values[type], inputPath), idempotencyKey.current);
+      const job = await createJob(op.type, requestBody(op, opValues, inputPath), idempotencyKey.current);
       idempotencyKey.current = newKey();
       onStarted(job);
     } catch (err) {
@@ -116,7 +164,7 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
   };
 
   const fileHint = op.file
-    ? `${op.file.inFunction}; files up to ${formatBytes(op.file.maxBytes)} are accepted.`
+    ? `${op.file.in_function.summary}; files up to ${formatBytes(op.file.max_bytes)} are accepted.`
     : '';
 
   return (
@@ -126,14 +174,17 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
       <fieldset className="operations">
         <legend>1. Choose an operation</legend>
         <div className="operations__list">
-          {OPERATIONS.map((o) => (
-            <div key={o.type} className={`operation${o.type === type ? ' operation--selected' : ''}`}>
+          {kinds.map((o) => (
+            <div
+              key={o.type}
+              className={`operation${o.type === op.type ? ' operation--selected' : ''}${o.available ? '' : ' operation--unavailable'}`}
+            >
               <input
                 type="radio"
                 id={`${opGroup}-${o.type}`}
                 name={opGroup}
                 value={o.type}
-                checked={o.type === type}
+                checked={o.type === op.type}
                 aria-describedby={`${opGroup}-${o.type}-summary`}
                 onChange={() => {
                   setType(o.type);
@@ -143,13 +194,22 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
               />
               {/* The label covers the whole card (CSS), so the summary is clickable too. */}
               <label htmlFor={`${opGroup}-${o.type}`} className="operation__label">{o.label}</label>
-              <span className="operation__summary" id={`${opGroup}-${o.type}-summary`}>{o.summary}</span>
+              <span className="operation__summary" id={`${opGroup}-${o.type}-summary`}>
+                {o.summary}
+                {!o.available && <span className="operation__unavailable"> Not available in this project.</span>}
+              </span>
             </div>
           ))}
         </div>
       </fieldset>
 
-      {op.file && (
+      {!op.available && (
+        <p className="notice" data-testid="unavailable">
+          {sentence(op.unavailable?.message ?? `${op.label} is not available in this project`)}
+        </p>
+      )}
+
+      {op.available && op.file && (
         <fieldset>
           <legend>2. Upload the input</legend>
           <DropZone
@@ -183,26 +243,26 @@ export function NewJob({ userId, accessToken, onStarted }: Props) {
         </fieldset>
       )}
 
-      <fieldset>
-        <legend>{op.file ? '3.' : '2.'} Settings</legend>
-        <Fields fields={op.fields} values={values[type]} onChange={setValue} disabled={submitting} />
-      </fieldset>
+      {op.available && fields.length > 0 && (
+        <fieldset>
+          <legend>{op.file ? '3.' : '2.'} Settings</legend>
+          <Fields fields={fields} values={opValues} problems={problems} onChange={setValue} disabled={submitting} />
+        </fieldset>
+      )}
 
       {error && (
         <p className="error" role="alert" data-testid="start-error">
           {error.friendly}
         </p>
       )}
-      <div className="actions">
-        <button type="submit" className="button button--primary" disabled={!ready} aria-disabled={!ready}>
-          {submitting ? 'Starting…' : `Start: ${op.label.toLowerCase()}`}
-        </button>
-        {!ready && !submitting && (
-          <span className="actions__hint">
-            {op.file ? (file.state === 'uploading' ? 'Waiting for the upload…' : 'Upload a file first.') : promptMissing ? 'Write a prompt first.' : ''}
-          </span>
-        )}
-      </div>
+      {op.available && (
+        <div className="actions">
+          <button type="submit" className="button button--primary" disabled={!ready} aria-disabled={!ready}>
+            {submitting ? 'Starting…' : `Start: ${op.label.toLowerCase()}`}
+          </button>
+          {!ready && !submitting && <span className="actions__hint">{notReady}</span>}
+        </div>
+      )}
     </form>
   );
 }

@@ -1,5 +1,5 @@
 // Job states: one vocabulary with the SQL enum public.job_status (through the generated
-// database.types.ts) and supabase/functions/_shared/job-kinds.ts JOB_STATES. The UI's labels,
+// database.types.ts) and supabase/functions/_jobs/kind.ts JOB_STATES. The UI's labels,
 // tones and allowed actions are derived from it here and nowhere else.
 import type { Database } from '../../../supabase/functions/_shared/database.types.ts';
 

@@ -3,7 +3,6 @@
 // show an input again. storage-js has no progress events, so the upload is an XMLHttpRequest
 // POST to the same Storage endpoint supabase-js uses (/storage/v1/object/<bucket>/<path>), with
 // the user's access token.
-import { mediaTypeOf } from './operations.ts';
 import { supabase, supabaseAnonKey, supabaseUrl } from './supabase.ts';
 
 export const INPUTS_BUCKET = 'inputs';
@@ -60,12 +59,14 @@ export interface Upload {
 }
 
 /**
- * Uploads `file` to inputs/<userId>/<unique prefix>-<safe name>. `onProgress` gets 0..1.
+ * Uploads `file` to inputs/<userId>/<unique prefix>-<safe name>, stored as `contentType` (the
+ * media type the job kind's checks accepted: lib/kinds.ts mediaTypeOf). `onProgress` gets 0..1.
  */
 export function uploadInput(
   file: File,
   userId: string,
   accessToken: string,
+  contentType: string,
   onProgress: (fraction: number) => void,
 ): Upload {
   const xhr = new XMLHttpRequest();
@@ -77,7 +78,7 @@ export function uploadInput(
     xhr.open('POST', url);
     xhr.setRequestHeader('apikey', supabaseAnonKey);
     xhr.setRequestHeader('authorization', `Bearer ${accessToken}`);
-    xhr.setRequestHeader('content-type', mediaTypeOf(file) || 'application/octet-stream');
+    xhr.setRequestHeader('content-type', contentType || 'application/octet-stream');
     xhr.setRequestHeader('cache-control', 'max-age=3600');
     xhr.setRequestHeader('x-upsert', 'false');
     xhr.upload.onprogress = (e) => {
