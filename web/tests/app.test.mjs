@@ -5,14 +5,16 @@
 //      done without a reload, download
 //   2. cancel a job that stays queued
 //   3. retry a job that failed
-//   4. upload progress, and polling while Realtime is refused (this test refuses it itself)
-//   5. a second browser profile sees none of the first one's jobs or files
-//   6. the admin view, for a user with app_metadata.spool_admin
+//   4. a file too large, or one only an unconfigured provider takes, refused before any upload
+//   5. upload progress, and polling while Realtime is refused (this test refuses it itself)
+//   6. a second browser profile sees none of the first one's jobs or files
+//   7. the admin view, for a user with app_metadata.spool_admin (queue charts, job types)
 // Every test also asserts that the page logged no console errors. The tests wait for states of
 // the page or of the job's row, never for time (helpers.mjs WAIT_MS only bounds a wait).
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   colourfulPng,
@@ -294,6 +296,54 @@ describe('the web client', () => {
       'console.error: Failed to load resource: the server responded with a status of 409 (Conflict)',
     ]);
     errors.length = 0;
+  });
+
+  test('refuses a file too large, or one only an unconfigured provider takes, before uploading it', async () => {
+    const dave = await openProfile(env);
+    try {
+      const session = await dave.signIn();
+      const { page } = dave;
+      // The rules come from GET /jobs/kinds: this stack configures no Replicate, and the inputs
+      // bucket's limit is colour grade's max_bytes.
+      const kinds = await (await fetch(`${env.api}/functions/v1/jobs/kinds`, {
+        headers: { apikey: env.anonKey, authorization: `Bearer ${session.access_token}` },
+      })).json();
+      const grade = kinds.kinds.find((k) => k.type === 'color-grade');
+      assert.equal(grade.file.provider_configured, false, 'the test stack has no Replicate');
+      assert.ok(grade.file.content_types.includes('video/mp4') && !grade.file.in_function.content_types.includes('video/mp4'));
+      const uploads = [];
+      page.on('request', (r) => {
+        if (new URL(r.url()).pathname.startsWith('/storage/v1/object/')) uploads.push(`${r.method()} ${r.url()}`);
+      });
+
+      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      // A video: colour grade takes it only through Replicate, which is not configured here.
+      await chooseFile(page, { name: 'clip.mp4', buffer: Buffer.alloc(2048, 1), type: 'video/mp4', how: 'input' });
+      await page.getByRole('alert')
+        .filter({ hasText: 'Colour grade of video/mp4 needs Replicate, which this project has not configured: use PNG or JPEG' })
+        .waitFor();
+      assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
+
+      // Larger than the limit (a sparse file: Playwright hands the browser its path), both sizes named.
+      const huge = path.join(env.tmp, 'huge.png');
+      fs.writeFileSync(huge, PNG_SIGNATURE);
+      fs.truncateSync(huge, grade.file.max_bytes + 10 * 1024 * 1024);
+      await page.getByTestId('file-input').setInputFiles(huge);
+      await page.getByRole('alert').filter({ hasText: 'huge.png is 60 MB; the limit is 50 MB.' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
+      assert.equal(await page.getByTestId('uploaded').count(), 0);
+
+      // Nothing was sent to Storage, and nothing is in the user's folder.
+      assert.deepEqual(uploads, []);
+      const { rows: [{ n }] } = await env.admin.query(
+        `select count(*)::int as n from storage.objects where bucket_id = 'inputs' and name like $1`,
+        [`${session.user.id}/%`],
+      );
+      assert.equal(n, 0);
+      assert.deepEqual(dave.errors, []);
+    } finally {
+      await dave.close();
+    }
   });
 
   test('shows upload progress, and keeps up by polling while Realtime is unreachable', async () => {
