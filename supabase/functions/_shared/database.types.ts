@@ -28,6 +28,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -59,6 +60,7 @@ export type Database = {
           'parent_id'?: string | null;
           'priority'?: number;
           'progress'?: number;
+          'route'?: string | null;
           'run_at'?: string;
           'started_at'?: string | null;
           'status'?: Database['public']['Enums']['job_status'];
@@ -89,6 +91,7 @@ export type Database = {
           'parent_id'?: string | null;
           'priority'?: number;
           'progress'?: number;
+          'route'?: string | null;
           'run_at'?: string;
           'started_at'?: string | null;
           'status'?: Database['public']['Enums']['job_status'];
@@ -176,6 +179,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -215,6 +219,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -261,6 +266,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -300,6 +306,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -339,6 +346,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -365,6 +373,7 @@ export type Database = {
           'p_max_attempts'?: number;
           'p_parent_id'?: string;
           'p_priority'?: number;
+          'p_route'?: string;
           'p_run_at'?: string;
           'p_type': string;
           'p_user_id': string;
@@ -389,6 +398,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -428,6 +438,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -467,6 +478,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -513,6 +525,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -529,6 +542,22 @@ export type Database = {
           isOneToOne: true;
           isSetofReturn: false;
         };
+      };
+      'job_type_stats': {
+        Args: Record<PropertyKey, never>;
+        Returns: {
+          'max_attempts': number;
+          'max_running': number;
+          'pending': number;
+          'priority': number;
+          'rate_per_minute': number;
+          'retention_done': string;
+          'retention_failed': string;
+          'running': number;
+          'started_last_minute': number;
+          'timeout_seconds': number;
+          'type': string;
+        }[];
       };
       'prune_jobs': { Args: { 'p_limit'?: number }; Returns: number };
       'rescue_jobs': { Args: Record<PropertyKey, never>; Returns: number };
@@ -560,6 +589,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];
@@ -599,6 +629,7 @@ export type Database = {
           'parent_id': string | null;
           'priority': number;
           'progress': number;
+          'route': string | null;
           'run_at': string;
           'started_at': string | null;
           'status': Database['public']['Enums']['job_status'];

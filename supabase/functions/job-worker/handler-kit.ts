@@ -57,7 +57,7 @@ export async function fetchInput(
   const path = ctx.input.input_path;
   const { bytes, contentType: rawType } = await ctx.readInput(path);
   const contentType = mediaType(rawType) || 'application/octet-stream';
-  const stored = (ctx.job as { route?: string | null }).route;
+  const stored = ctx.job.route;
   if (stored && (PROVIDERS as readonly string[]).includes(stored)) {
     return { bytes, contentType, route: { provider: stored as Provider } };
   }

@@ -60,6 +60,7 @@ export class FakeQueue {
       updated_at: now,
       cpu_ms: 0,
       timeout_at: null,
+      route: null,
       history: [],
       ...overrides,
     };
