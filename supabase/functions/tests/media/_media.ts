@@ -2,7 +2,7 @@
  * Generated test media (no binary fixtures): images, audio and small measuring helpers shared by
  * the media tests and the media benchmark.
  */
-import type { RgbaImage } from '../../job-worker/media/image.ts';
+import type { RgbaImage } from '../../_jobs/media/image.ts';
 
 /** Deterministic PRNG (mulberry32), uniform in [0, 1). */
 export function rng(seed: number): () => number {

@@ -8,8 +8,8 @@ import {
   measureLoudness,
   MediaError,
   truePeak,
-} from '../../job-worker/media/audio.ts';
-import { decodeWav, encodeWav } from '../../job-worker/media/wav.ts';
+} from '../../_jobs/media/audio.ts';
+import { decodeWav, encodeWav } from '../../_jobs/media/wav.ts';
 import { concat, dB, goertzelPower, meanSquare, noisyVoice, sine } from './_media.ts';
 
 const FMT = { bitsPerSample: 24 as const, float: false };

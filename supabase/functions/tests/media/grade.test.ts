@@ -6,13 +6,13 @@ import {
   MediaError,
   PRESETS,
   resolveGrade,
-} from '../../job-worker/media/grade.ts';
+} from '../../_jobs/media/grade.ts';
 import {
   decodeImage,
   encodeJpeg,
   encodePng,
   type RgbaImage,
-} from '../../job-worker/media/image.ts';
+} from '../../_jobs/media/image.ts';
 import { colourCard, fillRect, linearLuminance, meanRB, SKIN, solid } from './_media.ts';
 
 function differs(a: RgbaImage, b: RgbaImage): number {

@@ -12,7 +12,7 @@ import {
   type RgbaImage,
   sniffImageFormat,
   truncatedImage,
-} from '../../job-worker/media/image.ts';
+} from '../../_jobs/media/image.ts';
 import { colourCard, solid } from './_media.ts';
 import { zerosZlib } from '../support/media-fixtures.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { decodeImage, encodePng, type RgbaImage } from '../../job-worker/media/image.ts';
-import { MATTE_LIMITS, matteStats, MediaError, pullMatte } from '../../job-worker/media/matte.ts';
+import { decodeImage, encodePng, type RgbaImage } from '../../_jobs/media/image.ts';
+import { MATTE_LIMITS, matteStats, MediaError, pullMatte } from '../../_jobs/media/matte.ts';
 import { fillRect, greenScreen, solid } from './_media.ts';
 
 const alphaAt = (img: RgbaImage, p: number) => img.data[p * 4 + 3];

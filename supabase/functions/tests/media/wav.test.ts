@@ -6,7 +6,7 @@ import {
   MediaError,
   type SampleFormat,
   wavInfo,
-} from '../../job-worker/media/wav.ts';
+} from '../../_jobs/media/wav.ts';
 import { rng, sine } from './_media.ts';
 
 /** Audio whose samples are exactly representable at `bits` (so a round trip must be exact). */
