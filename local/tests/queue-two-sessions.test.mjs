@@ -23,6 +23,8 @@ import pg from 'pg';
 const DB_URL = process.env.SUPABASE_DB_URL;
 const T0 = '2030-01-01 00:00:00+00';
 const USERS = ['two-sessions-ann', 'two-sessions-ben'];
+// The per-type limit tests' own owners: the tests above spend ann's jobs-per-minute quota.
+const TYPE_USERS = ['two-sessions-cid', 'two-sessions-dee'];
 
 let setup; // postgres, real time: creates and deletes what the tests commit
 let watcher; // postgres: looks at the other sessions' locks
@@ -44,14 +46,18 @@ async function workerSession() {
   return client;
 }
 
+// Job types with limits that only these tests use (deleting a row deletes its spool.type_slots).
+const LIMITED_TYPES = ['two-session-capped', 'two-session-rated'];
+
 async function cleanup() {
+  await setup.query('delete from spool.job_types where type = any ($1::text[])', [LIMITED_TYPES]);
   await setup.query(
     `with u as (select md5('spool-test:' || n)::uuid as id from unnest($1::text[]) n),
           j as (delete from public.jobs where user_id in (select id from u)),
           n as (delete from public.notifications where user_id in (select id from u)),
           s as (delete from spool.user_slots where user_id in (select id from u))
      delete from auth.users where id in (select id from u)`,
-    [USERS],
+    [[...USERS, ...TYPE_USERS]],
   );
 }
 
@@ -101,7 +107,7 @@ before(async () => {
     `insert into auth.users (id, aud, role, email)
      select md5('spool-test:' || n)::uuid, 'authenticated', 'authenticated', n || '@spool.test'
        from unnest($1::text[]) n`,
-    [USERS],
+    [[...USERS, ...TYPE_USERS]],
   );
 });
 
@@ -250,4 +256,66 @@ test('pruning deletes finished history in batches, each committed on its own', a
   const { rows: [left] } = await setup.query(
     `select count(*)::int as n from public.jobs where type = 'two-session-prune'`);
   assert.equal(left.n, 0, 'batches of 2 went on until one came back short: all 5 are gone');
+});
+
+/** Counts the committed jobs of a type in a state. */
+async function countOf(type, status) {
+  const { rows: [r] } = await setup.query(
+    'select count(*)::int as n from public.jobs where type = $1 and status = $2', [type, status]);
+  return r.n;
+}
+
+const claimOf = (type, limit, worker) =>
+  `select id from public.claim_jobs('${worker}', ${limit}, 60, array['${type}'])`;
+
+test('two sessions claiming a capped type at once never exceed its project-wide cap', async () => {
+  const type = 'two-session-capped';
+  await setup.query(`insert into spool.job_types (type, max_running) values ($1, 3)`, [type]);
+  await createJobs(type, 5, TYPE_USERS);
+
+  // Session 1 claims 3 (so it locks just those 3 rows) and keeps its transaction open; session 2
+  // finds the other 7, waits for the type's row, then counts session 1's committed claims: full.
+  await s1.query('begin');
+  const first = ids((await s1.query(claimOf(type, 3, 'worker-s1'))).rows);
+  const second = track(s2.query(claimOf(type, 10, 'worker-s2')));
+  const state = await settledOrBlocked(second, s2);
+  await s1.query('commit');
+  assert.equal(first.length, 3, 'session 1 claims 3 of the 10, the cap');
+  assert.equal(state, 'blocked', 'session 2 waits for session 1, which holds the type, instead of counting without it');
+  assert.deepEqual(ids((await second.promise).rows), [], 'then it claims none: 3 run already');
+  assert.equal(await countOf(type, 'running'), 3, 'exactly 3 jobs of the type run');
+
+  // Two finish; then both sessions claim at the same instant, several times over: never above 3.
+  await setup.query(
+    `select public.complete_jobs(jsonb_agg(jsonb_build_object('id', id, 'lease_token', lease_token)))
+       from (select id, lease_token from public.jobs where id = any ($1::uuid[]) limit 2) j`, [first]);
+  let claimed = 0;
+  for (let round = 0; round < 5; round++) {
+    const [a, b] = await Promise.all([
+      s1.query(claimOf(type, 10, 'worker-s1')), s2.query(claimOf(type, 10, 'worker-s2'))]);
+    claimed += a.rows.length + b.rows.length;
+    assert.ok(await countOf(type, 'running') <= 3, `round ${round}: at most 3 of the type run`);
+  }
+  assert.equal(claimed, 2, 'the two racing sessions together fill exactly the 2 freed slots');
+  assert.equal(await countOf(type, 'running'), 3, 'and the type is at its cap again');
+});
+
+test('two sessions claiming a rate-limited type at once never start more than its rate', async () => {
+  const type = 'two-session-rated';
+  await setup.query(`insert into spool.job_types (type, rate_per_minute) values ($1, 4)`, [type]);
+  await createJobs(type, 5, TYPE_USERS);
+
+  await s1.query('begin');
+  const first = ids((await s1.query(claimOf(type, 3, 'worker-s1'))).rows);
+  const second = track(s2.query(claimOf(type, 10, 'worker-s2')));
+  const state = await settledOrBlocked(second, s2);
+  await s1.query('commit');
+  assert.equal(first.length, 3, 'session 1 starts 3');
+  assert.equal(state, 'blocked', 'session 2 waits for the type\'s row');
+  assert.equal((await second.promise).rows.length, 1, 'then starts 1: 4 a minute');
+
+  const [a, b] = await Promise.all([
+    s1.query(claimOf(type, 10, 'worker-s1')), s2.query(claimOf(type, 10, 'worker-s2'))]);
+  assert.equal(a.rows.length + b.rows.length, 0, 'racing claims in the same minute start none');
+  assert.equal(await countOf(type, 'running'), 4, 'exactly 4 started, on the sessions\' shared 2030 clock');
 });
