@@ -548,9 +548,11 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
     const deadline = h.job.timeout_at ? Date.parse(h.job.timeout_at) : NaN;
     let ended = false;
     let settle = () => {};
-    if (Number.isFinite(deadline)) {
+    // (A deadline past the invocation's own end needs no timer: the invocation ends first.)
+    const untilDeadline = deadline - clock.date();
+    if (Number.isFinite(untilDeadline) && clock.now() + untilDeadline < hardStop) {
       const settled = new Promise<void>((r) => (settle = r));
-      void clock.sleep(deadline - clock.date(), settled).then(() => {
+      void clock.sleep(untilDeadline, settled).then(() => {
         if (!ended) h.controller.abort('timeout');
       });
     }

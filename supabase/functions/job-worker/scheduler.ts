@@ -17,12 +17,16 @@ export interface Scheduler {
   every(ms: number, fn: () => void): () => void;
 }
 
+/** setTimeout's longest delay (2^31 - 1 ms, ~24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const realScheduler: Scheduler = {
   now: () => performance.now(),
   date: () => Date.now(),
   sleep(ms, wake) {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, ms))));
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, ms));
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, delay)));
     const race = wake ? Promise.race([timeout, wake.then(() => {}, () => {})]) : timeout;
     return race.finally(() => clearTimeout(timer));
   },

@@ -11,6 +11,7 @@ import { EnvReader } from '../_shared/env.ts';
 import type { WorkerConfig } from '../job-worker/config.ts';
 import { type CpuMeter, IsolateCpu, MAX_STARVED_RINGS } from '../job-worker/cpu-budget.ts';
 import { drain, type DrainDeps, type RunnableKind, type WorkerStorage } from '../job-worker/run.ts';
+import { realScheduler } from '../job-worker/scheduler.ts';
 import { FakeQueue } from './support/fake-queue.ts';
 import { VirtualScheduler } from './support/virtual-scheduler.ts';
 
@@ -391,6 +392,16 @@ Deno.test("a handler still running at its attempt's timeout is aborted, and the 
   assert.match((failed.args.p_error as { message: string }).message, /5 s timeout/);
   assert.equal(failed.args.p_retryable, true);
   assert.equal(outcomes()[0].outcome, 'retry');
+});
+
+Deno.test("a sleep longer than setTimeout's limit does not fire at once (a job's deadline years ahead)", async () => {
+  const stop = Promise.withResolvers<void>();
+  let far = false;
+  const sleeping = realScheduler.sleep(2 ** 40, stop.promise).then(() => (far = true));
+  await realScheduler.sleep(20);
+  assert.equal(far, false, 'a delay past 2^31 - 1 ms would fire after 1 ms unclamped');
+  stop.resolve();
+  await sleeping;
 });
 
 Deno.test('a job whose attempt ends before its timeout is not aborted by it', async () => {
