@@ -158,6 +158,9 @@ declare
   v_types_full text[] := '{}';
   v_types_full_before integer;
   v_held text[] := '{}';
+  v_kind_types text[];
+  v_kind_timeouts integer[];
+  v_limited_all text[];
   v_limited text[];
   v_new text[];
   v_locked text[];
@@ -193,6 +196,13 @@ begin
     into strict v_cap, v_lease
   from spool.settings s;
 
+  -- The job types that have a row (a few): each one's timeout, and which have a cap or a rate.
+  -- Read once per call, so the claiming statement needs no join for them.
+  select coalesce(pg_catalog.array_agg(t.type), '{}'), coalesce(pg_catalog.array_agg(t.timeout_seconds), '{}'),
+         coalesce(pg_catalog.array_agg(t.type) filter (where t.max_running is not null or t.rate_per_minute is not null), '{}')
+    into v_kind_types, v_kind_timeouts, v_limited_all
+  from spool.job_types t;
+
   -- Owners at their cap (and types without room) are left out of later scans, so their backlog
   -- cannot fill the batch. The first pass assumes nobody is (the common case, and it saves
   -- reading every running job); a short pass finds out.
@@ -217,13 +227,6 @@ begin
       limit v_want
       for update skip locked
     ),
-    -- The candidates' types: the attempt's timeout, and whether a cap or a rate applies.
-    kinds as materialized (
-      select k.type, coalesce(t.timeout_seconds, 600) as timeout_seconds,
-             coalesce(t.max_running is not null or t.rate_per_minute is not null, false) as limited
-      from (select distinct c.type from candidates c) k
-      left join spool.job_types t on t.type = k.type
-    ),
     ranked as (
       select c.*, row_number() over (partition by c.user_id order by c.priority desc, c.fair_at, c.id) as nth
       from candidates c
@@ -238,20 +241,19 @@ begin
       from (select distinct c.user_id from candidates c) o
     ),
     within_cap as (
-      select r.id, r.type, r.cpu_ms, r.priority, r.fair_at
+      select r.id, r.cpu_ms, r.priority, r.fair_at
       from ranked r left join running u on u.user_id = r.user_id
       where r.nth + coalesce(u.n, 0) <= v_cap
     ),
     -- Within the CPU budget: the longest prefix, in claim order, whose estimates fit. Nothing at
     -- all when a candidate's type is limited: the slow path decides.
     picked as (
-      select w.id, k.timeout_seconds
-      from (select w.id, w.type,
+      select w.id
+      from (select w.id,
                    sum(w.cpu_ms) over (order by w.priority desc, w.fair_at, w.id) as cpu_upto
             from within_cap w) w
-      join kinds k on k.type = w.type
       where (v_cpu_left is null or w.cpu_upto <= v_cpu_left)
-        and not exists (select 1 from kinds l where l.limited)
+        and not exists (select 1 from candidates l where l.type = any (v_limited_all))
     ),
     claimed as (
       update public.jobs j
@@ -260,7 +262,8 @@ begin
              worker_id = p_worker_id,
              lease_token = extensions.gen_random_uuid(),
              lease_expires_at = v_now + v_lease,
-             timeout_at = v_now + pg_catalog.make_interval(secs => picked.timeout_seconds),
+             timeout_at = v_now + pg_catalog.make_interval(secs => coalesce(
+               v_kind_timeouts[pg_catalog.array_position(v_kind_types, j.type)], 600)),
              started_at = v_now,
              progress = 0,
              step = null,
@@ -272,7 +275,8 @@ begin
     -- Collected, so the CPU this pass took can come off the budget of the next.
     select coalesce(pg_catalog.array_agg(row(c.*)::public.jobs), '{}'),
            coalesce(pg_catalog.sum(c.cpu_ms), 0)::integer,
-           (select pg_catalog.array_agg(k.type order by k.type) from kinds k where k.limited)
+           (select pg_catalog.array_agg(distinct l.type order by l.type) from candidates l
+             where l.type = any (v_limited_all))
       into v_rows, v_cpu_got, v_limited
     from claimed c;
 
@@ -352,7 +356,7 @@ begin
                lease_token = extensions.gen_random_uuid(),
                lease_expires_at = v_now + v_lease,
                timeout_at = v_now + pg_catalog.make_interval(secs => coalesce(
-                 (select t.timeout_seconds from spool.job_types t where t.type = j.type), 600)),
+                 v_kind_timeouts[pg_catalog.array_position(v_kind_types, j.type)], 600)),
                started_at = v_now,
                progress = 0,
                step = null,
