@@ -27,7 +27,8 @@
 --     (10) of them, the most recent ones: older slots are skipped. Either way next_run_at moves
 --     to the first slot after now. resume_schedule never catches up: it restarts from now.
 --   * A refusal does not wedge a schedule: when create_job refuses a slot's job (PT429 quota, or
---     any other error) the slot is dropped, last_error records it, and next_run_at moves on.
+--     another refusal) the slot is dropped, last_error records it, and next_run_at moves on. A
+--     transient error (a deadlock, a lock timeout) fails the sweep instead, so the next retries.
 --   * Limits: at most spool.settings.max_schedules_per_user (20) schedules per user, project-wide
 --     ones not counted; the shortest period is 1 minute (cron's resolution; every >= 1 minute).
 --   * Time: every rule reads spool.now(). Cron slots are wall-clock minutes in the schedule's IANA
@@ -734,8 +735,13 @@ grant execute on function public.preview_schedule(text, interval, text, timestam
 -- Exactly once per slot: the schedule row is locked FOR UPDATE SKIP LOCKED and advanced in the
 -- same transaction (a concurrent call skips it, a later one finds it not due), and a slot whose
 -- key already names a job is not created again (nor counted).
--- A refused slot (create_job's PT429 quota, or any other error) is dropped, recorded in
--- last_error {code, message, sqlstate, slot, at}, and the schedule moves on. A schedule whose
+-- A refused slot (create_job's PT429 quota or another PT4xx refusal, or a data error) is
+-- dropped, recorded in last_error {code (the PT error's code, else null), message, sqlstate,
+-- slot, at}, and the schedule moves on. A transient error (SQLSTATE class 40 deadlock or
+-- serialization, 53, 55 lock timeout, 57, 58, XX) fails the whole call instead: nothing is
+-- dropped, and the next sweep (10 s or a minute later) does the slots again.
+-- Locks: the due schedule rows (SKIP LOCKED), then, through create_job, each owner's
+-- spool.user_slots row, in user_id order (no deadlock with a concurrent sweep or create_jobs). A schedule whose
 -- slots cannot be computed (its zone vanished from the time zone database) is paused with
 -- last_error, not retried every sweep.
 -- Returns how many jobs it created. Idempotent for a given now.
@@ -764,12 +770,18 @@ begin
   if p_limit is null or p_limit < 1 then
     perform spool.throw(400, 'invalid_argument', 'limit must be positive');
   end if;
+  -- The oldest p_limit due slots, taken in owner order: create_job locks each owner's
+  -- spool.user_slots row until commit, so two sweeps taking owners in different orders would
+  -- deadlock (measured: local/tests/schedules-two-sessions.test.mjs lost slots to 40P01 while
+  -- this was ORDER BY next_run_at). Owner order is the order create_jobs locks them in too.
   for v_schedule in
     select * from public.schedules s
-    where not s.paused and s.next_run_at <= v_now
-    order by s.next_run_at
-    limit p_limit
-    for update skip locked
+    where s.id in (select d.id from public.schedules d
+                   where not d.paused and d.next_run_at <= v_now
+                   order by d.next_run_at limit p_limit)
+      and not s.paused and s.next_run_at <= v_now
+    order by s.user_id, s.next_run_at
+    for update of s skip locked
   loop
     begin
       v_slots := spool.schedule_due_slots(v_schedule, v_schedule.next_run_at - interval '1 microsecond', v_now,
@@ -803,9 +815,14 @@ begin
         v_error := null;
       exception when others then
         get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+        -- A transient failure (deadlock, serialization, lock timeout, out of resources, shutdown,
+        -- internal) is not the slot's fault: fail the whole sweep, so the next one retries it.
+        if pg_catalog.left(v_state, 2) in ('40', '53', '55', '57', '58', 'XX') then
+          raise;
+        end if;
         v_error := jsonb_build_object(
-          'code', coalesce(nullif(v_hint, ''), 'error'), 'message', v_message, 'sqlstate', v_state,
-          'slot', v_slot, 'at', v_now);
+          'code', case when v_state like 'PT%' then nullif(v_hint, '') end, 'message', v_message,
+          'sqlstate', v_state, 'slot', v_slot, 'at', v_now);
       end;
     end loop;
     update public.schedules s
