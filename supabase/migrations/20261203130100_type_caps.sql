@@ -290,6 +290,15 @@ begin
       -- The slow path. Lock the limited types' rows this call does not hold yet, in type order.
       v_new := array(select unnest(v_limited) except select unnest(v_held) order by 1);
       if pg_catalog.cardinality(v_new) > 0 then
+        -- But not those already full as committed now (the usual case for a capped backlog): they
+        -- are full for this claim too, as concurrent claims can only fill them further (a finish
+        -- not yet committed is the next claim's, which job-worker makes after every finish). So
+        -- claims do not queue for the row of a type that none of them could take.
+        v_types_full := v_types_full || array(
+          select r.type from spool.type_room(v_new, v_now) r where r.room = 0);
+        v_new := array(select unnest(v_new) except select unnest(v_types_full) order by 1);
+      end if;
+      if pg_catalog.cardinality(v_new) > 0 then
         if pg_catalog.cardinality(v_held) = 0 then
           -- Holding no type row yet: wait for these (the holders are claims, a few ms each).
           insert into spool.type_slots (type) select unnest(v_new) order by 1 on conflict do nothing;
@@ -341,6 +350,9 @@ begin
         continue when v_c_types[i] = any (v_types_full);
         v_ti := pg_catalog.array_position(v_t_types, v_c_types[i]);
         continue when v_ti is not null and v_t_room[v_ti] <= 0;
+        -- A limited type whose row this call does not hold (a job of it committed since the scan
+        -- above): never without the lock; a later pass or claim takes it.
+        continue when v_ti is null and v_c_types[i] = any (v_limited_all);
         exit when v_cpu_left is not null and v_cpu_taken + v_c_cpu[i] > v_cpu_left;
         v_picked := v_picked || v_c_ids[i];
         v_u_room[v_ui] := v_u_room[v_ui] - 1;
