@@ -504,3 +504,22 @@ as $$
 $$;
 revoke execute on function public.job_type_stats() from public, anon, authenticated;
 grant execute on function public.job_type_stats() to service_role;
+
+-- cheapest_pending_cpu: the smallest cpu_ms among the runnable pending jobs of the given types,
+-- or null when none is runnable. Lets a worker whose CPU budget is nearly spent tell "nothing
+-- waits" from "what waits does not fit here" (then a fresh worker is wanted).
+-- Now also leaves out types with no room (at their max_running or out of rate_per_minute): their
+-- jobs wait for the type, not for CPU, and a fresh worker would take none of them.
+-- Caller: service_role (job-worker). Read-only; reads the pending part of jobs_claim_idx and
+-- spool.type_room of the given types.
+create or replace function public.cheapest_pending_cpu(p_types text[])
+returns integer
+language sql stable
+security definer
+set search_path = ''
+as $$
+  select pg_catalog.min(j.cpu_ms)
+  from public.jobs j
+  where j.status = 'pending' and j.run_at <= spool.now() and j.type = any (p_types)
+    and j.type not in (select r.type from spool.type_room(p_types, spool.now()) r where r.room = 0)
+$$;

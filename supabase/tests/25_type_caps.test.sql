@@ -5,7 +5,7 @@
 -- Concurrent claims in two sessions: local/tests/queue-two-sessions.test.mjs (dblink cannot
 -- connect under `supabase test db`). Time is spool.now, moved by setting it; nothing sleeps.
 begin;
-select plan(35);
+select plan(36);
 
 create function pg_temp.uid(p_name text) returns uuid language sql immutable
   as $$ select md5('spool-test:' || p_name)::uuid $$;
@@ -134,6 +134,8 @@ select is(
         (select count(*)::integer from pg_temp.claim(array['cpu-capped'], 10, 1000))],
   array[1, 1],
   'jobs of 60 ms of a type capped at 2: with 100 ms of CPU left a claim takes 1 (the budget binds), with 1000 ms the next takes 1 (the cap binds)');
+select is(public.cheapest_pending_cpu(array['cpu-capped']), null::integer,
+  'cheapest_pending_cpu then says no job of the type waits for CPU: the third waits for the type, and a fresh worker would not take it');
 
 -- ---------------------------------------------------------------------------------------------
 -- A rate of 3 a minute: a sliding 60 s window of starts
