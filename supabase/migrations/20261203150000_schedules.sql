@@ -727,23 +727,27 @@ grant execute on function public.preview_schedule(text, interval, text, timestam
 
 -- spool.materialize_schedules(limit) creates the jobs of every due slot.
 -- Caller: pg_cron (spool-schedules) and service_role (admins, tests).
--- For each active schedule with next_run_at <= now (up to p_limit schedules, oldest slot first):
--- the due slots in [next_run_at, now] by its catch-up policy (latest: the most recent one; all:
--- the most recent schedule_catch_up_limit ones), one public.create_job each, as its owner, with
--- run_at = the slot and the idempotency key schedule:<id>:<slot as YYYY-MM-DDTHH:MI:SSZ>; then
--- next_run_at = the first slot after now, last_run_at / last_job_id = the newest slot's job.
+-- For each active schedule with next_run_at <= now (the p_limit oldest due): the due slots in
+-- [next_run_at, now] by its catch-up policy (latest: the most recent one; all: the most recent
+-- schedule_catch_up_limit ones), one job each, as its owner, with run_at = the slot and the
+-- idempotency key schedule:<id>:<slot as YYYY-MM-DDTHH:MI:SSZ>; then next_run_at = the first
+-- slot after now, last_run_at / last_job_id = the newest slot that has its job.
 -- Exactly once per slot: the schedule row is locked FOR UPDATE SKIP LOCKED and advanced in the
 -- same transaction (a concurrent call skips it, a later one finds it not due), and a slot whose
 -- key already names a job is not created again (nor counted).
--- A refused slot (create_job's PT429 quota or another PT4xx refusal, or a data error) is
--- dropped, recorded in last_error {code (the PT error's code, else null), message, sqlstate,
--- slot, at}, and the schedule moves on. A transient error (SQLSTATE class 40 deadlock or
--- serialization, 53, 55 lock timeout, 57, 58, XX) fails the whole call instead: nothing is
--- dropped, and the next sweep (10 s or a minute later) does the slots again.
--- Locks: the due schedule rows (SKIP LOCKED), then, through create_job, each owner's
--- spool.user_slots row, in user_id order (no deadlock with a concurrent sweep or create_jobs). A schedule whose
--- slots cannot be computed (its zone vanished from the time zone database) is paused with
--- last_error, not retried every sweep.
+-- Creation: the slots' jobs go to public.create_jobs in batches of up to 1,000 (one statement,
+-- one doorbell ring). A batch that create_jobs refuses (all or nothing: one owner over a quota)
+-- is redone slot by slot with public.create_job, so only the refused slots are lost.
+-- A refused slot (PT429 quota or another PT4xx refusal, or a data error) is dropped, recorded in
+-- last_error {code (the PT error's code, else null), message, sqlstate, slot, at}, and the
+-- schedule moves on; a later slot's job clears it. A transient error (SQLSTATE class 40
+-- deadlock or serialization, 53, 55 lock timeout, 57, 58, XX) fails the whole call instead:
+-- nothing is dropped, and the next sweep (10 s or a minute later) does the slots again. A
+-- schedule whose slots cannot be computed (its zone vanished from the time zone database) is
+-- paused with last_error, not retried every sweep.
+-- Locks: the due schedule rows (SKIP LOCKED), then, through create_jobs / create_job, the
+-- owners' spool.user_slots rows in user_id order (the slots are created in owner order), so a
+-- concurrent sweep or create_jobs cannot deadlock with it.
 -- Returns how many jobs it created. Idempotent for a given now.
 create function spool.materialize_schedules(p_limit integer default 1000)
 returns integer
@@ -757,11 +761,20 @@ declare
   v_schedule public.schedules;
   v_slots timestamptz[];
   v_slot timestamptz;
-  v_key text;
-  v_job_id uuid;
-  v_last_slot timestamptz;
-  v_last_job uuid;
-  v_error jsonb;
+  -- The schedules taken, and their next slot.
+  v_ids uuid[] := '{}';
+  v_next timestamptz[] := '{}';
+  -- One entry per due slot, in owner order: its schedule, slot, key, the job to create, and
+  -- what became of it (the job's id, or the refusal).
+  v_slot_schedule uuid[] := '{}';
+  v_slot_at timestamptz[] := '{}';
+  v_slot_key text[] := '{}';
+  v_slot_spec jsonb[] := '{}';
+  v_slot_job uuid[];
+  v_slot_error jsonb[];
+  v_n integer;
+  v_chunk_index integer[];
+  v_chunk_job uuid[];
   v_created integer := 0;
   v_state text;
   v_message text;
@@ -770,10 +783,11 @@ begin
   if p_limit is null or p_limit < 1 then
     perform spool.throw(400, 'invalid_argument', 'limit must be positive');
   end if;
-  -- The oldest p_limit due slots, taken in owner order: create_job locks each owner's
+
+  -- The oldest p_limit due slots, taken in owner order: creating a job locks its owner's
   -- spool.user_slots row until commit, so two sweeps taking owners in different orders would
-  -- deadlock (measured: local/tests/schedules-two-sessions.test.mjs lost slots to 40P01 while
-  -- this was ORDER BY next_run_at). Owner order is the order create_jobs locks them in too.
+  -- deadlock (local/tests/schedules-two-sessions.test.mjs lost slots to 40P01 while this was
+  -- ORDER BY next_run_at). Owner order is the order create_jobs locks owners in too.
   for v_schedule in
     select * from public.schedules s
     where s.id in (select d.id from public.schedules d
@@ -786,6 +800,7 @@ begin
     begin
       v_slots := spool.schedule_due_slots(v_schedule, v_schedule.next_run_at - interval '1 microsecond', v_now,
                    case when v_schedule.catch_up = 'all' then v_catch_up_limit else 1 end);
+      v_slot := spool.schedule_slot_after(v_schedule, v_now);
     exception when others then
       get stacked diagnostics v_state = returned_sqlstate, v_message = message_text;
       update public.schedules s
@@ -795,46 +810,95 @@ begin
        where s.id = v_schedule.id;
       continue;
     end;
-    v_last_slot := v_schedule.last_run_at;
-    v_last_job := v_schedule.last_job_id;
-    v_error := v_schedule.last_error;
+    v_ids := v_ids || v_schedule.id;
+    v_next := v_next || v_slot;
     foreach v_slot in array v_slots loop
-      v_key := 'schedule:' || v_schedule.id || ':'
-               || pg_catalog.to_char(pg_catalog.timezone('UTC', v_slot), 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
-      begin
-        select j.id into v_job_id from public.jobs j
-        where j.user_id = v_schedule.user_id and j.idempotency_key = v_key;
-        if not found then
-          select j.id into v_job_id from public.create_job(
-            p_user_id => v_schedule.user_id, p_type => v_schedule.type, p_input => v_schedule.input,
-            p_idempotency_key => v_key, p_run_at => v_slot) j;
-          v_created := v_created + 1;
-        end if;
-        v_last_slot := v_slot;
-        v_last_job := v_job_id;
-        v_error := null;
-      exception when others then
-        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
-        -- A transient failure (deadlock, serialization, lock timeout, out of resources, shutdown,
-        -- internal) is not the slot's fault: fail the whole sweep, so the next one retries it.
-        if pg_catalog.left(v_state, 2) in ('40', '53', '55', '57', '58', 'XX') then
-          raise;
-        end if;
-        v_error := jsonb_build_object(
-          'code', case when v_state like 'PT%' then nullif(v_hint, '') end, 'message', v_message,
-          'sqlstate', v_state, 'slot', v_slot, 'at', v_now);
-      end;
+      v_slot_schedule := v_slot_schedule || v_schedule.id;
+      v_slot_at := v_slot_at || v_slot;
+      v_slot_key := v_slot_key || ('schedule:' || v_schedule.id || ':'
+        || pg_catalog.to_char(pg_catalog.timezone('UTC', v_slot), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'));
+      v_slot_spec := v_slot_spec || jsonb_build_object(
+        'user_id', v_schedule.user_id, 'type', v_schedule.type, 'input', v_schedule.input,
+        'run_at', v_slot, 'idempotency_key', v_slot_key[pg_catalog.cardinality(v_slot_key)]);
     end loop;
-    update public.schedules s
-       set next_run_at = spool.schedule_slot_after(v_schedule, v_now),
-           last_run_at = v_last_slot,
-           last_job_id = v_last_job,
-           last_error = v_error,
-           -- A cron expression with no slot left within 10 years stops rather than wedging.
-           paused = spool.schedule_slot_after(v_schedule, v_now) is null,
-           updated_at = v_now
-     where s.id = v_schedule.id;
   end loop;
+  v_n := pg_catalog.cardinality(v_slot_key);
+
+  -- Slots whose job exists already (a key is per owner; the schedule's owner never changes).
+  v_slot_job := array(
+    select j.id from unnest(v_slot_spec, v_slot_key) with ordinality e(spec, key, i)
+    left join public.jobs j on j.user_id = (e.spec ->> 'user_id')::uuid and j.idempotency_key = e.key
+    order by e.i);
+  v_slot_error := pg_catalog.array_fill(null::jsonb, array[v_n]);
+
+  -- The new ones, in batches of up to 1,000, in owner order. (Multi-argument unnest is FROM
+  -- syntax, not a pg_catalog function: it cannot be schema-qualified.)
+  for v_offset in 0 .. v_n - 1 by 1000 loop
+    v_chunk_index := array(select i from pg_catalog.generate_series(v_offset + 1, least(v_offset + 1000, v_n)) i
+                           where v_slot_job[i] is null order by i);
+    continue when pg_catalog.cardinality(v_chunk_index) = 0;
+    begin
+      -- create_jobs returns one row per element, in array order.
+      v_chunk_job := array(
+        select j.id from public.create_jobs(
+          (select jsonb_agg(v_slot_spec[i] order by k) from unnest(v_chunk_index) with ordinality c(i, k))
+        ) with ordinality j order by j.ordinality);
+      for k in 1 .. pg_catalog.cardinality(v_chunk_index) loop
+        v_slot_job[v_chunk_index[k]] := v_chunk_job[k];
+      end loop;
+      v_created := v_created + pg_catalog.cardinality(v_chunk_index);
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate;
+      if pg_catalog.left(v_state, 2) in ('40', '53', '55', '57', '58', 'XX') then
+        raise;
+      end if;
+      -- Refused as a whole: one slot at a time, so only the refused slots are lost.
+      for i in v_offset + 1 .. least(v_offset + 1000, v_n) loop
+        continue when v_slot_job[i] is not null;
+        begin
+          v_slot_job[i] := (public.create_job(
+            p_user_id => (v_slot_spec[i] ->> 'user_id')::uuid, p_type => v_slot_spec[i] ->> 'type',
+            p_input => v_slot_spec[i] -> 'input', p_idempotency_key => v_slot_key[i],
+            p_run_at => v_slot_at[i])).id;
+          v_created := v_created + 1;
+        exception when others then
+          get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_hint = pg_exception_hint;
+          -- A transient failure (deadlock, serialization, lock timeout, out of resources,
+          -- shutdown, internal) is not the slot's fault: fail the whole sweep, the next retries.
+          if pg_catalog.left(v_state, 2) in ('40', '53', '55', '57', '58', 'XX') then
+            raise;
+          end if;
+          v_slot_error[i] := jsonb_build_object(
+            'code', case when v_state like 'PT%' then nullif(v_hint, '') end, 'message', v_message,
+            'sqlstate', v_state, 'slot', v_slot_at[i], 'at', v_now);
+        end;
+      end loop;
+    end;
+  end loop;
+
+  -- Advance every schedule taken. Per schedule: the newest slot with a job is its last run; the
+  -- newest refusal is its last_error unless a later slot got its job (then null); no slot at
+  -- all keeps what it had. A cron expression with no slot left within 10 years stops (paused)
+  -- rather than wedging.
+  update public.schedules s
+     set next_run_at = x.next_run_at,
+         paused = x.next_run_at is null,
+         last_run_at = coalesce(r.last_run_at, s.last_run_at),
+         last_job_id = coalesce(r.last_job_id, s.last_job_id),
+         last_error = case when r.schedule_id is null then s.last_error
+                           when r.last_error_at > r.last_run_at or r.last_run_at is null then r.last_error
+                           else null end,
+         updated_at = v_now
+    from unnest(v_ids, v_next) x(id, next_run_at)
+    left join (
+      select e.schedule_id,
+             pg_catalog.max(e.at) filter (where e.job_id is not null) as last_run_at,
+             (pg_catalog.array_agg(e.job_id order by e.at desc) filter (where e.job_id is not null))[1] as last_job_id,
+             pg_catalog.max(e.at) filter (where e.error is not null) as last_error_at,
+             (pg_catalog.array_agg(e.error order by e.at desc) filter (where e.error is not null))[1] as last_error
+      from unnest(v_slot_schedule, v_slot_at, v_slot_job, v_slot_error) e(schedule_id, at, job_id, error)
+      group by e.schedule_id) r on r.schedule_id = x.id
+   where s.id = x.id;
   return v_created;
 end;
 $$;

@@ -6,7 +6,7 @@
 -- local/tests/schedules-two-sessions.test.mjs (dblink cannot connect under `supabase test db`).
 -- Time is spool.now, moved by setting it; nothing sleeps.
 begin;
-select plan(79);
+select plan(81);
 
 -- Helpers (as in 12_leases_and_fencing):
 --   uid(name) / create_users(names)  named test users with fixed uuids
@@ -392,6 +392,21 @@ select is(public.preview_schedule(p_cron => '0 9 * * *', p_timezone => 'Europe/P
   'a user previews the next three 09:00 runs in Paris');
 select is(pg_temp.error_of($$select public.preview_schedule(p_cron => '0 25 * * *')$$), 'PT400 invalid_argument',
   'preview refuses a bad expression as create does');
+
+-- ---------------------------------------------------------------------------------------------
+-- Its own pg_cron job
+-- ---------------------------------------------------------------------------------------------
+select pg_temp.clear_authentication();
+select results_eq(
+  $$select command collate "default", active from cron.job where jobname = 'spool-schedules'$$,
+  $$values ('select spool.materialize_schedules()'::text, true)$$,
+  'pg_cron runs spool.materialize_schedules as its own job, spool-schedules');
+select is(
+  (select schedule from cron.job where jobname = 'spool-schedules'),
+  (select case when (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5]
+               then '10 seconds' else '* * * * *' end
+     from pg_extension where extname = 'pg_cron'),
+  'every 10 seconds on pg_cron 1.5 or later, else every minute');
 
 select * from finish();
 rollback;
