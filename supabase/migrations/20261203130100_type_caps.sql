@@ -24,9 +24,13 @@
 -- queue all of one type at its cap walks past that type's backlog to the jobs behind it, as for
 -- an owner at the per-user cap (20,000 of them: ~8 ms).
 --
--- Slow path (some candidate's type is limited): the same scan, then the type rows are locked in
--- type order, each type's room is counted, and the candidates are taken in claim order (priority,
--- fair_at, id) while their owner, their type and the CPU budget all have room. Rows passed over
+-- Slow path (some candidate's type is limited): a limited type already full as committed is left
+-- out without taking its row (concurrent claims can only fill it further; a finish not committed
+-- yet is for the next claim, which job-worker makes after every finish), so claims do not queue
+-- for a type none of them could take. The other limited types' rows are locked in type order,
+-- each type's room is counted, the candidates are scanned again (the rows this call holds, and
+-- any committed since) and taken in claim order (priority, fair_at, id) while their owner, their
+-- type and the CPU budget all have room. Rows passed over
 -- stay locked until the transaction ends, as before, and further passes (up to 4 in all) leave out
 -- owners and types that have no room left. The first pass that meets limited types waits for their
 -- rows; a later pass meeting another limited type takes its row only if it is free (SKIP LOCKED),
