@@ -338,10 +338,10 @@ comment on column public.schedules.starts_at is
 comment on column public.schedules.catch_up is
   'latest: a late sweep creates one run, for the most recent missed slot; all: every missed slot, at most spool.settings.schedule_catch_up_limit (the most recent).';
 comment on column public.schedules.next_run_at is 'The next slot to create a job for.';
-comment on column public.schedules.last_run_at is 'The slot of the last job this schedule created.';
+comment on column public.schedules.last_run_at is 'The newest slot that got its job.';
 comment on column public.schedules.last_job_id is 'That job (it may have been pruned since).';
 comment on column public.schedules.last_error is
-  'The last slot whose job could not be created ({code, message, slot, at}); cleared when a later slot''s job is created.';
+  'The last slot whose job could not be created ({code, message, sqlstate, slot, at}); cleared when a later slot''s job is created.';
 
 -- The sweep's scan: due, active schedules in slot order.
 create index schedules_due_idx on public.schedules (next_run_at) where not paused;
