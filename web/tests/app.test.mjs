@@ -333,6 +333,16 @@ describe('the web client', () => {
       assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
       assert.equal(await page.getByTestId('uploaded').count(), 0);
 
+      // A kind whose provider is not configured says so, and offers no upload and no Start.
+      const image = kinds.kinds.find((k) => k.type === 'image');
+      assert.equal(image.available, false, 'the test stack has no OpenAI');
+      // The card's label covers its radio (styles.css), so a click lands on the label, as a person's does.
+      await page.locator('label', { hasText: 'Generate an image' }).click();
+      assert.equal(await page.getByRole('radio', { name: /^Generate an image/ }).isChecked(), true);
+      await page.getByTestId('unavailable').filter({ hasText: 'Image generation needs OpenAI' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: /^Start/ }).count(), 0);
+      assert.equal(await page.getByTestId('dropzone').count(), 0);
+
       // Nothing was sent to Storage, and nothing is in the user's folder.
       assert.deepEqual(uploads, []);
       const { rows: [{ n }] } = await env.admin.query(

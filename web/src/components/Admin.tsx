@@ -237,14 +237,13 @@ function JobTypes(
                   <th scope="col">Type</th>
                   <th scope="col">Running</th>
                   <th scope="col">Max running</th>
-                  <th scope="col">Started, last min</th>
+                  <th scope="col">Started / min</th>
                   <th scope="col">Rate / min</th>
                   <th scope="col">Pending</th>
                   <th scope="col">Timeout</th>
                   <th scope="col">Attempts</th>
                   <th scope="col">Priority</th>
-                  <th scope="col">Keep done</th>
-                  <th scope="col">Keep failed</th>
+                  <th scope="col">Kept: done / failed</th>
                 </tr>
               </thead>
               <tbody>
@@ -259,11 +258,8 @@ function JobTypes(
                     <td>{limit(r.timeout_seconds, ' s')}</td>
                     <td>{limit(r.max_attempts)}</td>
                     <td>{limit(r.priority)}</td>
-                    <td title={r.retention_done === null ? 'the project default (spool.settings)' : undefined}>
-                      {r.retention_done ?? 'default'}
-                    </td>
-                    <td title={r.retention_failed === null ? 'the project default (spool.settings)' : undefined}>
-                      {r.retention_failed ?? 'default'}
+                    <td title="default: the project's retention (spool.settings)">
+                      {r.retention_done ?? 'default'} / {r.retention_failed ?? 'default'}
                     </td>
                   </tr>
                 ))}
