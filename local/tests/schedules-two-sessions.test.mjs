@@ -8,8 +8,10 @@
 // so this is a node test. Needs SUPABASE_DB_URL (the postgres role), as npm test sets it.
 // Schedules are created on the 2030 test clock (spool.now) while the setup session runs on real
 // time, so the real pg_cron job (spool-schedules) finds none of them due; only the two sweep
-// sessions move their clock to 2030. The test users are used by nobody else; every row committed
-// here is deleted before and after.
+// sessions move their clock to 2030. A sweep takes every due schedule, not only this test's, so
+// the test refuses to run (before touching anything) when the database holds active schedules
+// of other users: on 2030's clock they would be due, and get runs. The test users are used by
+// nobody else; every row committed here is deleted before and after.
 //
 //   SUPABASE_DB_URL=postgresql://… node --test local/tests/schedules-two-sessions.test.mjs
 
@@ -117,6 +119,12 @@ before(async () => {
   assert.ok(DB_URL, 'SUPABASE_DB_URL is not set: run npm test, or set it to the postgres role\'s URL');
   setup = await connect();
   watcher = await connect();
+  const { rows: [{ others }] } = await setup.query(
+    `select count(*)::int as others from public.schedules
+      where not paused and user_id not in ${userIds}`,
+    [USERS],
+  );
+  assert.equal(others, 0, 'no active schedules of other users: the sweeps on 2030\'s clock would run them');
   s1 = await sweepSession();
   s2 = await sweepSession();
   await freshUsers();

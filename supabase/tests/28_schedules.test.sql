@@ -6,7 +6,7 @@
 -- local/tests/schedules-two-sessions.test.mjs (dblink cannot connect under `supabase test db`).
 -- Time is spool.now, moved by setting it; nothing sleeps.
 begin;
-select plan(81);
+select plan(82);
 
 -- Helpers (as in 12_leases_and_fencing):
 --   uid(name) / create_users(names)  named test users with fixed uuids
@@ -294,6 +294,9 @@ select is(pg_temp.job_slots((select id from tests_schedules where name = 'latest
 select is(pg_temp.job_slots((select id from tests_schedules where name = 'all')),
   array[interval '15 minutes', interval '30 minutes', interval '45 minutes', interval '60 minutes'],
   'catch_up all: every missed slot gets its run');
+select is(pg_temp.job_slots((select id from tests_schedules where name = 'every')),
+  array[interval '10 minutes', interval '60 minutes'],
+  'an every schedule late by five slots (00:20 to 01:00) runs only the latest, 01:00');
 select is(
   (select array_agg(s.next_run_at order by t.name) from public.schedules s join tests_schedules t using (id)
     where t.name in ('all', 'latest')),
