@@ -7,12 +7,7 @@ import {
   PRESETS,
   resolveGrade,
 } from '../../_jobs/media/grade.ts';
-import {
-  decodeImage,
-  encodeJpeg,
-  encodePng,
-  type RgbaImage,
-} from '../../_jobs/media/image.ts';
+import { decodeImage, encodeJpeg, encodePng, type RgbaImage } from '../../_jobs/media/image.ts';
 import { colourCard, fillRect, linearLuminance, meanRB, SKIN, solid } from './_media.ts';
 
 function differs(a: RgbaImage, b: RgbaImage): number {
