@@ -38,7 +38,7 @@ grant select, insert, update, delete on spool.job_types to service_role;
 -- worker aborts its handler there and rescue_jobs fails an attempt left past it.
 alter table public.jobs add column timeout_at timestamptz;
 comment on column public.jobs.timeout_at is
-  'When the running attempt times out (claim time + spool.job_types.timeout_seconds); null when not running.';
+  'When the latest attempt times out (its claim time + spool.job_types.timeout_seconds); set by each claim and only read while the job is running.';
 
 -- The shipped kinds. Each OpenAI image attempt costs money: retry once at most.
 insert into spool.job_types (type, max_running, rate_per_minute, timeout_seconds, max_attempts) values
