@@ -122,7 +122,8 @@ export async function fetchKinds(supabase: FunctionsInvoker): Promise<JobKind[]>
       'Spool answered in a way this page does not understand. Reload and try again.',
     );
   }
-  return kinds;
+  // An older or newer server may leave out the nulls: the rest of the page reads them as null.
+  return kinds.map((k) => ({ ...k, unavailable: k.unavailable ?? null, file: k.file ?? null }));
 }
 
 function isKind(k: unknown): k is JobKind {
@@ -131,7 +132,7 @@ function isKind(k: unknown): k is JobKind {
     typeof kind.label === 'string' && typeof kind.available === 'boolean' &&
     typeof kind.input_schema === 'object' && kind.input_schema !== null &&
     typeof kind.input_schema.properties === 'object' && kind.input_schema.properties !== null &&
-    (kind.file === null || (typeof kind.file === 'object' && typeof kind.file.field === 'string'));
+    (kind.file == null || (typeof kind.file === 'object' && typeof kind.file.field === 'string'));
 }
 
 /** The label people know a job type by: the kind's, or the type itself for one not listed. */
