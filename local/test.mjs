@@ -13,7 +13,7 @@
 //        - node --test local/gateway/tests/   (the local platform's contract tests)
 //        - deno test -A supabase/functions/tests/   (if that folder exists)
 //        - node --test local/tests/   (npm run demo's core, the README's configuration tables)
-//        - the web client: tsc, deno test web/tests/*.contract.test.ts, node --test web/tests/
+//        - the web client: tsc, deno test web/tests/*.test.ts, node --test web/tests/
 //          (browser tests in Debian's Chromium, installed as root when missing)
 //      and, first, a check that supabase/functions/_shared/database.types.ts is what
 //      `npm run gen:types` makes from the migrations (local/types.mjs)
@@ -85,18 +85,18 @@ furtherSuites.unshift({
   run: ({ port }) => checkTypes({ port }),
 });
 
-// The web client (web/), kept apart from the suites above: its type check (tsc), its contract
-// with the job kinds (Deno: web/tests/*.contract.test.ts), then the browser tests in Debian's
+// The web client (web/), kept apart from the suites above: its type check (tsc), its Deno
+// tests (web/tests/*.test.ts: the kinds' forms and file checks, contracts with the server), then the browser tests in Debian's
 // Chromium (node --test web/tests/: the app built with this stack's URL and anon key, driven by
 // playwright-core). Chromium is installed as root when missing (local/web.mjs ensureChromium).
 furtherSuites.push({
-  name: 'web client (tsc, contract with the job kinds, browser tests: node --test web/tests/)',
+  name: 'web client (tsc, deno test web/tests/*.test.ts, browser tests: node --test web/tests/)',
   when: ({ root }) => fs.existsSync(path.join(root, 'web', 'tests')),
   run: async ({ env, root }) => {
     ensureChromium();
     const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
     const contracts = fs.readdirSync(path.join(root, 'web', 'tests'))
-      .filter((f) => f.endsWith('.contract.test.ts'))
+      .filter((f) => f.endsWith('.test.ts'))
       .map((f) => path.join('web', 'tests', f));
     const steps = [
       [null, tsc, ['--noEmit', '-p', 'web'], {}],

@@ -11,7 +11,7 @@
 // Every file, not only each index.ts: job-worker loads handlers (job-worker/handlers/index.ts)
 // and the kinds load media code (_jobs/files.ts) with dynamic
 // imports, which run long after boot; caching the whole tree caches them and their npm packages
-// too. The Deno test files (supabase/functions/tests/, web/tests/*.contract.test.ts) are in the
+// too. The Deno test files (supabase/functions/tests/, web/tests/*.test.ts) are in the
 // list as well, so `deno test` starts on a warm cache and deno.lock covers what they import.
 // The workers then run with --cached-only --frozen (local/gateway/functions.mjs): they can never
 // fetch, and a module missing from the cache is a boot error naming the command below.
@@ -93,7 +93,7 @@ export function cacheEntries(root = ROOT) {
   const webTests = path.join(root, 'web', 'tests');
   let contracts = [];
   try {
-    contracts = fs.readdirSync(webTests).filter((f) => f.endsWith('.contract.test.ts'))
+    contracts = fs.readdirSync(webTests).filter((f) => f.endsWith('.test.ts'))
       .sort().map((f) => path.join(webTests, f));
   } catch (err) {
     if (err.code !== 'ENOENT') throw err;
