@@ -26,8 +26,10 @@ Deno.test(
     const user = await createUser();
     const created = await enqueueOwn(user.id, 'noop', { sleep_ms: 60_000 });
     // The first worker: claims that job (as of OWN_TIME) and runs it until it is killed. Its lease
-    // outlasts the test, so it never heartbeats (a heartbeat would extend the lease from the real
-    // clock) and the lease runs out only when the test moves spool.now past it.
+    // (300 s, heartbeats every 100 s) outlasts the test, so it never heartbeats (a heartbeat would
+    // extend the lease from the real clock) and the lease runs out only when the test moves
+    // spool.now past it: before the attempt's timeout (noop's row: 600 s), which rescue_jobs would
+    // otherwise name instead.
     const child = new Deno.Command(Deno.execPath(), {
       args: ['run', '-A', '--no-lock', WORKER_PROCESS],
       env: {
@@ -37,7 +39,7 @@ Deno.test(
         SPOOL_ENABLE_NOOP: 'true',
         SPOOL_WORKER_TYPES: 'noop',
         SPOOL_WORKER_LINGER_MS: '0',
-        SPOOL_WORKER_LEASE_SECONDS: '3600',
+        SPOOL_WORKER_LEASE_SECONDS: '300',
         SPOOL_TEST_WORKER_ID: 'jw-doomed',
         SPOOL_TEST_OWN_JOBS: created.id,
       },
