@@ -5,13 +5,13 @@
 -- SECURITY DEFINER function added without a pinned search_path fails here.
 begin;
 set local search_path = public, extensions;
-select plan(58);
+select plan(63);
 
 -- ---------------------------------------------------------------------------------------------
 -- Tables and columns
 -- ---------------------------------------------------------------------------------------------
-select tables_are('public', array['jobs', 'notifications'],
-  'public holds exactly the jobs and notifications tables');
+select tables_are('public', array['jobs', 'notifications', 'schedules'],
+  'public holds exactly the jobs, notifications and schedules tables');
 select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots'],
   'spool holds exactly the settings, user_slots, doorbell, retries, job_types and type_slots tables');
 
@@ -171,6 +171,12 @@ select policies_are('public', 'jobs', array['Users can view their own jobs'],
 select policies_are('public', 'notifications',
   array['Users can view their own notifications', 'Users can mark their own notifications read'],
   'notifications has two policies: users view and mark read their own');
+select policies_are('public', 'schedules', array['Users can view their own schedules'],
+  'schedules has one policy: users view their own (pause, resume, delete go through the API)');
+select policy_cmd_is('public', 'schedules', 'Users can view their own schedules', 'select',
+  'the schedules policy only grants reading');
+select policy_roles_are('public', 'schedules', 'Users can view their own schedules', array['authenticated'],
+  'the schedules policy applies to authenticated users only');
 select is(
   (select count(*)::int from pg_policies where schemaname = 'spool'), 0,
   'spool tables have no policies at all');
@@ -201,13 +207,18 @@ select results_eq(
     ('complete_jobs(jsonb)', 'SETOF uuid'),
     ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)', 'jobs'),
     ('create_jobs(jsonb)', 'SETOF jobs'),
+    ('create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)', 'schedules'),
+    ('delete_schedule(uuid)', 'schedules'),
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),
     ('job_type_stats()', 'TABLE(type text, max_running integer, rate_per_minute integer, timeout_seconds integer, max_attempts integer, priority smallint, retention_done interval, retention_failed interval, running integer, started_last_minute integer, pending integer)'),
+    ('pause_schedule(uuid)', 'schedules'),
+    ('preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)', 'timestamp with time zone[]'),
     ('prune_jobs(integer)', 'integer'),
     ('rescue_jobs()', 'integer'),
     ('resume_job(text,text,text,jsonb,jsonb)', 'jobs'),
+    ('resume_schedule(uuid)', 'schedules'),
     ('retry_job(uuid)', 'jobs')$$,
   'public exposes exactly the SQL API, one signature per function, with its return type');
 select has_function('spool', 'ring_doorbell', array['text'], 'spool.ring_doorbell(reason) exists');
@@ -218,6 +229,10 @@ select function_returns('spool', 'sweep', array[]::text[], 'jsonb',
   'spool.sweep returns a JSON summary');
 select has_function('spool', 'purge_history', array[]::text[], 'spool.purge_history() exists');
 select has_function('spool', 'now', array[]::text[], 'spool.now() is the queue''s clock');
+select function_returns('spool', 'materialize_schedules', array['integer'], 'integer',
+  'spool.materialize_schedules(limit) returns how many jobs it created');
+select function_returns('spool', 'next_cron_after', array['text', 'text', 'timestamp with time zone'],
+  'timestamp with time zone', 'spool.next_cron_after(cron, tz, after) returns the next slot');
 select is(
   array(select p.proname::text from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)

@@ -6,7 +6,7 @@
 -- the project's postgres role creates after them (its own RPC) gets Supabase's default grants.
 begin;
 set local search_path = public, extensions;
-select plan(73);
+select plan(80);
 
 -- Acting as a role, the way PostgREST does: a database role plus the JWT claims.
 create function pg_temp.tests_act_as(p_role text, p_user_id uuid default null)
@@ -54,8 +54,10 @@ select is(
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
            and has_function_privilege('authenticated', p.oid, 'execute')
          order by p.oid::regprocedure::text collate "C"),
-  array['cancel_job(uuid)', 'retry_job(uuid)'],
-  'authenticated users may execute only cancel_job and retry_job');
+  array['cancel_job(uuid)', 'delete_schedule(uuid)', 'pause_schedule(uuid)',
+        'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
+        'resume_schedule(uuid)', 'retry_job(uuid)'],
+  'authenticated users may execute only cancel_job, retry_job and the owner''s schedule functions');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
@@ -70,14 +72,21 @@ select is(
         'complete_jobs(jsonb)',
         'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)',
         'create_jobs(jsonb)',
+        'create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)',
+        'delete_schedule(uuid)',
         'fail_job(uuid,uuid,jsonb,boolean)',
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',
         'job_type_stats()',
+        'pause_schedule(uuid)',
+        'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'prune_jobs(integer)',
         'rescue_jobs()',
         'resume_job(text,text,text,jsonb,jsonb)',
+        'resume_schedule(uuid)',
         'retry_job(uuid)',
+        'spool.materialize_schedules(integer)',
+        'spool.next_cron_after(text,text,timestamp with time zone)',
         'spool.ring_doorbell(text)',
         'spool.sweep()'],
   'service_role may execute exactly the worker and admin functions, not the spool internals');
@@ -89,6 +98,12 @@ select table_privs_are('public', 'jobs', 'anon', array[]::text[],
   'anon has no privilege on jobs');
 select table_privs_are('public', 'notifications', 'anon', array[]::text[],
   'anon has no privilege on notifications');
+select table_privs_are('public', 'schedules', 'anon', array[]::text[],
+  'anon has no privilege on schedules');
+select table_privs_are('public', 'schedules', 'authenticated', array['SELECT'],
+  'authenticated users may only read schedules (their own, under RLS): changes go through the API');
+select table_privs_are('public', 'schedules', 'service_role', array['SELECT'],
+  'service_role may only read schedules: create_schedule validates what a plain INSERT would not');
 select table_privs_are('public', 'jobs', 'authenticated', array[]::text[],
   'authenticated users hold no table-wide privilege on jobs: they read its public columns only (21_job_columns)');
 select table_privs_are('public', 'notifications', 'authenticated', array['SELECT'],
@@ -178,6 +193,10 @@ select throws_ok($$select count(*) from public.jobs$$, '42501',
   'permission denied for table jobs', 'anon cannot read jobs');
 select throws_ok($$select count(*) from public.notifications$$, '42501',
   'permission denied for table notifications', 'anon cannot read notifications');
+select throws_ok($$select count(*) from public.schedules$$, '42501',
+  'permission denied for table schedules', 'anon cannot read schedules');
+select throws_ok($$select public.pause_schedule(gen_random_uuid())$$, '42501',
+  'permission denied for function pause_schedule', 'anon cannot pause a schedule');
 
 -- ---------------------------------------------------------------------------------------------
 -- Acted out as an authenticated user: worker and admin functions and direct writes are refused
@@ -245,6 +264,14 @@ select throws_ok(
 select throws_ok(
   $$delete from public.notifications$$,
   '42501', 'permission denied for table notifications', 'a user cannot delete notifications');
+select throws_ok(
+  $$insert into public.schedules (user_id, type, every, next_run_at)
+    select id, 'noop', '1 minute', now() from tests_users$$,
+  '42501', 'permission denied for table schedules', 'a user cannot insert a schedule directly');
+select throws_ok(
+  $$select public.create_schedule(p_user_id => (select id from tests_users), p_type => 'noop', p_every => '1 hour')$$,
+  '42501', 'permission denied for function create_schedule',
+  'a user cannot create a schedule through the API either: its input is job input, validated by a creator');
 
 select results_eq(
   $$select id from public.jobs$$, $$select id from tests_jobs$$,
