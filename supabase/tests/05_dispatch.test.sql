@@ -255,8 +255,9 @@ select results_eq(
       from cron.job where jobname like 'spool-%' order by jobname$$,
   $$values ('spool-prune', 'call spool.prune_history()', true),
            ('spool-purge-history', 'select spool.purge_history()', true),
+           ('spool-schedules', 'select spool.materialize_schedules()', true),
            ('spool-sweep', 'select spool.sweep()', true)$$,
-  'pg_cron runs the sweep, the prune and the history purge, and nothing else of ours');
+  'pg_cron runs the sweep, the prune, the history purge and the schedules, and nothing else of ours');
 select is(
   (select schedule from cron.job where jobname = 'spool-sweep'),
   (select case when (regexp_match(extversion, '^(\d+)\.(\d+)'))::int[] >= array[1, 5]
