@@ -146,6 +146,70 @@ export type Database = {
         };
         Relationships: [];
       };
+      'schedules': {
+        Row: {
+          'catch_up': string;
+          'created_at': string;
+          'cron': string | null;
+          'every': string | null;
+          'id': string;
+          'input': NonNullable<Json>;
+          'last_error': Json | null;
+          'last_job_id': string | null;
+          'last_run_at': string | null;
+          'name': string | null;
+          'next_run_at': string | null;
+          'paused': boolean;
+          'project_wide': boolean;
+          'starts_at': string;
+          'timezone': string;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+        };
+        ComputedFields: never;
+        Insert: {
+          'catch_up'?: string;
+          'created_at'?: string;
+          'cron'?: string | null;
+          'every'?: string | null;
+          'id'?: string;
+          'input'?: NonNullable<Json>;
+          'last_error'?: Json | null;
+          'last_job_id'?: string | null;
+          'last_run_at'?: string | null;
+          'name'?: string | null;
+          'next_run_at'?: string | null;
+          'paused'?: boolean;
+          'project_wide'?: boolean;
+          'starts_at'?: string;
+          'timezone'?: string;
+          'type': string;
+          'updated_at'?: string;
+          'user_id': string;
+        };
+        Update: {
+          'catch_up'?: string;
+          'created_at'?: string;
+          'cron'?: string | null;
+          'every'?: string | null;
+          'id'?: string;
+          'input'?: NonNullable<Json>;
+          'last_error'?: Json | null;
+          'last_job_id'?: string | null;
+          'last_run_at'?: string | null;
+          'name'?: string | null;
+          'next_run_at'?: string | null;
+          'paused'?: boolean;
+          'project_wide'?: boolean;
+          'starts_at'?: string;
+          'timezone'?: string;
+          'type'?: string;
+          'updated_at'?: string;
+          'user_id'?: string;
+        };
+        Relationships: [];
+      };
     };
     Views: {
       [_ in never]: never;
@@ -456,6 +520,75 @@ export type Database = {
           isSetofReturn: true;
         };
       };
+      'create_schedule': {
+        Args: {
+          'p_catch_up'?: string;
+          'p_cron'?: string;
+          'p_every'?: string;
+          'p_input'?: Json;
+          'p_name'?: string;
+          'p_project_wide'?: boolean;
+          'p_start_at'?: string;
+          'p_timezone'?: string;
+          'p_type': string;
+          'p_user_id': string;
+        };
+        Returns: {
+          'catch_up': string;
+          'created_at': string;
+          'cron': string | null;
+          'every': string | null;
+          'id': string;
+          'input': NonNullable<Json>;
+          'last_error': Json | null;
+          'last_job_id': string | null;
+          'last_run_at': string | null;
+          'name': string | null;
+          'next_run_at': string | null;
+          'paused': boolean;
+          'project_wide': boolean;
+          'starts_at': string;
+          'timezone': string;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'schedules';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'delete_schedule': {
+        Args: { 'p_id': string };
+        Returns: {
+          'catch_up': string;
+          'created_at': string;
+          'cron': string | null;
+          'every': string | null;
+          'id': string;
+          'input': NonNullable<Json>;
+          'last_error': Json | null;
+          'last_job_id': string | null;
+          'last_run_at': string | null;
+          'name': string | null;
+          'next_run_at': string | null;
+          'paused': boolean;
+          'project_wide': boolean;
+          'starts_at': string;
+          'timezone': string;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'schedules';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
       'fail_job': {
         Args: { 'p_error': Json; 'p_id': string; 'p_lease_token': string; 'p_retryable'?: boolean };
         Returns: {
@@ -559,6 +692,46 @@ export type Database = {
           'type': string;
         }[];
       };
+      'pause_schedule': {
+        Args: { 'p_id': string };
+        Returns: {
+          'catch_up': string;
+          'created_at': string;
+          'cron': string | null;
+          'every': string | null;
+          'id': string;
+          'input': NonNullable<Json>;
+          'last_error': Json | null;
+          'last_job_id': string | null;
+          'last_run_at': string | null;
+          'name': string | null;
+          'next_run_at': string | null;
+          'paused': boolean;
+          'project_wide': boolean;
+          'starts_at': string;
+          'timezone': string;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'schedules';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'preview_schedule': {
+        Args: {
+          'p_after'?: string;
+          'p_count'?: number;
+          'p_cron'?: string;
+          'p_every'?: string;
+          'p_start_at'?: string;
+          'p_timezone'?: string;
+        };
+        Returns: (string)[];
+      };
       'prune_jobs': { Args: { 'p_limit'?: number }; Returns: number };
       'rescue_jobs': { Args: Record<PropertyKey, never>; Returns: number };
       'resume_job': {
@@ -603,6 +776,35 @@ export type Database = {
         SetofOptions: {
           from: '*';
           to: 'jobs';
+          isOneToOne: true;
+          isSetofReturn: false;
+        };
+      };
+      'resume_schedule': {
+        Args: { 'p_id': string };
+        Returns: {
+          'catch_up': string;
+          'created_at': string;
+          'cron': string | null;
+          'every': string | null;
+          'id': string;
+          'input': NonNullable<Json>;
+          'last_error': Json | null;
+          'last_job_id': string | null;
+          'last_run_at': string | null;
+          'name': string | null;
+          'next_run_at': string | null;
+          'paused': boolean;
+          'project_wide': boolean;
+          'starts_at': string;
+          'timezone': string;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+        };
+        SetofOptions: {
+          from: '*';
+          to: 'schedules';
           isOneToOne: true;
           isSetofReturn: false;
         };
