@@ -47,7 +47,7 @@ async function workerSession() {
 }
 
 // Job types with limits that only these tests use (deleting a row deletes its spool.type_slots).
-const LIMITED_TYPES = ['two-session-capped', 'two-session-rated'];
+const LIMITED_TYPES = ['two-session-capped', 'two-session-rated', 'two-session-timed'];
 
 async function cleanup() {
   await setup.query('delete from spool.job_types where type = any ($1::text[])', [LIMITED_TYPES]);
@@ -318,4 +318,60 @@ test('two sessions claiming a rate-limited type at once never start more than it
     s1.query(claimOf(type, 10, 'worker-s1')), s2.query(claimOf(type, 10, 'worker-s2'))]);
   assert.equal(a.rows.length + b.rows.length, 0, 'racing claims in the same minute start none');
   assert.equal(await countOf(type, 'running'), 4, 'exactly 4 started, on the sessions\' shared 2030 clock');
+});
+
+test('a completion racing the rescue of a timed-out attempt: whichever commits first decides, once', async () => {
+  const type = 'two-session-timed';
+  await setup.query(`insert into spool.job_types (type, timeout_seconds) values ($1, 30)`, [type]);
+  const [a, b] = await createJobs(type, 2, TYPE_USERS.slice(0, 1));
+  // rescue_jobs takes every running job past its lease or timeout: on 2030's clock that would be
+  // anyone's job running on the real clock, so none may be running.
+  const { rows: [{ others }] } = await setup.query(
+    `select count(*)::int as others from public.jobs
+      where status = 'running' and least(lease_expires_at, timeout_at) < '2030-01-01 00:01:00+00'`,
+  );
+  assert.equal(others, 0, 'no job of anyone else is running: a 2030 rescue would take it');
+  const claimOne = async () =>
+    (await s1.query(
+      `select id, lease_token from public.claim_jobs('worker-s1', 1, 600, array['${type}'])`,
+    )).rows[0];
+  const rescueAt = async (time) => {
+    await s2.query(`set spool.now = '${time}'`); // past the 30 s timeout, inside the 10 min lease
+    return track(s2.query('select public.rescue_jobs() as rescued'));
+  };
+  await setup.query('begin');
+  await setup.query('select 1 from spool.doorbell for update'); // no ring on the 2030 clock
+
+  // The rescue commits first: the worker's completion waits for it, then is refused.
+  const first = await claimOne();
+  await s2.query('begin');
+  const rescue = await rescueAt('2030-01-01 00:00:31+00');
+  assert.equal((await rescue.promise).rows[0].rescued, 1, 'the attempt ran past its timeout');
+  const stale = track(s1.query(`select id from public.complete_job($1, $2, '{}')`,
+    [first.id, first.lease_token]));
+  const state = await settledOrBlocked(stale, s1);
+  await s2.query('commit');
+  assert.equal(state, 'blocked', 'the completion waits while the rescue is uncommitted');
+  const refused = await stale.promise.then(() => null, (err) => err);
+  assert.deepEqual({ code: refused?.code, hint: refused?.hint }, { code: 'PT409', hint: 'lease_lost' });
+  const { rows: [timedOut] } = await setup.query(
+    `select status, attempts, error ->> 'code' as code, lease_token from public.jobs where id = $1`,
+    [first.id]);
+  assert.deepEqual(timedOut, { status: 'pending', attempts: 1, code: 'timeout', lease_token: null },
+    'the attempt failed as timeout, to be retried');
+
+  // The completion commits first: the rescue, late as it is, leaves the job done.
+  const second = await claimOne();
+  assert.deepEqual(ids([first, second]), [a, b].sort(), 'the other job');
+  await s1.query('begin');
+  await s1.query(`select id from public.complete_job($1, $2, '{}')`, [second.id, second.lease_token]);
+  const late = await rescueAt('2030-01-01 00:00:40+00');
+  await settledOrBlocked(late, s2);
+  await s1.query('commit');
+  await late.promise;
+  await s2.query(`set spool.now = '${T0}'`);
+  await setup.query('rollback');
+  const { rows: [done] } = await setup.query(
+    `select status, error from public.jobs where id = $1`, [second.id]);
+  assert.deepEqual(done, { status: 'done', error: null }, 'the completed job stays done');
 });
