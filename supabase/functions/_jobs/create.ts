@@ -70,15 +70,23 @@ export interface CreateJobOptions {
  */
 export function createJobHandler<I>(kind: JobKind<I>, options: CreateJobOptions = {}): Handler {
   if (kind.testOnly) throw new Error(`job type "${kind.type}" has no creator (test only)`);
-  const reader = options.reader ?? new EnvReader();
+  const { env, providers, admin } = enqueueDepsFor(kind, options.reader);
+  return handle(kind.type, ['POST'], (req) => createJob(req, kind, env, providers, admin));
+}
+
+/**
+ * What enqueueing jobs of `kind` needs, read from the environment now (every problem named at
+ * once: EnvReader.done()): the project's URL and keys, the providers (Replicate only for this
+ * kind's model version variable) and the secret-key client.
+ */
+export function enqueueDepsFor<I>(kind: JobKind<I>, reader = new EnvReader()): EnqueueDeps {
   const env = readSupabaseEnv(reader);
   const providers = readProviderConfig(
     reader,
     kind.replicateVersionVar ? { [kind.type]: kind.replicateVersionVar } : {},
   );
   reader.done();
-  const admin = adminClient(env);
-  return handle(kind.type, ['POST'], (req) => createJob(req, kind, env, providers, admin));
+  return { env, providers, admin: adminClient(env) };
 }
 
 async function createJob<I>(

@@ -10,12 +10,10 @@
 //
 // Kinds with an input file also need the owner's JWT (`userJwt`): the file is looked up as the
 // owner, so Storage's RLS decides whose files a job may read. The secret key stays on the server.
-import { adminClient } from '../_shared/clients.ts';
-import { EnvReader, readSupabaseEnv } from '../_shared/env.ts';
+import type { EnvReader } from '../_shared/env.ts';
 import type { PublicJob } from '../_shared/job-view.ts';
-import { enqueueAs, type EnqueueRequest } from './create.ts';
+import { enqueueAs, enqueueDepsFor, type EnqueueRequest } from './create.ts';
 import type { JobKind } from './kind.ts';
-import { readProviderConfig } from './providers.ts';
 
 export interface Enqueuer {
   /** Enqueues one job of the kind; resolves to its public view, or throws HttpError. */
@@ -27,13 +25,6 @@ export function createEnqueuer<I>(
   kind: JobKind<I>,
   options: { reader?: EnvReader } = {},
 ): Enqueuer {
-  const reader = options.reader ?? new EnvReader();
-  const env = readSupabaseEnv(reader);
-  const providers = readProviderConfig(
-    reader,
-    kind.replicateVersionVar ? { [kind.type]: kind.replicateVersionVar } : {},
-  );
-  reader.done();
-  const deps = { env, providers, admin: adminClient(env) };
+  const deps = enqueueDepsFor(kind, options.reader);
   return { enqueue: (request) => enqueueAs(deps, kind, request) };
 }
