@@ -59,6 +59,22 @@ export const MAX_BODY_BYTES = 64 * 1024 + 4096;
 const EVERY_TEXT =
   /^\s*(?:\d{1,7}\s*(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?)\s*)+$/i;
 
+/**
+ * Seconds as interval text in days, hours, minutes and seconds (86400 -> "1 days"), so that the
+ * stored interval reads as people would write it ("1 day", not "24:00:00").
+ */
+export function intervalText(seconds: number): string {
+  const parts: string[] = [];
+  let rest = seconds;
+  for (const [unit, size] of [['days', 86400], ['hours', 3600], ['minutes', 60]] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) parts.push(`${n} ${unit}`);
+    rest -= n * size;
+  }
+  if (rest > 0 || parts.length === 0) parts.push(`${rest} seconds`);
+  return parts.join(' ');
+}
+
 /** The request body, apart from `input` (which the kind's schema reads). */
 export const ScheduleBody = z.object({
   type: z.string().min(1).max(63),
@@ -157,7 +173,7 @@ export async function createScheduleAs(
     p_input: input as Json,
     ...(body.cron !== undefined ? { p_cron: body.cron } : {}),
     ...(body.every !== undefined
-      ? { p_every: typeof body.every === 'number' ? `${body.every} seconds` : body.every.trim() }
+      ? { p_every: typeof body.every === 'number' ? intervalText(body.every) : body.every.trim() }
       : {}),
     p_timezone: body.timezone,
     p_catch_up: body.catch_up,

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { REPLICATE_VERSION_VARS } from '../_jobs/kinds/index.ts';
 import { readProviderConfig } from '../_jobs/providers.ts';
 import { readSupabaseEnv } from '../_shared/env.ts';
-import { ScheduleBody, schedulesHandler } from '../schedules/api.ts';
+import { intervalText, ScheduleBody, schedulesHandler } from '../schedules/api.ts';
 import {
   assertError,
   call,
@@ -75,6 +75,9 @@ Deno.test('the envelope: cron or every (not both, not neither), intervals as peo
   assert.ok(!ok({ type: 'text', every: 30 }), 'under a minute');
   assert.ok(!ok({ type: 'text', cron: '0 9 * * *', extra: 1 }), 'unknown keys');
   assert.ok(!ok({ type: 'text', cron: '0 9 * * *', catch_up: 'some' }));
+  assert.equal(intervalText(86_400), '1 days');
+  assert.equal(intervalText(5400), '1 hours 30 minutes');
+  assert.equal(intervalText(90_061), '1 days 1 hours 1 minutes 1 seconds');
   const parsed = ScheduleBody.parse({ type: 'text', cron: '0 9 * * *' });
   assert.equal(parsed.timezone, 'UTC');
   assert.equal(parsed.catch_up, 'latest');
