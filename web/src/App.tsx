@@ -1,10 +1,11 @@
 // The app shell: anonymous session, navigation, the user's live job list (and its toasts), and
-// the views: start a job, one job, my jobs, admin.
+// the views: start a job, one job, my jobs, my schedules, admin.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Admin } from './components/Admin.tsx';
 import { History } from './components/History.tsx';
 import { JobCard, jobTitle } from './components/JobCard.tsx';
 import { NewJob } from './components/NewJob.tsx';
+import { Schedules } from './components/Schedules.tsx';
 import { useToast } from './components/Toasts.tsx';
 import { useHashRoute } from './hooks/useHashRoute.ts';
 import { useJobList } from './hooks/useJob.ts';
@@ -76,6 +77,7 @@ export function App() {
   const nav = [
     { href: '#/', label: 'New job', active: route.name === 'new' },
     { href: '#/jobs', label: 'My jobs', active: route.name === 'history' || route.name === 'job' },
+    { href: '#/schedules', label: 'Schedules', active: route.name === 'schedules' },
     ...(isAdmin ? [{ href: '#/admin', label: 'Admin', active: route.name === 'admin' }] : []),
   ];
 
@@ -140,6 +142,7 @@ export function App() {
               </div>
             )}
             {route.name === 'history' && <History list={list} />}
+            {route.name === 'schedules' && <Schedules />}
             {route.name === 'job' && (
               <div className="single">
                 <p><a href="#/jobs">← My jobs</a></p>

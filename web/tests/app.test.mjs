@@ -9,6 +9,8 @@
 //   5. upload progress, and polling while Realtime is refused (this test refuses it itself)
 //   6. a second browser profile sees none of the first one's jobs or files
 //   7. the admin view, for a user with app_metadata.spool_admin (queue charts, job types)
+//   8. schedules: the Schedules view (made through SQL: no kind without an upload runs in this
+//      stack), pause, resume, delete; Repeat on the new-job form previews the next runs
 // Every test also asserts that the page logged no console errors. The tests wait for states of
 // the page or of the job's row, never for time (helpers.mjs WAIT_MS only bounds a wait).
 
@@ -485,6 +487,152 @@ describe('the web client', () => {
       );
     }
     assert.deepEqual(errors, []);
+  });
+
+  test('lists my schedules with their next and last runs, pauses, resumes and deletes one; Repeat previews the next runs', async () => {
+    const erin = await openProfile(env);
+    // Refusals the page shows on purpose (a bad cron's preview, the creator's 503) are logged
+    // by Chromium as failed resource loads.
+    erin.allow(/status of (400|503)/);
+    const session = await erin.signIn();
+    const userId = session.user.id;
+    const { page } = erin;
+    try {
+      // No kind without an upload can run in this stack (image and text need OpenAI; the test-only
+      // noop has no creator, and the schedule creator refuses it), so the schedules the view
+      // shows are made through SQL as service_role, as an admin would.
+      const kinds = await (await fetch(`${env.api}/functions/v1/jobs/kinds`, {
+        headers: { apikey: env.anonKey, authorization: `Bearer ${session.access_token}` },
+      })).json();
+      assert.deepEqual(kinds.kinds.filter((k) => !k.file && k.available).map((k) => k.type), []);
+      const client = await env.admin.connect();
+      const made = {};
+      try {
+        await client.query('begin');
+        await client.query('set local role service_role');
+        const create = async (key, args, params) => {
+          const { rows: [row] } = await client.query(
+            `select (public.create_schedule(p_user_id => $1, ${args})).id`,
+            [userId, ...params],
+          );
+          made[key] = row.id;
+        };
+        await create('morning', `p_type => 'image', p_input => $2::jsonb, p_cron => '0 9 * * *',
+          p_timezone => 'Europe/Paris', p_name => 'Morning lighthouse'`, [
+          JSON.stringify({ prompt: 'A lighthouse at dawn', size: '1024x1024', quality: 'auto', n: 1 }),
+        ]);
+        await create('text', `p_type => 'text', p_input => $2::jsonb, p_every => '6 hours'`, [
+          JSON.stringify({ prompt: 'A tip of the day', max_output_tokens: 200 }),
+        ]);
+        await create('house', `p_type => 'text', p_input => $2::jsonb, p_cron => '0 0 * * 1',
+          p_name => 'House digest', p_project_wide => true`, [JSON.stringify({ prompt: 'This week' })]);
+        await client.query('commit');
+      } catch (err) {
+        await client.query('rollback');
+        throw err;
+      } finally {
+        client.release();
+      }
+      // A slot the sweep could not create leaves last_error (materialize_schedules' shape).
+      await env.admin.query(
+        `update public.schedules set last_error = jsonb_build_object('code', 'quota_active_jobs',
+           'message', 'too many active jobs: 10 of 10 allowed', 'slot', now(), 'at', now()) where id = $1`,
+        [made.text],
+      );
+      const row = async (id) => (await env.admin.query('select * from public.schedules where id = $1', [id])).rows[0];
+
+      await page.getByRole('link', { name: 'Schedules' }).click();
+      await page.getByRole('heading', { name: 'Schedules' }).waitFor();
+      const items = page.getByTestId('schedule-item');
+      await until(async () => (await items.count()) === 3, { what: 'three schedules listed' });
+      const item = (id) => page.locator(`[data-testid="schedule-item"][data-schedule-id="${id}"]`);
+
+      const morning = item(made.morning);
+      await morning.getByText('Morning lighthouse').waitFor();
+      await morning.getByText('Generate an image ·').waitFor();
+      assert.equal(await morning.getByTestId('schedule-recurrence').textContent(), 'cron 0 9 * * * (Europe/Paris)');
+      assert.match(await morning.getByTestId('schedule-next').textContent(), /^Next run .*\(Europe\/Paris\)\)$/);
+      assert.equal(await morning.getByTestId('schedule-last').textContent(), 'Not run yet.');
+      const daily = item(made.text);
+      assert.equal(await daily.getByTestId('schedule-recurrence').textContent(), 'every 6 hours');
+      await daily.getByText('Write text', { exact: true }).waitFor();
+      assert.equal(await daily.getByTestId('schedule-error').textContent(), 'Last error: too many active jobs: 10 of 10 allowed');
+      const house = item(made.house);
+      await house.getByText('Set by the project').waitFor();
+      assert.equal(await house.getByRole('button').count(), 0, 'a project-wide schedule offers no Pause or Delete');
+
+      // Pause, then resume, as the owner (the RPCs under RLS); the row says so.
+      await page.getByRole('button', { name: 'Pause Morning lighthouse' }).click();
+      await morning.getByTestId('schedule-state').filter({ hasText: 'Paused' }).waitFor();
+      assert.equal((await row(made.morning)).paused, true);
+      await page.getByRole('button', { name: 'Resume Morning lighthouse' }).click();
+      await morning.getByTestId('schedule-state').filter({ hasText: 'Active' }).waitFor();
+      const resumed = await row(made.morning);
+      assert.equal(resumed.paused, false);
+      assert.ok(resumed.next_run_at > new Date(), 'resumed from now');
+
+      // Delete asks once more, then the row is gone.
+      await page.getByRole('button', { name: 'Delete Morning lighthouse' }).click();
+      await page.getByRole('button', { name: 'Really delete Morning lighthouse' }).click();
+      await until(async () => (await items.count()) === 2, { what: 'the deleted schedule to leave the list' });
+      assert.equal(await row(made.morning), undefined);
+
+      // Repeat on the new-job form. A kind with an upload says why it cannot repeat.
+      await goTo(page, '#/');
+      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await page.getByTestId('repeat-unavailable').waitFor();
+      assert.equal(await page.getByRole('checkbox', { name: 'Run on a schedule' }).isDisabled(), true);
+
+      // For a kind without an upload the browser is told image is available (this stack has no
+      // OpenAI): the preview is the real preview_schedule, and creating reaches the real schedule
+      // creator, which refuses it 503 as the image creator would, writing nothing.
+      await page.route('**/functions/v1/jobs/kinds', async (route) => {
+        const res = await route.fetch();
+        const body = await res.json();
+        for (const k of body.kinds) if (k.type === 'image') Object.assign(k, { available: true, unavailable: null });
+        await route.fulfill({ response: res, json: body });
+      });
+      await page.reload();
+      await page.locator('label', { hasText: 'Generate an image' }).click();
+      await page.getByLabel('Prompt').fill('A lighthouse at dawn');
+      await page.getByRole('checkbox', { name: 'Run on a schedule' }).check();
+      assert.equal(await page.getByLabel('Cron expression').inputValue(), '0 9 * * *');
+      await page.getByLabel('Time zone').fill('Europe/Paris');
+      const slots = page.getByTestId('repeat-slots').locator('time');
+      await until(async () => {
+        if ((await slots.count()) !== 3) return false;
+        const at = await slots.evaluateAll((els) => els.map((e) => e.getAttribute('dateTime')));
+        // 9:00 in Paris is 08:00 UTC in winter (the test runs in December; allow summer's 07:00).
+        return at.every((t) => /T0[78]:00:00/.test(t)) && new Set(at).size === 3;
+      }, { what: 'three previewed runs at 9:00 Paris time' });
+      await page.getByLabel('Cron expression').fill('0 25 * * *');
+      await page.getByTestId('repeat-preview').getByRole('alert').filter({ hasText: /hour/ }).waitFor();
+      await page.getByLabel('Cron expression').fill('0 9 * * 1-5');
+      await until(async () => (await slots.count()) === 3, { what: 'the weekday preview' });
+      const posted = page.waitForResponse((r) =>
+        r.request().method() === 'POST' && new URL(r.url()).pathname === '/functions/v1/schedules'
+      );
+      await page.getByRole('button', { name: 'Schedule: generate an image' }).click();
+      const res = await posted;
+      assert.equal(res.status(), 503, await res.text());
+      const sent = res.request().postDataJSON();
+      assert.deepEqual(sent, {
+        type: 'image',
+        input: { prompt: 'A lighthouse at dawn', size: '1024x1024', quality: 'auto', n: 1 },
+        cron: '0 9 * * 1-5',
+        timezone: 'Europe/Paris',
+      });
+      await page.getByTestId('start-error').filter({ hasText: 'Image generation needs OpenAI' }).waitFor();
+      const { rows: [{ n }] } = await env.admin.query(
+        'select count(*)::int as n from public.schedules where user_id = $1',
+        [userId],
+      );
+      assert.equal(n, 2, 'the refused schedule wrote nothing');
+      assert.deepEqual(erin.errors, []);
+    } finally {
+      await env.admin.query('delete from public.schedules where user_id = $1', [userId]);
+      await erin.close();
+    }
   });
 
   test('stays within the bundle budget (300 kB gzipped JS + CSS)', () => {

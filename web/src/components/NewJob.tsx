@@ -1,6 +1,8 @@
-// Start a job: choose a job kind, upload its input (with progress), set it up, start it. The
-// kinds, their settings and their file rules come from the server (GET /jobs/kinds, fetched once
-// per session: hooks/useKinds.ts); the form is built from them (lib/kinds.ts).
+// Start a job: choose a job kind, upload its input (with progress), set it up, start it, or run
+// it on a schedule (Repeat: a kind without an upload becomes a schedule through the schedule
+// creator instead of one job). The kinds, their settings and their file rules come from the
+// server (GET /jobs/kinds, fetched once per session: hooks/useKinds.ts); the form is built from
+// them (lib/kinds.ts).
 import { type FormEvent, useEffect, useId, useMemo, useRef, useState } from 'react';
 import { useKinds } from '../hooks/useKinds.ts';
 import { type ApiError, createJob, type Job, toApiError } from '../lib/jobs.ts';
@@ -18,9 +20,12 @@ import {
   missingFields,
   requestBody,
 } from '../lib/kinds.ts';
+import { createSchedule } from '../lib/schedules.ts';
 import { type Upload, uploadInput, UploadError } from '../lib/upload.ts';
 import { DropZone } from './DropZone.tsx';
 import { Fields } from './Fields.tsx';
+import { initialRepeat, Repeat, repeatProblem, type RepeatState } from './Repeat.tsx';
+import { useToast } from './Toasts.tsx';
 import { ProgressBar } from './ui.tsx';
 
 type FileState =
@@ -77,6 +82,8 @@ function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: 
   const [file, setFile] = useState<FileState>({ state: 'none' });
   const [submitting, setSubmitting] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
+  const [repeat, setRepeat] = useState<RepeatState>(initialRepeat);
+  const toast = useToast();
   const upload = useRef<Upload | null>(null);
   // One key per intended job: a double click or a retried request returns the same job.
   const idempotencyKey = useRef(newKey());
@@ -134,8 +141,11 @@ function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: 
   const missing = missingFields(op, opValues);
   const problems = fieldProblems(op, opValues);
   const invalid = Object.keys(problems).length > 0;
+  // A schedule of a kind with an upload is not offered (Repeat says why); the rest of its checks.
+  const repeating = repeat.enabled && !op.file;
+  const repeatIssue = repeatProblem(op, repeat);
   const ready = !submitting && op.available && !fileMismatch && missing.length === 0 && !invalid &&
-    (op.file ? file.state === 'uploaded' : true);
+    (op.file ? file.state === 'uploaded' : true) && !(repeating && repeatIssue);
   const notReady = op.file && file.state !== 'uploaded'
     ? (file.state === 'uploading' ? 'Waiting for the upload…' : 'Upload a file first.')
     : missing.length > 0
@@ -144,6 +154,8 @@ function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: 
     ? 'Fix the settings first.'
     : fileMismatch
     ? 'Upload a file first.'
+    : repeating && repeatIssue
+    ? 'Fix the schedule first.'
     : '';
 
   const submit = async (e: FormEvent) => {
@@ -152,6 +164,13 @@ function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: 
     setSubmitting(true);
     setError(null);
     try {
+      if (repeating) {
+        const schedule = await createSchedule(op.type, requestBody(op, opValues, null), repeat.recurrence, repeat.name);
+        setRepeat((r) => ({ ...r, enabled: false, name: '' }));
+        toast({ title: `Scheduled: ${schedule.name ?? op.label}`, tone: 'success', href: '#/schedules' });
+        location.hash = '#/schedules';
+        return;
+      }
       const inputPath = op.file && file.state === 'uploaded' ? file.path : null;
       const job = await createJob(op.type, requestBody(op, opValues, inputPath), idempotencyKey.current);
       idempotencyKey.current = newKey();
@@ -250,6 +269,8 @@ function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: 
         </fieldset>
       )}
 
+      {op.available && <Repeat kind={op} value={repeat} onChange={setRepeat} disabled={submitting} />}
+
       {error && (
         <p className="error" role="alert" data-testid="start-error">
           {error.friendly}
@@ -258,7 +279,11 @@ function NewJobForm({ userId, accessToken, onStarted, kinds }: Props & { kinds: 
       {op.available && (
         <div className="actions">
           <button type="submit" className="button button--primary" disabled={!ready} aria-disabled={!ready}>
-            {submitting ? 'Starting…' : `Start: ${op.label.toLowerCase()}`}
+            {repeating
+              ? (submitting ? 'Scheduling…' : `Schedule: ${op.label.toLowerCase()}`)
+              : submitting
+              ? 'Starting…'
+              : `Start: ${op.label.toLowerCase()}`}
           </button>
           {!ready && !submitting && <span className="actions__hint">{notReady}</span>}
         </div>

@@ -1,10 +1,11 @@
-// Hash routes (#/, #/jobs, #/jobs/<id>, #/admin): any static host serves them, no rewrites.
+// Hash routes (#/, #/jobs, #/jobs/<id>, #/schedules, #/admin): any static host serves them, no rewrites.
 import { useEffect, useState } from 'react';
 
 export type Route =
   | { name: 'new' }
   | { name: 'history' }
   | { name: 'job'; id: string }
+  | { name: 'schedules' }
   | { name: 'admin' }
   | { name: 'unknown'; path: string };
 
@@ -14,6 +15,7 @@ export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, '') || '/';
   if (path === '/' ) return { name: 'new' };
   if (path === '/jobs') return { name: 'history' };
+  if (path === '/schedules') return { name: 'schedules' };
   if (path === '/admin') return { name: 'admin' };
   const m = /^\/jobs\/([^/]+)$/.exec(path);
   if (m && UUID.test(m[1])) return { name: 'job', id: m[1].toLowerCase() };
