@@ -193,12 +193,15 @@ export function describeRecurrence(s: Pick<Schedule, 'cron' | 'every' | 'timezon
   return describeEvery(s.every ?? '');
 }
 
-/** An instant on the wall clock of `timezone` (the browser's own if it does not know the zone). */
+/**
+ * An instant on the wall clock of `timezone`, naming the zone ("Dec 4, 2026, 9:00 AM Europe/Paris");
+ * on the browser's own clock if it does not know the zone.
+ */
 export function formatSlot(iso: string, timezone: string): string {
   const date = new Date(iso);
   const options: Intl.DateTimeFormatOptions = { dateStyle: 'medium', timeStyle: 'short' };
   try {
-    return `${date.toLocaleString(undefined, { ...options, timeZone: timezone })} (${timezone})`;
+    return `${date.toLocaleString(undefined, { ...options, timeZone: timezone })} ${timezone}`;
   } catch {
     return date.toLocaleString(undefined, options);
   }
