@@ -12,8 +12,9 @@ select plan(63);
 -- ---------------------------------------------------------------------------------------------
 select tables_are('public', array['jobs', 'notifications', 'schedules'],
   'public holds exactly the jobs, notifications and schedules tables');
-select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots'],
-  'spool holds exactly the settings, user_slots, doorbell, retries, job_types and type_slots tables');
+select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots',
+                                 'flows', 'job_dependencies'],
+  'spool holds exactly the settings, user_slots, doorbell, retries, job_types, type_slots, flows and job_dependencies tables');
 
 select results_eq(
   $$select a.attname::text collate "default", format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -34,7 +35,8 @@ select results_eq(
            ('finished_at', 'timestamp with time zone', false),
            ('updated_at', 'timestamp with time zone', true), ('cpu_ms', 'integer', true),
            ('history', 'jsonb', true), ('timeout_at', 'timestamp with time zone', false),
-           ('route', 'text', false)$$,
+           ('route', 'text', false), ('has_dependents', 'boolean', true),
+           ('dependency_outputs', 'jsonb', false)$$,
   'jobs has every column of the job, with its type and nullability');
 
 select results_eq(
@@ -205,6 +207,7 @@ select results_eq(
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
     ('complete_job(uuid,uuid,jsonb)', 'jobs'),
     ('complete_jobs(jsonb)', 'SETOF uuid'),
+    ('create_flow(uuid,text,jsonb,jsonb,text,uuid[],text)', 'SETOF jobs'),
     ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)', 'jobs'),
     ('create_jobs(jsonb)', 'SETOF jobs'),
     ('create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)', 'schedules'),
@@ -262,8 +265,8 @@ select cmp_ok(
 -- ---------------------------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------------------------
-select triggers_are('public', 'jobs', array['jobs_ring_doorbell'],
-  'jobs has only the doorbell trigger: notifications are written set-based by the API, not per row');
+select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle'],
+  'jobs has only the doorbell and the flow triggers: notifications are written set-based by the API, not per row');
 select has_function('spool', 'notify_ended', array['public.jobs'],
   'spool.notify_ended(job) writes the notification of a job that ended');
 select has_function('spool', 'ended_message', array['text', 'public.job_status', 'jsonb'],
