@@ -265,7 +265,7 @@ select cmp_ok(
 -- ---------------------------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------------------------
-select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle'],
+select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle', 'jobs_flow_deleted'],
   'jobs has only the doorbell and the flow triggers: notifications are written set-based by the API, not per row');
 select has_function('spool', 'notify_ended', array['public.jobs'],
   'spool.notify_ended(job) writes the notification of a job that ended');

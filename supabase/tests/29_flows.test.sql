@@ -2,7 +2,7 @@
 -- retry cascades, quotas and fairness over a whole flow, and RLS (20261203160000_flows.sql).
 -- The same finish in two real sessions at once: local/tests/flows-two-sessions.test.mjs.
 begin;
-select plan(52);
+select plan(53);
 
 -- Helpers for acting out behaviour, temporary so they vanish with the session:
 --   uid(name) / create_users(names) named test users with fixed uuids, inserted into auth.users
@@ -335,6 +335,13 @@ select pg_temp.authenticate_as('alice');
 select is((select count(*)::integer from public.jobs where id = any(:'mine'::uuid[])), 2, 'the owner sees the parent and its child');
 select pg_temp.clear_authentication();
 select is(pg_temp.st((:'mine'::uuid[])[1]), 'waiting', 'the flow is untouched');
+
+-- Deleting jobs (prune_jobs, a deleted user) forgets their flows and dependency edges.
+select pg_temp.clear_authentication();
+delete from public.jobs where id = any(:'fo'::uuid[]) or id = any(:'dag'::uuid[]);
+select is((select count(*)::integer from spool.flows where job_id = any(:'fo'::uuid[] || :'dag'::uuid[]))
+          + (select count(*)::integer from spool.job_dependencies where job_id = any(:'dag'::uuid[]) or depends_on = any(:'dag'::uuid[])),
+  0, 'deleting a flow''s jobs deletes its spool.flows and spool.job_dependencies rows');
 
 select * from finish();
 rollback;
