@@ -186,3 +186,31 @@ test('two batches sharing two parents, completed in opposite orders, do not dead
     assert.deepEqual([row.status, row.notes], ['done', 1], `parent ${parent} finished once`);
   }
 });
+
+test('fail_fast while another session completes a sibling: no deadlock, the sibling it holds is left to it', async () => {
+  const { rows } = await setup.query(
+    `select f.id from public.create_flow(md5('spool-test:' || $1::text)::uuid, 'flow-parent', '{}',
+       (select jsonb_agg(jsonb_build_object('type', 'flows-two-sessions-ff', 'run_at', $2::text, 'max_attempts', 1))
+          from generate_series(1, 3))) with ordinality f order by f.ordinality`,
+    [USERS[0], T0]);
+  const [parent, a, b, c] = rows.map((r) => r.id);
+  const leases = await claimAll('flows-two-sessions-ff');
+  assert.equal(leases.size, 3);
+  // Session 1 completes c (it now holds the parent's row); session 2 completes b and waits for
+  // the parent, holding b; session 1 then fails a: fail_fast cancels the siblings, and b, held by
+  // session 2, is skipped rather than waited for (waiting would deadlock).
+  await s1.query('begin');
+  await s1.query(`select public.complete_jobs($1)`, [results(leases, [c])]);
+  const second = track(s2.query(`select public.complete_jobs($1)`, [results(leases, [b])]));
+  assert.equal(await settledOrBlocked(second, s2), 'blocked', 'session 2 waits for the parent');
+  await s1.query(`select public.fail_job($1, $2, '{"message": "provider 500"}', false)`, [a, leases.get(a)]);
+  await s1.query('commit');
+  await second.promise;
+  const { rows: states } = await setup.query(
+    `select id, status from public.jobs where id = any($1::uuid[])`, [[parent, a, b, c]]);
+  const status = Object.fromEntries(states.map((r) => [r.id, r.status]));
+  assert.deepEqual([status[parent], status[a], status[b], status[c]], ['failed', 'failed', 'done', 'done'],
+    'the parent failed once, with a; b, completing in session 2, ended as it ended');
+  const row = await parentState(parent);
+  assert.equal(row.notes, 1, 'the parent is notified once');
+});
