@@ -2,7 +2,7 @@
 -- retry cascades, quotas and fairness over a whole flow, and RLS (20261203160000_flows.sql).
 -- The same finish in two real sessions at once: local/tests/flows-two-sessions.test.mjs.
 begin;
-select plan(53);
+select plan(54);
 
 -- Helpers for acting out behaviour, temporary so they vanish with the session:
 --   uid(name) / create_users(names) named test users with fixed uuids, inserted into auth.users
@@ -149,6 +149,17 @@ select is((select dependency_outputs from public.jobs where id = (:'dep_b'::uuid
 select is((select count(*)::integer from public.claim_jobs('worker-1', 10, p_types => array['dep-b'])
            where dependency_outputs -> 0 ->> 'status' = 'done'), 1,
   'claim_jobs hands the worker the outputs with the job');
+
+-- A job that depends on a whole flow runs when the flow's parent is done, with its aggregate.
+select pg_temp.flow(format($$public.create_flow(%L, 'pack', '{}', '[{"type": "after-a"}]')$$, pg_temp.uid('alice'))) as af \gset
+select pg_temp.flow(format($$public.create_flow(%L, 'after-b', '{}', p_depends_on => array[%L]::uuid[])$$,
+  pg_temp.uid('alice'), (:'af'::uuid[])[1])) as af_next \gset
+select pg_temp.claim('after-a');
+select pg_temp.complete((:'af'::uuid[])[2], '{"img": 1}');
+select is((select status::text || ' ' || (dependency_outputs -> 0 -> 'output' ->> 'done')
+                  || ' ' || (dependency_outputs -> 0 -> 'output' -> 'children' -> 0 -> 'output' ->> 'img')
+           from public.jobs where id = (:'af_next'::uuid[])[1]),
+  'pending 1 1', 'a job depending on a flow is released when the flow is done, with the flow''s aggregated output');
 
 -- Within a flow: a child that depends on an earlier child (two dependencies, released by the last).
 select pg_temp.flow(format($$public.create_flow(%L, 'dag', '{}',
