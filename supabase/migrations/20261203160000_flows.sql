@@ -458,7 +458,9 @@ create trigger jobs_flow_deleted
 -- dependency_failed) or 'run'. Quotas (active jobs, jobs per minute) count the parent and every
 -- child, all or nothing (create_jobs); PT404 user_not_found / job_not_found (a dependency that is
 -- not the user's). Locks the user's slot row and the existing dependencies' rows. Returns the
--- parent, then the children in order. Not idempotent.
+-- parent, then the children in order. p_idempotency_key is the parent's: a second call with the
+-- same key, type and input returns the existing flow (its parent and children, as created) and
+-- creates nothing; the same key with another type or input is PT409 idempotency_conflict.
 create function public.create_flow(
   p_user_id uuid,
   p_type text,
@@ -466,7 +468,8 @@ create function public.create_flow(
   p_children jsonb default null,
   p_policy text default 'fail_fast',
   p_depends_on uuid[] default null,
-  p_on_dependency_failure text default 'cancel'
+  p_on_dependency_failure text default 'cancel',
+  p_idempotency_key text default null
 )
 returns setof public.jobs
 language plpgsql volatile
@@ -511,6 +514,30 @@ begin
     v_edges := v_edges || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
       'job', -1, 'id', p_depends_on[v_pos], 'pos', v_pos));
   end loop;
+
+  -- The flow this key already created, if any: under the user's slot lock, as create_job checks.
+  if p_idempotency_key is not null then
+    if not exists (select 1 from auth.users u where u.id = p_user_id) then
+      perform spool.throw(404, 'user_not_found', 'no such user');
+    end if;
+    perform spool.lock_user_slot(p_user_id);
+    select * into v_parent from public.jobs j
+    where j.user_id = p_user_id and j.idempotency_key = p_idempotency_key;
+    if found then
+      if v_parent.type <> p_type or v_parent.input <> coalesce(p_input, '{}'::jsonb) then
+        perform spool.throw(409, 'idempotency_conflict',
+          'this idempotency key was already used for a different job',
+          pg_catalog.jsonb_build_object('job_id', v_parent.id));
+      end if;
+      return query
+        select j.* from pg_catalog.unnest(v_parent.id || coalesce(
+                 (select f.children from spool.flows f where f.job_id = v_parent.id), '{}'))
+               with ordinality a(id, n)
+        join public.jobs j on j.id = a.id
+        order by a.n;
+      return;
+    end if;
+  end if;
 
   -- The children's descriptions and dependency edges; create_jobs validates the rest.
   for i in 0 .. v_n - 1 loop
@@ -578,7 +605,8 @@ begin
   -- Parent, then children: two create_jobs calls in one transaction, so the user's slot row is
   -- locked from the first and the second's quotas count the parent too: exact, all or nothing.
   select * into strict v_parent from public.create_jobs(pg_catalog.jsonb_build_array(
-    pg_catalog.jsonb_build_object('user_id', p_user_id, 'type', p_type, 'input', p_input)));
+    pg_catalog.jsonb_build_object('user_id', p_user_id, 'type', p_type, 'input', p_input,
+                                  'idempotency_key', p_idempotency_key)));
   if v_n > 0 then
     select pg_catalog.array_agg(c.id order by c.ordinality) into v_children
     from public.create_jobs((select pg_catalog.jsonb_agg(s || pg_catalog.jsonb_build_object('parent_id', v_parent.id)
@@ -622,8 +650,8 @@ begin
     order by a.n;
 end;
 $$;
-revoke execute on function public.create_flow(uuid, text, jsonb, jsonb, text, uuid[], text) from public, anon, authenticated;
-grant execute on function public.create_flow(uuid, text, jsonb, jsonb, text, uuid[], text) to service_role;
+revoke execute on function public.create_flow(uuid, text, jsonb, jsonb, text, uuid[], text, text) from public, anon, authenticated;
+grant execute on function public.create_flow(uuid, text, jsonb, jsonb, text, uuid[], text, text) to service_role;
 
 -- Retry ---------------------------------------------------------------------------------------------
 

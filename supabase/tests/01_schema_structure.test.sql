@@ -207,7 +207,7 @@ select results_eq(
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
     ('complete_job(uuid,uuid,jsonb)', 'jobs'),
     ('complete_jobs(jsonb)', 'SETOF uuid'),
-    ('create_flow(uuid,text,jsonb,jsonb,text,uuid[],text)', 'SETOF jobs'),
+    ('create_flow(uuid,text,jsonb,jsonb,text,uuid[],text,text)', 'SETOF jobs'),
     ('create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)', 'jobs'),
     ('create_jobs(jsonb)', 'SETOF jobs'),
     ('create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)', 'schedules'),

@@ -70,7 +70,7 @@ select is(
         'claim_waiting_polls(text,integer)',
         'complete_job(uuid,uuid,jsonb)',
         'complete_jobs(jsonb)',
-        'create_flow(uuid,text,jsonb,jsonb,text,uuid[],text)',
+        'create_flow(uuid,text,jsonb,jsonb,text,uuid[],text,text)',
         'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)',
         'create_jobs(jsonb)',
         'create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)',

@@ -2,7 +2,7 @@
 -- retry cascades, quotas and fairness over a whole flow, and RLS (20261203160000_flows.sql).
 -- The same finish in two real sessions at once: local/tests/flows-two-sessions.test.mjs.
 begin;
-select plan(54);
+select plan(57);
 
 -- Helpers for acting out behaviour, temporary so they vanish with the session:
 --   uid(name) / create_users(names) named test users with fixed uuids, inserted into auth.users
@@ -97,6 +97,16 @@ select is((select array_agg(status::text || ':' || type || ':' || coalesce(input
   array['waiting:pack:-:false', 'pending:fo-img:0:true', 'pending:fo-img:1:true', 'pending:fo-txt:2:true'],
   'create_flow creates the parent waiting and its children pending, parent first, children in order');
 select is(pg_temp.claim('pack'), 0, 'a flow parent is never claimed');
+
+-- An idempotency key (the parent's) returns the flow it created instead of a second one.
+select pg_temp.flow(format($$public.create_flow(%L, 'pack', '{"prompt": "p"}', '[{"type": "idem"}, {"type": "idem"}]',
+  p_idempotency_key => 'pack-1')$$, pg_temp.uid('carol'))) as idem \gset
+select is(pg_temp.flow(format($$public.create_flow(%L, 'pack', '{"prompt": "p"}', '[{"type": "idem"}, {"type": "idem"}]',
+  p_idempotency_key => 'pack-1')$$, pg_temp.uid('carol'))), :'idem'::uuid[],
+  'the same idempotency key returns the existing parent and children, in order');
+select is((select count(*)::integer from public.jobs where user_id = pg_temp.uid('carol')), 3, 'and creates nothing');
+select is(pg_temp.error_of(format($$select public.create_flow(%L, 'pack', '{"prompt": "q"}', '[]', p_idempotency_key => 'pack-1')$$,
+  pg_temp.uid('carol'))), 'PT409 idempotency_conflict', 'the same key with another input is a conflict');
 
 -- Fan-in ---------------------------------------------------------------------------------------------
 
