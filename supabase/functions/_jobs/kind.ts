@@ -69,6 +69,10 @@ export interface JobOutput {
 
 /** Context the worker gives a handler for one job. */
 export interface HandlerContext<I> {
+  /**
+   * The claimed row. In a flow, `job.dependency_outputs` holds the outputs of the jobs this one
+   * depends on (in the order they were given to create_flow), filled in when the last was done.
+   */
   job: JobRow;
   input: I;
   /** The providers' configuration, read once when job-worker loaded. */

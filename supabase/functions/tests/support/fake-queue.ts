@@ -61,6 +61,8 @@ export class FakeQueue {
       cpu_ms: 0,
       timeout_at: null,
       route: null,
+      has_dependents: false,
+      dependency_outputs: null,
       history: [],
       ...overrides,
     };
