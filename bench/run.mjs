@@ -17,13 +17,17 @@
 //                       cluster, run and workloads: enqueue one by one from 8 clients, bulk
 //                       enqueue, drain with 8 and 32 workers, pickup latency at 50 jobs/s;
 //                       Spool's ratio to each
+//   flows bench/flows.mjs  flows made by create_flow (a parent, N noop children) drained by SQL
+//                       claimers (claim_jobs batch 50 + complete_jobs): children/s, flows/s, the
+//                       fan-in latency per parent, each parent finished exactly once; the same
+//                       number of plain jobs drained on the same cluster for the ratio
 //
 // Each section's results go to bench/results/<section>-<timestamp>.json. The exit status is
 // non-zero only if a section found a correctness problem (a duplicate or a missing job) or could
 // not run; speed is reported, never asserted.
 //
 //   npm run bench [-- options]
-//     --only db|e2e|rowlife|bloat|peers  run one section (default: all)
+//     --only db|e2e|rowlife|bloat|peers|flows  run one section (default: all)
 //     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs
 //                       (cold run 500), 1 repeat, 30 latency samples
 //   db section:
@@ -65,6 +69,12 @@
 //   peers section (--quick: 2000 jobs, 1 repeat, no warm-up, 5 s of pickup; --only peers):
 //     --peers-jobs N    jobs per enqueue, bulk and drain cell (default 20000)
 //     --peers-repeats N runs per cell, medians reported (default 3)
+//   flows section (--quick: 100 flows, 1 run, no warm-up):
+//     --flows N         flows per drain (default 1000), over --users owners
+//     --flow-children N children per flow (default 10, at most 999); the plain drain has
+//                       flows × children jobs
+//     --flow-claimers N claimer sessions (default 8)
+//     --flow-repeats N  (flows, plain) drain pairs, medians reported (default 3)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,8 +86,9 @@ import { formatE2eReport, runE2eBench } from './e2e.mjs';
 import { formatPeersReport, runPeersBench } from './peers.mjs';
 import { formatBloatReport, runBloatBench } from './bloat.mjs';
 import { formatRowlifeReport, runRowlifeBench } from './rowlife.mjs';
+import { formatFlowsReport, runFlowsBench } from './flows.mjs';
 
-const SECTIONS = ['db', 'e2e', 'rowlife', 'bloat', 'peers'];
+const SECTIONS = ['db', 'e2e', 'rowlife', 'bloat', 'peers', 'flows'];
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
 
@@ -93,6 +104,7 @@ function parseArgs(argv) {
   const opts = { e2e: {}, rowlife: {} };
   opts.peers = {};
   opts.bloat = {};
+  opts.flows = {};
   const list = (v) => v.split(',').map((x) => positiveInt(x));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -122,6 +134,10 @@ function parseArgs(argv) {
     else if (a === '--rowlife-candidates') opts.rowlife.candidates = next() === 'none' ? [] : argv[i].split(',');
     else if (a === '--peers-jobs') opts.peers.jobs = positiveInt(next());
     else if (a === '--peers-repeats') opts.peers.repeats = positiveInt(next());
+    else if (a === '--flows') opts.flows.flows = positiveInt(next());
+    else if (a === '--flow-children') opts.flows.children = positiveInt(next());
+    else if (a === '--flow-claimers') opts.flows.claimers = positiveInt(next());
+    else if (a === '--flow-repeats') opts.flows.repeats = positiveInt(next());
     else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
@@ -139,6 +155,7 @@ function parseArgs(argv) {
       Object.assign(opts.e2e, { jobs: 2000, repeats: 1, coldJobs: 500, latencySamples: 30, ...opts.e2e });
       Object.assign(opts.peers, { jobs: 2000, repeats: 1, warmupJobs: 0, pickupSeconds: 5, ...opts.peers });
       Object.assign(opts.rowlife, { jobs: 2000, repeats: 1, failJobs: 200, ...opts.rowlife });
+      Object.assign(opts.flows, { flows: 100, repeats: 1, warmupFlows: 0, ...opts.flows });
     }
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') opts.help = true;
@@ -177,7 +194,7 @@ function writeResults(section, result, startedAt) {
 }
 
 async function main() {
-  const { keep, help, only, e2e: e2eOpts, peers: peersOpts, rowlife: rowlifeOpts, bloat: bloatOpts, ...opts } = parseArgs(process.argv.slice(2));
+  const { keep, help, only, e2e: e2eOpts, peers: peersOpts, rowlife: rowlifeOpts, bloat: bloatOpts, flows: flowsOpts, ...opts } = parseArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return 0;
@@ -355,6 +372,36 @@ async function main() {
       for (const line of formatPeersReport(result)) console.log(line);
       console.log('');
       log(`peers: ${result.ok ? 'every job handled exactly once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      database.stop();
+    }
+  }
+
+  // --- flows section -----------------------------------------------------------------------
+  if (!only || only === 'flows') {
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('flows: create_flow fan-out drained by SQL claimers, fan-in latency, against plain jobs');
+      const t0 = Date.now();
+      const flowsMachine = machine();
+      const result = await runFlowsBench({
+        adminUrl: database.adminUrl, claimerUrl: database.claimerUrl, log, users: opts.users, ...flowsOpts,
+      });
+      const file = writeResults('flows', {
+        section: 'flows',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...flowsMachine, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatFlowsReport(result)) console.log(line);
+      console.log('');
+      log(`flows: ${result.ok ? 'every child done exactly once, every parent finished once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
         `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
       ok &&= result.ok;
     } finally {
