@@ -91,7 +91,28 @@ function flowsSystem({ creators, users, cfg, state }) {
         });
         state.flows[i] = { parent: rows[0].id, children: rows.slice(1).map((r) => r.id) };
       });
+      state.flowOf = new Map();
+      state.left = state.flows.map((f, i) => {
+        for (const c of f.children) state.flowOf.set(c, i);
+        return f.children.length;
+      });
+      state.calls = [];
       await admin.query('vacuum analyze public.jobs');
+    },
+    // complete_jobs as the claimer calls it, timed per call with the number of flows whose last
+    // child it completed (client-side): what a call that runs the fan-in costs over one that
+    // does not.
+    async complete(client, rows) {
+      const t = performance.now();
+      const ids = await claimer.complete(client, rows);
+      const ms = performance.now() - t;
+      let closed = 0;
+      for (const id of ids) {
+        const i = state.flowOf.get(id);
+        if (i !== undefined && --state.left[i] === 0) closed++;
+      }
+      state.calls.push({ ms, jobs: ids.length, closed });
+      return ids;
     },
     async verify(admin) {
       // The children only: drainCell compares these with the jobs it was asked to drain.
@@ -188,6 +209,20 @@ export async function checkFlows(admin, created, children) {
 }
 
 /**
+ * complete_jobs calls of a flows drain, split by whether they completed the last child of at
+ * least one flow (and so ran its fan-in): calls, mean ms, mean jobs per call, flows closed.
+ */
+function completeCalls(calls) {
+  const part = (xs) => ({
+    calls: xs.length,
+    meanMs: xs.length ? round(sum(xs.map((c) => c.ms)) / xs.length, 3) : null,
+    meanJobs: xs.length ? round(sum(xs.map((c) => c.jobs)) / xs.length, 1) : null,
+    flowsClosed: sum(xs.map((c) => c.closed)),
+  });
+  return { closing: part(calls.filter((c) => c.closed > 0)), notClosing: part(calls.filter((c) => c.closed === 0)) };
+}
+
+/**
  * Runs the flows section against a migrated Spool database.
  *   adminUrl     a superuser (TRUNCATE, VACUUM, CHECKPOINT, the checks)
  *   claimerUrl   the postgres role, which `set role service_role` (creators and claimers)
@@ -231,6 +266,7 @@ export async function runFlowsBench({ adminUrl, claimerUrl, log = console.log, .
         run.flowsPerSecond = round(flows / r.seconds, 0);
         run.flowsCreatedPerSecond = round(flows / state.createSeconds, 0);
         run.check = await checkFlows(admin, state.flows, cfg.children);
+        run.completeCalls = completeCalls(state.calls);
       } else {
         run.jobsCreatedPerSecond = round(n / state.createSeconds, 0);
       }
@@ -275,6 +311,9 @@ export async function runFlowsBench({ adminUrl, claimerUrl, log = console.log, .
         flowsCreatedPerSecond: med(f.map((r) => r.flowsCreatedPerSecond)),
         fanInMs: Object.fromEntries(['p50', 'p95', 'p99', 'max', 'min'].map((k) => [k, med(f.map((r) => r.check.fanInMs[k]))])),
         sameTransaction: med(f.map((r) => r.check.sameTransaction)),
+        closingCallMs: med(f.map((r) => r.completeCalls.closing.meanMs)),
+        notClosingCallMs: med(f.map((r) => r.completeCalls.notClosing.meanMs)),
+        flowsClosedPerClosingCall: med(f.map((r) => r.completeCalls.closing.flowsClosed / Math.max(1, r.completeCalls.closing.calls))),
       },
       plain: {
         jobsPerSecond: med(p.map((r) => r.jobsPerSecond)),
@@ -370,6 +409,9 @@ export function formatFlowsReport(result) {
   lines.push(`fan-in (parent finished_at − last child's finished_at): p50 ${fi.p50} ms, p95 ${fi.p95} ms, ` +
     `p99 ${fi.p99} ms, max ${fi.max} ms (min ${fi.min}); parents finished by the transaction that completed a child of ` +
     `theirs: ${m.flows.sameTransaction} of ${config.flows} (median over runs)`);
+  lines.push(`complete_jobs calls that closed a flow (ran its fan-in): ${m.flows.closingCallMs} ms mean, ` +
+    `${round(m.flows.flowsClosedPerClosingCall, 1)} flows closed per call; calls that closed none: ` +
+    `${m.flows.notClosingCallMs} ms (plain: ${m.plain.avgCompleteMs} ms)`);
   lines.push(`creation: ${fmt(m.flows.flowsCreatedPerSecond)} flows/s with create_flow, ` +
     `${fmt(m.plain.jobsCreatedPerSecond)} plain jobs/s with create_jobs (${config.creators} sessions; not the drain)`);
   const parentsOk = runs.flows.every((r) => r.check.parentsDone === r.check.parents && r.check.notExactlyOnce === 0 && r.check.badOutput === 0);
