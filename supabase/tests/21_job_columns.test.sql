@@ -1,8 +1,9 @@
 -- The columns of a job that never leave the server: authenticated may read only the public
 -- columns of its own jobs (column privileges, which the Data API and Realtime both apply), and
--- the owner's calls (cancel_job, retry_job) return the server-only columns as null.
+-- the owner's calls (cancel_job, retry_job) return the server-only columns as null. parent_id
+-- is public since 20261203180000_parent_visible.sql (a flow's children are the owner's to list).
 begin;
-select plan(14);
+select plan(16);
 
 -- Helpers for acting out behaviour, temporary so they vanish with the session:
 --   uid(name) / create_users(names) named test users with fixed uuids, inserted into auth.users
@@ -58,8 +59,8 @@ select is(
     where a.attrelid = 'public.jobs'::regclass and a.attnum > 0 and not a.attisdropped
       and has_column_privilege('authenticated', a.attrelid, a.attnum, 'SELECT')),
   array['id', 'user_id', 'type', 'status', 'priority', 'input', 'output', 'progress', 'step', 'error',
-        'attempts', 'max_attempts', 'run_at', 'created_at', 'started_at', 'finished_at', 'updated_at',
-        'history'],
+        'attempts', 'max_attempts', 'run_at', 'parent_id', 'created_at', 'started_at', 'finished_at',
+        'updated_at', 'history'],
   'authenticated may select exactly the public columns of jobs');
 select is(
   (select array_agg(a.attname::text order by a.attnum) from pg_attribute a
@@ -89,6 +90,16 @@ select is(
   (select jsonb_build_object('status', status, 'attempts', attempts) from public.jobs where id = :'job'),
   '{"status": "running", "attempts": 1}'::jsonb,
   'she reads the public columns of her job');
+
+-- A flow of hers: she finds its children by parent_id (the jobs API's GET /jobs?parent=<id>).
+select pg_temp.authenticate_as_service_role();
+select id as parent from public.create_flow(pg_temp.uid('alice'), 'pack', '{}',
+  '[{"type": "image", "input": {"n": 1}}, {"type": "text", "input": {"n": 2}}]') limit 1 \gset
+select pg_temp.authenticate_as('alice');
+select is((select count(*)::integer from public.jobs where parent_id = :'parent'), 2,
+  'she filters her jobs on parent_id: a flow''s children');
+select is((select parent_id from public.jobs where parent_id = :'parent' limit 1), :'parent'::uuid,
+  'and reads which flow a job belongs to');
 
 select is(
   (select jsonb_build_object('status', status, 'lease_token', lease_token, 'worker_id', worker_id,

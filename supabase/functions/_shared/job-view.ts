@@ -2,7 +2,9 @@
 // (lease_token, lease_expires_at, worker_id, fair_at, priority, idempotency_key, external ids,
 // user_id) never leave the server: the jobs API reads only PUBLIC_JOB_COLUMNS, and the database
 // lets `authenticated` select nothing else of jobs but user_id and priority (column privileges,
-// migration 20261202141000_job_columns.sql, which PostgREST and Realtime both apply).
+// migration 20261202141000_job_columns.sql, which PostgREST and Realtime both apply). parent_id,
+// the flow a job belongs to, is public (20261203180000_parent_visible.sql): a flow's children are
+// listed by it (GET /jobs?parent=<id>).
 //
 // Retrying (POST /jobs/<id>/retry, retry_job): `attempts` counts the attempts of the job's whole
 // life and a retry gives it a fresh budget (max_attempts grows); each earlier run is in `history`
@@ -24,6 +26,7 @@ export const PUBLIC_JOB_FIELDS = [
   'attempts',
   'max_attempts',
   'history',
+  'parent_id',
   'run_at',
   'created_at',
   'started_at',
@@ -39,7 +42,7 @@ export type PublicJob = Pick<JobRow, PublicJobField>;
  * (equal to PUBLIC_JOB_FIELDS joined by commas, which a test checks) so supabase-js types the rows.
  */
 export const PUBLIC_JOB_COLUMNS =
-  'id,type,status,progress,step,input,output,error,attempts,max_attempts,history,run_at,created_at,started_at,finished_at,updated_at' as const;
+  'id,type,status,progress,step,input,output,error,attempts,max_attempts,history,parent_id,run_at,created_at,started_at,finished_at,updated_at' as const;
 
 /** Picks the public fields of a job row (any extra field is dropped). */
 export function toPublicJob(row: PublicJob): PublicJob {

@@ -1,6 +1,8 @@
 // The client API over a user's jobs. Routes (the path after /functions/v1):
 //
-//   GET  /jobs?status=&type=&limit=&cursor=   my jobs, newest first, a page at a time
+//   GET  /jobs?status=&type=&parent=&limit=&cursor=
+//                                             my jobs, newest first, a page at a time; parent=<id>
+//                                             keeps a flow's children (jobs.parent_id)
 //   GET  /jobs/<id>                           one of my jobs, with signed URLs of its outputs
 //   POST /jobs/<id>/cancel                    cancel_job as me
 //   POST /jobs/<id>/retry                     retry_job as me: 409 not_retryable for a permanent
@@ -91,6 +93,8 @@ export interface Cursor {
 export interface ListQuery {
   statuses: JobState[] | null;
   types: string[] | null;
+  /** Only the children of this flow parent (jobs.parent_id), or null for every job. */
+  parent: string | null;
   limit: number;
   cursor: Cursor | null;
 }
@@ -127,12 +131,12 @@ export function decodeCursor(text: string): Cursor | null {
 }
 
 /** Query parameters the list accepts (forceFunctionRegion is added by supabase-js regions). */
-const LIST_PARAMS = new Set(['status', 'type', 'limit', 'cursor', 'forceFunctionRegion']);
+const LIST_PARAMS = new Set(['status', 'type', 'parent', 'limit', 'cursor', 'forceFunctionRegion']);
 
 /**
  * Validates the list's query string: status and type are comma-separated lists (any of them),
- * limit is 1..100 (default 20), cursor is a next_cursor from a previous page. 400 invalid_query
- * lists every problem.
+ * parent is one job id (a flow's children), limit is 1..100 (default 20), cursor is a
+ * next_cursor from a previous page. 400 invalid_query lists every problem.
  */
 export function parseListQuery(params: URLSearchParams): ListQuery {
   const problems: { param: string; message: string }[] = [];
@@ -158,6 +162,10 @@ export function parseListQuery(params: URLSearchParams): ListQuery {
   for (const t of types ?? []) {
     if (!TYPE.test(t)) problems.push({ param: 'type', message: `"${t}" is not a job type` });
   }
+  const parent = params.get('parent');
+  if (parent !== null && !UUID.test(parent)) {
+    problems.push({ param: 'parent', message: 'a job id is a UUID' });
+  }
   let limit = DEFAULT_LIMIT;
   const rawLimit = params.get('limit');
   if (rawLimit !== null) {
@@ -178,6 +186,7 @@ export function parseListQuery(params: URLSearchParams): ListQuery {
   return {
     statuses: statuses ? [...new Set(statuses)] as JobState[] : null,
     types: types ? [...new Set(types)] : null,
+    parent: parent === null ? null : parent.toLowerCase(),
     limit,
     cursor,
   };
@@ -193,6 +202,8 @@ async function listJobs(db: Db, caller: UserCaller, query: ListQuery) {
   if (query.types) {
     q = query.types.length === 1 ? q.eq('type', query.types[0]) : q.in('type', query.types);
   }
+  // parent_id is a public column since 20261203180000_parent_visible.sql.
+  if (query.parent) q = q.eq('parent_id', query.parent);
   if (query.cursor) {
     // Keyset pagination on (created_at, id), both descending. Timestamps are quoted: they hold
     // characters PostgREST's logic trees reserve ('.' and ':').

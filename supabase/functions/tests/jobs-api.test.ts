@@ -62,6 +62,7 @@ Deno.test('list query: defaults to 20 newest jobs of any status and type', () =>
   assert.deepEqual(parseListQuery(new URLSearchParams()), {
     statuses: null,
     types: null,
+    parent: null,
     limit: 20,
     cursor: null,
   });
@@ -75,11 +76,30 @@ Deno.test('list query: accepts comma lists, limits 1..100 and a cursor', () => {
   assert.deepEqual(q, {
     statuses: ['failed', 'cancelled'],
     types: ['roto'],
+    parent: null,
     limit: 100,
     cursor: { createdAt: '2026-11-22T12:00:00.123456+00:00', id: ID },
   });
   assert.equal(parseListQuery(new URLSearchParams({ limit: '1' })).limit, 1);
   assert.equal(parseListQuery(new URLSearchParams({ forceFunctionRegion: 'eu-west-1' })).limit, 20);
+});
+
+Deno.test("list query: parent=<id> keeps a flow's children; anything but one job id is 400", () => {
+  assert.equal(parseListQuery(new URLSearchParams({ parent: ID })).parent, ID);
+  assert.equal(parseListQuery(new URLSearchParams({ parent: ID.toUpperCase() })).parent, ID);
+  for (const parent of ['', 'abc', `${ID},${ID}`, `${ID}x`]) {
+    const err = httpError(
+      () => parseListQuery(new URLSearchParams({ parent })),
+      400,
+      'invalid_query',
+    );
+    assert.deepEqual((err.details as { param: string }[]).map((p) => p.param), ['parent'], parent);
+  }
+  httpError(
+    () => parseListQuery(new URLSearchParams(`parent=${ID}&parent=${ID}`)),
+    400,
+    'invalid_query',
+  );
 });
 
 Deno.test('list query: every invalid parameter is named in one 400 invalid_query', () => {

@@ -227,6 +227,48 @@ Deno.test({
 });
 
 Deno.test({
+  name: "list: parent=<id> gives a flow's children with their parent_id, to its owner only",
+  ...integration,
+  async fn() {
+    const [carol, dave] = await Promise.all([createUser(), createUser()]);
+    const tomorrow = new Date(Date.now() + 86400_000).toISOString();
+    const flow = await transaction<{ id: string; type: string }>([
+      ['set local role service_role'],
+      [
+        `select id, type from public.create_flow($1, 'pack', '{"prompt": "a mug"}', $2)`,
+        [
+          carol.id,
+          JSON.stringify([
+            { type: 'image', input: { n: 0 }, run_at: tomorrow },
+            { type: 'image', input: { n: 1 }, run_at: tomorrow },
+            { type: 'text', input: { n: 2 }, run_at: tomorrow },
+          ]),
+        ],
+      ],
+    ]);
+    const [parent, ...children] = flow;
+    assert.equal(parent.type, 'pack');
+    const other = await makeJob(carol, 'roto');
+    const res = await get(carol, `/jobs?parent=${parent.id}`);
+    assert.equal(res.status, 200, res.text);
+    const list = res.json!.jobs as Job[];
+    assert.deepEqual(list.map((j) => j.id).sort(), children.map((c) => c.id).sort());
+    assert.ok(!list.some((j) => j.id === other || j.id === parent.id));
+    for (const job of list) {
+      assert.deepEqual(Object.keys(job), [...PUBLIC_JOB_FIELDS]);
+      assert.equal(job.parent_id, parent.id);
+    }
+    const one = await get(carol, `/jobs/${parent.id}`);
+    assert.equal((one.json!.job as Job).parent_id, null, 'the parent has none');
+    const typed = await get(carol, `/jobs?parent=${parent.id}&type=text`);
+    assert.deepEqual((typed.json!.jobs as Job[]).map((j) => j.id), [children[2].id]);
+    const theirs = await get(dave, `/jobs?parent=${parent.id}`);
+    assert.equal(theirs.status, 200, theirs.text);
+    assert.deepEqual(theirs.json!.jobs, [], "another user's flow has no children for me");
+  },
+});
+
+Deno.test({
   name: 'list: invalid filters are 400 invalid_query',
   ...integration,
   async fn() {
@@ -240,6 +282,7 @@ Deno.test({
         'limit=abc',
         'cursor=nope',
         'order=asc',
+        'parent=nope',
       ]
     ) {
       assertError(await get(alice, `/jobs?${query}`), 400, 'invalid_query', query);
