@@ -19,7 +19,9 @@
 // its last child's finished_at. Both are spool.now(), the transaction's start time, so the
 // difference is 0 when the transaction that completed the last child finished the parent, and
 // the counts say how many did (the parent's row version was written by a transaction that also
-// wrote one of its children: xmin). Correctness, which alone makes the section fail: no child
+// wrote one of its children: xmin). Also: each flow's span, its first child's started_at to the
+// parent's finished_at, and the complete_jobs calls that closed a flow against those that did
+// not (timed client-side). Correctness, which alone makes the section fail: no child
 // claimed or completed twice, every child and every parent done, and each parent finished
 // exactly once: one notification, its output lists its children in creation order (the ids
 // create_flow returned), each done, with done = children.
@@ -160,13 +162,14 @@ export async function checkFlows(admin, created, children) {
   const { rows } = await admin.query(`
     select p.id, p.status::text as status, p.output, f.children::text[] as children,
            extract(epoch from p.finished_at - c.last_finished)::float8 * 1000 as fanin_ms,
+           extract(epoch from p.finished_at - c.first_started)::float8 * 1000 as span_ms,
            p.xmin::text = any(c.xmins) as same_tx,
            (select count(*)::int from public.notifications n where n.job_id = p.id) as notifications,
            (select count(*)::int from public.notifications n where n.job_id = p.id and n.status = 'done') as done_notifications
     from spool.flows f
     join public.jobs p on p.id = f.job_id
     cross join lateral (
-      select max(j.finished_at) as last_finished, array_agg(distinct j.xmin::text) as xmins
+      select max(j.finished_at) as last_finished, min(j.started_at) as first_started, array_agg(distinct j.xmin::text) as xmins
       from unnest(f.children) u(id) join public.jobs j on j.id = u.id) c`);
   const byId = new Map(rows.map((r) => [r.id, r]));
   const st = {
@@ -174,6 +177,7 @@ export async function checkFlows(admin, created, children) {
     parentsMissingRow: 0, notExactlyOnce: 0, badOutput: 0, sameTransaction: 0, laterTransaction: 0,
   };
   const fanInMs = [];
+  const spanMs = [];
   const examples = [];
   for (const flow of created) {
     const r = byId.get(flow.parent);
@@ -188,6 +192,7 @@ export async function checkFlows(admin, created, children) {
     }
     st.parentsDone++;
     fanInMs.push(r.fanin_ms);
+    spanMs.push(r.span_ms);
     if (r.same_tx) st.sameTransaction++;
     else st.laterTransaction++;
     if (r.notifications !== 1 || r.done_notifications !== 1) {
@@ -205,7 +210,7 @@ export async function checkFlows(admin, created, children) {
       if (examples.length < 5) examples.push({ parent: r.id, problem: 'output', output: out });
     }
   }
-  return { ...st, fanInMs: distribution(fanInMs), examples };
+  return { ...st, fanInMs: distribution(fanInMs), flowSpanMs: distribution(spanMs), examples };
 }
 
 /**
@@ -311,6 +316,8 @@ export async function runFlowsBench({ adminUrl, claimerUrl, log = console.log, .
         flowsCreatedPerSecond: med(f.map((r) => r.flowsCreatedPerSecond)),
         fanInMs: Object.fromEntries(['p50', 'p95', 'p99', 'max', 'min'].map((k) => [k, med(f.map((r) => r.check.fanInMs[k]))])),
         sameTransaction: med(f.map((r) => r.check.sameTransaction)),
+        flowSpanMs: Object.fromEntries(['p50', 'p95', 'max', 'min'].map((k) => [k, med(f.map((r) => r.check.flowSpanMs[k]))])),
+        seconds: med(f.map((r) => r.seconds)),
         closingCallMs: med(f.map((r) => r.completeCalls.closing.meanMs)),
         notClosingCallMs: med(f.map((r) => r.completeCalls.notClosing.meanMs)),
         flowsClosedPerClosingCall: med(f.map((r) => r.completeCalls.closing.flowsClosed / Math.max(1, r.completeCalls.closing.calls))),
@@ -409,6 +416,9 @@ export function formatFlowsReport(result) {
   lines.push(`fan-in (parent finished_at − last child's finished_at): p50 ${fi.p50} ms, p95 ${fi.p95} ms, ` +
     `p99 ${fi.p99} ms, max ${fi.max} ms (min ${fi.min}); parents finished by the transaction that completed a child of ` +
     `theirs: ${m.flows.sameTransaction} of ${config.flows} (median over runs)`);
+  const sp = m.flows.flowSpanMs;
+  lines.push(`flow span (first child started → parent done): p50 ${fmt(sp.p50)} ms, p95 ${fmt(sp.p95)} ms, ` +
+    `min ${fmt(sp.min)} ms, max ${fmt(sp.max)} ms, in a ${m.flows.seconds} s drain (fair claiming interleaves the owners)`);
   lines.push(`complete_jobs calls that closed a flow (ran its fan-in): ${m.flows.closingCallMs} ms mean, ` +
     `${round(m.flows.flowsClosedPerClosingCall, 1)} flows closed per call; calls that closed none: ` +
     `${m.flows.notClosingCallMs} ms (plain: ${m.plain.avgCompleteMs} ms)`);
