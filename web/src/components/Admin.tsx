@@ -132,7 +132,7 @@ export function Admin() {
           <dl className="kpis" data-testid="kpis">
             <div><dt>Queued</dt><dd>{latest.depth.filter((d) => d.status === 'pending').reduce((a, d) => a + d.count, 0)}</dd></div>
             <div><dt>Running</dt><dd>{latest.running}</dd></div>
-            <div><dt>Waiting on providers</dt><dd>{latest.waiting}</dd></div>
+            <div><dt>Waiting</dt><dd>{latest.waiting}</dd></div>
             <div>
               <dt>Oldest queued</dt>
               <dd>{latest.oldest_pending_seconds === null ? '—' : formatDuration(latest.oldest_pending_seconds * 1000)}</dd>

@@ -34,8 +34,9 @@ export const STATE_INFO: Record<JobState, StateInfo> = {
   pending: { label: 'Queued', description: 'Waiting for a worker to pick it up.', tone: 'neutral' },
   running: { label: 'Running', description: 'A worker is processing it.', tone: 'active' },
   waiting: {
-    label: 'Waiting on provider',
-    description: 'Handed to an external provider that will call back.',
+    label: 'Waiting',
+    description:
+      'Waiting for something other than a worker: a provider that will call back, the jobs it depends on, or its parts (a pack).',
     tone: 'active',
   },
   done: { label: 'Done', description: 'Finished: the result is ready.', tone: 'success' },
