@@ -418,7 +418,7 @@ export function formatFlowsReport(result) {
     `theirs: ${m.flows.sameTransaction} of ${config.flows} (median over runs)`);
   const sp = m.flows.flowSpanMs;
   lines.push(`flow span (first child started → parent done): p50 ${fmt(sp.p50)} ms, p95 ${fmt(sp.p95)} ms, ` +
-    `min ${fmt(sp.min)} ms, max ${fmt(sp.max)} ms, in a ${m.flows.seconds} s drain (fair claiming interleaves the owners)`);
+    `min ${fmt(sp.min)} ms, max ${fmt(sp.max)} ms, in a ${m.flows.seconds} s drain`);
   lines.push(`complete_jobs calls that closed a flow (ran its fan-in): ${m.flows.closingCallMs} ms mean, ` +
     `${round(m.flows.flowsClosedPerClosingCall, 1)} flows closed per call; calls that closed none: ` +
     `${m.flows.notClosingCallMs} ms (plain: ${m.plain.avgCompleteMs} ms)`);
