@@ -5,6 +5,7 @@ import { Admin } from './components/Admin.tsx';
 import { History } from './components/History.tsx';
 import { JobCard, jobTitle } from './components/JobCard.tsx';
 import { NewJob } from './components/NewJob.tsx';
+import { PackForm } from './components/PackForm.tsx';
 import { Schedules } from './components/Schedules.tsx';
 import { useToast } from './components/Toasts.tsx';
 import { useHashRoute } from './hooks/useHashRoute.ts';
@@ -128,7 +129,10 @@ export function App() {
           <>
             {route.name === 'new' && (
               <div className="workspace">
-                <NewJob userId={user.id} accessToken={session.access_token} onStarted={started} />
+                <div className="workspace__main">
+                  <NewJob userId={user.id} accessToken={session.access_token} onStarted={started} />
+                  <PackForm onStarted={started} />
+                </div>
                 <div className="workspace__side">
                   {currentId
                     ? <JobCard key={currentId} id={currentId} initial={current} onChange={list.apply} />

@@ -11,6 +11,8 @@
 //   7. the admin view, for a user with app_metadata.spool_admin (queue charts, job types)
 //   8. schedules: the Schedules view (made through SQL: no kind without an upload runs in this
 //      stack), pause, resume, delete; Repeat on the new-job form previews the next runs
+//   9. the complete pack: its form says it needs OpenAI; a pack made through SQL is one card of
+//      seven children (in History and opened), cancelled one child, then the whole pack
 // Every test also asserts that the page logged no console errors. The tests wait for states of
 // the page or of the job's row, never for time (helpers.mjs WAIT_MS only bounds a wait).
 
@@ -632,6 +634,115 @@ describe('the web client', () => {
     } finally {
       await env.admin.query('delete from public.schedules where user_id = $1', [userId]);
       await erin.close();
+    }
+  });
+
+  test('the complete pack: the form says it needs OpenAI; a pack is one card of seven live children, cancelled at both levels', async () => {
+    const frank = await openProfile(env);
+    const session = await frank.signIn();
+    const userId = session.user.id;
+    const { page } = frank;
+    try {
+      // (a) No OpenAI in this stack: image is unavailable, so the pack is, and says why.
+      await goTo(page, '#/');
+      await page.getByTestId('pack-unavailable').filter({ hasText: 'needs OpenAI' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Start: complete pack' }).count(), 0);
+
+      // (b) A pack as the pack creator makes it (six image views, then the A+ text), made through
+      // SQL as service_role: the creator refuses without OpenAI. run_at tomorrow: the stack's
+      // worker leaves the children pending. The views are listed in an order of their own, so
+      // the card must place each child by its view, not by the order rows come back in.
+      const views = [
+        ['main', 'the product alone on a pure white background, centred, studio light'],
+        ['lifestyle', 'the product in use in a real, attractive everyday setting'],
+        ['detail', "a close-up of the product's materials, texture and finish"],
+        ['scale', 'the product beside everyday objects that show its size'],
+        ['features', 'the product with its key features made visible, clean layout'],
+        ['packaging', 'the product with its packaging, as the customer receives it'],
+      ];
+      const tomorrow = new Date(Date.now() + 86400_000).toISOString();
+      const children = [
+        ...views.map(([, hint]) => ({
+          type: 'image',
+          input: { prompt: `A speckled mug. Show ${hint}.`, size: '1024x1024', quality: 'auto', n: 1 },
+          run_at: tomorrow,
+        })),
+        { type: 'text', input: { prompt: 'Write the A+ content for: A speckled mug' }, run_at: tomorrow },
+      ];
+      const client = await env.admin.connect();
+      let ids;
+      try {
+        await client.query('begin');
+        await client.query('set local role service_role');
+        const { rows } = await client.query(
+          `select f.id from public.create_flow(p_user_id => $1, p_type => 'pack', p_input => $2::jsonb,
+             p_children => $3::jsonb, p_policy => 'partial') with ordinality f order by f.ordinality`,
+          [userId, JSON.stringify({ prompt: 'A speckled mug', views: views.map(([v]) => v) }), JSON.stringify(children)],
+        );
+        await client.query('commit');
+        ids = rows.map((r) => r.id);
+      } catch (err) {
+        await client.query('rollback');
+        throw err;
+      } finally {
+        client.release();
+      }
+      const [parentId, ...childIds] = ids;
+      assert.equal(childIds.length, 7);
+      const labels = ['Main', 'Lifestyle', 'Detail', 'Scale', 'Features', 'Packaging', 'A+ content'];
+
+      // My jobs: the pack is one card with its seven children; the children are not listed apart.
+      await goTo(page, '#/jobs');
+      const item = page.locator(`[data-testid="history-item"][data-job-id="${parentId}"]`);
+      await item.locator('[data-testid="pack-card"][data-status="waiting"]').waitFor();
+      await until(async () => (await item.locator('[data-testid="pack-child"][data-status="pending"]').count()) === 7, {
+        what: 'seven queued children in the history card',
+      });
+      for (const id of childIds) {
+        assert.equal(await page.locator(`[data-testid="history-item"][data-job-id="${id}"]`).count(), 0, id);
+      }
+
+      // Opened: one card, seven children, each in its view's place.
+      await goTo(page, `#/jobs/${parentId}`);
+      const pack = page.locator(`[data-testid="pack-card"][data-job-id="${parentId}"]`);
+      await pack.waitFor();
+      const child = pack.getByTestId('pack-child');
+      await until(async () => (await pack.locator('[data-testid="pack-child"][data-status="pending"]').count()) === 7, {
+        what: 'seven queued children in the pack card',
+      });
+      assert.deepEqual(await child.evaluateAll((els) => els.map((e) => e.dataset.view)), labels);
+      assert.deepEqual(await child.evaluateAll((els) => els.map((e) => e.dataset.jobId)), childIds);
+      await pack.getByTestId('pack-tally').filter({ hasText: '0 of 7 done' }).waitFor();
+      // Both channels joined: the parent's (id=eq) and its children's (parent_id=eq, a filter
+      // Realtime accepts now that owners may select parent_id).
+      await pack.getByText('Live updates').waitFor();
+
+      // A child's own Cancel: only it ends; the pack (policy partial) still waits for the rest.
+      await pack.getByRole('button', { name: 'Cancel A+ content', exact: true }).click();
+      await pack.locator(`[data-testid="pack-child"][data-job-id="${childIds[6]}"][data-status="cancelled"]`).waitFor();
+      assert.equal((await jobRow(childIds[6])).status, 'cancelled');
+      assert.equal((await jobRow(parentId)).status, 'waiting');
+      await pack.getByRole('button', { name: 'Retry A+ content', exact: true }).waitFor();
+      assert.equal(await pack.getAttribute('data-status'), 'waiting');
+
+      // The pack's Cancel: cancel_job on the parent cancels every unfinished child, live.
+      await pack.getByRole('button', { name: 'Cancel the pack', exact: true }).click();
+      await page.locator(`[data-testid="pack-card"][data-job-id="${parentId}"][data-status="cancelled"]`).waitFor();
+      await until(async () => (await pack.locator('[data-testid="pack-child"][data-status="cancelled"]').count()) === 7, {
+        what: 'seven cancelled children in the pack card',
+      });
+      const { rows } = await env.admin.query(
+        'select id, status from public.jobs where id = any($1::uuid[]) order by array_position($1::uuid[], id)',
+        [ids],
+      );
+      assert.deepEqual(rows.map((r) => r.status), Array(8).fill('cancelled'));
+      await pack.getByTestId('pack-tally').filter({ hasText: '0 of 7 done · 7 cancelled' }).waitFor();
+      await pack.getByRole('button', { name: 'Retry the failed jobs', exact: true }).waitFor();
+      assert.equal(await pack.getByRole('button', { name: 'Cancel the pack', exact: true }).count(), 0);
+      assert.deepEqual(frank.errors, []);
+    } finally {
+      await env.admin.query('delete from public.jobs where user_id = $1', [userId]);
+      await frank.close();
     }
   });
 

@@ -1,13 +1,17 @@
-// "My jobs": the user's jobs newest first, a page at a time, live (useJobList in App).
+// "My jobs": the user's jobs newest first, a page at a time, live (useJobList in App). A pack is
+// one card with its children (PackItem); a child whose parent is listed is shown only there.
 import type { JobListHandle } from '../hooks/useJob.ts';
 import { useKinds } from '../hooks/useKinds.ts';
 import { isTerminal } from '../lib/job-states.ts';
 import { inputName, jobTitle } from './JobCard.tsx';
+import { PackItem } from './PackCard.tsx';
 import { ProgressBar, StatusBadge, Time } from './ui.tsx';
 
 export function History({ list }: { list: JobListHandle }) {
   const { jobs, loading, error, nextCursor, loadMore, loadingMore } = list;
   const { kinds } = useKinds();
+  const listed = new Set(jobs.map((j) => j.id));
+  const shown = jobs.filter((j) => !(j.parent_id && listed.has(j.parent_id)));
   return (
     <section className="card history" aria-labelledby="history-title">
       <div className="history__head">
@@ -21,7 +25,11 @@ export function History({ list }: { list: JobListHandle }) {
       )}
       {jobs.length > 0 && (
         <ul className="history__list" data-testid="history-list">
-          {jobs.map((job) => (
+          {shown.map((job) => job.type === 'pack' ? (
+            <li key={job.id} className="history__item history__item--pack" data-testid="history-item" data-status={job.status} data-job-id={job.id}>
+              <PackItem job={job} onChange={list.apply} />
+            </li>
+          ) : (
             <li key={job.id} className="history__item" data-testid="history-item" data-status={job.status} data-job-id={job.id}>
               <a className="history__link" href={`#/jobs/${job.id}`}>
                 <span className="history__title">{jobTitle(job, kinds)}</span>

@@ -1,4 +1,5 @@
-// One job, live: status, progress and step, before/after, download, cancel and retry.
+// One job, live: status, progress and step, before/after, download, cancel and retry. A pack
+// (a flow parent of type `pack`) is shown as its PackCard, with its children.
 import { useEffect, useRef, useState } from 'react';
 import { useJob } from '../hooks/useJob.ts';
 import { useKinds } from '../hooks/useKinds.ts';
@@ -6,6 +7,7 @@ import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib
 import { canCancel, canRetry, isTerminal, retryBlocker, STATE_INFO } from '../lib/job-states.ts';
 import { formatBytes, type JobKind, kindLabel } from '../lib/kinds.ts';
 import { downloadUrl } from '../lib/upload.ts';
+import { PackCard } from './PackCard.tsx';
 import { Preview } from './Preview.tsx';
 import { formatDuration, ProgressBar, StatusBadge, Time } from './ui.tsx';
 
@@ -31,7 +33,8 @@ interface Props {
 }
 
 export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
-  const { detail, job, error, live, apply } = useJob(id, initial);
+  const handle = useJob(id, initial);
+  const { detail, job, error, live, apply } = handle;
   const { kinds } = useKinds();
   const [busy, setBusy] = useState<'cancel' | 'retry' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
@@ -49,6 +52,8 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
       </article>
     );
   }
+
+  if (job.type === 'pack') return <PackCard parent={handle} headingLevel={headingLevel} />;
 
   const act = async (what: 'cancel' | 'retry') => {
     setBusy(what);

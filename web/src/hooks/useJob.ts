@@ -9,7 +9,7 @@
 //   - while the channel is not joined (connecting, CHANNEL_ERROR, TIMED_OUT, CLOSED) the jobs API
 //     is polled every `pollMs`;
 //   - the channel is removed with supabase.removeChannel on unmount.
-// useJob(id) and useJobList(uid) build on it.
+// useJob(id), useJobList(uid) and useFlowChildren(parent) (filter `parent_id=eq.<id>`) build on it.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import {
   ApiError,
@@ -334,4 +334,90 @@ export function useJobList(
   });
 
   return { jobs, nextCursor, loading, loadingMore, error, live, loadMore, refresh, apply };
+}
+
+export interface FlowChildrenHandle {
+  /** The children as last seen, in no particular order (lib/pack.ts packSlots places them). */
+  children: Job[];
+  /** Signed output URLs of the done children, by id (GET /jobs/<id>). */
+  details: Record<string, JobDetail>;
+  loading: boolean;
+  error: ApiError | null;
+  live: LiveMode;
+  refresh: () => Promise<void>;
+  /** Applies a child returned by an action (cancel, retry) at once. */
+  apply: (job: Job) => void;
+}
+
+/**
+ * A flow parent's children, live: GET /jobs?parent=<id> plus one channel on
+ * `parent_id=eq.<id>` (children are rows of the same jobs table; parent_id is a column the owner
+ * may read and filter on since 20261203180000_parent_visible.sql), refetched on SUBSCRIBED,
+ * after a reconnect and by polling while Realtime is down, as useLiveJobs does for every job. A
+ * child that is done is fetched once more by id for its signed output URLs.
+ */
+export function useFlowChildren(parentId: string | null): FlowChildrenHandle {
+  const [children, setChildren] = useState<Job[]>([]);
+  const [details, setDetails] = useState<Record<string, JobDetail>>({});
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<ApiError | null>(null);
+  /** Done children whose detail was asked for (at `updated_at`), so each is signed once. */
+  const signed = useRef(new Map<string, string>());
+
+  useEffect(() => {
+    setChildren([]);
+    setDetails({});
+    setLoading(true);
+    setError(null);
+    signed.current.clear();
+  }, [parentId]);
+
+  const sign = useCallback((job: Job) => {
+    if (job.status !== 'done' || signed.current.get(job.id) === job.updated_at) return;
+    signed.current.set(job.id, job.updated_at);
+    getJob(job.id).then(
+      (d) => setDetails((prev) => ({ ...prev, [job.id]: d })),
+      () => signed.current.delete(job.id), // the next change or refetch asks again
+    );
+  }, []);
+
+  const merge = useCallback((incoming: Job[]) => {
+    incoming.forEach(sign);
+    setChildren((prev) => {
+      const byId = new Map(prev.map((j) => [j.id, j]));
+      for (const j of incoming) if (newer(byId.get(j.id), j)) byId.set(j.id, j);
+      return [...byId.values()];
+    });
+  }, [sign]);
+
+  const refresh = useCallback(async () => {
+    if (!parentId) return;
+    try {
+      // A flow of up to 100 children in one page (a pack has seven).
+      const page = await listJobs({ parent: parentId, limit: 100 });
+      setError(null);
+      merge(page.jobs);
+    } catch (err) {
+      setError(await toApiError(err));
+    } finally {
+      setLoading(false);
+    }
+  }, [parentId, merge]);
+
+  const live = useLiveJobs({
+    name: parentId ? `flow:${parentId}` : null,
+    filter: `parent_id=eq.${parentId}`,
+    refetch: refresh,
+    onJob: (job, event) => {
+      if (event === 'DELETE') {
+        setChildren((prev) => prev.filter((j) => j.id !== job.id));
+        return;
+      }
+      merge([job]);
+    },
+  });
+
+  const apply = useCallback((job: Job) => merge([job]), [merge]);
+
+  return { children, details, loading, error, live, refresh, apply };
 }

@@ -1,5 +1,6 @@
 // The one module that talks to Spool's Edge Functions, through supabase.functions.invoke:
 //   the creators   POST /functions/v1/<type>                 -> 202 {job}
+//                  POST /functions/v1/pack                   -> 202 {job, children}
 //   the jobs API   GET  /jobs, GET /jobs/<id>, POST /jobs/<id>/cancel|retry, GET /jobs/health
 //                  (GET /jobs/kinds: lib/kinds.ts fetchKinds)
 // Every failure becomes an ApiError with a stable `code` (the functions' error shape
@@ -27,6 +28,8 @@ export interface Job {
   max_attempts: number;
   /** Earlier runs, oldest first, one per retry (job-view.ts RetriedRun). */
   history: RetriedRun[] | null;
+  /** The flow parent this job is a child of (a pack's image or text job), or null. */
+  parent_id: string | null;
   run_at: string;
   created_at: string;
   started_at: string | null;
@@ -57,6 +60,7 @@ export const PUBLIC_JOB_FIELDS = [
   'attempts',
   'max_attempts',
   'history',
+  'parent_id',
   'run_at',
   'created_at',
   'started_at',
@@ -148,14 +152,33 @@ export async function createJob(
   return res.job;
 }
 
+/** Starts a complete pack (the pack creator); the key makes a repeated click return the same pack. */
+export async function createPack(
+  body: Record<string, unknown>,
+  idempotencyKey: string,
+): Promise<{ job: Job; children: Job[] }> {
+  return await call<{ job: Job; children: Job[] }>('pack', {
+    body,
+    headers: { 'Idempotency-Key': idempotencyKey },
+  });
+}
+
 export async function listJobs(
-  opts: { cursor?: string | null; limit?: number; status?: JobState[]; type?: string[] } = {},
+  opts: {
+    cursor?: string | null;
+    limit?: number;
+    status?: JobState[];
+    type?: string[];
+    /** Only this flow parent's children. */
+    parent?: string;
+  } = {},
 ): Promise<JobPage> {
   const q = new URLSearchParams();
   q.set('limit', String(opts.limit ?? 10));
   if (opts.cursor) q.set('cursor', opts.cursor);
   if (opts.status?.length) q.set('status', opts.status.join(','));
   if (opts.type?.length) q.set('type', opts.type.join(','));
+  if (opts.parent) q.set('parent', opts.parent);
   return await call<JobPage>(`jobs?${q}`, { method: 'GET' });
 }
 
