@@ -366,7 +366,9 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
       'idempotency_key',
       'external_provider',
       'external_id',
-      'parent_id',
+      'route',
+      'timeout_at',
+      'dependency_outputs',
     ];
     for (const e of [inserted, running, waiting]) {
       assert.equal(e.errors, null);
