@@ -30,6 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cacheFunctionModules } from './gateway/edge-runtime/cache.mjs';
 import { denoBinary } from './gateway/functions.mjs';
+import { startFakeOpenAI } from './fake-openai.mjs';
 import { fileLog, startApi } from './stack.mjs';
 import { describeSkips, PG_PROVE_ARGS, pgProveSkips, testReport } from './test-report.mjs';
 import { checkTypes } from './types.mjs';
@@ -115,9 +116,12 @@ furtherSuites.push({
 
 /**
  * The Edge Functions' environment in the test stack: hermetic (not the developer's .env), with
- * the test-only `noop` job kind enabled.
+ * the test-only `noop` job kind enabled, and OpenAI configured against a local fake
+ * (local/fake-openai.mjs, started before the gateway: main() adds OPENAI_BASE_URL), so image,
+ * text and the complete pack run end to end. A test that needs OpenAI unconfigured makes that
+ * itself (its own handler with functionEnv({}), a page.route in the browser).
  */
-const TEST_FUNCTION_ENV = { SPOOL_ENABLE_NOOP: 'true' };
+const TEST_FUNCTION_ENV = { SPOOL_ENABLE_NOOP: 'true', OPENAI_API_KEY: 'sk-spool-fake' };
 
 /** Process groups of the suites running now (a test runner's own children die with it). */
 const groups = new Set();
@@ -197,6 +201,7 @@ function sqlFiles(dir) {
 let cluster = null;
 let tmpDir = null;
 let api = null;
+let fakeOpenAI = null;
 let gatewayLog = null;
 let cleanedUp = false;
 
@@ -286,6 +291,10 @@ async function main() {
   if (proveCode !== 0) failures.push(`pg_prove (exit ${proveCode})`);
   else if (!proveAllRan) failures.push('pg_prove (tests not run)');
 
+  say('fake OpenAI API (local/fake-openai.mjs)');
+  fakeOpenAI = await startFakeOpenAI();
+  console.log(`${fakeOpenAI.url}/v1: the functions' OPENAI_BASE_URL`);
+
   say('API gateway (Edge Functions, stand-ins, pg_net deliverer)');
   const apiDir = path.join(tmpDir, 'api');
   gatewayLog = fileLog(path.join(apiDir, 'gateway.log'));
@@ -293,7 +302,7 @@ async function main() {
     dbPort: port,
     apiPort: await freePort(),
     stateDir: apiDir,
-    env: TEST_FUNCTION_ENV,
+    env: { ...TEST_FUNCTION_ENV, OPENAI_BASE_URL: `${fakeOpenAI.url}/v1` },
     log: gatewayLog,
   });
   const names = api.functions();
@@ -316,6 +325,8 @@ async function main() {
   say('API gateway: stop');
   await api.close();
   api = null;
+  await fakeOpenAI.close();
+  fakeOpenAI = null;
 
   say('summary');
   if (failures.length > 0) {

@@ -9,10 +9,15 @@
 //   5. upload progress, and polling while Realtime is refused (this test refuses it itself)
 //   6. a second browser profile sees none of the first one's jobs or files
 //   7. the admin view, for a user with app_metadata.spool_admin (queue charts, job types)
-//   8. schedules: the Schedules view (made through SQL: no kind without an upload runs in this
-//      stack), pause, resume, delete; Repeat on the new-job form previews the next runs
-//   9. the complete pack: its form says it needs OpenAI; a pack made through SQL is one card of
-//      seven children (in History and opened), cancelled one child, then the whole pack
+//   8. schedules: the Schedules view (made through SQL, as an admin would), pause, resume,
+//      delete; Repeat on the new-job form previews the next runs
+//   9. the complete pack: its form says it needs OpenAI where image is unavailable (a page.route
+//      says so); a pack made through SQL is one card of seven children (in History and opened),
+//      cancelled one child, then the whole pack
+//  10. the complete pack from the form: a prompt, Start, and the one card shows all seven done
+//      (six thumbnails, the A+ headline); the stack's OpenAI is a fake (local/fake-openai.mjs)
+// The stack `npm test` runs configures OpenAI against that fake; a test that needs OpenAI
+// unconfigured says so itself with a page.route on GET /jobs/kinds (kindsWithoutOpenAI).
 // Every test also asserts that the page logged no console errors. The tests wait for states of
 // the page or of the job's row, never for time (helpers.mjs WAIT_MS only bounds a wait).
 
@@ -32,6 +37,10 @@ import {
   setup,
   until,
 } from './helpers.mjs';
+
+// The new-job form's Start button ("Start: colour grade", ...), not the complete pack's form
+// beside it, which offers its own "Start: complete pack" now that the stack has OpenAI (a fake).
+const START_JOB = /^Start(?!: complete pack)/;
 
 const TERMINAL = ['done', 'failed', 'cancelled'];
 
@@ -66,6 +75,31 @@ async function goTo(page, hash) {
 }
 
 /**
+ * Makes GET /functions/v1/jobs/kinds answer as a project without OpenAI does: image and text
+ * unavailable, provider_not_configured with the creators' own messages. The stack configures
+ * OpenAI (a fake), so a test of the "not configured" path must ask for it; reload after.
+ */
+async function kindsWithoutOpenAI(page) {
+  await page.route('**/functions/v1/jobs/kinds', async (route) => {
+    const res = await route.fetch();
+    const body = await res.json();
+    for (const k of body.kinds) {
+      if (k.type === 'image' || k.type === 'text') {
+        const what = k.type === 'image' ? 'image generation' : 'text generation';
+        Object.assign(k, {
+          available: false,
+          unavailable: {
+            code: 'provider_not_configured',
+            message: `${what} needs OpenAI, which this project has not configured`,
+          },
+        });
+      }
+    }
+    await route.fulfill({ response: res, json: body });
+  });
+}
+
+/**
  * Uploads a PNG through the drop zone and starts a colour grade. `how`: 'keyboard' (Enter on the
  * focused drop zone opens the file picker), 'drop' (a drop event carrying the file) or 'input'
  * (the labelled file input). Returns the new job's id, as the creator answered it; its card is
@@ -80,7 +114,7 @@ async function uploadAndStart(page, { name, buffer, preset, how = 'input' }) {
   const created = page.waitForResponse((r) =>
     r.request().method() === 'POST' && new URL(r.url()).pathname === '/functions/v1/color-grade'
   );
-  await page.getByRole('button', { name: /^Start/ }).click();
+  await page.getByRole('button', { name: START_JOB }).click();
   const res = await created;
   const body = await res.text();
   assert.equal(res.status(), 202, `the creator accepted the job: ${body}`);
@@ -262,7 +296,7 @@ describe('the web client', () => {
     await goTo(page, '#/');
     await chooseFile(page, { name: 'notes.txt', buffer: Buffer.from('hello'), type: 'text/plain', how: 'drop' });
     await page.getByRole('alert').filter({ hasText: "Colour grade can't take text/plain" }).waitFor();
-    assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
+    assert.equal(await page.getByRole('button', { name: START_JOB }).isDisabled(), true);
 
     const id = await uploadAndStart(page, { name: 'broken.png', buffer: corruptPng() });
     await page.locator(`[data-testid="job-card"][data-job-id="${id}"][data-status="failed"]`).waitFor();
@@ -326,7 +360,7 @@ describe('the web client', () => {
       await page.getByRole('alert')
         .filter({ hasText: 'Colour grade of video/mp4 needs Replicate, which this project has not configured: use PNG or JPEG' })
         .waitFor();
-      assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
+      assert.equal(await page.getByRole('button', { name: START_JOB }).isDisabled(), true);
 
       // Larger than the limit (a sparse file: Playwright hands the browser its path), both sizes named.
       const huge = path.join(env.tmp, 'huge.png');
@@ -334,17 +368,20 @@ describe('the web client', () => {
       fs.truncateSync(huge, grade.file.max_bytes + 10 * 1024 * 1024);
       await page.getByTestId('file-input').setInputFiles(huge);
       await page.getByRole('alert').filter({ hasText: 'huge.png is 60 MB; the limit is 50 MB.' }).waitFor();
-      assert.equal(await page.getByRole('button', { name: /^Start/ }).isDisabled(), true);
+      assert.equal(await page.getByRole('button', { name: START_JOB }).isDisabled(), true);
       assert.equal(await page.getByTestId('uploaded').count(), 0);
 
-      // A kind whose provider is not configured says so, and offers no upload and no Start.
+      // A kind whose provider is not configured says so, and offers no upload and no Start. The
+      // stack has OpenAI (a fake): the page is told it has not, as a project without a key is.
       const image = kinds.kinds.find((k) => k.type === 'image');
-      assert.equal(image.available, false, 'the test stack has no OpenAI');
+      assert.equal(image.available, true, 'the test stack configures OpenAI (local/fake-openai.mjs)');
+      await kindsWithoutOpenAI(page);
+      await page.reload();
       // The card's label covers its radio (styles.css), so a click lands on the label, as a person's does.
       await page.locator('label', { hasText: 'Generate an image' }).click();
       assert.equal(await page.getByRole('radio', { name: /^Generate an image/ }).isChecked(), true);
       await page.getByTestId('unavailable').filter({ hasText: 'Image generation needs OpenAI' }).waitFor();
-      assert.equal(await page.getByRole('button', { name: /^Start/ }).count(), 0);
+      assert.equal(await page.getByRole('button', { name: START_JOB }).count(), 0);
       assert.equal(await page.getByTestId('dropzone').count(), 0);
 
       // Nothing was sent to Storage, and nothing is in the user's folder.
@@ -500,13 +537,8 @@ describe('the web client', () => {
     const userId = session.user.id;
     const { page } = erin;
     try {
-      // No kind without an upload can run in this stack (image and text need OpenAI; the test-only
-      // noop has no creator, and the schedule creator refuses it), so the schedules the view
-      // shows are made through SQL as service_role, as an admin would.
-      const kinds = await (await fetch(`${env.api}/functions/v1/jobs/kinds`, {
-        headers: { apikey: env.anonKey, authorization: `Bearer ${session.access_token}` },
-      })).json();
-      assert.deepEqual(kinds.kinds.filter((k) => !k.file && k.available).map((k) => k.type), []);
+      // The schedules the view shows are made through SQL as service_role, as an admin would
+      // (a project-wide one, and last runs, are nothing a user's creator makes).
       const client = await env.admin.connect();
       const made = {};
       try {
@@ -585,14 +617,21 @@ describe('the web client', () => {
       await page.getByTestId('repeat-unavailable').waitFor();
       assert.equal(await page.getByRole('checkbox', { name: 'Run on a schedule' }).isDisabled(), true);
 
-      // For a kind without an upload the browser is told image is available (this stack has no
-      // OpenAI): the preview is the real preview_schedule, and creating reaches the real schedule
-      // creator, which refuses it 503 as the image creator would, writing nothing.
-      await page.route('**/functions/v1/jobs/kinds', async (route) => {
-        const res = await route.fetch();
-        const body = await res.json();
-        for (const k of body.kinds) if (k.type === 'image') Object.assign(k, { available: true, unavailable: null });
-        await route.fulfill({ response: res, json: body });
+      // For a kind without an upload (image; the stack's OpenAI is a fake): the preview is the
+      // real preview_schedule. Creating is answered as a project without OpenAI answers (503
+      // provider_not_configured, the creators' error shape, by a page.route: the stack would
+      // accept it), and the form shows the refusal; nothing is written.
+      await page.route('**/functions/v1/schedules', async (route) => {
+        if (route.request().method() !== 'POST') return route.fallback();
+        await route.fulfill({
+          status: 503,
+          json: {
+            error: {
+              code: 'provider_not_configured',
+              message: 'image generation needs OpenAI, which this project has not configured',
+            },
+          },
+        });
       });
       await page.reload();
       await page.locator('label', { hasText: 'Generate an image' }).click();
@@ -643,14 +682,18 @@ describe('the web client', () => {
     const userId = session.user.id;
     const { page } = frank;
     try {
-      // (a) No OpenAI in this stack: image is unavailable, so the pack is, and says why.
+      // (a) A project without OpenAI (a page.route says so: the stack's is a fake): image is
+      // unavailable, so the pack is, and says why.
       await goTo(page, '#/');
+      await kindsWithoutOpenAI(page);
+      await page.reload();
       await page.getByTestId('pack-unavailable').filter({ hasText: 'needs OpenAI' }).waitFor();
       assert.equal(await page.getByRole('button', { name: 'Start: complete pack' }).count(), 0);
+      await page.unroute('**/functions/v1/jobs/kinds');
 
       // (b) A pack as the pack creator makes it (six image views, then the A+ text), made through
-      // SQL as service_role: the creator refuses without OpenAI. run_at tomorrow: the stack's
-      // worker leaves the children pending. The views are listed in an order of their own, so
+      // SQL as service_role so that its children can wait: run_at tomorrow, the stack's worker
+      // leaves them pending (the creator's children run at once). The views are listed in an order of their own, so
       // the card must place each child by its view, not by the order rows come back in.
       const views = [
         ['main', 'the product alone on a pure white background, centred, studio light'],
@@ -743,6 +786,59 @@ describe('the web client', () => {
     } finally {
       await env.admin.query('delete from public.jobs where user_id = $1', [userId]);
       await frank.close();
+    }
+  });
+
+  test('the complete pack from the form: a prompt, Start, and one card of seven results, all done', async () => {
+    const gina = await openProfile(env);
+    const session = await gina.signIn();
+    const userId = session.user.id;
+    const { page } = gina;
+    try {
+      // The stack's OpenAI is local/fake-openai.mjs: small PNGs for images, an answer made from
+      // the request's JSON schema for text (the A+ schema: a headline, modules, a closing).
+      await goTo(page, '#/');
+      const form = page.getByTestId('pack-form');
+      await form.waitFor();
+      assert.equal(await page.getByTestId('pack-unavailable').count(), 0);
+      await form.getByLabel('Product').fill('A hand-thrown stoneware mug, speckled glaze, 350 ml');
+      const posted = page.waitForResponse((r) =>
+        r.request().method() === 'POST' && new URL(r.url()).pathname === '/functions/v1/pack'
+      );
+      await form.getByRole('button', { name: 'Start: complete pack' }).click();
+      const res = await posted;
+      assert.equal(res.status(), 202, await res.text());
+      const { job: parent, children } = await res.json();
+      assert.equal(parent.type, 'pack');
+      assert.equal(children.length, 7);
+
+      // The one pack card: seven children, all done, six thumbnails and the A+ headline.
+      const pack = page.locator(`[data-testid="pack-card"][data-job-id="${parent.id}"]`);
+      await pack.waitFor();
+      assert.equal(await page.locator('[data-testid="pack-card"]').count(), 1);
+      await page.locator(`[data-testid="pack-card"][data-job-id="${parent.id}"][data-status="done"]`).waitFor();
+      await until(async () => (await pack.locator('[data-testid="pack-child"][data-status="done"]').count()) === 7, {
+        what: 'seven done children in the pack card',
+      });
+      await pack.getByTestId('pack-tally').filter({ hasText: '7 of 7 done' }).waitFor();
+      const thumbs = pack.getByTestId('pack-thumb');
+      await until(async () => (await thumbs.count()) === 6, { what: 'six thumbnails' });
+      const srcs = await thumbs.evaluateAll((els) => els.map((e) => e.getAttribute('src')));
+      assert.ok(srcs.every((src) => typeof src === 'string' && src.length > 0), JSON.stringify(srcs));
+      const aplus = pack.getByTestId('pack-aplus');
+      await aplus.waitFor();
+      const headline = (await aplus.locator('.pack-aplus__headline').innerText()).trim();
+      assert.ok(headline.length > 0, 'the A+ headline is shown');
+
+      // The parent's row: done, its output the seven children in the pack's order.
+      const row = await jobRow(parent.id);
+      assert.equal(row.status, 'done', JSON.stringify(row.error));
+      assert.deepEqual(row.output.children.map((c) => c.id), children.map((c) => c.id));
+      assert.ok(row.output.children.every((c) => c.status === 'done'), JSON.stringify(row.output.children));
+      assert.deepEqual(gina.errors, []);
+    } finally {
+      await env.admin.query('delete from public.jobs where user_id = $1', [userId]);
+      await gina.close();
     }
   });
 

@@ -14,6 +14,7 @@ import zlib from 'node:zlib';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
 import { freePort } from '../../local/db.mjs';
+import { startFakeOpenAI } from '../../local/fake-openai.mjs';
 import { startStack } from '../../local/stack.mjs';
 import { buildWeb, CHROMIUM, ensureChromium, serveStatic } from '../../local/web.mjs';
 
@@ -49,6 +50,7 @@ export async function setup() {
   // Postgres runs as its own OS user and must reach a cluster under tmp/stack (startStack).
   if (process.getuid?.() === 0) fs.chmodSync(tmp, 0o711);
   let stack = null;
+  let fakeOpenAI = null;
   let api = process.env.SUPABASE_URL;
   let anonKey = process.env.SUPABASE_ANON_KEY;
   let serviceKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
@@ -61,6 +63,8 @@ export async function setup() {
     );
   }
   if (missing.length > 0) {
+    // As npm test's stack: OpenAI configured against the local fake (local/fake-openai.mjs).
+    fakeOpenAI = await startFakeOpenAI();
     const log = console.log;
     console.log = () => {};
     try {
@@ -71,7 +75,11 @@ export async function setup() {
         fsync: false,
         quiet: true,
         log: () => {},
-        env: { SPOOL_ENABLE_NOOP: 'true' },
+        env: {
+          SPOOL_ENABLE_NOOP: 'true',
+          OPENAI_API_KEY: 'sk-spool-fake',
+          OPENAI_BASE_URL: `${fakeOpenAI.url}/v1`,
+        },
       });
     } finally {
       console.log = log;
@@ -94,6 +102,7 @@ export async function setup() {
       await admin.end();
       await web.close();
       await stack?.stop();
+      await fakeOpenAI?.close();
       fs.rmSync(tmp, { recursive: true, force: true });
     },
   };

@@ -21,6 +21,10 @@ import {
   until,
 } from './helpers.mjs';
 
+// The new-job form's Start button ("Start: colour grade", ...), not the complete pack's form
+// beside it, which offers its own "Start: complete pack" now that the stack has OpenAI (a fake).
+const START_JOB = /^Start(?!: complete pack)/;
+
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 let env;
 let user;
@@ -102,7 +106,7 @@ test('screenshots of the main screens', async () => {
   // progress through heartbeat_job, as job-worker does.
   const hold = await holdQueue(env.admin, userId);
   try {
-    await page.getByRole('button', { name: /^Start/ }).click();
+    await page.getByRole('button', { name: START_JOB }).click();
     const queued = page.locator('[data-testid="job-card"][data-status="pending"]');
     await queued.waitFor();
     const id = await queued.getAttribute('data-job-id');
@@ -121,7 +125,7 @@ test('screenshots of the main screens', async () => {
 
   // 3. Done, with the before/after compare and the download.
   await dismissToasts(page);
-  await page.getByRole('button', { name: /^Start/ }).click();
+  await page.getByRole('button', { name: START_JOB }).click();
   const done = page.locator('[data-testid="job-card"][data-status="done"]');
   await done.waitFor();
   await page.getByTestId('compare').locator('img').nth(1).evaluate((img) => img.decode());

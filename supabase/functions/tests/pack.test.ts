@@ -97,18 +97,17 @@ Deno.test(
     );
     assert.ok(rows.every((r) => r.parent_id === parent.id && r.route === 'openai'));
 
-    // The stack's worker has no OpenAI key: each child fails for good, and the parent (policy
-    // partial, nothing succeeded) fails once, listing every child in the pack's order.
+    // The stack's worker has OpenAI, a fake (local/fake-openai.mjs): every child succeeds, and
+    // the parent is done once, listing all seven in the pack's order.
     const ended = await waitForStatus(parent.id, ['done', 'failed', 'cancelled'], 120_000);
-    assert.equal(ended.status, 'failed', JSON.stringify(ended.error));
-    assert.equal((ended.error as { code: string }).code, 'all_children_failed');
+    assert.equal(ended.status, 'done', JSON.stringify(ended.error));
     const output = ended.output as { children: { id: string; status: string }[] };
     assert.deepEqual(
       output.children.map((c) => c.id),
       children.map((c) => c.id),
       "in the pack's order",
     );
-    assert.ok(output.children.every((c) => c.status === 'failed'));
+    assert.ok(output.children.every((c) => c.status === 'done'), JSON.stringify(output.children));
     const [{ n }] = await sql<{ n: number }>(
       `select count(*)::int as n from public.notifications where job_id = $1`,
       [parent.id],
