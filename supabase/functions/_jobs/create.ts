@@ -35,7 +35,7 @@ import {
 } from '../_shared/http.ts';
 import { inFolderOf, type InputFile, inspectInput } from '../_shared/input-file.ts';
 import { jobLocation, type PublicJob, toPublicJob } from '../_shared/job-view.ts';
-import { isRefusal, type JobKind } from './kind.ts';
+import { isRefusal, type JobKind, type Route } from './kind.ts';
 import { type ProviderConfig, readProviderConfig } from './providers.ts';
 import { routeJob } from './route.ts';
 
@@ -138,9 +138,43 @@ export async function enqueueAs<I>(
   kind: JobKind<I>,
   request: EnqueueRequest,
 ): Promise<PublicJob> {
+  const { input, route } = await checkJob(deps, kind, request);
+  const { data: job, error } = await deps.admin.rpc('create_job', {
+    p_user_id: request.userId,
+    p_type: kind.type,
+    p_input: input as Json,
+    p_cpu_ms: route.cpuMs ?? 0,
+    p_route: route.provider,
+    ...(request.idempotencyKey ? { p_idempotency_key: request.idempotencyKey } : {}),
+  });
+  if (error) throw fromApiError(error);
+  return toPublicJob(job);
+}
+
+/**
+ * What a creator checks of a job before anything is written: the input against the kind's
+ * schema (400 invalid_body; issue paths under `field` when the input is a field of a larger
+ * body), its input file in the owner's folder (403) and as the owner sees it (404/413/422), and
+ * where the work happens (413/422/503). Returns the parsed input (defaults filled in) and its
+ * route. Only reads.
+ */
+export async function checkJob<I>(
+  deps: Pick<EnqueueDeps, 'env' | 'providers'>,
+  kind: JobKind<I>,
+  request: Pick<EnqueueRequest, 'userId' | 'userJwt' | 'input'>,
+  field: string | null = null,
+): Promise<{ input: I; route: Route }> {
   const parsed = kind.schema.safeParse(request.input);
   if (!parsed.success) {
-    throw new HttpError(400, 'invalid_body', 'the request body is invalid', issuesOf(parsed.error));
+    const issues = issuesOf(parsed.error);
+    throw new HttpError(
+      400,
+      'invalid_body',
+      'the request body is invalid',
+      field === null
+        ? issues
+        : issues.map((i) => ({ ...i, path: i.path ? `${field}.${i.path}` : field })),
+    );
   }
   const input = parsed.data;
 
@@ -162,15 +196,5 @@ export async function enqueueAs<I>(
 
   const route = await routeJob(kind, input, file, deps.providers);
   if (isRefusal(route)) throw new HttpError(route.status, route.code, route.message, route.details);
-
-  const { data: job, error } = await deps.admin.rpc('create_job', {
-    p_user_id: request.userId,
-    p_type: kind.type,
-    p_input: input as Json,
-    p_cpu_ms: route.cpuMs ?? 0,
-    p_route: route.provider,
-    ...(request.idempotencyKey ? { p_idempotency_key: request.idempotencyKey } : {}),
-  });
-  if (error) throw fromApiError(error);
-  return toPublicJob(job);
+  return { input, route };
 }

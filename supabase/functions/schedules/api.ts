@@ -25,10 +25,9 @@
 // preview_schedule as authenticated): no function needed.
 //
 // The checks only read; create_schedule is one transaction, so a refused request writes nothing.
-import { isRefusal } from '../_jobs/kind.ts';
+import { checkJob } from '../_jobs/create.ts';
 import { kindOf } from '../_jobs/kinds/index.ts';
 import type { ProviderConfig } from '../_jobs/providers.ts';
-import { providerRefusal, routeJob } from '../_jobs/route.ts';
 import { requireUser } from '../_shared/auth.ts';
 import { adminClient, type Db } from '../_shared/clients.ts';
 import type { Database, Json } from '../_shared/database.types.ts';
@@ -43,7 +42,6 @@ import {
   json,
   readJsonObject,
 } from '../_shared/http.ts';
-import { inFolderOf, inspectInput } from '../_shared/input-file.ts';
 
 export type Schedule = Database['public']['Tables']['schedules']['Row'];
 
@@ -134,38 +132,13 @@ export async function createScheduleAs(
     });
   }
 
-  const parsed = kind.schema.safeParse(body.input);
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      'invalid_body',
-      'the request body is invalid',
-      issuesOf(parsed.error).map((i) => ({ ...i, path: i.path ? `input.${i.path}` : 'input' })),
-    );
-  }
-  const input = parsed.data;
-
-  if (kind.file) {
-    // The file is read again by every run; here it is checked once, as a creator checks it.
-    const path = kind.file.path(input);
-    if (!inFolderOf(path, caller.userId)) {
-      throw new HttpError(
-        403,
-        'forbidden_input',
-        'input_path must be in your own folder: "<your user id>/<file name>"',
-      );
-    }
-    const file = await inspectInput(deps.env, caller.jwt, path, kind.file.maxBytes);
-    const route = await routeJob(kind, input, file, deps.providers);
-    if (isRefusal(route)) {
-      throw new HttpError(route.status, route.code, route.message, route.details);
-    }
-  } else {
-    const refusal = providerRefusal(kind, deps.providers);
-    if (refusal) {
-      throw new HttpError(refusal.status, refusal.code, refusal.message, refusal.details);
-    }
-  }
+  // As the kind's creator checks a job (the file is read again by every run; checked once here).
+  const { input } = await checkJob(
+    deps,
+    kind,
+    { userId: caller.userId, userJwt: caller.jwt, input: body.input },
+    'input',
+  );
 
   const { data, error } = await deps.admin.rpc('create_schedule', {
     p_user_id: caller.userId,
