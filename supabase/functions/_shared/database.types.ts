@@ -445,6 +445,7 @@ export type Database = {
         };
       };
       'complete_jobs': { Args: { 'p_results': Json }; Returns: string[] };
+      'count_unread_notifications': { Args: Record<PropertyKey, never>; Returns: number };
       'create_flow': {
         Args: {
           'p_children'?: Json;
@@ -767,6 +768,7 @@ export type Database = {
           'type': string;
         }[];
       };
+      'mark_notifications_read': { Args: { 'p_ids'?: (string)[] }; Returns: number };
       'pause_schedule': {
         Args: { 'p_id': string };
         Returns: {
