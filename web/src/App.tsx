@@ -7,7 +7,8 @@ import { JobCard, jobTitle } from './components/JobCard.tsx';
 import { NewJob } from './components/NewJob.tsx';
 import { PackForm } from './components/PackForm.tsx';
 import { Schedules } from './components/Schedules.tsx';
-import { useToast } from './components/Toasts.tsx';
+import { Inbox, useInbox } from './components/Inbox.tsx';
+import { ToastRegion, useToast } from './components/Toasts.tsx';
 import { useHashRoute } from './hooks/useHashRoute.ts';
 import { useJobList } from './hooks/useJob.ts';
 import { useKinds } from './hooks/useKinds.ts';
@@ -56,13 +57,50 @@ export function App() {
     });
   }, [toast]);
 
-  const list = useJobList(userId, onEnded);
+  const inbox = useInbox(userId);
+  const inboxRefresh = inbox.refresh;
+  const onJobEnded = useCallback((job: Parameters<typeof onEnded>[0], message?: string) => {
+    onEnded(job, message);
+    void inboxRefresh(); // its notification row came in the same transaction
+  }, [onEnded, inboxRefresh]);
+
+  const list = useJobList(userId, onJobEnded);
+
+  // Jobs that ended while the user was away: said once per page load, with the inbox a press away.
+  const greeted = useRef(false);
+  const openInbox = inbox.setOpen;
+  useEffect(() => {
+    if (greeted.current || !inbox.loaded) return;
+    greeted.current = true;
+    if (inbox.unread === 0) return;
+    const unread = inbox.items.filter((n) => !n.read_at);
+    const names = unread.slice(0, 3).map((n) => n.message).join(' · ');
+    toast({
+      title: inbox.unread === 1 ? '1 job ended while you were away' : `${inbox.unread} jobs ended while you were away`,
+      body: unread.length > 3 ? `${names} · …` : names,
+      tone: unread.some((n) => n.status === 'failed') ? 'danger' : 'info',
+      action: { label: 'Open the inbox', run: () => openInbox(true) },
+    });
+  }, [inbox.loaded, inbox.unread, inbox.items, toast, openInbox]);
+
+  // After Start, focus moves to the new job's card (not to <body> when the form re-renders).
+  const [focusJob, setFocusJob] = useState<string | null>(null);
+  useEffect(() => {
+    if (!focusJob) return;
+    const card = document.querySelector<HTMLElement>(`[data-job-id="${CSS.escape(focusJob)}"]`);
+    if (!card) return; // rendered on the next pass; this effect runs again then
+    if (!card.hasAttribute('tabindex')) card.setAttribute('tabindex', '-1');
+    card.focus();
+    card.scrollIntoView({ block: 'nearest' });
+    setFocusJob(null);
+  });
 
   const started = (job: Job) => {
     setCurrent(job);
     setCurrentId(job.id);
     sessionStorage.setItem(CURRENT_KEY, job.id);
     list.apply(job);
+    setFocusJob(job.id);
   };
 
   // Move focus to the new view for keyboard and screen-reader users.
@@ -114,7 +152,9 @@ export function App() {
             )
             : sessionError ? 'Not signed in' : 'Signing in…'}
         </p>
+        {user && session && <Inbox inbox={inbox} kinds={kinds} />}
       </header>
+      <ToastRegion />
 
       <main id="main" ref={main} tabIndex={-1}>
         {sessionError && (
