@@ -69,3 +69,24 @@ grant execute on function public.mark_notifications_read(uuid[]) to authenticate
 -- An unread backlog is counted per user without reading the read rows.
 create index notifications_user_unread_idx on public.notifications (user_id, created_at desc)
   where read_at is null;
+
+-- count_input_jobs(p_user_id, p_path): how many of the user's jobs take the input file p_path
+-- (an object path in the inputs bucket) as one of their input's top-level values. The creators
+-- call it before removing the file of a refused job, so a file another job of the same user still
+-- reads (an earlier job started with the same upload) is never removed.
+--   Who: service_role only (the creators, with the secret key). Locks nothing; reads the user's
+--   jobs (jobs_user_created_idx). Stable, idempotent. Returns 0 when none does.
+create function public.count_input_jobs(p_user_id uuid, p_path text)
+returns integer
+language sql stable
+set search_path = ''
+as $$
+  select count(*)::integer
+  from public.jobs j
+  where j.user_id = p_user_id
+    and exists (select 1 from pg_catalog.jsonb_each_text(j.input) e where e.value = p_path)
+$$;
+comment on function public.count_input_jobs(uuid, text) is
+  'Jobs of the user whose input names this inputs-bucket path (before a refused job''s file is removed).';
+revoke execute on function public.count_input_jobs(uuid, text) from public, anon, authenticated;
+grant execute on function public.count_input_jobs(uuid, text) to service_role;

@@ -3,7 +3,7 @@
 -- already read alone, are idempotent, refuse anon and callers without a user, and are the only
 -- way to write read_at that the inbox needs. Time is spool.now, set; nothing sleeps.
 begin;
-select plan(17);
+select plan(21);
 
 -- Helpers (as in 28_schedules): uid(name), create_users(names), authenticate_as(name),
 -- clear_authentication(), error_of(sql) = '<SQLSTATE> <HINT>' of the error sql raises.
@@ -97,6 +97,19 @@ select pg_temp.authenticate_as('ada');
 select is(pg_temp.error_of(
   'select public.mark_notifications_read(array(select gen_random_uuid() from generate_series(1, 1001)))'),
   'PT400 invalid_argument', 'more than 1000 ids: 400 invalid_argument');
+
+-- count_input_jobs: the creators' check before removing a refused job's file.
+select pg_temp.clear_authentication();
+select function_privs_are('public', 'count_input_jobs', array['uuid', 'text'], 'authenticated', '{}',
+  'signed-in users cannot ask which jobs use a file');
+insert into public.jobs (user_id, type, input)
+values (pg_temp.uid('ada'), 'color-grade', jsonb_build_object('input_path', pg_temp.uid('ada') || '/photo.png', 'preset', 'noir'));
+select is(public.count_input_jobs(pg_temp.uid('ada'), pg_temp.uid('ada') || '/photo.png'), 1,
+  'a job of Ada''s reads her photo.png');
+select is(public.count_input_jobs(pg_temp.uid('ada'), pg_temp.uid('ada') || '/other.png'), 0,
+  'no job reads other.png');
+select is(public.count_input_jobs(pg_temp.uid('bob'), pg_temp.uid('ada') || '/photo.png'), 0,
+  'only the user''s own jobs count');
 
 select * from finish();
 rollback;

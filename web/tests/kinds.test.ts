@@ -22,12 +22,14 @@ import {
   type FunctionsInvoker,
   type JobKind,
   kindLabel,
+  mediaProblem,
   mediaTypeOf,
   missingFields,
   type RangeField,
   requestBody,
   type SelectField,
   shownFields,
+  wavFacts,
 } from '../src/lib/kinds.ts';
 
 const KINDS = fixture.kinds as unknown as JobKind[];
@@ -56,7 +58,10 @@ function client(answer: () => Promise<{ data: unknown; error: unknown }>) {
 
 /** An error as functions-js makes them (its classes set these names in their constructors). */
 function functionsError(name: string, context: unknown): Error {
-  return Object.assign(new Error('Edge Function returned a non-2xx status code'), { name, context });
+  return Object.assign(new Error('Edge Function returned a non-2xx status code'), {
+    name,
+    context,
+  });
 }
 
 const byName = (fields: readonly Field[]) => Object.fromEntries(fields.map((f) => [f.name, f]));
@@ -64,10 +69,18 @@ const byName = (fields: readonly Field[]) => Object.fromEntries(fields.map((f) =
 // Fetching -------------------------------------------------------------------------------------
 
 Deno.test('fetchKinds asks GET jobs/kinds and returns the kinds as sent', async () => {
-  const { fake, calls } = client(() => Promise.resolve({ data: structuredClone(fixture), error: null }));
+  const { fake, calls } = client(() =>
+    Promise.resolve({ data: structuredClone(fixture), error: null })
+  );
   const kinds = await fetchKinds(fake);
   assert.deepEqual(calls, [{ name: 'jobs/kinds', options: { method: 'GET' } }]);
-  assert.deepEqual(kinds.map((k) => k.type), ['color-grade', 'audio-clean', 'roto', 'image', 'text']);
+  assert.deepEqual(kinds.map((k) => k.type), [
+    'color-grade',
+    'audio-clean',
+    'roto',
+    'image',
+    'text',
+  ]);
   assert.deepEqual(kinds, fixture.kinds);
 });
 
@@ -76,7 +89,9 @@ Deno.test('fetchKinds surfaces a refused call as the ApiError jobs.ts would make
     JSON.stringify({ error: { code: 'unauthorized', message: 'missing or invalid token' } }),
     { status: 401, headers: { 'content-type': 'application/json' } },
   );
-  const { fake } = client(() => Promise.resolve({ data: null, error: functionsError('FunctionsHttpError', res) }));
+  const { fake } = client(() =>
+    Promise.resolve({ data: null, error: functionsError('FunctionsHttpError', res) })
+  );
   const err = await fetchKinds(fake).then(() => null, (e) => e);
   assert.ok(err instanceof ApiError);
   assert.equal(err.code, 'unauthorized');
@@ -135,6 +150,13 @@ Deno.test('color-grade: fields in order, the upload and the hidden field left ou
     ['saturation', 'range', 'Saturation'],
     ['temperature', 'range', 'Temperature'],
     ['tint', 'range', 'Tint'],
+    ['output_format', 'select', 'Output format'],
+  ]);
+  // An optional choice without a default starts at "Default", which sends nothing.
+  assert.deepEqual((byName(fields).output_format as SelectField).options, [
+    { value: '', label: 'Default' },
+    { value: 'png', label: 'PNG (lossless)' },
+    { value: 'jpeg', label: 'JPEG (smaller)' },
   ]);
   const f = byName(fields);
   assert.deepEqual((f.preset as SelectField).options, [
@@ -145,10 +167,19 @@ Deno.test('color-grade: fields in order, the upload and the hidden field left ou
     { value: 'teal-orange', label: 'Teal & orange' },
   ]);
   const exposure = f.exposure as RangeField;
-  assert.deepEqual([exposure.min, exposure.max, exposure.step, exposure.format], [-3, 3, 0.1, 'stops']);
+  assert.deepEqual([exposure.min, exposure.max, exposure.step, exposure.format], [
+    -3,
+    3,
+    0.1,
+    'stops',
+  ]);
   for (const name of ['contrast', 'saturation', 'temperature', 'tint']) {
     const r = f[name] as RangeField;
-    assert.deepEqual([r.min, r.max, r.step, r.format, r.integer], [-1, 1, 0.05, 'signed', false], name);
+    assert.deepEqual(
+      [r.min, r.max, r.step, r.format, r.integer],
+      [-1, 1, 0.05, 'signed', false],
+      name,
+    );
   }
   assert.equal(f.temperature.hint, 'cooler ← → warmer');
   assert.equal(f.tint.hint, 'green ← → magenta');
@@ -192,7 +223,10 @@ Deno.test('image: a required prompt textarea with its placeholder, an integer se
   assert.equal(f.prompt.widget, 'textarea');
   assert.equal(f.prompt.required, true);
   assert.equal(f.prompt.widget === 'textarea' && f.prompt.maxLength, 4000);
-  assert.equal(f.prompt.widget === 'textarea' && f.prompt.placeholder, 'A lighthouse at dusk, watercolour');
+  assert.equal(
+    f.prompt.widget === 'textarea' && f.prompt.placeholder,
+    'A lighthouse at dusk, watercolour',
+  );
   assert.equal(f.size.required, false);
   assert.deepEqual((f.size as SelectField).options.map((o) => o.label), [
     'Square (1024×1024)',
@@ -206,7 +240,10 @@ Deno.test('image: a required prompt textarea with its placeholder, an integer se
     ['medium', 'Medium'],
     ['high', 'High'],
   ]);
-  assert.deepEqual((f.n as SelectField).options, [1, 2, 3, 4].map((n) => ({ value: n, label: String(n) })));
+  assert.deepEqual(
+    (f.n as SelectField).options,
+    [1, 2, 3, 4].map((n) => ({ value: n, label: String(n) })),
+  );
 });
 
 Deno.test('defaults are the ones the page had', () => {
@@ -217,6 +254,7 @@ Deno.test('defaults are the ones the page had', () => {
     saturation: 0,
     temperature: 0,
     tint: 0,
+    output_format: '',
   });
   assert.deepEqual(defaultValues(kind('audio-clean')), {
     target_lufs: -16,
@@ -260,9 +298,14 @@ Deno.test('requestBody: the upload path, every shown field, never a hidden one',
     temperature: 0,
     tint: 0,
   });
-  const body = requestBody(k, { ...defaultValues(k), preset: 'noir', output_format: 'png' }, PATH);
+  const body = requestBody(k, { ...defaultValues(k), preset: 'noir', input_name: 'x.png' }, PATH);
   assert.equal(body.preset, 'noir');
-  assert.equal('output_format' in body, false, 'hidden fields are never sent');
+  assert.equal('input_name' in body, false, 'hidden fields are never sent');
+  assert.equal(
+    requestBody(k, { ...defaultValues(k), output_format: 'jpeg' }, PATH).output_format,
+    'jpeg',
+    'a chosen output format is sent',
+  );
   assert.throws(() => requestBody(k, defaultValues(k), null), /needs an input file/);
 });
 
@@ -289,21 +332,30 @@ Deno.test('requestBody: only fields whose x-when holds', () => {
     mode: 'ai',
     invert: true,
   });
-  assert.deepEqual(shownFields(k, { ...values, mode: 'ai' }).map((f) => f.name), ['mode', 'invert']);
+  assert.deepEqual(shownFields(k, { ...values, mode: 'ai' }).map((f) => f.name), [
+    'mode',
+    'invert',
+  ]);
   assert.equal(requestBody(k, { ...values, key_color: '#00FF00' }, PATH).key_color, '#00ff00');
 });
 
 Deno.test('requestBody: integers as numbers, text trimmed, no file field without a file', () => {
   const k = kind('image');
-  assert.deepEqual(requestBody(k, { ...defaultValues(k), prompt: '  a lighthouse \n', n: '3' }, null), {
-    prompt: 'a lighthouse',
-    size: '1024x1024',
-    quality: 'auto',
-    n: 3,
-  });
+  assert.deepEqual(
+    requestBody(k, { ...defaultValues(k), prompt: '  a lighthouse \n', n: '3' }, null),
+    {
+      prompt: 'a lighthouse',
+      size: '1024x1024',
+      quality: 'auto',
+      n: 3,
+    },
+  );
   // A form value the widget sent as text is still a number in the body.
   const grade = kind('color-grade');
-  assert.equal(requestBody(grade, { ...defaultValues(grade), exposure: '0.5' }, PATH).exposure, 0.5);
+  assert.equal(
+    requestBody(grade, { ...defaultValues(grade), exposure: '0.5' }, PATH).exposure,
+    0.5,
+  );
 });
 
 Deno.test('requestBody: json parsed, blank optional text left to the server, integer ranges rounded', () => {
@@ -311,7 +363,8 @@ Deno.test('requestBody: json parsed, blank optional text left to the server, int
   const values = {
     ...defaultValues(k),
     prompt: 'Describe a mug',
-    output_schema: '{"type":"object","properties":{"title":{"type":"string"}},"required":["title"],"additionalProperties":false}',
+    output_schema:
+      '{"type":"object","properties":{"title":{"type":"string"}},"required":["title"],"additionalProperties":false}',
     max_output_tokens: 400.4,
   };
   assert.deepEqual(requestBody(k, values, null), {
@@ -324,7 +377,10 @@ Deno.test('requestBody: json parsed, blank optional text left to the server, int
     },
     max_output_tokens: 400,
   });
-  assert.equal(requestBody(k, { ...values, instructions: '  Be brief. ' }, null).instructions, 'Be brief.');
+  assert.equal(
+    requestBody(k, { ...values, instructions: '  Be brief. ' }, null).instructions,
+    'Be brief.',
+  );
   assert.equal('output_schema' in requestBody(k, { ...values, output_schema: '  ' }, null), false);
 });
 
@@ -333,9 +389,17 @@ Deno.test('fieldProblems and missingFields: what keeps Start off, by field', () 
   const values = { ...defaultValues(text), prompt: 'x' };
   assert.deepEqual(fieldProblems(text, values), {});
   assert.deepEqual(missingFields(text, values), []);
-  assert.match(fieldProblems(text, { ...values, output_schema: '{"type": ' }).output_schema, /^Output schema is not valid JSON/);
-  assert.equal(fieldProblems(text, { ...values, output_schema: '[1]' }).output_schema, 'Output schema must be a JSON object ({ … }).');
-  assert.deepEqual(missingFields(text, { ...values, prompt: '   ' }).map((f) => f.name), ['prompt']);
+  assert.match(
+    fieldProblems(text, { ...values, output_schema: '{"type": ' }).output_schema,
+    /^Output schema is not valid JSON/,
+  );
+  assert.equal(
+    fieldProblems(text, { ...values, output_schema: '[1]' }).output_schema,
+    'Output schema must be a JSON object ({ … }).',
+  );
+  assert.deepEqual(missingFields(text, { ...values, prompt: '   ' }).map((f) => f.name), [
+    'prompt',
+  ]);
   const image = kind('image');
   assert.deepEqual(missingFields(image, defaultValues(image)).map((f) => f.label), ['Prompt']);
   assert.deepEqual(missingFields(kind('color-grade'), defaultValues(kind('color-grade'))), []);
@@ -374,7 +438,9 @@ Deno.test('every range steps from its minimum onto values it allows', () => {
       if (f.widget !== 'range') continue;
       assert.ok(f.step > 0 && f.min + f.step <= f.max, `${k.type}.${f.name}`);
       assert.ok(f.default >= f.min && f.default <= f.max, `${k.type}.${f.name} default`);
-      if (f.integer) assert.ok(Number.isInteger(f.step) && Number.isInteger(f.min), `${k.type}.${f.name}`);
+      if (f.integer) {
+        assert.ok(Number.isInteger(f.step) && Number.isInteger(f.min), `${k.type}.${f.name}`);
+      }
     }
   }
 });
@@ -425,7 +491,10 @@ Deno.test('fileProblem: a type only an unconfigured provider takes is refused be
     fileProblem(kind('audio-clean'), { name: 'song.mp3', type: 'audio/mpeg', size: 1000 }) ?? '',
     /^Clean up audio of audio\/mpeg needs Replicate, which this project has not configured: use WAV/,
   );
-  assert.equal(fileProblem(kind('audio-clean'), { name: 'v.wav', type: 'audio/x-wav', size: 1000 }), null);
+  assert.equal(
+    fileProblem(kind('audio-clean'), { name: 'v.wav', type: 'audio/x-wav', size: 1000 }),
+    null,
+  );
   k.file!.provider_configured = true;
   assert.equal(fileProblem(k, { name: 'clip.mp4', type: 'video/mp4', size: 1000 }), null);
 });
@@ -435,7 +504,10 @@ Deno.test('mediaTypeOf: the browser type when taken, else the extension; acceptO
   assert.equal(mediaTypeOf({ name: 'a.png', type: 'image/png' }, types), 'image/png');
   assert.equal(mediaTypeOf({ name: 'A.PNG', type: '' }, types), 'image/png');
   assert.equal(mediaTypeOf({ name: 'a.jpg', type: 'image/pjpeg' }, types), 'image/jpeg');
-  assert.equal(mediaTypeOf({ name: 'a.mov', type: 'Video/QuickTime; codecs=x' }, types), 'video/quicktime');
+  assert.equal(
+    mediaTypeOf({ name: 'a.mov', type: 'Video/QuickTime; codecs=x' }, types),
+    'video/quicktime',
+  );
   assert.equal(mediaTypeOf({ name: 'notes.txt', type: 'text/plain' }, types), 'text/plain');
   assert.equal(mediaTypeOf({ name: 'v.wav', type: 'audio/x-wav' }), 'audio/x-wav');
   assert.equal(mediaTypeOf({ name: 'v.wav', type: 'application/octet-stream' }), 'audio/wav');
@@ -469,4 +541,74 @@ Deno.test('the fixture is the contract: limits and availability as the server se
     message: 'image generation needs OpenAI, which this project has not configured',
   });
   assert.equal(formatBytes(52428800), '50 MB');
+});
+
+// Media checks before the upload -------------------------------------------------------------------
+
+/** A WAV header (PCM, 16-bit) of `seconds` at `rate` Hz and `channels`, without its samples. */
+function wavHeader(
+  seconds: number,
+  rate: number,
+  channels: number,
+): { head: Uint8Array; size: number } {
+  const dataBytes = Math.round(seconds * rate) * channels * 2;
+  const head = new Uint8Array(44);
+  const v = new DataView(head.buffer);
+  const tag = (at: number, s: string) => [...s].forEach((c, i) => (head[at + i] = c.charCodeAt(0)));
+  tag(0, 'RIFF');
+  v.setUint32(4, 36 + dataBytes, true);
+  tag(8, 'WAVE');
+  tag(12, 'fmt ');
+  v.setUint32(16, 16, true);
+  v.setUint16(20, 1, true);
+  v.setUint16(22, channels, true);
+  v.setUint32(24, rate, true);
+  v.setUint32(28, rate * channels * 2, true);
+  v.setUint16(32, channels * 2, true);
+  v.setUint16(34, 16, true);
+  tag(36, 'data');
+  v.setUint32(40, dataBytes, true);
+  return { head, size: 44 + dataBytes };
+}
+
+Deno.test('wavFacts reads rate, channels and duration from the header alone', () => {
+  const { head, size } = wavHeader(75, 48000, 1);
+  assert.deepEqual(wavFacts(head, size), { sampleRate: 48000, channels: 1, durationSeconds: 75 });
+  assert.equal(wavFacts(new TextEncoder().encode('not a wav file at all'), 21), null);
+});
+
+Deno.test('mediaProblem: audio above the in-function limits, images above their megapixels', () => {
+  const audio = kind('audio-clean');
+  const wav = { name: 'long.wav', type: 'audio/wav' };
+  assert.match(
+    mediaProblem(audio, wav, { durationSeconds: 75, sampleRate: 48000, channels: 1 }) ?? '',
+    /long\.wav is 1 min 15 s long; Clean up audio takes up to 1 min here: larger files need Replicate/,
+  );
+  assert.match(
+    mediaProblem(audio, wav, { durationSeconds: 40, sampleRate: 48000, channels: 2 }) ?? '',
+    /40 s of 2-channel 48 kHz audio; at that rate Clean up audio takes up to 30 s/,
+  );
+  assert.equal(
+    mediaProblem(audio, wav, { durationSeconds: 20, sampleRate: 48000, channels: 2 }),
+    null,
+  );
+  const grade = kind('color-grade');
+  assert.match(
+    mediaProblem(grade, { name: 'big.png', type: 'image/png' }, { width: 2400, height: 1600 }) ??
+      '',
+    /big\.png is 2400×1600 \(3\.8 megapixels\); Colour grade takes up to 3 megapixels here/,
+  );
+  assert.equal(
+    mediaProblem(grade, { name: 'ok.png', type: 'image/png' }, { width: 1600, height: 1200 }),
+    null,
+  );
+  const withProvider = { ...grade, file: { ...grade.file!, provider_configured: true } };
+  assert.equal(
+    mediaProblem(withProvider, { name: 'big.png', type: 'image/png' }, {
+      width: 4000,
+      height: 3000,
+    }),
+    null,
+    'a configured provider takes larger files',
+  );
 });

@@ -18,7 +18,13 @@ export interface KindCapabilities {
   file: null | {
     field: string;
     content_types: readonly string[];
-    in_function: { content_types: readonly string[]; summary: string };
+    in_function: {
+      content_types: readonly string[];
+      summary: string;
+      max_megapixels?: number;
+      max_seconds?: number;
+      max_samples?: number;
+    };
     provider: 'replicate' | null;
     provider_configured: boolean;
     max_bytes: number;
@@ -54,7 +60,11 @@ export function capabilitiesOf(
         ? {
           field: file.field,
           content_types: file.contentTypes,
-          in_function: { content_types: file.facts.inFunction, summary: file.facts.summary },
+          in_function: {
+            content_types: file.facts.inFunction,
+            summary: file.facts.summary,
+            ...file.facts.limits,
+          },
           provider: file.facts.provider ?? null,
           provider_configured: file.facts.provider ? providers.replicate(kind.type) : false,
           max_bytes: file.maxBytes,

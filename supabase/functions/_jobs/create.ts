@@ -19,7 +19,11 @@
 //   202 {"job": <public view>}, Location: /functions/v1/jobs/<id>
 //
 // Everything before create_job only reads, and create_job is one transaction, so a refused
-// request never leaves a row behind.
+// request never leaves a row behind. Nor does it leave the file it was given: on a refusal of the
+// job as asked (400, 413, 415, 422, and 503 provider_not_configured) the creator removes the
+// input file the body named, with the secret key, when it lies in the caller's own folder and no
+// other job of theirs reads it (public.count_input_jobs). Refusals that a later try of the same
+// request may pass (401, 403, 404, 409, 429) keep it.
 import { requireUser } from '../_shared/auth.ts';
 import { adminClient, type Db } from '../_shared/clients.ts';
 import type { Json } from '../_shared/database.types.ts';
@@ -33,7 +37,7 @@ import {
   json,
   readJsonObject,
 } from '../_shared/http.ts';
-import { inFolderOf, type InputFile, inspectInput } from '../_shared/input-file.ts';
+import { inFolderOf, type InputFile, INPUTS_BUCKET, inspectInput } from '../_shared/input-file.ts';
 import { jobLocation, type PublicJob, toPublicJob } from '../_shared/job-view.ts';
 import { isRefusal, type JobKind, type Route } from './kind.ts';
 import { type ProviderConfig, readProviderConfig } from './providers.ts';
@@ -99,13 +103,61 @@ async function createJob<I>(
   const caller = await requireUser(req, env);
   const idempotencyKey = readIdempotencyKey(req);
   const body = await readJsonObject(req, MAX_BODY_BYTES);
-  const job = await enqueueAs({ env, providers, admin }, kind, {
-    userId: caller.userId,
-    userJwt: caller.jwt,
-    input: body,
-    idempotencyKey,
-  });
+  let job;
+  try {
+    job = await enqueueAs({ env, providers, admin }, kind, {
+      userId: caller.userId,
+      userJwt: caller.jwt,
+      input: body,
+      idempotencyKey,
+    });
+  } catch (err) {
+    const path = kind.file ? body[kind.file.field] : undefined;
+    if (typeof path === 'string' && err instanceof HttpError && removesInput(err)) {
+      await removeRefusedInput(admin, caller.userId, path);
+    }
+    throw err;
+  }
   return json({ job }, 202, { location: jobLocation(job.id) });
+}
+
+/** Whether a refusal is of the job as asked (its file stays refused), not of this attempt. */
+export function removesInput(err: HttpError): boolean {
+  if (err.status === 503) return err.code === 'provider_not_configured';
+  return [400, 413, 415, 422].includes(err.status);
+}
+
+/**
+ * Removes a refused job's input file: only a path in the user's own folder, only when no job of
+ * theirs reads it (an earlier job started with the same upload). A failure to remove is logged,
+ * never answered: the refusal is what the caller needs to hear.
+ */
+export async function removeRefusedInput(
+  admin: Db,
+  userId: string,
+  path: string,
+): Promise<boolean> {
+  if (!inFolderOf(path, userId) || path.split('/').some((s) => s === '..' || s === '.')) {
+    return false;
+  }
+  try {
+    const { data: uses, error } = await admin.rpc('count_input_jobs', {
+      p_user_id: userId,
+      p_path: path,
+    });
+    if (error || typeof uses !== 'number' || uses > 0) return false;
+    const removed = await admin.storage.from(INPUTS_BUCKET).remove([path]);
+    if (removed.error) throw removed.error;
+    return (removed.data?.length ?? 0) > 0;
+  } catch (err) {
+    console.error(JSON.stringify({
+      level: 'error',
+      msg: "could not remove a refused job's input file",
+      path,
+      detail: err instanceof Error ? err.message : String(err),
+    }));
+    return false;
+  }
 }
 
 /** What enqueueing needs of the platform, read once at load. */

@@ -31,6 +31,19 @@ export const InputPath = z.string().min(3).max(1024)
   )
   .meta({ title: 'Input file', 'x-widget': 'file' });
 
+/**
+ * The input file's name as the user chose it ("Beach day.JPG"), kept with the job so its
+ * downloads carry that name (a signed URL's download=<name>) instead of the storage key's. Any
+ * text but control characters and slashes; never read by the handlers.
+ */
+export const InputName = z.string().min(1).max(255)
+  .refine(
+    (n) => ![...n].some((c) => c.charCodeAt(0) < 0x20 || c === '\x7f' || c === '/' || c === '\\'),
+    'must not contain control characters or slashes',
+  )
+  .optional()
+  .meta({ title: 'Original file name', 'x-widget': 'hidden' });
+
 // Media types ------------------------------------------------------------------------------------
 
 /** Decoded in the function (PNG and JPEG). */

@@ -138,6 +138,12 @@ export interface FileFacts {
   inFunction: readonly string[];
   /** The provider that takes the rest, if any. */
   provider?: 'replicate';
+  /**
+   * The in-function limits of `inFunction` files, so the browser checks them before uploading:
+   * images up to max_megapixels, audio up to max_seconds and max_samples (frames x channels).
+   * Files beyond them need `provider`.
+   */
+  limits?: { max_megapixels?: number; max_seconds?: number; max_samples?: number };
 }
 
 export interface JobKind<I> {

@@ -445,6 +445,7 @@ export type Database = {
         };
       };
       'complete_jobs': { Args: { 'p_results': Json }; Returns: string[] };
+      'count_input_jobs': { Args: { 'p_path': string; 'p_user_id': string }; Returns: number };
       'count_unread_notifications': { Args: Record<PropertyKey, never>; Returns: number };
       'create_flow': {
         Args: {

@@ -118,9 +118,10 @@ const anyJson = fc.letrec((tie) => ({
 
 /** Each creator's valid input and its fields (_jobs/kinds/). */
 const FIELDS: Record<(typeof CREATORS)[number], string[]> = {
-  roto: ['input_path', 'mode', 'key_color', 'tolerance', 'feather', 'invert'],
+  roto: ['input_path', 'input_name', 'mode', 'key_color', 'tolerance', 'feather', 'invert'],
   'color-grade': [
     'input_path',
+    'input_name',
     'preset',
     'exposure',
     'contrast',
@@ -129,7 +130,7 @@ const FIELDS: Record<(typeof CREATORS)[number], string[]> = {
     'tint',
     'output_format',
   ],
-  'audio-clean': ['input_path', 'target_lufs', 'noise_reduction', 'highpass_hz'],
+  'audio-clean': ['input_path', 'input_name', 'target_lufs', 'noise_reduction', 'highpass_hz'],
   image: ['prompt', 'size', 'quality', 'n'],
 };
 

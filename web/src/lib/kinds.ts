@@ -68,7 +68,15 @@ export interface KindFile {
   /** Media types the kind accepts for some route. */
   content_types: readonly string[];
   /** What the function itself processes; the rest of content_types needs `provider`. */
-  in_function: { content_types: readonly string[]; summary: string };
+  in_function: {
+    content_types: readonly string[];
+    summary: string;
+    /** In-function limits (files beyond them need `provider`): images, audio. */
+    max_megapixels?: number;
+    max_seconds?: number;
+    /** Audio frames x channels. */
+    max_samples?: number;
+  };
   provider: string | null;
   provider_configured: boolean;
   /** Largest input file, bytes. */
@@ -258,6 +266,11 @@ function fieldOf(name: string, p: PropertySchema, required: boolean): Field | nu
       const options: SelectOption[] = p['x-options']
         ? p['x-options'].map((o) => ({ value: o.value, label: o.label }))
         : (p.enum ?? []).map((v) => ({ value: v as string | number | boolean, label: String(v) }));
+      // An optional choice with no default (the server decides, e.g. colour grade's output
+      // format): offered as a first option that sends nothing.
+      if (!required && p.default === undefined) {
+        options.unshift({ value: '', label: 'Default' });
+      }
       const def = p.default !== undefined && options.some((o) => o.value === p.default)
         ? p.default
         : options[0]?.value;
@@ -386,7 +399,8 @@ export function fieldProblems(kind: JobKind, values: FormValues): Record<string,
  * file), then every shown field's value (x-when holds), as the schema types it: ranges as
  * numbers (integers rounded), selects as their option's value, text trimmed, json parsed. Hidden
  * fields are never sent, nor are fields whose x-when does not hold, nor an optional text or json
- * field left blank: the server's defaults apply to them. Throws on a json field that does not
+ * field left blank, nor an optional select left at its "Default" option: the server's defaults
+ * apply to them. Throws on a json field that does not
  * parse (fieldProblems says so first).
  */
 export function requestBody(
@@ -405,7 +419,10 @@ export function requestBody(
       const text = String(v).trim();
       if (text === '' && !f.required) continue;
       body[f.name] = JSON.parse(text);
-    } else if ((f.widget === 'text' || f.widget === 'textarea') && v === '' && !f.required) {
+    } else if (
+      (f.widget === 'text' || f.widget === 'textarea' || f.widget === 'select') && v === '' &&
+      !f.required
+    ) {
       continue;
     } else {
       body[f.name] = v;
@@ -507,6 +524,91 @@ export function fileProblem(
   }
   if (!rule.in_function.content_types.includes(type) && !rule.provider_configured) {
     return `${kind.label} of ${type} needs ${providerName(rule.provider)}, which this project has not configured: use ${rule.in_function.summary}.`;
+  }
+  return null;
+}
+
+/** What the browser measured of a file before uploading it (lib/probe.ts). */
+export interface MediaFacts {
+  width?: number;
+  height?: number;
+  durationSeconds?: number;
+  sampleRate?: number;
+  channels?: number;
+}
+
+/**
+ * Why the kind cannot take a file with these measurements, or null: an image above the kind's
+ * in-function megapixels, or audio above its seconds or samples, when the provider that takes
+ * larger ones is not configured (the server refuses the same files: image_too_large,
+ * audio_too_long). A file of a type only a provider takes is fileProblem's business.
+ */
+export function mediaProblem(
+  kind: JobKind,
+  file: { name: string; type: string },
+  facts: MediaFacts,
+): string | null {
+  const rule = kind.file;
+  if (!rule || rule.provider_configured) return null;
+  const type = mediaTypeOf(file, rule.content_types);
+  if (!rule.in_function.content_types.includes(type)) return null;
+  const limit = rule.in_function;
+  const needs = `larger files need ${providerName(rule.provider)}, which this project has not configured`;
+  if (limit.max_megapixels !== undefined && facts.width && facts.height) {
+    const mp = (facts.width * facts.height) / 1e6;
+    if (mp > limit.max_megapixels) {
+      return `${file.name} is ${facts.width}×${facts.height} (${mp.toFixed(1)} megapixels); ${kind.label} takes up to ${limit.max_megapixels} megapixels here: ${needs}.`;
+    }
+  }
+  if (facts.durationSeconds !== undefined && Number.isFinite(facts.durationSeconds)) {
+    const seconds = facts.durationSeconds;
+    if (limit.max_seconds !== undefined && seconds > limit.max_seconds) {
+      return `${file.name} is ${formatSeconds(seconds)} long; ${kind.label} takes up to ${formatSeconds(limit.max_seconds)} here: ${needs}.`;
+    }
+    if (
+      limit.max_samples !== undefined && facts.sampleRate && facts.channels &&
+      seconds * facts.sampleRate * facts.channels > limit.max_samples
+    ) {
+      const most = limit.max_samples / (facts.sampleRate * facts.channels);
+      return `${file.name} is ${formatSeconds(seconds)} of ${facts.channels}-channel ${facts.sampleRate / 1000} kHz audio; at that rate ${kind.label} takes up to ${formatSeconds(most)} here: ${needs}.`;
+    }
+  }
+  return null;
+}
+
+/** "42 s", "1 min 5 s". */
+export function formatSeconds(s: number): string {
+  if (s < 60) return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  const rest = Math.round(s - m * 60);
+  return rest ? `${m} min ${rest} s` : `${m} min`;
+}
+
+/**
+ * The facts of a WAV file from its first bytes (RIFF/WAVE, its fmt and data chunks): sample
+ * rate, channels and duration, or null when the bytes are not a WAV header this can read.
+ */
+export function wavFacts(bytes: Uint8Array, fileSize: number): MediaFacts | null {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const tag = (at: number) => String.fromCharCode(...bytes.subarray(at, at + 4));
+  if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return null;
+  let at = 12;
+  let rate = 0;
+  let channels = 0;
+  let blockAlign = 0;
+  while (at + 8 <= bytes.length) {
+    const id = tag(at);
+    const size = view.getUint32(at + 4, true);
+    if (id === 'fmt ' && at + 8 + 16 <= bytes.length) {
+      channels = view.getUint16(at + 10, true);
+      rate = view.getUint32(at + 12, true);
+      blockAlign = view.getUint16(at + 20, true);
+    } else if (id === 'data') {
+      if (!rate || !channels || !blockAlign) return null;
+      const dataBytes = Math.min(size, Math.max(0, fileSize - (at + 8)));
+      return { sampleRate: rate, channels, durationSeconds: dataBytes / blockAlign / rate };
+    }
+    at += 8 + size + (size % 2);
   }
   return null;
 }

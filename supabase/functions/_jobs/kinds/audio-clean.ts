@@ -5,6 +5,7 @@ import { z } from '../../_shared/deps.ts';
 import {
   among,
   INPUT_MAX_BYTES,
+  InputName,
   InputPath,
   OTHER_AUDIO_TYPES,
   replicateOr,
@@ -17,6 +18,7 @@ import { AUDIO_LIMITS } from '../media/limits.ts';
 
 export const AudioCleanInput = z.object({
   input_path: InputPath,
+  input_name: InputName,
   target_lufs: z.number().min(-30).max(-10).default(-16).meta({
     title: 'Target loudness',
     description: '-16 for podcasts, -23 for broadcast',
@@ -56,6 +58,7 @@ export default defineKind<AudioCleanInput>({
       summary: `WAV up to ${stereoSeconds} s of 48 kHz stereo`,
       inFunction: WAV_TYPES,
       provider: 'replicate',
+      limits: { max_seconds: AUDIO_LIMITS.maxSeconds, max_samples: AUDIO_LIMITS.maxSamples },
     },
     path: (input) => input.input_path,
     async route(file, _input, providers) {

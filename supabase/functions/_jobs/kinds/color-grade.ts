@@ -6,6 +6,7 @@ import {
   among,
   IMAGE_TYPES,
   INPUT_MAX_BYTES,
+  InputName,
   InputPath,
   OTHER_IMAGE_TYPES,
   replicateOr,
@@ -27,6 +28,7 @@ const unit = (title: string, description?: string) =>
 
 export const ColorGradeInput = z.object({
   input_path: InputPath,
+  input_name: InputName,
   preset: z.enum(['none', 'warm', 'cool', 'noir', 'teal-orange']).default('none').meta({
     title: 'Preset',
     'x-widget': 'select',
@@ -50,8 +52,12 @@ export const ColorGradeInput = z.object({
   tint: unit('Tint', 'green ← → magenta'),
   output_format: z.enum(['png', 'jpeg']).optional().meta({
     title: 'Output format',
-    description: 'defaults to the input format',
-    'x-widget': 'hidden',
+    description: 'Default: the same format as the input',
+    'x-widget': 'select',
+    'x-options': [
+      { value: 'png', label: 'PNG (lossless)' },
+      { value: 'jpeg', label: 'JPEG (smaller)' },
+    ],
   }),
 }).strict();
 export type ColorGradeInput = z.infer<typeof ColorGradeInput>;
@@ -72,6 +78,7 @@ export default defineKind<ColorGradeInput>({
       summary: `PNG or JPEG up to ${GRADE_LIMITS.maxMegapixels} megapixels`,
       inFunction: IMAGE_TYPES,
       provider: 'replicate',
+      limits: { max_megapixels: GRADE_LIMITS.maxMegapixels },
     },
     path: (input) => input.input_path,
     async route(file, _input, providers) {

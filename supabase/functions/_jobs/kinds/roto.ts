@@ -6,6 +6,7 @@ import {
   among,
   IMAGE_TYPES,
   INPUT_MAX_BYTES,
+  InputName,
   InputPath,
   OTHER_IMAGE_TYPES,
   providerNotConfigured,
@@ -22,6 +23,7 @@ const keyed = { field: 'mode', not_in: ['ai'] };
 
 export const RotoInput = z.object({
   input_path: InputPath,
+  input_name: InputName,
   mode: z.enum(['color', 'luma', 'ai']).default('color').meta({
     title: 'Key on',
     'x-widget': 'select',
@@ -70,6 +72,7 @@ export default defineKind<RotoInput>({
       summary: `PNG or JPEG up to ${MATTE_LIMITS.maxMegapixels} megapixels`,
       inFunction: IMAGE_TYPES,
       provider: 'replicate',
+      limits: { max_megapixels: MATTE_LIMITS.maxMegapixels },
     },
     path: (input) => input.input_path,
     async route(file, input, providers) {
