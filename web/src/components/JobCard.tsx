@@ -6,7 +6,7 @@ import { useKinds } from '../hooks/useKinds.ts';
 import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib/jobs.ts';
 import { canCancel, canRetry, isTerminal, retryBlocker, STATE_INFO } from '../lib/job-states.ts';
 import { formatBytes, type JobKind, kindLabel } from '../lib/kinds.ts';
-import { downloadUrl } from '../lib/upload.ts';
+import { downloadName, downloadUrl } from '../lib/upload.ts';
 import { PackCard } from './PackCard.tsx';
 import { Preview } from './Preview.tsx';
 import { formatDuration, ProgressBar, StatusBadge, Time } from './ui.tsx';
@@ -132,7 +132,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
       {actionError && <p className="error" role="alert">{actionError.friendly}</p>}
       <div className="actions">
         {files.filter((f) => f.url).map((f) => {
-          const name = f.path.split('/').pop()!;
+          const name = downloadName(job.input, f.path, files.length);
           return (
             <a key={f.path} className="button button--primary" href={downloadUrl(f.url!, name)} download={name} data-testid="download">
               Download {files.length > 1 ? name : ''}

@@ -23,6 +23,8 @@ export class ApiError extends Error {
     readonly friendly: string,
     readonly status: number | null = null,
     readonly details?: unknown,
+    /** Seconds a refusal asks the caller to wait (its Retry-After header), or null. */
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -115,12 +117,14 @@ export async function toApiError(error: unknown): Promise<ApiError> {
       ? gateway.message
       : res.statusText;
     const details = shaped?.details;
+    const retryAfter = res.headers.get('retry-after');
     return new ApiError(
       code,
       message,
-      friendlyMessage(code, message, res.status, details, res.headers.get('retry-after')),
+      friendlyMessage(code, message, res.status, details, retryAfter),
       res.status,
       details,
+      retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) : null,
     );
   }
   if (isFunctionsError(error, 'FunctionsRelayError') || isFunctionsError(error, 'FunctionsFetchError')) {

@@ -112,6 +112,47 @@ export async function signedInputUrl(path: string): Promise<string | null> {
   return data.signedUrl;
 }
 
+/**
+ * Removes one of the user's own input files (a refused job's upload: the creator removes it too;
+ * this is the fallback). Failures are ignored: the file is then only left behind, as before.
+ */
+export async function removeInput(path: string): Promise<void> {
+  try {
+    await supabase.storage.from(INPUTS_BUCKET).remove([path]);
+  } catch {
+    // left behind
+  }
+}
+
+/**
+ * The name a job's output downloads under: the user's own file name (input.input_name, kept at
+ * creation; else the upload's name without its unique prefix), with the output's extension and,
+ * for a job with several outputs, the output's own name after it. "Beach day.jpg" graded to PNG
+ * downloads as "Beach day.png"; a prompt job's output keeps its stored name.
+ */
+export function downloadName(
+  input: Record<string, unknown> | null | undefined,
+  outputPath: string,
+  outputs = 1,
+): string {
+  const stored = outputPath.split('/').pop() ?? 'download';
+  const named = typeof input?.input_name === 'string' && input.input_name.trim()
+    ? input.input_name.trim()
+    : typeof input?.input_path === 'string'
+    ? input.input_path.split('/').pop()!.replace(/^[0-9a-z]{6,12}-/, '')
+    : null;
+  if (!named) return stored;
+  const dot = named.lastIndexOf('.');
+  const stem = dot > 0 ? named.slice(0, dot) : named;
+  const outDot = stored.lastIndexOf('.');
+  const ext = outDot > 0 ? stored.slice(outDot) : '';
+  if (outputs > 1) {
+    const own = (outDot > 0 ? stored.slice(0, outDot) : stored).replace(/^[0-9a-z]{6,12}-/, '');
+    return `${stem}-${own}${ext}`;
+  }
+  return `${stem}${ext}`;
+}
+
 /** The same URL, asking Storage to send it as an attachment named `name`. */
 export function downloadUrl(signedUrl: string, name: string): string {
   return `${signedUrl}${signedUrl.includes('?') ? '&' : '?'}download=${encodeURIComponent(name)}`;
