@@ -132,7 +132,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
       {actionError && <p className="error" role="alert">{actionError.friendly}</p>}
       <div className="actions">
         {files.filter((f) => f.url).map((f) => {
-          const name = downloadName(job.input, f.path, files.length);
+          const name = downloadName(job.input, f.path);
           return (
             <a key={f.path} className="button button--primary" href={downloadUrl(f.url!, name)} download={name} data-testid="download">
               Download {files.length > 1 ? name : ''}

@@ -97,6 +97,15 @@ export function ToastRegion() {
     <div className="toasts" role="status" aria-live="polite" aria-relevant="additions text" data-testid="toasts">
       {toasts.map((t) => (
         <div key={t.id} className={`toast toast--${t.tone}`} data-testid="toast">
+          {/* First in the toast (shown last, styles.css): a toast's first button dismisses it. */}
+          <button
+            type="button"
+            className="icon-button toast__dismiss"
+            onClick={() => dismiss(t.id)}
+            aria-label={`Dismiss: ${t.title}`}
+          >
+            ×
+          </button>
           <div className="toast__text">
             <strong>
               {t.title}
@@ -117,14 +126,6 @@ export function ToastRegion() {
               </button>
             )}
           </div>
-          <button
-            type="button"
-            className="icon-button"
-            onClick={() => dismiss(t.id)}
-            aria-label={`Dismiss: ${t.title}`}
-          >
-            ×
-          </button>
         </div>
       ))}
     </div>

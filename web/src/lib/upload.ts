@@ -126,31 +126,23 @@ export async function removeInput(path: string): Promise<void> {
 
 /**
  * The name a job's output downloads under: the user's own file name (input.input_name, kept at
- * creation; else the upload's name without its unique prefix), with the output's extension and,
- * for a job with several outputs, the output's own name after it. "Beach day.jpg" graded to PNG
- * downloads as "Beach day.png"; a prompt job's output keeps its stored name.
+ * creation; else the upload's name without its unique prefix) in place of the upload's stored
+ * name inside the output's: "Beach day.JPG", uploaded as "mx5snp22-Beach-day.jpg" and graded to
+ * "mx5snp22-Beach-day-graded.png", downloads as "Beach day-graded.png". An output that does not
+ * carry the upload's name gets it in front ("Beach day-matte.png"); a job without an input file
+ * (a prompt's image) keeps the stored name.
  */
-export function downloadName(
-  input: Record<string, unknown> | null | undefined,
-  outputPath: string,
-  outputs = 1,
-): string {
-  const stored = outputPath.split('/').pop() ?? 'download';
-  const named = typeof input?.input_name === 'string' && input.input_name.trim()
-    ? input.input_name.trim()
-    : typeof input?.input_path === 'string'
-    ? input.input_path.split('/').pop()!.replace(/^[0-9a-z]{6,12}-/, '')
-    : null;
-  if (!named) return stored;
-  const dot = named.lastIndexOf('.');
-  const stem = dot > 0 ? named.slice(0, dot) : named;
-  const outDot = stored.lastIndexOf('.');
-  const ext = outDot > 0 ? stored.slice(outDot) : '';
-  if (outputs > 1) {
-    const own = (outDot > 0 ? stored.slice(0, outDot) : stored).replace(/^[0-9a-z]{6,12}-/, '');
-    return `${stem}-${own}${ext}`;
-  }
-  return `${stem}${ext}`;
+export function downloadName(input: Record<string, unknown> | null | undefined, outputPath: string): string {
+  const stored = outputPath.split('/').pop() || 'download';
+  const uploaded = typeof input?.input_path === 'string' ? input.input_path.split('/').pop()! : null;
+  if (!uploaded) return stored;
+  const stemOf = (n: string) => (n.lastIndexOf('.') > 0 ? n.slice(0, n.lastIndexOf('.')) : n);
+  const own = typeof input?.input_name === 'string' && input.input_name.trim()
+    ? stemOf(input.input_name.trim())
+    : stemOf(uploaded).replace(/^[0-9a-z]{6,12}-/, '');
+  const uploadStem = stemOf(uploaded);
+  if (stored.startsWith(uploadStem)) return own + stored.slice(uploadStem.length);
+  return `${own}-${stored.replace(/^[0-9a-z]{6,12}-/, '')}`;
 }
 
 /** The same URL, asking Storage to send it as an attachment named `name`. */
