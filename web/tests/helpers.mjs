@@ -430,3 +430,32 @@ export function noisyWav(seconds = 2, rate = 48000) {
   header.writeUInt32LE(data.length, 40);
   return Buffer.concat([header, data]);
 }
+
+// Accessibility ---------------------------------------------------------------------------------
+
+const AXE_SOURCE = path.join(import.meta.dirname, '..', '..', 'node_modules', 'axe-core', 'axe.min.js');
+
+/**
+ * The serious and critical axe-core violations of the page as it is now (axe.min.js from the
+ * pinned npm package, injected with page.addScriptTag; WCAG 2.x A and AA rules and axe's best
+ * practices), as `[{ id, impact, help, targets }]`: [] when there are none. `exclude` lists CSS
+ * selectors left out of the scan.
+ */
+export async function axeSerious(page, { exclude = [] } = {}) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
+    await page.addScriptTag({ path: AXE_SOURCE });
+  }
+  const violations = await page.evaluate(async (exclude) => {
+    const result = await window.axe.run(
+      { include: [document], exclude: exclude.map((s) => [s]) },
+      { resultTypes: ['violations'] },
+    );
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')),
+    }));
+  }, exclude);
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}

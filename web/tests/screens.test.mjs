@@ -234,3 +234,38 @@ test('screenshots of the main screens', async () => {
   assert.deepEqual(errors, []);
   console.log(`# screenshots in ${outDir}`);
 });
+
+test('screenshot: inbox', async () => {
+  // The inbox open over the new-job view: a user back after a while, six jobs ended meanwhile
+  // (notifications as the SQL API writes them), one of them read already.
+  const inboxUser = await openProfile(env, { width: 1280, height: 860 });
+  try {
+    const { user: { id } } = await inboxUser.signIn();
+    const { page, errors } = inboxUser;
+    const rows = [
+      ['color-grade', 'done', 'Colour grade is done', '95 minutes', true],
+      ['audio-clean', 'done', 'Clean up audio is done', '80 minutes', false],
+      ['roto', 'failed', 'Cut out (roto) failed: the image is 4000x3000 (12.0 MP); at most 2 MP can be processed here', '62 minutes', false],
+      ['color-grade', 'cancelled', 'Colour grade was cancelled', '40 minutes', false],
+      ['image', 'done', 'Generate an image is done', '12 minutes', false],
+      ['color-grade', 'done', 'Colour grade is done', '3 minutes', false],
+    ];
+    for (const [type, state, message, ago, read] of rows) {
+      await env.admin.query(
+        `insert into public.notifications (user_id, job_id, job_type, status, message, created_at, read_at)
+         values ($1, gen_random_uuid(), $2, $3, $4, now() - $5::interval, case when $6 then now() end)`,
+        [id, type, state, message, ago, read],
+      );
+    }
+    await page.reload();
+    await page.getByRole('button', { name: /^Inbox\W+5 unread$/ }).waitFor();
+    await dismissToasts(page);
+    await page.getByTestId('inbox-button').click();
+    await until(async () => (await page.getByTestId('inbox-item').count()) === rows.length, { what: 'the inbox listed' });
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: path.join(outDir, 'inbox.png') });
+    assert.deepEqual(errors, []);
+  } finally {
+    await inboxUser.close();
+  }
+});

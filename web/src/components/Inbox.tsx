@@ -119,8 +119,6 @@ export function Inbox({ inbox, kinds }: { inbox: InboxHandle; kinds: readonly Jo
     };
   }, [open, setOpen]);
 
-  const label = unread === 0 ? 'Inbox, nothing unread' : `Inbox, ${unread} unread`;
-
   return (
     <div className="inbox">
       <button
@@ -129,15 +127,22 @@ export function Inbox({ inbox, kinds }: { inbox: InboxHandle; kinds: readonly Jo
         className="inbox__button"
         aria-expanded={open}
         aria-controls={panelId}
-        aria-label={label}
         onClick={() => setOpen(!open)}
         data-testid="inbox-button"
       >
         <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">
           <path d="M6 9a6 6 0 0 1 12 0c0 5 2 6.5 2 6.5H4S6 14 6 9m4 10a2 2 0 0 0 4 0" />
         </svg>
-        <span aria-hidden="true">Inbox</span>
-        {unread > 0 && <span className="inbox__count" aria-hidden="true" data-testid="inbox-count">{unread > 99 ? '99+' : unread}</span>}
+        Inbox
+        <span className="visually-hidden">,</span>
+        {unread > 0
+          ? (
+            <>
+              <span className="inbox__count" data-testid="inbox-count">{unread > 99 ? '99+' : unread}</span>
+              <span className="visually-hidden">unread</span>
+            </>
+          )
+          : <span className="visually-hidden">nothing unread</span>}
       </button>
       {open && (
         <div
