@@ -122,7 +122,19 @@ export function App() {
 
   return (
     <>
-      <a className="skip-link" href="#main">Skip to content</a>
+      {/* First focusable on the page. A plain #main would change the hash route (to "Not found"):
+          focus moves to <main> instead, where the next Tab goes on. */}
+      <a
+        className="skip-link"
+        href="#main"
+        onClick={(e) => {
+          e.preventDefault();
+          main.current?.focus();
+          main.current?.scrollIntoView();
+        }}
+      >
+        Skip to content
+      </a>
       <header className="topbar">
         <a className="brand" href="#/" aria-label="Spool, home">
           <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><circle cx="12" cy="12" r="10" /><circle cx="12" cy="12" r="4" className="brand__hole" /></svg>

@@ -22,9 +22,11 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { axeSerious, colourfulPng, corruptPng, makePng, noisyWav, openProfile, setup, until } from './helpers.mjs';
+import { axeSerious, colourfulPng, makePng, noisyWav, openProfile, setup, until } from './helpers.mjs';
 
 const START_JOB = /^Start(?!: complete pack)/;
+/** Bytes stored as image/png that are no image at all. */
+const NOT_A_PNG = Buffer.from('this is text, not a PNG image. '.repeat(40));
 
 let env;
 
@@ -96,6 +98,17 @@ async function unreadIn(userId) {
     [userId],
   );
   return n;
+}
+
+/**
+ * Chooses an operation as a person does: a click on its card's label (which covers its radio,
+ * styles.css); waits until its radio is checked.
+ */
+async function pick(page, label) {
+  const radio = page.getByRole('radio', { name: new RegExp(`^${label.replace(/[()]/g, '\\$&')}`) });
+  if (!(await radio.isChecked())) await page.locator('label', { hasText: label }).click();
+  await page.waitForFunction((l) =>
+    [...document.querySelectorAll('input[type=radio]')].some((r) => r.checked && r.labels?.[0]?.textContent === l), label);
 }
 
 /** Chooses a file on the new-job form's (labelled) file input. */
@@ -202,7 +215,7 @@ describe('the inbox', () => {
     try {
       await cy.signIn();
       const { page } = cy;
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await pick(page, 'Colour grade');
       await choose(page, 'phone.png', colourfulPng(), 'image/png');
       await page.getByTestId('uploaded').waitFor();
       await page.getByRole('button', { name: START_JOB }).click();
@@ -253,10 +266,10 @@ describe('before the upload', () => {
       const { page } = dee;
       const uploads = [];
       page.on('request', (r) => {
-        if (new URL(r.url()).pathname.startsWith('/storage/v1/object/inputs')) uploads.push(r.url());
+        if (r.method() === 'POST' && new URL(r.url()).pathname.startsWith('/storage/v1/object/inputs')) uploads.push(r.url());
       });
       // 2400 x 1600 = 3.84 MP: colour grade takes 3 MP in the function, and no Replicate here.
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await pick(page, 'Colour grade');
       await choose(page, 'big.png', makePng(2400, 1600, () => [90, 120, 150]), 'image/png');
       await page.getByRole('alert')
         .filter({ hasText: 'big.png is 2400×1600 (3.8 megapixels); Colour grade takes up to 3 megapixels here: larger files need Replicate' })
@@ -264,7 +277,7 @@ describe('before the upload', () => {
       assert.equal(await page.getByRole('button', { name: START_JOB }).isDisabled(), true);
 
       // 75 s of 8 kHz mono: over the 60 s clean-up limit, measured from the WAV header.
-      await page.getByRole('radio', { name: /^Clean up audio/ }).check();
+      await pick(page, 'Clean up audio');
       await choose(page, 'long.wav', noisyWav(75, 8000), 'audio/wav');
       await page.getByRole('alert')
         .filter({ hasText: 'long.wav is 1 min 15 s long; Clean up audio takes up to 1 min here' })
@@ -289,8 +302,9 @@ describe('before the upload', () => {
       await page.reload();
       await page.locator('label', { hasText: 'Generate an image' }).click();
       await page.getByTestId('unavailable').filter({ hasText: 'Image generation needs OpenAI' }).waitFor();
-      assert.equal(await page.getByRole('textbox').count(), 0, 'no prompt to write');
-      assert.equal(await page.getByText('Not available in this project.').count(), 1, 'the list says which one');
+      const form = page.locator('form.new-job:not(.pack-form)');
+      assert.equal(await form.getByRole('textbox').count(), 0, 'no prompt to write');
+      assert.equal(await form.getByText('Not available in this project.').count(), 1, 'the list says which one');
       assert.deepEqual(await inputsOf(session.user.id).then((l) => l.length), 1);
       assert.deepEqual(dee.errors, []);
     } finally {
@@ -306,10 +320,10 @@ describe('before the upload', () => {
       const uid = session.user.id;
       eve.allow(/status of 422/);
 
-      // In the browser: a PNG whose header reads but whose data does not (the browser cannot
-      // measure it, the creator refuses it: 422).
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
-      await choose(page, 'broken.png', corruptPng(), 'image/png');
+      // In the browser: a "PNG" that is not one (the browser cannot measure it, so leaves it to
+      // the creator, which refuses it: 422 unsupported_format).
+      await pick(page, 'Colour grade');
+      await choose(page, 'broken.png', NOT_A_PNG, 'image/png');
       await page.getByTestId('uploaded').waitFor();
       assert.equal((await inputsOf(uid)).length, 1, 'uploaded');
       await page.getByRole('button', { name: START_JOB }).click();
@@ -318,7 +332,7 @@ describe('before the upload', () => {
 
       // By the API (the creator itself, no browser fallback): refused, and removed.
       const token = (await eve.session()).access_token;
-      await putInput(token, `${uid}/api-broken.png`, corruptPng());
+      await putInput(token, `${uid}/api-broken.png`, NOT_A_PNG);
       const refused = await create(token, 'color-grade', { input_path: `${uid}/api-broken.png` });
       assert.equal(refused.status, 422, JSON.stringify(refused.body));
       assert.deepEqual(await inputsOf(uid), [], 'the creator removed the refused file');
@@ -344,7 +358,7 @@ describe('before the upload', () => {
     try {
       await fay.signIn();
       const { page } = fay;
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await pick(page, 'Colour grade');
       await choose(page, 'Beach day.png', colourfulPng(), 'image/png');
       await page.getByTestId('uploaded').waitFor();
       const format = page.getByLabel('Output format');
@@ -380,9 +394,10 @@ describe('keyboard and focus', () => {
       assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
       await page.keyboard.press('Enter');
       await page.waitForFunction(() => document.activeElement?.id === 'main');
+      assert.equal(await page.evaluate(() => location.hash), '', 'the view stays (no "#main" route)');
 
       // Settings, then a reload: they are back; the file is asked for again.
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await pick(page, 'Colour grade');
       await page.getByLabel('Preset', { exact: true }).selectOption('noir');
       await page.getByLabel('Output format').selectOption('png');
       await choose(page, 'kept.png', colourfulPng(), 'image/png');
@@ -420,7 +435,7 @@ describe('keyboard and focus', () => {
           headers: { 'retry-after': '3', 'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after' },
           json: { error: { code: 'quota_rate', message: 'too many jobs in the last minute' } },
         }));
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await pick(page, 'Colour grade');
       await choose(page, 'quota.png', colourfulPng(), 'image/png');
       await page.getByTestId('uploaded').waitFor();
       const start = page.getByRole('button', { name: START_JOB });
@@ -460,7 +475,7 @@ describe('accessibility', () => {
       await page.getByRole('radio', { name: /^Colour grade/ }).waitFor();
       await assertAccessible(page, 'new job');
 
-      await page.getByRole('radio', { name: /^Colour grade/ }).check();
+      await pick(page, 'Colour grade');
       await choose(page, 'axe.png', colourfulPng(), 'image/png');
       await page.getByTestId('uploaded').waitFor();
       const created = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/functions/v1/color-grade');
