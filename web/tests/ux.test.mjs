@@ -7,9 +7,9 @@
 //   toasts         identical toasts collapse into one "… ×3"; at 360 px no toast covers the
 //                  Download button (bounding boxes)
 //   before upload  an operation whose provider is not configured says so before any prompt;
-//                  too many megapixels and too long a WAV are refused before any upload; a job
-//                  the creator refuses leaves no file behind (and a file another job reads is
-//                  kept); colour grade's output format is offered and used; the download keeps
+//                  too many megapixels and too long a WAV are refused before any upload; a file
+//                  the creator refuses is not left behind (one another job reads, or refused
+//                  for its settings only, is kept); colour grade's output format is offered and used; the download keeps
 //                  the user's file name (Content-Disposition from a signed URL's download=)
 //   keyboard       the skip link is the first thing Tab reaches; after Start focus is on the new
 //                  job card; the form survives a reload (the file does not, and the form says
@@ -312,7 +312,7 @@ describe('before the upload', () => {
     }
   });
 
-  test('a job the creator refuses leaves no file in Storage, but a file another job reads is kept', async () => {
+  test('a file the creator refuses is not left in Storage, but one another job reads, or refused only for its settings, is kept', async () => {
     const eve = await openProfile(env);
     try {
       const session = await eve.signIn();
@@ -337,13 +337,17 @@ describe('before the upload', () => {
       assert.equal(refused.status, 422, JSON.stringify(refused.body));
       assert.deepEqual(await inputsOf(uid), [], 'the creator removed the refused file');
 
-      // A file a started job reads stays, even when a second job with it is refused.
+      // A file a started job reads stays, even when a second job refuses it.
       await putInput(token, `${uid}/good.png`, colourfulPng(48, 36));
       const ok = await create(token, 'color-grade', { input_path: `${uid}/good.png` });
       assert.equal(ok.status, 202, JSON.stringify(ok.body));
-      const bad = await create(token, 'color-grade', { input_path: `${uid}/good.png`, exposure: 99 });
-      assert.equal(bad.status, 400);
-      assert.deepEqual(await inputsOf(uid), [`${uid}/good.png`], 'kept for the job that reads it');
+      const notAudio = await create(token, 'audio-clean', { input_path: `${uid}/good.png` });
+      assert.equal(notAudio.status, 422, JSON.stringify(notAudio.body));
+      // A refusal of the settings, not of the file, keeps the upload for another try.
+      await putInput(token, `${uid}/retry-me.png`, colourfulPng(48, 36));
+      const badSettings = await create(token, 'color-grade', { input_path: `${uid}/retry-me.png`, exposure: 99 });
+      assert.equal(badSettings.status, 400);
+      assert.deepEqual(await inputsOf(uid), [`${uid}/good.png`, `${uid}/retry-me.png`], 'both kept');
       // No job was written for any refusal.
       const { rows: [{ n }] } = await env.admin.query('select count(*)::int as n from public.jobs where user_id = $1', [uid]);
       assert.equal(n, 1);

@@ -19,11 +19,11 @@
 //   202 {"job": <public view>}, Location: /functions/v1/jobs/<id>
 //
 // Everything before create_job only reads, and create_job is one transaction, so a refused
-// request never leaves a row behind. Nor does it leave the file it was given: on a refusal of the
-// job as asked (400, 413, 415, 422, and 503 provider_not_configured) the creator removes the
-// input file the body named, with the secret key, when it lies in the caller's own folder and no
-// other job of theirs reads it (public.count_input_jobs). Refusals that a later try of the same
-// request may pass (401, 403, 404, 409, 429) keep it.
+// request never leaves a row behind. Nor does it leave a file it refused: on a refusal of the
+// input file itself (413 file_too_large / image_too_large / audio_too_long, 422) the creator
+// removes the file the body named, with the secret key, when it lies in the caller's own folder
+// and no other job of theirs reads it (public.count_input_jobs). Other refusals (of the settings,
+// or of this attempt: 400, 401, 403, 404, 409, 429, 503) keep it for another try.
 import { requireUser } from '../_shared/auth.ts';
 import { adminClient, type Db } from '../_shared/clients.ts';
 import type { Json } from '../_shared/database.types.ts';
@@ -121,10 +121,15 @@ async function createJob<I>(
   return json({ job }, 202, { location: jobLocation(job.id) });
 }
 
-/** Whether a refusal is of the job as asked (its file stays refused), not of this attempt. */
+/**
+ * Whether a refusal is of the input file itself (too large, too long, a format or content this
+ * project cannot process: 413 and 422 but the request body's own 413 body_too_large), so the
+ * file can never be used as it is. Refusals of the settings (400), of a provider the settings
+ * ask for (503) or of this attempt (401, 403, 404, 409, 429) keep it: the same upload may be
+ * started again with other settings, or later.
+ */
 export function removesInput(err: HttpError): boolean {
-  if (err.status === 503) return err.code === 'provider_not_configured';
-  return [400, 413, 415, 422].includes(err.status);
+  return err.status === 422 || (err.status === 413 && err.code !== 'body_too_large');
 }
 
 /**

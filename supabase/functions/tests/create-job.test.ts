@@ -154,6 +154,11 @@ interface World {
   alice: TestUser;
   bob: TestUser;
   paths: Record<string, string>;
+  /**
+   * Uploads alice's files again: a creator removes a file it refuses (413, 422), so a test that
+   * was refused one puts it back for the next.
+   */
+  restore: () => Promise<void>;
 }
 
 let world: Promise<World> | null = null;
@@ -184,12 +189,15 @@ function theWorld(): Promise<World> {
       ['empty.png', new Uint8Array(0), 'image/png'],
     ];
     const paths: Record<string, string> = {};
-    for (const [name, bytes, type] of files) {
-      paths[name] = await uploadInput(alice, name, bytes, type);
-    }
+    const restore = async () => {
+      for (const [name, bytes, type] of files) {
+        paths[name] = await uploadInput(alice, name, bytes, type);
+      }
+    };
+    await restore();
     paths['bob.png'] = await uploadInput(bob, 'bob.png', png(), 'image/png');
     paths.missing = `${alice.id}/missing.png`;
-    return { alice, bob, paths };
+    return { alice, bob, paths, restore };
   })();
   return world;
 }
@@ -947,11 +955,74 @@ for (const [type, table] of Object.entries(TABLES)) {
           });
           assertError(res, row.status, row.code, `${type}: ${row.name}`);
           assert.equal(await countJobs(), before, `${type}: ${row.name} wrote a row`);
+          if (row.status === 413 || row.status === 422) await w.restore();
         });
       }
     },
   });
 }
+
+// Refused files -----------------------------------------------------------------------------------
+
+/** Whether the user's inputs bucket holds `path` (as Storage's table says). */
+async function stored(path: string): Promise<boolean> {
+  const rows = await sql<{ n: number }>(
+    `select count(*)::int as n from storage.objects where bucket_id = 'inputs' and name = $1`,
+    [path],
+  );
+  return rows[0].n === 1;
+}
+
+Deno.test({
+  name:
+    'a file the creator refuses is removed; one another job reads, or refused for its settings only, is kept',
+  ...integration,
+  async fn() {
+    const alice = await createUser();
+    const junk = await uploadInput(
+      alice,
+      'junk.png',
+      new TextEncoder().encode('no png'),
+      'image/png',
+    );
+    const refused = await post('color-grade', { input_path: junk }, { user: alice });
+    assertError(refused, 422, 'unreadable_file', 'a PNG that is not one');
+    assert.equal(await stored(junk), false, 'the refused file was removed');
+
+    const long = await uploadInput(alice, 'long.wav', wavHeader(3600), 'audio/wav');
+    assertError(
+      await post('audio-clean', { input_path: long }, { user: alice }),
+      413,
+      'audio_too_long',
+    );
+    assert.equal(await stored(long), false, 'a file too long is removed too');
+
+    const ok = await uploadInput(alice, 'ok.png', png(), 'image/png');
+    const settings = await post('color-grade', { input_path: ok, exposure: 99 }, { user: alice });
+    assertError(settings, 400, 'invalid_body', 'a setting out of range');
+    assert.equal(await stored(ok), true, 'a settings refusal keeps the file');
+
+    assert.equal((await post('color-grade', { input_path: ok }, { user: alice })).status, 202);
+    const asAudio = await post('audio-clean', { input_path: ok }, { user: alice });
+    assertError(asAudio, 422, 'unsupported_format', 'a PNG as audio');
+    assert.equal(await stored(ok), true, 'a file another job reads is kept');
+
+    // Only the caller's own folder is ever touched: another user's path is 403 and stays.
+    const bob = await createUser();
+    const bobs = await uploadInput(
+      bob,
+      'junk.png',
+      new TextEncoder().encode('no png'),
+      'image/png',
+    );
+    assertError(
+      await post('color-grade', { input_path: bobs }, { user: alice }),
+      403,
+      'forbidden_input',
+    );
+    assert.equal(await stored(bobs), true);
+  },
+});
 
 // Conflicts and quotas ----------------------------------------------------------------------------
 

@@ -73,10 +73,9 @@ function loadForm(): Partial<SavedForm> {
   }
 }
 
-/** Refusals of the job as asked: its upload will not be used (as the creators decide). */
+/** Refusals of the uploaded file itself (as the creators decide: _jobs/create.ts removesInput). */
 function refusesUpload(err: ApiError): boolean {
-  if (err.status === 503) return err.code === 'provider_not_configured';
-  return err.status !== null && [400, 413, 415, 422].includes(err.status);
+  return err.status === 422 || (err.status === 413 && err.code !== 'body_too_large');
 }
 
 /** Seconds until a quota refusal may be retried (its Retry-After), or null. */

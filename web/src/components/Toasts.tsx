@@ -64,7 +64,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
     if (same) {
       // One toast "… ×n": the link goes to the list when the repeats are of different jobs.
       const href = same.href === toast.href ? same.href : '#/jobs';
-      const linkLabel = same.href === toast.href ? same.linkLabel : 'View my jobs';
+      const linkLabel = same.href === toast.href ? same.linkLabel : 'See the list';
       const next = { ...same, href, linkLabel, count: same.count + 1 };
       current.current = current.current.map((t) => (t.id === same.id ? next : t));
       setToasts((list) => list.map((t) => (t.id === same.id ? { ...t, href, linkLabel, count: t.count + 1 } : t)));
