@@ -110,6 +110,7 @@ export function App() {
       first.current = false;
       return;
     }
+    setFocusJob(null); // a card not shown by then is not one to jump to later
     main.current?.focus();
   }, [route]);
 
