@@ -79,6 +79,7 @@ create index notifications_user_unread_idx on public.notifications (user_id, cre
 create function public.count_input_jobs(p_user_id uuid, p_path text)
 returns integer
 language sql stable
+security definer
 set search_path = ''
 as $$
   select count(*)::integer

@@ -54,10 +54,11 @@ select is(
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
            and has_function_privilege('authenticated', p.oid, 'execute')
          order by p.oid::regprocedure::text collate "C"),
-  array['cancel_job(uuid)', 'delete_schedule(uuid)', 'pause_schedule(uuid)',
+  array['cancel_job(uuid)', 'count_unread_notifications()', 'delete_schedule(uuid)',
+        'mark_notifications_read(uuid[])', 'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'resume_schedule(uuid)', 'retry_job(uuid)'],
-  'authenticated users may execute only cancel_job, retry_job and the owner''s schedule functions');
+  'authenticated users may execute only cancel_job, retry_job, the inbox''s and the owner''s schedule functions');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
@@ -70,6 +71,8 @@ select is(
         'claim_waiting_polls(text,integer)',
         'complete_job(uuid,uuid,jsonb)',
         'complete_jobs(jsonb)',
+        'count_input_jobs(uuid,text)',
+        'count_unread_notifications()',
         'create_flow(uuid,text,jsonb,jsonb,text,uuid[],text,text)',
         'create_job(uuid,text,jsonb,integer,integer,timestamp with time zone,text,uuid,integer,text)',
         'create_jobs(jsonb)',
@@ -79,6 +82,7 @@ select is(
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',
         'job_type_stats()',
+        'mark_notifications_read(uuid[])',
         'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'prune_jobs(integer)',
