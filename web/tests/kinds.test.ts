@@ -58,10 +58,7 @@ function client(answer: () => Promise<{ data: unknown; error: unknown }>) {
 
 /** An error as functions-js makes them (its classes set these names in their constructors). */
 function functionsError(name: string, context: unknown): Error {
-  return Object.assign(new Error('Edge Function returned a non-2xx status code'), {
-    name,
-    context,
-  });
+  return Object.assign(new Error('Edge Function returned a non-2xx status code'), { name, context });
 }
 
 const byName = (fields: readonly Field[]) => Object.fromEntries(fields.map((f) => [f.name, f]));
@@ -69,18 +66,10 @@ const byName = (fields: readonly Field[]) => Object.fromEntries(fields.map((f) =
 // Fetching -------------------------------------------------------------------------------------
 
 Deno.test('fetchKinds asks GET jobs/kinds and returns the kinds as sent', async () => {
-  const { fake, calls } = client(() =>
-    Promise.resolve({ data: structuredClone(fixture), error: null })
-  );
+  const { fake, calls } = client(() => Promise.resolve({ data: structuredClone(fixture), error: null }));
   const kinds = await fetchKinds(fake);
   assert.deepEqual(calls, [{ name: 'jobs/kinds', options: { method: 'GET' } }]);
-  assert.deepEqual(kinds.map((k) => k.type), [
-    'color-grade',
-    'audio-clean',
-    'roto',
-    'image',
-    'text',
-  ]);
+  assert.deepEqual(kinds.map((k) => k.type), ['color-grade', 'audio-clean', 'roto', 'image', 'text']);
   assert.deepEqual(kinds, fixture.kinds);
 });
 
@@ -89,9 +78,7 @@ Deno.test('fetchKinds surfaces a refused call as the ApiError jobs.ts would make
     JSON.stringify({ error: { code: 'unauthorized', message: 'missing or invalid token' } }),
     { status: 401, headers: { 'content-type': 'application/json' } },
   );
-  const { fake } = client(() =>
-    Promise.resolve({ data: null, error: functionsError('FunctionsHttpError', res) })
-  );
+  const { fake } = client(() => Promise.resolve({ data: null, error: functionsError('FunctionsHttpError', res) }));
   const err = await fetchKinds(fake).then(() => null, (e) => e);
   assert.ok(err instanceof ApiError);
   assert.equal(err.code, 'unauthorized');
@@ -167,19 +154,10 @@ Deno.test('color-grade: fields in order, the upload and the hidden field left ou
     { value: 'teal-orange', label: 'Teal & orange' },
   ]);
   const exposure = f.exposure as RangeField;
-  assert.deepEqual([exposure.min, exposure.max, exposure.step, exposure.format], [
-    -3,
-    3,
-    0.1,
-    'stops',
-  ]);
+  assert.deepEqual([exposure.min, exposure.max, exposure.step, exposure.format], [-3, 3, 0.1, 'stops']);
   for (const name of ['contrast', 'saturation', 'temperature', 'tint']) {
     const r = f[name] as RangeField;
-    assert.deepEqual(
-      [r.min, r.max, r.step, r.format, r.integer],
-      [-1, 1, 0.05, 'signed', false],
-      name,
-    );
+    assert.deepEqual([r.min, r.max, r.step, r.format, r.integer], [-1, 1, 0.05, 'signed', false], name);
   }
   assert.equal(f.temperature.hint, 'cooler ← → warmer');
   assert.equal(f.tint.hint, 'green ← → magenta');
@@ -223,10 +201,7 @@ Deno.test('image: a required prompt textarea with its placeholder, an integer se
   assert.equal(f.prompt.widget, 'textarea');
   assert.equal(f.prompt.required, true);
   assert.equal(f.prompt.widget === 'textarea' && f.prompt.maxLength, 4000);
-  assert.equal(
-    f.prompt.widget === 'textarea' && f.prompt.placeholder,
-    'A lighthouse at dusk, watercolour',
-  );
+  assert.equal(f.prompt.widget === 'textarea' && f.prompt.placeholder, 'A lighthouse at dusk, watercolour');
   assert.equal(f.size.required, false);
   assert.deepEqual((f.size as SelectField).options.map((o) => o.label), [
     'Square (1024×1024)',
@@ -240,10 +215,7 @@ Deno.test('image: a required prompt textarea with its placeholder, an integer se
     ['medium', 'Medium'],
     ['high', 'High'],
   ]);
-  assert.deepEqual(
-    (f.n as SelectField).options,
-    [1, 2, 3, 4].map((n) => ({ value: n, label: String(n) })),
-  );
+  assert.deepEqual((f.n as SelectField).options, [1, 2, 3, 4].map((n) => ({ value: n, label: String(n) })));
 });
 
 Deno.test('defaults are the ones the page had', () => {
@@ -332,30 +304,21 @@ Deno.test('requestBody: only fields whose x-when holds', () => {
     mode: 'ai',
     invert: true,
   });
-  assert.deepEqual(shownFields(k, { ...values, mode: 'ai' }).map((f) => f.name), [
-    'mode',
-    'invert',
-  ]);
+  assert.deepEqual(shownFields(k, { ...values, mode: 'ai' }).map((f) => f.name), ['mode', 'invert']);
   assert.equal(requestBody(k, { ...values, key_color: '#00FF00' }, PATH).key_color, '#00ff00');
 });
 
 Deno.test('requestBody: integers as numbers, text trimmed, no file field without a file', () => {
   const k = kind('image');
-  assert.deepEqual(
-    requestBody(k, { ...defaultValues(k), prompt: '  a lighthouse \n', n: '3' }, null),
-    {
-      prompt: 'a lighthouse',
-      size: '1024x1024',
-      quality: 'auto',
-      n: 3,
-    },
-  );
+  assert.deepEqual(requestBody(k, { ...defaultValues(k), prompt: '  a lighthouse \n', n: '3' }, null), {
+    prompt: 'a lighthouse',
+    size: '1024x1024',
+    quality: 'auto',
+    n: 3,
+  });
   // A form value the widget sent as text is still a number in the body.
   const grade = kind('color-grade');
-  assert.equal(
-    requestBody(grade, { ...defaultValues(grade), exposure: '0.5' }, PATH).exposure,
-    0.5,
-  );
+  assert.equal(requestBody(grade, { ...defaultValues(grade), exposure: '0.5' }, PATH).exposure, 0.5);
 });
 
 Deno.test('requestBody: json parsed, blank optional text left to the server, integer ranges rounded', () => {
@@ -363,8 +326,7 @@ Deno.test('requestBody: json parsed, blank optional text left to the server, int
   const values = {
     ...defaultValues(k),
     prompt: 'Describe a mug',
-    output_schema:
-      '{"type":"object","properties":{"title":{"type":"string"}},"required":["title"],"additionalProperties":false}',
+    output_schema: '{"type":"object","properties":{"title":{"type":"string"}},"required":["title"],"additionalProperties":false}',
     max_output_tokens: 400.4,
   };
   assert.deepEqual(requestBody(k, values, null), {
@@ -377,10 +339,7 @@ Deno.test('requestBody: json parsed, blank optional text left to the server, int
     },
     max_output_tokens: 400,
   });
-  assert.equal(
-    requestBody(k, { ...values, instructions: '  Be brief. ' }, null).instructions,
-    'Be brief.',
-  );
+  assert.equal(requestBody(k, { ...values, instructions: '  Be brief. ' }, null).instructions, 'Be brief.');
   assert.equal('output_schema' in requestBody(k, { ...values, output_schema: '  ' }, null), false);
 });
 
@@ -389,17 +348,9 @@ Deno.test('fieldProblems and missingFields: what keeps Start off, by field', () 
   const values = { ...defaultValues(text), prompt: 'x' };
   assert.deepEqual(fieldProblems(text, values), {});
   assert.deepEqual(missingFields(text, values), []);
-  assert.match(
-    fieldProblems(text, { ...values, output_schema: '{"type": ' }).output_schema,
-    /^Output schema is not valid JSON/,
-  );
-  assert.equal(
-    fieldProblems(text, { ...values, output_schema: '[1]' }).output_schema,
-    'Output schema must be a JSON object ({ … }).',
-  );
-  assert.deepEqual(missingFields(text, { ...values, prompt: '   ' }).map((f) => f.name), [
-    'prompt',
-  ]);
+  assert.match(fieldProblems(text, { ...values, output_schema: '{"type": ' }).output_schema, /^Output schema is not valid JSON/);
+  assert.equal(fieldProblems(text, { ...values, output_schema: '[1]' }).output_schema, 'Output schema must be a JSON object ({ … }).');
+  assert.deepEqual(missingFields(text, { ...values, prompt: '   ' }).map((f) => f.name), ['prompt']);
   const image = kind('image');
   assert.deepEqual(missingFields(image, defaultValues(image)).map((f) => f.label), ['Prompt']);
   assert.deepEqual(missingFields(kind('color-grade'), defaultValues(kind('color-grade'))), []);
@@ -438,9 +389,7 @@ Deno.test('every range steps from its minimum onto values it allows', () => {
       if (f.widget !== 'range') continue;
       assert.ok(f.step > 0 && f.min + f.step <= f.max, `${k.type}.${f.name}`);
       assert.ok(f.default >= f.min && f.default <= f.max, `${k.type}.${f.name} default`);
-      if (f.integer) {
-        assert.ok(Number.isInteger(f.step) && Number.isInteger(f.min), `${k.type}.${f.name}`);
-      }
+      if (f.integer) assert.ok(Number.isInteger(f.step) && Number.isInteger(f.min), `${k.type}.${f.name}`);
     }
   }
 });
@@ -491,10 +440,7 @@ Deno.test('fileProblem: a type only an unconfigured provider takes is refused be
     fileProblem(kind('audio-clean'), { name: 'song.mp3', type: 'audio/mpeg', size: 1000 }) ?? '',
     /^Clean up audio of audio\/mpeg needs Replicate, which this project has not configured: use WAV/,
   );
-  assert.equal(
-    fileProblem(kind('audio-clean'), { name: 'v.wav', type: 'audio/x-wav', size: 1000 }),
-    null,
-  );
+  assert.equal(fileProblem(kind('audio-clean'), { name: 'v.wav', type: 'audio/x-wav', size: 1000 }), null);
   k.file!.provider_configured = true;
   assert.equal(fileProblem(k, { name: 'clip.mp4', type: 'video/mp4', size: 1000 }), null);
 });
@@ -504,10 +450,7 @@ Deno.test('mediaTypeOf: the browser type when taken, else the extension; acceptO
   assert.equal(mediaTypeOf({ name: 'a.png', type: 'image/png' }, types), 'image/png');
   assert.equal(mediaTypeOf({ name: 'A.PNG', type: '' }, types), 'image/png');
   assert.equal(mediaTypeOf({ name: 'a.jpg', type: 'image/pjpeg' }, types), 'image/jpeg');
-  assert.equal(
-    mediaTypeOf({ name: 'a.mov', type: 'Video/QuickTime; codecs=x' }, types),
-    'video/quicktime',
-  );
+  assert.equal(mediaTypeOf({ name: 'a.mov', type: 'Video/QuickTime; codecs=x' }, types), 'video/quicktime');
   assert.equal(mediaTypeOf({ name: 'notes.txt', type: 'text/plain' }, types), 'text/plain');
   assert.equal(mediaTypeOf({ name: 'v.wav', type: 'audio/x-wav' }), 'audio/x-wav');
   assert.equal(mediaTypeOf({ name: 'v.wav', type: 'application/octet-stream' }), 'audio/wav');
