@@ -167,7 +167,10 @@ describe('the inbox', () => {
 
       // A job ending now comes in live: the count rises without a reload.
       await page.evaluate(() => (window.__noReload = true));
-      await notify(uid, [{ message: 'Colour grade is done' }]);
+      const token = (await ada.session()).access_token;
+      await putInput(token, `${uid}/live.png`, colourfulPng(48, 36));
+      const started = await create(token, 'color-grade', { input_path: `${uid}/live.png` });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
       await page.getByRole('button', { name: /^Inbox\W+3 unread$/ }).waitFor();
       assert.equal(await page.evaluate(() => window.__noReload), true);
 
@@ -178,9 +181,10 @@ describe('the inbox', () => {
       await until(async () => (await unreadIn(uid)) === 0, { what: 'all read in SQL' });
       assert.equal(await inbox.locator('[data-unread="true"]').count(), 0);
 
-      // Following a link opens the job's view.
+      // The newest is that job's: its link opens the job's view.
+      assert.equal(await items.first().getByRole('link').getAttribute('href'), `#/jobs/${started.body.job.id}`);
       await items.first().getByRole('link').click();
-      await page.waitForFunction(() => location.hash.startsWith('#/jobs/'));
+      await page.locator(`[data-testid="job-card"][data-job-id="${started.body.job.id}"]`).waitFor();
       assert.deepEqual(ada.errors, []);
     } finally {
       await ada.close();
