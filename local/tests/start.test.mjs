@@ -156,7 +156,12 @@ test('npm start prints its banner whole, logs to a file under the state folder, 
   assert.ok(logged.some((l) => l.event === 'worker_spawned'), 'worker_spawned in the log file');
 
   // Not a TTY: the status comes as plain lines after the banner.
-  await waitFor('a status line', () => /\nspool status \d\d:\d\d:\d\d: jobs \d+ pending/.test(out));
+  await waitFor(
+    'a status line',
+    () =>
+      /\nspool status \d\d:\d\d:\d\d: \d+ pending · \d+ running │ last min \d+ done · \d+ failed/
+        .test(out),
+  );
 
   const commands = started.map(command);
   assert.ok(
