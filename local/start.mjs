@@ -42,6 +42,7 @@ import {
   ensurePackages,
   ensureStateDir,
   envPort,
+  killChildren,
   LEGACY_STATE_DIR,
   loadDotEnv,
   PlatformError,
@@ -179,6 +180,7 @@ let status = null;
  * Returns how long each took, in ms.
  */
 async function stopAll() {
+  killChildren(); // a `supabase db push` still running, if the stop came during the start
   const [first, ...rest] = started;
   const took = {};
   const t0 = Date.now();
