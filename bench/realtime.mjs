@@ -69,7 +69,7 @@ export async function runRealtimeBench({ port, log = console.log, ...over }) {
     const other = await makeUser(admin, gateway.keys, gateway.url);
     client = createClient(gateway.url, gateway.keys.anonKey, {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-      accessToken: async () => user.token,
+      accessToken: () => Promise.resolve(user.token),
       realtime: globalThis.WebSocket ? {} : { transport: WebSocket },
     });
     await client.realtime.setAuth();
