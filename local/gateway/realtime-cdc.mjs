@@ -31,104 +31,134 @@ const SLOT_PREFIX = 'spool_realtime_';
 const MAX_CHANGES_PER_POLL = 2000;
 const MAX_RECORD_BYTES = 1024 * 1024; // Realtime's poll_max_record_bytes
 
-// The row literal ("(v1,v2,...)", in column order) of a table from {column: text} (absent: NULL),
-// and apply_rls over one wal2json change for the subscriptions given as JSON:
+// Made in the checking session: the row literal "(v1,...)" of `attrs` from {column: text} (absent:
+// NULL), and realtime.apply_rls over a batch of wal2json changes for the subscriptions as JSON:
 // [{id, relid, role, claims, action, select?, filter (SQL over (x.spool_r))}].
 const SETUP_SQL = String.raw`
-create function pg_temp.spool_row(entity regclass, vals jsonb) returns text language sql stable as $$
-  select '(' || string_agg(coalesce('"' || replace(replace(vals ->> a.attname, '\', '\\'), '"', '\"') || '"', ''),
-                           ',' order by a.attnum) || ')'
-    from pg_catalog.pg_attribute a where a.attrelid = entity and a.attnum > 0 and not a.attisdropped
+create function pg_temp.spool_row(attrs text[], vals jsonb) returns text language sql immutable as $$
+  select '(' || string_agg(coalesce('"' || replace(replace(vals ->> n, '\', '\\'), '"', '\"') || '"', ''), ','
+                           order by o) || ')'
+    from unnest(attrs) with ordinality a(n, o)
 $$;
-create function pg_temp.spool_apply_rls(wal jsonb, subs jsonb, max_bytes int)
+create function pg_temp.spool_apply_rls(changes jsonb, subs jsonb, max_bytes int)
   returns table (data jsonb, ids int[]) language plpgsql as $$
 declare
-  entity regclass := pg_catalog.format('%I.%I', wal ->> 'schema', wal ->> 'table')::regclass;
-  action text := case wal ->> 'action' when 'I' then 'INSERT' when 'U' then 'UPDATE' else 'DELETE' end;
-  rls boolean := (select c.relrowsecurity from pg_catalog.pg_class c where c.oid = entity);
-  too_large boolean := octet_length(wal::text) > max_bytes;
-  pk text[] := array(select x ->> 'name' from jsonb_array_elements(wal -> 'pk') x);
-  new_vals jsonb := coalesce((select jsonb_object_agg(x ->> 'name', (x -> 'value') #>> '{}')
-                                from jsonb_array_elements(wal -> 'columns') x), '{}');
-  old_vals jsonb := coalesce((select jsonb_object_agg(x ->> 'name', (x -> 'value') #>> '{}')
-                                from jsonb_array_elements(wal -> 'identity') x), '{}');
-  row_text text := pg_temp.spool_row(entity, case when action = 'DELETE' then old_vals else old_vals || new_vals end);
-  new_json jsonb;
-  old_json jsonb;
-  visible int[] := '{}';
-  ok int[];
+  chs jsonb;
+  e record;
   g record;
-  cols text[];
+  c record;
+  got jsonb;
+  pk text[];
+  ck text;
+  sel text[];
   msg jsonb;
+  vis jsonb := '{}';  -- change index -> ids of the subscriptions that see it
+  vals jsonb := '{}'; -- change index -> {new, old}: the row and the identity as to_jsonb renders them
+  cols jsonb := '{}'; -- entity|role|select -> the columns that group of subscribers gets
 begin
   perform set_config('role', null, true);
-  execute format('select to_jsonb($1::%s), to_jsonb($2::%s)', entity, entity)
-    into new_json, old_json using row_text, pg_temp.spool_row(entity, old_vals);
-  -- Filters and RLS, once per distinct role and claims.
-  for g in
-    select s ->> 'role' as role, s -> 'claims' as claims,
-           string_agg(format('case when %s then %s end', s ->> 'filter', s ->> 'id'), ',') as tests
-      from jsonb_array_elements(subs) s
-     where (s ->> 'relid')::oid = entity and s ->> 'action' in ('*', action)
-       and (action = 'DELETE' or (pk <> '{}' and not exists (
-             select from unnest(pk) c where not has_column_privilege(s ->> 'role', entity, c, 'SELECT'))))
-     group by 1, 2
+  -- Each change with its values (text) and row literals: rt, the row the filters see (the new
+  -- row, unchanged TOAST values from the identity; on DELETE the identity), and ot, the identity.
+  select jsonb_agg(to_jsonb(x) - 'attrs' || jsonb_build_object(
+           'rt', pg_temp.spool_row(x.attrs, case when x.act = 'DELETE' then x.ov else x.ov || x.nv end),
+           'ot', pg_temp.spool_row(x.attrs, x.ov)) order by x.i) into chs
+    from (select j.i, r.oid as ent, r.relrowsecurity as rls, w ->> 'schema' as schema, w ->> 'table' as tbl,
+                 w ->> 'timestamp' as ts, octet_length(w::text) > max_bytes as too_large,
+                 array(select p ->> 'name' from jsonb_array_elements(w -> 'pk') p) as pk,
+                 case w ->> 'action' when 'I' then 'INSERT' when 'U' then 'UPDATE' else 'DELETE' end as act,
+                 coalesce((select jsonb_object_agg(v ->> 'name', (v -> 'value') #>> '{}')
+                             from jsonb_array_elements(w -> 'columns') v), '{}') as nv,
+                 coalesce((select jsonb_object_agg(v ->> 'name', (v -> 'value') #>> '{}')
+                             from jsonb_array_elements(w -> 'identity') v), '{}') as ov,
+                 array(select a.attname::text from pg_catalog.pg_attribute a
+                        where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped order by a.attnum) as attrs
+            from jsonb_array_elements(changes) with ordinality j(w, i)
+            join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', w ->> 'schema', w ->> 'table')::regclass) x;
+  -- Per table: values as to_jsonb renders them; per distinct role and claims, in one statement
+  -- as that role, which subscribers' filters pass and (INSERT/UPDATE with RLS) whether the role
+  -- sees the row by its primary key.
+  for e in
+    select (v ->> 'ent')::oid::regclass as ent, bool_or((v ->> 'rls')::boolean) as rls, (array_agg(v -> 'pk'))[1] as pk,
+           array_agg((v ->> 'i')::int) as idx, array_agg(v ->> 'act') as acts,
+           array_agg(v ->> 'rt') as rts, array_agg(v ->> 'ot') as ots
+      from jsonb_array_elements(chs) v group by 1
   loop
-    begin
-      perform set_config('role', g.role, true), set_config('request.jwt.claims', g.claims::text, true);
-      execute format('select array_remove(array[%s]::int[], null) from (select $1::%s as spool_r) x%s',
-                     g.tests, entity, case when rls and action <> 'DELETE' then
-                       format(' where exists (select 1 from %s t where %s)', entity,
-                              (select string_agg(format('t.%I = (x.spool_r).%I', c, c), ' and ') from unnest(pk) c))
-                     else '' end)
-        into ok using row_text;
-      perform set_config('role', null, true);
-      visible := visible || coalesce(ok, '{}');
-    exception when others then
-      raise warning 'spool realtime: the check as % failed: %', g.role, sqlerrm;
-    end;
+    pk := array(select jsonb_array_elements_text(e.pk));
+    execute format('select jsonb_object_agg(u.i, jsonb_build_object(''new'', to_jsonb(u.r::%1$s), ''old'', to_jsonb(u.o::%1$s)))
+                      from unnest($1::int[], $2::text[], $3::text[]) u(i, r, o)', e.ent)
+      into got using e.idx, e.rts, e.ots;
+    vals := vals || got;
+    for g in
+      select s ->> 'role' as role, s -> 'claims' as claims,
+             bool_and(pk <> '{}' and not exists (select from unnest(pk) k
+                                                  where not has_column_privilege(s ->> 'role', e.ent, k, 'SELECT'))) as pk_ok,
+             string_agg(format('case when %L in (''*'', u.a) and %s then %s end', s ->> 'action', s ->> 'filter',
+                               s ->> 'id'), ',') as tests
+        from jsonb_array_elements(subs) s where (s ->> 'relid')::oid = e.ent group by 1, 2
+    loop
+      begin
+        perform set_config('role', g.role, true), set_config('request.jwt.claims', g.claims::text, true);
+        execute format('select jsonb_object_agg(u.i, array_remove(array[%s]::int[], null))
+                          from unnest($1::int[], $2::text[], $3::text[]) u(i, a, r),
+                               lateral (select u.r::%s as spool_r) x where u.a = ''DELETE'' or %s',
+                       g.tests, e.ent, case when not g.pk_ok then 'false' when not e.rls then 'true'
+                         else format('exists (select 1 from %s t where %s)', e.ent,
+                                     (select string_agg(format('t.%I = (x.spool_r).%I', k, k), ' and ') from unnest(pk) k)) end)
+          into got using e.idx, e.acts, e.rts;
+        perform set_config('role', null, true);
+        vis := vis || coalesce((select jsonb_object_agg(k, coalesce(vis -> k, '[]') || v) from jsonb_each(got) t(k, v)), '{}');
+      exception when others then
+        raise warning 'spool realtime: the check as % failed: %', g.role, sqlerrm;
+      end;
+    end loop;
   end loop;
-  -- One record per distinct role and column selection.
-  for g in
-    select s ->> 'role' as role, s -> 'select' as sel, array_agg((s ->> 'id')::int) as members
-      from jsonb_array_elements(subs) s
-     where (s ->> 'relid')::oid = entity and s ->> 'action' in ('*', action)
-     group by 1, 2
+  -- In commit order, one record per distinct role and column selection, as apply_rls builds it.
+  for c in
+    select * from jsonb_to_recordset(chs) as x(i int, ent oid, act text, schema text, tbl text, ts text,
+                                              too_large boolean, rls boolean, pk jsonb, nv jsonb, ov jsonb) order by i
   loop
-    msg := jsonb_build_object('schema', wal ->> 'schema', 'table', wal ->> 'table', 'type', action);
-    if action <> 'DELETE' and (pk = '{}' or exists (
-         select from unnest(pk) c where not has_column_privilege(g.role, entity, c, 'SELECT'))) then
-      return query select msg || jsonb_build_object('columns', '[]'::jsonb, 'commit_timestamp', null,
-        'errors', jsonb_build_array(case when pk = '{}' then 'Error 400: Bad Request, no primary key'
-                                    else 'Error 401: Unauthorized' end),
-        'record', '{}'::jsonb) || case when action = 'UPDATE' then '{"old_record": {}}' else '{}' end::jsonb,
-        g.members;
-      continue;
-    end if;
-    ids := array(select unnest(g.members) intersect select unnest(visible));
-    continue when ids = '{}';
-    cols := array(select a.attname::text from pg_catalog.pg_attribute a
-                   where a.attrelid = entity and a.attnum > 0 and not a.attisdropped
-                     and has_column_privilege(g.role, entity, a.attnum, 'SELECT')
-                     and (g.sel is null or g.sel ? a.attname or a.attname = any(pk)));
-    msg := msg || jsonb_build_object(
-      'commit_timestamp', to_char((wal ->> 'timestamp')::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-      'columns', (select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
-                    from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-                   where a.attrelid = entity and a.attname = any(cols)),
-      'errors', case when too_large then '["Error 413: Payload Too Large"]'::jsonb end);
-    if action <> 'DELETE' then
-      msg := msg || jsonb_build_object('record', (select coalesce(jsonb_object_agg(key, value), '{}')
-        from jsonb_each(new_json) where key = any(cols) and (new_vals ? key or old_vals ? key)
-         and (not too_large or octet_length(value::text) <= 64)));
-    end if;
-    if action <> 'INSERT' then
-      msg := msg || jsonb_build_object('old_record', (select coalesce(jsonb_object_agg(key, value), '{}')
-        from jsonb_each(old_json) where key = any(cols) and old_vals ? key
-         and (not too_large or octet_length(value::text) <= 64)
-         and (action = 'UPDATE' or not rls or key = any(pk))));
-    end if;
-    return query select msg, ids;
+    pk := array(select jsonb_array_elements_text(c.pk));
+    for g in
+      select s ->> 'role' as role, s -> 'select' as sel, array_agg((s ->> 'id')::int) as members
+        from jsonb_array_elements(subs) s where (s ->> 'relid')::oid = c.ent and s ->> 'action' in ('*', c.act)
+       group by 1, 2
+    loop
+      msg := jsonb_build_object('schema', c.schema, 'table', c.tbl, 'type', c.act);
+      if c.act <> 'DELETE' and (pk = '{}' or exists (
+           select from unnest(pk) k where not has_column_privilege(g.role, c.ent, k, 'SELECT'))) then
+        return query select msg || jsonb_build_object('columns', '[]'::jsonb, 'commit_timestamp', null, 'record', '{}'::jsonb,
+          'errors', jsonb_build_array(case when pk = '{}' then 'Error 400: Bad Request, no primary key'
+                                      else 'Error 401: Unauthorized' end))
+          || case when c.act = 'UPDATE' then '{"old_record": {}}' else '{}' end::jsonb, g.members;
+        continue;
+      end if;
+      ids := array(select unnest(g.members) intersect select jsonb_array_elements_text(vis -> c.i::text)::int);
+      continue when ids = '{}';
+      ck := concat_ws('|', c.ent, g.role, g.sel);
+      if not cols ? ck then
+        cols := cols || jsonb_build_object(ck, (
+          select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
+            from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+           where a.attrelid = c.ent and a.attnum > 0 and not a.attisdropped
+             and has_column_privilege(g.role, c.ent, a.attnum, 'SELECT')
+             and (g.sel is null or g.sel ? a.attname or a.attname = any(pk))));
+      end if;
+      sel := array(select x ->> 'name' from jsonb_array_elements(cols -> ck) x);
+      msg := msg || jsonb_build_object('columns', cols -> ck,
+        'commit_timestamp', to_char(c.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        'errors', case when c.too_large then '["Error 413: Payload Too Large"]'::jsonb end);
+      if c.act <> 'DELETE' then
+        msg := msg || jsonb_build_object('record', (select coalesce(jsonb_object_agg(key, value), '{}')
+          from jsonb_each(vals -> c.i::text -> 'new') where key = any(sel) and (c.nv ? key or c.ov ? key)
+           and (not c.too_large or octet_length(value::text) <= 64)));
+      end if;
+      if c.act <> 'INSERT' then
+        msg := msg || jsonb_build_object('old_record', (select coalesce(jsonb_object_agg(key, value), '{}')
+          from jsonb_each(vals -> c.i::text -> 'old') where key = any(sel) and c.ov ? key
+           and (not c.too_large or octet_length(value::text) <= 64) and (c.act = 'UPDATE' or not c.rls or key = any(pk))));
+      end if;
+      return query select msg, ids;
+    end loop;
   end loop;
   perform set_config('role', null, true);
 end
@@ -382,24 +412,27 @@ export class ChangeFeed {
     return this.starting;
   }
 
-  async start() {
+  /** A superuser session rendering as to_jsonb does in Realtime (TimeZone UTC, ISO dates). */
+  async connect(name) {
     const client = new pg.Client({
       ...this.options.connection,
-      application_name: 'spool-realtime',
-      // to_jsonb renders in this session: fix how values come out.
+      application_name: name,
       options:
         '-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=1',
     });
-    client.on(
-      'error',
-      (err) =>
-        this.log({
-          level: 'warn',
-          msg: 'realtime replication connection error',
-          error: err.message,
-        }),
-    );
+    client.on('error', (err) => this.log({ level: 'warn', msg: `${name}: ${err.message}` }));
     await client.connect();
+    return client;
+  }
+
+  async start() {
+    // Two sessions: decoding resets the session's caches after every call, so the checks run
+    // on a session of their own, where plans and catalog caches stay warm.
+    const client = await this.connect('spool-realtime-slot');
+    const checker = await this.connect('spool-realtime-rls').catch(async (err) => {
+      await client.end();
+      throw err;
+    });
     const slot = `${SLOT_PREFIX}${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
     try {
       await dropStaleSlots(client);
@@ -407,12 +440,12 @@ export class ChangeFeed {
         `select pg_catalog.pg_create_logical_replication_slot($1, 'wal2json', true)`,
         [slot],
       );
-      await client.query(SETUP_SQL);
+      await checker.query(SETUP_SQL);
     } catch (err) {
-      await client.end().catch(() => {});
+      await Promise.all([client.end(), checker.end()]).catch(() => {});
       throw new SubscriptionError(`Realtime could not start replication: ${postgrexMessage(err)}`);
     }
-    Object.assign(this, { client, slot, lastActivity: Date.now() });
+    Object.assign(this, { client, checker, slot, lastActivity: Date.now() });
     this.log({ level: 'info', msg: 'realtime replication started', slot });
     this.loop(client);
   }
@@ -432,7 +465,7 @@ export class ChangeFeed {
         if (++failures >= 5 || client._ending || client._connectionError) {
           // The connection (and with it the temporary slot) is gone: start over.
           this.client = null;
-          await client.end().catch(() => {});
+          await Promise.all([client.end(), this.checker.end()]).catch(() => {});
           if (this.subs.size > 0) {
             setTimeout(() => this.ensureRunning().catch(() => {}), 500).unref?.();
           }
@@ -469,40 +502,37 @@ export class ChangeFeed {
         filter,
       })),
     );
-    const { rows } = await client.query(
-      `with w as materialized (
-         select data from pg_catalog.pg_logical_slot_get_changes($1, null, $2, 'format-version', '2',
-           'include-pk', '1', 'include-timestamp', '1', 'include-transaction', '0',
-           'actions', 'insert,update,delete', 'add-tables', $3))
-       select count(*)::int as n, null::jsonb as data, null::int[] as ids from w
-       union all
-       select null, r.data, r.ids from w, pg_temp.spool_apply_rls(w.data::jsonb, $4::jsonb, $5) r`,
-      [
-        this.slot,
-        MAX_CHANGES_PER_POLL,
-        [...new Set(subs.map((s) => s.table))].join(','),
-        this.subsJson,
-        MAX_RECORD_BYTES,
-      ],
+    const subsJson = this.subsJson;
+    const { rows } = await client.query({
+      text:
+        `select data from pg_catalog.pg_logical_slot_get_changes($1, null, $2, 'format-version', '2',
+               'include-pk', '1', 'include-timestamp', '1', 'include-transaction', '0',
+               'actions', 'insert,update,delete', 'add-tables', $3)`,
+      values: [this.slot, MAX_CHANGES_PER_POLL, [...new Set(subs.map((s) => s.table))].join(',')],
+      rowMode: 'array',
+    });
+    this.stats.changes += rows.length;
+    if (rows.length === 0) return 0;
+    const { rows: out } = await this.checker.query(
+      'select * from pg_temp.spool_apply_rls($1::jsonb, $2::jsonb, $3)',
+      [`[${rows.map((r) => r[0]).join(',')}]`, subsJson, MAX_RECORD_BYTES],
     );
-    const n = rows[0].n;
-    this.stats.changes += n;
-    const out = rows.slice(1).map((r) => ({
+    const groups = out.map((r) => ({
       data: r.data,
       subs: r.ids.map((id) => this.subs.get(id)).filter(Boolean),
     }));
-    if (out.length) this.options.onChange(out);
-    return n;
+    if (groups.length) this.options.onChange(groups);
+    return rows.length;
   }
 
   async stop() {
     await this.starting?.catch(() => {});
-    const { client, slot } = this;
+    const { client, checker, slot } = this;
     if (!client) return;
     this.client = null;
     await this.poll.catch(() => {});
     await client.query('select pg_catalog.pg_drop_replication_slot($1)', [slot]).catch(() => {});
-    await client.end().catch(() => {});
+    await Promise.all([client.end(), checker.end()]).catch(() => {});
     this.log({ level: 'info', msg: 'realtime replication stopped', slot });
   }
 
