@@ -39,15 +39,7 @@ $$;
 create function pg_temp.spool_apply_rls(changes jsonb, subs jsonb, max_bytes int)
   returns table (data jsonb, ids int[]) language plpgsql as $$
 declare
-  chs jsonb;
-  e record;
-  g record;
-  c record;
-  got jsonb;
-  pk text[];
-  ck text;
-  sel text[];
-  msg jsonb;
+  chs jsonb; e record; g record; c record; got jsonb; pk text[]; ck text; sel text[]; msg jsonb;
   vis jsonb := '{}';  -- change index -> ids of the subscriptions that see it
   vals jsonb := '{}'; -- change index -> {new, old}: the row and the identity as to_jsonb renders them
   cols jsonb := '{}'; -- entity|role|select -> the columns that group of subscribers gets
@@ -190,11 +182,10 @@ export function parseSubscriptionParams(params) {
   else if (str('schema') && !has('filter') && (str('table') || !has('table'))) table ??= '*';
   else if (str('table') && !has('schema') && !has('filter')) schema = 'public';
   else {
+    const entries = Object.entries(p).map(([k, v]) => `${inspect(k)} => ${JSON.stringify(v)}`);
     const shown = has('user_token') || has('auth_token')
       ? '<redacted>'
-      : `%{${
-        Object.entries(p).map(([k, v]) => `${inspect(k)} => ${JSON.stringify(v)}`).join(', ')
-      }}`;
+      : `%{${entries.join(', ')}}`;
     const e = 'Please provide at least a `schema` or `table` to subscribe to';
     throw refusal(`No subscription params provided. ${e}: ${shown}`);
   }
@@ -230,9 +221,8 @@ function paramsToLog({ action, schema, table, filters, select }) {
     `{${inspect(column)}, ${inspect(op)}, ${inspect(values ? `{${values}}` : value)}, ${negate}}`
   );
   const s = select ? `[${select.map(inspect).join(', ')}]` : 'nil';
-  return `event: ${action}, schema: ${schema}, table: ${table}, filters: [${
-    f.join(', ')
-  }], select: ${s}`;
+  const head = `event: ${action}, schema: ${schema}, table: ${table}`;
+  return `${head}, filters: [${f.join(', ')}], select: ${s}`;
 }
 
 /** A Postgres error as Postgrex's Exception.message renders it (Realtime quotes it verbatim). */
@@ -249,17 +239,16 @@ function postgrexMessage(err) {
   return `ERROR ${err.code}${names[err.code] ? ` (${names[err.code]})` : ''} ${err.message}`;
 }
 
+const esc = (name) => name.replace(/[\\,.* ]/g, '\\$&');
 const raise = (message) => Object.assign(new Error(message), { code: 'P0001' });
 const literal = (v) => `'${String(v).replaceAll("'", "''")}'`;
 
 /** The filters as SQL over (x.spool_r), their values inlined as literals (apply_rls runs them). */
 function filterSql(filters) {
   const { sql, params } = compile(filters, { column: (c) => `(x.spool_r).${quoteIdent(c)}` });
-  return sql.replace(/"(?:[^"]|"")*"|\$(\d+)/g, (m, n) => {
-    const v = n && params[n - 1];
-    if (!n) return m;
-    return literal(Array.isArray(v) ? `{${v.map((x) => `"${x.replace(/[\\"]/g, '\\$&')}"`)}}` : v);
-  });
+  const array = (v) => `{${v.map((x) => `"${x.replace(/[\\"]/g, '\\$&')}"`)}}`;
+  const value = (v) => literal(Array.isArray(v) ? array(v) : v);
+  return sql.replace(/"(?:[^"]|"")*"|\$(\d+)/g, (m, n) => (n ? value(params[n - 1]) : m));
 }
 
 /** Drops the slots of gateways that died without (ours are temporary: inactive means stale). */
@@ -341,23 +330,10 @@ export class ChangeFeed {
         }
         const rel = `${quoteIdent(t.schemaname)}.${quoteIdent(t.tablename)}`;
         await db.query(`select ${filter} from (select null::${rel} as spool_r) x`); // casts values
-        const table = [t.schemaname, t.tablename].map((n) => n.replace(/[\\,.* ]/g, '\\$&')).join(
-          '.',
-        );
-        const { action } = params;
-        const select = params.select ?? undefined; // left out, not null, when there is none
-        const id = this.nextId++;
-        return {
-          ...carried,
-          id,
-          relid: Number(t.relid),
-          table,
-          role,
-          claims,
-          action,
-          select,
-          filter,
-        };
+        const table = `${esc(t.schemaname)}.${esc(t.tablename)}`; // as wal2json's add-tables
+        const sub = { ...carried, id: this.nextId++, relid: Number(t.relid), table, role, claims };
+        // `select` is left out, not null, when there is none
+        return { ...sub, action: params.action, select: params.select ?? undefined, filter };
       }));
     } catch (err) {
       if (err instanceof SubscriptionError) throw err;
@@ -391,12 +367,9 @@ export class ChangeFeed {
     const slot = `${SLOT_PREFIX}${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
     const sessions = [];
     try {
-      for (const name of ['slot', 'rls']) {
-        sessions.push(await this.connect(`spool-realtime-${name}`));
-      }
-      await sessions[0].query(`select pg_create_logical_replication_slot($1, 'wal2json', true)`, [
-        slot,
-      ]);
+      for (const n of ['slot', 'rls']) sessions.push(await this.connect(`spool-realtime-${n}`));
+      const make = `select pg_create_logical_replication_slot($1, 'wal2json', true)`;
+      await sessions[0].query(make, [slot]);
       await sessions[1].query(SETUP_SQL);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.end())).catch(() => {});
@@ -446,10 +419,9 @@ export class ChangeFeed {
   async pollOnce() {
     const { client, slot } = this;
     if (this.subs.size === 0) {
-      await client.query(
-        'select pg_replication_slot_advance($1, pg_current_wal_flush_lsn())',
-        [slot],
-      );
+      await client.query('select pg_replication_slot_advance($1, pg_current_wal_flush_lsn())', [
+        slot,
+      ]);
       return 0;
     }
     const subs = [...this.subs.values()];

@@ -3,31 +3,31 @@
 // to it unchanged. Change capture and the per-subscriber checks are in realtime-cdc.mjs.
 //
 //   connect   ?apikey=<key in force>&vsn=1.0.0|2.0.0 (default 1.0.0; else 403). The gateway's key
-//             check first (401 {message: "No API key found in request" | "Invalid API key"}), then
-//             Realtime's on the tenant token (401 {error}): the legacy key JWT itself, or with the
-//             sb_ keys the JWT the gateway mints for the key's role, valid 24 hours.
-//   frames    JSON text: vsn 1.0.0 {topic, event, payload, ref} (no join_ref out, as Phoenix's V1
-//             serializer), vsn 2.0.0 [join_ref, ref, topic, event, payload]. heartbeat -> ok;
-//             phx_leave -> ok, then phx_close; unknown topics -> "unmatched topic"; a second join
-//             of a topic closes the first; a stale join_ref is ignored; 60 s of silence closes.
+//             check (401 {message: "No API key found in request" | "Invalid API key"}), then
+//             Realtime's on the tenant token (401 {error}): the legacy key JWT, or with sb_ keys
+//             a JWT the gateway mints for the key's role, valid 24 hours.
+//   frames    JSON text: vsn 1.0.0 {topic, event, payload, ref}, vsn 2.0.0 [join_ref, ref, topic,
+//             event, payload]. heartbeat -> ok; phx_leave -> ok, phx_close; unknown topics ->
+//             "unmatched topic"; a second join of a topic closes the first; a stale join_ref is
+//             ignored; 60 s of silence closes the socket.
 //   phx_join  realtime:<name> {config: {postgres_changes: [bindings], private}, access_token}: the
-//             token (else the tenant token) must verify (keys.mjs) and carry role and exp, refused
-//             in Realtime's words ("InvalidJWTToken: Token has expired 12 seconds ago", ...). The
-//             reply lists the bindings with ids (27-bit hashes, as :erlang.phash2), then a system
-//             message {extension: postgres_changes, status: ok, message: "Subscribed to
-//             PostgreSQL"} once live, or status error with Realtime's message.
-//   changes   [null, null, topic, "postgres_changes", {ids, data: {schema, table,
-//             commit_timestamp, type, columns, record, old_record, errors}}].
-//   tokens    access_token re-verifies and re-subscribes with the new claims (sb_ keys and the
-//             same token are ignored); a bad token, or the token expiring while joined, ends the
-//             channel with a system error and phx_close, as Realtime does.
+//             token (else the tenant token) must verify (keys.mjs) with role and exp, or the join
+//             is refused in Realtime's words ("InvalidJWTToken: Token has expired 12 seconds
+//             ago", ...). The reply lists the bindings with ids (27-bit hashes, as phash2), then
+//             a system message {extension: postgres_changes, status: ok, message: "Subscribed to
+//             PostgreSQL"} once live (or status error and Realtime's message). Changes: [null,
+//             null, topic, "postgres_changes", {ids, data: {schema, table, commit_timestamp,
+//             type, columns, record, old_record, errors}}].
+//   tokens    access_token re-verifies and re-subscribes (sb_ keys and the same token ignored);
+//             a bad token, or the token expiring while joined, ends the channel with a system
+//             error and phx_close, as Realtime does.
 //
-// Deviations from Supabase Realtime, for what nothing in Spool uses: no broadcast or presence
-// (their pushes are ignored), private channels refused, no joins without `config` (the legacy
-// topic API), no postgres_changes_options.wait, no REST endpoints; filters take eq neq lt lte gt
-// gte in is (hosted also like ilike match imatch isdistinct: refused as unknown operators); no
-// rate limit but 100 channels per socket; join errors wait 100 ms (Realtime: 5 s). As with
-// Realtime, a change committed before "Subscribed to PostgreSQL" may be missed: refetch then.
+// Deviations from Realtime, in what Spool does not use: no broadcast or presence (their pushes
+// are ignored), private channels refused, no joins without `config` (the legacy topic API), no
+// postgres_changes_options.wait, no REST endpoints; filters take eq neq lt lte gt gte in is (not
+// like ilike match imatch isdistinct: refused as unknown operators); no rate limit but 100
+// channels per socket; join errors wait 100 ms (Realtime: 5 s). As with Realtime, a change
+// committed before "Subscribed to PostgreSQL" may be missed: refetch then.
 
 import crypto from 'node:crypto';
 import { WebSocketServer } from 'ws';
@@ -86,21 +86,14 @@ function verifyToken(token, verifier, now) {
   }
   const current = Math.floor(now / 1000);
   const { exp, iat } = claims;
-  if (
-    (exp !== undefined && typeof exp !== 'number') || (iat !== undefined && typeof iat !== 'number')
-  ) {
-    throw new TokenRefused('other');
-  }
+  const bad = (v) => v !== undefined && typeof v !== 'number';
+  if (bad(exp) || bad(iat)) throw new TokenRefused('other');
   if (exp !== undefined && !(exp > current)) {
     const message = `Token has expired ${current - Math.round(exp)} seconds ago`;
     throw new TokenRefused('expired', 'InvalidJWTToken', message);
   }
   if (!('role' in claims) || exp === undefined) throw new TokenRefused('claims');
-  return {
-    ...claims,
-    exp: Math.round(exp),
-    ...(iat === undefined ? {} : { iat: Math.round(iat) }),
-  };
+  return { ...claims, exp: Math.round(exp), iat: iat === undefined ? iat : Math.round(iat) };
 }
 
 /** :erlang.phash2-like id of a binding: a stable positive 27-bit hash of its params. */
@@ -123,10 +116,9 @@ function decodeFrame(vsn, text) {
     const [join_ref, ref, topic, event, payload] = msg;
     return { join_ref, ref, topic, event, payload };
   }
-  if (
-    !msg || typeof msg !== 'object' || ['topic', 'event', 'payload', 'ref'].some((k) => !(k in msg))
-  ) {
-    throw new Error('V1 JSON Serializer expected a map of topic, event, payload, ref');
+  const keys = ['topic', 'event', 'payload', 'ref'];
+  if (!msg || typeof msg !== 'object' || keys.some((k) => !(k in msg))) {
+    throw new Error(`V1 JSON Serializer expected a map of ${keys}`);
   }
   return { ...msg, join_ref: msg.join_ref ?? null };
 }
@@ -167,13 +159,9 @@ export async function create(ctx) {
     constructor(conn, topic, joinRef, payload) {
       Object.assign(this, { conn, topic, joinRef, subs: [], gen: 0, closed: false });
       this.subTopic = topic.slice('realtime:'.length);
-      const list = Array.isArray(payload.config?.postgres_changes)
-        ? payload.config.postgres_changes
-        : [];
-      this.bindings = list.filter((p) => p != null).map((params) => ({
-        params,
-        id: bindingId(params),
-      }));
+      const list = payload.config?.postgres_changes;
+      const params = Array.isArray(list) ? list.filter((p) => p != null) : [];
+      this.bindings = params.map((p) => ({ params: p, id: bindingId(p) }));
       const token = payload.access_token ?? payload.user_token;
       const own = typeof token === 'string' && !token.startsWith('sb_');
       this.accessToken = own ? token : conn.tenantToken;
@@ -364,11 +352,10 @@ export async function create(ctx) {
         return this.reply(msg, 'error', { reason });
       }
       this.channels.set(topic, channel);
-      this.reply(msg, 'ok', {
-        postgres_changes: channel.bindings.map((b) => ({ ...b.params, id: b.id })),
-      });
+      const bindings = channel.bindings.map((b) => ({ ...b.params, id: b.id }));
+      this.reply(msg, 'ok', { postgres_changes: bindings });
       channel.subscribe().catch((err) =>
-        log({ level: 'error', msg: 'subscribe failed', error: err.stack })
+        log({ level: 'error', msg: 'subscribe', error: err.stack })
       );
     }
   }
@@ -411,17 +398,15 @@ export async function create(ctx) {
       const tenantToken = ctx.keys.mode === 'new'
         ? ctx.keys.forwardedToken({ apikey, authorization: null }, {
           nowMs: now(),
-          ttlSeconds: 86_400,
-        }).token
+          ttlSeconds: 86400,
+        })
+          .token
         : apikey;
       try {
         verifyToken(tenantToken, verifier, now());
       } catch (err) {
-        const words = {
-          expired: 'Token has expired',
-          signature: 'Failed to validate JWT signature',
-        };
-        return refuse(socket, 401, { error: words[err.kind] ?? err.message });
+        const error = { expired: 'Token has expired' }[err.kind] ?? err.message;
+        return refuse(socket, 401, { error });
       }
       const requested = url.searchParams.get('vsn') ?? '1.0.0';
       const vsn = /^1\.0\.\d+$/.test(requested) ? '1' : /^2\.0\.\d+$/.test(requested) ? '2' : null;
@@ -430,12 +415,8 @@ export async function create(ctx) {
           `The client's requested transport version "${requested}" does not match server's version requirements`;
         return refuse(socket, 403, { error });
       }
-      wss.handleUpgrade(
-        req,
-        socket,
-        head,
-        (ws) => connections.add(new Connection(ws, vsn, tenantToken)),
-      );
+      const open = (ws) => connections.add(new Connection(ws, vsn, tenantToken));
+      wss.handleUpgrade(req, socket, head, open);
     },
 
     async close() {
