@@ -39,29 +39,32 @@ $$;
 create function pg_temp.spool_apply_rls(changes jsonb, subs jsonb, max_bytes int)
   returns table (data jsonb, ids int[]) language plpgsql as $$
 declare
-  chs jsonb; e record; g record; c record; got jsonb; pk text[]; ck text; sel text[]; msg jsonb;
+  chs jsonb; e record; g record; got jsonb; pk text[];
   vis jsonb := '{}';  -- change index -> ids of the subscriptions that see it
   vals jsonb := '{}'; -- change index -> {new, old}: the row and the identity as to_jsonb renders them
-  cols jsonb := '{}'; -- entity|role|select -> the columns that group of subscribers gets
+  cols jsonb := '{}'; -- entity|role|select -> {columns, names, error} for that group of subscribers
 begin
   perform set_config('role', null, true);
   -- Each change with its values (text) and row literals: rt, the row the filters see (the new
   -- row, unchanged TOAST values from the identity; on DELETE the identity), and ot, the identity.
   select jsonb_agg(to_jsonb(x) - 'attrs' || jsonb_build_object(
            'rt', pg_temp.spool_row(x.attrs, case when x.act = 'DELETE' then x.ov else x.ov || x.nv end),
-           'ot', pg_temp.spool_row(x.attrs, x.ov)) order by x.i) into chs
-    from (select j.i, r.oid as ent, r.relrowsecurity as rls, w ->> 'schema' as schema, w ->> 'table' as tbl,
+           'ot', case when x.act <> 'INSERT' then pg_temp.spool_row(x.attrs, x.ov) end) order by x.i) into chs
+    from (select j.i, m.ent, m.rls, m.attrs, w ->> 'schema' as schema, w ->> 'table' as tbl,
                  w ->> 'timestamp' as ts, octet_length(w::text) > max_bytes as too_large,
                  array(select p ->> 'name' from jsonb_array_elements(w -> 'pk') p) as pk,
                  case w ->> 'action' when 'I' then 'INSERT' when 'U' then 'UPDATE' else 'DELETE' end as act,
                  coalesce((select jsonb_object_agg(v ->> 'name', (v -> 'value') #>> '{}')
                              from jsonb_array_elements(w -> 'columns') v), '{}') as nv,
                  coalesce((select jsonb_object_agg(v ->> 'name', (v -> 'value') #>> '{}')
-                             from jsonb_array_elements(w -> 'identity') v), '{}') as ov,
-                 array(select a.attname::text from pg_catalog.pg_attribute a
-                        where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped order by a.attnum) as attrs
+                             from jsonb_array_elements(w -> 'identity') v), '{}') as ov
             from jsonb_array_elements(changes) with ordinality j(w, i)
-            join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', w ->> 'schema', w ->> 'table')::regclass) x;
+            join (select t.s, t.t, r.oid as ent, r.relrowsecurity as rls,
+                         array(select a.attname::text from pg_catalog.pg_attribute a
+                                where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped order by a.attnum) as attrs
+                    from (select distinct w ->> 'schema' as s, w ->> 'table' as t from jsonb_array_elements(changes) w) t
+                    join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', t.s, t.t)::regclass) m
+              on m.s = w ->> 'schema' and m.t = w ->> 'table') x;
   -- Per table: values as to_jsonb renders them; per distinct role and claims, in one statement
   -- as that role, which subscribers' filters pass and (INSERT/UPDATE with RLS) whether the role
   -- sees the row by its primary key.
@@ -100,54 +103,58 @@ begin
       end;
     end loop;
   end loop;
-  -- In commit order, one record per distinct role and column selection, as apply_rls builds it.
-  for c in
-    select * from jsonb_to_recordset(chs) as x(i int, ent oid, act text, schema text, tbl text, ts text,
-                                              too_large boolean, rls boolean, pk jsonb, nv jsonb, ov jsonb) order by i
+  -- Per table, role and column selection: the columns those subscribers get, and why they get
+  -- none ("Error 400" without a primary key, "Error 401" if the role may not select it).
+  for g in
+    select distinct (s ->> 'relid')::oid as ent, s ->> 'role' as role, s -> 'select' as sel
+      from jsonb_array_elements(subs) s
   loop
-    pk := array(select jsonb_array_elements_text(c.pk));
-    for g in
-      select s ->> 'role' as role, s -> 'select' as sel, array_agg((s ->> 'id')::int) as members
-        from jsonb_array_elements(subs) s where (s ->> 'relid')::oid = c.ent and s ->> 'action' in ('*', c.act)
-       group by 1, 2
-    loop
-      msg := jsonb_build_object('schema', c.schema, 'table', c.tbl, 'type', c.act);
-      if c.act <> 'DELETE' and (pk = '{}' or exists (
-           select from unnest(pk) k where not has_column_privilege(g.role, c.ent, k, 'SELECT'))) then
-        return query select msg || jsonb_build_object('columns', '[]'::jsonb, 'commit_timestamp', null, 'record', '{}'::jsonb,
-          'errors', jsonb_build_array(case when pk = '{}' then 'Error 400: Bad Request, no primary key'
-                                      else 'Error 401: Unauthorized' end))
-          || case when c.act = 'UPDATE' then '{"old_record": {}}' else '{}' end::jsonb, g.members;
-        continue;
-      end if;
-      ids := array(select unnest(g.members) intersect select jsonb_array_elements_text(vis -> c.i::text)::int);
-      continue when ids = '{}';
-      ck := concat_ws('|', c.ent, g.role, g.sel);
-      if not cols ? ck then
-        cols := cols || jsonb_build_object(ck, (
-          select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
-            from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-           where a.attrelid = c.ent and a.attnum > 0 and not a.attisdropped
-             and has_column_privilege(g.role, c.ent, a.attnum, 'SELECT')
-             and (g.sel is null or g.sel ? a.attname or a.attname = any(pk))));
-      end if;
-      sel := array(select x ->> 'name' from jsonb_array_elements(cols -> ck) x);
-      msg := msg || jsonb_build_object('columns', cols -> ck,
-        'commit_timestamp', to_char(c.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        'errors', case when c.too_large then '["Error 413: Payload Too Large"]'::jsonb end);
-      if c.act <> 'DELETE' then
-        msg := msg || jsonb_build_object('record', (select coalesce(jsonb_object_agg(key, value), '{}')
-          from jsonb_each(vals -> c.i::text -> 'new') where key = any(sel) and (c.nv ? key or c.ov ? key)
-           and (not c.too_large or octet_length(value::text) <= 64)));
-      end if;
-      if c.act <> 'INSERT' then
-        msg := msg || jsonb_build_object('old_record', (select coalesce(jsonb_object_agg(key, value), '{}')
-          from jsonb_each(vals -> c.i::text -> 'old') where key = any(sel) and c.ov ? key
-           and (not c.too_large or octet_length(value::text) <= 64) and (c.act = 'UPDATE' or not c.rls or key = any(pk))));
-      end if;
-      return query select msg, ids;
-    end loop;
+    pk := array(select a.attname::text from pg_catalog.pg_index i
+                  join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+                 where i.indrelid = g.ent and i.indisprimary);
+    got := (select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
+              from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+             where a.attrelid = g.ent and a.attnum > 0 and not a.attisdropped
+               and has_column_privilege(g.role, g.ent, a.attnum, 'SELECT')
+               and (g.sel is null or g.sel ? a.attname or a.attname = any(pk)));
+    cols := cols || jsonb_build_object(concat_ws('|', g.ent, g.role, g.sel), jsonb_build_object(
+      'columns', got, 'names', jsonb_path_query_array(got, '$[*].name'),
+      'error', case when pk = '{}' then 'Error 400: Bad Request, no primary key'
+                    when exists (select from unnest(pk) k where not has_column_privilege(g.role, g.ent, k, 'SELECT'))
+                    then 'Error 401: Unauthorized' end));
   end loop;
+  -- In commit order, one record per change and distinct role and column selection.
+  return query
+  select case when gc.error then
+           jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', '[]'::jsonb,
+             'commit_timestamp', null, 'record', '{}'::jsonb, 'errors', jsonb_build_array(gc.v ->> 'error'))
+           || case when ch.act = 'UPDATE' then '{"old_record": {}}' else '{}' end::jsonb
+         else jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', gc.v -> 'columns',
+             'commit_timestamp', to_char(ch.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             'errors', case when ch.too_large then '["Error 413: Payload Too Large"]'::jsonb end)
+           || case when ch.act = 'DELETE' then '{}' else jsonb_build_object('record', (
+                select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'new')
+                 where gc.v -> 'names' ? key and (ch.nv ? key or ch.ov ? key)
+                   and (not ch.too_large or octet_length(value::text) <= 64))) end
+           || case when ch.act = 'INSERT' then '{}' else jsonb_build_object('old_record', (
+                select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'old')
+                 where gc.v -> 'names' ? key and ch.ov ? key and (not ch.too_large or octet_length(value::text) <= 64)
+                   and (ch.act = 'UPDATE' or not ch.rls or ch.pk ? key))) end
+         end,
+         case when gc.error then gr.members else gc.seen end
+    from jsonb_to_recordset(chs) as ch(i int, ent oid, act text, schema text, tbl text, ts text, too_large boolean,
+                                       rls boolean, pk jsonb, nv jsonb, ov jsonb)
+    cross join lateral (
+      select s ->> 'role' as role, s -> 'select' as sel, array_agg((s ->> 'id')::int) as members
+        from jsonb_array_elements(subs) s
+       where (s ->> 'relid')::oid = ch.ent and s ->> 'action' in ('*', ch.act) group by 1, 2) gr
+    cross join lateral (
+      select cols -> concat_ws('|', ch.ent, gr.role, gr.sel) as v,
+             ch.act <> 'DELETE' and cols -> concat_ws('|', ch.ent, gr.role, gr.sel) ->> 'error' is not null as error,
+             array(select unnest(gr.members) intersect
+                   select jsonb_array_elements_text(vis -> ch.i::text)::int) as seen) gc
+   where gc.error or gc.seen <> '{}'
+   order by ch.i;
   perform set_config('role', null, true);
 end
 $$;`;
