@@ -32,15 +32,12 @@ const MAX_RECORD_BYTES = 1024 * 1024; // Realtime's poll_max_record_bytes
 // [{id, relid, role, claims, action, select?, filter (SQL over (x.spool_r))}].
 const SETUP_SQL = String.raw`
 create function pg_temp.spool_row(attrs text[], vals jsonb) returns text language sql immutable as $$
-  select '(' || string_agg(coalesce('"' || replace(replace(vals ->> n, '\', '\\'), '"', '\"') || '"', ''), ','
-                           order by o) || ')'
-    from unnest(attrs) with ordinality a(n, o)
-$$;
+  select '(' || string_agg(coalesce('"' || replace(replace(vals ->> n, '\', '\\'), '"', '\"') || '"', ''), ',' order by o)
+         || ')' from unnest(attrs) with ordinality a(n, o) $$;
 create function pg_temp.spool_apply_rls(changes jsonb, subs jsonb, max_bytes int)
   returns table (data jsonb, ids int[]) language plpgsql as $$
 declare
-  chs jsonb; e record; g record; got jsonb; pk text[];
-  vis jsonb := '{}';  -- change index -> ids of the subscriptions that see it
+  chs jsonb; e record; g record; got jsonb; pk text[]; vis jsonb := '{}'; -- change index -> ids seeing it
   vals jsonb := '{}'; -- change index -> {new, old}: the row and the identity as to_jsonb renders them
   cols jsonb := '{}'; -- entity|role|select -> {columns, names, error} for that group of subscribers
 begin
