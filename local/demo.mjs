@@ -109,7 +109,7 @@ function parseOptions(argv) {
 async function runningStack() {
   if (!fs.existsSync(path.join(DEFAULT_STATE_DIR, 'keys.json'))) return null;
   const url = `http://127.0.0.1:${envApiPort()}`;
-  const { anonKey } = loadKeys(DEFAULT_STATE_DIR);
+  const { anonKey } = await loadKeys(DEFAULT_STATE_DIR);
   try {
     const res = await fetch(`${url}/functions/v1/jobs`, {
       headers: { apikey: anonKey, authorization: `Bearer ${anonKey}` },

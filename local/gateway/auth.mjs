@@ -24,8 +24,7 @@
 // the X-Supabase-Api-Version header, which auth-js reads.
 
 import crypto from 'node:crypto';
-import { checkTimes } from './keys.mjs';
-import { nowMs, readBody, readConfigSection } from './shared.mjs';
+import { apiKeyOf, apiKeyRefusal, nowMs, readBody, readConfigSection } from './shared.mjs';
 
 const API_VERSION = '2024-01-01';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -98,7 +97,7 @@ export function userJson(row) {
 }
 
 export async function create(ctx) {
-  const config = readConfigSection(ctx.root, 'auth') ?? {};
+  const config = readConfigSection(ctx.root, 'auth');
   const expiresIn = Number(config.jwt_expiry ?? 3600);
   const anonymousEnabled = config.enable_anonymous_sign_ins === true;
   const publicUrl = ctx.publicUrl;
@@ -106,7 +105,7 @@ export async function create(ctx) {
   const ready = ctx.adminPool.query(SCHEMA_SQL);
   await ready;
 
-  const rateLimits = readConfigSection(ctx.root, 'auth.rate_limit') ?? {};
+  const rateLimits = readConfigSection(ctx.root, 'auth.rate_limit');
   const anonymousPerHour = Number(rateLimits.anonymous_users ?? 30);
   /** Token buckets per client address: { tokens, atMs } (GoTrue's tollbooth limiter). */
   const anonymousBuckets = new Map();
@@ -131,12 +130,12 @@ export async function create(ctx) {
   }
 
   /** The caller's verified access-token claims, or an AuthError as GoTrue words it. */
-  function claimsOf(req) {
+  async function claimsOf(req) {
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
     let claims;
     try {
-      claims = checkTimes(ctx.keys.verify(token, nowMs(ctx)), { nowMs: nowMs(ctx) });
+      claims = await ctx.keys.verify(token, nowMs(ctx));
     } catch (err) {
       const why = { expired: 'token is expired', nbf: 'token is not valid yet', iat: 'token used before issued' }[err.reason] ?? err.message;
       throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${why}`);
@@ -158,7 +157,7 @@ export async function create(ctx) {
    * the session must still exist. Returns { claims, user }.
    */
   async function authenticate(req) {
-    const claims = claimsOf(req);
+    const claims = await claimsOf(req);
     if (!UUID.test(String(claims.sub))) {
       throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
     }
@@ -185,7 +184,7 @@ export async function create(ctx) {
       'insert into auth.refresh_tokens (token, user_id, session_id, parent) values ($1, $2, $3, $4)',
       [refreshToken, user.id, sessionId, parent],
     );
-    const accessToken = ctx.keys.sign({
+    const accessToken = await ctx.keys.sign({
       iss: `${publicUrl}/auth/v1`,
       sub: user.id,
       aud: 'authenticated',
@@ -312,18 +311,11 @@ export async function create(ctx) {
       await ready;
       const route = url.pathname.slice('/auth/v1'.length);
       try {
-        if (!req.headers.apikey && !url.searchParams.get('apikey')) {
-          throw new AuthError(401, 'no_api_key', 'No API key found in request');
-        }
-        if (!ctx.keys.apiKeyRole(String(req.headers.apikey ?? url.searchParams.get('apikey')))) {
-          // The gateway's answer (as rest.mjs words it), before GoTrue sees the request.
-          return send(req, res, 401, {
-            message: 'Invalid API key',
-            hint: ctx.keys.mode === 'new'
-              ? 'Double check your Supabase publishable or secret API key.'
-              : 'Double check your Supabase `anon` or `service_role` API key.',
-          });
-        }
+        const apikey = apiKeyOf(req, url);
+        if (apikey === null) throw new AuthError(401, 'no_api_key', 'No API key found in request');
+        // The gateway's answer, before GoTrue sees the request.
+        const refusal = apiKeyRefusal(ctx, apikey);
+        if (refusal) return send(req, res, 401, refusal);
         if (req.method === 'GET' && route === '/.well-known/jwks.json') {
           // The public signing keys (GoTrue never publishes an HMAC secret: none in legacy mode).
           return send(req, res, 200, { keys: ctx.keys.jwks?.keys ?? [] });

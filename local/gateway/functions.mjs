@@ -768,13 +768,13 @@ class FunctionsRuntime {
    * verify only JWTs, and the CLI's edge runtime refuses them; callers with an API key go to
    * functions with verify_jwt = false that check the key themselves (job-worker).
    */
-  verifyJwt(req) {
+  async verifyJwt(req) {
     const header = req.headers.authorization;
     if (!header) return ERRORS.missingAuth;
     const token = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
     if (!token) return ERRORS.invalidJwt;
     try {
-      this.ctx.keys.verify(token);
+      await this.ctx.keys.verify(token);
       return null;
     } catch {
       return ERRORS.invalidJwt;
@@ -793,7 +793,7 @@ class FunctionsRuntime {
     const conf = this.config.get(name);
     if (!conf.enabled) return sendError(res, ERRORS.notFound);
     if (conf.verifyJwt && req.method !== 'OPTIONS') {
-      const denied = this.verifyJwt(req);
+      const denied = await this.verifyJwt(req);
       if (denied) return sendError(res, denied);
     }
     if (this.closing) return sendError(res, ERRORS.workerError);

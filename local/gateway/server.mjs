@@ -109,7 +109,7 @@ function notFound(res, url) {
 // modules as ctx.options (e.g. options.functions for functions.mjs, options.pgnet for pgnet.mjs).
 // `keyMode` ('new' | 'legacy') overrides SPOOL_KEYS for this gateway (tests of either mode).
 export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false, log, options = {}, keyMode }) {
-  const keys = loadKeys(stateDir, keyMode ? { mode: keyMode } : undefined);
+  const keys = await loadKeys(stateDir, keyMode ? { mode: keyMode } : undefined);
   const publicUrl = `http://127.0.0.1:${port}`;
   const pool = new pg.Pool({
     host: '127.0.0.1', port: dbPort, database: 'postgres', user: 'authenticator', password: 'postgres',

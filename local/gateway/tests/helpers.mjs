@@ -79,7 +79,7 @@ export async function startStack({ quiet = true, keyMode } = {}) {
       const sessionId = crypto.randomUUID();
       await admin.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, id]);
       const iat = Math.floor(Date.now() / 1000);
-      const token = keys.sign({
+      const token = await keys.sign({
         iss: `${url}/auth/v1`,
         sub: id,
         aud: 'authenticated',
