@@ -188,10 +188,19 @@ export async function create(ctx) {
     }
   }
 
+  /** The bucket's row, read as the service role (as Storage reads buckets), or NoSuchBucket. */
+  async function bucketRow(req, bucketId) {
+    const row = await asRole(SERVICE, req, 'storage.bucket.get', async (c) =>
+      (await c.query('select id, file_size_limit, allowed_mime_types from storage.buckets where id = $1', [bucketId])).rows[0]
+    );
+    if (!row) throw ERRORS.NoSuchBucket();
+    return row;
+  }
+
   async function findObject(who, req, bucketId, name, operation) {
-    const bucket = (await ctx.pool.query('select id from storage.buckets where id = $1', [bucketId])).rows[0];
+    await bucketRow(req, bucketId);
     // Storage answers a caller without a valid token as if a private bucket did not exist.
-    if (!bucket || (!who.jwt && who !== SERVICE)) throw ERRORS.NoSuchBucket();
+    if (!who.jwt && who !== SERVICE) throw ERRORS.NoSuchBucket();
     const row = await asRole(who, req, operation, async (c) =>
       (await c.query(
         'select id, name, version, bucket_id, metadata, user_metadata, updated_at, created_at from storage.objects where name = $1 and bucket_id = $2',
@@ -203,11 +212,7 @@ export async function create(ctx) {
   }
 
   async function upload(req, who, bucketId, objectName) {
-    const bucket = (await ctx.pool.query(
-      'select file_size_limit, allowed_mime_types from storage.buckets where id = $1',
-      [bucketId],
-    )).rows[0];
-    if (!bucket) throw ERRORS.NoSuchBucket();
+    const bucket = await bucketRow(req, bucketId);
     const mimeType = String(req.headers['content-type'] || 'application/octet-stream');
     if (mimeType.startsWith('multipart/form-data')) {
       throw ERRORS.Validation('multipart uploads are not served by the local Storage stand-in: send the file as the body');

@@ -27,7 +27,7 @@ import { startGateway } from '../server.mjs';
  * local/gateway/keys.mjs). Returns { url, keys, gateway, admin (pg.Pool as superuser),
  * stateDir, makeUser(), client(token?), serviceClient(), close() }.
  */
-export async function startStack({ quiet = true, keyMode } = {}) {
+export async function startStack({ quiet = !process.env.SPOOL_TEST_VERBOSE, keyMode } = {}) {
   let cluster = null;
   let dbPort = Number(process.env.SPOOL_TEST_DB_PORT || 0);
   let clusterDir = null;
