@@ -161,7 +161,7 @@ describe('auth stand-in', () => {
 
     const path = `${me}/hello.png`;
     const bytes = Buffer.from('89504e470d0a1a0a', 'hex'); // the PNG signature is enough here
-    const up = await supabase.storage.from('inputs').upload(path, new Blob([bytes], { type: 'image/png' }));
+    const up = await supabase.storage.from('inputs').upload(path, bytes, { contentType: 'image/png' });
     assert.equal(up.error, null);
     const down = await supabase.storage.from('inputs').download(path);
     assert.equal(down.error, null);
@@ -268,7 +268,7 @@ describe('auth stand-in', () => {
     ];
     for (const [label, c, why] of cases) {
       const res = await fetch(`${stack.url}/auth/v1/user`, {
-        headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${stack.keys.sign(c)}` },
+        headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${await stack.keys.sign(c)}` },
       });
       assert.equal(res.status, 403, label);
       const body = await res.json();
@@ -276,7 +276,7 @@ describe('auth stand-in', () => {
       assert.match(body.message, new RegExp(why), label);
     }
     const ok = await fetch(`${stack.url}/auth/v1/user`, {
-      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${stack.keys.sign({ ...claims, nbf: now - 5 })}` },
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${await stack.keys.sign({ ...claims, nbf: now - 5 })}` },
     });
     assert.equal(ok.status, 200);
     assert.equal((await ok.json()).id, id);

@@ -196,7 +196,7 @@ class LogTap extends EventEmitter {
 async function startRuntime({ dir, stateDir, env = {}, options = {} }) {
   // The legacy keys (JWTs, so any of them passes verify_jwt): these tests are about the runtime.
   // With the new keys (SPOOL_KEYS=new), verify_jwt and the injected keys: keys.test.mjs.
-  const keys = loadKeys(stateDir, { mode: 'legacy' });
+  const keys = await loadKeys(stateDir, { mode: 'legacy' });
   const tap = new LogTap();
   const server = http.createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -333,8 +333,8 @@ describe('the local Edge Runtime', () => {
     assert.deepEqual(await res.json(), { code: 401, message: 'Missing authorization header' });
     assert.match(res.headers.get('content-type'), /application\/json/);
 
-    const otherSecret = signJwt({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 60 }, 'not-the-secret');
-    const expired = rt.keys.sign({ role: 'authenticated', sub: crypto.randomUUID(), exp: Math.floor(Date.now() / 1000) - 10 });
+    const otherSecret = await signJwt({ role: 'anon', exp: Math.floor(Date.now() / 1000) + 60 }, 'not-the-secret');
+    const expired = await rt.keys.sign({ role: 'authenticated', sub: crypto.randomUUID(), exp: Math.floor(Date.now() / 1000) - 10 });
     for (const headers of [
       bearer('not-a-jwt'),
       bearer(otherSecret),
@@ -350,7 +350,7 @@ describe('the local Edge Runtime', () => {
   });
 
   test('verify_jwt accepts the anon key, the service_role key and user access tokens', async () => {
-    const user = rt.keys.sign({ role: 'authenticated', sub: crypto.randomUUID(), aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 60 });
+    const user = await rt.keys.sign({ role: 'authenticated', sub: crypto.randomUUID(), aud: 'authenticated', exp: Math.floor(Date.now() / 1000) + 60 });
     for (const token of [rt.keys.anonKey, rt.keys.serviceRoleKey, user]) {
       const res = await fetch(`${rt.url}/functions/v1/echo`, { headers: bearer(token) });
       assert.equal(res.status, 200);
@@ -494,7 +494,7 @@ describe('the local Edge Runtime', () => {
     assert.equal(data.headers.apikey, rt.keys.anonKey);
     assert.match(data.headers['content-type'], /application\/json/);
 
-    const bad = createClient(rt.url, signJwt({ role: 'anon' }, 'wrong-secret'), options);
+    const bad = createClient(rt.url, await signJwt({ role: 'anon' }, 'wrong-secret'), options);
     const denied = await bad.functions.invoke('echo', { body: {} });
     assert.equal(denied.data, null);
     assert.equal(denied.error.name, 'FunctionsHttpError');
