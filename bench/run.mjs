@@ -21,13 +21,16 @@
 //                       claimers (claim_jobs batch 50 + complete_jobs): children/s, flows/s, the
 //                       fan-in latency per parent, each parent finished exactly once; the same
 //                       number of plain jobs drained on the same cluster for the ratio
+//   realtime bench/realtime.mjs  commit-to-event latency of job INSERTs/UPDATEs at a supabase-js
+//                       subscriber (filter user_id=eq., RLS) through the Realtime stand-in:
+//                       median, p95; events/s in a burst
 //
 // Each section's results go to bench/results/<section>-<timestamp>.json. The exit status is
 // non-zero only if a section found a correctness problem (a duplicate or a missing job) or could
 // not run; speed is reported, never asserted.
 //
 //   npm run bench [-- options]
-//     --only db|e2e|rowlife|bloat|peers|flows  run one section (default: all)
+//     --only db|e2e|rowlife|bloat|peers|flows|realtime  run one section (default: all)
 //     --quick           a smoke run: db 2000 jobs per cell, 1 repeat, no warm-up; e2e 2000 jobs
 //                       (cold run 500), 1 repeat, 30 latency samples
 //   db section:
@@ -75,6 +78,9 @@
 //                       flows × children jobs
 //     --flow-claimers N claimer sessions (default 8)
 //     --flow-repeats N  (flows, plain) drain pairs, medians reported (default 3)
+//   realtime section (--quick: 50 samples, a burst of 500):
+//     --rt-samples N    changes made one at a time, INSERT/UPDATE alternating (default 200)
+//     --rt-burst N      INSERTs of the burst, half for the subscriber (default 2000)
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -87,8 +93,9 @@ import { formatPeersReport, runPeersBench } from './peers.mjs';
 import { formatBloatReport, runBloatBench } from './bloat.mjs';
 import { formatRowlifeReport, runRowlifeBench } from './rowlife.mjs';
 import { formatFlowsReport, runFlowsBench } from './flows.mjs';
+import { formatRealtimeReport, runRealtimeBench } from './realtime.mjs';
 
-const SECTIONS = ['db', 'e2e', 'rowlife', 'bloat', 'peers', 'flows'];
+const SECTIONS = ['db', 'e2e', 'rowlife', 'bloat', 'peers', 'flows', 'realtime'];
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
 
@@ -105,6 +112,7 @@ function parseArgs(argv) {
   opts.peers = {};
   opts.bloat = {};
   opts.flows = {};
+  opts.realtime = {};
   const list = (v) => v.split(',').map((x) => positiveInt(x));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -138,6 +146,8 @@ function parseArgs(argv) {
     else if (a === '--flow-children') opts.flows.children = positiveInt(next());
     else if (a === '--flow-claimers') opts.flows.claimers = positiveInt(next());
     else if (a === '--flow-repeats') opts.flows.repeats = positiveInt(next());
+    else if (a === '--rt-samples') opts.realtime.samples = positiveInt(next());
+    else if (a === '--rt-burst') opts.realtime.burst = positiveInt(next());
     else if (a === '--jobs') opts.jobs = positiveInt(next());
     else if (a === '--batch1-jobs') opts.batch1Jobs = positiveInt(next());
     else if (a === '--users') opts.users = positiveInt(next());
@@ -156,6 +166,7 @@ function parseArgs(argv) {
       Object.assign(opts.peers, { jobs: 2000, repeats: 1, warmupJobs: 0, pickupSeconds: 5, ...opts.peers });
       Object.assign(opts.rowlife, { jobs: 2000, repeats: 1, failJobs: 200, ...opts.rowlife });
       Object.assign(opts.flows, { flows: 100, repeats: 1, warmupFlows: 0, ...opts.flows });
+      Object.assign(opts.realtime, { samples: 50, burst: 500, ...opts.realtime });
     }
     else if (a === '--keep') opts.keep = true;
     else if (a === '--help' || a === '-h') opts.help = true;
@@ -194,7 +205,7 @@ function writeResults(section, result, startedAt) {
 }
 
 async function main() {
-  const { keep, help, only, e2e: e2eOpts, peers: peersOpts, rowlife: rowlifeOpts, bloat: bloatOpts, flows: flowsOpts, ...opts } = parseArgs(process.argv.slice(2));
+  const { keep, help, only, e2e: e2eOpts, peers: peersOpts, rowlife: rowlifeOpts, bloat: bloatOpts, flows: flowsOpts, realtime: realtimeOpts, ...opts } = parseArgs(process.argv.slice(2));
   if (help) {
     console.log(USAGE);
     return 0;
@@ -402,6 +413,33 @@ async function main() {
       for (const line of formatFlowsReport(result)) console.log(line);
       console.log('');
       log(`flows: ${result.ok ? 'every child done exactly once, every parent finished once' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
+        `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
+      ok &&= result.ok;
+    } finally {
+      live.delete(database.stop);
+      database.stop();
+    }
+  }
+  // --- realtime section --------------------------------------------------------------------
+  if (!only || only === 'realtime') {
+    const database = await startBenchDatabase({ log });
+    live.add(database.stop);
+    try {
+      log('realtime: commit-to-event latency through the Realtime stand-in to a supabase-js subscriber');
+      const t0 = Date.now();
+      const rtMachine = machine();
+      const result = await runRealtimeBench({ port: database.port, log, ...realtimeOpts });
+      const file = writeResults('realtime', {
+        section: 'realtime',
+        startedAt: startedAt.toISOString(),
+        seconds: Math.round((Date.now() - t0) / 1000),
+        machine: { ...rtMachine, loadavgAfter: machine().loadavg },
+        ...result,
+      }, startedAt);
+      console.log('');
+      for (const line of formatRealtimeReport(result)) console.log(line);
+      console.log('');
+      log(`realtime: ${result.ok ? 'every change arrived exactly once, none of another user' : 'CORRECTNESS FAILURE (see ✗ above)'}; ` +
         `${Math.round((Date.now() - t0) / 1000)} s; results in ${file}`);
       ok &&= result.ok;
     } finally {

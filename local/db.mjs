@@ -65,6 +65,8 @@ export const PACKAGES = [
   `postgresql-${PG_MAJOR}`,
   `postgresql-${PG_MAJOR}-cron`,
   `postgresql-${PG_MAJOR}-pgtap`,
+  // The Realtime stand-in's change capture (local/gateway/realtime-cdc.mjs), as Supabase Realtime.
+  `postgresql-${PG_MAJOR}-wal2json`,
   'libtap-parser-sourcehandler-pgtap-perl',
 ];
 
