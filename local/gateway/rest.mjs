@@ -7,8 +7,8 @@
 //   per call  one transaction on a ctx.pool (authenticator) connection as the caller's role, with
 //             request.jwt.claims/method/path/headers (shared.mjs withCallerTransaction): RLS
 //             decides. GET and calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
-//   GET /<table>   select=col,col|*, filters col=eq|neq|gt|gte|lt|lte|in.…, or=(…) / and=(…)
-//             trees, order=col[.asc|.desc][.nullsfirst|.nullslast],…, limit=n (capped by
+//   GET /<table>   select=col,col|*, filters col=eq|neq|gt|gte|lt|lte|in|is.… and or=(…) / and=(…)
+//             trees (postgrest-filter.mjs, the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…, limit=n (capped by
 //             [api] max_rows); a JSON array.
 //   POST /rpc/<fn> {named args}: `public.fn(a := …)`, each argument cast from JSON to its declared
 //             type; composite -> object, setof -> array, scalar -> value, void -> 204.
@@ -29,13 +29,13 @@ import {
   withCallerTransaction,
 } from './shared.mjs';
 import { TokenError } from './keys.mjs';
+import { compile, FilterError, parse, parseTree, quoteIdent } from './postgrest-filter.mjs';
 
 const PREFIX = '/rest/v1';
 const EXPOSED = 'Content-Range, Content-Type, Content-Location, Preference-Applied';
 const JSON_TYPE = 'application/json; charset=utf-8';
 const BODY_LIMIT = 10 * 1024 * 1024;
 const RESERVED = new Set(['select', 'order', 'limit']);
-const OPERATORS = { eq: '=', neq: '<>', gt: '>', gte: '>=', lt: '<', lte: '<=' };
 
 /** An answer other than success: HTTP status, PostgREST's body, extra headers. */
 class ApiError extends Error {
@@ -89,111 +89,41 @@ function jwtError(err) {
   return new ApiError(401, code, message, { headers });
 }
 
-const quoteIdent = (name) => `"${String(name).replaceAll('"', '""')}"`;
+// --- query strings: filters through postgrest-filter.mjs (the grammar Realtime shares) ---------
 
-// --- query string grammar (PostgREST's, for the operators above and in) ----------------------
+/** PostgREST operators Spool never sends: answered 501 rather than as a parse error. */
+const UNSERVED_OPERATORS = new Set(['like', 'ilike', 'match', 'imatch', 'isdistinct', 'cs', 'cd', 'ov', 'sl', 'sr', 'nxl', 'nxr', 'adj', 'fts', 'plfts', 'phfts', 'wfts']);
 
-/** Splits on commas outside parentheses and double quotes. */
-function splitTopLevel(text) {
-  const out = [];
-  let depth = 0;
-  let quoted = false;
-  let cur = '';
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      cur += ch;
-      if (ch === '\\' && i + 1 < text.length) cur += text[++i];
-      else if (ch === '"') quoted = false;
-      continue;
-    }
-    if (ch === '"') quoted = true;
-    else if (ch === '(') depth++;
-    else if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  out.push(cur);
-  return out;
-}
-
-/** Removes the double quotes PostgREST allows around list and logic-tree values. */
-const unquote = (v) => v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v;
-
-/** `[not.]op.value` for one column: a filter node. */
-function parseOperation(column, text, inLogic) {
-  const m = text.match(/^(not\.)?([a-z]+)\.(.*)$/s);
-  if (!m) throw parseError(`failed to parse filter (${text})`, 'unexpected end of input expecting operator');
-  const [, not, op, raw] = m;
-  if (op === 'in') {
-    if (!raw.startsWith('(') || !raw.endsWith(')')) {
-      throw parseError(`failed to parse filter (${text})`, 'unexpected end of input expecting "("');
-    }
-    const inner = raw.slice(1, -1);
-    return { column, negate: Boolean(not), op, values: inner === '' ? [] : splitTopLevel(inner).map((v) => unquote(v.trim())) };
-  }
-  if (!(op in OPERATORS)) {
-    if (['like', 'ilike', 'match', 'imatch', 'is', 'isdistinct', 'cs', 'cd', 'ov', 'fts', 'plfts', 'phfts', 'wfts'].includes(op)) {
-      throw notImplemented(`The ${op} operator`);
-    }
-    throw parseError(`failed to parse filter (${text})`, `unexpected "${op}" expecting operator (eq, gt, ...)`);
-  }
-  return { column, negate: Boolean(not), op, value: inLogic ? unquote(raw) : raw };
-}
-
-/** `(a.eq.1,and(b.lt.2,c.eq.3))` after `or=` / `and=` (or nested `and(`…`)`). */
-function parseLogic(op, negate, text) {
-  if (!text.startsWith('(') || !text.endsWith(')')) {
-    throw parseError(`failed to parse logic tree (${text})`, 'unexpected end of input expecting "("');
-  }
-  const children = splitTopLevel(text.slice(1, -1)).filter((s) => s.trim() !== '').map((item) => {
-    const t = item.trim();
-    const tree = t.match(/^(not\.)?(and|or)(\(.*\))$/s);
-    if (tree) return parseLogic(tree[2], Boolean(tree[1]), tree[3]);
-    const dot = t.indexOf('.');
-    if (dot <= 0) throw parseError(`failed to parse logic tree (${text})`, 'unexpected end of input expecting operator');
-    return parseOperation(t.slice(0, dot), t.slice(dot + 1), true);
-  });
-  return { logic: op, negate, children };
-}
-
-/** The filter nodes of a query string (every parameter but select, order, limit). */
-export function parseFilters(params) {
+/** Filter nodes of a query string (every parameter but select, order, limit). */
+function parseFilters(params) {
   const nodes = [];
   for (const [key, value] of params) {
     if (RESERVED.has(key)) continue;
-    if (key === 'offset' || key === 'columns' || key === 'on_conflict') throw notImplemented(`The ${key} parameter`);
-    const logic = key.match(/^(not\.)?(and|or)$/);
-    if (logic) nodes.push(parseLogic(logic[2], Boolean(logic[1]), value));
-    else if (/[->]|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
-    else nodes.push(parseOperation(key, value, false));
+    if (['offset', 'columns', 'on_conflict'].includes(key)) throw notImplemented(`The ${key} parameter`);
+    try {
+      const logic = key.match(/^(not\.)?(and|or)$/);
+      if (logic) nodes.push(parseTree(logic[2], value, Boolean(logic[1])));
+      else if (/->|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
+      else nodes.push(parse(key, value));
+    } catch (err) {
+      if (!(err instanceof FilterError)) throw err;
+      // A refused filter that names an operator PostgREST has: 501, not a parse error.
+      const ops = [...`${key}=${value}`.matchAll(/(?:^|[=.(,])(?:not\.)?([a-z]+)\./g)].map((m) => m[1]);
+      const unserved = ops.find((op) => UNSERVED_OPERATORS.has(op));
+      throw unserved ? notImplemented(`The ${unserved} operator`) : parseError(err.message, err.details);
+    }
   }
   return nodes;
 }
 
-/** Renders filter nodes of one relation to SQL with bind parameters. */
+/** The WHERE clause of `nodes` on one relation (columns checked against its Map). */
 function renderWhere(nodes, { relName, columns, params }) {
-  const col = (name) => {
+  if (nodes.length === 0) return '';
+  const column = (name) => {
     if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
     return quoteIdent(name);
   };
-  const bind = (v) => `$${params.push(v)}`;
-  const render = (n) => {
-    let sql;
-    if (n.logic) {
-      const inner = n.children.map(render);
-      sql = inner.length ? `(${inner.join(n.logic === 'and' ? ' AND ' : ' OR ')})` : 'true';
-    } else if (n.op === 'in') {
-      sql = n.values.length ? `${col(n.column)} = ANY(${bind(n.values)})` : 'false';
-    } else {
-      sql = `${col(n.column)} ${OPERATORS[n.op]} ${bind(n.value)}`;
-    }
-    return n.negate ? `NOT ${sql}` : sql;
-  };
-  const parts = nodes.map(render);
-  return parts.length ? ` WHERE ${parts.join(' AND ')}` : '';
+  return ` WHERE ${compile(nodes, { params, column }).sql}`;
 }
 
 /** `select=`: '*' or plain column names. */
