@@ -1,105 +1,37 @@
 // The local Edge Runtime: /functions/v1/<name>… served by real Deno, as Supabase serves it.
 //
-// Every supabase/functions/<name>/index.ts (names starting with `_`, and `tests`, are not
-// functions) runs in its own long-lived `deno run` process started from
-// local/gateway/edge-runtime/bootstrap.ts, which adds what Supabase's Edge Runtime has and plain
-// Deno lacks (EdgeRuntime.waitUntil, the beforeunload event, Deno.serve bound to a private
-// loopback port). This module is the gateway half:
+// Every supabase/functions/<name>/index.ts (not `_*`, not `tests`) runs in its own long-lived
+// `deno run --cached-only --frozen` process started from edge-runtime/bootstrap.ts, which adds what
+// Supabase's Edge Runtime has and plain Deno lacks (EdgeRuntime.waitUntil, beforeunload,
+// Deno.serve on a private loopback port). Workers never download: edge-runtime/cache.mjs caches
+// every module as deno.lock pins it before the gateway serves (what `supabase functions deploy`
+// does up front); a missing module is a 503 BOOT_ERROR whose log line names the fix.
 //
-//   routing   /functions/v1/<name>/a/b?x=1 reaches the function as /<name>/a/b?x=1 (query kept);
-//             headers pass through (Host too, so req.url has the public origin) plus
-//             x-forwarded-for/-host/-proto; bodies stream both ways.
-//   verify_jwt  per function from supabase/config.toml `[functions.<name>] verify_jwt` (default
-//             true): the request needs `Authorization: Bearer <JWT>` signed with the stack's
-//             keys (keys.mjs, SPOOL_KEYS: a legacy HS256 key or user token, or an ES256 user
-//             token that verifies against the JWKS), except OPTIONS (CORS preflight); the new
-//             sb_ API keys are not JWTs and are refused (see verifyJwt). Otherwise 401, as
-//             Supabase's gateway answers:
-//               {"code":401,"message":"Missing authorization header"}   no Authorization
-//               {"code":401,"message":"Invalid JWT"}                    anything else
-//   workers   one per function, pre-warmed when the stack starts and spawned again on demand.
-//             Per Supabase's per_worker policy, a worker's wall clock (SPOOL_EDGE_WALL_CLOCK_MS,
-//             default 150000) starts with its first request and covers background work too:
-//             at half of it the worker is retired (new requests go to a fresh, pre-warmed one;
-//             the old one exits once its requests and waitUntil tasks are done, after
-//             beforeunload 'early_drop'); at the limit it gets beforeunload 'wall_clock' and is
-//             killed, and requests still in flight on it are answered 546 WORKER_LIMIT.
-//   limits    the supervisor's CPU and memory limits (supabase/edge-runtime, per_worker policy:
-//             crates/base/src/worker/supervisor/strategy_per_worker.rs; defaults from its
-//             .cargo/config.toml, which hosted documents as 2 s CPU and 256 MB):
-//               CPU     the isolate's CPU time, accumulated over the worker's life (not per
-//                       request). Hosted reads the isolate thread's clock
-//                       (CLOCK_THREAD_CPUTIME_ID) around module evaluation and every turn of
-//                       the event loop; here the gateway samples the worker's main thread, which
-//                       runs the isolate (/proc/<pid>/task/<pid>/stat utime+stime), from the
-//                       process's start: boot is charged whole (Deno's start-up and module
-//                       loading too, 60-80 ms for these functions: a little stricter than
-//                       hosted). V8's GC and Deno's I/O threads are not counted, as on hosted.
-//                       At the soft limit (SPOOL_EDGE_CPU_SOFT_MS, default 1000) the worker is
-//                       retired, as hosted retires it; at 90% of the hard limit it gets
-//                       beforeunload 'cpu'; at the hard limit (SPOOL_EDGE_CPU_TIME_MS, default
-//                       2000) it is killed.
-//               memory  V8's used heap + external memory (ArrayBuffers), what hosted's mem check
-//                       adds up, not RSS: the worker reports Deno.memoryUsage() heapUsed +
-//                       external as it runs; at half of the limit it is retired (hosted raises
-//                       mem_reached_half and drops the worker once idle), at 90% it gets
-//                       beforeunload 'memory', at the limit (SPOOL_EDGE_MEMORY_MB, default 256)
-//                       it is killed. V8's heap is capped at the limit too (--max-old-space-size;
-//                       hosted sets heap_limits), so a synchronous heap blow-up dies as 'memory'.
-//             A kill is logged as worker_killed with reason 'cpu_time' or 'memory' (hosted's
-//             shutdown reasons CPUTime, Memory), and requests in flight on the worker are answered
-//             546 WORKER_LIMIT.
-//   modules   workers run `deno run --cached-only --frozen`: they never download. Every module
-//             (npm packages and dynamic imports included) is cached before the gateway serves,
-//             exactly as deno.lock pins it, by local/gateway/edge-runtime/cache.mjs (what
-//             `supabase functions deploy` does up front); a module missing from the cache is a
-//             boot error (503 BOOT_ERROR) whose log line names that command.
-//   errors    the Supabase Edge Runtime's JSON shapes, { code, message }:
-//               404 NOT_FOUND     no such function
-//               503 BOOT_ERROR    the function failed to load (see its log)
-//               500 WORKER_ERROR  the worker died while handling the request
-//               546 WORKER_LIMIT  the worker hit its wall clock, CPU time or memory limit
-//               504 IDLE_TIMEOUT  no response within the request idle timeout (150 s)
-//   env       SUPABASE_URL, SUPABASE_DB_URL and the keys (workerEnv): with the new keys
-//             (SPOOL_KEYS=new) SUPABASE_PUBLISHABLE_KEYS, SUPABASE_SECRET_KEYS ({"default": …})
-//             and SUPABASE_JWKS only; with legacy keys SUPABASE_ANON_KEY,
-//             SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEY(S) and SUPABASE_SECRET_KEY(S)
-//             holding the legacy JWTs. Plus ctx.env (the repo's .env
-//             or a test's overrides, minus SUPABASE_* names, which Supabase reserves). From the
-//             gateway's own environment only PATH, HOME, DENO_DIR, TMPDIR, locale, proxy and CA
-//             variables (NODE_EXTRA_CA_CERTS, DENO_CERT, DENO_TLS_CA_STORE) pass.
-//             SUPABASE_JWT_SECRET is not injected (hosted does not either).
-//   logs      JSON lines through ctx.log: edge_limits (the limits in force), worker_spawned,
-//             worker_ready (readyMs), worker_retired, cpu_time_soft_limit, worker_killed (reason),
-//             worker_exited, boot failures; each line a function prints
-//             arrives as { function, stream: 'stdout'|'stderr', msg }.
+//   routing     /functions/v1/<name>/a?x=1 reaches the function as /<name>/a?x=1; headers pass
+//               (Host too) plus x-forwarded-for/-host/-proto; bodies stream both ways.
+//   verify_jwt  per function from supabase/config.toml (default true): `Authorization: Bearer
+//               <JWT>` that keys.mjs verifies (OPTIONS excepted; sb_ keys are no JWTs), else 401
+//               {"code":401,"message":"Missing authorization header" | "Invalid JWT"}.
+//   limits      hosted's per_worker policy (supabase/edge-runtime), each a SPOOL_EDGE_* variable:
+//               wall clock (WALL_CLOCK_MS, 150000) from the first request, background work
+//               included: retired at half, beforeunload 'wall_clock' and killed at the limit.
+//               CPU time (CPU_TIME_MS 2000, CPU_SOFT_MS 1000) of the isolate's thread over the
+//               worker's life, boot included, sampled from /proc every 25 ms: retired at the soft
+//               limit, beforeunload 'cpu' at 90%, killed at the limit. Memory (MEMORY_MB 256) as
+//               V8 heap + external, reported by the worker, V8's heap capped there too: retired at
+//               half, beforeunload 'memory' at 90%, killed at the limit. Requests in flight on a
+//               killed worker get 546 WORKER_LIMIT.
+//   errors      { code, message } as the Edge Runtime words them: 404 NOT_FOUND, 503 BOOT_ERROR,
+//               500 WORKER_ERROR, 546 WORKER_LIMIT, 504 IDLE_TIMEOUT (no answer within 150 s).
+//   env         SUPABASE_URL, SUPABASE_DB_URL and the keys of the stack's mode (workerEnv), ctx.env
+//               minus SUPABASE_* names (reserved), and a few of the gateway's own (INHERITED_ENV).
+//   logs        JSON lines through ctx.log (edge_limits, worker_spawned/ready/retired/killed/
+//               exited, boot failures); a function's own output as { function, stream, msg }.
 //
-// Differences from Supabase that a function could notice: no WebSocket upgrades; npm packages
-// come from Deno's global cache (deno.json has "nodeModulesDir": "none"); the CPU and memory
-// limits are checked by sampling (every 25 ms) rather than by V8 interrupts, so a breach is seen
-// up to one sample late, and beforeunload 'cpu' / 'memory' (sent over stdin) reaches a worker only
-// when its JavaScript yields to the event loop (hosted interrupts a busy isolate); memory that
-// grows outside V8's heap without yielding (a synchronous loop of ArrayBuffers) is seen when it
-// yields; CPU is read in 10 ms clock ticks and boot is charged whole (see limits above).
-//
-// Options (ctx.options.functions, or the second argument of createFunctionsRuntime):
-//   dir                   functions folder (default <root>/supabase/functions)
-//   configFile            config.toml (default <root>/supabase/config.toml)
-//   wallClockMs           default ctx.env / process.env SPOOL_EDGE_WALL_CLOCK_MS, else 150000
-//   requestIdleTimeoutMs  default 150000
-//   cpuTimeMs             CPU hard limit; default ctx.env / process.env SPOOL_EDGE_CPU_TIME_MS,
-//                         else 2000
-//   cpuSoftMs             CPU soft limit (retire); default SPOOL_EDGE_CPU_SOFT_MS, else half of
-//                         cpuTimeMs (hosted: 1000 of 2000)
-//   memoryMb              memory limit; default SPOOL_EDGE_MEMORY_MB, else 256
-//   bootTimeoutMs         how long a worker may take to call Deno.serve (default 60000: a
-//                         loaded machine; nothing is downloaded at boot)
-//   prewarm               spawn every function's worker when the runtime starts, and a
-//                         replacement as soon as one retires (default false: a gateway started
-//                         for a contract test spawns only what it uses; local/stack.mjs, behind
-//                         npm start and npm test, turns it on)
-//   watch                 retire a function's worker when its files (or _shared/) change
-//                         (default false; npm start turns it on)
+// Options (ctx.options.functions or createFunctionsRuntime's second argument): dir, configFile,
+// wallClockMs, requestIdleTimeoutMs, cpuTimeMs, cpuSoftMs, memoryMb, bootTimeoutMs (60000),
+// prewarm (spawn every worker at start and a replacement on retirement; npm start and npm test),
+// watch (retire a function's workers when its files or _shared/ change; npm start).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
