@@ -31,9 +31,12 @@ export const DB_OS_USER = 'postgres';
  * host) can ever reach it: $XDG_STATE_HOME/spool/<checkout>-<hash of its path> (XDG_STATE_HOME
  * defaults to ~/.local/state), or /var/lib/spool/<checkout>-<hash> as root, whose home is not
  * searchable by the postgres OS user that runs the cluster. One folder per checkout, so two
- * checkouts never share a database or keys.
+ * checkouts never share a database or keys. SPOOL_STATE_DIR (from the environment, not .env;
+ * relative to the working directory) names another folder instead: a second stack of one
+ * checkout, as local/tests/start.test.mjs starts.
  */
 export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.getuid?.() === 0, home = os.homedir() } = {}) {
+  if (env.SPOOL_STATE_DIR) return path.resolve(env.SPOOL_STATE_DIR);
   const base = asRoot
     ? '/var/lib'
     : env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME)

@@ -411,6 +411,17 @@ export async function create(ctx) {
     try {
       await route(req, res, url);
     } catch (err) {
+      // The client went away mid-body (a cancelled upload: Node's "aborted", or readBody's
+      // "closed before its body was read"): nothing was stored, nobody to answer, not an error.
+      if (!req.complete && (req.destroyed || req.socket?.destroyed)) {
+        ctx.log({
+          level: 'info',
+          route: 'storage',
+          path: url.pathname,
+          msg: 'upload cancelled by client',
+        });
+        return;
+      }
       let e = err;
       if (!(e instanceof StorageError)) {
         ctx.log({ level: 'error', route: 'storage', path: url.pathname, error: err?.stack ?? String(err) });
