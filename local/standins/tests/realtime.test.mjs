@@ -220,7 +220,7 @@ function refusedUpgrade(url) {
 }
 
 /**
- * A user's access token as the stack's Auth signs it (keys.sign: ES256 or HS256 by SPOOL_KEYS);
+ * A user's access token (a promise) as the stack's Auth signs it (keys.sign: ES256 or HS256 by SPOOL_KEYS);
  * with `secret`, a forgery: HS256 with that secret (legacy), or ES256 with another key under the
  * stack's kid (new).
  */
@@ -377,7 +377,7 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     assert.equal(running.new.attempts, 1);
     // The service role still sees them all.
     const iat = Math.floor(Date.now() / 1000);
-    const serviceClient = rtClient(stack.keys.sign({ role: 'service_role', iat, exp: iat + 3600 }));
+    const serviceClient = rtClient(await stack.keys.sign({ role: 'service_role', iat, exp: iat + 3600 }));
     const seen = await watch(serviceClient, [
       { event: 'UPDATE', schema: 'public', table: 'jobs', filter: `id=eq.${job.id}` },
     ]);
@@ -623,7 +623,8 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
       table: 'jobs',
       filter: `user_id=eq.${alice.id}`,
     }]);
-    await unrefTimers(() => client.realtime.setAuth(userToken(alice.id, { expiresIn: -30 })));
+    const expired = await userToken(alice.id, { expiresIn: -30 });
+    await unrefTimers(() => client.realtime.setAuth(expired));
     const err = await system.next((m) => m.status === 'error');
     assert.equal(err.extension, 'system');
     assert.match(err.message, /^Token has expired \d+ seconds ago$/);
@@ -633,11 +634,11 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
   it("refuses a join with a bad token with Realtime's reasons", async () => {
     const cases = [
       [
-        userToken(alice.id, { secret: 'not-the-secret' }),
+        await userToken(alice.id, { secret: 'not-the-secret' }),
         'JwtSignatureError: Failed to validate JWT signature',
       ],
       [
-        userToken(alice.id, { expiresIn: -10 }),
+        await userToken(alice.id, { expiresIn: -10 }),
         /^InvalidJWTToken: Token has expired \d+ seconds ago$/,
       ],
       ['not-a-jwt', 'MalformedJWT: The token provided is not a valid JWT'],
@@ -853,7 +854,7 @@ describe('the Phoenix protocol on the wire', () => {
     const s = await rawSocket({ vsn: '2.0.0' });
     s.send('1', '1', 'realtime:x', 'phx_join', {
       config: {},
-      access_token: userToken(alice.id, { extra: { role: undefined } }),
+      access_token: await userToken(alice.id, { extra: { role: undefined } }),
     });
     const refused = await s.frames.next((f) => f[1] === '1');
     assert.deepEqual(refused[4], {
@@ -872,7 +873,7 @@ describe('the Phoenix protocol on the wire', () => {
         hint: 'No `apikey` request header or url param was found.',
       },
     });
-    const wrong = await refusedUpgrade(`${base}?vsn=2.0.0&apikey=${userToken(alice.id)}`);
+    const wrong = await refusedUpgrade(`${base}?vsn=2.0.0&apikey=${await userToken(alice.id)}`);
     assert.equal(wrong.status, 401);
     assert.equal(wrong.body.message, 'Invalid API key');
     assert.equal(
