@@ -1,4 +1,4 @@
-// The local pg_net worker: delivers what net.http_get/http_post/http_delete queue.
+// The local pg_net worker: delivers what net.http_post queues.
 //
 // Supabase's pg_net runs a background worker inside Postgres; the stand-in extension
 // (local/standins/extensions/pg_net) only queues rows in net.http_request_queue and NOTIFYs channel

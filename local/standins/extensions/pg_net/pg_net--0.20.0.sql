@@ -1,8 +1,9 @@
 -- spool-stand-in
 -- Spool's local stand-in for Supabase's pg_net (0.20 SQL API).
 --
--- Same schema, tables, types and function signatures as the real extension, so migrations
--- and tests written for Supabase run unchanged. What differs:
+-- Same schema, tables and signatures as the real extension for what Spool uses (net.http_post,
+-- net._http_response, net.check_worker_is_up); http_get, http_delete and the response collectors
+-- are not here. What differs:
 --   * There is no background worker in the database. Each request function inserts into
 --     net.http_request_queue and calls pg_notify('spool_pg_net', <request id>). NOTIFY is
 --     delivered at COMMIT and dropped on ROLLBACK, like pg_net's wake-at-commit, so a local
@@ -50,20 +51,6 @@ create unlogged table net._http_response (
 
 create index on net._http_response (created);
 
-create type net.request_status as enum ('PENDING', 'SUCCESS', 'ERROR');
-
-create type net.http_response as (
-  status_code integer,
-  headers jsonb,
-  body text
-);
-
-create type net.http_response_result as (
-  status net.request_status,
-  message text,
-  response net.http_response
-);
-
 -- Raises unless the local delivery process (application_name 'spool-pg-net') is connected.
 create function net.check_worker_is_up()
 returns void
@@ -80,23 +67,6 @@ begin
   end if;
 end
 $$;
-
-create function net.worker_restart()
-returns bool
-language sql
-as $$
-  select pg_catalog.pg_notify('spool_pg_net', 'wake') is not null or true
-$$;
-
-create function net.wait_until_running()
-returns void
-language sql
-as $$ select $$;
-
-create function net.wake()
-returns void
-language sql
-as $$ select pg_catalog.pg_notify('spool_pg_net', 'wake') $$;
 
 -- Percent-encodes everything but the unreserved characters A-Z a-z 0-9 - . _ ~
 create function net._urlencode_string(string varchar)
@@ -131,49 +101,6 @@ as $$
     else url || case when strpos(url, '?') > 0 then '&' else '?' end
              || array_to_string(params_array, '&')
   end
-$$;
-
-create function net._await_response(request_id bigint)
-returns bool
-language plpgsql
-as $$
-declare
-  rec net._http_response;
-begin
-  while rec is null loop
-    select * into rec from net._http_response where id = request_id;
-    if rec is null then
-      perform pg_sleep(0.05);
-    end if;
-  end loop;
-  return true;
-end
-$$;
-
-create function net.http_get(
-  url text,
-  params jsonb default '{}'::jsonb,
-  headers jsonb default '{}'::jsonb,
-  timeout_milliseconds int default 5000
-)
-returns bigint
-language plpgsql
-as $$
-declare
-  request_id bigint;
-  params_array text[];
-begin
-  select coalesce(array_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value)), '{}')
-  into params_array
-  from jsonb_each_text(params);
-
-  insert into net.http_request_queue (method, url, headers, timeout_milliseconds)
-  values ('GET', net._encode_url_with_params_array(url, params_array), headers, timeout_milliseconds)
-  returning id into request_id;
-
-  perform pg_catalog.pg_notify('spool_pg_net', request_id::text);
-  return request_id;
-end
 $$;
 
 create function net.http_post(
@@ -220,79 +147,6 @@ begin
 
   perform pg_catalog.pg_notify('spool_pg_net', request_id::text);
   return request_id;
-end
-$$;
-
-create function net.http_delete(
-  url text,
-  params jsonb default '{}'::jsonb,
-  headers jsonb default '{}'::jsonb,
-  timeout_milliseconds int default 5000,
-  body jsonb default null
-)
-returns bigint
-language plpgsql
-as $$
-declare
-  request_id bigint;
-  params_array text[];
-begin
-  select coalesce(array_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value)), '{}')
-  into params_array
-  from jsonb_each_text(params);
-
-  insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
-  values (
-    'DELETE',
-    net._encode_url_with_params_array(url, params_array),
-    headers,
-    convert_to(body::text, 'UTF8'),
-    timeout_milliseconds
-  )
-  returning id into request_id;
-
-  perform pg_catalog.pg_notify('spool_pg_net', request_id::text);
-  return request_id;
-end
-$$;
-
-create function net._http_collect_response(request_id bigint, async bool default true)
-returns net.http_response_result
-language plpgsql
-as $$
-declare
-  rec net._http_response;
-begin
-  if not async then
-    perform net._await_response(request_id);
-  end if;
-
-  select * into rec from net._http_response where id = request_id;
-
-  if rec is null or rec.error_msg is not null then
-    return (
-      'ERROR',
-      coalesce(rec.error_msg, 'request matching request_id not found'),
-      null
-    )::net.http_response_result;
-  end if;
-
-  return (
-    'SUCCESS',
-    'ok',
-    (rec.status_code, rec.headers, rec.content)::net.http_response
-  )::net.http_response_result;
-end
-$$;
-
--- Deprecated upstream; kept for signature compatibility.
-create function net.http_collect_response(request_id bigint, async bool default true)
-returns net.http_response_result
-language plpgsql
-as $$
-begin
-  raise notice 'The net.http_collect_response function is deprecated.';
-  return net._http_collect_response(request_id, async);
 end
 $$;
 
