@@ -3,7 +3,7 @@
 //
 //   1. a new cluster in a temp folder on a free port (fsync off), bootstrapped
 //   2. supabase/migrations applied with `supabase db push`, then pushed again: must be a no-op
-//   3. pgTAP with Debian's pg_prove, as the postgres role over TCP: local/tools/tests/*.sql (the
+//   3. pgTAP with Debian's pg_prove, as the postgres role over TCP: local/standins/tests/*.sql (the
 //      platform) then supabase/tests/*.sql (the project), each sorted
 //   4. the API gateway (local/tools/stack.mjs startApi: Edge Functions in Deno, the stand-ins, the
 //      pg_net deliverer, the doorbell's Vault secrets) on a free port against the same cluster,
