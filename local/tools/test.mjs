@@ -58,7 +58,7 @@ const say = (msg) => console.log(`\n== ${msg}`);
 const furtherSuites = [
   {
     name: 'local platform contract tests (node --test local/standins/tests/)',
-    when: ({ root }) => fs.existsSync(path.join(root, 'local', 'gateway', 'tests')),
+    when: ({ root }) => fs.existsSync(path.join(root, 'local', 'standins', 'tests')),
     run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/standins/tests/'], env),
   },
   {
@@ -74,7 +74,7 @@ const furtherSuites = [
     // npm run demo's core (generated media, every job type through the public HTTP API) and the
     // README's Configuration tables against .env.example and spool.settings.
     name: 'demo and configuration docs (node --test local/tools/tests/)',
-    when: ({ root }) => fs.readdirSync(path.join(root, 'local', 'tests')).some((f) => f.endsWith('.test.mjs')),
+    when: ({ root }) => fs.readdirSync(path.join(root, 'local', 'tools', 'tests')).some((f) => f.endsWith('.test.mjs')),
     run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/tools/tests/'], env),
   },
 ];
