@@ -294,7 +294,8 @@ export async function create(ctx) {
       : '';
     const row = routine.shape === 'composite' ? 'r' : 'r.v';
     const source = routine.shape === 'composite' ? `${from}${call} r` : `${from}(SELECT ${call} AS v) r`;
-    const agg = routine.returnsSet ? `coalesce(pg_catalog.json_agg(${row}), '[]')` : `pg_catalog.to_json((pg_catalog.array_agg(${row}))[1])`;
+    // One row for a single result (its value, arrays included); all of them for a set.
+    const agg = routine.returnsSet ? `coalesce(pg_catalog.json_agg(${row}), '[]')` : `pg_catalog.to_json(${row})`;
     const sql = `SELECT ${agg}::text AS body FROM ${source}`;
     const body = await run(auth, req, url, { readOnly: routine.readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
     if (routine.shape === 'void') return { status: 204, body: '', headers: { 'Content-Range': '*/*' } };

@@ -2,6 +2,7 @@
 // (storage-js in supabase-js talks to it unchanged).
 //
 //   POST /object/{bucket}/{path}                 upload the raw body (x-upsert: true replaces)
+//   PUT  /object/{bucket}/{path}                 replace it (storage-js update())
 //   GET  /object[/authenticated]/{bucket}/{path} download (Range honoured)
 //   GET  /object/info/{bucket}/{path}            the object's size, type, etag, …
 //   POST /object/sign/{bucket}/{path}            {expiresIn} -> a signed download URL
@@ -227,7 +228,7 @@ export async function create(ctx) {
     } catch (err) {
       throw err instanceof BodyTooLarge ? ERRORS.EntityTooLarge() : err;
     }
-    const isUpsert = req.headers['x-upsert'] === 'true';
+    const isUpsert = req.method === 'PUT' || req.headers['x-upsert'] === 'true';
     const metadata = {
       eTag: `"${crypto.createHash('md5').update(data).digest('hex')}"`,
       size: data.length,
@@ -243,7 +244,7 @@ export async function create(ctx) {
     fs.writeFileSync(staged, data);
     let moved = false;
     try {
-      const id = await asRole(who, req, 'storage.object.upload', async (c) => {
+      const id = await asRole(who, req, req.method === 'PUT' ? 'storage.object.update' : 'storage.object.upload', async (c) => {
         const owner = /^[0-9a-f-]{36}$/i.test(who.owner ?? '') ? who.owner : null;
         const { rows } = await c.query(
           `insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
@@ -367,7 +368,10 @@ export async function create(ctx) {
     const q = url.searchParams;
     const download = q.has('download') ? q.get('download') : null;
     const op = `${req.method} ${kind}`;
-    if (op === 'POST ') return sendJson(req, res, 200, await upload(req, await authenticate(req), bucketId, name));
+    // POST uploads (x-upsert: true replaces); PUT replaces, as storage-js update() does.
+    if (op === 'POST ' || op === 'PUT ') {
+      return sendJson(req, res, 200, await upload(req, await authenticate(req), bucketId, name));
+    }
     if (op === 'GET ' || op === 'GET /authenticated') {
       const who = await authenticate(req, { optional: kind === '' });
       return renderAsset(req, res, await findObject(who, req, bucketId, name, 'storage.object.get'), { download });

@@ -103,6 +103,21 @@ describe('rpc', () => {
     assert.ok(!Array.isArray(stats.data));
   });
 
+  it('returns an array-returning function as the array', async () => {
+    const { data, error } = await stack.client(alice.token).rpc('preview_schedule', {
+      p_every: '1 hour',
+      p_count: 3,
+      p_start_at: '2030-01-01T00:00:00Z',
+    });
+    assert.equal(error, null);
+    assert.equal(data.length, 3);
+    assert.deepEqual(data.map((t) => new Date(t).toISOString()), [
+      '2030-01-01T00:00:00.000Z',
+      '2030-01-01T01:00:00.000Z',
+      '2030-01-01T02:00:00.000Z',
+    ]);
+  });
+
   it('answers PTxyz errors with status xyz and keeps Postgres message, details and hint', async () => {
     const bad = await service.rpc('create_job', { p_user_id: alice.id, p_type: 'Not A Slug' });
     assert.equal(bad.status, 400);

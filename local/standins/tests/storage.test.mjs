@@ -115,6 +115,11 @@ describe('upload', () => {
     const up = await storage.upload(name, png(replacement), { ...asPng,  upsert: true });
     assert.equal(up.error, null);
     assert.ok(fs.readFileSync(diskPath('inputs', name)).equals(replacement));
+    // storage-js update(): PUT, which replaces (web/tests fixes a failed job's input this way).
+    const upd = await storage.update(name, png(PNG), asPng);
+    assert.equal(upd.error, null);
+    assert.equal(upd.data.id, up.data.id);
+    assert.ok(fs.readFileSync(diskPath('inputs', name)).equals(PNG));
   });
 
   it('refuses a request without a valid JWT', async () => {
