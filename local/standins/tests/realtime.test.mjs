@@ -503,14 +503,14 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     assert.deepEqual(new Set(events.items.map((x) => x.item.new.id)), new Set([a.id, c.id]));
   });
 
-  it('filters on typed comparisons (gt on a smallint, neq on an enum) combined with AND', async () => {
+  it('filters on typed comparisons (gt on a smallint, not.eq on an enum, is.null) combined with AND', async () => {
     const client = rtClient(alice.token);
     const { events } = await watch(client, [
       {
         event: 'INSERT',
         schema: 'public',
         table: 'jobs',
-        filter: `priority=gt.5,status=neq.done,user_id=eq.${alice.id}`,
+        filter: `priority=gt.5,status=not.eq.done,finished_at=is.null,user_id=eq.${alice.id}`,
       },
     ]);
     const type = jobType();
