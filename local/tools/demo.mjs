@@ -103,20 +103,21 @@ function parseOptions(argv) {
 
 /**
  * The `npm start` stack of this checkout, if it runs: something answers on SPOOL_API_PORT and
- * takes the anon key of keys.json in this checkout's state folder (the jobs API then asks for a user session: 401
- * unauthorized in Spool's error shape; another stack's gateway would refuse the key itself).
+ * takes the anon key of keys.json in this checkout's state folder (Auth's JWKS answers 200 to a
+ * key in force; another stack's gateway refuses the key itself: 401). Not the jobs API: with
+ * the new keys a publishable key is no JWT, and its verify_jwt gateway says 401 Invalid JWT.
  */
 async function runningStack() {
   if (!fs.existsSync(path.join(DEFAULT_STATE_DIR, 'keys.json'))) return null;
   const url = `http://127.0.0.1:${envApiPort()}`;
   const { anonKey } = await loadKeys(DEFAULT_STATE_DIR);
   try {
-    const res = await fetch(`${url}/functions/v1/jobs`, {
-      headers: { apikey: anonKey, authorization: `Bearer ${anonKey}` },
+    const res = await fetch(`${url}/auth/v1/.well-known/jwks.json`, {
+      headers: { apikey: anonKey },
       signal: AbortSignal.timeout(3000),
     });
     const body = await res.json().catch(() => null);
-    if (res.status === 401 && body?.error?.code === 'unauthorized') return { url, anonKey };
+    if (res.ok && Array.isArray(body?.keys)) return { url, anonKey };
     return { url, mismatch: `it answered ${res.status} ${JSON.stringify(body)?.slice(0, 120)}` };
   } catch {
     return null; // nothing listening (or not answering): start our own

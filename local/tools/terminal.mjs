@@ -11,7 +11,7 @@
 //   status.start(); status.stop()
 //
 // The status line reads public.jobs as the platform superuser (two index-backed counts):
-//   15:42:07  jobs 2 pending · 1 running · 0 waiting │ last minute 14 done · 1 failed │ last error 15:41:55 image: …
+//   15:42:07  2 pending · 1 running │ last min 14 done · 1 failed │ error 15:41:55 image job …
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,13 +30,12 @@ const oneLine = (s, max = 120) => {
 
 /**
  * Whether a gateway log line is an error worth showing, and how: { at, source, text } or null.
- * Gateway lines with level 'error'; a function's stderr line that is JSON with level 'error',
- * or plain text that reads like an uncaught error (Deno's "error: Uncaught …").
+ * Gateway lines with level 'error'; a function's line that is JSON with level 'error' (either
+ * stream), or a plain stderr line that reads like an uncaught error (Deno's "error: Uncaught …").
  */
 export function errorOf(line) {
   const at = line.at ? new Date(line.at) : new Date();
   if (line.function && line.stream) {
-    if (line.stream !== 'stderr') return null;
     let parsed = null;
     try {
       parsed = JSON.parse(line.msg);
@@ -48,7 +47,7 @@ export function errorOf(line) {
       const text = [parsed.msg, parsed.message ?? parsed.error].filter(Boolean).join(': ');
       return { at, source: line.function, text: oneLine(text || line.msg) };
     }
-    return /^(error\b|Uncaught)|\bUncaught\b/i.test(line.msg)
+    return line.stream === 'stderr' && /^error\b|\bUncaught\b/i.test(line.msg)
       ? { at, source: line.function, text: oneLine(line.msg) }
       : null;
   }
@@ -99,23 +98,26 @@ const COUNTS_SQL = `
 
 const clock = (d) => d.toISOString().slice(11, 19);
 
-/** The status text for counts (or a database error) and the newest error; no time prefix. */
+/**
+ * The status text (no time prefix) for counts (or a database error) and the newest error:
+ *   2 pending · 1 running │ last min 14 done · 1 failed │ error 15:41:55 image job openai_timeout: …
+ * waiting and cancelled only when there are some.
+ */
 export function statusText({ counts, dbError, lastError }) {
   const parts = [];
   if (dbError) {
     parts.push(`database unreachable: ${oneLine(dbError, 60)}`);
   } else if (counts) {
     const c = counts;
-    parts.push(`jobs ${c.pending} pending · ${c.running} running · ${c.waiting} waiting`);
+    const now = [`${c.pending} pending`, `${c.running} running`];
+    if (c.waiting) now.push(`${c.waiting} waiting`);
     const finished = [`${c.done} done`, `${c.failed} failed`];
     if (c.cancelled) finished.push(`${c.cancelled} cancelled`);
-    parts.push(`last minute ${finished.join(' · ')}`);
+    parts.push(now.join(' · '), `last min ${finished.join(' · ')}`);
   } else {
-    parts.push('jobs …');
+    parts.push('reading the queue…');
   }
-  if (lastError) {
-    parts.push(`last error ${clock(lastError.at)} ${lastError.source}: ${lastError.text}`);
-  }
+  if (lastError) parts.push(`error ${clock(lastError.at)} ${lastError.source}: ${lastError.text}`);
   return parts.join(' │ ');
 }
 
@@ -124,8 +126,11 @@ function newestError(logError, lastFailed) {
   let failed = null;
   if (lastFailed?.at) {
     const e = lastFailed.error ?? {};
-    const text = [e.code, e.message].filter(Boolean).join(': ') || 'failed';
-    failed = { at: new Date(lastFailed.at), source: `job ${lastFailed.type}`, text: oneLine(text) };
+    failed = {
+      at: new Date(lastFailed.at),
+      source: `${lastFailed.type} job`,
+      text: oneLine([e.code, e.message].filter(Boolean).join(': ') || 'failed'),
+    };
   }
   if (!logError) return failed;
   if (!failed) return logError;
@@ -157,7 +162,8 @@ export function statusLine({ dbUrl, log, out = process.stdout, err = process.std
   };
   const draw = () => {
     if (stopped || !tty || !text) return;
-    const width = Math.max(20, (out.columns || 120) - 1);
+    // Room for the terminal's own "^C" echo, so it does not wrap onto a line of its own.
+    const width = Math.max(20, (out.columns || 120) - 3);
     const line = `${clock(new Date())}  ${text}`;
     write(`\r\x1b[2K\x1b[2m${line.length > width ? `${line.slice(0, width - 1)}…` : line}\x1b[0m`);
     shown = true;
