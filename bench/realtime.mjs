@@ -48,7 +48,7 @@ async function makeUser(admin, keys, url) {
   const sessionId = crypto.randomUUID();
   await admin.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, id]);
   const iat = Math.floor(Date.now() / 1000);
-  const token = keys.sign({
+  const token = await keys.sign({
     iss: `${url}/auth/v1`, sub: id, aud: 'authenticated', iat, exp: iat + 3600 * 6, role: 'authenticated',
     session_id: sessionId, is_anonymous: true,
   });
