@@ -1,4 +1,4 @@
-// A throwaway Spool database for the bench, made with the local platform (local/db.mjs) the
+// A throwaway Spool database for the bench, made with the local platform (local/tools/db.mjs) the
 // same way `npm start` makes its own: same Postgres settings (fsync on), same bootstrap, same
 // `supabase db push` of supabase/migrations. It lives in a fresh temporary folder on a free port
 // and is deleted afterwards, so a bench never touches the developer's `npm start` cluster.
@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as db from '../local/db.mjs';
+import * as db from '../local/tools/db.mjs';
 
 /**
  * Starts the cluster and applies the migrations. Returns { adminUrl, claimerUrl, port, dir, stop }.

@@ -1,5 +1,5 @@
 // The end-to-end section of `npm run bench`: no-op jobs through the real dispatch path on a
-// throwaway local stack (local/stack.mjs startStack: Postgres with fsync on, as `npm start` runs
+// throwaway local stack (local/tools/stack.mjs startStack: Postgres with fsync on, as `npm start` runs
 // it; the gateway with job-worker in Deno, the PostgREST stand-in and the pg_net deliverer):
 //
 //   INSERT commits → statement trigger rings the doorbell (net.http_post, debounced) → pg_net
@@ -59,8 +59,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { freePort, PlatformError } from '../local/db.mjs';
-import { startStack } from '../local/stack.mjs';
+import { freePort, PlatformError } from '../local/tools/db.mjs';
+import { startStack } from '../local/tools/stack.mjs';
 
 export const E2E_DEFAULTS = Object.freeze({
   jobs: 10_000,

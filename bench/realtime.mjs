@@ -1,5 +1,5 @@
 // The realtime section of `npm run bench`: how soon a committed change to public.jobs reaches a
-// supabase-js subscriber through the Realtime stand-in (local/gateway/realtime.mjs), as the
+// supabase-js subscriber through the Realtime stand-in (local/standins/realtime.mjs), as the
 // browser client subscribes (postgres_changes on jobs, filter user_id=eq.<uid>, as that user:
 // RLS applies).
 //
@@ -25,8 +25,8 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { freePort, ROOT } from '../local/db.mjs';
-import { startGateway } from '../local/gateway/server.mjs';
+import { freePort, ROOT } from '../local/tools/db.mjs';
+import { startGateway } from '../local/standins/server.mjs';
 
 export const DEFAULTS = Object.freeze({ samples: 200, burst: 2000, writers: 4, timeoutMs: 30_000 });
 
@@ -48,7 +48,7 @@ async function makeUser(admin, keys, url) {
   const sessionId = crypto.randomUUID();
   await admin.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, id]);
   const iat = Math.floor(Date.now() / 1000);
-  const token = keys.sign({
+  const token = await keys.sign({
     iss: `${url}/auth/v1`, sub: id, aud: 'authenticated', iat, exp: iat + 3600 * 6, role: 'authenticated',
     session_id: sessionId, is_anonymous: true,
   });

@@ -7,7 +7,7 @@
 // job-worker) → claim_jobs again after the backoff → complete_jobs.
 //
 // Setup. The section restarts the throwaway cluster with pg_stat_statements preloaded (ALTER
-// SYSTEM, which postgresql.auto.conf applies after local/db.mjs's spool.conf; track = all, so the
+// SYSTEM, which postgresql.auto.conf applies after local/tools/db.mjs's spool.conf; track = all, so the
 // statements inside the plpgsql functions are counted one by one) and creates pg_walinspect. Spool
 // settings stay at their defaults except the two create quotas (active jobs and jobs per minute
 // per user), raised so a backlog of `jobs` over `users` owners is not refused. The doorbell is
@@ -50,7 +50,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import * as localDb from '../local/db.mjs';
+import * as localDb from '../local/tools/db.mjs';
 import { connectClaimers, setup } from './db.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -94,7 +94,7 @@ const STEP_LABEL = {
 
 /**
  * Restarts the bench cluster in `dir` with pg_stat_statements preloaded (ALTER SYSTEM keeps
- * local/db.mjs's pg_cron in the list) and creates pg_stat_statements and pg_walinspect.
+ * local/tools/db.mjs's pg_cron in the list) and creates pg_stat_statements and pg_walinspect.
  */
 export async function preparePgStatStatements({ adminUrl, dir, port, fsync = true, log = console.log }) {
   await withClient(adminUrl, async (c) => {

@@ -1,5 +1,5 @@
 // The web client's build: `npm run web:dev` (dev server), `npm run web:build` (web/dist), and
-// local/web.mjs (npm start, the browser tests) through Vite's JS API with this file.
+// local/tools/web.mjs (npm start, the browser tests) through Vite's JS API with this file.
 //
 // VITE_SUPABASE_URL and VITE_SUPABASE_ANON_KEY come from the environment or the repository's .env
 // (envDir is the repository root, where .env.example documents them); only VITE_* variables
@@ -13,7 +13,7 @@
 //     module URLs are /node_modules/.vite/deps/... and never name a path outside web/;
 //   - server.fs.deny keeps Vite's defaults and adds the platform's state folder, should an
 //     older checkout still have one (<repo>/.spool: keys.json, Storage files, Postgres data);
-//     the state itself lives outside the repository (local/db.mjs STATE_DIR);
+//     the state itself lives outside the repository (local/tools/db.mjs STATE_DIR);
 //   - cors is off: the app is served from the server's own origin and needs no CORS;
 //   - appType 'mpa': no index.html fallback (the app routes by hash), so a path that is not a
 //     file of web/ is a 404, not a 200;

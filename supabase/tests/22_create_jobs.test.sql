@@ -1,6 +1,6 @@
 -- create_jobs: many jobs in one call, with create_job's rules: validation naming the element,
 -- all or nothing, idempotency keys, quotas counting the whole batch, the same fair slots.
--- Acted out by job creators (service_role); concurrency is in local/tests/queue-two-sessions.
+-- Acted out by job creators (service_role); concurrency is in local/tools/tests/queue-two-sessions.
 begin;
 select plan(23);
 

@@ -2,7 +2,7 @@
 -- (spool.job_types.max_running, rate_per_minute), together with the per-user cap, fair order,
 -- priority and the CPU budget; each claimed attempt's deadline (timeout_at); the sweep's
 -- claimable_exists leaving out types with no room; job_type_stats for the admin page.
--- Concurrent claims in two sessions: local/tests/queue-two-sessions.test.mjs (dblink cannot
+-- Concurrent claims in two sessions: local/tools/tests/queue-two-sessions.test.mjs (dblink cannot
 -- connect under `supabase test db`). Time is spool.now, moved by setting it; nothing sleeps.
 begin;
 select plan(36);

@@ -3,7 +3,7 @@
 -- schedules its owner sees but cannot change, exactly one job per slot (called twice, called
 -- late under each catch-up policy), a quota refusal recorded without wedging the schedule, and
 -- spool.next_cron_after's edge cases. Two sessions materialising at once:
--- local/tests/schedules-two-sessions.test.mjs (dblink cannot connect under `supabase test db`).
+-- local/tools/tests/schedules-two-sessions.test.mjs (dblink cannot connect under `supabase test db`).
 -- Time is spool.now, moved by setting it; nothing sleeps.
 begin;
 select plan(82);

@@ -1,6 +1,6 @@
 -- Flows: dependencies, fan-out, fan-in exactly once, fail_fast and partial policies, cancel and
 -- retry cascades, quotas and fairness over a whole flow, and RLS (20261203160000_flows.sql).
--- The same finish in two real sessions at once: local/tests/flows-two-sessions.test.mjs.
+-- The same finish in two real sessions at once: local/tools/tests/flows-two-sessions.test.mjs.
 begin;
 select plan(57);
 

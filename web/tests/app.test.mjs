@@ -15,7 +15,7 @@
 //      says so); a pack made through SQL is one card of seven children (in History and opened),
 //      cancelled one child, then the whole pack
 //  10. the complete pack from the form: a prompt, Start, and the one card shows all seven done
-//      (six thumbnails, the A+ headline); the stack's OpenAI is a fake (local/fake-openai.mjs)
+//      (six thumbnails, the A+ headline); the stack's OpenAI is a fake (local/tools/fake-openai.mjs)
 // The stack `npm test` runs configures OpenAI against that fake; a test that needs OpenAI
 // unconfigured says so itself with a page.route on GET /jobs/kinds (kindsWithoutOpenAI).
 // Every test also asserts that the page logged no console errors. The tests wait for states of
@@ -374,7 +374,7 @@ describe('the web client', () => {
       // A kind whose provider is not configured says so, and offers no upload and no Start. The
       // stack has OpenAI (a fake): the page is told it has not, as a project without a key is.
       const image = kinds.kinds.find((k) => k.type === 'image');
-      assert.equal(image.available, true, 'the test stack configures OpenAI (local/fake-openai.mjs)');
+      assert.equal(image.available, true, 'the test stack configures OpenAI (local/tools/fake-openai.mjs)');
       await kindsWithoutOpenAI(page);
       await page.reload();
       // The card's label covers its radio (styles.css), so a click lands on the label, as a person's does.
@@ -795,7 +795,7 @@ describe('the web client', () => {
     const userId = session.user.id;
     const { page } = gina;
     try {
-      // The stack's OpenAI is local/fake-openai.mjs: small PNGs for images, an answer made from
+      // The stack's OpenAI is local/tools/fake-openai.mjs: small PNGs for images, an answer made from
       // the request's JSON schema for text (the A+ schema: a headline, modules, a closing).
       await goTo(page, '#/');
       const form = page.getByTestId('pack-form');

@@ -1,9 +1,9 @@
-// What the web client's servers give away: `npm start`'s Vite dev server (local/web.mjs
-// startWebDev with web/vite.config.ts, started exactly as local/start.mjs starts it) and `vite
+// What the web client's servers give away: `npm start`'s Vite dev server (local/tools/web.mjs
+// startWebDev with web/vite.config.ts, started exactly as local/tools/start.mjs starts it) and `vite
 // preview` of a build serve web/ and its dependencies, and nothing else.
 //
 // The stack's state (keys.json with the JWT secret, the Storage stand-in's files, the Postgres
-// cluster) lives outside the repository (local/db.mjs STATE_DIR). The tests plant stand-ins of
+// cluster) lives outside the repository (local/tools/db.mjs STATE_DIR). The tests plant stand-ins of
 // that state, with a marker in every file, in the two places a dev server could reach: the old
 // in-repo folder (<repo>/.spool/…, still present in older checkouts) and a folder outside the
 // repository (as the state folder is now). Every way of asking for them (/@fs/, /@id/, Vite's
@@ -19,9 +19,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import * as db from '../../local/db.mjs';
-import { DEFAULT_STATE_DIR } from '../../local/stack.mjs';
-import { buildWeb, CHROMIUM, ensureChromium, serveStatic, startWebDev, WEB_CONFIG, WEB_DIR } from '../../local/web.mjs';
+import * as db from '../../local/tools/db.mjs';
+import { DEFAULT_STATE_DIR } from '../../local/tools/stack.mjs';
+import { buildWeb, CHROMIUM, ensureChromium, serveStatic, startWebDev, WEB_CONFIG, WEB_DIR } from '../../local/tools/web.mjs';
 import { CHROMIUM_ARGS, WAIT_MS } from './helpers.mjs';
 
 const { DEFAULT_DIR, freePort, ROOT, STATE_DIR, stateDirFor } = db;
@@ -209,7 +209,7 @@ describe("npm start's dev server (Vite, web/vite.config.ts)", () => {
 
   before(async () => {
     port = await freePort();
-    // As local/start.mjs does (the stack's URL and key only end up in the app's env).
+    // As local/tools/start.mjs does (the stack's URL and key only end up in the app's env).
     web = await startWebDev({ port, supabaseUrl: 'http://127.0.0.1:54321', anonKey: 'sb_publishable_dev-server-test', logLevel: 'silent' });
   });
   after(async () => {
@@ -239,7 +239,7 @@ describe("npm start's dev server (Vite, web/vite.config.ts)", () => {
   });
 
   test('refuses the rest of the repository outside web/', async () => {
-    for (const rel of ['package.json', 'local/db.mjs', 'supabase/config.toml', '.gitignore']) {
+    for (const rel of ['package.json', 'local/tools/db.mjs', 'supabase/config.toml', '.gitignore']) {
       for (const target of attacksOn(path.join(ROOT, rel))) await assertRefused(port, target, rel);
     }
   });

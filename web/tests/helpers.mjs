@@ -13,10 +13,10 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
-import { freePort } from '../../local/db.mjs';
-import { startFakeOpenAI } from '../../local/fake-openai.mjs';
-import { startStack } from '../../local/stack.mjs';
-import { buildWeb, CHROMIUM, ensureChromium, serveStatic } from '../../local/web.mjs';
+import { freePort } from '../../local/tools/db.mjs';
+import { startFakeOpenAI } from '../../local/tools/fake-openai.mjs';
+import { startStack } from '../../local/tools/stack.mjs';
+import { buildWeb, CHROMIUM, ensureChromium, serveStatic } from '../../local/tools/web.mjs';
 
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -63,7 +63,7 @@ export async function setup() {
     );
   }
   if (missing.length > 0) {
-    // As npm test's stack: OpenAI configured against the local fake (local/fake-openai.mjs).
+    // As npm test's stack: OpenAI configured against the local fake (local/tools/fake-openai.mjs).
     fakeOpenAI = await startFakeOpenAI();
     const log = console.log;
     console.log = () => {};

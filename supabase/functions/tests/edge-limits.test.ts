@@ -1,7 +1,7 @@
 // Jobs at the documented size limits fit the Edge limits: the largest colour grade and the longest
 // audio clean the kinds accept, created together through the public creators (which estimate each
 // job's CPU from its input's header) on the running stack (npm test's gateway, whose local Edge
-// Runtime enforces hosted's CPU-time and memory limits: local/gateway/functions.mjs), both end
+// Runtime enforces hosted's CPU-time and memory limits: local/standins/functions.mjs), both end
 // done on their first attempt and no worker is killed for CPU time or memory.
 //
 // The gateway's log (SPOOL_TEST_GATEWAY_LOG, set by npm test) tells which limits were in force

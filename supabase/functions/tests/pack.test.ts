@@ -97,7 +97,7 @@ Deno.test(
     );
     assert.ok(rows.every((r) => r.parent_id === parent.id && r.route === 'openai'));
 
-    // The stack's worker has OpenAI, a fake (local/fake-openai.mjs): every child succeeds, and
+    // The stack's worker has OpenAI, a fake (local/tools/fake-openai.mjs): every child succeeds, and
     // the parent is done once, listing all seven in the pack's order.
     const ended = await waitForStatus(parent.id, ['done', 'failed', 'cancelled'], 120_000);
     assert.equal(ended.status, 'done', JSON.stringify(ended.error));

@@ -1,5 +1,5 @@
 // Test helpers for the API tests against the throwaway local stack that `npm test` starts
-// (local/stack.mjs): its URL and keys come from the environment. Without them, every integration
+// (local/tools/stack.mjs): its URL and keys come from the environment. Without them, every integration
 // test fails with an error naming the missing variables (run them through `npm test`); nothing
 // is skipped or ignored. The pure tests need none of them.
 //
@@ -339,7 +339,7 @@ export async function uploadInput(
  */
 export function functionEnv(vars: Record<string, string> = {}): EnvReader {
   const s = theStack();
-  // What the gateway injects (local/gateway/functions.mjs workerEnv): the named new keys and the
+  // What the gateway injects (local/standins/functions.mjs workerEnv): the named new keys and the
   // JWKS when the stack runs the new API keys, the legacy key names otherwise.
   const jwks = Deno.env.get('SUPABASE_JWKS')?.trim();
   const env: Record<string, string> = jwks

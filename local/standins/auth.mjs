@@ -1,0 +1,347 @@
+// Auth stand-in at /auth/v1, shaped like GoTrue (supabase/auth) for the subset Spool uses:
+//   POST /signup                            anonymous sign-up (no email or phone) -> session
+//   POST /token?grant_type=refresh_token    rotate a refresh token -> session
+//   GET  /user                              the user behind an access token
+//   POST /logout[?scope=global|local|others] revoke the session's refresh tokens -> 204
+//   GET  /.well-known/jwks.json             the public keys that verify access tokens
+// Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here when the
+// platform bootstrap did not). Access tokens carry GoTrue's claims and expire after
+// [auth] jwt_expiry seconds from supabase/config.toml (default 3600). They are signed as the stack's
+// key mode says (keys.mjs, SPOOL_KEYS): ES256 with the signing key whose public half the JWKS
+// serves (new, the default), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty,
+// as GoTrue never publishes an HMAC key).
+//
+// Every route needs an API key in force (`apikey` header or param), as the Supabase gateway checks
+// before GoTrue sees the request: none is 401 no_api_key, any other value 401 "Invalid API key".
+// An access token is accepted as GoTrue's requireAuthentication accepts one: signature, exp and
+// nbf (golang-jwt's checks, no leeway), a user that exists, and, when it carries a session_id, a
+// session that still exists (403 session_not_found once it was signed out). Anonymous sign-ups
+// are limited per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (default 30 an hour,
+// a token bucket of that size; [auth.rate_limit] anonymous_users in supabase/config.toml):
+// past it 429 over_request_rate_limit.
+//
+// Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
+// the X-Supabase-Api-Version header, which auth-js reads.
+
+import crypto from 'node:crypto';
+import { apiKeyOf, apiKeyRefusal, nowMs, readBody, readConfigSection } from './shared.mjs';
+
+const API_VERSION = '2024-01-01';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+const SCHEMA_SQL = `
+create table if not exists auth.sessions (
+  id uuid primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  aal text not null default 'aal1',
+  not_after timestamptz
+);
+create table if not exists auth.refresh_tokens (
+  id bigserial primary key,
+  token text not null unique,
+  user_id text not null,
+  revoked boolean not null default false,
+  parent text,
+  session_id uuid references auth.sessions (id) on delete cascade,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);`;
+
+function cors(req) {
+  return {
+    'access-control-allow-origin': req.headers.origin ?? '*',
+    'access-control-allow-headers':
+      'authorization, x-client-info, apikey, content-type, x-supabase-api-version',
+    'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+    'access-control-expose-headers': 'x-supabase-api-version',
+  };
+}
+
+function send(req, res, status, body) {
+  const headers = { ...cors(req), 'x-supabase-api-version': API_VERSION };
+  if (body === undefined) {
+    res.writeHead(status, headers);
+    return res.end();
+  }
+  res.writeHead(status, { ...headers, 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+class AuthError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The User JSON GoTrue returns for a row of auth.users. */
+export function userJson(row) {
+  return {
+    id: row.id,
+    aud: row.aud ?? 'authenticated',
+    role: row.role ?? 'authenticated',
+    email: row.email ?? '',
+    phone: row.phone ?? '',
+    app_metadata: row.raw_app_meta_data ?? {},
+    user_metadata: row.raw_user_meta_data ?? {},
+    identities: [],
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    last_sign_in_at: row.last_sign_in_at,
+    is_anonymous: row.is_anonymous === true,
+  };
+}
+
+export async function create(ctx) {
+  const config = readConfigSection(ctx.root, 'auth');
+  const expiresIn = Number(config.jwt_expiry ?? 3600);
+  const anonymousEnabled = config.enable_anonymous_sign_ins === true;
+  const publicUrl = ctx.publicUrl;
+  // Awaited here, so auth.sessions exists before the gateway serves (tests insert sessions).
+  const ready = ctx.adminPool.query(SCHEMA_SQL);
+  await ready;
+
+  const rateLimits = readConfigSection(ctx.root, 'auth.rate_limit');
+  const anonymousPerHour = Number(rateLimits.anonymous_users ?? 30);
+  /** Token buckets per client address: { tokens, atMs } (GoTrue's tollbooth limiter). */
+  const anonymousBuckets = new Map();
+
+  /** Takes one anonymous sign-up from the caller's bucket, or 429 as GoTrue answers. */
+  function limitAnonymousSignUp(req) {
+    const now = nowMs(ctx);
+    const key = req.socket.remoteAddress ?? 'unknown';
+    const perMs = anonymousPerHour / 3_600_000;
+    for (const [k, b] of anonymousBuckets) {
+      if (b.tokens + (now - b.atMs) * perMs >= anonymousPerHour) anonymousBuckets.delete(k);
+    }
+    const bucket = anonymousBuckets.get(key) ?? { tokens: anonymousPerHour, atMs: now };
+    bucket.tokens = Math.min(anonymousPerHour, bucket.tokens + (now - bucket.atMs) * perMs);
+    bucket.atMs = now;
+    if (bucket.tokens < 1) {
+      anonymousBuckets.set(key, bucket);
+      throw new AuthError(429, 'over_request_rate_limit', 'Request rate limit reached');
+    }
+    bucket.tokens -= 1;
+    anonymousBuckets.set(key, bucket);
+  }
+
+  /** The caller's verified access-token claims, or an AuthError as GoTrue words it. */
+  async function claimsOf(req) {
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
+    let claims;
+    try {
+      claims = await ctx.keys.verify(token, nowMs(ctx));
+    } catch (err) {
+      const why = { expired: 'token is expired', nbf: 'token is not valid yet', iat: 'token used before issued' }[err.reason] ?? err.message;
+      throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${why}`);
+    }
+    if (!claims.sub) throw new AuthError(403, 'bad_jwt', 'invalid claim: missing sub claim');
+    return claims;
+  }
+
+  async function userRow(id) {
+    const { rows } = await ctx.adminPool.query('select * from auth.users where id = $1', [id]);
+    if (rows.length === 0) {
+      throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
+    }
+    return rows[0];
+  }
+
+  /**
+   * GoTrue's requireAuthentication: valid claims, then the user and (when the token names one)
+   * the session must still exist. Returns { claims, user }.
+   */
+  async function authenticate(req) {
+    const claims = await claimsOf(req);
+    if (!UUID.test(String(claims.sub))) {
+      throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
+    }
+    const user = await userRow(claims.sub);
+    const sessionId = claims.session_id;
+    if (sessionId !== undefined && sessionId !== '' && sessionId !== NIL_UUID) {
+      if (typeof sessionId !== 'string' || !UUID.test(sessionId)) {
+        throw new AuthError(403, 'bad_jwt', 'invalid claim: session_id claim must be a UUID');
+      }
+      const { rows } = await ctx.adminPool.query('select 1 from auth.sessions where id = $1', [sessionId]);
+      if (rows.length === 0) {
+        throw new AuthError(403, 'session_not_found', 'Session from session_id claim in JWT does not exist');
+      }
+    }
+    return { claims, user };
+  }
+
+  /** A session response for `user` in `sessionId`, with a fresh refresh token. */
+  async function session(client, user, sessionId, parent = null) {
+    const iat = Math.floor(nowMs(ctx) / 1000);
+    const exp = iat + expiresIn;
+    const refreshToken = crypto.randomBytes(16).toString('base64url');
+    await client.query(
+      'insert into auth.refresh_tokens (token, user_id, session_id, parent) values ($1, $2, $3, $4)',
+      [refreshToken, user.id, sessionId, parent],
+    );
+    const accessToken = await ctx.keys.sign({
+      iss: `${publicUrl}/auth/v1`,
+      sub: user.id,
+      aud: 'authenticated',
+      exp,
+      iat,
+      email: user.email ?? '',
+      phone: user.phone ?? '',
+      app_metadata: user.raw_app_meta_data ?? {},
+      user_metadata: user.raw_user_meta_data ?? {},
+      role: 'authenticated',
+      aal: 'aal1',
+      amr: [{ method: user.is_anonymous ? 'anonymous' : 'password', timestamp: iat }],
+      session_id: sessionId,
+      is_anonymous: user.is_anonymous === true,
+    });
+    return {
+      access_token: accessToken,
+      token_type: 'bearer',
+      expires_in: expiresIn,
+      expires_at: exp,
+      refresh_token: refreshToken,
+      user: userJson(user),
+    };
+  }
+
+  async function inTransaction(fn) {
+    const client = await ctx.adminPool.connect();
+    try {
+      await client.query('begin');
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async function jsonBody(req) {
+    const raw = await readBody(req, { limit: 64 * 1024 });
+    if (raw.length === 0) return {};
+    try {
+      const body = JSON.parse(raw.toString('utf8'));
+      if (body && typeof body === 'object' && !Array.isArray(body)) return body;
+    } catch { /* fall through */ }
+    throw new AuthError(400, 'bad_json', 'Could not parse request body as JSON');
+  }
+
+  async function signup(req) {
+    const body = await jsonBody(req);
+    if (body.email || body.phone) {
+      throw new AuthError(422, 'signup_disabled', 'Only anonymous sign-ins are enabled on the local platform');
+    }
+    if (!anonymousEnabled) {
+      throw new AuthError(422, 'anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
+    }
+    limitAnonymousSignUp(req);
+    const data = body.data && typeof body.data === 'object' ? body.data : {};
+    return await inTransaction(async (client) => {
+      const { rows } = await client.query(
+        `insert into auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data,
+                                 is_anonymous, created_at, updated_at, last_sign_in_at)
+         values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated',
+                 'authenticated', '{}'::jsonb, $1::jsonb, true, now(), now(), now())
+         returning *`,
+        [JSON.stringify(data)],
+      );
+      const sessionId = crypto.randomUUID();
+      await client.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, rows[0].id]);
+      return await session(client, rows[0], sessionId);
+    });
+  }
+
+  async function refresh(req) {
+    const body = await jsonBody(req);
+    if (typeof body.refresh_token !== 'string' || body.refresh_token === '') {
+      throw new AuthError(400, 'validation_failed', 'Refresh Token is required');
+    }
+    return await inTransaction(async (client) => {
+      const { rows } = await client.query(
+        'select * from auth.refresh_tokens where token = $1 for update',
+        [body.refresh_token],
+      );
+      const token = rows[0];
+      if (!token || !token.session_id) {
+        throw new AuthError(400, 'refresh_token_not_found', 'Invalid Refresh Token: Refresh Token Not Found');
+      }
+      if (token.revoked) {
+        throw new AuthError(400, 'refresh_token_already_used', 'Invalid Refresh Token: Already Used');
+      }
+      await client.query('update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1', [token.id]);
+      await client.query('update auth.sessions set updated_at = now() where id = $1', [token.session_id]);
+      const user = (await client.query('select * from auth.users where id = $1', [token.user_id])).rows[0];
+      if (!user) throw new AuthError(400, 'user_not_found', 'User not found');
+      return await session(client, user, token.session_id, token.token);
+    });
+  }
+
+  async function logout(req, url) {
+    const { claims } = await authenticate(req);
+    const scope = url.searchParams.get('scope') ?? 'global';
+    if (!['global', 'local', 'others'].includes(scope)) {
+      throw new AuthError(400, 'validation_failed', 'Unsupported logout scope');
+    }
+    const where = {
+      global: 'user_id = $1',
+      local: 'user_id = $1 and id = $2',
+      others: 'user_id = $1 and id <> $2',
+    }[scope];
+    const params = scope === 'global' ? [claims.sub] : [claims.sub, claims.session_id ?? null];
+    await ctx.adminPool.query(`delete from auth.sessions where ${where}`, params);
+  }
+
+  return {
+    name: 'auth',
+    prefix: '/auth/v1',
+    async handle(req, res, url) {
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204, cors(req));
+        return res.end();
+      }
+      await ready;
+      const route = url.pathname.slice('/auth/v1'.length);
+      try {
+        const apikey = apiKeyOf(req, url);
+        if (apikey === null) throw new AuthError(401, 'no_api_key', 'No API key found in request');
+        // The gateway's answer, before GoTrue sees the request.
+        const refusal = apiKeyRefusal(ctx, apikey);
+        if (refusal) return send(req, res, 401, refusal);
+        if (req.method === 'GET' && route === '/.well-known/jwks.json') {
+          // The public signing keys (GoTrue never publishes an HMAC secret: none in legacy mode).
+          return send(req, res, 200, { keys: ctx.keys.jwks?.keys ?? [] });
+        }
+        if (req.method === 'POST' && route === '/signup') {
+          return send(req, res, 200, await signup(req));
+        }
+        if (req.method === 'POST' && route === '/token') {
+          const grant = url.searchParams.get('grant_type');
+          if (grant !== 'refresh_token') {
+            throw new AuthError(400, 'unsupported_grant_type', `grant_type ${grant} is not supported locally`);
+          }
+          return send(req, res, 200, await refresh(req));
+        }
+        if (req.method === 'GET' && route === '/user') {
+          return send(req, res, 200, userJson((await authenticate(req)).user));
+        }
+        if (req.method === 'POST' && route === '/logout') {
+          await logout(req, url);
+          return send(req, res, 204);
+        }
+        throw new AuthError(404, 'not_found', `no auth route ${req.method} ${route}`);
+      } catch (err) {
+        if (err instanceof AuthError) return send(req, res, err.status, { code: err.code, message: err.message });
+        throw err;
+      }
+    },
+  };
+}

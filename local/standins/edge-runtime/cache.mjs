@@ -1,0 +1,243 @@
+#!/usr/bin/env node
+// The local Edge Runtime's deploy step: every module the Edge Functions can load, fetched into
+// Deno's cache (DENO_DIR) exactly as deno.lock pins it, before the gateway serves anything.
+//
+// `supabase functions deploy` resolves and bundles a function's whole module graph up front, so a
+// deployed function never downloads at run time. Locally the same is done here once per stack
+// start (local/tools/stack.mjs startApi, behind npm start, npm test, npm run demo and the benchmarks):
+//
+//   deno cache --frozen --config deno.json <every .ts file under supabase/functions>, bootstrap.ts
+//
+// Every file, not only each index.ts: job-worker loads handlers (job-worker/handlers/index.ts)
+// and the kinds load media code (_jobs/files.ts) with dynamic
+// imports, which run long after boot; caching the whole tree caches them and their npm packages
+// too. The Deno test files (supabase/functions/tests/, web/tests/*.test.ts) are in the
+// list as well, so `deno test` starts on a warm cache and deno.lock covers what they import.
+// The workers then run with --cached-only --frozen (local/standins/functions.mjs): they can never
+// fetch, and a module missing from the cache is a boot error naming the command below.
+//
+// deno.lock is frozen (deno.json "lock": {"frozen": true}), so neither this step nor a plain
+// `deno test` rewrites it; an import that is not in the lock is an error. To regenerate it after
+// changing an import or package.json (Deno records package.json's dependency list in the lock):
+//
+//   node local/standins/edge-runtime/cache.mjs --update-lock
+//
+// which deletes deno.lock and caches the same list with --frozen=false, so the new lock holds
+// exactly what these files import (plus package.json's list), nothing left over.
+//
+// Deno reaches the registry with the caller's environment, CA settings included
+// (NODE_EXTRA_CA_CERTS, DENO_CERT, DENO_TLS_CA_STORE) and proxies.
+//
+//   node local/standins/edge-runtime/cache.mjs               cache (what the stack does)
+//   node local/standins/edge-runtime/cache.mjs --update-lock regenerate deno.lock
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PlatformError, ROOT } from '../../tools/db.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const BOOTSTRAP = path.join(HERE, 'bootstrap.ts');
+/** The command that fills the cache, for error messages. */
+export const CACHE_COMMAND = 'node local/standins/edge-runtime/cache.mjs';
+export const UPDATE_LOCK_COMMAND = `${CACHE_COMMAND} --update-lock`;
+const CODE = /\.(ts|tsx|mts|js|mjs)$/;
+
+/** node_modules' deno binary (the `deno` npm package), without the bin.cjs Node shim if we can. */
+export function denoBinary(root) {
+  const native = path.join(root, 'node_modules', 'deno', 'deno');
+  try {
+    if (fs.statSync(native).size > 1_000_000) return native;
+  } catch {
+    // fall through
+  }
+  const bin = path.join(root, 'node_modules', '.bin', 'deno');
+  if (!fs.existsSync(bin)) throw new PlatformError(`${bin} is missing: run npm install`);
+  return bin;
+}
+
+/** Every Deno source file under `dir` (recursive, sorted), skipping node_modules and dot-folders. */
+function codeFiles(dir, { skip = () => false } = {}) {
+  const out = [];
+  const walk = (d) => {
+    let entries;
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch (err) {
+      if (err.code === 'ENOENT') return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        if (e.name === 'node_modules' || e.name.startsWith('.') || skip(p)) continue;
+        walk(p);
+      } else if (e.isFile() && CODE.test(e.name) && !e.name.endsWith('.d.ts')) {
+        out.push(p);
+      }
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+/**
+ * The files whose module graphs are cached (and which deno.lock covers): bootstrap.ts, every
+ * source file of the functions (shared code and dynamically imported modules included), the
+ * Deno tests of the functions and of the web client.
+ */
+export function cacheEntries(root = ROOT) {
+  const functions = path.join(root, 'supabase', 'functions');
+  const tests = path.join(functions, 'tests');
+  const webTests = path.join(root, 'web', 'tests');
+  let contracts = [];
+  try {
+    contracts = fs.readdirSync(webTests).filter((f) => f.endsWith('.test.ts'))
+      .sort().map((f) => path.join(webTests, f));
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  const functionFiles = codeFiles(functions, { skip: (p) => p === tests });
+  return {
+    functionFiles,
+    testFiles: [...codeFiles(tests), ...contracts],
+    all: [BOOTSTRAP, ...functionFiles, ...codeFiles(tests), ...contracts],
+  };
+}
+
+/** Runs deno, output captured; resolves { code, out } (stdout + stderr, colours off). */
+function runDeno(deno, args, { cwd, env }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(deno, args, {
+      cwd,
+      env: { ...process.env, ...env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (out += c));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out }));
+  });
+}
+
+/** Deno's output minus download chatter and its internal backtrace, for an error message. */
+function essence(out) {
+  const lines = out.split('\n');
+  const cut = lines.findIndex((l) => l.startsWith('Stack backtrace:'));
+  return lines.slice(0, cut < 0 ? undefined : cut)
+    .filter((l) => !/^(Download|Initialize)\s/.test(l.trim()))
+    .join('\n').trim();
+}
+
+/** A PlatformError for a failed `deno cache`, naming the fix. */
+export function cacheFailure(out) {
+  const detail = essence(out);
+  if (/lockfile is out of date/i.test(out)) {
+    return new PlatformError(
+      `deno.lock does not match the imports of supabase/functions (or package.json's dependency list).\n` +
+        `Regenerate it with \`${UPDATE_LOCK_COMMAND}\` and commit it ` +
+        `(not \`deno install --frozen=false\`, which tries to install every package.json dependency into the lock).\n\n${detail}`,
+    );
+  }
+  if (/integrity check failed/i.test(out)) {
+    return new PlatformError(
+      `a package Deno downloaded does not match deno.lock's integrity hash (a corrupt cache or a ` +
+        `changed registry). Clear the Deno cache (DENO_DIR) and run \`${CACHE_COMMAND}\`.\n\n${detail}`,
+    );
+  }
+  if (/certificate|UnknownIssuer/i.test(out)) {
+    return new PlatformError(
+      `Deno could not verify the registry's TLS certificate. If this machine needs extra CA ` +
+        `certificates, point NODE_EXTRA_CA_CERTS or DENO_CERT at them (or set ` +
+        `DENO_TLS_CA_STORE=system) and run \`${CACHE_COMMAND}\`.\n\n${detail}`,
+    );
+  }
+  return new PlatformError(`caching the Edge Functions' modules failed (\`${CACHE_COMMAND}\`):\n\n${detail}`);
+}
+
+const done = new Map(); // root -> Promise of the one cache step of this process
+
+/**
+ * Caches every module the functions (and the Deno tests) can load, as deno.lock pins it, with
+ * the lock frozen. Once per process and root; later calls return the first one's result
+ * (`force` runs it again: npm start's watcher does, after a file changed).
+ * `say` gets the progress lines (default console.log). Rejects with a PlatformError naming the
+ * fix (lock drift, certificates, integrity). Resolves { files, ms }.
+ */
+export function cacheFunctionModules({ root = ROOT, deno, say = (m) => console.log(m), env = {}, force = false } = {}) {
+  let step = done.get(root);
+  if (!step || force) {
+    step = runCache({ root, deno, say, env });
+    done.set(root, step);
+    step.catch(() => done.delete(root)); // a later call may try again (after a fix)
+  }
+  return step;
+}
+
+async function runCache({ root, deno, say, env }) {
+  deno ??= denoBinary(root);
+  const { functionFiles, testFiles, all } = cacheEntries(root);
+  const functionNames = new Set(
+    functionFiles.map((f) => path.relative(path.join(root, 'supabase', 'functions'), f).split(path.sep)[0])
+      .filter((n) => !n.startsWith('_') && fs.existsSync(path.join(root, 'supabase', 'functions', n, 'index.ts'))),
+  );
+  const where = process.env.DENO_DIR ?? env.DENO_DIR ?? "Deno's default cache";
+  say(
+    `spool edge runtime: caching the module graphs of ${functionNames.size} functions ` +
+      `(${functionFiles.length} files, dynamic imports included) and ${testFiles.length} Deno test files, ` +
+      `as deno.lock pins them, into ${where} ...`,
+  );
+  const started = Date.now();
+  const { code, out } = await runDeno(deno, [
+    'cache',
+    '--frozen',
+    '--config',
+    path.join(root, 'deno.json'),
+    ...all.map((f) => path.relative(root, f)),
+  ], { cwd: root, env });
+  const ms = Date.now() - started;
+  if (code !== 0) throw cacheFailure(out);
+  const downloads = out.split('\n').filter((l) => /^Download\s/.test(l.trim())).length;
+  say(
+    `spool edge runtime: cached in ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`}` +
+      (downloads ? ` (${downloads} downloads)` : ' (all were cached already)'),
+  );
+  return { files: all.length, ms, downloads };
+}
+
+/** Deletes deno.lock and caches the same files with --frozen=false: a lock of exactly those. */
+export async function updateLock({ root = ROOT, deno, say = (m) => console.log(m) } = {}) {
+  deno ??= denoBinary(root);
+  const { all } = cacheEntries(root);
+  const lock = path.join(root, 'deno.lock');
+  const before = fs.existsSync(lock) ? fs.readFileSync(lock, 'utf8') : null;
+  fs.rmSync(lock, { force: true });
+  say(`spool edge runtime: regenerating deno.lock from ${all.length} files ...`);
+  const { code, out } = await runDeno(deno, [
+    'cache',
+    '--frozen=false',
+    '--config',
+    path.join(root, 'deno.json'),
+    ...all.map((f) => path.relative(root, f)),
+  ], { cwd: root, env: {} });
+  if (code !== 0) {
+    if (before !== null) fs.writeFileSync(lock, before);
+    throw new PlatformError(`regenerating deno.lock failed (the old one is back):\n\n${essence(out)}`);
+  }
+  const after = fs.readFileSync(lock, 'utf8');
+  say(`spool edge runtime: deno.lock ${before === after ? 'unchanged' : 'rewritten'}`);
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  try {
+    if (args.includes('--update-lock')) await updateLock();
+    else if (args.length === 0) await cacheFunctionModules();
+    else throw new PlatformError(`usage: ${CACHE_COMMAND} [--update-lock]`);
+  } catch (err) {
+    console.error(err instanceof PlatformError ? `spool edge runtime: ${err.message}` : err);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,143 @@
+-- spool-stand-in
+-- Spool's local stand-in for Supabase Vault (supabase_vault 0.3.x SQL API).
+--
+-- Same table, view and function signatures as the real extension. The real one encrypts
+-- vault.secrets.secret with libsodium (via a server key); this stand-in stores it base64
+-- encoded, so vault.decrypted_secrets works the same way but nothing is encrypted. Never
+-- put a real secret in a local cluster you share.
+--
+-- Privileges as in supabase_vault 0.3: every function is revoked from PUBLIC and
+-- create_secret / update_secret are SECURITY DEFINER. local/standins/sql/bootstrap.sql grants
+-- what Supabase grants: to postgres only.
+
+\echo Use "CREATE EXTENSION supabase_vault" to load this file. \quit
+
+-- Stand-ins for the libsodium AEAD helpers: identity functions.
+create function vault._crypto_aead_det_encrypt(
+  message bytea, additional bytea, key_id bigint,
+  context bytea = 'pgsodium', nonce bytea = null)
+returns bytea
+language sql
+immutable
+as $$ select message $$;
+
+create function vault._crypto_aead_det_decrypt(
+  message bytea, additional bytea, key_id bigint,
+  context bytea = 'pgsodium', nonce bytea = null)
+returns bytea
+language sql
+immutable
+as $$ select message $$;
+
+create function vault._crypto_aead_det_noncegen()
+returns bytea
+language sql
+volatile
+as $$ select decode(md5(random()::text || clock_timestamp()::text), 'hex') $$;
+
+create table vault.secrets (
+  id uuid primary key default gen_random_uuid(),
+  name text,
+  description text not null default '',
+  secret text not null,
+  key_id uuid,
+  nonce bytea default vault._crypto_aead_det_noncegen(),
+  created_at timestamptz not null default current_timestamp,
+  updated_at timestamptz not null default current_timestamp
+);
+
+comment on table vault.secrets is
+  'Table with encrypted `secret` column for storing sensitive information on disk (Spool local stand-in: base64, not encrypted).';
+
+create unique index on vault.secrets using btree (name) where name is not null;
+
+create view vault.decrypted_secrets as
+select s.id,
+  s.name,
+  s.description,
+  s.secret,
+  convert_from(
+    vault._crypto_aead_det_decrypt(
+      message := decode(s.secret, 'base64'),
+      additional := convert_to(s.id::text, 'utf8'),
+      key_id := 0,
+      context := 'pgsodium'::bytea,
+      nonce := s.nonce
+    ),
+    'utf8'
+  ) as decrypted_secret,
+  s.key_id,
+  s.nonce,
+  s.created_at,
+  s.updated_at
+from vault.secrets s;
+
+create function vault.create_secret(
+  new_secret text,
+  new_name text = null,
+  new_description text = '',
+  -- unused, as upstream
+  new_key_id uuid = null
+)
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  rec record;
+begin
+  insert into vault.secrets (secret, name, description)
+  values (
+    pg_catalog.encode(vault._crypto_aead_det_encrypt(
+      message := pg_catalog.convert_to(new_secret, 'utf8'),
+      additional := ''::bytea,
+      key_id := 0), 'base64'),
+    new_name,
+    new_description
+  )
+  returning * into rec;
+  return rec.id;
+end
+$$;
+
+create function vault.update_secret(
+  secret_id uuid,
+  new_secret text = null,
+  new_name text = null,
+  new_description text = null,
+  -- unused, as upstream
+  new_key_id uuid = null
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update vault.secrets s
+  set
+    secret = case
+      when new_secret is null then s.secret
+      else pg_catalog.encode(vault._crypto_aead_det_encrypt(
+        message := pg_catalog.convert_to(new_secret, 'utf8'),
+        additional := pg_catalog.convert_to(s.id::text, 'utf8'),
+        key_id := 0,
+        nonce := s.nonce), 'base64')
+    end,
+    name = coalesce(new_name, s.name),
+    description = coalesce(new_description, s.description),
+    updated_at = pg_catalog.now()
+  where s.id = secret_id;
+end
+$$;
+
+select pg_catalog.pg_extension_config_dump('vault.secrets', '');
+
+revoke all on function
+  vault._crypto_aead_det_encrypt(bytea, bytea, bigint, bytea, bytea),
+  vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea),
+  vault._crypto_aead_det_noncegen(),
+  vault.create_secret(text, text, text, uuid),
+  vault.update_secret(uuid, text, text, text, uuid)
+from public;

@@ -1,0 +1,169 @@
+// Helpers shared by the stand-ins: the gateway's API-key check and the caller's verified claims,
+// CORS as Supabase's gateway answers it, bounded body reading, supabase/config.toml (smol-toml),
+// and the per-request transaction that impersonates the caller (role + claims GUCs), which is what
+// makes RLS decide exactly as it does on Supabase.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { verifyToken } from './keys.mjs';
+
+/** The clock the stand-ins use: ctx.now() when a test injects one, else Date.now(). */
+export function nowMs(ctx) {
+  return typeof ctx.now === 'function' ? ctx.now() : Date.now();
+}
+
+/** The `apikey` of a request (header, else query parameter), or null. */
+export function apiKeyOf(req, url) {
+  const key = req.headers.apikey ?? url.searchParams.get('apikey');
+  return key === undefined || key === null || key === '' ? null : String(key);
+}
+
+/**
+ * The gateway's refusal of a request without a key in force, as hosted words it
+ * ({message, hint}, 401), or null when the key is in force.
+ */
+export function apiKeyRefusal(ctx, apikey) {
+  if (apikey === null) {
+    return { message: 'No API key found in request', hint: 'No `apikey` request header or url param was found.' };
+  }
+  if (ctx.keys.apiKeyRole(apikey)) return null;
+  return {
+    message: 'Invalid API key',
+    hint: ctx.keys.mode === 'new'
+      ? 'Double check your Supabase publishable or secret API key.'
+      : 'Double check your Supabase `anon` or `service_role` API key.',
+  };
+}
+
+/**
+ * The claims of the token the gateway forwards for this request (keys.forwardedToken), verified
+ * with keys.mjs verifyToken (`skewSeconds` of leeway); rejects with TokenError.
+ */
+export async function callerClaims(ctx, req, apikey, { skewSeconds = 0 } = {}) {
+  const { token } = await ctx.keys.forwardedToken(
+    { apikey, authorization: req.headers.authorization },
+    { nowMs: nowMs(ctx) },
+  );
+  return verifyToken(token, ctx.keys.verifier, { nowMs: nowMs(ctx), skewSeconds });
+}
+
+/** Headers every response of an API route carries for browsers on another origin. */
+export function corsHeaders(req, exposed) {
+  if (!req.headers.origin) return {};
+  return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': exposed };
+}
+
+/** Answers a CORS preflight (the gateway does this before any key check). */
+export function sendPreflight(req, res) {
+  const requested = req.headers['access-control-request-headers'];
+  res.writeHead(200, {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Allow-Methods': 'GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD',
+    'Access-Control-Allow-Headers': requested
+      ? `authorization, ${requested}`
+      : 'authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, x-upsert, cache-control',
+    'Access-Control-Max-Age': '86400',
+    'Content-Length': '0',
+  });
+  res.end();
+}
+
+/** A request body larger than the reader's cap. */
+export class BodyTooLarge extends Error {
+  constructor(limit) {
+    super(`request body exceeds ${limit} bytes`);
+    this.name = 'BodyTooLarge';
+  }
+}
+
+/**
+ * Reads the whole request body into a Buffer, up to `limit` bytes. Past the limit it keeps
+ * draining (discarding) up to `drainLimit` bytes so the client still reads our answer, then
+ * rejects with BodyTooLarge; beyond drainLimit it rejects at once and leaves the rest to the
+ * gateway (server.mjs settleUnreadBody), never resetting the connection under the client.
+ */
+export function readBody(req, { limit = 10 * 1024 * 1024, drainLimit = 1024 * 1024 * 1024 } = {}) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    const onData = (chunk) => {
+      size += chunk.length;
+      if (size <= limit) return chunks.push(chunk);
+      chunks.length = 0;
+      if (size > drainLimit) {
+        req.removeListener('data', onData);
+        req.pause();
+        reject(new BodyTooLarge(limit));
+      }
+    };
+    req.on('data', onData);
+    req.on('end', () => (size > limit ? reject(new BodyTooLarge(limit)) : resolve(Buffer.concat(chunks, size))));
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('request closed before its body was read'));
+    });
+  });
+}
+
+/** Reads and discards the rest of a request body (bounded), so an early answer reaches the client. */
+export function drainBody(req, drainLimit = 1024 * 1024 * 1024) {
+  return readBody(req, { limit: 0, drainLimit }).catch(() => {});
+}
+
+/**
+ * Runs fn(client) in one transaction on a ctx.pool (authenticator) connection that impersonates
+ * the caller: `set_config('role', role, true)` (SET LOCAL ROLE), request.jwt.claims, `gucs`, and
+ * the role's own statement_timeout / lock_timeout (ALTER ROLE ... SET, as PostgREST applies them).
+ * Commits when fn resolves, rolls back when it throws (the error is rethrown).
+ */
+export async function withCallerTransaction(pool, { role, claims, readOnly = false, gucs = {} }, fn) {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query(readOnly ? 'begin isolation level read committed read only' : 'begin');
+    const settings = { role, 'request.jwt.claims': JSON.stringify(claims ?? {}), ...gucs };
+    await client.query(
+      `select pg_catalog.set_config(k, v, true) from unnest($1::text[], $2::text[]) as g(k, v)`,
+      [Object.keys(settings), Object.values(settings).map((v) => String(v ?? ''))],
+    );
+    await client.query(
+      `select pg_catalog.set_config(split_part(s, '=', 1), substr(s, strpos(s, '=') + 1), true)
+         from pg_catalog.pg_db_role_setting d
+         join pg_catalog.pg_roles r on r.oid = d.setrole
+         cross join lateral unnest(d.setconfig) as s
+        where r.rolname = $1 and d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_database()))
+          and split_part(s, '=', 1) in ('statement_timeout', 'lock_timeout')`,
+      [role],
+    );
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => (broken = true));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/** One [section] of supabase/config.toml ("auth.rate_limit" for nested tables); {} if absent. */
+export function readConfigSection(root, section) {
+  let config;
+  try {
+    config = parseToml(fs.readFileSync(path.join(root, 'supabase', 'config.toml'), 'utf8'));
+  } catch (err) {
+    if (err.code === 'ENOENT') return {};
+    throw err;
+  }
+  return section.split('.').reduce((o, k) => o?.[k], config) ?? {};
+}
+
+/** Parses a Supabase size string ("50MiB", "5GB", "1048576") into bytes; null if unparsable. */
+export function parseSize(value) {
+  if (typeof value === 'number') return value;
+  const m = String(value ?? '').trim().match(/^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?$/i);
+  if (!m) return null;
+  const mult = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 };
+  return Math.floor(Number(m[1]) * mult[(m[2] ?? 'B').toUpperCase()]);
+}

@@ -1,0 +1,441 @@
+// The Storage stand-in at /storage/v1: the object API Spool uses, on Supabase Storage's wire format
+// (storage-js in supabase-js talks to it unchanged).
+//
+//   POST /object/{bucket}/{path}                 upload the raw body (x-upsert: true replaces)
+//   PUT  /object/{bucket}/{path}                 replace it (storage-js update())
+//   GET  /object[/authenticated]/{bucket}/{path} download (Range honoured)
+//   GET  /object/info/{bucket}/{path}            the object's size, type, etag, …
+//   POST /object/sign/{bucket}/{path}            {expiresIn} -> a signed download URL
+//   GET  /object/sign/{bucket}/{path}?token=     download by signature (download=<name> sends it
+//                                                as an attachment)
+// Anything else Storage serves (multipart uploads, lists, deletes, buckets, signed uploads, public
+// buckets) is not served here: nothing in Spool uses it.
+//
+// Files live under <ctx.stateDir>/storage/<bucket>/<path>; their rows in storage.objects. Rows are
+// read and written in a transaction as the caller (shared.mjs withCallerTransaction), so the
+// migrations' RLS policies decide; service_role bypasses RLS, as on Supabase. An upload stages the
+// file, inserts the row as the caller, moves the file into place, then commits: a refused row
+// leaves no file behind. Signed-URL tokens are Storage's own HS256 tokens (keys.jwtSecret).
+//
+// Stricter than Storage: an object name over what fits its S3 key (maxKeyBytes) or with a segment
+// over 255 bytes is 400 InvalidKey; a Content-Type must be one RFC 9110 type/subtype (else 415);
+// downloads carry X-Content-Type-Options: nosniff.
+//
+// Errors are Storage's: {"statusCode": "<internal status>", "code", "error", "message"} with HTTP
+// 400 unless the internal status is 500 (src/http/error-handler.ts), or 413 for a body too large.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { signJwt, TokenError, verifyToken } from './keys.mjs';
+import {
+  BodyTooLarge,
+  corsHeaders,
+  drainBody,
+  nowMs,
+  parseSize,
+  readBody,
+  readConfigSection,
+  sendPreflight,
+  withCallerTransaction,
+} from './shared.mjs';
+
+const PREFIX = '/storage/v1';
+const EXPOSED =
+  'Content-Length, Content-Type, Content-Range, Content-Disposition, Accept-Ranges, ETag, Last-Modified, Cache-Control, Expires';
+const VALID_OBJECT_KEY = /^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$/;
+const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const MAX_EXPIRES_IN = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+
+class StorageError extends Error {
+  constructor(statusCode, code, error, message, httpStatus = statusCode === 500 ? 500 : 400) {
+    super(message);
+    this.body = { statusCode: String(statusCode), code, error, message };
+    this.httpStatus = httpStatus;
+  }
+}
+
+const ERRORS = {
+  NoSuchBucket: () => new StorageError(404, 'NoSuchBucket', 'Bucket not found', 'Bucket not found'),
+  NoSuchKey: () => new StorageError(404, 'NoSuchKey', 'not_found', 'Object not found'),
+  AccessDenied: (message) => new StorageError(403, 'AccessDenied', 'Unauthorized', message),
+  InvalidJWT: (message) => new StorageError(400, 'InvalidJWT', 'InvalidJWT', message),
+  KeyAlreadyExists: () => new StorageError(409, 'KeyAlreadyExists', 'Duplicate', 'The resource already exists'),
+  EntityTooLarge: () =>
+    new StorageError(413, 'EntityTooLarge', 'Payload too large', 'The object exceeded the maximum allowed size'),
+  InvalidMimeType: (t) => new StorageError(415, 'InvalidMimeType', 'invalid_mime_type', `mime type ${t} is not supported`),
+  InvalidKey: (key) => new StorageError(400, 'InvalidKey', 'InvalidKey', `Invalid key: ${key}`),
+  InvalidSignature: (message = 'Invalid signature') => new StorageError(400, 'InvalidSignature', 'InvalidSignature', message),
+  InvalidRange: () => new StorageError(400, 'InvalidRange', 'invalid_range', 'invalid range provided'),
+  Validation: (message) => new StorageError(400, 'InvalidRequest', 'Bad Request', message),
+  NotFound: (req) => new StorageError(404, 'InvalidRequest', 'Not Found', `Route ${req.method}:${req.url.slice(PREFIX.length)} not found`, 404),
+  Internal: () => new StorageError(500, 'InternalError', 'Internal', 'Internal Server Error'),
+};
+
+/** A node-pg error as Storage maps it (src/storage/database/errors.ts). */
+function fromDbError(err) {
+  if (err.code === '42501') {
+    return ERRORS.AccessDenied(err.message.includes('row-level security') ? 'new row violates row-level security policy' : err.message);
+  }
+  if (err.code === '23505') return ERRORS.KeyAlreadyExists();
+  if (err.code === '57014') return new StorageError(544, 'DatabaseTimeout', 'DatabaseTimeout', 'The connection to the database timed out', 544);
+  return new StorageError(500, 'DatabaseError', 'DatabaseError', `database error, code: ${err.code}`);
+}
+
+/** What jose (Storage's JWT library) says about a token it refused. */
+const JOSE_MESSAGES = {
+  alg: '"alg" (Algorithm) Header Parameter value not allowed',
+  signature: 'signature verification failed',
+  expired: '"exp" claim timestamp check failed',
+  nbf: '"nbf" claim timestamp check failed',
+};
+const joseMessage = (err) => JOSE_MESSAGES[err.reason] ?? 'Invalid Compact JWS';
+
+/**
+ * The longest object name, in UTF-8 bytes, that fits Storage's S3 key (1,024 bytes at most)
+ * "<20-character project ref>/<bucket>/<name>/<36-character version>" for `bucketId`.
+ */
+export const maxKeyBytes = (bucketId) => 1024 - 20 - 1 - Buffer.byteLength(bucketId) - 1 - 1 - 36;
+
+function mustBeValidKey(key, bucketId) {
+  const segments = key.split('/');
+  if (!key || !VALID_OBJECT_KEY.test(key) || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw ERRORS.InvalidKey(key);
+  }
+  if (Buffer.byteLength(key) > maxKeyBytes(bucketId) || segments.some((s) => Buffer.byteLength(s) > 255)) {
+    throw ERRORS.InvalidKey(key.length > 80 ? `${key.slice(0, 80)}… (too long)` : key);
+  }
+}
+
+/** Storage's check of the first two '/' parts against the bucket's list, after one stricter check. */
+function validateMimeType(mimeType, allowed) {
+  if (!MEDIA_TYPE.test(mimeType)) throw ERRORS.InvalidMimeType(mimeType);
+  const [type, ext] = mimeType.split('/');
+  if (allowed.length === 0) return;
+  if (!allowed.some((a) => a.split('/')[0] === type && ['*', ext].includes(a.split('/')[1]))) {
+    throw ERRORS.InvalidMimeType(mimeType);
+  }
+}
+
+const iso = (d) => d?.toISOString?.() ?? d;
+
+export async function create(ctx) {
+  const storageRoot = path.join(ctx.stateDir, 'storage');
+  const stagingDir = path.join(ctx.stateDir, 'storage-staging');
+  const globalLimit = parseSize(readConfigSection(ctx.root, 'storage').file_size_limit) ?? 50 * 1024 * 1024;
+  const secret = ctx.keys.jwtSecret;
+  const SERVICE = { role: 'service_role', claims: { role: 'service_role' }, jwt: '' };
+
+  const objectFile = (bucketId, name) => {
+    const dir = path.join(storageRoot, bucketId);
+    const file = path.join(dir, ...name.split('/'));
+    if (!dir.startsWith(storageRoot + path.sep) || !file.startsWith(dir + path.sep)) throw ERRORS.InvalidKey(name);
+    return file;
+  };
+
+  function sendJson(req, res, status, body, headers = {}) {
+    const payload = JSON.stringify(body);
+    res.writeHead(status, {
+      ...corsHeaders(req, EXPOSED),
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(payload)),
+      ...headers,
+    });
+    res.end(payload);
+  }
+
+  /**
+   * The caller as Storage's jwt plugin sees it: { role, owner, claims, jwt }. The token is the
+   * bearer, or (new keys) what the gateway forwards for the apikey. `optional` routes take a
+   * missing or invalid token as anon (Storage's allowInvalidJwt).
+   */
+  async function authenticate(req, { optional = false } = {}) {
+    let jwt = String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
+    if (ctx.keys.mode === 'new' && req.headers.apikey !== undefined) {
+      jwt = (await ctx.keys.forwardedToken(
+        { apikey: String(req.headers.apikey), authorization: req.headers.authorization },
+        { nowMs: nowMs(ctx) },
+      )).token ?? '';
+    }
+    if (!jwt && optional) return { role: 'anon', claims: { role: 'anon' }, jwt: '' };
+    try {
+      const claims = await verifyToken(jwt, ctx.keys.verifier, { nowMs: nowMs(ctx) });
+      const role = typeof claims.role === 'string' && claims.role ? claims.role : 'anon';
+      return { role, owner: typeof claims.sub === 'string' ? claims.sub : undefined, claims, jwt };
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      if (optional) return { role: 'anon', claims: { role: 'anon' }, jwt: '' };
+      throw ERRORS.AccessDenied(joseMessage(err));
+    }
+  }
+
+  /** fn(client) in a transaction as `who`; pg errors become Storage errors. */
+  async function asRole(who, req, operation, fn) {
+    try {
+      return await withCallerTransaction(ctx.pool, {
+        role: who.role,
+        claims: who.claims,
+        gucs: {
+          'request.jwt.claim.role': who.role,
+          'request.jwt': who.jwt,
+          'request.jwt.claim.sub': who.claims.sub ?? '',
+          'request.method': req.method,
+          'request.path': req.url.slice(PREFIX.length).split('?')[0],
+          'storage.operation': operation,
+        },
+      }, fn);
+    } catch (err) {
+      throw typeof err?.severity === 'string' ? fromDbError(err) : err;
+    }
+  }
+
+  /** The bucket's row, read as the service role (as Storage reads buckets), or NoSuchBucket. */
+  async function bucketRow(req, bucketId) {
+    const row = await asRole(SERVICE, req, 'storage.bucket.get', async (c) =>
+      (await c.query('select id, file_size_limit, allowed_mime_types from storage.buckets where id = $1', [bucketId])).rows[0]
+    );
+    if (!row) throw ERRORS.NoSuchBucket();
+    return row;
+  }
+
+  async function findObject(who, req, bucketId, name, operation) {
+    await bucketRow(req, bucketId);
+    // Storage answers a caller without a valid token as if a private bucket did not exist.
+    if (!who.jwt && who !== SERVICE) throw ERRORS.NoSuchBucket();
+    const row = await asRole(who, req, operation, async (c) =>
+      (await c.query(
+        'select id, name, version, bucket_id, metadata, user_metadata, updated_at, created_at from storage.objects where name = $1 and bucket_id = $2',
+        [name, bucketId],
+      )).rows[0]
+    );
+    if (!row) throw ERRORS.NoSuchKey();
+    return row;
+  }
+
+  async function upload(req, who, bucketId, objectName) {
+    const bucket = await bucketRow(req, bucketId);
+    const mimeType = String(req.headers['content-type'] || 'application/octet-stream');
+    if (mimeType.startsWith('multipart/form-data')) {
+      throw ERRORS.Validation('multipart uploads are not served by the local Storage stand-in: send the file as the body');
+    }
+    validateMimeType(mimeType, bucket.allowed_mime_types ?? []);
+    mustBeValidKey(objectName, bucketId);
+    const limit = Math.min(globalLimit, bucket.file_size_limit === null ? Infinity : Number(bucket.file_size_limit));
+    if (Number(req.headers['content-length']) > limit) throw ERRORS.EntityTooLarge();
+    let data;
+    try {
+      data = await readBody(req, { limit });
+    } catch (err) {
+      throw err instanceof BodyTooLarge ? ERRORS.EntityTooLarge() : err;
+    }
+    const isUpsert = req.method === 'PUT' || req.headers['x-upsert'] === 'true';
+    const metadata = {
+      eTag: `"${crypto.createHash('md5').update(data).digest('hex')}"`,
+      size: data.length,
+      mimetype: mimeType,
+      cacheControl: req.headers['cache-control'] ?? 'no-cache',
+      lastModified: new Date(nowMs(ctx)).toISOString(),
+      contentLength: data.length,
+      httpStatusCode: 200,
+    };
+    const target = objectFile(bucketId, objectName);
+    fs.mkdirSync(stagingDir, { recursive: true });
+    const staged = path.join(stagingDir, `${crypto.randomUUID()}.part`);
+    fs.writeFileSync(staged, data);
+    let moved = false;
+    try {
+      const id = await asRole(who, req, req.method === 'PUT' ? 'storage.object.update' : 'storage.object.upload', async (c) => {
+        const owner = /^[0-9a-f-]{36}$/i.test(who.owner ?? '') ? who.owner : null;
+        const { rows } = await c.query(
+          `insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
+           values ($1, $2, $3, $4, $5::jsonb, $6)
+           ${isUpsert ? `on conflict (name, bucket_id) do update set metadata = excluded.metadata,
+             version = excluded.version, owner = excluded.owner, owner_id = excluded.owner_id` : ''}
+           returning id`,
+          [bucketId, objectName, owner, who.owner ?? null, JSON.stringify(metadata), crypto.randomUUID()],
+        ).catch((err) => {
+          throw err.code === '23505' ? ERRORS.KeyAlreadyExists() : err;
+        });
+        // The row is in (not yet committed): move the file into place before commit.
+        try {
+          fs.mkdirSync(path.dirname(target), { recursive: true });
+          fs.renameSync(staged, target);
+        } catch (err) {
+          if (!['ENOTDIR', 'EISDIR', 'EEXIST'].includes(err.code)) throw err;
+          throw ERRORS.Validation(`the local storage folder cannot hold ${bucketId}/${objectName} beside an object of the same path prefix`);
+        }
+        moved = true;
+        return rows[0].id;
+      });
+      return { Id: id, Key: `${bucketId}/${objectName}` };
+    } catch (err) {
+      if (moved && !isUpsert) fs.rmSync(target, { force: true });
+      throw err;
+    } finally {
+      fs.rmSync(staged, { force: true });
+    }
+  }
+
+  /** The file's bytes with Storage's headers (one byte range honoured). */
+  function renderAsset(req, res, obj, { download, expires }) {
+    const md = obj.metadata ?? {};
+    const file = objectFile(obj.bucket_id, obj.name);
+    let size;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      throw ERRORS.NoSuchKey();
+    }
+    const headers = {
+      ...corsHeaders(req, EXPOSED),
+      'Accept-Ranges': 'bytes',
+      'Content-Type': md.mimetype ?? 'application/octet-stream',
+      'X-Content-Type-Options': 'nosniff',
+      ...(md.eTag ? { ETag: md.eTag } : {}),
+      ...(md.lastModified ? { 'Last-Modified': new Date(md.lastModified).toUTCString() } : {}),
+      ...(expires ? { Expires: expires } : md.cacheControl ? { 'Cache-Control': md.cacheControl } : {}),
+    };
+    if (download !== null) {
+      const name = encodeURIComponent(download);
+      headers['Content-Disposition'] = download === '' ? 'attachment;' : `attachment; filename=${name}; filename*=UTF-8''${name}`;
+    }
+    let start = 0;
+    let end = size - 1;
+    let status = 200;
+    const range = String(req.headers.range ?? '').match(/^bytes=(\d*)-(\d*)$/);
+    if (range && (range[1] !== '' || range[2] !== '')) {
+      if (range[1] === '') start = Math.max(0, size - Number(range[2]));
+      else {
+        start = Number(range[1]);
+        if (range[2] !== '') end = Math.min(end, Number(range[2]));
+      }
+      if (start > end || start >= size) throw ERRORS.InvalidRange();
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    }
+    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
+    res.writeHead(status, headers);
+    if (size === 0) return res.end();
+    const stream = fs.createReadStream(file, { start, end });
+    stream.on('error', () => res.destroy());
+    stream.pipe(res);
+  }
+
+  /** The JSON body of a sign request: {expiresIn} as fastify's schema checks it. */
+  async function expiresInOf(req) {
+    let body;
+    try {
+      body = JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
+    } catch (err) {
+      if (err instanceof BodyTooLarge) throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
+      throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
+    }
+    if (body === null || typeof body !== 'object' || !('expiresIn' in body)) {
+      throw ERRORS.Validation("body must have required property 'expiresIn'");
+    }
+    if (!Number.isInteger(body.expiresIn)) throw ERRORS.Validation('body/expiresIn must be integer');
+    if (body.expiresIn < 1) throw ERRORS.Validation('body/expiresIn must be >= 1');
+    if (body.expiresIn > MAX_EXPIRES_IN) throw new StorageError(400, 'InvalidParameter', 'InvalidParameter', 'Invalid Parameter expiresIn');
+    return body.expiresIn;
+  }
+
+  /** verifyObjectSignature of src/storage/object.ts: the token signs this object for download. */
+  async function verifySignedUrl(token, bucketId, name) {
+    if (token === null) throw ERRORS.Validation("querystring must have required property 'token'");
+    let payload;
+    try {
+      payload = await verifyToken(token, { hmacSecret: secret }, { nowMs: nowMs(ctx) });
+    } catch (err) {
+      throw err instanceof TokenError ? ERRORS.InvalidJWT(joseMessage(err)) : err;
+    }
+    if (payload.scope === undefined ? 'upsert' in payload : payload.scope !== 'download') throw ERRORS.InvalidSignature('Token is not scoped for download');
+    if (payload.url !== `${bucketId}/${name}`) throw ERRORS.InvalidSignature();
+    return payload;
+  }
+
+  async function route(req, res, url) {
+    const m = url.pathname.slice(PREFIX.length).match(/^\/object(\/(?:authenticated|info|sign))?\/([^/]+)\/(.+)$/);
+    if (!m) throw ERRORS.NotFound(req);
+    const [, kind = '', rawBucket, rawName] = m;
+    let bucketId;
+    let name;
+    try {
+      bucketId = decodeURIComponent(rawBucket);
+      name = decodeURIComponent(rawName);
+    } catch {
+      throw ERRORS.InvalidKey(rawName);
+    }
+    const q = url.searchParams;
+    const download = q.has('download') ? q.get('download') : null;
+    const op = `${req.method} ${kind}`;
+    // POST uploads (x-upsert: true replaces); PUT replaces, as storage-js update() does.
+    if (op === 'POST ' || op === 'PUT ') {
+      return sendJson(req, res, 200, await upload(req, await authenticate(req), bucketId, name));
+    }
+    if (op === 'GET ' || op === 'GET /authenticated') {
+      const who = await authenticate(req, { optional: kind === '' });
+      return renderAsset(req, res, await findObject(who, req, bucketId, name, 'storage.object.get'), { download });
+    }
+    if (op === 'GET /info') {
+      const obj = await findObject(await authenticate(req, { optional: true }), req, bucketId, name, 'storage.object.info');
+      const md = obj.metadata ?? {};
+      return sendJson(req, res, 200, {
+        id: obj.id,
+        name: obj.name,
+        version: obj.version,
+        bucket_id: obj.bucket_id,
+        size: md.size ?? null,
+        content_type: md.mimetype ?? null,
+        cache_control: md.cacheControl ?? null,
+        etag: md.eTag ?? null,
+        metadata: obj.user_metadata,
+        last_modified: iso(obj.updated_at),
+        created_at: iso(obj.created_at),
+      }, md.eTag ? { ETag: md.eTag } : {});
+    }
+    if (op === 'POST /sign') {
+      const who = await authenticate(req);
+      const expiresIn = await expiresInOf(req);
+      await findObject(who, req, bucketId, name, 'storage.object.sign');
+      const iat = Math.floor(nowMs(ctx) / 1000);
+      // Storage signs these with its own secret (HS256), whatever signs the users' tokens.
+      const token = await signJwt({ url: `${bucketId}/${name}`, scope: 'download', iat, exp: iat + expiresIn }, secret);
+      return sendJson(req, res, 200, { signedURL: `/object/sign/${bucketId}/${name}?token=${token}` });
+    }
+    if (op === 'GET /sign') {
+      const payload = await verifySignedUrl(q.get('token'), bucketId, name);
+      const obj = await findObject(SERVICE, req, bucketId, name, 'storage.object.get_signed');
+      return renderAsset(req, res, obj, { download, expires: new Date(payload.exp * 1000).toUTCString() });
+    }
+    throw ERRORS.NotFound(req);
+  }
+
+  async function handle(req, res, url) {
+    if (req.method === 'OPTIONS') return sendPreflight(req, res);
+    try {
+      await route(req, res, url);
+    } catch (err) {
+      // The client went away mid-body (a cancelled upload: Node's "aborted", or readBody's
+      // "closed before its body was read"): nothing was stored, nobody to answer, not an error.
+      if (!req.complete && (req.destroyed || req.socket?.destroyed)) {
+        ctx.log({
+          level: 'info',
+          route: 'storage',
+          path: url.pathname,
+          msg: 'upload cancelled by client',
+        });
+        return;
+      }
+      let e = err;
+      if (!(e instanceof StorageError)) {
+        ctx.log({ level: 'error', route: 'storage', path: url.pathname, error: err?.stack ?? String(err) });
+        e = ERRORS.Internal();
+      }
+      if (!req.complete) await drainBody(req);
+      if (!res.headersSent) sendJson(req, res, e.httpStatus, e.body);
+      else res.destroy();
+    }
+  }
+
+  return { name: 'storage', prefix: PREFIX, handle, async close() {} };
+}

@@ -1,0 +1,801 @@
+#!/usr/bin/env node
+// The Docker-free local database of the Spool platform: a private Postgres 15 cluster from
+// Debian's packages with pg_cron and pgTAP, stand-ins for pg_net and Vault, the Supabase
+// roles/schemas that migrations rely on (local/standins/sql/bootstrap.sql), and migrations applied
+// by the real Supabase CLI (`supabase db push --remote=<url>`) as the non-superuser postgres.
+//
+// Used as a module by local/tools/start.mjs and local/tools/test.mjs, and as a CLI:
+//   node local/tools/db.mjs help
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const PG_MAJOR = 15;
+export const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+export const DEFAULT_PORT = 54322;
+export const SUPERUSER = 'supabase_admin';
+/** OS account that runs initdb/postgres when we are root (Postgres refuses to run as root). */
+export const DB_OS_USER = 'postgres';
+
+/**
+ * The folder of npm start's stack for a checkout at `root`: its Postgres cluster (db/), keys.json
+ * (the JWT secret and API keys), the Storage stand-in's files (storage/) and logs. It is kept
+ * outside the repository, so no web server rooted in it (Vite's dev server on web/, a static
+ * host) can ever reach it: $XDG_STATE_HOME/spool/<checkout>-<hash of its path> (XDG_STATE_HOME
+ * defaults to ~/.local/state), or /var/lib/spool/<checkout>-<hash> as root, whose home is not
+ * searchable by the postgres OS user that runs the cluster. One folder per checkout, so two
+ * checkouts never share a database or keys. SPOOL_STATE_DIR (from the environment, not .env;
+ * relative to the working directory) names another folder instead: a second stack of one
+ * checkout, as local/tools/tests/start.test.mjs starts.
+ */
+export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.getuid?.() === 0, home = os.homedir() } = {}) {
+  if (env.SPOOL_STATE_DIR) return path.resolve(env.SPOOL_STATE_DIR);
+  const base = asRoot
+    ? '/var/lib'
+    : env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME)
+    ? env.XDG_STATE_HOME
+    : path.join(home, '.local', 'state');
+  const resolved = path.resolve(root);
+  const hash = createHash('sha256').update(resolved).digest('hex').slice(0, 12);
+  const name = path.basename(resolved).replace(/[^A-Za-z0-9._-]/g, '_') || 'root';
+  return path.join(base, 'spool', `${name}-${hash}`);
+}
+
+/** npm start's state folder (stateDirFor(ROOT)); local/tools/stack.mjs DEFAULT_STATE_DIR. */
+export const STATE_DIR = stateDirFor(ROOT);
+export const DEFAULT_DIR = path.join(STATE_DIR, 'db');
+/** Where state lived before it moved out of the repository; local/tools/start.mjs warns if it is there. */
+export const LEGACY_STATE_DIR = path.join(ROOT, '.spool');
+
+/**
+ * Creates a state folder private to this OS user (0700), or 0711 as root (the postgres OS user
+ * must pass through it to its cluster; keys.json and the rest stay unreadable to others).
+ */
+export function ensureStateDir(dir) {
+  const mode = isRoot ? 0o711 : 0o700;
+  fs.mkdirSync(dir, { recursive: true, mode });
+  fs.chmodSync(dir, mode);
+  return dir;
+}
+export const PACKAGES = [
+  `postgresql-${PG_MAJOR}`,
+  `postgresql-${PG_MAJOR}-cron`,
+  `postgresql-${PG_MAJOR}-pgtap`,
+  // The Realtime stand-in's change capture (local/standins/realtime-cdc.mjs), as Supabase Realtime.
+  `postgresql-${PG_MAJOR}-wal2json`,
+  'libtap-parser-sourcehandler-pgtap-perl',
+];
+
+const EXTENSIONS_SRC = path.join(ROOT, 'local', 'standins', 'extensions');
+const BOOTSTRAP_SQL = path.join(ROOT, 'local', 'standins', 'sql', 'bootstrap.sql');
+const SUPABASE_CLI = path.join(ROOT, 'node_modules', '.bin', 'supabase');
+/** Every stand-in extension file carries this marker; we never overwrite a file without it. */
+const STAND_IN_MARK = 'spool-stand-in';
+const isRoot = process.getuid?.() === 0;
+
+/** An error whose message is meant for the person at the terminal (no stack needed). */
+export class PlatformError extends Error {
+  name = 'PlatformError';
+}
+
+const log = (msg) => console.log(`spool db: ${msg}`);
+
+// ---------------------------------------------------------------------------------------------
+// Connection strings
+// ---------------------------------------------------------------------------------------------
+
+/** Superuser (no password: 127.0.0.1 is trusted, see PG_HBA): for the platform itself, never for migrations. */
+export function superuserUrl(port = DEFAULT_PORT) {
+  return `postgresql://${SUPERUSER}@127.0.0.1:${port}/postgres`;
+}
+
+/**
+ * The `postgres` role, as on Supabase: not a superuser. Migrations run as it. The password is the
+ * one `supabase start` gives it; over 127.0.0.1 the server does not ask for it (see PG_HBA).
+ */
+export function postgresUrl(port = DEFAULT_PORT) {
+  return `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
+}
+
+/** Port from SPOOL_DB_PORT (default 54322). */
+export function envPort(env = process.env) {
+  const raw = env.SPOOL_DB_PORT;
+  if (raw === undefined || raw === '') return DEFAULT_PORT;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new PlatformError(`SPOOL_DB_PORT must be a TCP port number, got ${JSON.stringify(raw)}`);
+  }
+  return port;
+}
+
+/** Loads ROOT/.env into process.env (variables already set win), if the file exists. */
+export function loadDotEnv(file = path.join(ROOT, '.env')) {
+  if (!fs.existsSync(file)) return false;
+  if (typeof process.loadEnvFile !== 'function') {
+    throw new PlatformError(
+      `${file} exists but this Node (${process.version}) cannot load it; use Node >= 20.12`,
+    );
+  }
+  process.loadEnvFile(file);
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/** Runs a command synchronously; as the postgres OS user if `asDbUser` and we are root. */
+function run(cmd, args, { asDbUser = false, cwd, env, inherit = false, allowFail = false } = {}) {
+  let file = cmd;
+  let argv = args;
+  if (asDbUser && isRoot) {
+    file = 'runuser';
+    argv = ['-u', DB_OS_USER, '--', cmd, ...args];
+  }
+  const r = spawnSync(file, argv, {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+  });
+  if (r.error) throw r.error;
+  if (r.status !== 0 && !allowFail) {
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
+    const what = `${path.basename(cmd)} ${args.join(' ')}`;
+    throw new PlatformError(`${what} failed (exit ${r.status ?? r.signal})\n${out}`.trim());
+  }
+  return r;
+}
+
+/** Child processes started with runAsync that are still running (killed by killChildren). */
+const children = new Set();
+
+/**
+ * Runs a command asynchronously. stdout is collected (or inherited with captureStdout: false);
+ * stderr is inherited unless captureStderr. Resolves to { code, signal, stdout, stderr }.
+ */
+export function runAsync(
+  cmd,
+  args,
+  { cwd = ROOT, env, captureStdout = true, captureStderr = false, timeoutMs = 0 } = {},
+) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', captureStderr ? 'pipe' : 'inherit'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = timeoutMs
+      ? setTimeout(() => {
+        child.kill('SIGTERM');
+        stderr += `\n(killed after ${timeoutMs / 1000}s)`;
+      }, timeoutMs)
+      : null;
+    child.on('error', (err) => {
+      children.delete(child);
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
+    });
+  });
+}
+
+/** Kills what runAsync started (for SIGINT/SIGTERM handlers). */
+export function killChildren(signal = 'SIGTERM') {
+  for (const child of children) child.kill(signal);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OS packages and stand-in extensions
+// ---------------------------------------------------------------------------------------------
+
+/** The packages of PACKAGES that dpkg does not report as installed. */
+export function missingPackages() {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...PACKAGES], {
+    encoding: 'utf8',
+  });
+  if (r.error) {
+    const list = PACKAGES.join(' ');
+    throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${list}`);
+  }
+  const installed = new Set(
+    r.stdout.split('\n').filter((l) => /^\S+ ii/.test(l)).map((l) => l.split(' ')[0]),
+  );
+  return PACKAGES.filter((p) => !installed.has(p));
+}
+
+/** Installs missing OS packages with apt-get (as root), or explains the sudo command. */
+export function ensurePackages() {
+  const missing = missingPackages();
+  if (missing.length > 0) {
+    const install = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+    if (!isRoot) {
+      const list = missing.join(' ');
+      throw new PlatformError(
+        `missing OS packages: ${list}. Install them with:\n  sudo apt-get update && sudo ${install}`,
+      );
+    }
+    log(`installing OS packages: ${missing.join(' ')}`);
+    const env = { DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update'], { env, inherit: true });
+    run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], {
+      env,
+      inherit: true,
+    });
+    const still = missingPackages();
+    if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
+  }
+  for (const bin of ['initdb', 'pg_ctl', 'postgres', 'pg_config']) {
+    if (!fs.existsSync(path.join(PG_BIN, bin))) {
+      throw new PlatformError(`${PG_BIN}/${bin} is missing`);
+    }
+  }
+  return missing;
+}
+
+/** $(pg_config --sharedir)/extension of Postgres 15. */
+export function extensionDir() {
+  return path.join(run(path.join(PG_BIN, 'pg_config'), ['--sharedir']).stdout.trim(), 'extension');
+}
+
+/**
+ * Copies the stand-in extensions (local/standins/extensions/<name>/*.control|*.sql) into Postgres'
+ * extension folder when their bytes differ. Needs root for that folder; returns the paths written.
+ */
+export function ensureExtensions() {
+  const target = extensionDir();
+  const plan = [];
+  for (const ext of fs.readdirSync(EXTENSIONS_SRC).sort()) {
+    const srcDir = path.join(EXTENSIONS_SRC, ext);
+    if (!fs.statSync(srcDir).isDirectory()) continue;
+    for (const file of fs.readdirSync(srcDir).sort()) {
+      if (!/\.(control|sql)$/.test(file)) continue;
+      const src = path.join(srcDir, file);
+      const dst = path.join(target, file);
+      const want = fs.readFileSync(src);
+      let have = null;
+      try {
+        have = fs.readFileSync(dst);
+      } catch (err) {
+        if (err.code !== 'ENOENT') throw err;
+      }
+      if (have?.equals(want)) continue;
+      if (have && !have.includes(STAND_IN_MARK)) {
+        throw new PlatformError(
+          `${dst} exists and is not Spool's stand-in (is the real ${ext} installed?); refusing to overwrite it`,
+        );
+      }
+      plan.push([src, dst]);
+    }
+  }
+  if (plan.length === 0) return [];
+  if (!isRoot) {
+    const commands = plan.map(([s, d]) => `  sudo install -m 0644 ${s} ${d}`).join('\n');
+    throw new PlatformError(
+      `the stand-in extensions must be installed into ${target}, which needs root:\n${commands}`,
+    );
+  }
+  for (const [src, dst] of plan) {
+    fs.copyFileSync(src, dst);
+    fs.chmodSync(dst, 0o644);
+    log(`installed stand-in ${path.relative(ROOT, src)} -> ${dst}`);
+  }
+  return plan.map(([, dst]) => dst);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+// ---------------------------------------------------------------------------------------------
+
+/** Where a cluster folder keeps things. */
+export function clusterPaths(dir = DEFAULT_DIR) {
+  dir = path.resolve(dir);
+  return {
+    dir,
+    dataDir: path.join(dir, 'data'),
+    logFile: path.join(dir, 'postgres.log'),
+    bootstrapMarker: path.join(dir, 'bootstrap.sha256'),
+  };
+}
+
+function dbOsIds() {
+  const uid = Number(run('id', ['-u', DB_OS_USER]).stdout.trim());
+  const gid = Number(run('id', ['-g', DB_OS_USER]).stdout.trim());
+  return { uid, gid };
+}
+
+/** Writes a file the server must read (owned by the postgres OS user when we are root). */
+function writeServerFile(file, content, mode = 0o600) {
+  fs.writeFileSync(file, content, { mode });
+  fs.chmodSync(file, mode);
+  if (isRoot) {
+    const { uid, gid } = dbOsIds();
+    fs.chownSync(file, uid, gid);
+  }
+}
+
+/** Creates the cluster folder, owned by the postgres OS user when we are root. */
+function prepareDir(dir) {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (!isRoot) return;
+  const { uid, gid } = dbOsIds();
+  fs.chownSync(dir, uid, gid);
+  fs.chmodSync(dir, 0o755);
+  const r = spawnSync('runuser', ['-u', DB_OS_USER, '--', 'test', '-w', dir]);
+  if (r.status !== 0) {
+    throw new PlatformError(
+      `the ${DB_OS_USER} OS user cannot write ${dir}: every parent folder must be searchable by it (chmod o+x), or choose another folder`,
+    );
+  }
+}
+
+// As in the supabase/postgres image (ansible/files/postgresql_config/pg_hba.conf.j2), which
+// `supabase start` runs: every role is trusted on the loopback and Unix sockets use peer, so
+// no connection made from inside the server's host sends a password. That is why, there as
+// here, a non-superuser's dblink or postgres_fdw connection back to the database is refused
+// with "password is required" (even with a password in its connection string). The local
+// platform listens on 127.0.0.1 only, so the scram-sha-256 lines for other addresses (what
+// clients outside the container meet on Supabase) do not come into play here.
+const PG_HBA = `# Spool local cluster (written by local/tools/db.mjs), as the supabase/postgres image's pg_hba.conf.
+# TYPE  DATABASE     USER  ADDRESS         METHOD
+local   all          all                   peer
+host    all          all   127.0.0.1/32    trust
+host    all          all   ::1/128         trust
+host    all          all   0.0.0.0/0       scram-sha-256
+host    all          all   ::/0            scram-sha-256
+`;
+
+function initCluster(paths, { fsync }) {
+  prepareDir(paths.dir);
+  log(`creating a cluster in ${paths.dataDir}`);
+  run(path.join(PG_BIN, 'initdb'), [
+    '-D',
+    paths.dataDir,
+    '-U',
+    SUPERUSER,
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    '-E',
+    'UTF8',
+    '--locale=C.UTF-8',
+    '--no-instructions',
+    ...(fsync ? [] : ['--no-sync']),
+  ], { asDbUser: true, cwd: paths.dir });
+  fs.appendFileSync(
+    path.join(paths.dataDir, 'postgresql.conf'),
+    `\n# Spool: settings are rewritten on every start by local/tools/db.mjs\ninclude_if_exists = 'spool.conf'\n`,
+  );
+}
+
+const quoteConf = (s) => `'${String(s).replaceAll("'", "''")}'`;
+
+function writeConfig(paths, { port, fsync }) {
+  // A Unix socket path is limited to 107 bytes; without one, clients use TCP (as ours do).
+  const socketOk = Buffer.byteLength(path.join(paths.dir, `.s.PGSQL.${port}`)) < 100;
+  const lines = [
+    '# Spool local cluster: written by local/tools/db.mjs on every start; edit there, not here.',
+    `port = ${port}`,
+    `listen_addresses = '127.0.0.1'`,
+    `unix_socket_directories = ${quoteConf(socketOk ? paths.dir : '')}`,
+    'max_connections = 100',
+    `shared_preload_libraries = 'pg_cron'`,
+    `cron.database_name = 'postgres'`,
+    // Jobs run in background workers, so pg_cron needs no password for the job's role.
+    'cron.use_background_workers = on',
+    'max_worker_processes = 24',
+    'cron.max_running_jobs = 8',
+    // As on Supabase (logical replication for Realtime).
+    'wal_level = logical',
+    `password_encryption = 'scram-sha-256'`,
+    `timezone = 'UTC'`,
+    `log_timezone = 'UTC'`,
+    `log_line_prefix = '%m [%p] %q%u@%d '`,
+    `fsync = ${fsync ? 'on' : 'off'}`,
+    `synchronous_commit = ${fsync ? 'on' : 'off'}`,
+    // Logical decoding (the Realtime stand-in) sees a commit only once its WAL is flushed; with
+    // asynchronous commits that waits for the WAL writer, so let it flush every 10 ms.
+    `wal_writer_delay = ${fsync ? "'200ms'" : "'10ms'"}`,
+    `full_page_writes = ${fsync ? 'on' : 'off'}`,
+    '',
+  ];
+  writeServerFile(path.join(paths.dataDir, 'spool.conf'), lines.join('\n'));
+  // Rewritten on every start too, so a cluster made by an older local/tools/db.mjs gets the current one.
+  writeServerFile(path.join(paths.dataDir, 'pg_hba.conf'), PG_HBA);
+}
+
+/** { running, pid, port } of the cluster in `dir`. */
+export function clusterStatus(dir = DEFAULT_DIR) {
+  const paths = clusterPaths(dir);
+  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) {
+    return { exists: false, running: false };
+  }
+  const r = run(path.join(PG_BIN, 'pg_ctl'), ['status', '-D', paths.dataDir], {
+    asDbUser: true,
+    cwd: paths.dir,
+    allowFail: true,
+  });
+  if (r.status !== 0) return { exists: true, running: false };
+  const pidFile = fs.readFileSync(path.join(paths.dataDir, 'postmaster.pid'), 'utf8').split('\n');
+  return { exists: true, running: true, pid: Number(pidFile[0]), port: Number(pidFile[3]) };
+}
+
+/** Resolves if nothing listens on 127.0.0.1:port. */
+export function assertPortFree(port) {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new PlatformError(
+            `port ${port} on 127.0.0.1 is in use; set SPOOL_DB_PORT to another port`,
+          )
+          : err,
+      );
+    });
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function tail(file, lines = 30) {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Creates (initdb) the cluster in `dir` if needed and starts it on 127.0.0.1:`port`. Reuses it
+ * if it is already running on that port. `fsync: false` trades durability for speed (tests).
+ * Returns { dir, dataDir, logFile, port, created, reused, superuserUrl, postgresUrl }.
+ */
+export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsync = true } = {}) {
+  const paths = clusterPaths(dir);
+  let created = false;
+  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) {
+    initCluster(paths, { fsync });
+    created = true;
+  }
+  const info = {
+    ...paths,
+    port,
+    created,
+    reused: false,
+    superuserUrl: superuserUrl(port),
+    postgresUrl: postgresUrl(port),
+  };
+  const status = clusterStatus(paths.dir);
+  if (status.running && status.port === port) {
+    log(`cluster in ${paths.dataDir} is already running on port ${port}; reusing it`);
+    info.reused = true;
+    await waitForConnection(superuserUrl(port));
+    return info;
+  }
+  if (status.running) {
+    log(`cluster is running on port ${status.port}; restarting it on ${port}`);
+    stopCluster(info);
+  }
+  writeConfig(paths, { port, fsync });
+  await assertPortFree(port);
+  const r = run(path.join(PG_BIN, 'pg_ctl'), [
+    'start',
+    '-D',
+    paths.dataDir,
+    '-l',
+    paths.logFile,
+    '-w',
+    '-t',
+    '60',
+    '-s',
+  ], { asDbUser: true, cwd: paths.dir, allowFail: true });
+  if (r.status !== 0) {
+    const last = tail(paths.logFile);
+    throw new PlatformError(
+      `postgres did not start (pg_ctl exit ${r.status}). ${paths.logFile} ends with:\n${last}`,
+    );
+  }
+  await waitForConnection(superuserUrl(port));
+  log(`postgres ${PG_MAJOR} is up on 127.0.0.1:${port} (log: ${paths.logFile})`);
+  return info;
+}
+
+/** Stops the cluster of `dir` (pg_ctl stop -m fast by default). Safe if it is not running. */
+export function stopCluster({ dir = DEFAULT_DIR } = {}, { mode = 'fast', quiet = false } = {}) {
+  const paths = clusterPaths(dir);
+  if (!clusterStatus(paths.dir).running) return false;
+  run(path.join(PG_BIN, 'pg_ctl'), [
+    'stop',
+    '-D',
+    paths.dataDir,
+    '-m',
+    mode,
+    '-w',
+    '-t',
+    '60',
+    '-s',
+  ], {
+    asDbUser: true,
+    cwd: paths.dir,
+  });
+  if (!quiet) log(`stopped the cluster in ${paths.dataDir}`);
+  return true;
+}
+
+async function waitForConnection(url, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = new pg.Client({ connectionString: url });
+    try {
+      await client.connect();
+      await client.query('select 1');
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        throw new PlatformError(`cannot connect to ${url}: ${err.message}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+}
+
+/** Runs fn(client) with a connected pg.Client, then closes it. */
+export async function withClient(url, fn) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bootstrap and migrations
+// ---------------------------------------------------------------------------------------------
+
+function bootstrapHash() {
+  return createHash('sha256').update(fs.readFileSync(BOOTSTRAP_SQL)).digest('hex');
+}
+
+/**
+ * Whether local/standins/sql/bootstrap.sql has run on the cluster in `dir`: 'none' (never, or it
+ * failed), 'current' (this version of it), or 'stale' (an older version: the cluster predates
+ * a change to it; rebuild with `npm start -- --reset`).
+ */
+export function bootstrapState({ dir = DEFAULT_DIR } = {}) {
+  const { bootstrapMarker } = clusterPaths(dir);
+  let recorded;
+  try {
+    recorded = fs.readFileSync(bootstrapMarker, 'utf8').trim();
+  } catch {
+    return 'none';
+  }
+  return recorded === bootstrapHash() ? 'current' : 'stale';
+}
+
+/**
+ * Bootstraps a cluster that never was; warns about one bootstrapped by an older
+ * local/standins/sql/bootstrap.sql instead of running it again over migrated objects (re-running it
+ * would, for one, restore default privileges a migration may have revoked).
+ */
+export async function ensureBootstrapped(cluster) {
+  const state = bootstrapState(cluster);
+  if (state === 'none') await bootstrap(cluster);
+  if (state === 'stale') {
+    log(
+      'local/standins/sql/bootstrap.sql changed since this cluster was bootstrapped; `npm start -- --reset` rebuilds it',
+    );
+  }
+  return state;
+}
+
+function describePgError(err, sql, file) {
+  let where = '';
+  if (err.position) {
+    const line = sql.slice(0, Number(err.position) - 1).split('\n').length;
+    where = ` (${path.relative(ROOT, file)}:${line})`;
+  }
+  const extra = [
+    err.detail && `DETAIL: ${err.detail}`,
+    err.hint && `HINT: ${err.hint}`,
+    err.where && `CONTEXT: ${err.where}`,
+  ]
+    .filter(Boolean)
+    .join('\n');
+  return new PlatformError(`${err.message}${where}${extra ? `\n${extra}` : ''}`);
+}
+
+/**
+ * Runs local/standins/sql/bootstrap.sql as the superuser in one transaction (idempotent), then records
+ * its hash in the cluster folder (if `dir` is given) so start can skip it next time.
+ */
+export async function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
+  const sql = fs.readFileSync(BOOTSTRAP_SQL, 'utf8');
+  await withClient(superuserUrl(port), async (client) => {
+    await client.query('begin');
+    try {
+      await client.query(sql);
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => {});
+      throw describePgError(err, sql, BOOTSTRAP_SQL);
+    }
+  });
+  if (dir) fs.writeFileSync(clusterPaths(dir).bootstrapMarker, `${bootstrapHash()}\n`);
+  log('bootstrapped Supabase roles, schemas and extensions');
+}
+
+/**
+ * Applies supabase/migrations with the real Supabase CLI, as the postgres role:
+ *   supabase db push --remote=<postgres url> --yes --output-format json --workdir <root>
+ * Its progress (stderr) goes to the terminal. Resolves to the CLI's JSON result
+ * ({ upToDate, migrations: [file names], message, ... }); rejects with its error otherwise.
+ */
+export async function pushMigrations({
+  port = DEFAULT_PORT,
+  workdir = ROOT,
+  includeAll = false,
+  dryRun = false,
+} = {}) {
+  if (!fs.existsSync(SUPABASE_CLI)) {
+    throw new PlatformError(`${SUPABASE_CLI} is missing: run npm install`);
+  }
+  const args = [
+    'db',
+    'push',
+    `--remote=${postgresUrl(port)}?sslmode=disable`,
+    '--yes',
+    '--output-format',
+    'json',
+    '--workdir',
+    workdir,
+    ...(includeAll ? ['--include-all'] : []),
+    ...(dryRun ? ['--dry-run'] : []),
+  ];
+  const env = {
+    PGSSLMODE: 'disable',
+    SUPABASE_TELEMETRY_DISABLED: '1',
+    DO_NOT_TRACK: '1',
+    SUPABASE_NO_UPDATE_NOTIFIER: '1',
+  };
+  const r = await runAsync(SUPABASE_CLI, args, { cwd: workdir, env, timeoutMs: 10 * 60_000 });
+  const jsonLine = r.stdout.trim().split('\n').reverse().find((l) => l.trim().startsWith('{'));
+  let result = null;
+  try {
+    result = jsonLine ? JSON.parse(jsonLine) : null;
+  } catch {
+    result = null;
+  }
+  if (r.code !== 0 || !result || result._tag === 'Error') {
+    const e = result?.error;
+    const detail = e
+      ? [e.code ? `${e.code}: ${e.message}` : e.message, e.suggestion?.trim()]
+        .filter(Boolean)
+        .join('\n')
+      : r.stdout.trim() || `exit ${r.code}`;
+    throw new PlatformError(`supabase db push failed:\n${detail}`);
+  }
+  result.migrations ??= [];
+  log(`supabase db push: ${result.message ?? (result.upToDate ? 'up to date' : 'done')}`);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------------------------
+
+const USAGE = `usage: node local/tools/db.mjs <command> [--dir DIR] [--port PORT]
+
+  ensure      install missing OS packages (apt) and the stand-in extensions
+  start       create (initdb + bootstrap) or reuse the cluster, start it, push migrations;
+              leaves it running in the background
+  stop        stop the cluster (pg_ctl stop -m fast)
+  status      say whether the cluster runs, and on which port
+  bootstrap   run local/standins/sql/bootstrap.sql again (idempotent, but it re-grants the default
+              privileges it sets, even if a migration revoked them since)
+  push        supabase db push (add --include-all to apply out-of-order migrations)
+  urls        print the connection strings
+
+DIR defaults to ${DEFAULT_DIR} (outside the repository), PORT to SPOOL_DB_PORT or ${DEFAULT_PORT}.`;
+
+function parseArgs(argv) {
+  const opts = { command: argv[0], dir: DEFAULT_DIR, port: undefined, includeAll: false };
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--dir') opts.dir = path.resolve(argv[++i]);
+    else if (a === '--port') opts.port = Number(argv[++i]);
+    else if (a === '--include-all') opts.includeAll = true;
+    else throw new PlatformError(`unknown argument ${a}\n${USAGE}`);
+  }
+  return opts;
+}
+
+async function main(argv) {
+  loadDotEnv();
+  const opts = parseArgs(argv);
+  const port = opts.port ?? envPort();
+  switch (opts.command) {
+    case 'ensure':
+      ensurePackages();
+      ensureExtensions();
+      log('OS packages and stand-in extensions are in place');
+      break;
+    case 'start': {
+      ensurePackages();
+      ensureExtensions();
+      if (opts.dir === DEFAULT_DIR) ensureStateDir(STATE_DIR);
+      const cluster = await startCluster({ dir: opts.dir, port });
+      await ensureBootstrapped(cluster);
+      await pushMigrations({ port, includeAll: opts.includeAll });
+      console.log(`\n  postgres:   ${postgresUrl(port)}`);
+      console.log(`  superuser:  ${superuserUrl(port)}`);
+      console.log('  stop with:  node local/tools/db.mjs stop');
+      break;
+    }
+    case 'stop':
+      if (!stopCluster({ dir: opts.dir })) log('not running');
+      break;
+    case 'status': {
+      const s = clusterStatus(opts.dir);
+      log(
+        !s.exists
+          ? `no cluster in ${opts.dir}`
+          : s.running
+          ? `running on port ${s.port} (pid ${s.pid})`
+          : 'stopped',
+      );
+      break;
+    }
+    case 'bootstrap':
+      await bootstrap({ port, dir: opts.dir });
+      break;
+    case 'push':
+      await pushMigrations({ port, includeAll: opts.includeAll });
+      break;
+    case 'urls':
+      console.log(`postgres:  ${postgresUrl(port)}\nsuperuser: ${superuserUrl(port)}`);
+      break;
+    default:
+      console.log(USAGE);
+      if (opts.command && opts.command !== 'help') process.exitCode = 2;
+  }
+}
+
+const invokedAsScript = process.argv[1] &&
+  fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedAsScript) {
+  main(process.argv.slice(2)).catch((err) => {
+    console.error(`spool db: ${err instanceof PlatformError ? err.message : err.stack}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,162 @@
+// A fake OpenAI API for `npm test`'s stack (local/tools/test.mjs points the Edge Functions'
+// OPENAI_BASE_URL at it), so the image and text kinds, and the complete pack made of them, run end
+// to end on the stack's worker without the network or a real key. The same behaviour as the Deno
+// fake the function tests use (supabase/functions/tests/support/fake-providers.ts), in Node:
+//
+//   POST /v1/images/generations   200: `n` small solid-colour PNGs as b64_json
+//   POST /v1/chat/completions     200: an assistant message whose content is JSON that satisfies
+//                                 the request's response_format.json_schema.schema (made from
+//                                 the schema: objects with every required property, arrays with
+//                                 minItems items, strings "…"), or plain text without a schema
+//   anything else                 404 in OpenAI's error shape
+//
+// Tests that need OpenAI to fail or to be absent do that themselves (a handler of their own with
+// functionEnv({}), a page.route in the browser): they must not depend on this fake's answers.
+import http from 'node:http';
+import zlib from 'node:zlib';
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type, data) {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A small RGBA PNG of one colour. */
+export function solidPng(width, height, [r, g, b]) {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 6; // RGBA
+  const row = Buffer.alloc(1 + width * 4); // filter byte 0, then pixels
+  for (let x = 0; x < width; x++) row.set([r, g, b, 255], 1 + x * 4);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+const COLOURS = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]];
+
+/**
+ * A value that satisfies a JSON Schema of the subset strict structured outputs allow (object,
+ * array, string, number, integer, boolean, null, enum, const, anyOf, nullable type lists).
+ */
+export function sampleOf(schema) {
+  if (!schema || typeof schema !== 'object') return '…';
+  if ('const' in schema) return schema.const;
+  if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
+  if (Array.isArray(schema.anyOf) && schema.anyOf.length > 0) return sampleOf(schema.anyOf[0]);
+  if (Array.isArray(schema.oneOf) && schema.oneOf.length > 0) return sampleOf(schema.oneOf[0]);
+  const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') ?? 'null' : schema.type;
+  switch (type) {
+    case 'object': {
+      const out = {};
+      const props = schema.properties ?? {};
+      for (const name of schema.required ?? Object.keys(props)) out[name] = sampleOf(props[name]);
+      return out;
+    }
+    case 'array': {
+      // minItems items (at least one, so a rendered list has something in it, unless maxItems is 0).
+      const length = Math.min(Math.max(schema.minItems ?? 0, 1), schema.maxItems ?? Infinity);
+      return Array.from({ length }, () => sampleOf(schema.items));
+    }
+    case 'integer':
+    case 'number':
+      return schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum + 1 : 1);
+    case 'boolean':
+      return true;
+    case 'null':
+      return null;
+    case 'string':
+    default: {
+      const min = schema.minLength ?? 1;
+      return '…'.repeat(Math.max(min, 1));
+    }
+  }
+}
+
+/** Starts the fake on a free loopback port. Resolves to { url, requests, close() }. */
+export async function startFakeOpenAI({ host = '127.0.0.1', port = 0 } = {}) {
+  const requests = [];
+  let seq = 0;
+  const server = http.createServer((req, res) => {
+    const parts = [];
+    req.on('data', (c) => parts.push(c));
+    req.on('end', () => {
+      const text = Buffer.concat(parts).toString('utf8');
+      let body = null;
+      try {
+        body = text ? JSON.parse(text) : null;
+      } catch {
+        body = text;
+      }
+      const path = new URL(req.url, 'http://x').pathname;
+      requests.push({ method: req.method, path, body });
+      const json = (status, value) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(value));
+      };
+      if (req.method === 'POST' && path === '/v1/images/generations') {
+        const n = Number.isInteger(body?.n) && body.n > 0 ? body.n : 1;
+        const first = seq++;
+        return json(200, {
+          created: Math.floor(Date.now() / 1000),
+          data: Array.from({ length: n }, (_, i) => ({
+            b64_json: solidPng(32, 32, COLOURS[(first + i) % COLOURS.length]).toString('base64'),
+          })),
+          usage: { total_tokens: 100, input_tokens: 10, output_tokens: 90 },
+        });
+      }
+      if (req.method === 'POST' && path === '/v1/chat/completions') {
+        const schema = body?.response_format?.json_schema?.schema;
+        const last = Array.isArray(body?.messages) ? body.messages.at(-1)?.content : '';
+        const content = schema ? JSON.stringify(sampleOf(schema)) : `an answer to: ${last}`;
+        return json(200, {
+          id: `chatcmpl-fake-${++seq}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: body?.model ?? 'fake',
+          choices: [{
+            index: 0,
+            message: { role: 'assistant', content, refusal: null },
+            finish_reason: 'stop',
+          }],
+          usage: { prompt_tokens: 12, completion_tokens: 34, total_tokens: 46 },
+        });
+      }
+      return json(404, { error: { message: `fake OpenAI: no route ${req.method} ${path}` } });
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const { port: bound } = server.address();
+  return {
+    url: `http://${host}:${bound}`,
+    requests,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(() => resolve());
+    }),
+  };
+}

@@ -1,0 +1,281 @@
+// The local Spool stack as one call: Postgres (local/tools/db.mjs) + the API gateway on one port
+// (local/standins/server.mjs: Edge Functions in Deno, the REST/Auth/Storage stand-ins, the pg_net
+// deliverer) + the Vault secrets the doorbell reads, so that inserting a job rings job-worker.
+// npm start, npm test and the benchmarks all start the stack through here.
+//
+//   import { startStack } from './local/tools/stack.mjs';
+//   const stack = await startStack({ dbPort, apiPort, stateDir, env, fsync: false });
+//   stack.url, stack.anonKey, stack.serviceRoleKey, stack.dbUrl, stack.superuserUrl
+//   stack.keyMode         'new' (sb_ keys, ES256 user tokens; default) or 'legacy' (SPOOL_KEYS)
+//   stack.clientEnv()     SUPABASE_URL, SUPABASE_ANON_KEY, ... for a test process
+//   await stack.stop()    gateway (Deno workers included), then the cluster
+//   stack.killSync()      for exit paths that cannot wait
+//
+// startApi() is the second half alone, for callers that run the database themselves (npm start,
+// npm test). It first caches every module the Edge Functions can load, as deno.lock pins it
+// (local/standins/edge-runtime/cache.mjs, printing what it caches and how long it took), so the
+// workers never download.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import {
+  ensureBootstrapped,
+  ensureExtensions,
+  ensurePackages,
+  envPort,
+  PlatformError,
+  postgresUrl,
+  pushMigrations,
+  ROOT,
+  startCluster,
+  STATE_DIR,
+  stopCluster,
+  superuserUrl,
+  withClient,
+} from './db.mjs';
+import { cacheFunctionModules } from '../standins/edge-runtime/cache.mjs';
+import { discoverFunctions, killWorkersSync } from '../standins/functions.mjs';
+import { startGateway } from '../standins/server.mjs';
+
+export const DEFAULT_API_PORT = 54321;
+/** npm start's state folder, outside the repository (local/tools/db.mjs stateDirFor). */
+export const DEFAULT_STATE_DIR = STATE_DIR;
+
+/** Port from SPOOL_API_PORT (default 54321). */
+export function envApiPort(env = process.env) {
+  const raw = env.SPOOL_API_PORT;
+  if (raw === undefined || raw === '') return DEFAULT_API_PORT;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new PlatformError(`SPOOL_API_PORT must be a TCP port number, got ${JSON.stringify(raw)}`);
+  }
+  return port;
+}
+
+/**
+ * The environment the Edge Functions get besides what Supabase injects: every variable named in
+ * the repo's .env or .env.example, with its value from process.env (which local/tools/db.mjs
+ * loadDotEnv() fills from .env, variables already set winning) or else from .env.
+ */
+export function functionEnv(root = ROOT) {
+  const read = (file) => {
+    try {
+      return parseEnv(fs.readFileSync(path.join(root, file), 'utf8'));
+    } catch (err) {
+      if (err.code === 'ENOENT') return {};
+      throw new PlatformError(`${file}: ${err.message}`);
+    }
+  };
+  const dotEnv = read('.env');
+  const names = new Set([...Object.keys(read('.env.example')), ...Object.keys(dotEnv)]);
+  const env = {};
+  for (const name of names) {
+    const value = process.env[name] ?? dotEnv[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * Sets the Vault secrets spool.ring_doorbell() reads (idempotent): spool_project_url (where
+ * job-worker is: <url>/functions/v1/job-worker) and spool_worker_secret (the key it presents).
+ */
+export async function setDoorbellSecrets(dbUrl, { projectUrl, workerSecret }) {
+  const secrets = [
+    ['spool_project_url', projectUrl, 'Spool local platform: the API gateway job-worker is served on'],
+    ['spool_worker_secret', workerSecret, 'Spool local platform: the secret (service_role) key job-worker accepts'],
+  ];
+  await withClient(dbUrl, async (client) => {
+    for (const [name, value, description] of secrets) {
+      const { rows } = await client.query(
+        'select id, decrypted_secret from vault.decrypted_secrets where name = $1',
+        [name],
+      );
+      if (rows.length === 0) {
+        await client.query('select vault.create_secret($1, $2, $3)', [value, name, description]);
+      } else if (rows[0].decrypted_secret !== value) {
+        await client.query('select vault.update_secret($1, $2)', [rows[0].id, value]);
+      }
+    }
+  });
+}
+
+/** Prints gateway log lines: a function's output as `name | line`, everything else as JSON. */
+export function consoleLog(line) {
+  if (line.stream && line.function) {
+    const out = line.stream === 'stderr' ? process.stderr : process.stdout;
+    out.write(`${line.function} | ${line.msg}\n`);
+  } else {
+    console.log(JSON.stringify(line));
+  }
+}
+
+/** A log sink appending JSON lines to `file` (created with its folder). */
+export function fileLog(file) {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const fd = fs.openSync(file, 'a');
+  const sink = (line) => fs.writeSync(fd, `${JSON.stringify(line)}\n`);
+  sink.file = file;
+  sink.close = () => fs.closeSync(fd);
+  return sink;
+}
+
+/**
+ * Starts the gateway against a running, migrated database and sets the doorbell's Vault
+ * secrets. `env` is the functions' extra environment (default: functionEnv()); `log` a sink for
+ * the gateway's log lines (default: consoleLog); `options` goes to the route modules
+ * (options.functions, options.pgnet).
+ */
+export async function startApi({
+  dbPort,
+  apiPort = envApiPort(),
+  stateDir = DEFAULT_STATE_DIR,
+  env = functionEnv(),
+  log = consoleLog,
+  quiet = false,
+  options = {},
+} = {}) {
+  if (!dbPort) throw new PlatformError('startApi needs the database port (dbPort)');
+  fs.mkdirSync(stateDir, { recursive: true });
+  // What `supabase functions deploy` does first: every module the functions can load (dynamic
+  // imports and npm packages included) into Deno's cache, as deno.lock pins it. The workers run
+  // --cached-only and never download. Once per process; a few ms when the cache is warm.
+  await cacheFunctionModules({
+    root: ROOT,
+    say: (msg) => {
+      if (log !== consoleLog) log({ service: 'edge-runtime', event: 'modules_cache', msg });
+      if (!quiet) console.log(msg);
+    },
+  });
+  let gateway;
+  try {
+    gateway = await startGateway({
+      root: ROOT,
+      stateDir,
+      port: apiPort,
+      dbPort,
+      env,
+      quiet,
+      log,
+      // Pickup latency matters: every function's worker is started now, not on its first call.
+      options: { ...options, functions: { prewarm: true, ...options.functions } },
+    });
+  } catch (err) {
+    if (err.code === 'EADDRINUSE') {
+      throw new PlatformError(`port ${apiPort} on 127.0.0.1 is in use; set SPOOL_API_PORT to another port`);
+    }
+    throw err;
+  }
+  const { keys } = gateway;
+  try {
+    await setDoorbellSecrets(superuserUrl(dbPort), { projectUrl: gateway.url, workerSecret: keys.serviceRoleKey });
+  } catch (err) {
+    await gateway.close();
+    throw err;
+  }
+  return {
+    url: gateway.url,
+    functionsUrl: `${gateway.url}/functions/v1`,
+    keyMode: keys.mode,
+    anonKey: keys.anonKey,
+    serviceRoleKey: keys.serviceRoleKey,
+    jwtSecret: keys.jwtSecret,
+    keys,
+    dbPort,
+    dbUrl: postgresUrl(dbPort),
+    superuserUrl: superuserUrl(dbPort),
+    stateDir,
+    gateway,
+    /** Names of the Edge Functions in supabase/functions (each at functionsUrl/<name>). */
+    functions: () => discoverFunctions(options.functions?.dir ?? path.join(ROOT, 'supabase', 'functions')),
+    /** Variables for a process that talks to this stack (tests, scripts). */
+    // The key names hold whichever keys are in force (SPOOL_KEYS): with the new keys
+    // SUPABASE_ANON_KEY / SUPABASE_PUBLISHABLE_KEY are the sb_publishable_ key and
+    // SUPABASE_SERVICE_ROLE_KEY / SUPABASE_SECRET_KEY the sb_secret_ key, so a client works in
+    // either mode. SPOOL_KEYS says which; SUPABASE_JWKS is the JWKS (new mode). Test-only: the
+    // private signing JWK (SPOOL_TEST_SIGNING_KEY, new mode) and the HS256 JWT secret
+    // (SPOOL_TEST_JWT_SECRET: legacy keys and tokens; Storage's signed URLs in both modes) let
+    // tests sign users' access tokens as Auth would.
+    clientEnv() {
+      const env = {
+        SPOOL_KEYS: keys.mode,
+        SUPABASE_URL: gateway.url,
+        SUPABASE_ANON_KEY: keys.anonKey,
+        SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
+        SUPABASE_PUBLISHABLE_KEY: keys.publishableKey,
+        SUPABASE_SECRET_KEY: keys.secretKey,
+        SUPABASE_DB_URL: postgresUrl(dbPort),
+        SPOOL_TEST_SUPERUSER_URL: superuserUrl(dbPort),
+        SPOOL_TEST_DB_PORT: String(dbPort),
+        SPOOL_TEST_JWT_SECRET: keys.jwtSecret,
+        SPOOL_TEST_STATE_DIR: stateDir,
+        // The gateway's log, when it goes to a file (npm test): tests read worker lifecycle from it.
+        ...(log.file ? { SPOOL_TEST_GATEWAY_LOG: log.file } : {}),
+      };
+      if (keys.mode === 'new') {
+        env.SUPABASE_JWKS = JSON.stringify(keys.jwks);
+        env.SPOOL_TEST_SIGNING_KEY = JSON.stringify(keys.signingKey);
+      }
+      return env;
+    },
+    close: () => gateway.close(),
+    killSync: killWorkersSync,
+  };
+}
+
+/**
+ * The whole stack: a cluster in <stateDir>/db on dbPort (created, bootstrapped and migrated as
+ * needed), then startApi. `fsync: false` is for throwaway stacks (tests, benchmarks).
+ */
+export async function startStack({
+  dbPort = envPort(),
+  apiPort = envApiPort(),
+  stateDir = DEFAULT_STATE_DIR,
+  env = functionEnv(),
+  fsync = true,
+  log = consoleLog,
+  quiet = false,
+  options = {},
+  includeAll = false,
+} = {}) {
+  ensurePackages();
+  ensureExtensions();
+  fs.mkdirSync(stateDir, { recursive: true });
+  if (process.getuid?.() === 0) {
+    // Postgres runs as the postgres OS user and must reach <stateDir>/db; a mkdtemp folder is
+    // 0700. Searchable (x) is enough: keys.json and the rest stay unreadable to others.
+    const mode = fs.statSync(stateDir).mode & 0o777;
+    if ((mode & 0o001) === 0) fs.chmodSync(stateDir, mode | 0o711);
+  }
+  const db = await startCluster({ dir: path.join(stateDir, 'db'), port: dbPort, fsync });
+  let api;
+  try {
+    await ensureBootstrapped(db);
+    await pushMigrations({ port: dbPort, includeAll });
+    api = await startApi({ dbPort, apiPort, stateDir, env, log, quiet, options });
+  } catch (err) {
+    stopCluster(db, { mode: 'immediate', quiet: true });
+    throw err;
+  }
+  return {
+    ...api,
+    db,
+    api,
+    async stop() {
+      try {
+        await api.close();
+      } finally {
+        stopCluster(db, { quiet: true });
+      }
+    },
+    killSync() {
+      killWorkersSync();
+      try {
+        stopCluster(db, { mode: 'immediate', quiet: true });
+      } catch {
+        // best effort on the way out
+      }
+    },
+  };
+}
