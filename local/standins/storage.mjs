@@ -8,8 +8,10 @@
 //   POST /object/sign/{bucket}/{path}            {expiresIn} -> a signed download URL
 //   GET  /object/sign/{bucket}/{path}?token=     download by signature (download=<name> sends it
 //                                                as an attachment)
-// Anything else Storage serves (multipart uploads, lists, deletes, buckets, signed uploads, public
-// buckets) is not served here: nothing in Spool uses it.
+//   DELETE /object/{bucket}   {prefixes: [names]} remove objects (storage-js remove()): the rows
+//                                                RLS lets the caller delete, then their files
+// Anything else Storage serves (multipart uploads, lists, single-object deletes, buckets, signed
+// uploads, public buckets) is not served here: nothing in Spool uses it.
 //
 // Files live under <ctx.stateDir>/storage/<bucket>/<path>; their rows in storage.objects. Rows are
 // read and written in a transaction as the caller (shared.mjs withCallerTransaction), so the
@@ -353,7 +355,54 @@ export async function create(ctx) {
     return payload;
   }
 
+  /** DELETE /object/{bucket}: Storage's deleteObjects (src/http/routes/object/deleteObjects.ts). */
+  async function removeObjects(req, res, bucketId) {
+    const who = await authenticate(req);
+    let body;
+    try {
+      body = JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
+    } catch (err) {
+      if (err instanceof BodyTooLarge) throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
+      throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
+    }
+    if (body === null || typeof body !== 'object' || !('prefixes' in body)) {
+      throw ERRORS.Validation("body must have required property 'prefixes'");
+    }
+    if (!Array.isArray(body.prefixes) || body.prefixes.some((x) => typeof x !== 'string')) {
+      throw ERRORS.Validation('body/prefixes must be array');
+    }
+    if (body.prefixes.length < 1) throw ERRORS.Validation('body/prefixes must NOT have fewer than 1 items');
+    if (body.prefixes.length > 1000) throw ERRORS.Validation('body/prefixes must NOT have more than 1000 items');
+    await bucketRow(req, bucketId);
+    const rows = await asRole(who, req, 'storage.object.delete_many', async (c) => {
+      // As the Storage API does for the deletes it serves (bootstrap.sql storage.protect_delete).
+      await c.query("select set_config('storage.allow_delete_query', 'true', true)");
+      return (await c.query(
+        'delete from storage.objects where bucket_id = $1 and name = any($2::text[]) returning id, name, bucket_id, owner, owner_id, version, metadata, user_metadata, created_at, updated_at, last_accessed_at',
+        [bucketId, body.prefixes],
+      )).rows;
+    });
+    // The rows are gone (committed): now their files, as Storage deletes from its backend after.
+    for (const row of rows) fs.rmSync(objectFile(row.bucket_id, row.name), { force: true });
+    return sendJson(req, res, 200, rows.map((r) => ({
+      ...r,
+      created_at: iso(r.created_at),
+      updated_at: iso(r.updated_at),
+      last_accessed_at: iso(r.last_accessed_at),
+    })));
+  }
+
   async function route(req, res, url) {
+    const only = url.pathname.slice(PREFIX.length).match(/^\/object\/([^/]+)\/?$/);
+    if (only && req.method === 'DELETE') {
+      let bucketId;
+      try {
+        bucketId = decodeURIComponent(only[1]);
+      } catch {
+        throw ERRORS.NoSuchBucket();
+      }
+      return removeObjects(req, res, bucketId);
+    }
     const m = url.pathname.slice(PREFIX.length).match(/^\/object(\/(?:authenticated|info|sign))?\/([^/]+)\/(.+)$/);
     if (!m) throw ERRORS.NotFound(req);
     const [, kind = '', rawBucket, rawName] = m;

@@ -339,7 +339,7 @@ create trigger update_objects_updated_at
 -- As Storage >= 1.35 (supabase/storage migrations/tenant/0055-prevent-direct-deletes.sql):
 -- a DELETE on storage.buckets or storage.objects is refused unless the transaction set
 -- storage.allow_delete_query to 'true', which the Storage API does for each request it serves
--- (the local stand-in, local/standins/storage.mjs, serves no deletes). A statement-level trigger:
+-- (the local stand-in, local/standins/storage.mjs, does so for DELETE /object/{bucket}). A statement-level trigger:
 -- it fires even when the DELETE matches no row.
 create or replace function storage.protect_delete()
 returns trigger

@@ -373,13 +373,32 @@ describe('buckets and routing', () => {
     assert.equal((await res.json()).statusCode, '404');
   });
 
-  it('does not serve what Spool does not use: lists, deletes, buckets, multipart uploads', async () => {
+  it('removes what RLS lets the caller delete, row and file, and nothing of another user', async () => {
+    const name = `${alice.id}/to-remove.png`;
+    assert.equal((await stack.client(alice.token).storage.from('inputs').upload(name, png(), asPng)).error, null);
+    const theirs = await stack.client(bob.token).storage.from('inputs').remove([name]);
+    assert.equal(theirs.error, null);
+    assert.deepEqual(theirs.data, []);
+    assert.ok(await objectRow('inputs', name), "bob's remove deleted nothing");
+    assert.ok(fs.existsSync(diskPath('inputs', name)));
+    const mine = await stack.client(alice.token).storage.from('inputs').remove([name, `${alice.id}/never-there.png`]);
+    assert.equal(mine.error, null);
+    assert.deepEqual(mine.data.map((o) => o.name), [name]);
+    assert.equal(await objectRow('inputs', name), null);
+    assert.equal(fs.existsSync(diskPath('inputs', name)), false);
+    const empty = await fetch(`${stack.url}/storage/v1/object/inputs`, {
+      method: 'DELETE',
+      headers: { apikey: stack.keys.anonKey, authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ prefixes: [] }),
+    });
+    assert.equal(empty.status, 400);
+    assert.equal((await empty.json()).message, 'body/prefixes must NOT have fewer than 1 items');
+  });
+
+  it('does not serve what Spool does not use: lists, buckets, multipart uploads', async () => {
     const client = stack.client(alice.token).storage;
     const listed = await client.from('inputs').list(alice.id);
     assert.equal(listed.error.statusCode, '404');
-    const removed = await client.from('inputs').remove([`${alice.id}/photo.png`]);
-    assert.equal(removed.error.statusCode, '404');
-    assert.ok(await objectRow('inputs', `${alice.id}/photo.png`), 'nothing was removed');
     assert.equal((await client.listBuckets()).error.statusCode, '404');
     const form = await client.from('inputs').upload(`${alice.id}/form.png`, new Blob([PNG], { type: 'image/png' }));
     assert.equal(form.error.statusCode, '400');
