@@ -553,15 +553,18 @@ begin
   end if;
 
   -- Claim order is (priority desc, fair_at, id), the order of jobs_claim_idx: the jobs of higher
-  -- priority, then those of equal priority before it. Each part stops at 1000 rows.
+  -- priority, then those of equal priority before it. Each part walks the index in that order
+  -- (the ORDER BY keeps the planner on it) and stops at 1000 rows.
   select pg_catalog.count(*)::integer into v_ahead
   from ((select 1 from public.jobs j
           where j.status = 'pending' and j.priority > v_job.priority and j.run_at <= v_now
+          order by j.priority desc, j.fair_at, j.id
           limit 1000)
         union all
         (select 1 from public.jobs j
           where j.status = 'pending' and j.priority = v_job.priority
             and (j.fair_at, j.id) < (v_job.fair_at, v_job.id) and j.run_at <= v_now
+          order by j.priority desc, j.fair_at, j.id
           limit 1000)) x;
   v_ahead := least(v_ahead, 1000);
 
