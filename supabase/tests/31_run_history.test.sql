@@ -3,7 +3,7 @@
 -- waiting for a media slot and time running apart; job_position puts a pending job in line.
 -- Acted out by the workers and the sweep (service_role), alice and bob (authenticated) and anon.
 begin;
-select plan(28);
+select plan(30);
 
 -- Helpers for acting out behaviour, temporary so they vanish with the session:
 --   uid(name) / create_users(names) named test users with fixed uuids, inserted into auth.users
@@ -197,6 +197,25 @@ select is(
   jsonb_build_object('outcome', 'cancelled', 'retried', false, 'ended', pg_temp.t('2 hours 5 seconds')),
   'cancelling a running job ends its attempt as cancelled');
 
+-- Handed to a provider -------------------------------------------------------------------------------
+
+select pg_temp.travel_to(pg_temp.t('2 hours 10 minutes'));
+select id as handed from public.create_job(pg_temp.uid('alice'), 'roto', '{"n": 13}', 0, 3) \gset
+select lease_token as tok from public.claim_jobs('worker-p', 1) \gset
+select status as s from public.await_job(:'handed', :'tok', 'replicate', 'pred-31', 600) \gset
+select is(
+  (select jsonb_build_object('open', ended_at is null, 'last_step', steps -> -1 ->> 'step')
+     from public.job_attempts where job_id = :'handed'),
+  '{"open": true, "last_step": "waiting for replicate"}'::jsonb,
+  'a job handed to a provider keeps its attempt open, with the hand-off as a step');
+select pg_temp.travel_to(pg_temp.t('2 hours 11 minutes'));
+select status as s from public.resume_job('replicate', 'pred-31', 'done', '{"ok": true}') \gset
+select status as s from public.resume_job('replicate', 'pred-31', 'done', '{"ok": true}') \gset
+select is(
+  (select jsonb_build_object('outcome', outcome, 'ended', ended_at) from public.job_attempts where job_id = :'handed'),
+  jsonb_build_object('outcome', 'done', 'ended', pg_temp.t('2 hours 11 minutes')),
+  'the provider''s answer closes the attempt as done, once (a duplicate webhook changes nothing)');
+
 -- Owners only ----------------------------------------------------------------------------------------
 
 select pg_temp.authenticate_as('bob');
@@ -206,7 +225,7 @@ select is(pg_temp.error_of(format('select public.get_job_run(%L)', :'flaky')), '
 select is(pg_temp.error_of(format('select public.job_position(%L)', :'flaky')), 'PT404 job_not_found',
   'job_position of another user''s job is a 404');
 select pg_temp.authenticate_as('alice');
-select is((select count(*)::int from public.job_attempts), 8, 'alice sees her own eight attempts');
+select is((select count(*)::int from public.job_attempts), 9, 'alice sees her own nine attempts');
 select is(pg_temp.error_of('select worker_id from public.job_attempts'), '42501 -',
   'owners cannot read worker ids from job_attempts (they stay server-side, as on jobs)');
 select is(pg_temp.error_of(format(

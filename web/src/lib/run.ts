@@ -223,13 +223,34 @@ const REPORT_LABELS: Readonly<Record<string, string>> = {
   noise_reduction: 'Noise reduction',
 };
 
+/** Known fields first, in reading order (in, out, what was done); jsonb keeps keys in its own. */
+const REPORT_ORDER: readonly string[] = [
+  'input_lufs',
+  'output_lufs',
+  'gain_db',
+  'limiter_db',
+  'peak_dbtp',
+  'noise_floor_db',
+  'output_noise_floor_db',
+  'noise_reduction',
+  'dc_offset',
+];
+
+const rank = (k: string) => {
+  const i = REPORT_ORDER.indexOf(k);
+  return i < 0 ? REPORT_ORDER.length : i;
+};
+
 /**
- * Every field of an output report, in its own order: labelled, with the unit its key names
- * (_db, _dbtp, _lufs, _hz, _ms, _seconds), arrays listed, nulls shown as "not measurable".
+ * Every field of an output report: the known ones in reading order, then the rest as they come;
+ * labelled, with the unit its key names (_db, _dbtp, _lufs, _hz, _ms, _seconds), arrays listed,
+ * nulls shown as "not measurable".
  */
 export function reportRows(report: unknown): Row[] {
   if (!report || typeof report !== 'object' || Array.isArray(report)) return [];
-  return Object.entries(report as Record<string, unknown>).map(([k, v]) => {
+  const entries = Object.entries(report as Record<string, unknown>);
+  entries.sort((a, b) => rank(a[0]) - rank(b[0]));
+  return entries.map(([k, v]) => {
     const unit = UNITS.find(([re]) => re.test(k));
     const base = unit ? k.replace(unit[0], '') : k;
     const label = REPORT_LABELS[k] ?? (unit ? words(base) + unit[1] : words(k));
