@@ -71,8 +71,8 @@ test('a job that failed once, then succeeded, shows both attempts, the first err
   let job;
   try {
     job = await startByApi('audio-clean', { input_path: input, target_lufs: -18 });
-    const token = await claimAsTest(env.admin, job.id, 'web-test-flaky');
-    assert.ok(token, 'the test claimed the job through claim_jobs');
+    // A worker's claim in flight may hold the row for a moment (SKIP LOCKED): try until ours takes it.
+    const token = await until(() => claimAsTest(env.admin, job.id, 'web-test-flaky'), { what: 'the test to claim the job' });
     await env.admin.query(`select public.heartbeat_job($1, $2, 15, 'decoding')`, [job.id, token]);
     await env.admin.query(
       `select public.fail_job($1, $2, '{"message": "the test worker lost its connection"}', true)`,
@@ -151,8 +151,8 @@ test('a job waiting for a media slot is not shown as running, and a cancelled on
   const hold = await holdQueue(env.admin, userId);
   try {
     const job = await startByApi('color-grade', { input_path: photo, preset: 'warm' });
-    const token = await claimAsTest(env.admin, job.id, 'web-test-slots');
-    assert.ok(token, 'the test claimed the job through claim_jobs');
+    // A worker's claim in flight may hold the row for a moment (SKIP LOCKED): try until ours takes it.
+    const token = await until(() => claimAsTest(env.admin, job.id, 'web-test-slots'), { what: 'the test to claim the job' });
     // As job-worker reports a job that waits for a free media slot (media-slots.ts).
     await env.admin.query(`select public.heartbeat_job($1, $2, 0, 'queued')`, [job.id, token]);
 
