@@ -64,9 +64,11 @@ comment on column public.job_attempts.outcome is 'done | failed | lease_expired 
 comment on column public.job_attempts.retried is 'Whether the job went back to pending for another attempt after this one.';
 comment on column public.job_attempts.steps is 'The steps the worker reported, in order: [{"step","progress","at"}].';
 
--- Written once per claim and once or twice more (a step, the end): vacuumed and analyzed as eagerly
--- as jobs, so the lookups by primary key stay planned as such while the table grows.
+-- Written once per claim and updated once or twice more (a step, the end; never an indexed column):
+-- room on each page for those updates to be HOT, and vacuumed and analyzed as eagerly as jobs, so
+-- the lookups by primary key stay planned as such while the table grows.
 alter table public.job_attempts set (
+  fillfactor = 80,
   autovacuum_vacuum_scale_factor = 0.02,
   autovacuum_vacuum_threshold = 1000,
   autovacuum_vacuum_insert_scale_factor = 0.05,

@@ -11,7 +11,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { claimAsTest, colourfulPng, holdQueue, noisyWav, openProfile, setup, until } from './helpers.mjs';
+import {
+  claimAsTest,
+  colourfulPng,
+  holdQueue,
+  noisyWav,
+  openProfile,
+  setup,
+  until,
+} from './helpers.mjs';
 
 let env;
 let user;
@@ -33,7 +41,12 @@ async function uploadByApi(name, bytes, type) {
   const p = `${userId}/${name}`;
   const res = await fetch(`${env.api}/storage/v1/object/inputs/${p}`, {
     method: 'POST',
-    headers: { apikey: env.anonKey, authorization: `Bearer ${token}`, 'content-type': type, 'x-upsert': 'true' },
+    headers: {
+      apikey: env.anonKey,
+      authorization: `Bearer ${token}`,
+      'content-type': type,
+      'x-upsert': 'true',
+    },
     body: bytes,
   });
   assert.equal(res.status, 200, await res.text());
@@ -44,7 +57,11 @@ async function startByApi(type, body) {
   const { access_token: token } = await user.session();
   const res = await fetch(`${env.api}/functions/v1/${type}`, {
     method: 'POST',
-    headers: { apikey: env.anonKey, authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    headers: {
+      apikey: env.anonKey,
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+    },
     body: JSON.stringify(body),
   });
   const text = await res.text();
@@ -62,7 +79,8 @@ async function ringWorker() {
   await res.body?.cancel();
 }
 
-const jobRow = async (id) => (await env.admin.query('select * from public.jobs where id = $1', [id])).rows[0];
+const jobRow = async (id) =>
+  (await env.admin.query('select * from public.jobs where id = $1', [id])).rows[0];
 
 test('a job that failed once, then succeeded, shows both attempts, the first error, its settings and its whole report', async () => {
   const { page, errors } = user;
@@ -72,7 +90,9 @@ test('a job that failed once, then succeeded, shows both attempts, the first err
   try {
     job = await startByApi('audio-clean', { input_path: input, target_lufs: -18 });
     // A worker's claim in flight may hold the row for a moment (SKIP LOCKED): try until ours takes it.
-    const token = await until(() => claimAsTest(env.admin, job.id, 'web-test-flaky'), { what: 'the test to claim the job' });
+    const token = await until(() => claimAsTest(env.admin, job.id, 'web-test-flaky'), {
+      what: 'the test to claim the job',
+    });
     await env.admin.query(`select public.heartbeat_job($1, $2, 15, 'decoding')`, [job.id, token]);
     await env.admin.query(
       `select public.fail_job($1, $2, '{"message": "the test worker lost its connection"}', true)`,
@@ -84,16 +104,28 @@ test('a job that failed once, then succeeded, shows both attempts, the first err
     await hold.release();
   }
   await ringWorker();
-  await until(async () => (await jobRow(job.id)).status === 'done', { what: 'the retried job to be done' });
+  await until(async () => (await jobRow(job.id)).status === 'done', {
+    what: 'the retried job to be done',
+  });
 
   await page.goto(`${env.appUrl}/#/jobs/${job.id}`);
   await page.locator('[data-testid="job-card"][data-status="done"]').waitFor();
   const attempts = page.getByTestId('attempt');
   await attempts.nth(1).waitFor();
   assert.equal(await attempts.count(), 2, 'two attempts');
-  assert.deepEqual(await page.getByTestId('attempt-outcome').allTextContents(), ['Failed · retried', 'Done']);
-  assert.match(await attempts.nth(0).getByTestId('attempt-error').textContent(), /the test worker lost its connection/);
-  assert.equal(await attempts.nth(1).getByTestId('attempt-error').count(), 0, 'the attempt that succeeded shows no error');
+  assert.deepEqual(await page.getByTestId('attempt-outcome').allTextContents(), [
+    'Failed · retried',
+    'Done',
+  ]);
+  assert.match(
+    await attempts.nth(0).getByTestId('attempt-error').textContent(),
+    /the test worker lost its connection/,
+  );
+  assert.equal(
+    await attempts.nth(1).getByTestId('attempt-error').count(),
+    0,
+    'the attempt that succeeded shows no error',
+  );
   assert.match(await attempts.nth(0).textContent(), /decoding/, 'the first attempt lists its step');
 
   // The settings it ran with, labelled as the form labels them: the file by its name.
@@ -110,7 +142,11 @@ test('a job that failed once, then succeeded, shows both attempts, the first err
   const shown = await page.getByTestId('run-report').locator('[data-key]').evaluateAll((els) =>
     els.map((e) => e.getAttribute('data-key'))
   );
-  assert.deepEqual([...shown].sort(), [...keys].sort(), 'the run view shows every field of the report');
+  assert.deepEqual(
+    [...shown].sort(),
+    [...keys].sort(),
+    'the run view shows every field of the report',
+  );
   assert.match(await page.getByTestId('run-report').textContent(), /DC offset/);
 
   // Time running is told apart from time waiting.
@@ -126,10 +162,13 @@ test('a pending job behind others shows its place in line and moves up as they g
   const hold = await holdQueue(env.admin, userId);
   const jobs = [];
   try {
-    for (const preset of ['warm', 'cool', 'noir']) jobs.push(await startByApi('color-grade', { input_path: photo, preset }));
+    for (const preset of ['warm', 'cool', 'noir']) {
+      jobs.push(await startByApi('color-grade', { input_path: photo, preset }));
+    }
     const last = jobs[2];
     await page.goto(`${env.appUrl}/#/jobs/${last.id}`);
-    await page.locator(`[data-testid="job-card"][data-job-id="${last.id}"][data-status="pending"]`).waitFor();
+    await page.locator(`[data-testid="job-card"][data-job-id="${last.id}"][data-status="pending"]`)
+      .waitFor();
     await page.getByTestId('job-step').filter({ hasText: '3rd in line' }).waitFor();
     assert.equal((await page.getByTestId('job-badge').textContent()).trim(), 'Queued');
 
@@ -139,7 +178,9 @@ test('a pending job behind others shows its place in line and moves up as they g
     await env.admin.query('select public.cancel_job($1)', [jobs[1].id]);
     await page.getByTestId('job-step').filter({ hasText: 'Next in line' }).waitFor();
   } finally {
-    for (const j of jobs) await env.admin.query('select public.cancel_job($1)', [j.id]).catch(() => {});
+    for (const j of jobs) {
+      await env.admin.query('select public.cancel_job($1)', [j.id]).catch(() => {});
+    }
     await hold.release();
   }
   assert.deepEqual(errors, []);
@@ -152,18 +193,28 @@ test('a job waiting for a media slot is not shown as running, and a cancelled on
   try {
     const job = await startByApi('color-grade', { input_path: photo, preset: 'warm' });
     // A worker's claim in flight may hold the row for a moment (SKIP LOCKED): try until ours takes it.
-    const token = await until(() => claimAsTest(env.admin, job.id, 'web-test-slots'), { what: 'the test to claim the job' });
+    const token = await until(() => claimAsTest(env.admin, job.id, 'web-test-slots'), {
+      what: 'the test to claim the job',
+    });
     // As job-worker reports a job that waits for a free media slot (media-slots.ts).
     await env.admin.query(`select public.heartbeat_job($1, $2, 0, 'queued')`, [job.id, token]);
 
     await page.goto(`${env.appUrl}/#/jobs/${job.id}`);
-    const card = page.locator(`[data-testid="job-card"][data-job-id="${job.id}"][data-status="running"]`);
+    const card = page.locator(
+      `[data-testid="job-card"][data-job-id="${job.id}"][data-status="running"]`,
+    );
     await card.waitFor();
-    await page.getByTestId('job-step').filter({ hasText: 'Waiting for a free worker slot' }).waitFor();
+    await page.getByTestId('job-step').filter({ hasText: 'Waiting for a free worker slot' })
+      .waitFor();
     assert.equal((await page.getByTestId('job-badge').textContent()).trim(), 'Waiting for a slot');
-    assert.equal(await card.getByRole('progressbar').getAttribute('aria-valuenow'), null, 'no 0 % bar as if it worked');
+    assert.equal(
+      await card.getByRole('progressbar').getAttribute('aria-valuenow'),
+      null,
+      'no 0 % bar as if it worked',
+    );
     assert.doesNotMatch(await card.locator('.job-card__progress').textContent(), /Running|%/);
-    await page.getByTestId('attempt-outcome').filter({ hasText: 'Waiting for a free worker slot' }).waitFor();
+    await page.getByTestId('attempt-outcome').filter({ hasText: 'Waiting for a free worker slot' })
+      .waitFor();
 
     // Once it has a slot and reports work, it is running.
     await env.admin.query(`select public.heartbeat_job($1, $2, 40, 'grading')`, [job.id, token]);
@@ -171,7 +222,8 @@ test('a job waiting for a media slot is not shown as running, and a cancelled on
     assert.equal((await page.getByTestId('job-badge').textContent()).trim(), 'Running');
 
     await page.getByRole('button', { name: 'Cancel job' }).click();
-    await page.locator(`[data-testid="job-card"][data-job-id="${job.id}"][data-status="cancelled"]`).waitFor();
+    await page.locator(`[data-testid="job-card"][data-job-id="${job.id}"][data-status="cancelled"]`)
+      .waitFor();
     await page.getByTestId('attempt-outcome').filter({ hasText: 'Cancelled' }).waitFor();
     await page.getByTestId('job-no-result').waitFor();
     assert.doesNotMatch(await page.getByTestId('job-card').textContent(), /Not ready yet/);

@@ -8,7 +8,11 @@ import { type Attempt, attemptSummary, type JobRun, reportRows, settingsRows } f
 import { formatDuration, Time } from './ui.tsx';
 
 function clock(iso: string): string {
-  return new Date(iso).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return new Date(iso).toLocaleTimeString(undefined, {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
 }
 
 /** "+1.2 s" after the attempt's claim. */
@@ -26,19 +30,23 @@ function outcomeTone(a: Attempt): string {
 function AttemptItem({ a, job }: { a: Attempt; job: Job }) {
   const errorText = a.error && typeof a.error.message === 'string' ? a.error.message : null;
   return (
-    <li className="attempt" data-testid="attempt" data-outcome={a.outcome ?? 'open'}>
-      <div className="attempt__head">
+    <li className='attempt' data-testid='attempt' data-outcome={a.outcome ?? 'open'}>
+      <div className='attempt__head'>
         <strong>Attempt {a.attempt}</strong>
-        <span className={`badge badge--${outcomeTone(a)}`} data-testid="attempt-outcome">{attemptSummary(a, job)}</span>
+        <span className={`badge badge--${outcomeTone(a)}`} data-testid='attempt-outcome'>
+          {attemptSummary(a, job)}
+        </span>
       </div>
-      <dl className="attempt__facts">
+      <dl className='attempt__facts'>
         <div>
           <dt>Worker</dt>
           <dd>{a.worker ?? '—'}</dd>
         </div>
         <div>
           <dt>Claimed</dt>
-          <dd><time dateTime={a.claimed_at}>{clock(a.claimed_at)}</time></dd>
+          <dd>
+            <time dateTime={a.claimed_at}>{clock(a.claimed_at)}</time>
+          </dd>
         </div>
         <div>
           <dt>Started</dt>
@@ -57,23 +65,25 @@ function AttemptItem({ a, job }: { a: Attempt; job: Job }) {
         <div>
           <dt>Time</dt>
           <dd>
-            {a.waiting_for_slot_ms > 0 && `${formatDuration(a.waiting_for_slot_ms)} waiting for a slot, `}
+            {a.waiting_for_slot_ms > 0 &&
+              `${formatDuration(a.waiting_for_slot_ms)} waiting for a slot, `}
             {formatDuration(a.running_ms)} running
           </dd>
         </div>
       </dl>
       {errorText && (
-        <p className="error attempt__error" data-testid="attempt-error">
+        <p className='error attempt__error' data-testid='attempt-error'>
           {errorText}
-          {a.error?.code && <span className="muted"> ({String(a.error.code)})</span>}
+          {a.error?.code && <span className='muted'>({String(a.error.code)})</span>}
         </p>
       )}
       {a.steps.length > 0 && (
-        <ol className="attempt__steps" aria-label={`Steps of attempt ${a.attempt}`}>
+        <ol className='attempt__steps' aria-label={`Steps of attempt ${a.attempt}`}>
           {a.steps.map((s, i) => (
-            <li key={i} data-testid="attempt-step">
-              <time dateTime={s.at}>{offset(s.at, a.claimed_at)}</time> {s.step === 'queued' ? 'waiting for a free worker slot' : s.step}
-              <span className="muted"> · {s.progress}%</span>
+            <li key={i} data-testid='attempt-step'>
+              <time dateTime={s.at}>{offset(s.at, a.claimed_at)}</time>{' '}
+              {s.step === 'queued' ? 'waiting for a free worker slot' : s.step}
+              <span className='muted'>· {s.progress}%</span>
             </li>
           ))}
         </ol>
@@ -92,49 +102,51 @@ export function RunDetail({ run, job, kind }: { run: JobRun; job: Job; kind: Job
   const report = reportRows(output?.report);
 
   return (
-    <section className="run" aria-labelledby={`run-${job.id}-title`} data-testid="run-detail">
-      <h3 id={`run-${job.id}-title`} className="run__title">Run details</h3>
+    <section className='run' aria-labelledby={`run-${job.id}-title`} data-testid='run-detail'>
+      <h3 id={`run-${job.id}-title`} className='run__title'>Run details</h3>
 
-      <dl className="run__timings" data-testid="run-timings">
+      <dl className='run__timings' data-testid='run-timings'>
         <div>
           <dt>Queued</dt>
-          <dd data-testid="timing-queued">{formatDuration(t.queued_ms)}</dd>
+          <dd data-testid='timing-queued'>{formatDuration(t.queued_ms)}</dd>
         </div>
         <div>
           <dt>Waiting for a slot</dt>
-          <dd data-testid="timing-slot">{formatDuration(t.waiting_for_slot_ms)}</dd>
+          <dd data-testid='timing-slot'>{formatDuration(t.waiting_for_slot_ms)}</dd>
         </div>
         <div>
           <dt>Running</dt>
-          <dd data-testid="timing-running">{formatDuration(t.running_ms)}</dd>
+          <dd data-testid='timing-running'>{formatDuration(t.running_ms)}</dd>
         </div>
         <div>
           <dt>Total</dt>
-          <dd data-testid="timing-total">{formatDuration(t.total_ms)}</dd>
+          <dd data-testid='timing-total'>{formatDuration(t.total_ms)}</dd>
         </div>
       </dl>
 
       <h4>Attempts</h4>
       {run.attempts.length === 0
-        ? <p className="muted">No worker has taken it yet.</p>
+        ? <p className='muted'>No worker has taken it yet.</p>
         : runs.map((r) => {
           const earlier = run.runs[r - 1];
           return (
-            <div key={r} className="run__run">
+            <div key={r} className='run__run'>
               {runs.length > 1 || run.runs.length > 0
                 ? (
-                  <p className="run__run-title">
+                  <p className='run__run-title'>
                     Run {r}
                     {earlier && (
-                      <span className="muted">
+                      <span className='muted'>
                         {' '}· ended {earlier.status}, retried <Time iso={earlier.retried_at} />
                       </span>
                     )}
                   </p>
                 )
                 : null}
-              <ol className="attempts">
-                {run.attempts.filter((a) => a.run === r).map((a) => <AttemptItem key={a.attempt} a={a} job={job} />)}
+              <ol className='attempts'>
+                {run.attempts.filter((a) => a.run === r).map((a) => (
+                  <AttemptItem key={a.attempt} a={a} job={job} />
+                ))}
               </ol>
             </div>
           );
@@ -142,9 +154,9 @@ export function RunDetail({ run, job, kind }: { run: JobRun; job: Job; kind: Job
 
       <h4>Settings</h4>
       {settings.length === 0
-        ? <p className="muted">Defaults only.</p>
+        ? <p className='muted'>Defaults only.</p>
         : (
-          <dl className="run__table" data-testid="run-settings">
+          <dl className='run__table' data-testid='run-settings'>
             {settings.map((s) => (
               <div key={s.key}>
                 <dt>{s.label}</dt>
@@ -157,7 +169,7 @@ export function RunDetail({ run, job, kind }: { run: JobRun; job: Job; kind: Job
       {report.length > 0 && (
         <>
           <h4>Report</h4>
-          <dl className="run__table" data-testid="run-report">
+          <dl className='run__table' data-testid='run-report'>
             {report.map((s) => (
               <div key={s.key} data-key={s.key}>
                 <dt>{s.label}</dt>

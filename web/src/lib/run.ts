@@ -70,7 +70,11 @@ export async function getJobRun(id: string): Promise<JobRun> {
   try {
     result = await supabase.rpc('get_job_run', { p_id: id });
   } catch (err) {
-    throw new ApiError('network', String(err), "Can't reach Spool. Check your connection and try again.");
+    throw new ApiError(
+      'network',
+      String(err),
+      "Can't reach Spool. Check your connection and try again.",
+    );
   }
   const { data, error } = result;
   if (error) {
@@ -79,10 +83,19 @@ export async function getJobRun(id: string): Promise<JobRun> {
     const friendly = code === 'job_not_found'
       ? 'That job does not exist, or it is not yours.'
       : 'The run details could not be loaded. Try again in a moment.';
-    throw new ApiError(code, error.message, friendly, /^PT\d{3}$/.test(error.code) ? Number(error.code.slice(2)) : null);
+    throw new ApiError(
+      code,
+      error.message,
+      friendly,
+      /^PT\d{3}$/.test(error.code) ? Number(error.code.slice(2)) : null,
+    );
   }
   if (!data || typeof data !== 'object' || Array.isArray(data)) {
-    throw new ApiError('bad_response', 'unexpected get_job_run answer', 'Spool answered in a way this page does not understand. Reload and try again.');
+    throw new ApiError(
+      'bad_response',
+      'unexpected get_job_run answer',
+      'Spool answered in a way this page does not understand. Reload and try again.',
+    );
   }
   return data as unknown as JobRun;
 }
@@ -91,7 +104,9 @@ export async function getJobRun(id: string): Promise<JobRun> {
 
 export function ordinal(n: number): string {
   const tens = n % 100;
-  const suffix = tens >= 11 && tens <= 13 ? 'th' : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
+  const suffix = tens >= 11 && tens <= 13
+    ? 'th'
+    : ({ 1: 'st', 2: 'nd', 3: 'rd' } as Record<number, string>)[n % 10] ?? 'th';
   return `${n.toLocaleString('en')}${suffix}`;
 }
 
@@ -157,9 +172,13 @@ function words(key: string): string {
 function plain(v: unknown): string {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'boolean') return v ? 'Yes' : 'No';
-  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en') : String(Math.round(v * 1e6) / 1e6);
+  if (typeof v === 'number') {
+    return Number.isInteger(v) ? v.toLocaleString('en') : String(Math.round(v * 1e6) / 1e6);
+  }
   if (typeof v === 'string') return v;
-  if (Array.isArray(v) && v.every((x) => typeof x !== 'object' || x === null)) return v.map(plain).join(', ');
+  if (Array.isArray(v) && v.every((x) => typeof x !== 'object' || x === null)) {
+    return v.map(plain).join(', ');
+  }
   return JSON.stringify(v);
 }
 
@@ -175,7 +194,11 @@ export function settingsRows(input: Record<string, unknown> | null, kind: JobKin
   const fields: Field[] = kind ? fieldsOf(kind) : [];
   if (kind?.file && typeof input[kind.file.field] === 'string') {
     const path = input[kind.file.field] as string;
-    rows.push({ key: kind.file.field, label: 'File', value: path.split('/').pop()!.replace(/^[0-9a-z]{6,12}-/, '') });
+    rows.push({
+      key: kind.file.field,
+      label: 'File',
+      value: path.split('/').pop()!.replace(/^[0-9a-z]{6,12}-/, ''),
+    });
     done.add(kind.file.field);
   }
   for (const f of fields) {
@@ -184,7 +207,8 @@ export function settingsRows(input: Record<string, unknown> | null, kind: JobKin
     const v = input[f.name];
     let value: string;
     if (f.widget === 'select') {
-      value = f.options.find((o) => o.value === v || String(o.value) === String(v))?.label ?? plain(v);
+      value = f.options.find((o) => o.value === v || String(o.value) === String(v))?.label ??
+        plain(v);
     } else if (f.widget === 'range' && typeof v === 'number') {
       value = formatValue(f.format, v);
     } else {
