@@ -275,7 +275,7 @@ function logSize(logFile) {
 // ---------------------------------------------------------------------------------------------
 
 async function resetQueue(admin, cfg) {
-  await admin.query('truncate public.jobs, public.notifications');
+  await admin.query('truncate public.jobs, public.job_attempts, public.notifications');
   await admin.query('checkpoint');
   await insertJobs(admin, 0, cfg.backlog, new Date());
   await admin.query('vacuum analyze public.jobs');

@@ -57,7 +57,7 @@ export function spoolSystem({ name = 'spool', claimFn = 'public.claim_jobs', com
   return {
     name,
     async reset(admin, jobs) {
-      await admin.query('truncate public.jobs, public.notifications');
+      await admin.query('truncate public.jobs, public.job_attempts, public.notifications');
       await checkpoint(admin);
       // As create_job would leave them: each owner's k-th queued job is k fair slots back, owners
       // interleaved in creation (id) order. Inserted directly: create_job's per-user quotas

@@ -296,7 +296,7 @@ async function doorbellState(admin) {
 async function throughputRun(ctx, jobs, label, { owners = null, input = {} } = {}) {
   const { admin, app, poller, watcher, cfg, postmasterPid } = ctx;
   if (!(await quiesce(admin, watcher))) ctx.log(`${label}: job-worker invocations still running before the run`);
-  await admin.query('truncate public.jobs, public.notifications');
+  await admin.query('truncate public.jobs, public.job_attempts, public.notifications');
   await admin.query('delete from spool.user_slots where user_id in (select id from bench_e2e.users)');
   await admin.query('checkpoint');
   const checkpoints0 = await checkpointCount(admin);
@@ -445,7 +445,7 @@ async function checkpointCount(admin) {
 async function latencyPhase(ctx) {
   const { admin, app, poller, watcher, cfg, timings } = ctx;
   await quiesce(admin, watcher);
-  await admin.query('truncate public.jobs, public.notifications');
+  await admin.query('truncate public.jobs, public.job_attempts, public.notifications');
   const { rows: users } = await admin.query('select id from bench_e2e.users order by id');
   const events0 = watcher.events.length;
   const drains0 = watcher.drains.length;
@@ -554,7 +554,7 @@ async function latencyPhase(ctx) {
 async function idlePhase(ctx) {
   const { admin, app, poller, watcher, cfg, timings } = ctx;
   await quiesce(admin, watcher);
-  await admin.query('truncate public.jobs, public.notifications');
+  await admin.query('truncate public.jobs, public.job_attempts, public.notifications');
   await app.query('set role service_role');
   const out = { ticks: [] };
   try {

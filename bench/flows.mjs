@@ -53,7 +53,7 @@ export const DEFAULTS = Object.freeze({
  * the fill writes every page the drain touches after the checkpoint (bench/db.mjs does the same).
  */
 async function emptyQueue(admin) {
-  await admin.query('truncate public.jobs, public.notifications, spool.flows, spool.job_dependencies');
+  await admin.query('truncate public.jobs, public.job_attempts, public.notifications, spool.flows, spool.job_dependencies');
   await admin.query('delete from spool.user_slots where user_id in (select id from bench.users)');
   await admin.query('checkpoint');
 }
@@ -357,7 +357,7 @@ export async function runFlowsBench({ adminUrl, claimerUrl, log = console.log, .
   } finally {
     await Promise.allSettled(clients.map((c) => c.end()));
     await admin.query(`
-      truncate public.jobs, public.notifications, spool.flows, spool.job_dependencies;
+      truncate public.jobs, public.job_attempts, public.notifications, spool.flows, spool.job_dependencies;
       drop schema if exists bench cascade;
       delete from auth.users where email like 'bench-%@spool.invalid';`).catch(() => {});
     await admin.end().catch(() => {});

@@ -202,7 +202,7 @@ function spoolPeer(ctx) {
   const { admin, clients, users } = ctx;
   const count = async () => (await admin.query('select count(*)::int n from public.jobs')).rows[0].n;
   const reset = async () => {
-    await admin.query('truncate public.jobs, public.notifications');
+    await admin.query('truncate public.jobs, public.job_attempts, public.notifications');
     await admin.query('checkpoint');
   };
   return {

@@ -334,7 +334,7 @@ function processCpuSeconds(pids) {
 }
 
 async function resetQueue(admin) {
-  await admin.query('truncate public.jobs, public.notifications, spool.user_slots, spool.retries');
+  await admin.query('truncate public.jobs, public.job_attempts, public.notifications, spool.user_slots, spool.retries');
   await admin.query(`update spool.doorbell set rung_at = 'infinity', skipped = null`);
   await admin.query('alter table public.jobs set (autovacuum_enabled = false)');
   await admin.query('alter table public.notifications set (autovacuum_enabled = false)');

@@ -10,8 +10,8 @@ select plan(63);
 -- ---------------------------------------------------------------------------------------------
 -- Tables and columns
 -- ---------------------------------------------------------------------------------------------
-select tables_are('public', array['jobs', 'notifications', 'schedules'],
-  'public holds exactly the jobs, notifications and schedules tables');
+select tables_are('public', array['jobs', 'job_attempts', 'notifications', 'schedules'],
+  'public holds exactly the jobs, job_attempts, notifications and schedules tables');
 select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots',
                                  'flows', 'job_dependencies'],
   'spool holds exactly the settings, user_slots, doorbell, retries, job_types, type_slots, flows and job_dependencies tables');
@@ -215,8 +215,10 @@ select results_eq(
     ('create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)', 'schedules'),
     ('delete_schedule(uuid)', 'schedules'),
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
+    ('get_job_run(uuid)', 'jsonb'),
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),
+    ('job_position(uuid)', 'jsonb'),
     ('job_type_stats()', 'TABLE(type text, max_running integer, rate_per_minute integer, timeout_seconds integer, max_attempts integer, priority smallint, retention_done interval, retention_failed interval, running integer, started_last_minute integer, pending integer)'),
     ('mark_notifications_read(uuid[])', 'integer'),
     ('pause_schedule(uuid)', 'schedules'),
@@ -268,8 +270,9 @@ select cmp_ok(
 -- ---------------------------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------------------------
-select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle', 'jobs_flow_deleted'],
-  'jobs has only the doorbell and the flow triggers: notifications are written set-based by the API, not per row');
+select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle', 'jobs_flow_deleted',
+                                           'jobs_attempt_cancelled'],
+  'jobs has only the doorbell, the flow triggers and the one that ends a cancelled job''s attempt: notifications and attempts are written set-based by the API, not per row');
 select has_function('spool', 'notify_ended', array['public.jobs'],
   'spool.notify_ended(job) writes the notification of a job that ended');
 select has_function('spool', 'ended_message', array['text', 'public.job_status', 'jsonb'],

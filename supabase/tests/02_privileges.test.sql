@@ -55,10 +55,10 @@ select is(
            and has_function_privilege('authenticated', p.oid, 'execute')
          order by p.oid::regprocedure::text collate "C"),
   array['cancel_job(uuid)', 'count_unread_notifications()', 'delete_schedule(uuid)',
-        'mark_notifications_read(uuid[])', 'pause_schedule(uuid)',
+        'get_job_run(uuid)', 'job_position(uuid)', 'mark_notifications_read(uuid[])', 'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'resume_schedule(uuid)', 'retry_job(uuid)'],
-  'authenticated users may execute only cancel_job, retry_job, the inbox''s and the owner''s schedule functions');
+  'authenticated users may execute only cancel_job, retry_job, the run view''s reads, the inbox''s and the owner''s schedule functions');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
@@ -79,8 +79,10 @@ select is(
         'create_schedule(uuid,text,jsonb,text,interval,text,text,timestamp with time zone,text,boolean)',
         'delete_schedule(uuid)',
         'fail_job(uuid,uuid,jsonb,boolean)',
+        'get_job_run(uuid)',
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',
+        'job_position(uuid)',
         'job_type_stats()',
         'mark_notifications_read(uuid[])',
         'pause_schedule(uuid)',

@@ -203,7 +203,7 @@ export function App() {
             {route.name === 'job' && (
               <div className="single">
                 <p><a href="#/jobs">← My jobs</a></p>
-                <JobCard key={route.id} id={route.id} initial={list.jobs.find((j) => j.id === route.id) ?? null} onChange={list.apply} />
+                <JobCard key={route.id} id={route.id} initial={list.jobs.find((j) => j.id === route.id) ?? null} onChange={list.apply} detailed />
               </div>
             )}
             {route.name === 'admin' && (isAdmin

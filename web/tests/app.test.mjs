@@ -273,7 +273,7 @@ describe('the web client', () => {
     try {
       const id = await uploadAndStart(page, { name: 'queued.png', buffer: colourfulPng(32, 24), how: 'drop' });
       await page.locator(`[data-testid="job-card"][data-job-id="${id}"][data-status="pending"]`).waitFor();
-      await page.getByTestId('job-step').filter({ hasText: 'Queued' }).waitFor();
+      await page.getByTestId('job-step').filter({ hasText: /Queued|in line/ }).waitFor();
       assert.equal((await jobRow(id)).status, 'pending');
 
       await page.getByRole('button', { name: 'Cancel job' }).click();

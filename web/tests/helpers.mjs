@@ -354,6 +354,38 @@ export async function leaseAsTest(admin, id, worker = 'web-test') {
 }
 
 /**
+ * Claims job `id` through claim_jobs, as a worker named `worker` does, so the claim is recorded
+ * (job_attempts), even while holdQueue keeps its owner at their running cap: in one transaction
+ * the cap is lifted, claim_jobs takes one job of the job's type, and the cap is put back before
+ * the commit, so no worker ever sees it lifted. The job must be the only runnable pending job of
+ * its type. Returns the lease token, or null (and nothing changed) if claim_jobs took another.
+ */
+export async function claimAsTest(admin, id, worker = 'web-test') {
+  const client = await admin.connect();
+  try {
+    await client.query('begin');
+    const { rows: [job] } = await client.query(`select type from public.jobs where id = $1 and status = 'pending'`, [id]);
+    const { rows: [settings] } = await client.query('select max_running_per_user from spool.settings for update');
+    await client.query('update spool.settings set max_running_per_user = 1000');
+    const { rows } = job
+      ? await client.query('select id, lease_token from public.claim_jobs($1, 1, 3600, array[$2])', [worker, job.type])
+      : { rows: [] };
+    await client.query('update spool.settings set max_running_per_user = $1', [settings.max_running_per_user]);
+    if (rows.length !== 1 || rows[0].id !== id) {
+      await client.query('rollback');
+      return null;
+    }
+    await client.query('commit');
+    return rows[0].lease_token;
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/**
  * Keeps `userId`'s jobs queued: sets the per-user running cap (spool.settings
  * max_running_per_user, which claim_jobs honours) to 1 and gives the user a running job, a
  * test-only `noop` created and leased by this test in one transaction, so no worker ever sees it

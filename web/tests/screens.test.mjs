@@ -1,6 +1,7 @@
 // Screenshots of the main screens, taken by the same browser harness as app.test.mjs: start a
 // job (upload and settings), a job in progress, a finished job with its before/after, the
-// history, the admin charts, and the start screen on a 360 px wide phone. Under `npm test` they
+// history, the admin charts, the start screen on a 360 px wide phone, and the run view of a job
+// that failed once and then succeeded. Under `npm test` they
 // go to a temporary folder (the screens must render without console errors); `npm run
 // web:screenshots` writes them to docs/screenshots/ for the README.
 
@@ -9,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  claimAsTest,
   colourfulPng,
   corruptPng,
   greenScreenPng,
@@ -268,4 +270,44 @@ test('screenshot: inbox', async () => {
   } finally {
     await inboxUser.close();
   }
+});
+
+test('screenshot of the run view', async () => {
+  const { page, errors } = user;
+  const userId = (await user.session()).user.id;
+  // An audio clean-up that failed once (this test plays the worker of its first attempt, claimed
+  // through claim_jobs so the attempt is recorded), then ran for real on job-worker.
+  const input = await uploadByApi('Interview_take_2.wav', noisyWav(), 'audio/wav');
+  const hold = await holdQueue(env.admin, userId);
+  let job;
+  try {
+    job = await startByApi('audio-clean', { input_path: input, target_lufs: -16, noise_reduction: 0.6 });
+    // A worker's claim in flight may hold the row for a moment (SKIP LOCKED): try until ours takes it.
+    const token = await until(() => claimAsTest(env.admin, job.id, 'jw-3f9a1c2e'), { what: 'the test to claim the job' });
+    await env.admin.query(`select public.heartbeat_job($1, $2, 15, 'decoding')`, [job.id, token]);
+    await env.admin.query(
+      `select public.fail_job($1, $2, '{"message": "storage read timed out after 30 s"}', true)`,
+      [job.id, token],
+    );
+    await env.admin.query('update public.jobs set run_at = now() where id = $1', [job.id]);
+  } finally {
+    await hold.release();
+  }
+  const ring = await fetch(`${env.api}/functions/v1/job-worker`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${env.serviceKey}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  await ring.body?.cancel();
+  await until(async () => (await status(job.id)) === 'done', { what: 'the retried audio job' });
+
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.goto(`${env.appUrl}/#/jobs/${job.id}`);
+  await page.getByTestId('after-audio').waitFor();
+  await page.getByTestId('attempt').nth(1).waitFor();
+  await page.getByTestId('run-report').waitFor();
+  await until(() => page.locator('audio').evaluateAll((els) => els.length === 2 && els.every((a) => a.readyState >= 1)), { what: 'both players' });
+  await dismissToasts(page);
+  await shot(page, 'run-view', { fullPage: true });
+  assert.deepEqual(errors, []);
 });

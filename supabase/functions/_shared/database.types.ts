@@ -7,6 +7,63 @@ export type Json = string | number | boolean | null | { [key: string]: Json | un
 export type Database = {
   'public': {
     Tables: {
+      'job_attempts': {
+        Row: {
+          'attempt': number;
+          'claimed_at': string;
+          'ended_at': string | null;
+          'error': Json | null;
+          'job_id': string;
+          'outcome': string | null;
+          'ready_at': string;
+          'retried': boolean | null;
+          'run': number;
+          'started_at': string | null;
+          'steps': NonNullable<Json>;
+          'user_id': string;
+          'worker_id': string | null;
+        };
+        ComputedFields: never;
+        Insert: {
+          'attempt': number;
+          'claimed_at': string;
+          'ended_at'?: string | null;
+          'error'?: Json | null;
+          'job_id': string;
+          'outcome'?: string | null;
+          'ready_at': string;
+          'retried'?: boolean | null;
+          'run': number;
+          'started_at'?: string | null;
+          'steps'?: NonNullable<Json>;
+          'user_id': string;
+          'worker_id'?: string | null;
+        };
+        Update: {
+          'attempt'?: number;
+          'claimed_at'?: string;
+          'ended_at'?: string | null;
+          'error'?: Json | null;
+          'job_id'?: string;
+          'outcome'?: string | null;
+          'ready_at'?: string;
+          'retried'?: boolean | null;
+          'run'?: number;
+          'started_at'?: string | null;
+          'steps'?: NonNullable<Json>;
+          'user_id'?: string;
+          'worker_id'?: string | null;
+        };
+        Relationships: [
+          {
+            foreignKeyName: 'job_attempts_job_id_fkey';
+            columns: ['job_id'];
+            isOneToOne: false;
+            referencedRelation: 'jobs';
+            referencedColumns: ['id'];
+          },
+        ];
+      };
       'jobs': {
         Row: {
           'attempts': number;
@@ -704,6 +761,7 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      'get_job_run': { Args: { 'p_id': string }; Returns: Json };
       'get_queue_stats': { Args: { 'p_window'?: string }; Returns: Json };
       'heartbeat_job': {
         Args: {
@@ -753,6 +811,7 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      'job_position': { Args: { 'p_id': string }; Returns: Json };
       'job_type_stats': {
         Args: Record<PropertyKey, never>;
         Returns: {

@@ -501,7 +501,25 @@ export async function drain(deps: DrainDeps, reason: string): Promise<DrainSumma
       job: h.job,
       input,
       providers: deps.providers,
-      mediaSlot: (work) => slots.run(signal, () => progress(0, 'queued'), work),
+      // A job that had to wait for a slot says 'starting' as soon as it has one, in a heartbeat
+      // of its own (not held back by the progress throttle): job_attempts.started_at, the start
+      // of its work, is the first step after 'queued', so the wait is never counted as running.
+      mediaSlot: (work) => {
+        let waited = false;
+        return slots.run(signal, () => {
+          waited = true;
+          return progress(0, 'queued');
+        }, async () => {
+          if (waited) {
+            h.step = 'starting';
+            h.dirty = true;
+            if (h.beating) await h.beating;
+            await beat(h);
+            if (signal.aborted) throw new AbortedError(abortReason(signal));
+          }
+          return await work();
+        });
+      },
       cpuStage: (work) => cpu.charge(h.job.id, work),
       outputPrefix: prefix,
       readInput: (path) => deps.storage.download('inputs', path),

@@ -1,15 +1,19 @@
-// One job, live: status, progress and step, before/after, download, cancel and retry. A pack
-// (a flow parent of type `pack`) is shown as its PackCard, with its children.
+// One job, live: status, progress and step (a pending job's place in line, a claimed job that
+// waits for a worker slot as such, never as Running), before/after, download, cancel and retry;
+// on the job page (`detailed`) also its run view (RunDetail). A pack (a flow parent of type
+// `pack`) is shown as its PackCard, with its children.
 import { useEffect, useRef, useState } from 'react';
-import { useJob } from '../hooks/useJob.ts';
+import { useJob, useJobRun } from '../hooks/useJob.ts';
 import { useKinds } from '../hooks/useKinds.ts';
 import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib/jobs.ts';
-import { canCancel, canRetry, isTerminal, retryBlocker, STATE_INFO } from '../lib/job-states.ts';
+import { canCancel, canRetry, isTerminal, isWaitingForSlot, retryBlocker, shownState } from '../lib/job-states.ts';
 import { formatBytes, type JobKind, kindLabel } from '../lib/kinds.ts';
 import { downloadName, downloadUrl } from '../lib/upload.ts';
+import { positionText } from '../lib/run.ts';
 import { PackCard } from './PackCard.tsx';
 import { Preview } from './Preview.tsx';
-import { formatDuration, ProgressBar, StatusBadge, Time } from './ui.tsx';
+import { RunDetail } from './RunDetail.tsx';
+import { formatDuration, ProgressBar, Time } from './ui.tsx';
 
 /** A job's title: its kind's label (the fetched kinds), or its type while they are not here. */
 export function jobTitle(job: Pick<Job, 'type'>, kinds: readonly JobKind[] | null): string {
@@ -30,11 +34,14 @@ interface Props {
   /** Called with the job whenever this card learns a newer state of it. */
   onChange?: (job: Job) => void;
   headingLevel?: 2 | 3;
+  /** The job page: show the run view (attempts, steps, timings, settings, report). */
+  detailed?: boolean;
 }
 
-export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
+export function JobCard({ id, initial, onChange, headingLevel = 2, detailed = false }: Props) {
   const handle = useJob(id, initial);
   const { detail, job, error, live, apply } = handle;
+  const { run } = useJobRun(job && job.type !== 'pack' ? job : null);
   const { kinds } = useKinds();
   const [busy, setBusy] = useState<'cancel' | 'retry' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
@@ -68,16 +75,25 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
   };
 
   const H = headingLevel === 2 ? 'h2' : 'h3';
-  const info = STATE_INFO[job.status];
+  const info = shownState(job);
+  const slotWait = isWaitingForSlot(job);
   const files = job.status === 'done' ? detail?.output_files ?? [] : [];
-  const tookMs = job.finished_at && job.started_at
-    ? Date.parse(job.finished_at) - Date.parse(job.started_at)
-    : null;
+  // Times from the run detail: waiting (in line, for a slot) is never counted as work.
+  const timings = run && run.job.id === job.id ? run.timings : null;
+  const waitedMs = timings ? timings.queued_ms + timings.waiting_for_slot_ms : 0;
+  const kind = kinds?.find((k) => k.type === job.type) ?? null;
   const errorText = job.error && typeof job.error.message === 'string' ? job.error.message : null;
   const blocker = retryBlocker(job);
   const runs = job.history?.length ?? 0;
+  const stepText = job.status === 'pending'
+    ? positionText(run?.position)
+    : job.status === 'waiting'
+    ? 'Waiting for the provider to call back…'
+    : slotWait
+    ? 'Waiting for a free worker slot'
+    : `${job.step ? job.step.charAt(0).toUpperCase() + job.step.slice(1) : 'Starting'} · ${job.progress}%`;
   const announcement = `${jobTitle(job, kinds)}: ${info.label}${
-    !isTerminal(job.status) && job.step ? `, ${job.step}` : ''
+    !isTerminal(job.status) && job.status !== 'pending' && job.step && !slotWait ? `, ${job.step}` : ''
   }`;
 
   return (
@@ -92,7 +108,9 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
             {runs > 0 && ` · retried ${runs === 1 ? 'once' : `${runs} times`}`}
           </p>
         </div>
-        <StatusBadge status={job.status} />
+        <span className={`badge badge--${info.tone}`} title={info.description} data-status={job.status} data-testid="job-badge">
+          {info.label}
+        </span>
       </header>
 
       <p className="visually-hidden" aria-live="polite" data-testid="job-announcement">{announcement}</p>
@@ -102,15 +120,9 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
           <ProgressBar
             value={job.progress}
             label={`${jobTitle(job, kinds)} progress`}
-            indeterminate={job.status === 'pending' || job.status === 'waiting'}
+            indeterminate={job.status === 'pending' || job.status === 'waiting' || slotWait}
           />
-          <p className="job-card__step" data-testid="job-step">
-            {job.status === 'pending'
-              ? 'Queued: waiting for a worker…'
-              : job.status === 'waiting'
-              ? 'Waiting for the provider to call back…'
-              : `${job.step ? job.step.charAt(0).toUpperCase() + job.step.slice(1) : 'Starting'} · ${job.progress}%`}
-          </p>
+          <p className="job-card__step" data-testid="job-step">{stepText}</p>
         </div>
       )}
 
@@ -123,11 +135,17 @@ export function JobCard({ id, initial, onChange, headingLevel = 2 }: Props) {
       {blocker && (
         <p className="muted" id={`job-${job.id}-retry-note`} data-testid="retry-note">{blocker.note}</p>
       )}
-      {job.status === 'done' && tookMs !== null && (
-        <p className="muted">Finished in {formatDuration(tookMs)} · <Time iso={job.finished_at!} /></p>
+      {job.status === 'done' && (
+        <p className="muted" data-testid="job-took">
+          Finished <Time iso={job.finished_at!} />
+          {timings && ` · ran ${formatDuration(timings.running_ms)}`}
+          {timings && waitedMs >= 100 && `, after ${formatDuration(waitedMs)} waiting`}
+        </p>
       )}
+      {job.status === 'cancelled' && <p className="muted" data-testid="job-no-result">Cancelled, no result.</p>}
 
       <Preview job={job} detail={detail} />
+      {detailed && run && run.job.id === job.id && <RunDetail run={run} job={job} kind={kind} />}
 
       {actionError && <p className="error" role="alert">{actionError.friendly}</p>}
       <div className="actions">

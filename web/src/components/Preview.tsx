@@ -1,6 +1,7 @@
 // Before/after previews: a compare slider for images (over a checkerboard for roto mattes, whose
 // transparency is the point), two players for audio, a grid for generated images.
 import { useEffect, useState } from 'react';
+import { noResultCaption } from '../lib/job-states.ts';
 import type { Job, JobDetail, OutputFile } from '../lib/jobs.ts';
 import { signedInputUrl } from '../lib/upload.ts';
 
@@ -92,7 +93,7 @@ export function Preview({ job, detail }: { job: Job; detail: JobDetail | null })
           <figcaption>After</figcaption>
           {first?.url
             ? <audio controls preload="metadata" src={first.url} data-testid="after-audio" />
-            : <p className="muted">{job.status === 'done' ? 'Loading…' : 'Not ready yet.'}</p>}
+            : <p className="muted" data-testid="after-caption">{noResultCaption(job.status)}</p>}
         </figure>
         {report && typeof report.input_lufs === 'number' && typeof report.output_lufs === 'number' && (
           <p className="muted audio-report">
@@ -113,7 +114,13 @@ export function Preview({ job, detail }: { job: Job; detail: JobDetail | null })
     return (
       <figure className="single-preview">
         <img src={before} alt="The input image" />
-        <figcaption>{job.status === 'done' ? 'Before' : 'Input; the result appears here when it is done.'}</figcaption>
+        <figcaption>
+          {job.status === 'done'
+            ? 'Before'
+            : job.status === 'cancelled' || job.status === 'failed'
+            ? `Input. ${noResultCaption(job.status)}`
+            : 'Input; the result appears here when it is done.'}
+        </figcaption>
       </figure>
     );
   }

@@ -9,7 +9,8 @@
 //   - while the channel is not joined (connecting, CHANNEL_ERROR, TIMED_OUT, CLOSED) the jobs API
 //     is polled every `pollMs`;
 //   - the channel is removed with supabase.removeChannel on unmount.
-// useJob(id), useJobList(uid) and useFlowChildren(parent) (filter `parent_id=eq.<id>`) build on it.
+// useJob(id), useJobList(uid) and useFlowChildren(parent) (filter `parent_id=eq.<id>`) build on it;
+// useJobRun(job) follows a job's run detail (get_job_run) as its row changes.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import {
   ApiError,
@@ -21,6 +22,7 @@ import {
   toJob,
 } from '../lib/jobs.ts';
 import { isJobState, isTerminal, type JobState, TERMINAL_STATES } from '../lib/job-states.ts';
+import { getJobRun, type JobRun } from '../lib/run.ts';
 import { supabase } from '../lib/supabase.ts';
 
 export type LiveMode = 'connecting' | 'live' | 'polling';
@@ -420,4 +422,57 @@ export function useFlowChildren(parentId: string | null): FlowChildrenHandle {
   const apply = useCallback((job: Job) => merge([job]), [merge]);
 
   return { children, details, loading, error, live, refresh, apply };
+}
+
+export interface JobRunHandle {
+  run: JobRun | null;
+  error: ApiError | null;
+  refresh: () => Promise<void>;
+}
+
+/** How often a pending job's place in line is asked for again (others move it, not its row). */
+export const POSITION_POLL_MS = 4000;
+
+/**
+ * One job's run detail (public.get_job_run: attempts, steps, timings, and a pending job's place in
+ * line), fetched again whenever the job's row changes (`job.updated_at`, which useJob keeps live)
+ * and, while the job is pending, every POSITION_POLL_MS: its position moves as other jobs are
+ * claimed, which changes no row of its own.
+ */
+export function useJobRun(job: Pick<Job, 'id' | 'status' | 'updated_at'> | null): JobRunHandle {
+  const [run, setRun] = useState<JobRun | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const id = job?.id ?? null;
+  const seq = useRef(0);
+
+  useEffect(() => {
+    setRun(null);
+    setError(null);
+  }, [id]);
+
+  const refresh = useCallback(async () => {
+    if (!id) return;
+    const mine = ++seq.current;
+    try {
+      const next = await getJobRun(id);
+      if (mine !== seq.current) return; // a later request was made: its answer wins
+      setRun(next);
+      setError(null);
+    } catch (err) {
+      if (mine === seq.current) setError(await toApiError(err));
+    }
+  }, [id]);
+
+  useEffect(() => {
+    void refresh();
+  }, [refresh, job?.updated_at]);
+
+  const pending = job?.status === 'pending';
+  useEffect(() => {
+    if (!pending) return;
+    const timer = setInterval(() => !document.hidden && void refresh(), POSITION_POLL_MS);
+    return () => clearInterval(timer);
+  }, [pending, refresh]);
+
+  return { run, error, refresh };
 }

@@ -44,6 +44,38 @@ export const STATE_INFO: Record<JobState, StateInfo> = {
   cancelled: { label: 'Cancelled', description: 'It was cancelled.', tone: 'muted' },
 };
 
+/**
+ * A running job whose worker waits for a free media slot (it reported step 'queued',
+ * supabase/functions/job-worker/media-slots.ts): claimed, but no work has started. Shown as
+ * such, never as Running: its state is still `running` (the one vocabulary), the words differ.
+ */
+export const isWaitingForSlot = (job: { status: JobState; step: string | null }) =>
+  job.status === 'running' && job.step === 'queued';
+
+export const SLOT_WAIT_INFO: StateInfo = {
+  label: 'Waiting for a slot',
+  description: 'A worker has taken it but waits for a free worker slot: no work has started yet.',
+  tone: 'neutral',
+};
+
+/** What a job's badge says: its state's words, or SLOT_WAIT_INFO while it waits for a slot. */
+export const shownState = (job: { status: JobState; step: string | null }): StateInfo =>
+  isWaitingForSlot(job) ? SLOT_WAIT_INFO : STATE_INFO[job.status];
+
+/** What stands where a result will be (or would have been), by state: "Cancelled, no result." */
+export function noResultCaption(status: JobState): string {
+  switch (status) {
+    case 'cancelled':
+      return 'Cancelled, no result.';
+    case 'failed':
+      return 'Failed, no result.';
+    case 'done':
+      return 'Loading…';
+    default:
+      return 'Not ready yet.';
+  }
+}
+
 export const isTerminal = (s: JobState) => TERMINAL_STATES.includes(s);
 /** cancel_job accepts unfinished jobs. */
 export const canCancel = (s: JobState) => s === 'pending' || s === 'running' || s === 'waiting';
