@@ -137,7 +137,8 @@ select throws_ok(
 -- ---------------------------------------------------------------------------------------------
 select indexes_are('public', 'jobs',
   array['jobs_pkey', 'jobs_claim_idx', 'jobs_active_idx', 'jobs_user_created_idx',
-        'jobs_finished_idx', 'jobs_idempotency_idx', 'jobs_external_idx', 'jobs_parent_idx'],
+        'jobs_finished_idx', 'jobs_idempotency_idx', 'jobs_external_idx', 'jobs_parent_idx',
+        'jobs_user_status_created_idx', 'jobs_search_idx', 'jobs_created_idx'],
   'jobs has exactly the indexes the queue needs');
 select matches(pg_get_indexdef('public.jobs_claim_idx'::regclass),
   '\(priority DESC, fair_at, id\) WHERE \(status = ''pending''::(public\.)?job_status\)$',
@@ -202,6 +203,7 @@ select results_eq(
   $$values
     ('await_job(uuid,uuid,text,text,integer)', 'jobs'),
     ('cancel_job(uuid)', 'jobs'),
+    ('cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)', 'jsonb'),
     ('cheapest_pending_cpu(text[])', 'integer'),
     ('claim_jobs(text,integer,integer,text[],integer)', 'SETOF jobs'),
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
@@ -215,14 +217,18 @@ select results_eq(
     ('fail_job(uuid,uuid,jsonb,boolean)', 'jobs'),
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),
+    ('job_series(integer)', 'TABLE(minute timestamp with time zone, type text, status job_status, finished integer, run_p50_ms numeric, run_p95_ms numeric, wait_p50_ms numeric)'),
     ('job_type_stats()', 'TABLE(type text, max_running integer, rate_per_minute integer, timeout_seconds integer, max_attempts integer, priority smallint, retention_done interval, retention_failed interval, running integer, started_last_minute integer, pending integer)'),
+    ('list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)', 'SETOF jobs'),
     ('pause_schedule(uuid)', 'schedules'),
     ('preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)', 'timestamp with time zone[]'),
     ('prune_jobs(integer)', 'integer'),
+    ('queue_diagnosis()', 'jsonb'),
     ('rescue_jobs()', 'integer'),
     ('resume_job(text,text,text,jsonb,jsonb)', 'jobs'),
     ('resume_schedule(uuid)', 'schedules'),
-    ('retry_job(uuid)', 'jobs')$$,
+    ('retry_job(uuid)', 'jobs'),
+    ('retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)', 'jsonb')$$,
   'public exposes exactly the SQL API, one signature per function, with its return type');
 select has_function('spool', 'ring_doorbell', array['text'], 'spool.ring_doorbell(reason) exists');
 select function_returns('spool', 'ring_doorbell', array['text'], 'bigint',

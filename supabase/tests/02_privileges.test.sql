@@ -54,10 +54,15 @@ select is(
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
            and has_function_privilege('authenticated', p.oid, 'execute')
          order by p.oid::regprocedure::text collate "C"),
-  array['cancel_job(uuid)', 'delete_schedule(uuid)', 'pause_schedule(uuid)',
+  array['cancel_job(uuid)',
+        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)',
+        'delete_schedule(uuid)',
+        'list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)',
+        'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
-        'resume_schedule(uuid)', 'retry_job(uuid)'],
-  'authenticated users may execute only cancel_job, retry_job and the owner''s schedule functions');
+        'resume_schedule(uuid)', 'retry_job(uuid)',
+        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)'],
+  'authenticated users may execute only cancel_job(s), retry_job(s), list_jobs and the owner''s schedule functions');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
@@ -65,6 +70,7 @@ select is(
          order by p.oid::regprocedure::text collate "C"),
   array['await_job(uuid,uuid,text,text,integer)',
         'cancel_job(uuid)',
+        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)',
         'cheapest_pending_cpu(text[])',
         'claim_jobs(text,integer,integer,text[],integer)',
         'claim_waiting_polls(text,integer)',
@@ -78,14 +84,18 @@ select is(
         'fail_job(uuid,uuid,jsonb,boolean)',
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',
+        'job_series(integer)',
         'job_type_stats()',
+        'list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)',
         'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'prune_jobs(integer)',
+        'queue_diagnosis()',
         'rescue_jobs()',
         'resume_job(text,text,text,jsonb,jsonb)',
         'resume_schedule(uuid)',
         'retry_job(uuid)',
+        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)',
         'spool.materialize_schedules(integer)',
         'spool.next_cron_after(text,text,timestamp with time zone)',
         'spool.ring_doorbell(text)',
