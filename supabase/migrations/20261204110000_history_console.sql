@@ -135,7 +135,7 @@ revoke all on function spool.job_scope(uuid),
 -- Filter: p_statuses and p_types match any of their values; p_created_from <= created_at <
 -- p_created_before; p_search matches the input file's name or the prompt, case-insensitively,
 -- anywhere (spool.search_text); p_parent_id keeps a flow's children. Null: no filter.
--- Pages: p_limit rows (1..100) after the cursor (p_cursor_created_at, p_cursor_id: the last row of
+-- Pages: p_limit rows (1..1000) after the cursor (p_cursor_created_at, p_cursor_id: the last row of
 -- the previous page; both or neither). Keyset, so page 500 costs what page 1 does.
 -- Returns jobs rows; for a user, the columns authenticated may not SELECT are null (as
 -- spool.owner_view). Read-only, no lock. PT400 invalid_argument for a bad limit, cursor or filter.
@@ -162,8 +162,8 @@ declare
   v_hidden text[] := '{}';
   v_sql text;
 begin
-  if p_limit is null or p_limit not between 1 and 100 then
-    perform spool.throw(400, 'invalid_argument', 'limit must be between 1 and 100');
+  if p_limit is null or p_limit not between 1 and 1000 then
+    perform spool.throw(400, 'invalid_argument', 'limit must be between 1 and 1000');
   end if;
   if (p_cursor_created_at is null) <> (p_cursor_id is null) then
     perform spool.throw(400, 'invalid_argument', 'a cursor has both created_at and id');
