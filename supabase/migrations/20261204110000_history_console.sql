@@ -224,7 +224,7 @@ revoke all on function spool.bulk_result(integer, integer, jsonb, jsonb)
 -- flow cascade of this call): then it counts as changed.
 -- Returns {"matched": jobs matching, "changed": cancelled, "refused": {code: n}, "reasons":
 -- {code: message}}: matched = changed + the refused counts. Idempotent: a second call matches
--- only what the first left.
+-- only what the first left. p_dry_run: only counts (matched), changes nothing, locks nothing.
 create function public.cancel_jobs(
   p_statuses public.job_status[] default null,
   p_types text[] default null,
@@ -232,7 +232,8 @@ create function public.cancel_jobs(
   p_created_before timestamptz default null,
   p_search text default null,
   p_parent_id uuid default null,
-  p_user_id uuid default null
+  p_user_id uuid default null,
+  p_dry_run boolean default false
 )
 returns jsonb
 language plpgsql volatile
@@ -258,6 +259,9 @@ begin
   execute 'select count(*) from public.jobs j where ' || v_where
     into v_matched
     using v_scope, v_states, p_types, p_created_from, p_created_before, spool.search_pattern(p_search), p_parent_id;
+  if p_dry_run then
+    return spool.bulk_result(v_matched, 0, '{}', '{}');
+  end if;
   for v_id in execute 'select j.id from public.jobs j where ' || v_where
                       || ' order by j.created_at, j.id limit $8'
     using v_scope, v_states, p_types, p_created_from, p_created_before, spool.search_pattern(p_search),
@@ -287,15 +291,14 @@ begin
     v_refused := v_refused || pg_catalog.jsonb_build_object('limit', v_matched - v_done);
     v_reasons := v_reasons || pg_catalog.jsonb_build_object('limit',
       pg_catalog.format('at most %s jobs per call: run it again for the rest', spool.bulk_limit()));
-    v_matched := greatest(v_matched, v_done);
-  end if;
+    end if;
   return spool.bulk_result(greatest(v_matched, v_done), v_changed, v_refused, v_reasons);
 end;
 $$;
 revoke execute on function public.cancel_jobs(public.job_status[], text[], timestamptz, timestamptz,
-  text, uuid, uuid) from public, anon;
+  text, uuid, uuid, boolean) from public, anon;
 grant execute on function public.cancel_jobs(public.job_status[], text[], timestamptz, timestamptz,
-  text, uuid, uuid) to authenticated, service_role;
+  text, uuid, uuid, boolean) to authenticated, service_role;
 
 -- retry_jobs: retry every failed or cancelled job matching a filter (within p_statuses when
 -- given: "retry all failed" passes {failed}).
@@ -309,7 +312,7 @@ grant execute on function public.cancel_jobs(public.job_status[], text[], timest
 -- code and the call goes on. Never waits for a job row ("busy", as cancel_jobs). A job that a
 -- flow parent's retry earlier in this call already retried counts as changed.
 -- Returns {"matched", "changed", "refused": {code: n}, "reasons": {code: message}}: matched =
--- changed + the refused counts.
+-- changed + the refused counts. p_dry_run: only counts (matched), changes nothing, locks nothing.
 create function public.retry_jobs(
   p_statuses public.job_status[] default null,
   p_types text[] default null,
@@ -317,7 +320,8 @@ create function public.retry_jobs(
   p_created_before timestamptz default null,
   p_search text default null,
   p_parent_id uuid default null,
-  p_user_id uuid default null
+  p_user_id uuid default null,
+  p_dry_run boolean default false
 )
 returns jsonb
 language plpgsql volatile
@@ -347,6 +351,9 @@ begin
   execute 'select count(*) from public.jobs j where ' || v_where
     into v_matched
     using v_scope, v_states, p_types, p_created_from, p_created_before, spool.search_pattern(p_search), p_parent_id;
+  if p_dry_run then
+    return spool.bulk_result(v_matched, 0, '{}', '{}');
+  end if;
   for v_id in execute 'select j.id from public.jobs j where ' || v_where
                       || ' order by j.created_at, j.id limit $8'
     using v_scope, v_states, p_types, p_created_from, p_created_before, spool.search_pattern(p_search),
@@ -404,17 +411,17 @@ begin
 end;
 $$;
 revoke execute on function public.retry_jobs(public.job_status[], text[], timestamptz, timestamptz,
-  text, uuid, uuid) from public, anon;
+  text, uuid, uuid, boolean) from public, anon;
 grant execute on function public.retry_jobs(public.job_status[], text[], timestamptz, timestamptz,
-  text, uuid, uuid) to authenticated, service_role;
+  text, uuid, uuid, boolean) to authenticated, service_role;
 
 -- The console's time series ----------------------------------------------------------------------------
 
 -- job_series: jobs finished per minute over the last p_minutes minutes (1..1440), per type and
 -- outcome.
 -- Caller: service_role (the jobs function's console endpoint, admins in the SQL editor).
--- Returns one row per (minute, type, status) that saw a job finish, ordered by minute, type and
--- status: minute (the start of the bucket, date_trunc('minute', finished_at)), type, status (done,
+-- Returns one row per (minute, type, status) that saw a job finish, and one per (minute, status)
+-- with type null for all types together, ordered by minute, type (null first) and status: minute (the start of the bucket, date_trunc('minute', finished_at)), type, status (done,
 -- failed or cancelled), finished (how many), run_p50_ms and run_p95_ms (started_at -> finished_at
 -- of those that started: the last attempt's work, not its wait), wait_p50_ms (run_at ->
 -- started_at: from runnable to claimed; null when none started). Minutes without a finish have no
@@ -447,8 +454,9 @@ begin
   from public.jobs j
   where j.finished_at > v_now - pg_catalog.make_interval(mins => p_minutes)
     and j.finished_at <= v_now
-  group by 1, 2, 3
-  order by 1, 2, 3;
+  -- Per type, and for all types together (type null): percentiles do not add up across types.
+  group by grouping sets ((1, 2, 3), (1, 3))
+  order by 1, 2 nulls first, 3;
 end;
 $$;
 revoke execute on function public.job_series(integer) from public, anon, authenticated;

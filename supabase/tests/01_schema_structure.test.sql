@@ -203,7 +203,7 @@ select results_eq(
   $$values
     ('await_job(uuid,uuid,text,text,integer)', 'jobs'),
     ('cancel_job(uuid)', 'jobs'),
-    ('cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)', 'jsonb'),
+    ('cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)', 'jsonb'),
     ('cheapest_pending_cpu(text[])', 'integer'),
     ('claim_jobs(text,integer,integer,text[],integer)', 'SETOF jobs'),
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
@@ -228,7 +228,7 @@ select results_eq(
     ('resume_job(text,text,text,jsonb,jsonb)', 'jobs'),
     ('resume_schedule(uuid)', 'schedules'),
     ('retry_job(uuid)', 'jobs'),
-    ('retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)', 'jsonb')$$,
+    ('retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)', 'jsonb')$$,
   'public exposes exactly the SQL API, one signature per function, with its return type');
 select has_function('spool', 'ring_doorbell', array['text'], 'spool.ring_doorbell(reason) exists');
 select function_returns('spool', 'ring_doorbell', array['text'], 'bigint',

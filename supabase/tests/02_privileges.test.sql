@@ -55,13 +55,13 @@ select is(
            and has_function_privilege('authenticated', p.oid, 'execute')
          order by p.oid::regprocedure::text collate "C"),
   array['cancel_job(uuid)',
-        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)',
+        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)',
         'delete_schedule(uuid)',
         'list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)',
         'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'resume_schedule(uuid)', 'retry_job(uuid)',
-        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)'],
+        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)'],
   'authenticated users may execute only cancel_job(s), retry_job(s), list_jobs and the owner''s schedule functions');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
@@ -70,7 +70,7 @@ select is(
          order by p.oid::regprocedure::text collate "C"),
   array['await_job(uuid,uuid,text,text,integer)',
         'cancel_job(uuid)',
-        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)',
+        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)',
         'cheapest_pending_cpu(text[])',
         'claim_jobs(text,integer,integer,text[],integer)',
         'claim_waiting_polls(text,integer)',
@@ -95,7 +95,7 @@ select is(
         'resume_job(text,text,text,jsonb,jsonb)',
         'resume_schedule(uuid)',
         'retry_job(uuid)',
-        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid)',
+        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)',
         'spool.materialize_schedules(integer)',
         'spool.next_cron_after(text,text,timestamp with time zone)',
         'spool.ring_doorbell(text)',

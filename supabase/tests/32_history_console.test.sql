@@ -4,7 +4,7 @@
 -- queue_diagnosis (why pending jobs do not run). Acted out by alice and bob (authenticated), the
 -- console (service_role) and the test clock (spool.now).
 begin;
-select plan(43);
+select plan(45);
 
 -- Helpers, temporary (see 20_retry_quotas.test.sql for the same set):
 --   uid(name) / create_users(names)  named test users with fixed uuids
@@ -93,8 +93,8 @@ select pg_temp.job('bob', 'color-grade', 'failed', '{}', pg_temp.t('-2 minutes')
 -- Who may call what
 -- ---------------------------------------------------------------------------------------------
 select ok(has_function_privilege('authenticated', 'public.list_jobs(public.job_status[],text[],timestamptz,timestamptz,text,uuid,uuid,timestamptz,uuid,integer)', 'execute')
-          and has_function_privilege('authenticated', 'public.cancel_jobs(public.job_status[],text[],timestamptz,timestamptz,text,uuid,uuid)', 'execute')
-          and has_function_privilege('authenticated', 'public.retry_jobs(public.job_status[],text[],timestamptz,timestamptz,text,uuid,uuid)', 'execute'),
+          and has_function_privilege('authenticated', 'public.cancel_jobs(public.job_status[],text[],timestamptz,timestamptz,text,uuid,uuid,boolean)', 'execute')
+          and has_function_privilege('authenticated', 'public.retry_jobs(public.job_status[],text[],timestamptz,timestamptz,text,uuid,uuid,boolean)', 'execute'),
   'users may list, cancel and retry their jobs by filter');
 select ok(not has_function_privilege('authenticated', 'public.job_series(integer)', 'execute')
           and not has_function_privilege('authenticated', 'public.queue_diagnosis()', 'execute')
@@ -182,6 +182,9 @@ select isnt((select count(*)::integer from public.list_jobs(p_statuses => '{runn
 -- cancel_jobs / retry_jobs as alice
 -- ---------------------------------------------------------------------------------------------
 select pg_temp.authenticate_as('alice');
+select is(public.cancel_jobs(p_statuses => '{pending}', p_types => '{image}', p_dry_run => true) - 'reasons',
+          jsonb_build_object('matched', 2, 'changed', 0, 'refused', '{}'::jsonb),
+          'a dry run counts the queued images (for the confirmation) and changes nothing');
 select is(public.cancel_jobs(p_statuses => '{pending}', p_types => '{image}') - 'reasons',
           jsonb_build_object('matched', 2, 'changed', 2, 'refused', '{}'::jsonb),
           'cancel all queued images: the two pending ones (n = 7, 21)');
@@ -240,7 +243,7 @@ insert into public.jobs (user_id, type, status, input, created_at, run_at, start
   (pg_temp.uid('alice'), 'roto', 'done', '{}', pg_temp.t('-3 hours'), pg_temp.t('-3 hours'), pg_temp.t('-3 hours'), pg_temp.t('-2 hours'), pg_temp.t('-2 hours'), null);
 select pg_temp.authenticate_as_service_role();
 select is(
-  (select jsonb_agg(to_jsonb(s) order by s.minute, s.status) from public.job_series(60) s),
+  (select jsonb_agg(to_jsonb(s) order by s.minute, s.status) from public.job_series(60) s where s.type is not null),
   jsonb_build_array(
     jsonb_build_object('minute', pg_temp.t('50 minutes'), 'type', 'roto', 'status', 'done', 'finished', 3,
                        'run_p50_ms', 2000.0, 'run_p95_ms', 2900.0, 'wait_p50_ms', 20000.0),
@@ -249,6 +252,14 @@ select is(
     jsonb_build_object('minute', pg_temp.t('55 minutes'), 'type', 'roto', 'status', 'cancelled', 'finished', 1,
                        'run_p50_ms', null, 'run_p95_ms', null, 'wait_p50_ms', null)),
   'per minute, type and outcome: run time (started -> finished) apart from queue wait (run_at -> started); a job that never started has neither; older jobs are outside the hour');
+select pg_temp.clear_authentication();
+select pg_temp.job('bob', 'color-grade', 'done', '{}', pg_temp.t('50 minutes'));
+select pg_temp.authenticate_as_service_role();
+select is(
+  (select jsonb_agg(jsonb_build_object('type', s.type, 'finished', s.finished, 'run_p50_ms', s.run_p50_ms) order by s.type nulls first)
+     from public.job_series(60) s where s.minute = pg_temp.t('50 minutes') and s.status = 'done'),
+  '[{"type": null, "finished": 4, "run_p50_ms": 2500.0}, {"type": "color-grade", "finished": 1, "run_p50_ms": 3000.0}, {"type": "roto", "finished": 3, "run_p50_ms": 2000.0}]'::jsonb,
+  'each minute also has all types together (type null), with its own percentiles');
 select is(pg_temp.error_of('select * from public.job_series(0)'), 'PT400 invalid_argument', 'a window of 0 minutes is refused');
 
 -- ---------------------------------------------------------------------------------------------

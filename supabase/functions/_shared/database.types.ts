@@ -315,6 +315,7 @@ export type Database = {
         Args: {
           'p_created_before'?: string;
           'p_created_from'?: string;
+          'p_dry_run'?: boolean;
           'p_parent_id'?: string;
           'p_search'?: string;
           'p_statuses'?: (Database['public']['Enums']['job_status'])[];
@@ -1010,6 +1011,7 @@ export type Database = {
         Args: {
           'p_created_before'?: string;
           'p_created_from'?: string;
+          'p_dry_run'?: boolean;
           'p_parent_id'?: string;
           'p_search'?: string;
           'p_statuses'?: (Database['public']['Enums']['job_status'])[];

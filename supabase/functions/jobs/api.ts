@@ -6,10 +6,10 @@
 //                                             from/to an ISO date-time range of created_at (to
 //                                             exclusive), q a search of the input's file name or
 //                                             prompt, parent=<id> keeps a flow's children
-//   POST /jobs/bulk {action, filter}          cancel_jobs / retry_jobs as me: action "cancel" or
+//   POST /jobs/bulk {action, filter, dry_run} cancel_jobs / retry_jobs as me: action "cancel" or
 //                                             "retry", filter the list's parameters (status, type,
 //                                             from, to, q, parent) -> {matched, changed, refused,
-//                                             reasons}
+//                                             reasons}; dry_run: only count (for a confirmation)
 //   GET  /jobs/<id>                           one of my jobs, with signed URLs of its outputs
 //   POST /jobs/<id>/cancel                    cancel_job as me
 //   POST /jobs/<id>/retry                     retry_job as me: 409 not_retryable for a permanent
@@ -306,12 +306,16 @@ export type BulkAction = 'cancel' | 'retry';
 export function parseBulkBody(
   body: Record<string, unknown>,
   { allowUser = false } = {},
-): { action: BulkAction; filter: JobFilter } {
+): { action: BulkAction; filter: JobFilter; dryRun: boolean } {
   const problems: Problem[] = [];
   for (const key of Object.keys(body)) {
-    if (key !== 'action' && key !== 'filter') {
+    if (key !== 'action' && key !== 'filter' && key !== 'dry_run') {
       problems.push({ param: key, message: 'unknown field' });
     }
+  }
+  const dryRun = body.dry_run ?? false;
+  if (typeof dryRun !== 'boolean') {
+    problems.push({ param: 'dry_run', message: 'must be a boolean' });
   }
   const action = body.action;
   if (action !== 'cancel' && action !== 'retry') {
@@ -347,7 +351,7 @@ export function parseBulkBody(
   if (problems.length > 0 || !filter) {
     throw new HttpError(400, 'invalid_body', 'the request body is invalid', problems);
   }
-  return { action: action as BulkAction, filter };
+  return { action: action as BulkAction, filter, dryRun: dryRun === true };
 }
 
 /** list_jobs' / cancel_jobs' / retry_jobs' arguments for a filter. */
@@ -398,11 +402,14 @@ export interface BulkResult {
   reasons: Record<string, string>;
 }
 
-async function bulk(db: Db, action: BulkAction, filter: JobFilter): Promise<BulkResult> {
-  const { data, error } = await db.rpc(
-    action === 'cancel' ? 'cancel_jobs' : 'retry_jobs',
-    filterArgs(filter),
-  );
+async function bulk(
+  db: Db,
+  { action, filter, dryRun }: { action: BulkAction; filter: JobFilter; dryRun: boolean },
+): Promise<BulkResult> {
+  const { data, error } = await db.rpc(action === 'cancel' ? 'cancel_jobs' : 'retry_jobs', {
+    ...filterArgs(filter),
+    p_dry_run: dryRun,
+  });
   if (error) throw fromApiError(error);
   return data as unknown as BulkResult;
 }
@@ -646,8 +653,7 @@ export function jobsHandler(env: SupabaseEnv, providers: ProviderConfig): Handle
           await listJobs(admin, parseListQuery(url.searchParams, { allowUser: true }), true),
         );
       }
-      const { action, filter } = parseBulkBody(await readJsonObject(req), { allowUser: true });
-      return json(await bulk(admin, action, filter));
+      return json(await bulk(admin, parseBulkBody(await readJsonObject(req), { allowUser: true })));
     }
     const caller = await requireUser(req, env);
     if (route.name === 'kinds') return json(kinds);
@@ -656,8 +662,7 @@ export function jobsHandler(env: SupabaseEnv, providers: ProviderConfig): Handle
       case 'list':
         return json(await listJobs(db, parseListQuery(url.searchParams)));
       case 'bulk': {
-        const { action, filter } = parseBulkBody(await readJsonObject(req));
-        return json(await bulk(db, action, filter));
+        return json(await bulk(db, parseBulkBody(await readJsonObject(req))));
       }
       case 'get':
         return json(await getJob(db, route.id));

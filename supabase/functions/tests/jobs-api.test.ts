@@ -306,9 +306,12 @@ Deno.test('bulk body: an action and the list filter, as strings or arrays; every
         parent: null,
         user: null,
       },
+      dryRun: false,
     },
   );
   assert.equal(parseBulkBody({ action: 'cancel' }).filter.statuses, null, 'no filter: all jobs');
+  assert.equal(parseBulkBody({ action: 'cancel', dry_run: true }).dryRun, true);
+  httpError(() => parseBulkBody({ action: 'cancel', dry_run: 'yes' }), 400, 'invalid_body');
   const err = httpError(
     () =>
       parseBulkBody({

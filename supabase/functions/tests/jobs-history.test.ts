@@ -175,6 +175,17 @@ Deno.test({
     assertError(await post(null, '/jobs/bulk', { action: 'cancel' }), 401, 'unauthorized');
 
     const queuedGrades = mine.filter((j) => j.status === 'pending' && j.type === 'color-grade');
+    const dry = await post(alice, '/jobs/bulk', {
+      action: 'cancel',
+      filter: { status: 'pending', type: 'color-grade' },
+      dry_run: true,
+    });
+    assert.deepEqual(dry.json, {
+      matched: queuedGrades.length,
+      changed: 0,
+      refused: {},
+      reasons: {},
+    });
     const cancel = await post(alice, '/jobs/bulk', {
       action: 'cancel',
       filter: { status: ['pending'], type: ['color-grade'] },
