@@ -23,8 +23,12 @@
 -- Indexes (measured on 100,000 jobs of one user, see the README's numbers): the user's history is
 -- jobs_user_created_idx (user_id, created_at desc); a status filter on it reads past every row of
 -- the other statuses, so jobs_user_status_created_idx serves "my failed jobs" directly; the
--- search is a trigram index on the text it searches (jobs_search_idx, pg_trgm), so a search for a
--- rare file name reads the matching rows only instead of the user's whole history.
+-- console's list of everyone's jobs, newest first, is jobs_created_idx. The search is a trigram
+-- index (pg_trgm) over the text it searches, kept in a table of its own, spool.job_search,
+-- written once when a job is created (its input never changes): on public.jobs the index would
+-- be written again at every state change (a status change is never a HOT update), and measured
+-- it made creating, claiming and completing jobs about twice as slow. Without it a search for a
+-- rare file name reads the user's whole history (~1 s at 100,000 jobs; ~6 ms with it).
 
 create extension if not exists pg_trgm with schema extensions;
 
@@ -43,10 +47,63 @@ $$;
 revoke all on function spool.search_text(jsonb) from public, anon, authenticated, service_role;
 
 create index jobs_user_status_created_idx on public.jobs (user_id, status, created_at desc);
-create index jobs_search_idx on public.jobs
-  using gin (spool.search_text(input) extensions.gin_trgm_ops);
 -- Across users (the console): newest first over the whole table.
 create index jobs_created_idx on public.jobs (created_at desc);
+
+-- What the search reads: one row per job that has a file or a prompt.
+create table spool.job_search (
+  job_id  uuid primary key,
+  user_id uuid not null,
+  text    text not null
+);
+comment on table spool.job_search is
+  'The history search''s text of each job with a file or a prompt (spool.search_text of its input), written when the job is created, deleted with it.';
+create index job_search_text_idx on spool.job_search using gin (text extensions.gin_trgm_ops);
+alter table spool.job_search enable row level security;
+revoke all on spool.job_search from public, anon, authenticated, service_role;
+insert into spool.job_search (job_id, user_id, text)
+select j.id, j.user_id, spool.search_text(j.input) from public.jobs j
+where pg_catalog.btrim(spool.search_text(j.input)) <> '';
+
+-- spool.job_search_inserted() (statement trigger jobs_search_insert) writes the search text of
+-- the jobs a statement created; spool.job_search_deleted() (jobs_search_delete) removes that of
+-- the jobs a statement deleted (prune). Once per statement, not per row.
+create function spool.job_search_inserted()
+returns trigger
+language plpgsql volatile
+security definer
+set search_path = ''
+as $$
+begin
+  insert into spool.job_search (job_id, user_id, text)
+  select n.id, n.user_id, spool.search_text(n.input) from new_jobs n
+  where pg_catalog.btrim(spool.search_text(n.input)) <> '';
+  return null;
+end;
+$$;
+create function spool.job_search_deleted()
+returns trigger
+language plpgsql volatile
+security definer
+set search_path = ''
+as $$
+begin
+  delete from spool.job_search s using gone g where s.job_id = g.id;
+  return null;
+end;
+$$;
+revoke all on function spool.job_search_inserted(), spool.job_search_deleted()
+  from public, anon, authenticated, service_role;
+create trigger jobs_search_insert
+  after insert on public.jobs
+  referencing new table as new_jobs
+  for each statement
+  execute function spool.job_search_inserted();
+create trigger jobs_search_delete
+  after delete on public.jobs
+  referencing old table as gone
+  for each statement
+  execute function spool.job_search_deleted();
 
 -- Scope and filter ------------------------------------------------------------------------------
 
@@ -76,7 +133,7 @@ $$;
 
 -- spool.job_filter(...) is the WHERE clause of a job filter, for EXECUTE ... USING, with the
 -- values bound as $1 scope user (null: all), $2 statuses, $3 types, $4 created from (inclusive),
--- $5 created before (exclusive), $6 search pattern (a LIKE pattern over spool.search_text), $7
+-- $5 created before (exclusive), $6 search pattern (a LIKE pattern over spool.job_search), $7
 -- parent. Only the filters given appear, so each query is planned for the indexes it can use.
 -- Contract: validates the filter: PT400 invalid_argument for a range that ends before it starts,
 -- or a search longer than 200 characters. Pure.
@@ -103,7 +160,8 @@ begin
   if p_created_from is not null then v_where := v_where || ' and j.created_at >= $4'; end if;
   if p_created_before is not null then v_where := v_where || ' and j.created_at < $5'; end if;
   if nullif(pg_catalog.btrim(p_search), '') is not null then
-    v_where := v_where || ' and spool.search_text(j.input) like $6';
+    v_where := v_where || ' and j.id in (select s.job_id from spool.job_search s where s.text like $6'
+                       || case when p_scope is not null then ' and s.user_id = $1' else '' end || ')';
   end if;
   if p_parent_id is not null then v_where := v_where || ' and j.parent_id = $7'; end if;
   return v_where;

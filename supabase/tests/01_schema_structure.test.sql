@@ -13,8 +13,8 @@ select plan(63);
 select tables_are('public', array['jobs', 'notifications', 'schedules'],
   'public holds exactly the jobs, notifications and schedules tables');
 select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots',
-                                 'flows', 'job_dependencies'],
-  'spool holds exactly the settings, user_slots, doorbell, retries, job_types, type_slots, flows and job_dependencies tables');
+                                 'flows', 'job_dependencies', 'job_search'],
+  'spool holds exactly the settings, user_slots, doorbell, retries, job_types, type_slots, flows, job_dependencies and job_search tables');
 
 select results_eq(
   $$select a.attname::text collate "default", format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -138,7 +138,7 @@ select throws_ok(
 select indexes_are('public', 'jobs',
   array['jobs_pkey', 'jobs_claim_idx', 'jobs_active_idx', 'jobs_user_created_idx',
         'jobs_finished_idx', 'jobs_idempotency_idx', 'jobs_external_idx', 'jobs_parent_idx',
-        'jobs_user_status_created_idx', 'jobs_search_idx', 'jobs_created_idx'],
+        'jobs_user_status_created_idx', 'jobs_created_idx'],
   'jobs has exactly the indexes the queue needs');
 select matches(pg_get_indexdef('public.jobs_claim_idx'::regclass),
   '\(priority DESC, fair_at, id\) WHERE \(status = ''pending''::(public\.)?job_status\)$',
@@ -271,8 +271,9 @@ select cmp_ok(
 -- ---------------------------------------------------------------------------------------------
 -- Triggers
 -- ---------------------------------------------------------------------------------------------
-select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle', 'jobs_flow_deleted'],
-  'jobs has only the doorbell and the flow triggers: notifications are written set-based by the API, not per row');
+select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle', 'jobs_flow_deleted',
+                                          'jobs_search_insert', 'jobs_search_delete'],
+  'jobs has only the doorbell, the flow and the search-text triggers: notifications are written set-based by the API, not per row');
 select has_function('spool', 'notify_ended', array['public.jobs'],
   'spool.notify_ended(job) writes the notification of a job that ended');
 select has_function('spool', 'ended_message', array['text', 'public.job_status', 'jsonb'],

@@ -4,7 +4,7 @@
 -- queue_diagnosis (why pending jobs do not run). Acted out by alice and bob (authenticated), the
 -- console (service_role) and the test clock (spool.now).
 begin;
-select plan(45);
+select plan(47);
 
 -- Helpers, temporary (see 20_retry_quotas.test.sql for the same set):
 --   uid(name) / create_users(names)  named test users with fixed uuids
@@ -136,6 +136,10 @@ select is((select count(*)::integer from public.list_jobs(p_search => '_%', p_li
           'LIKE wildcards in a search are taken literally');
 select is((select count(*)::integer from public.list_jobs(p_search => 'harbour', p_limit => 100)), 15,
           'bob''s harbour.png is not in alice''s search');
+select pg_temp.clear_authentication();
+select is((select text from spool.job_search where job_id = (select id from alice_jobs where n = 12)), 'mx5snp22-harbour_12.png ',
+          'a new job''s search text is written once, when it is created: the file name, lower case');
+select pg_temp.authenticate_as('alice');
 
 -- Keyset pages: walking the cursor visits every job once, in order.
 create temp table walked (k serial, id uuid);
@@ -261,6 +265,9 @@ select is(
   '[{"type": null, "finished": 4, "run_p50_ms": 2500.0}, {"type": "color-grade", "finished": 1, "run_p50_ms": 3000.0}, {"type": "roto", "finished": 3, "run_p50_ms": 2000.0}]'::jsonb,
   'each minute also has all types together (type null), with its own percentiles');
 select is(pg_temp.error_of('select * from public.job_series(0)'), 'PT400 invalid_argument', 'a window of 0 minutes is refused');
+select pg_temp.clear_authentication();
+select is((select count(*)::integer from spool.job_search), 0, 'deleting jobs deletes their search text');
+select pg_temp.authenticate_as_service_role();
 
 -- ---------------------------------------------------------------------------------------------
 -- queue_diagnosis
