@@ -126,10 +126,10 @@ test('my jobs: rows tell jobs apart; filters, search and pages', async () => {
 
   // Dates: from tomorrow, nothing; up to today, everything.
   const day = (offset) => new Date(Date.now() + offset * 86400_000).toISOString().slice(0, 10);
-  await filters.getByLabel('From').fill(day(1));
+  await filters.getByLabel('From', { exact: true }).fill(day(1));
   await page.getByTestId('history-none').waitFor();
-  await filters.getByLabel('From').fill(day(-1));
-  await filters.getByLabel('To').fill(day(0));
+  await filters.getByLabel('From', { exact: true }).fill(day(-1));
+  await filters.getByLabel('To', { exact: true }).fill(day(0));
   await shows(page, seeded((j) => j.n <= 10), 'yesterday to today');
 
   // The filter survives a reload.

@@ -168,40 +168,40 @@ export function FilterBar(
       e.preventDefault();
       onChange({ ...filter, q });
     }}>
-      <label className="filters__search" htmlFor={`${id}-q`}>
-        <span>Search</span>
+      <div className="filters__field filters__search">
+        <label htmlFor={`${id}-q`}>Search</label>
         <input id={`${id}-q`} type="search" value={q} placeholder="File name or prompt" maxLength={200}
           onChange={(e) => setQ(e.target.value)} data-testid="filter-search" />
-      </label>
-      <label htmlFor={`${id}-s`}>
-        <span>Status</span>
+      </div>
+      <div className="filters__field">
+        <label htmlFor={`${id}-s`}>Status</label>
         <select id={`${id}-s`} value={filter.status} onChange={(e) => set({ status: e.target.value as JobFilter['status'] })}>
           <option value="">Any status</option>
           {JOB_STATES.map((s) => <option key={s} value={s}>{STATE_INFO[s].label}</option>)}
         </select>
-      </label>
-      <label htmlFor={`${id}-t`}>
-        <span>Type</span>
+      </div>
+      <div className="filters__field">
+        <label htmlFor={`${id}-t`}>Type</label>
         <select id={`${id}-t`} value={filter.type} onChange={(e) => set({ type: e.target.value })}>
           <option value="">Any type</option>
           {(kinds ?? []).map((k) => <option key={k.type} value={k.type}>{k.label}</option>)}
           {filter.type && !(kinds ?? []).some((k) => k.type === filter.type) && <option value={filter.type}>{filter.type}</option>}
         </select>
-      </label>
-      <label htmlFor={`${id}-f`}>
-        <span>From</span>
+      </div>
+      <div className="filters__field">
+        <label htmlFor={`${id}-f`}>From</label>
         <input id={`${id}-f`} type="date" value={filter.from} max={filter.to || undefined} onChange={(e) => set({ from: e.target.value })} />
-      </label>
-      <label htmlFor={`${id}-to`}>
-        <span>To</span>
+      </div>
+      <div className="filters__field">
+        <label htmlFor={`${id}-to`}>To</label>
         <input id={`${id}-to`} type="date" value={filter.to} min={filter.from || undefined} onChange={(e) => set({ to: e.target.value })} />
-      </label>
+      </div>
       {withUser && (
-        <label htmlFor={`${id}-u`}>
-          <span>Owner (user id)</span>
+        <div className="filters__field">
+          <label htmlFor={`${id}-u`}>Owner (user id)</label>
           <input id={`${id}-u`} value={filter.user ?? ''} spellCheck={false} pattern="[0-9a-fA-F-]{36}"
             onChange={(e) => set({ user: e.target.value.trim() })} placeholder="any" />
-        </label>
+        </div>
       )}
       {isFiltered(filter) && (
         <button type="button" className="button button--quiet filters__clear" onClick={() => {
