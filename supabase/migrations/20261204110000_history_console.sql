@@ -34,7 +34,8 @@ create extension if not exists pg_trgm with schema extensions;
 
 -- spool.search_text(input) is what the history search matches: the input file's name (the last
 -- segment of input.input_path: the owner's folder is left out, so a search for part of a user id
--- finds nothing; the web client's upload prefix, mx5snp22-, stays) and the prompt, lower case. Contract: immutable (it backs an index); '' for an input with neither.
+-- finds nothing; the web client's upload prefix, mx5snp22-, stays) and the prompt, lower case,
+-- joined by a space. Contract: immutable; ' ' for an input with neither.
 create function spool.search_text(p_input jsonb)
 returns text
 language sql immutable parallel safe
