@@ -189,11 +189,11 @@ test('screenshots of the main screens', async () => {
 async function jobRow(userId, type, status, { minutesAgo, input, runMs = 1500, waitMs = 400, error = null }) {
   const { rows: [r] } = await env.admin.query(
     `insert into public.jobs (user_id, type, status, input, created_at, run_at, started_at, finished_at, error, attempts, progress)
-     values ($1, $2, $3::public.job_status, $4, now() - make_interval(secs => $5 * 60),
-             now() - make_interval(secs => $5 * 60),
-             case when $3 in ('done', 'failed') then now() - make_interval(secs => $5 * 60) + make_interval(secs => $7 / 1000.0) end,
+     values ($1, $2, $3::public.job_status, $4, now() - make_interval(secs => $5::float8 * 60),
+             now() - make_interval(secs => $5::float8 * 60),
+             case when $3 in ('done', 'failed') then now() - make_interval(secs => $5::float8 * 60) + make_interval(secs => $7::float8 / 1000) end,
              case when $3 in ('done', 'failed', 'cancelled')
-                  then now() - make_interval(secs => $5 * 60) + make_interval(secs => ($7 + $6) / 1000.0) end,
+                  then now() - make_interval(secs => $5::float8 * 60) + make_interval(secs => ($7::float8 + $6::float8) / 1000) end,
              $8, case when $3 = 'pending' then 0 else 1 end, case when $3 = 'done' then 100 else 0 end)
      returning id`,
     [userId, type, status, JSON.stringify(input), minutesAgo, runMs, waitMs, error ? JSON.stringify(error) : null],
@@ -250,16 +250,19 @@ test('screenshots of the filtered history and the console', async () => {
     await page.setViewportSize({ width: 1280, height: 860 });
     await page.goto(`${env.appUrl}/#/jobs`);
     const filters = page.getByRole('search', { name: 'Filter jobs' });
-    await filters.getByLabel('Status').selectOption({ label: 'Done' });
     await filters.getByLabel('Type').selectOption({ label: 'Colour grade' });
     await filters.getByLabel('Search').fill('harbour');
     await until(async () => {
-      const statuses = await page.locator('[data-testid="history-item"]').evaluateAll((els) => els.map((e) => e.dataset.status));
-      return statuses.length === 10 && statuses.every((s) => s === 'done');
-    }, { what: 'ten done colour grades' });
-    await page.getByRole('button', { name: 'Retry all failed' }).waitFor();
+      const names = await page.locator('[data-testid="history-item"]').evaluateAll((els) => els.map((e) => e.textContent));
+      return names.length === 10 && names.every((n) => n.includes('harbour'));
+    }, { what: 'ten colour grades of harbour files' });
+    // The bulk retry's confirmation, with its count, over the page.
+    await page.getByRole('button', { name: 'Retry all failed' }).click();
+    await page.getByTestId('bulk-confirm').getByText(/^Retry \d+ failed jobs? matching this filter\?$/).waitFor();
+    await page.mouse.move(0, 0);
     await dismissToasts(page);
     await shot(page, 'history-filtered');
+    await page.getByTestId('bulk-confirm').getByRole('button', { name: 'Keep them' }).click();
     await filters.getByRole('button', { name: 'Clear filters' }).click();
 
     // The console: the hour at once, why the backlog waits, the limits, the failures.
