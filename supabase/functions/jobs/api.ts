@@ -43,6 +43,7 @@ import {
   HttpError,
   json,
   readJsonObject,
+  unstorableTextPath,
 } from '../_shared/http.ts';
 import { capabilitiesOf, type KindCapabilities } from '../_jobs/capabilities.ts';
 import { JOB_STATES, type JobOutput, type JobState, type OutputFile } from '../_jobs/kind.ts';
@@ -249,6 +250,13 @@ function readFilter(
   const search = rawSearch === null || rawSearch.trim() === '' ? null : rawSearch.trim();
   if (search !== null && search.length > MAX_SEARCH) {
     problems.push({ param: 'q', message: `at most ${MAX_SEARCH} characters` });
+  }
+  // Postgres text holds no NUL and no lone surrogate (see unstorableTextPath).
+  if (search !== null && unstorableTextPath(search) !== null) {
+    problems.push({
+      param: 'q',
+      message: 'text must not contain NUL characters or unpaired surrogates',
+    });
   }
   return {
     statuses: statuses ? [...new Set(statuses)] as JobState[] : null,

@@ -260,6 +260,7 @@ Deno.test('list query: from/to are ISO date-times with a zone, q a trimmed searc
     null,
     'a blank search is none',
   );
+  httpError(() => parseListQuery(new URLSearchParams('q=a%00b')), 400, 'invalid_query');
   const err = httpError(
     () =>
       parseListQuery(

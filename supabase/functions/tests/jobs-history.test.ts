@@ -291,3 +291,43 @@ Deno.test({
     assert.equal(bobs.error.message, 'cancelled by an admin');
   },
 });
+
+Deno.test({
+  name: 'bad filters and bodies get a 4xx in the error shape, never a 500',
+  ...integration,
+  async fn() {
+    const { alice } = await theWorld();
+    const admin = await createUser({ admin: true });
+    for (
+      const path of [
+        '/jobs?q=a%00b',
+        `/jobs?q=${'x'.repeat(201)}`,
+        '/jobs?from=2026-13-45T00:00:00Z',
+        '/jobs?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z',
+        '/jobs?status=queued',
+        `/jobs?user=${alice.id}`,
+      ]
+    ) {
+      assertError(await get(alice, path), 400, 'invalid_query', path);
+    }
+    assertError(await get(admin, '/jobs/admin/jobs?user=nobody'), 400, 'invalid_query');
+    assertError(await get(admin, '/jobs/admin?minutes=x'), 400, 'invalid_query');
+    assertError(await get(admin, '/jobs/admin?window=1'), 400, 'invalid_query');
+    for (
+      const body of [
+        { action: 'retry', filter: { q: 'a\u0000b' } },
+        { action: 'retry', filter: { from: 'monday' } },
+        { action: 'cancel', filter: { status: ['pending', 7] } },
+        { action: 'cancel', filter: { user: alice.id } },
+        { action: 'cancel', dry_run: 1 },
+      ]
+    ) {
+      assertError(await post(alice, '/jobs/bulk', body), 400, 'invalid_body', JSON.stringify(body));
+    }
+    assertError(
+      await post(admin, '/jobs/admin/bulk', { action: 'cancel', filter: { user: 'x' } }),
+      400,
+      'invalid_body',
+    );
+  },
+});
