@@ -138,7 +138,16 @@ test('my jobs: rows tell jobs apart; filters, search and pages', async () => {
   await page.getByRole('search', { name: 'Filter jobs' }).getByLabel('Status').waitFor();
   assert.equal(await page.getByRole('search', { name: 'Filter jobs' }).getByLabel('Status').inputValue(), 'done');
   await shows(page, seeded((j) => j.status === 'done').slice(0, 10), 'done jobs after the reload');
-  await page.getByRole('search', { name: 'Filter jobs' }).getByRole('button', { name: 'Clear filters' }).click();
+
+  // A job created meanwhile that matches the filter shows up (the live list tells the filtered one).
+  const again = page.getByRole('search', { name: 'Filter jobs' });
+  await again.getByLabel('Status').selectOption({ label: 'Any status' });
+  await again.getByLabel('Search').fill('harbour-12');
+  await shows(page, [jobs['harbour-12'].id], 'harbour-12 alone');
+  const fresh = await row(userId, 'color-grade', 'done', 0, { input_path: `${userId}/mx5snp22-harbour-120.png` });
+  await shows(page, [fresh, jobs['harbour-12'].id], 'the new harbour-120 in the search');
+  await env.admin.query('delete from public.jobs where id = $1', [fresh]);
+  await again.getByRole('button', { name: 'Clear filters' }).click();
   assert.deepEqual(errors, []);
 });
 

@@ -1,7 +1,7 @@
 // "My jobs": the user's jobs newest first, a page at a time. Without a filter it is the live list
 // (useJobList in App); with one (status, type, a date range, a search of file names and prompts)
-// it pages through GET /jobs by that filter (keyset cursor), and rows it shows are kept up to date
-// from the live list. Each row says how long the job ran (or has been queued) and the settings
+// it pages through GET /jobs by that filter (keyset cursor), rows it shows are kept up to date
+// from the live list, and a job created meanwhile makes it fetch its pages again. Each row says how long the job ran (or has been queued) and the settings
 // that tell it from its siblings. Bulk actions work on the whole filter, not the page: "Cancel all
 // queued" and "Retry all failed" first count what they would touch (a dry run) and ask, then say
 // what happened, refusals and why included. A pack is one card with its children (PackItem).
@@ -122,6 +122,17 @@ export function useFilteredJobs<J extends Job = Job>(
       setLoadingMore(false);
     }
   }, [key, nextCursor, admin]);
+
+  // A job created since (the live list's newest is newer than before): fetch the first pages again,
+  // so a new job that matches the filter shows up.
+  const newest = live.reduce((m, j) => (j.created_at > m ? j.created_at : m), '');
+  const seenNewest = useRef(newest);
+  useEffect(() => {
+    if (newest > seenNewest.current) {
+      seenNewest.current = newest;
+      void refresh();
+    }
+  }, [newest, refresh]);
 
   useEffect(() => {
     if (live.length === 0) return;
