@@ -154,6 +154,9 @@ test('my jobs: rows tell jobs apart; filters, search and pages', async () => {
 test('bulk actions by filter: the count first, then what happened and why', async () => {
   const { page, errors } = alice;
   await page.goto(`${env.appUrl}/#/jobs`);
+  // Whatever filter an earlier test left (the page keeps it in sessionStorage): none.
+  await page.evaluate(() => sessionStorage.removeItem('spool.historyFilter'));
+  await page.reload();
   const filters = page.getByRole('search', { name: 'Filter jobs' });
   await items(page).first().waitFor();
 
