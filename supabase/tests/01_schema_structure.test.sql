@@ -13,8 +13,8 @@ select plan(63);
 select tables_are('public', array['jobs', 'job_attempts', 'notifications', 'schedules'],
   'public holds exactly the jobs, job_attempts, notifications and schedules tables');
 select tables_are('spool', array['settings', 'user_slots', 'doorbell', 'retries', 'job_types', 'type_slots',
-                                 'flows', 'job_dependencies'],
-  'spool holds exactly the settings, user_slots, doorbell, retries, job_types, type_slots, flows and job_dependencies tables');
+                                 'flows', 'job_dependencies', 'job_search'],
+  'spool holds exactly the settings, user_slots, doorbell, retries, job_types, type_slots, flows, job_dependencies and job_search tables');
 
 select results_eq(
   $$select a.attname::text collate "default", format_type(a.atttypid, a.atttypmod), a.attnotnull
@@ -137,7 +137,8 @@ select throws_ok(
 -- ---------------------------------------------------------------------------------------------
 select indexes_are('public', 'jobs',
   array['jobs_pkey', 'jobs_claim_idx', 'jobs_active_idx', 'jobs_user_created_idx',
-        'jobs_finished_idx', 'jobs_idempotency_idx', 'jobs_external_idx', 'jobs_parent_idx'],
+        'jobs_finished_idx', 'jobs_idempotency_idx', 'jobs_external_idx', 'jobs_parent_idx',
+        'jobs_user_status_created_idx', 'jobs_created_idx'],
   'jobs has exactly the indexes the queue needs');
 select matches(pg_get_indexdef('public.jobs_claim_idx'::regclass),
   '\(priority DESC, fair_at, id\) WHERE \(status = ''pending''::(public\.)?job_status\)$',
@@ -202,6 +203,7 @@ select results_eq(
   $$values
     ('await_job(uuid,uuid,text,text,integer)', 'jobs'),
     ('cancel_job(uuid)', 'jobs'),
+    ('cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)', 'jsonb'),
     ('cheapest_pending_cpu(text[])', 'integer'),
     ('claim_jobs(text,integer,integer,text[],integer)', 'SETOF jobs'),
     ('claim_waiting_polls(text,integer)', 'SETOF jobs'),
@@ -219,15 +221,19 @@ select results_eq(
     ('get_queue_stats(interval)', 'jsonb'),
     ('heartbeat_job(uuid,uuid,integer,text,integer)', 'jobs'),
     ('job_position(uuid)', 'jsonb'),
+    ('job_series(integer)', 'TABLE(minute timestamp with time zone, type text, status job_status, finished integer, run_p50_ms numeric, run_p95_ms numeric, wait_p50_ms numeric)'),
     ('job_type_stats()', 'TABLE(type text, max_running integer, rate_per_minute integer, timeout_seconds integer, max_attempts integer, priority smallint, retention_done interval, retention_failed interval, running integer, started_last_minute integer, pending integer)'),
+    ('list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)', 'SETOF jobs'),
     ('mark_notifications_read(uuid[])', 'integer'),
     ('pause_schedule(uuid)', 'schedules'),
     ('preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)', 'timestamp with time zone[]'),
     ('prune_jobs(integer)', 'integer'),
+    ('queue_diagnosis()', 'jsonb'),
     ('rescue_jobs()', 'integer'),
     ('resume_job(text,text,text,jsonb,jsonb)', 'jobs'),
     ('resume_schedule(uuid)', 'schedules'),
-    ('retry_job(uuid)', 'jobs')$$,
+    ('retry_job(uuid)', 'jobs'),
+    ('retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)', 'jsonb')$$,
   'public exposes exactly the SQL API, one signature per function, with its return type');
 select has_function('spool', 'ring_doorbell', array['text'], 'spool.ring_doorbell(reason) exists');
 select function_returns('spool', 'ring_doorbell', array['text'], 'bigint',
@@ -271,8 +277,8 @@ select cmp_ok(
 -- Triggers
 -- ---------------------------------------------------------------------------------------------
 select triggers_are('public', 'jobs', array['jobs_ring_doorbell', 'jobs_flow_ended', 'jobs_flow_settle', 'jobs_flow_deleted',
-                                           'jobs_attempt_cancelled'],
-  'jobs has only the doorbell, the flow triggers and the one that ends a cancelled job''s attempt: notifications and attempts are written set-based by the API, not per row');
+                                           'jobs_attempt_cancelled', 'jobs_search_insert', 'jobs_search_delete'],
+  'jobs has only the doorbell, the flow triggers, the one that ends a cancelled job''s attempt and the search-text triggers: notifications and attempts are written set-based by the API, not per row');
 select has_function('spool', 'notify_ended', array['public.jobs'],
   'spool.notify_ended(job) writes the notification of a job that ended');
 select has_function('spool', 'ended_message', array['text', 'public.job_status', 'jsonb'],

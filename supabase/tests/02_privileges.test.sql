@@ -54,11 +54,15 @@ select is(
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
            and has_function_privilege('authenticated', p.oid, 'execute')
          order by p.oid::regprocedure::text collate "C"),
-  array['cancel_job(uuid)', 'count_unread_notifications()', 'delete_schedule(uuid)',
-        'get_job_run(uuid)', 'job_position(uuid)', 'mark_notifications_read(uuid[])', 'pause_schedule(uuid)',
+  array['cancel_job(uuid)',
+        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)',
+        'count_unread_notifications()', 'delete_schedule(uuid)', 'get_job_run(uuid)', 'job_position(uuid)',
+        'list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)',
+        'mark_notifications_read(uuid[])', 'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
-        'resume_schedule(uuid)', 'retry_job(uuid)'],
-  'authenticated users may execute only cancel_job, retry_job, the run view''s reads, the inbox''s and the owner''s schedule functions');
+        'resume_schedule(uuid)', 'retry_job(uuid)',
+        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)'],
+  'authenticated users may execute only cancel_job(s), retry_job(s), list_jobs, the run view''s reads, the inbox''s and the owner''s schedule functions');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p
          where p.pronamespace in ('public'::regnamespace, 'spool'::regnamespace)
@@ -66,6 +70,7 @@ select is(
          order by p.oid::regprocedure::text collate "C"),
   array['await_job(uuid,uuid,text,text,integer)',
         'cancel_job(uuid)',
+        'cancel_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)',
         'cheapest_pending_cpu(text[])',
         'claim_jobs(text,integer,integer,text[],integer)',
         'claim_waiting_polls(text,integer)',
@@ -83,15 +88,19 @@ select is(
         'get_queue_stats(interval)',
         'heartbeat_job(uuid,uuid,integer,text,integer)',
         'job_position(uuid)',
+        'job_series(integer)',
         'job_type_stats()',
+        'list_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,timestamp with time zone,uuid,integer)',
         'mark_notifications_read(uuid[])',
         'pause_schedule(uuid)',
         'preview_schedule(text,interval,text,timestamp with time zone,timestamp with time zone,integer)',
         'prune_jobs(integer)',
+        'queue_diagnosis()',
         'rescue_jobs()',
         'resume_job(text,text,text,jsonb,jsonb)',
         'resume_schedule(uuid)',
         'retry_job(uuid)',
+        'retry_jobs(job_status[],text[],timestamp with time zone,timestamp with time zone,text,uuid,uuid,boolean)',
         'spool.materialize_schedules(integer)',
         'spool.next_cron_after(text,text,timestamp with time zone)',
         'spool.ring_doorbell(text)',

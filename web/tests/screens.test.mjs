@@ -1,7 +1,8 @@
 // Screenshots of the main screens, taken by the same browser harness as app.test.mjs: start a
 // job (upload and settings), a job in progress, a finished job with its before/after, the
-// history, the admin charts, the start screen on a 360 px wide phone, and the run view of a job
-// that failed once and then succeeded. Under `npm test` they
+// history, the start screen on a 360 px wide phone, the run view of a job that failed once and
+// then succeeded, the inbox; and (a test of its own) the history filtered and the operations
+// console. Under `npm test` they
 // go to a temporary folder (the screens must render without console errors); `npm run
 // web:screenshots` writes them to docs/screenshots/ for the README.
 
@@ -11,7 +12,6 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   claimAsTest,
-  colourfulPng,
   corruptPng,
   greenScreenPng,
   holdQueue,
@@ -168,58 +168,8 @@ test('screenshots of the main screens', async () => {
   await until(() => page.locator('audio').evaluateAll((els) => els.length === 2 && els.every((a) => a.readyState >= 1)), { what: 'both players' });
   await shot(page, 'audio-done');
 
-  // 5. Admin: the user becomes an admin; the charts sample while a few jobs run.
-  await env.admin.query(
-    `update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || '{"spool_admin": true}' where id = $1`,
-    [userId],
-  );
-  try {
-    await page.goto(`${env.appUrl}/#/admin`);
-    await page.reload();
-    await page.getByRole('link', { name: 'Admin' }).waitFor();
-    await page.getByLabel('Sample every').selectOption('2000');
-    const samples = async () => Number(await page.getByTestId('sample-count').textContent());
-    const after = async (n) => {
-      const target = (await samples()) + n;
-      await until(async () => (await samples()) >= target, { what: `${n} more samples` });
-    };
-    // A backlog builds while the queue is held (holdQueue), then drains once job-worker is rung
-    // (as the doorbell does) after the hold is released.
-    const photo = await uploadByApi('batch.png', colourfulPng(120, 90));
-    const hold = await holdQueue(env.admin, userId);
-    try {
-      await after(1);
-      for (let i = 0; i < 8; i++) {
-        await startByApi(i % 4 === 3 ? 'roto' : 'color-grade', {
-          input_path: i === 5 ? corrupt : photo,
-          ...(i % 4 === 3 ? {} : { preset: i % 2 ? 'warm' : 'cool' }),
-        });
-        if (i % 3 === 2) await after(1);
-      }
-      await after(2);
-    } finally {
-      await hold.release();
-    }
-    const ring = await fetch(`${env.api}/functions/v1/job-worker`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.serviceKey}`, 'content-type': 'application/json' },
-      body: '{}',
-    });
-    await ring.body?.cancel();
-    await after(4);
-    await dismissToasts(page);
-    await shot(page, 'admin', { fullPage: true });
-    // The admin view on a 360 px wide phone, while still an admin: nothing scrolls sideways.
-    await page.setViewportSize({ width: 360, height: 780 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `#/admin: no horizontal scroll at 360 px (overflow ${overflow} px)`);
-    await page.setViewportSize({ width: 1280, height: 860 });
-  } finally {
-    await env.admin.query(
-      `update auth.users set raw_app_meta_data = raw_app_meta_data - 'spool_admin' where id = $1`,
-      [userId],
-    );
-  }
+  // 5. The console and a filtered history: their own test below ("screenshots of the filtered
+  // history and the console"), on jobs of their own.
 
   // A 360 px wide phone: no view scrolls sideways; the start screen is the screenshot.
   await page.reload();
@@ -310,4 +260,115 @@ test('screenshot of the run view', async () => {
   await dismissToasts(page);
   await shot(page, 'run-view', { fullPage: true });
   assert.deepEqual(errors, []);
+});
+
+/** A finished (or queued) job row for the screenshots, as the SQL API leaves it. */
+async function jobRow(userId, type, status, { minutesAgo, input, runMs = 1500, waitMs = 400, error = null }) {
+  const { rows: [r] } = await env.admin.query(
+    `insert into public.jobs (user_id, type, status, input, created_at, run_at, started_at, finished_at, error, attempts, progress)
+     values ($1, $2, $3::public.job_status, $4, now() - make_interval(secs => $5::float8 * 60),
+             now() - make_interval(secs => $5::float8 * 60),
+             case when $3 in ('done', 'failed') then now() - make_interval(secs => $5::float8 * 60) + make_interval(secs => $7::float8 / 1000) end,
+             case when $3 in ('done', 'failed', 'cancelled')
+                  then now() - make_interval(secs => $5::float8 * 60) + make_interval(secs => ($7::float8 + $6::float8) / 1000) end,
+             $8, case when $3 = 'pending' then 0 else 1 end, case when $3 = 'done' then 100 else 0 end)
+     returning id`,
+    [userId, type, status, JSON.stringify(input), minutesAgo, runMs, waitMs, error ? JSON.stringify(error) : null],
+  );
+  return r.id;
+}
+
+test('screenshots of the filtered history and the console', async () => {
+  const { page, errors } = user;
+  const userId = (await user.session()).user.id;
+  const file = (name) => ({ input_path: `${userId}/mx5snp22-${name}` });
+  // An hour of work: colour grades, audio clean-ups and images finishing every few minutes, with
+  // a few failures; then a backlog held at the per-user cap (the console's stall reason).
+  const presets = ['noir', 'warm', 'teal-orange', 'cool'];
+  for (let i = 0; i < 40; i++) {
+    const minutesAgo = 58 - i * 1.4;
+    const kind = i % 4;
+    const status = i % 9 === 4 ? 'failed' : 'done';
+    const error = status === 'failed'
+      ? { code: kind === 1 ? 'unsupported_wav' : 'provider_error', message: kind === 1 ? 'WAV is 24-bit float: send 16-bit PCM' : 'the provider timed out', retryable: kind !== 1, attempt: 3 }
+      : null;
+    if (kind === 0 || kind === 3) {
+      await jobRow(userId, 'color-grade', status, {
+        minutesAgo,
+        input: { ...file(`harbour-${i}.png`), preset: presets[i % 4], ...(i % 3 === 0 ? { output_format: 'jpeg' } : {}) },
+        runMs: 700 + (i % 5) * 180,
+        waitMs: 300 + (i % 7) * 120,
+        error,
+      });
+    } else if (kind === 1) {
+      await jobRow(userId, 'audio-clean', status, {
+        minutesAgo,
+        input: { ...file(`interview-${i}.wav`), noise_reduction: i % 2 ? 0.9 : 0.3 },
+        runMs: 2200 + (i % 4) * 500,
+        waitMs: 500 + (i % 3) * 200,
+        error,
+      });
+    } else {
+      await jobRow(userId, 'image', status, {
+        minutesAgo,
+        input: { prompt: `a lighthouse in a storm, take ${i}` },
+        runMs: 4000 + (i % 3) * 900,
+        waitMs: 800,
+        error,
+      });
+    }
+  }
+  const hold = await holdQueue(env.admin, userId);
+  try {
+    for (let i = 0; i < 3; i++) {
+      await jobRow(userId, 'color-grade', 'pending', { minutesAgo: 0.2 + i * 0.1, input: { ...file(`batch-${i}.png`), preset: 'warm' } });
+    }
+    // The filtered history: failed colour grades and audio of the hour, searched.
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.goto(`${env.appUrl}/#/jobs`);
+    const filters = page.getByRole('search', { name: 'Filter jobs' });
+    await filters.getByLabel('Type').selectOption({ label: 'Colour grade' });
+    await filters.getByLabel('Search').fill('harbour');
+    await until(async () => {
+      const names = await page.locator('[data-testid="history-item"]').evaluateAll((els) => els.map((e) => e.textContent));
+      return names.length === 10 && names.every((n) => n.includes('harbour'));
+    }, { what: 'ten colour grades of harbour files' });
+    // The bulk retry's confirmation, with its count, over the page.
+    await page.getByRole('button', { name: 'Retry all failed' }).click();
+    await page.getByTestId('bulk-confirm').getByText(/^Retry \d+ failed jobs? matching this filter\?$/).waitFor();
+    await page.mouse.move(0, 0);
+    await dismissToasts(page);
+    await shot(page, 'history-filtered');
+    await page.getByTestId('bulk-confirm').getByRole('button', { name: 'Keep them' }).click();
+    await filters.getByRole('button', { name: 'Clear filters' }).click();
+
+    // The console: the hour at once, why the backlog waits, the limits, the failures.
+    await env.admin.query(
+      `update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}') || '{"spool_admin": true}' where id = $1`,
+      [userId],
+    );
+    try {
+      await page.goto(`${env.appUrl}/#/admin`);
+      await page.reload();
+      await page.getByTestId('stall-reasons').locator('[data-code="user_cap"]').waitFor();
+      await page.getByRole('img', { name: /Jobs finished per minute/ }).waitFor();
+      await page.getByTestId('failed-jobs').locator('li').first().waitFor();
+      await page.getByTestId('all-jobs').locator('[data-testid="console-item"]').first().waitFor();
+      await dismissToasts(page);
+      await shot(page, 'console', { fullPage: true });
+      await page.setViewportSize({ width: 360, height: 780 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `#/admin: no horizontal scroll at 360 px (overflow ${overflow} px)`);
+      await page.setViewportSize({ width: 1280, height: 860 });
+    } finally {
+      await env.admin.query(
+        `update auth.users set raw_app_meta_data = raw_app_meta_data - 'spool_admin' where id = $1`,
+        [userId],
+      );
+    }
+  } finally {
+    await hold.release();
+  }
+  assert.deepEqual(errors, []);
+  console.log(`# screenshots in ${outDir}`);
 });

@@ -9,8 +9,11 @@ import {
   mayReadHealth,
   outputFilesOf,
   outputObjectPath,
+  parseBulkBody,
   parseListQuery,
+  withProviderFacts,
 } from '../jobs/api.ts';
+import type { KindCapabilities } from '../_jobs/capabilities.ts';
 import {
   jobLocation,
   PUBLIC_JOB_COLUMNS,
@@ -43,6 +46,18 @@ Deno.test('routes: list, kinds, health, get, cancel and retry, with or without /
   assert.deepEqual(matchRoute('GET', `/jobs/${ID}`), { name: 'get', id: ID });
   assert.deepEqual(matchRoute('POST', `/jobs/${ID}/cancel`), { name: 'cancel', id: ID });
   assert.deepEqual(matchRoute('POST', `/functions/v1/jobs/${ID}/retry`), { name: 'retry', id: ID });
+  assert.deepEqual(matchRoute('POST', '/jobs/bulk'), { name: 'bulk' });
+  assert.deepEqual(matchRoute('GET', '/jobs/admin'), { name: 'console' });
+  assert.deepEqual(matchRoute('GET', '/functions/v1/jobs/admin/jobs'), { name: 'admin-list' });
+  assert.deepEqual(matchRoute('POST', '/jobs/admin/bulk'), { name: 'admin-bulk' });
+});
+
+Deno.test('routes: the bulk and console routes refuse other methods and paths', () => {
+  httpError(() => matchRoute('GET', '/jobs/bulk'), 405, 'method_not_allowed');
+  httpError(() => matchRoute('POST', '/jobs/admin'), 405, 'method_not_allowed');
+  httpError(() => matchRoute('GET', '/jobs/admin/bulk'), 405, 'method_not_allowed');
+  httpError(() => matchRoute('GET', '/jobs/admin/other'), 404, 'not_found');
+  httpError(() => matchRoute('GET', `/jobs/admin/${ID}`), 404, 'not_found');
 });
 
 Deno.test('routes: unknown paths are 404, bad ids 400, wrong methods 405 with Allow', () => {
@@ -62,7 +77,11 @@ Deno.test('list query: defaults to 20 newest jobs of any status and type', () =>
   assert.deepEqual(parseListQuery(new URLSearchParams()), {
     statuses: null,
     types: null,
+    from: null,
+    to: null,
+    search: null,
     parent: null,
+    user: null,
     limit: 20,
     cursor: null,
   });
@@ -76,7 +95,11 @@ Deno.test('list query: accepts comma lists, limits 1..100 and a cursor', () => {
   assert.deepEqual(q, {
     statuses: ['failed', 'cancelled'],
     types: ['roto'],
+    from: null,
+    to: null,
+    search: null,
     parent: null,
+    user: null,
     limit: 100,
     cursor: { createdAt: '2026-11-22T12:00:00.123456+00:00', id: ID },
   });
@@ -219,4 +242,129 @@ Deno.test('retryRefusal: what retry_job refuses whatever the quotas', () => {
     ),
     { code: 'not_retryable', unlessInputReplaced: true },
   );
+});
+
+Deno.test('list query: from/to are ISO date-times with a zone, q a trimmed search, user only for the console', () => {
+  const q = parseListQuery(
+    new URLSearchParams({
+      from: '2026-12-01T00:00:00+01:00',
+      to: '2026-12-02T00:00Z',
+      q: '  Harbour ',
+    }),
+  );
+  assert.equal(q.from, '2026-11-30T23:00:00.000Z');
+  assert.equal(q.to, '2026-12-02T00:00:00.000Z');
+  assert.equal(q.search, 'Harbour');
+  assert.equal(
+    parseListQuery(new URLSearchParams({ q: '   ' })).search,
+    null,
+    'a blank search is none',
+  );
+  httpError(() => parseListQuery(new URLSearchParams('q=a%00b')), 400, 'invalid_query');
+  const err = httpError(
+    () =>
+      parseListQuery(
+        new URLSearchParams({ from: '2026-12-02', to: 'tomorrow', q: 'x'.repeat(201), user: ID }),
+      ),
+    400,
+    'invalid_query',
+  );
+  assert.deepEqual((err.details as { param: string }[]).map((p) => p.param).sort(), [
+    'from',
+    'q',
+    'to',
+    'user',
+  ]);
+  const backwards = httpError(
+    () =>
+      parseListQuery(
+        new URLSearchParams({ from: '2026-12-02T00:00:00Z', to: '2026-12-01T00:00:00Z' }),
+      ),
+    400,
+    'invalid_query',
+  );
+  assert.deepEqual((backwards.details as { param: string }[]).map((p) => p.param), ['to']);
+  assert.equal(
+    parseListQuery(new URLSearchParams({ user: ID.toUpperCase() }), { allowUser: true }).user,
+    ID,
+  );
+});
+
+Deno.test('bulk body: an action and the list filter, as strings or arrays; every problem named', () => {
+  assert.deepEqual(
+    parseBulkBody({
+      action: 'retry',
+      filter: { status: ['failed'], type: 'roto,image', q: 'cat' },
+    }),
+    {
+      action: 'retry',
+      filter: {
+        statuses: ['failed'],
+        types: ['roto', 'image'],
+        from: null,
+        to: null,
+        search: 'cat',
+        parent: null,
+        user: null,
+      },
+      dryRun: false,
+    },
+  );
+  assert.equal(parseBulkBody({ action: 'cancel' }).filter.statuses, null, 'no filter: all jobs');
+  assert.equal(parseBulkBody({ action: 'cancel', dry_run: true }).dryRun, true);
+  httpError(() => parseBulkBody({ action: 'cancel', dry_run: 'yes' }), 400, 'invalid_body');
+  const err = httpError(
+    () =>
+      parseBulkBody({
+        action: 'delete',
+        filter: { status: 'done,finished', limit: 3, user: ID, q: 5 },
+        extra: 1,
+      }),
+    400,
+    'invalid_body',
+  );
+  assert.deepEqual((err.details as { param: string }[]).map((p) => p.param).sort(), [
+    'action',
+    'extra',
+    'filter.limit',
+    'filter.q',
+    'filter.status',
+    'filter.user',
+  ]);
+  assert.equal(
+    parseBulkBody({ action: 'cancel', filter: { user: ID } }, { allowUser: true }).filter.user,
+    ID,
+  );
+  httpError(() => parseBulkBody({ action: 'cancel', filter: [] }), 400, 'invalid_body');
+});
+
+Deno.test('diagnosis: due jobs of a kind whose provider is missing, and provider waits nobody can finish, come first', () => {
+  const kind = (type: string, available: boolean) =>
+    ({
+      type,
+      label: type === 'image' ? 'Image' : 'Colour grade',
+      available,
+      unavailable: available
+        ? null
+        : { code: 'provider_not_configured', message: 'OPENAI_API_KEY is not set' },
+    }) as unknown as KindCapabilities;
+  const kinds = [kind('image', false), kind('color-grade', true)];
+  const diagnosis = {
+    due_by_type: [{ type: 'color-grade', due: 2 }, { type: 'image', due: 3 }],
+    waiting: { providers: [{ provider: 'replicate', count: 1 }] },
+    reasons: [{ code: 'user_cap', count: 2, message: 'cap' }],
+  };
+  const merged = withProviderFacts(diagnosis, kinds, { openai: false, replicate: () => false });
+  assert.deepEqual(merged.reasons.map((r) => r.code), [
+    'provider_not_configured',
+    'provider_not_configured',
+    'user_cap',
+  ]);
+  assert.equal(merged.reasons[0].message, 'Image: 3 due, but OPENAI_API_KEY is not set');
+  assert.match(merged.reasons[1].message, /wait for replicate, which is not configured/);
+  const configured = withProviderFacts(diagnosis, [kind('image', true)], {
+    openai: true,
+    replicate: () => true,
+  });
+  assert.deepEqual(configured.reasons.map((r) => r.code), ['user_cap']);
 });

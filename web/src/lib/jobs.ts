@@ -118,7 +118,7 @@ export interface WindowStats {
   p95_ms: number | null;
 }
 
-async function call<T>(
+export async function call<T>(
   name: string,
   options: { method?: 'GET' | 'POST'; body?: Record<string, unknown>; headers?: Record<string, string> } = {},
 ): Promise<T> {
