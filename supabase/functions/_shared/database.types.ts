@@ -368,6 +368,19 @@ export type Database = {
           isSetofReturn: false;
         };
       };
+      'cancel_jobs': {
+        Args: {
+          'p_created_before'?: string;
+          'p_created_from'?: string;
+          'p_dry_run'?: boolean;
+          'p_parent_id'?: string;
+          'p_search'?: string;
+          'p_statuses'?: (Database['public']['Enums']['job_status'])[];
+          'p_types'?: (string)[];
+          'p_user_id'?: string;
+        };
+        Returns: Json;
+      };
       'cheapest_pending_cpu': { Args: { 'p_types': (string)[] }; Returns: number };
       'claim_jobs': {
         Args: {
@@ -812,6 +825,18 @@ export type Database = {
         };
       };
       'job_position': { Args: { 'p_id': string }; Returns: Json };
+      'job_series': {
+        Args: { 'p_minutes'?: number };
+        Returns: {
+          'finished': number;
+          'minute': string;
+          'run_p50_ms': number;
+          'run_p95_ms': number;
+          'status': Database['public']['Enums']['job_status'];
+          'type': string;
+          'wait_p50_ms': number;
+        }[];
+      };
       'job_type_stats': {
         Args: Record<PropertyKey, never>;
         Returns: {
@@ -827,6 +852,59 @@ export type Database = {
           'timeout_seconds': number;
           'type': string;
         }[];
+      };
+      'list_jobs': {
+        Args: {
+          'p_created_before'?: string;
+          'p_created_from'?: string;
+          'p_cursor_created_at'?: string;
+          'p_cursor_id'?: string;
+          'p_limit'?: number;
+          'p_parent_id'?: string;
+          'p_search'?: string;
+          'p_statuses'?: (Database['public']['Enums']['job_status'])[];
+          'p_types'?: (string)[];
+          'p_user_id'?: string;
+        };
+        Returns: {
+          'attempts': number;
+          'cpu_ms': number;
+          'created_at': string;
+          'dependency_outputs': Json | null;
+          'error': Json | null;
+          'external_id': string | null;
+          'external_provider': string | null;
+          'fair_at': string;
+          'finished_at': string | null;
+          'has_dependents': boolean;
+          'history': NonNullable<Json>;
+          'id': string;
+          'idempotency_key': string | null;
+          'input': NonNullable<Json>;
+          'lease_expires_at': string | null;
+          'lease_token': string | null;
+          'max_attempts': number;
+          'output': Json | null;
+          'parent_id': string | null;
+          'priority': number;
+          'progress': number;
+          'route': string | null;
+          'run_at': string;
+          'started_at': string | null;
+          'status': Database['public']['Enums']['job_status'];
+          'step': string | null;
+          'timeout_at': string | null;
+          'type': string;
+          'updated_at': string;
+          'user_id': string;
+          'worker_id': string | null;
+        }[];
+        SetofOptions: {
+          from: '*';
+          to: 'jobs';
+          isOneToOne: false;
+          isSetofReturn: true;
+        };
       };
       'mark_notifications_read': { Args: { 'p_ids'?: (string)[] }; Returns: number };
       'pause_schedule': {
@@ -870,6 +948,7 @@ export type Database = {
         Returns: (string)[];
       };
       'prune_jobs': { Args: { 'p_limit'?: number }; Returns: number };
+      'queue_diagnosis': { Args: Record<PropertyKey, never>; Returns: Json };
       'rescue_jobs': { Args: Record<PropertyKey, never>; Returns: number };
       'resume_job': {
         Args: {
@@ -989,6 +1068,19 @@ export type Database = {
           isOneToOne: true;
           isSetofReturn: false;
         };
+      };
+      'retry_jobs': {
+        Args: {
+          'p_created_before'?: string;
+          'p_created_from'?: string;
+          'p_dry_run'?: boolean;
+          'p_parent_id'?: string;
+          'p_search'?: string;
+          'p_statuses'?: (Database['public']['Enums']['job_status'])[];
+          'p_types'?: (string)[];
+          'p_user_id'?: string;
+        };
+        Returns: Json;
       };
     };
     Enums: {
