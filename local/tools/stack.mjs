@@ -38,20 +38,11 @@ import { cacheFunctionModules } from '../standins/edge-runtime/cache.mjs';
 import { discoverFunctions, killWorkersSync } from '../standins/functions.mjs';
 import { startGateway } from '../standins/server.mjs';
 
-export const DEFAULT_API_PORT = 54321;
 /** npm start's state folder, outside the repository (local/tools/db.mjs stateDirFor). */
 export const DEFAULT_STATE_DIR = STATE_DIR;
 
 /** Port from SPOOL_API_PORT (default 54321). */
-export function envApiPort(env = process.env) {
-  const raw = env.SPOOL_API_PORT;
-  if (raw === undefined || raw === '') return DEFAULT_API_PORT;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PlatformError(`SPOOL_API_PORT must be a TCP port number, got ${JSON.stringify(raw)}`);
-  }
-  return port;
-}
+export const envApiPort = () => envPort('SPOOL_API_PORT', 54321);
 
 /**
  * The environment the Edge Functions get besides what Supabase injects: every variable named in
@@ -237,7 +228,6 @@ export async function startStack({
   log = consoleLog,
   quiet = false,
   options = {},
-  includeAll = false,
 } = {}) {
   ensurePackages();
   ensureExtensions();
@@ -252,7 +242,7 @@ export async function startStack({
   let api;
   try {
     await ensureBootstrapped(db);
-    await pushMigrations({ port: dbPort, includeAll });
+    await pushMigrations({ port: dbPort });
     api = await startApi({ dbPort, apiPort, stateDir, env, log, quiet, options });
   } catch (err) {
     stopCluster(db, { mode: 'immediate', quiet: true });
