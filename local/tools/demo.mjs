@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, loadDotEnv, PlatformError, ROOT } from './db.mjs';
+import { freePort, loadDotEnv, PlatformError } from './db.mjs';
 import { loadKeys } from '../standins/keys.mjs';
 import { allGood, demoPlan, runDemoJobs, TERMINAL } from './demo/jobs.mjs';
 import { makeSampleMedia } from './demo/media.mjs';

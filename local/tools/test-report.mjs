@@ -83,6 +83,7 @@ function denoJunitSkips(xml) {
 }
 
 // pg_prove colours its output on a terminal.
+// deno-lint-ignore no-control-regex
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /**

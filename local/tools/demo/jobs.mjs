@@ -20,7 +20,7 @@ export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
  * creator's JSON body (input_path is added). `expectRefusal` marks a job the project may refuse
  * for a documented reason (image without OPENAI_API_KEY): shown, and not counted as a failure.
  */
-export function demoPlan({ imagePrompt } = {}) {
+export function demoPlan() {
   return [
     {
       key: 'grade-noir',
@@ -55,8 +55,7 @@ export function demoPlan({ imagePrompt } = {}) {
       type: 'image',
       label: 'gpt-image 1024²',
       body: {
-        prompt: imagePrompt ??
-          'A small paper boat on a calm teal lake at sunrise, soft film look, 35 mm photograph',
+        prompt: 'A small paper boat on a calm teal lake at sunrise, soft film look, 35 mm photograph',
         size: '1024x1024',
         quality: 'low',
       },
@@ -67,7 +66,7 @@ export function demoPlan({ imagePrompt } = {}) {
 }
 
 /** An HTTP answer Spool did not expect: status, the error shape's code and message. */
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(what, status, body) {
     const err = body?.error ?? body ?? {};
     const code = err.code ?? err.error_code ?? err.error ?? null;
@@ -89,16 +88,19 @@ async function readBody(res) {
   }
 }
 
+/** Each request's time limit. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How often the demo lists the jobs while some are unfinished. */
+const POLL_MS = 200;
+
 /**
  * A minimal browser-like client of one Spool project: the publishable key as `apikey`, the
- * user's session token as Bearer once signed in. `fetchImpl` is for tests.
+ * user's session token as Bearer once signed in.
  */
-export class SpoolClient {
-  constructor({ url, anonKey, fetchImpl = fetch, timeoutMs = 30_000 }) {
+class SpoolClient {
+  constructor({ url, anonKey }) {
     this.url = url.replace(/\/+$/, '');
     this.anonKey = anonKey;
-    this.fetch = fetchImpl;
-    this.timeoutMs = timeoutMs;
     this.session = null;
   }
 
@@ -115,11 +117,11 @@ export class SpoolClient {
   }
 
   async request(what, method, pathname, { body, headers = {}, expect = [200] } = {}) {
-    const res = await this.fetch(`${this.url}${pathname}`, {
+    const res = await fetch(`${this.url}${pathname}`, {
       method,
       headers: this.headers(headers),
       body,
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     const data = await readBody(res);
     if (expect !== 'any' && !expect.includes(res.status)) throw new ApiError(what, res.status, data);
@@ -185,23 +187,16 @@ export class SpoolClient {
 
   /** Downloads a signed URL (no headers needed: the token is in the URL). */
   async download(url) {
-    const res = await this.fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     if (!res.ok) throw new ApiError('download', res.status, await readBody(res));
     return new Uint8Array(await res.arrayBuffer());
   }
 }
 
-const sleep = (ms, signal) =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The key figures of a finished job's output, for the summary. */
-export function reportFigures(type, output) {
+function reportFigures(type, output) {
   const file = output?.files?.[0] ?? {};
   const figures = {};
   if (file.width && file.height) figures.size = `${file.width}x${file.height}`;
@@ -213,7 +208,6 @@ export function reportFigures(type, output) {
     const net = r.output_noise_floor_db - r.noise_floor_db - r.gain_db;
     figures.noise = `noise ${fmt(net)} dB`;
     figures.peak = `${fmt(r.peak_dbtp)} dBTP`;
-    if (file.duration_seconds) figures.duration = `${file.duration_seconds} s`;
   }
   if (type === 'roto') {
     const m = output?.matte ?? {};
@@ -222,23 +216,17 @@ export function reportFigures(type, output) {
       figures.matte = `subject ${pct(m.opaque)}, background ${pct(m.transparent)}, edge ${pct(m.partial)}`;
     }
   }
-  if (type === 'color-grade' && output?.grade) figures.grade = output.grade.preset;
   return figures;
 }
 
 const fmt = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
-
-/** "color-grade-noir-photo-graded.jpg": unique per demo job, readable in a file list. */
-function localName(entry, objectPath) {
-  return `${entry.key}-${path.posix.basename(objectPath)}`;
-}
 
 /**
  * Runs the plan against one project. Each entry of the result:
  *   { key, type, label, body, status, job, error, refused, expected, files, figures,
  *     createdAtMs, endedAtMs }
  * where status is the job's state, or 'refused' when the creator said no. onUpdate(entries) is
- * called whenever something changes (and at least every pollMs while jobs are unfinished).
+ * called whenever something changes (and at least every POLL_MS while jobs are unfinished).
  * Resolves when every job has ended, or when `timeoutMs` passes (unfinished jobs keep their last
  * state). Outputs and inputs are written under outDir (inputs/ for the generated files).
  */
@@ -249,13 +237,9 @@ export async function runDemoJobs({
   outDir,
   plan = demoPlan(),
   onUpdate = () => {},
-  onEvent = () => {},
-  pollMs = 200,
   timeoutMs = 45_000,
-  signal,
-  fetchImpl,
 }) {
-  const client = new SpoolClient({ url, anonKey, fetchImpl });
+  const client = new SpoolClient({ url, anonKey });
   const entries = plan.map((p) => ({
     ...p,
     status: 'new',
@@ -271,7 +255,6 @@ export async function runDemoJobs({
   const update = () => onUpdate(entries);
 
   await client.signInAnonymously();
-  onEvent({ kind: 'signed-in', userId: client.userId });
 
   // Upload each input the plan uses, once, in parallel; keep a copy next to the outputs.
   fs.mkdirSync(path.join(outDir, 'inputs'), { recursive: true });
@@ -282,7 +265,6 @@ export async function runDemoJobs({
     if (!file) throw new Error(`the plan needs media "${k}", which was not generated`);
     fs.writeFileSync(path.join(outDir, 'inputs', file.name), file.bytes);
     uploaded[k] = await client.upload(file.name, file.bytes, file.contentType);
-    onEvent({ kind: 'uploaded', name: file.name, path: `inputs/${uploaded[k]}`, bytes: file.bytes.length });
   }));
 
   // Create every job; the creators answer at once (202) and the database rings job-worker.
@@ -311,7 +293,7 @@ export async function runDemoJobs({
   const finishing = [];
   const open = () => entries.filter((e) => e.job && !TERMINAL.has(e.status));
   let failures = 0;
-  while (open().length > 0 && Date.now() < deadline && !signal?.aborted) {
+  while (open().length > 0 && Date.now() < deadline) {
     let jobs;
     try {
       jobs = await client.listJobs(Math.max(20, entries.length));
@@ -319,8 +301,7 @@ export async function runDemoJobs({
     } catch (err) {
       // A hiccup (a function worker restarting, a timeout) is retried; a lasting failure is not.
       if (++failures >= 10) throw err;
-      onEvent({ kind: 'poll-failed', error: err.message });
-      await sleep(pollMs * failures, signal);
+      await sleep(POLL_MS * failures);
       continue;
     }
     const byId = new Map(jobs.map((j) => [j.id, j]));
@@ -338,7 +319,7 @@ export async function runDemoJobs({
       }
     }
     update();
-    if (open().length > 0) await sleep(pollMs, signal);
+    if (open().length > 0) await sleep(POLL_MS);
   }
   await Promise.all(finishing);
   update();
@@ -358,7 +339,8 @@ async function finish(client, e, outDir) {
       continue;
     }
     const bytes = await client.download(file.url);
-    const local = path.join(outDir, localName(e, file.path));
+    // "grade-noir-photo-graded.jpg": unique per demo job, readable in a file list.
+    const local = path.join(outDir, `${e.key}-${path.posix.basename(file.path)}`);
     fs.writeFileSync(local, bytes);
     e.files.push({ ...file, local, bytes: bytes.length });
   }
