@@ -24,15 +24,11 @@ export const SUPERUSER = 'supabase_admin';
 export const DB_OS_USER = 'postgres';
 
 /**
- * The folder of npm start's stack for a checkout at `root`: its Postgres cluster (db/), keys.json
- * (the JWT secret and API keys), the Storage stand-in's files (storage/) and logs. It is kept
- * outside the repository, so no web server rooted in it (Vite's dev server on web/, a static
- * host) can ever reach it: $XDG_STATE_HOME/spool/<checkout>-<hash of its path> (XDG_STATE_HOME
- * defaults to ~/.local/state), or /var/lib/spool/<checkout>-<hash> as root, whose home is not
- * searchable by the postgres OS user that runs the cluster. One folder per checkout, so two
- * checkouts never share a database or keys. SPOOL_STATE_DIR (from the environment, not .env;
- * relative to the working directory) names another folder instead: a second stack of one
- * checkout, as local/tools/tests/start.test.mjs starts.
+ * The state folder of npm start's stack for a checkout at `root` (its cluster db/, keys.json,
+ * Storage files, logs), outside the repository so no web server rooted there can reach it, one
+ * per checkout: $XDG_STATE_HOME (default ~/.local/state)/spool/<checkout>-<hash of its path>, or
+ * /var/lib/spool/... as root (whose home the postgres OS user cannot search). SPOOL_STATE_DIR
+ * (environment, not .env) names another: a second stack of one checkout (start.test.mjs).
  */
 export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.getuid?.() === 0, home = os.homedir() } = {}) {
   if (env.SPOOL_STATE_DIR) return path.resolve(env.SPOOL_STATE_DIR);
@@ -47,7 +43,7 @@ export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.g
   return path.join(base, 'spool', `${name}-${hash}`);
 }
 
-/** npm start's state folder (stateDirFor(ROOT)); local/tools/stack.mjs DEFAULT_STATE_DIR. */
+/** npm start's state folder (stateDirFor(ROOT)). */
 export const STATE_DIR = stateDirFor(ROOT);
 export const DEFAULT_DIR = path.join(STATE_DIR, 'db');
 
@@ -102,8 +98,8 @@ export function postgresUrl(port = DEFAULT_PORT) {
 }
 
 /** The TCP port in environment variable `name` (SPOOL_DB_PORT by default), else `fallback`. */
-export function envPort(name = 'SPOOL_DB_PORT', fallback = DEFAULT_PORT, env = process.env) {
-  const raw = env[name];
+export function envPort(name = 'SPOOL_DB_PORT', fallback = DEFAULT_PORT) {
+  const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const port = Number(raw);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -113,7 +109,8 @@ export function envPort(name = 'SPOOL_DB_PORT', fallback = DEFAULT_PORT, env = p
 }
 
 /** Loads ROOT/.env into process.env (variables already set win), if the file exists. */
-export function loadDotEnv(file = path.join(ROOT, '.env')) {
+export function loadDotEnv() {
+  const file = path.join(ROOT, '.env');
   if (!fs.existsSync(file)) return false;
   if (typeof process.loadEnvFile !== 'function') {
     throw new PlatformError(
@@ -338,13 +335,10 @@ function prepareDir(dir) {
   }
 }
 
-// As in the supabase/postgres image (ansible/files/postgresql_config/pg_hba.conf.j2), which
-// `supabase start` runs: every role is trusted on the loopback and Unix sockets use peer, so
-// no connection made from inside the server's host sends a password. That is why, there as
-// here, a non-superuser's dblink or postgres_fdw connection back to the database is refused
-// with "password is required" (even with a password in its connection string). The local
-// platform listens on 127.0.0.1 only, so the scram-sha-256 lines for other addresses (what
-// clients outside the container meet on Supabase) do not come into play here.
+// As the supabase/postgres image's pg_hba.conf.j2: loopback trusted, Unix sockets peer, so no
+// connection from the server's host sends a password (and, there as here, a non-superuser's
+// dblink back to the database fails "password is required"). We listen on 127.0.0.1 only: the
+// scram-sha-256 lines for other addresses never come into play.
 const PG_HBA = `# Spool local cluster (written by local/tools/db.mjs), as the supabase/postgres image's pg_hba.conf.
 # TYPE  DATABASE     USER  ADDRESS         METHOD
 local   all          all                   peer

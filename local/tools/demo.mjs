@@ -23,11 +23,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, loadDotEnv, PlatformError } from './db.mjs';
+import { freePort, loadDotEnv, PlatformError, STATE_DIR } from './db.mjs';
 import { loadKeys } from '../standins/keys.mjs';
 import { allGood, demoPlan, runDemoJobs, TERMINAL } from './demo/jobs.mjs';
 import { makeSampleMedia } from './demo/media.mjs';
-import { DEFAULT_STATE_DIR, envApiPort, fileLog, startStack } from './stack.mjs';
+import { envApiPort, fileLog, startStack } from './stack.mjs';
 
 const USAGE = `usage: npm run demo [-- options]
 
@@ -108,9 +108,9 @@ function parseOptions(argv) {
  * the new keys a publishable key is no JWT, and its verify_jwt gateway says 401 Invalid JWT.
  */
 async function runningStack() {
-  if (!fs.existsSync(path.join(DEFAULT_STATE_DIR, 'keys.json'))) return null;
+  if (!fs.existsSync(path.join(STATE_DIR, 'keys.json'))) return null;
   const url = `http://127.0.0.1:${envApiPort()}`;
-  const { anonKey } = await loadKeys(DEFAULT_STATE_DIR);
+  const { anonKey } = await loadKeys(STATE_DIR);
   try {
     const res = await fetch(`${url}/auth/v1/.well-known/jwks.json`, {
       headers: { apikey: anonKey },

@@ -47,9 +47,10 @@ import {
   pushMigrations,
   ROOT,
   startCluster,
+  STATE_DIR,
   stopCluster,
 } from './db.mjs';
-import { DEFAULT_STATE_DIR as STATE_DIR, envApiPort, startApi } from './stack.mjs';
+import { envApiPort, startApi } from './stack.mjs';
 import { gatewayLog, statusLine } from './terminal.mjs';
 import { envWebPort, startWebDev } from './web.mjs';
 
