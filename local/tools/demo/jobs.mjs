@@ -1,16 +1,17 @@
-// The demo's core: every job type through Spool's public HTTP API, exactly as a browser would use
-// it, against any Spool project (the local stack or a hosted one): anonymous sign-up at
-// /auth/v1/signup, uploads into the user's own folder of the private `inputs` bucket
-// (/storage/v1/object/inputs/<uid>/<name>), the job creators at /functions/v1/<type> (202 {job},
-// or a refusal in the one error shape), and the jobs API (/functions/v1/jobs) to watch the jobs
-// and get signed URLs of their outputs, which are then downloaded. No key but the publishable
-// (anon) key and the user's own session token is ever used.
+// The demo's core: every job type through Spool's public HTTP API with supabase-js, as the web
+// client uses it, against any Spool project (the local stack or a hosted one): anonymous sign-up,
+// uploads into the user's own folder of the private `inputs` bucket (inputs/<uid>/<name>), the
+// job creators at /functions/v1/<type> (202 {job}, or a refusal in the one error shape), and the
+// jobs API (/functions/v1/jobs) to watch the jobs and get signed URLs of their outputs, which are
+// then downloaded. No key but the publishable (anon) key and the user's own session is used.
 //
 //   import { runDemoJobs, demoPlan } from './local/tools/demo/jobs.mjs';
 //   const result = await runDemoJobs({ url, anonKey, media, outDir, onUpdate });
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
 
 /** Job states that never change again (the SQL enum's terminal states). */
 export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
@@ -65,20 +66,12 @@ export function demoPlan() {
   ];
 }
 
-/** An HTTP answer Spool did not expect: status, the error shape's code and message. */
-class ApiError extends Error {
-  constructor(what, status, body) {
-    const err = body?.error ?? body ?? {};
-    const code = err.code ?? err.error_code ?? err.error ?? null;
-    const message = err.message ?? err.msg ?? (typeof body === 'string' ? body : JSON.stringify(body));
-    super(`${what}: HTTP ${status}${code ? ` ${code}` : ''}: ${message}`);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.body = body;
-  }
-}
+/** Each request's time limit. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How often the demo lists the jobs while some are unfinished. */
+const POLL_MS = 200;
 
+/** A body read as JSON when it is JSON, else as text (null when empty). */
 async function readBody(res) {
   const text = await res.text();
   try {
@@ -88,109 +81,62 @@ async function readBody(res) {
   }
 }
 
-/** Each request's time limit. */
-const REQUEST_TIMEOUT_MS = 30_000;
-/** How often the demo lists the jobs while some are unfinished. */
-const POLL_MS = 200;
-
 /**
- * A minimal browser-like client of one Spool project: the publishable key as `apikey`, the
- * user's session token as Bearer once signed in.
+ * A browser-like client of one Spool project: supabase-js with the publishable (anon) key, as
+ * the web client uses it. Calls return their data or throw, saying what failed.
  */
-class SpoolClient {
-  constructor({ url, anonKey }) {
-    this.url = url.replace(/\/+$/, '');
-    this.anonKey = anonKey;
-    this.session = null;
-  }
-
-  get userId() {
-    return this.session?.user?.id ?? null;
-  }
-
-  headers(extra = {}) {
-    return {
-      apikey: this.anonKey,
-      authorization: `Bearer ${this.session?.access_token ?? this.anonKey}`,
-      ...extra,
-    };
-  }
-
-  async request(what, method, pathname, { body, headers = {}, expect = [200] } = {}) {
-    const res = await fetch(`${this.url}${pathname}`, {
-      method,
-      headers: this.headers(headers),
-      body,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    const data = await readBody(res);
-    if (expect !== 'any' && !expect.includes(res.status)) throw new ApiError(what, res.status, data);
-    return { status: res.status, data, headers: res.headers };
-  }
-
-  /** POST /auth/v1/signup with no email or phone: an anonymous user and their session. */
-  async signInAnonymously() {
-    const { data } = await this.request('anonymous sign-up', 'POST', '/auth/v1/signup', {
-      body: JSON.stringify({ data: {} }),
-      headers: { 'content-type': 'application/json' },
-    });
-    if (!data?.access_token || !data?.user?.id) {
-      throw new ApiError('anonymous sign-up', 200, { message: 'no session in the answer' });
-    }
-    this.session = data;
+function projectClient(url, anonKey) {
+  const supabase = createClient(url, anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket }, // never connected; realtime-js wants one on Node 20
+  });
+  const get = async (what, name) => {
+    const { data, error } = await supabase.functions.invoke(name, { method: 'GET', timeout: REQUEST_TIMEOUT_MS });
+    if (error) throw new Error(`${what}: ${error.message} ${JSON.stringify(await error.context?.json?.().catch(() => null))}`);
     return data;
-  }
+  };
+  return {
+    /** An anonymous user and their session; returns the user's id. */
+    async signInAnonymously() {
+      const { data, error } = await supabase.auth.signInAnonymously();
+      if (error || !data?.user?.id) throw new Error(`anonymous sign-up: ${error?.message ?? 'no session in the answer'}`);
+      return data.user.id;
+    },
+    /** Uploads into `inputs` at objectPath (the user's own folder). */
+    async upload(objectPath, bytes, contentType) {
+      const { error } = await supabase.storage.from('inputs').upload(objectPath, bytes, { contentType, cacheControl: '3600' });
+      if (error) throw new Error(`upload ${objectPath}: ${error.message}`);
+    },
+    /**
+     * POST /functions/v1/<type>: { status: 202, job } or, for anything else, { status, error } with
+     * the error shape's { code, message, details } (or the gateway's own { code, message }).
+     */
+    async createJob(type, body) {
+      const { data, error, response } = await supabase.functions.invoke(type, { body, timeout: REQUEST_TIMEOUT_MS });
+      if (!error && response?.status === 202 && data?.job?.id) return { status: 202, job: data.job };
+      const answer = error && response ? await readBody(response) : data;
+      const err = answer?.error ?? answer ?? {};
+      return {
+        status: response?.status ?? 0,
+        error: {
+          code: String(err.code ?? 'unexpected_response'),
+          message: String(err.message ?? err.msg ?? error?.message ?? JSON.stringify(answer)),
+          details: err.details,
+        },
+      };
+    },
+    /** GET /functions/v1/jobs: the user's jobs, newest first. */
+    listJobs: async (limit) => (await get('list jobs', `jobs?limit=${limit}`)).jobs,
+    /** GET /functions/v1/jobs/<id>: { job, output_url, output_files } (signed when done). */
+    getJob: (id) => get('get job', `jobs/${id}`),
+  };
+}
 
-  /** Uploads into the user's own folder of `inputs`; returns the path creators take. */
-  async upload(name, bytes, contentType) {
-    const objectPath = `${this.userId}/${name}`;
-    await this.request(`upload ${name}`, 'POST', `/storage/v1/object/inputs/${objectPath}`, {
-      body: bytes,
-      headers: { 'content-type': contentType, 'x-upsert': 'false', 'cache-control': 'max-age=3600' },
-    });
-    return objectPath;
-  }
-
-  /**
-   * POST /functions/v1/<type>: { status: 202, job } or, for anything else, { status, error } with
-   * the error shape's { code, message, details } (or the gateway's own { code, message }).
-   */
-  async createJob(type, body) {
-    const { status, data } = await this.request(`create ${type}`, 'POST', `/functions/v1/${type}`, {
-      body: JSON.stringify(body),
-      headers: { 'content-type': 'application/json' },
-      expect: 'any',
-    });
-    if (status === 202 && data?.job?.id) return { status, job: data.job };
-    const err = data?.error ?? data ?? {};
-    return {
-      status,
-      error: {
-        code: String(err.code ?? 'unexpected_response'),
-        message: String(err.message ?? err.msg ?? JSON.stringify(data)),
-        details: err.details,
-      },
-    };
-  }
-
-  /** GET /functions/v1/jobs: the user's jobs, newest first. */
-  async listJobs(limit = 20) {
-    const { data } = await this.request('list jobs', 'GET', `/functions/v1/jobs?limit=${limit}`);
-    return data.jobs;
-  }
-
-  /** GET /functions/v1/jobs/<id>: { job, output_url, output_files } (signed when done). */
-  async getJob(id) {
-    const { data } = await this.request('get job', 'GET', `/functions/v1/jobs/${id}`);
-    return data;
-  }
-
-  /** Downloads a signed URL (no headers needed: the token is in the URL). */
-  async download(url) {
-    const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-    if (!res.ok) throw new ApiError('download', res.status, await readBody(res));
-    return new Uint8Array(await res.arrayBuffer());
-  }
+/** Downloads a signed URL (no headers needed: the token is in the URL). */
+async function download(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  if (!res.ok) throw new Error(`download: HTTP ${res.status}: ${JSON.stringify(await readBody(res))}`);
+  return new Uint8Array(await res.arrayBuffer());
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -239,7 +185,7 @@ export async function runDemoJobs({
   onUpdate = () => {},
   timeoutMs = 45_000,
 }) {
-  const client = new SpoolClient({ url, anonKey });
+  const client = projectClient(url, anonKey);
   const entries = plan.map((p) => ({
     ...p,
     status: 'new',
@@ -254,7 +200,7 @@ export async function runDemoJobs({
   }));
   const update = () => onUpdate(entries);
 
-  await client.signInAnonymously();
+  const userId = await client.signInAnonymously();
 
   // Upload each input the plan uses, once, in parallel; keep a copy next to the outputs.
   fs.mkdirSync(path.join(outDir, 'inputs'), { recursive: true });
@@ -264,7 +210,8 @@ export async function runDemoJobs({
     const file = media[k];
     if (!file) throw new Error(`the plan needs media "${k}", which was not generated`);
     fs.writeFileSync(path.join(outDir, 'inputs', file.name), file.bytes);
-    uploaded[k] = await client.upload(file.name, file.bytes, file.contentType);
+    uploaded[k] = `${userId}/${file.name}`;
+    await client.upload(uploaded[k], file.bytes, file.contentType);
   }));
 
   // Create every job; the creators answer at once (202) and the database rings job-worker.
@@ -323,7 +270,7 @@ export async function runDemoJobs({
   }
   await Promise.all(finishing);
   update();
-  return { userId: client.userId, entries, timedOut: open().length > 0 };
+  return { userId, entries, timedOut: open().length > 0 };
 }
 
 /** A job that ended: its signed output URLs from GET /jobs/<id>, each file downloaded. */
@@ -338,7 +285,7 @@ async function finish(client, e, outDir) {
       e.downloadError = `no signed URL for ${file.path}`;
       continue;
     }
-    const bytes = await client.download(file.url);
+    const bytes = await download(file.url);
     // "grade-noir-photo-graded.jpg": unique per demo job, readable in a file list.
     const local = path.join(outDir, `${e.key}-${path.posix.basename(file.path)}`);
     fs.writeFileSync(local, bytes);
