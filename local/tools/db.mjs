@@ -227,20 +227,13 @@ export function aptInstall(packages) {
   run('apt-get', install.split(' ').slice(1), { env, inherit: true });
 }
 
-/** Installs missing PACKAGES (aptInstall) and checks Postgres 15's binaries are there. */
+/** Installs the PACKAGES dpkg does not report as installed (aptInstall). */
 export function ensurePackages() {
   const missing = missingPackages();
-  if (missing.length > 0) {
-    aptInstall(missing);
-    const still = missingPackages();
-    if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
-  }
-  for (const bin of ['initdb', 'pg_ctl', 'postgres', 'pg_config']) {
-    if (!fs.existsSync(path.join(PG_BIN, bin))) {
-      throw new PlatformError(`${PG_BIN}/${bin} is missing`);
-    }
-  }
-  return missing;
+  if (missing.length === 0) return;
+  aptInstall(missing);
+  const still = missingPackages();
+  if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
 }
 
 /**
@@ -294,7 +287,7 @@ export function ensureExtensions() {
 // ---------------------------------------------------------------------------------------------
 
 /** Where a cluster folder keeps things. */
-export function clusterPaths(dir = DEFAULT_DIR) {
+function clusterPaths(dir = DEFAULT_DIR) {
   dir = path.resolve(dir);
   return {
     dir,
@@ -419,34 +412,20 @@ function runningPort(dir) {
   return Number(fs.readFileSync(path.join(paths.dataDir, 'postmaster.pid'), 'utf8').split('\n')[3]);
 }
 
-/** Resolves if nothing listens on 127.0.0.1:port. */
-function assertPortFree(port) {
+/** Listens on 127.0.0.1:port (0: any free one) and closes again; resolves to the port. */
+function probePort(port) {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
-    server.once('error', (err) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new PlatformError(
-            `port ${port} on 127.0.0.1 is in use; set SPOOL_DB_PORT to another port`,
-          )
-          : err,
-      );
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const bound = server.address().port;
+      server.close(() => resolve(bound));
     });
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
   });
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+export const freePort = () => probePort(0);
 
 function tail(file, lines = 30) {
   try {
@@ -488,7 +467,10 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
     stopCluster(info);
   }
   writeConfig(paths, { port, fsync });
-  await assertPortFree(port);
+  await probePort(port).catch((err) => {
+    if (err.code !== 'EADDRINUSE') throw err;
+    throw new PlatformError(`port ${port} on 127.0.0.1 is in use; set SPOOL_DB_PORT to another port`);
+  });
   const pgCtl = path.join(PG_BIN, 'pg_ctl');
   const r = run(pgCtl, ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s'], {
     asDbUser: true,
