@@ -30,7 +30,6 @@ function sampleOf(schema) {
   if ('const' in schema) return schema.const;
   if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
   if (Array.isArray(schema.anyOf) && schema.anyOf.length > 0) return sampleOf(schema.anyOf[0]);
-  if (Array.isArray(schema.oneOf) && schema.oneOf.length > 0) return sampleOf(schema.oneOf[0]);
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') ?? 'null' : schema.type;
   switch (type) {
     case 'object': {
