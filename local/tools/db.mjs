@@ -4,8 +4,7 @@
 // roles/schemas that migrations rely on (local/standins/sql/bootstrap.sql), and migrations applied
 // by the real Supabase CLI (`supabase db push --remote=<url>`) as the non-superuser postgres.
 //
-// Used as a module by local/tools/start.mjs and local/tools/test.mjs, and as a CLI:
-//   node local/tools/db.mjs help
+// A module of npm start, npm test, gen:types, the stand-ins' tests and the bench (no CLI).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -25,15 +24,11 @@ export const SUPERUSER = 'supabase_admin';
 export const DB_OS_USER = 'postgres';
 
 /**
- * The folder of npm start's stack for a checkout at `root`: its Postgres cluster (db/), keys.json
- * (the JWT secret and API keys), the Storage stand-in's files (storage/) and logs. It is kept
- * outside the repository, so no web server rooted in it (Vite's dev server on web/, a static
- * host) can ever reach it: $XDG_STATE_HOME/spool/<checkout>-<hash of its path> (XDG_STATE_HOME
- * defaults to ~/.local/state), or /var/lib/spool/<checkout>-<hash> as root, whose home is not
- * searchable by the postgres OS user that runs the cluster. One folder per checkout, so two
- * checkouts never share a database or keys. SPOOL_STATE_DIR (from the environment, not .env;
- * relative to the working directory) names another folder instead: a second stack of one
- * checkout, as local/tools/tests/start.test.mjs starts.
+ * The state folder of npm start's stack for a checkout at `root` (its cluster db/, keys.json,
+ * Storage files, logs), outside the repository so no web server rooted there can reach it, one
+ * per checkout: $XDG_STATE_HOME (default ~/.local/state)/spool/<checkout>-<hash of its path>, or
+ * /var/lib/spool/... as root (whose home the postgres OS user cannot search). SPOOL_STATE_DIR
+ * (environment, not .env) names another: a second stack of one checkout (start.test.mjs).
  */
 export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.getuid?.() === 0, home = os.homedir() } = {}) {
   if (env.SPOOL_STATE_DIR) return path.resolve(env.SPOOL_STATE_DIR);
@@ -48,11 +43,9 @@ export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.g
   return path.join(base, 'spool', `${name}-${hash}`);
 }
 
-/** npm start's state folder (stateDirFor(ROOT)); local/tools/stack.mjs DEFAULT_STATE_DIR. */
+/** npm start's state folder (stateDirFor(ROOT)). */
 export const STATE_DIR = stateDirFor(ROOT);
 export const DEFAULT_DIR = path.join(STATE_DIR, 'db');
-/** Where state lived before it moved out of the repository; local/tools/start.mjs warns if it is there. */
-export const LEGACY_STATE_DIR = path.join(ROOT, '.spool');
 
 /**
  * Creates a state folder private to this OS user (0700), or 0711 as root (the postgres OS user
@@ -104,19 +97,20 @@ export function postgresUrl(port = DEFAULT_PORT) {
   return `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
 }
 
-/** Port from SPOOL_DB_PORT (default 54322). */
-export function envPort(env = process.env) {
-  const raw = env.SPOOL_DB_PORT;
-  if (raw === undefined || raw === '') return DEFAULT_PORT;
+/** The TCP port in environment variable `name` (SPOOL_DB_PORT by default), else `fallback`. */
+export function envPort(name = 'SPOOL_DB_PORT', fallback = DEFAULT_PORT) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
   const port = Number(raw);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PlatformError(`SPOOL_DB_PORT must be a TCP port number, got ${JSON.stringify(raw)}`);
+    throw new PlatformError(`${name} must be a TCP port number, got ${JSON.stringify(raw)}`);
   }
   return port;
 }
 
 /** Loads ROOT/.env into process.env (variables already set win), if the file exists. */
-export function loadDotEnv(file = path.join(ROOT, '.env')) {
+export function loadDotEnv() {
+  const file = path.join(ROOT, '.env');
   if (!fs.existsSync(file)) return false;
   if (typeof process.loadEnvFile !== 'function') {
     throw new PlatformError(
@@ -158,19 +152,15 @@ function run(cmd, args, { asDbUser = false, cwd, env, inherit = false, allowFail
 const children = new Set();
 
 /**
- * Runs a command asynchronously. stdout is collected (or inherited with captureStdout: false);
- * stderr is inherited unless captureStderr. Resolves to { code, signal, stdout, stderr }.
+ * Runs a command asynchronously, collecting stdout; stderr is inherited unless captureStderr.
+ * Resolves to { code, signal, stdout, stderr }.
  */
-export function runAsync(
-  cmd,
-  args,
-  { cwd = ROOT, env, captureStdout = true, captureStderr = false, timeoutMs = 0 } = {},
-) {
+export function runAsync(cmd, args, { env, captureStderr = false, timeoutMs = 0 } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
-      cwd,
+      cwd: ROOT,
       env: { ...process.env, ...env },
-      stdio: ['ignore', captureStdout ? 'pipe' : 'inherit', captureStderr ? 'pipe' : 'inherit'],
+      stdio: ['ignore', 'pipe', captureStderr ? 'pipe' : 'inherit'],
     });
     children.add(child);
     let stdout = '';
@@ -206,7 +196,7 @@ export function killChildren(signal = 'SIGTERM') {
 // ---------------------------------------------------------------------------------------------
 
 /** The packages of PACKAGES that dpkg does not report as installed. */
-export function missingPackages() {
+function missingPackages() {
   const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...PACKAGES], {
     encoding: 'utf8',
   });
@@ -220,38 +210,30 @@ export function missingPackages() {
   return PACKAGES.filter((p) => !installed.has(p));
 }
 
-/** Installs missing OS packages with apt-get (as root), or explains the sudo command. */
-export function ensurePackages() {
-  const missing = missingPackages();
-  if (missing.length > 0) {
-    const install = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
-    if (!isRoot) {
-      const list = missing.join(' ');
-      throw new PlatformError(
-        `missing OS packages: ${list}. Install them with:\n  sudo apt-get update && sudo ${install}`,
-      );
-    }
-    log(`installing OS packages: ${missing.join(' ')}`);
-    const env = { DEBIAN_FRONTEND: 'noninteractive' };
-    run('apt-get', ['update'], { env, inherit: true });
-    run('apt-get', ['install', '-y', '--no-install-recommends', ...missing], {
-      env,
-      inherit: true,
-    });
-    const still = missingPackages();
-    if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
+/**
+ * Installs Debian `packages` with apt-get as root; otherwise throws the sudo command to run.
+ * Browsers and databases are never downloaded any other way (local/tools/web.mjs ensureChromium).
+ */
+export function aptInstall(packages) {
+  const install = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+  if (!isRoot) {
+    throw new PlatformError(
+      `missing OS packages: ${packages.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`,
+    );
   }
-  for (const bin of ['initdb', 'pg_ctl', 'postgres', 'pg_config']) {
-    if (!fs.existsSync(path.join(PG_BIN, bin))) {
-      throw new PlatformError(`${PG_BIN}/${bin} is missing`);
-    }
-  }
-  return missing;
+  log(`installing OS packages: ${packages.join(' ')}`);
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update'], { env, inherit: true });
+  run('apt-get', install.split(' ').slice(1), { env, inherit: true });
 }
 
-/** $(pg_config --sharedir)/extension of Postgres 15. */
-export function extensionDir() {
-  return path.join(run(path.join(PG_BIN, 'pg_config'), ['--sharedir']).stdout.trim(), 'extension');
+/** Installs the PACKAGES dpkg does not report as installed (aptInstall). */
+export function ensurePackages() {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  aptInstall(missing);
+  const still = missingPackages();
+  if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
 }
 
 /**
@@ -259,7 +241,8 @@ export function extensionDir() {
  * extension folder when their bytes differ. Needs root for that folder; returns the paths written.
  */
 export function ensureExtensions() {
-  const target = extensionDir();
+  const sharedir = run(path.join(PG_BIN, 'pg_config'), ['--sharedir']).stdout.trim();
+  const target = path.join(sharedir, 'extension');
   const plan = [];
   for (const ext of fs.readdirSync(EXTENSIONS_SRC).sort()) {
     const srcDir = path.join(EXTENSIONS_SRC, ext);
@@ -304,7 +287,7 @@ export function ensureExtensions() {
 // ---------------------------------------------------------------------------------------------
 
 /** Where a cluster folder keeps things. */
-export function clusterPaths(dir = DEFAULT_DIR) {
+function clusterPaths(dir = DEFAULT_DIR) {
   dir = path.resolve(dir);
   return {
     dir,
@@ -345,13 +328,10 @@ function prepareDir(dir) {
   }
 }
 
-// As in the supabase/postgres image (ansible/files/postgresql_config/pg_hba.conf.j2), which
-// `supabase start` runs: every role is trusted on the loopback and Unix sockets use peer, so
-// no connection made from inside the server's host sends a password. That is why, there as
-// here, a non-superuser's dblink or postgres_fdw connection back to the database is refused
-// with "password is required" (even with a password in its connection string). The local
-// platform listens on 127.0.0.1 only, so the scram-sha-256 lines for other addresses (what
-// clients outside the container meet on Supabase) do not come into play here.
+// As the supabase/postgres image's pg_hba.conf.j2: loopback trusted, Unix sockets peer, so no
+// connection from the server's host sends a password (and, there as here, a non-superuser's
+// dblink back to the database fails "password is required"). We listen on 127.0.0.1 only: the
+// scram-sha-256 lines for other addresses never come into play.
 const PG_HBA = `# Spool local cluster (written by local/tools/db.mjs), as the supabase/postgres image's pg_hba.conf.
 # TYPE  DATABASE     USER  ADDRESS         METHOD
 local   all          all                   peer
@@ -419,50 +399,33 @@ function writeConfig(paths, { port, fsync }) {
   writeServerFile(path.join(paths.dataDir, 'pg_hba.conf'), PG_HBA);
 }
 
-/** { running, pid, port } of the cluster in `dir`. */
-export function clusterStatus(dir = DEFAULT_DIR) {
+/** The port the cluster in `dir` runs on, or null if it is not running. */
+function runningPort(dir) {
   const paths = clusterPaths(dir);
-  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) {
-    return { exists: false, running: false };
-  }
+  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) return null;
   const r = run(path.join(PG_BIN, 'pg_ctl'), ['status', '-D', paths.dataDir], {
     asDbUser: true,
     cwd: paths.dir,
     allowFail: true,
   });
-  if (r.status !== 0) return { exists: true, running: false };
-  const pidFile = fs.readFileSync(path.join(paths.dataDir, 'postmaster.pid'), 'utf8').split('\n');
-  return { exists: true, running: true, pid: Number(pidFile[0]), port: Number(pidFile[3]) };
+  if (r.status !== 0) return null;
+  return Number(fs.readFileSync(path.join(paths.dataDir, 'postmaster.pid'), 'utf8').split('\n')[3]);
 }
 
-/** Resolves if nothing listens on 127.0.0.1:port. */
-export function assertPortFree(port) {
+/** Listens on 127.0.0.1:port (0: any free one) and closes again; resolves to the port. */
+function probePort(port) {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
-    server.once('error', (err) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new PlatformError(
-            `port ${port} on 127.0.0.1 is in use; set SPOOL_DB_PORT to another port`,
-          )
-          : err,
-      );
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const bound = server.address().port;
+      server.close(() => resolve(bound));
     });
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
   });
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+export const freePort = () => probePort(0);
 
 function tail(file, lines = 30) {
   try {
@@ -492,30 +455,28 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
     superuserUrl: superuserUrl(port),
     postgresUrl: postgresUrl(port),
   };
-  const status = clusterStatus(paths.dir);
-  if (status.running && status.port === port) {
+  const running = runningPort(paths.dir);
+  if (running === port) {
     log(`cluster in ${paths.dataDir} is already running on port ${port}; reusing it`);
     info.reused = true;
     await waitForConnection(superuserUrl(port));
     return info;
   }
-  if (status.running) {
-    log(`cluster is running on port ${status.port}; restarting it on ${port}`);
+  if (running !== null) {
+    log(`cluster is running on port ${running}; restarting it on ${port}`);
     stopCluster(info);
   }
   writeConfig(paths, { port, fsync });
-  await assertPortFree(port);
-  const r = run(path.join(PG_BIN, 'pg_ctl'), [
-    'start',
-    '-D',
-    paths.dataDir,
-    '-l',
-    paths.logFile,
-    '-w',
-    '-t',
-    '60',
-    '-s',
-  ], { asDbUser: true, cwd: paths.dir, allowFail: true });
+  await probePort(port).catch((err) => {
+    if (err.code !== 'EADDRINUSE') throw err;
+    throw new PlatformError(`port ${port} on 127.0.0.1 is in use; set SPOOL_DB_PORT to another port`);
+  });
+  const pgCtl = path.join(PG_BIN, 'pg_ctl');
+  const r = run(pgCtl, ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s'], {
+    asDbUser: true,
+    cwd: paths.dir,
+    allowFail: true,
+  });
   if (r.status !== 0) {
     const last = tail(paths.logFile);
     throw new PlatformError(
@@ -530,18 +491,8 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
 /** Stops the cluster of `dir` (pg_ctl stop -m fast by default). Safe if it is not running. */
 export function stopCluster({ dir = DEFAULT_DIR } = {}, { mode = 'fast', quiet = false } = {}) {
   const paths = clusterPaths(dir);
-  if (!clusterStatus(paths.dir).running) return false;
-  run(path.join(PG_BIN, 'pg_ctl'), [
-    'stop',
-    '-D',
-    paths.dataDir,
-    '-m',
-    mode,
-    '-w',
-    '-t',
-    '60',
-    '-s',
-  ], {
+  if (runningPort(paths.dir) === null) return false;
+  run(path.join(PG_BIN, 'pg_ctl'), ['stop', '-D', paths.dataDir, '-m', mode, '-w', '-t', '60', '-s'], {
     asDbUser: true,
     cwd: paths.dir,
   });
@@ -588,35 +539,20 @@ function bootstrapHash() {
 }
 
 /**
- * Whether local/standins/sql/bootstrap.sql has run on the cluster in `dir`: 'none' (never, or it
- * failed), 'current' (this version of it), or 'stale' (an older version: the cluster predates
- * a change to it; rebuild with `npm start -- --reset`).
- */
-export function bootstrapState({ dir = DEFAULT_DIR } = {}) {
-  const { bootstrapMarker } = clusterPaths(dir);
-  let recorded;
-  try {
-    recorded = fs.readFileSync(bootstrapMarker, 'utf8').trim();
-  } catch {
-    return 'none';
-  }
-  return recorded === bootstrapHash() ? 'current' : 'stale';
-}
-
-/**
- * Bootstraps a cluster that never was; warns about one bootstrapped by an older
- * local/standins/sql/bootstrap.sql instead of running it again over migrated objects (re-running it
- * would, for one, restore default privileges a migration may have revoked).
+ * Bootstraps a cluster that never was (no hash recorded in its folder); warns about one
+ * bootstrapped by an older local/standins/sql/bootstrap.sql instead of running it again over
+ * migrated objects (that would, for one, restore default privileges a migration revoked).
  */
 export async function ensureBootstrapped(cluster) {
-  const state = bootstrapState(cluster);
-  if (state === 'none') await bootstrap(cluster);
-  if (state === 'stale') {
-    log(
-      'local/standins/sql/bootstrap.sql changed since this cluster was bootstrapped; `npm start -- --reset` rebuilds it',
-    );
+  let recorded;
+  try {
+    recorded = fs.readFileSync(clusterPaths(cluster.dir).bootstrapMarker, 'utf8').trim();
+  } catch {
+    return await bootstrap(cluster);
   }
-  return state;
+  if (recorded !== bootstrapHash()) {
+    log('local/standins/sql/bootstrap.sql changed since this cluster was bootstrapped; `npm start -- --reset` rebuilds it');
+  }
 }
 
 function describePgError(err, sql, file) {
@@ -656,39 +592,30 @@ export async function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
 }
 
 /**
- * Applies supabase/migrations with the real Supabase CLI, as the postgres role:
- *   supabase db push --remote=<postgres url> --yes --output-format json --workdir <root>
- * Its progress (stderr) goes to the terminal. Resolves to the CLI's JSON result
- * ({ upToDate, migrations: [file names], message, ... }); rejects with its error otherwise.
+ * Runs the pinned Supabase CLI (`supabase <command...> --remote=<postgres url> --workdir <root>
+ * ...args`) against the database on `port` as the postgres role, quietly (no telemetry, no
+ * update check). Resolves as runAsync.
  */
-export async function pushMigrations({
-  port = DEFAULT_PORT,
-  workdir = ROOT,
-  includeAll = false,
-  dryRun = false,
-} = {}) {
+export function supabaseCli(command, { port, args = [], ...opts }) {
   if (!fs.existsSync(SUPABASE_CLI)) {
     throw new PlatformError(`${SUPABASE_CLI} is missing: run npm install`);
   }
-  const args = [
-    'db',
-    'push',
-    `--remote=${postgresUrl(port)}?sslmode=disable`,
-    '--yes',
-    '--output-format',
-    'json',
-    '--workdir',
-    workdir,
-    ...(includeAll ? ['--include-all'] : []),
-    ...(dryRun ? ['--dry-run'] : []),
-  ];
-  const env = {
-    PGSSLMODE: 'disable',
-    SUPABASE_TELEMETRY_DISABLED: '1',
-    DO_NOT_TRACK: '1',
-    SUPABASE_NO_UPDATE_NOTIFIER: '1',
-  };
-  const r = await runAsync(SUPABASE_CLI, args, { cwd: workdir, env, timeoutMs: 10 * 60_000 });
+  const remote = `--remote=${postgresUrl(port)}?sslmode=disable`;
+  return runAsync(SUPABASE_CLI, [...command, remote, '--workdir', ROOT, ...args], {
+    ...opts,
+    env: { PGSSLMODE: 'disable', SUPABASE_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1', SUPABASE_NO_UPDATE_NOTIFIER: '1' },
+  });
+}
+
+/**
+ * Applies supabase/migrations with the real Supabase CLI, as the postgres role (`supabase db
+ * push --yes --output-format json`, plus --include-all if asked). Its progress (stderr) goes to
+ * the terminal. Resolves to the CLI's JSON result ({ upToDate, migrations: [file names],
+ * message, ... }); rejects with its error otherwise.
+ */
+export async function pushMigrations({ port = DEFAULT_PORT, includeAll = false } = {}) {
+  const args = ['--yes', '--output-format', 'json', ...(includeAll ? ['--include-all'] : [])];
+  const r = await supabaseCli(['db', 'push'], { port, args, timeoutMs: 10 * 60_000 });
   const jsonLine = r.stdout.trim().split('\n').reverse().find((l) => l.trim().startsWith('{'));
   let result = null;
   try {
@@ -708,94 +635,4 @@ export async function pushMigrations({
   result.migrations ??= [];
   log(`supabase db push: ${result.message ?? (result.upToDate ? 'up to date' : 'done')}`);
   return result;
-}
-
-// ---------------------------------------------------------------------------------------------
-// CLI
-// ---------------------------------------------------------------------------------------------
-
-const USAGE = `usage: node local/tools/db.mjs <command> [--dir DIR] [--port PORT]
-
-  ensure      install missing OS packages (apt) and the stand-in extensions
-  start       create (initdb + bootstrap) or reuse the cluster, start it, push migrations;
-              leaves it running in the background
-  stop        stop the cluster (pg_ctl stop -m fast)
-  status      say whether the cluster runs, and on which port
-  bootstrap   run local/standins/sql/bootstrap.sql again (idempotent, but it re-grants the default
-              privileges it sets, even if a migration revoked them since)
-  push        supabase db push (add --include-all to apply out-of-order migrations)
-  urls        print the connection strings
-
-DIR defaults to ${DEFAULT_DIR} (outside the repository), PORT to SPOOL_DB_PORT or ${DEFAULT_PORT}.`;
-
-function parseArgs(argv) {
-  const opts = { command: argv[0], dir: DEFAULT_DIR, port: undefined, includeAll: false };
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--dir') opts.dir = path.resolve(argv[++i]);
-    else if (a === '--port') opts.port = Number(argv[++i]);
-    else if (a === '--include-all') opts.includeAll = true;
-    else throw new PlatformError(`unknown argument ${a}\n${USAGE}`);
-  }
-  return opts;
-}
-
-async function main(argv) {
-  loadDotEnv();
-  const opts = parseArgs(argv);
-  const port = opts.port ?? envPort();
-  switch (opts.command) {
-    case 'ensure':
-      ensurePackages();
-      ensureExtensions();
-      log('OS packages and stand-in extensions are in place');
-      break;
-    case 'start': {
-      ensurePackages();
-      ensureExtensions();
-      if (opts.dir === DEFAULT_DIR) ensureStateDir(STATE_DIR);
-      const cluster = await startCluster({ dir: opts.dir, port });
-      await ensureBootstrapped(cluster);
-      await pushMigrations({ port, includeAll: opts.includeAll });
-      console.log(`\n  postgres:   ${postgresUrl(port)}`);
-      console.log(`  superuser:  ${superuserUrl(port)}`);
-      console.log('  stop with:  node local/tools/db.mjs stop');
-      break;
-    }
-    case 'stop':
-      if (!stopCluster({ dir: opts.dir })) log('not running');
-      break;
-    case 'status': {
-      const s = clusterStatus(opts.dir);
-      log(
-        !s.exists
-          ? `no cluster in ${opts.dir}`
-          : s.running
-          ? `running on port ${s.port} (pid ${s.pid})`
-          : 'stopped',
-      );
-      break;
-    }
-    case 'bootstrap':
-      await bootstrap({ port, dir: opts.dir });
-      break;
-    case 'push':
-      await pushMigrations({ port, includeAll: opts.includeAll });
-      break;
-    case 'urls':
-      console.log(`postgres:  ${postgresUrl(port)}\nsuperuser: ${superuserUrl(port)}`);
-      break;
-    default:
-      console.log(USAGE);
-      if (opts.command && opts.command !== 'help') process.exitCode = 2;
-  }
-}
-
-const invokedAsScript = process.argv[1] &&
-  fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-if (invokedAsScript) {
-  main(process.argv.slice(2)).catch((err) => {
-    console.error(`spool db: ${err instanceof PlatformError ? err.message : err.stack}`);
-    process.exit(1);
-  });
 }

@@ -23,11 +23,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, loadDotEnv, PlatformError, ROOT } from './db.mjs';
+import { freePort, loadDotEnv, PlatformError, STATE_DIR } from './db.mjs';
 import { loadKeys } from '../standins/keys.mjs';
 import { allGood, demoPlan, runDemoJobs, TERMINAL } from './demo/jobs.mjs';
 import { makeSampleMedia } from './demo/media.mjs';
-import { DEFAULT_STATE_DIR, envApiPort, fileLog, startStack } from './stack.mjs';
+import { envApiPort, fileLog, startStack } from './stack.mjs';
 
 const USAGE = `usage: npm run demo [-- options]
 
@@ -108,9 +108,9 @@ function parseOptions(argv) {
  * the new keys a publishable key is no JWT, and its verify_jwt gateway says 401 Invalid JWT.
  */
 async function runningStack() {
-  if (!fs.existsSync(path.join(DEFAULT_STATE_DIR, 'keys.json'))) return null;
+  if (!fs.existsSync(path.join(STATE_DIR, 'keys.json'))) return null;
   const url = `http://127.0.0.1:${envApiPort()}`;
-  const { anonKey } = await loadKeys(DEFAULT_STATE_DIR);
+  const { anonKey } = await loadKeys(STATE_DIR);
   try {
     const res = await fetch(`${url}/auth/v1/.well-known/jwks.json`, {
       headers: { apikey: anonKey },
@@ -124,42 +124,28 @@ async function runningStack() {
   }
 }
 
+let owned = null; // the throwaway stack, if we started one: { dir, log, stack }
+
 /** A throwaway stack in a temp folder on free ports; its gateway log goes to a file there. */
 async function throwawayStack() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-demo-'));
-  const log = fileLog(path.join(dir, 'gateway.log'));
-  const cleanup = { dir, stack: null, log };
-  try {
-    cleanup.stack = await startStack({
-      dbPort: await freePort(),
-      apiPort: await freePort(),
-      stateDir: dir,
-      fsync: false,
-      log,
-    });
-  } catch (err) {
-    teardown(cleanup);
-    throw err;
-  }
-  return cleanup;
+  owned = { dir, log: fileLog(path.join(dir, 'gateway.log')), stack: null };
+  const ports = { dbPort: await freePort(), apiPort: await freePort() };
+  owned.stack = await startStack({ ...ports, stateDir: dir, fsync: false, log: owned.log });
+  return owned.stack;
 }
 
-let owned = null; // the throwaway stack, if we started one
-
-function teardown(c = owned) {
-  if (!c) return;
+/** Kills what is left of the throwaway stack and removes its folder (synchronous: for exit too). */
+function teardown() {
+  if (!owned) return;
   try {
-    if (!c.stopped) c.stack?.killSync();
+    owned.stack?.killSync();
+    owned.log.close();
   } catch {
-    // best effort
+    // best effort on the way out
   }
-  try {
-    c.log?.close();
-  } catch {
-    // already closed
-  }
-  fs.rmSync(c.dir, { recursive: true, force: true });
-  if (c === owned) owned = null;
+  fs.rmSync(owned.dir, { recursive: true, force: true });
+  owned = null;
 }
 
 function gatewayTail(lines = 40) {
@@ -363,8 +349,8 @@ async function main() {
         console.log(dim(`spool demo: ${running.url} is not this checkout's npm start stack (${running.mismatch}); starting a throwaway one`));
       }
       console.log(dim('spool demo: starting a throwaway stack (Postgres, migrations, Edge Functions)…'));
-      owned = await throwawayStack();
-      project = { url: owned.stack.url, anonKey: owned.stack.anonKey, how: 'throwaway stack (torn down at the end)' };
+      const stack = await throwawayStack();
+      project = { url: stack.url, anonKey: stack.anonKey, how: 'throwaway stack (torn down at the end)' };
     }
   }
 
@@ -452,13 +438,11 @@ try {
   process.stderr.write(gatewayTail());
   code = 1;
 }
-if (owned) {
-  try {
-    await owned.stack.stop();
-    owned.stopped = true;
-  } catch {
-    // killSync in teardown covers it
-  }
-  teardown();
+try {
+  await owned?.stack?.stop();
+  if (owned) owned.stack = null;
+} catch {
+  // killSync in teardown covers it
 }
+teardown();
 process.exit(code);

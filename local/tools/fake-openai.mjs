@@ -13,46 +13,11 @@
 // Tests that need OpenAI to fail or to be absent do that themselves (a handler of their own with
 // functionEnv({}), a page.route in the browser): they must not depend on this fake's answers.
 import http from 'node:http';
-import zlib from 'node:zlib';
+import { encodePng } from './demo/media.mjs';
 
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(buf) {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type, data) {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
-/** A small RGBA PNG of one colour. */
-export function solidPng(width, height, [r, g, b]) {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 6; // RGBA
-  const row = Buffer.alloc(1 + width * 4); // filter byte 0, then pixels
-  for (let x = 0; x < width; x++) row.set([r, g, b, 255], 1 + x * 4);
-  const raw = Buffer.concat(Array.from({ length: height }, () => row));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
+/** A small PNG of one colour (the demo's PNG writer). */
+const solidPng = (width, height, rgb) =>
+  encodePng({ width, height, data: Uint8Array.from({ length: width * height * 3 }, (_, i) => rgb[i % 3]) });
 
 const COLOURS = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]];
 
@@ -60,12 +25,11 @@ const COLOURS = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]];
  * A value that satisfies a JSON Schema of the subset strict structured outputs allow (object,
  * array, string, number, integer, boolean, null, enum, const, anyOf, nullable type lists).
  */
-export function sampleOf(schema) {
+function sampleOf(schema) {
   if (!schema || typeof schema !== 'object') return '…';
   if ('const' in schema) return schema.const;
   if (Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
   if (Array.isArray(schema.anyOf) && schema.anyOf.length > 0) return sampleOf(schema.anyOf[0]);
-  if (Array.isArray(schema.oneOf) && schema.oneOf.length > 0) return sampleOf(schema.oneOf[0]);
   const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') ?? 'null' : schema.type;
   switch (type) {
     case 'object': {
@@ -94,9 +58,8 @@ export function sampleOf(schema) {
   }
 }
 
-/** Starts the fake on a free loopback port. Resolves to { url, requests, close() }. */
-export async function startFakeOpenAI({ host = '127.0.0.1', port = 0 } = {}) {
-  const requests = [];
+/** Starts the fake on a free loopback port. Resolves to { url, close() }. */
+export async function startFakeOpenAI() {
   let seq = 0;
   const server = http.createServer((req, res) => {
     const parts = [];
@@ -110,7 +73,6 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port = 0 } = {}) {
         body = text;
       }
       const path = new URL(req.url, 'http://x').pathname;
-      requests.push({ method: req.method, path, body });
       const json = (status, value) => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(value));
@@ -148,12 +110,10 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port = 0 } = {}) {
   });
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, resolve);
+    server.listen(0, '127.0.0.1', resolve);
   });
-  const { port: bound } = server.address();
   return {
-    url: `http://${host}:${bound}`,
-    requests,
+    url: `http://127.0.0.1:${server.address().port}`,
     close: () => new Promise((resolve) => {
       server.closeAllConnections?.();
       server.close(() => resolve());

@@ -23,6 +23,7 @@ import {
   ensureBootstrapped,
   ensureExtensions,
   ensurePackages,
+  ensureStateDir,
   envPort,
   PlatformError,
   postgresUrl,
@@ -38,20 +39,8 @@ import { cacheFunctionModules } from '../standins/edge-runtime/cache.mjs';
 import { discoverFunctions, killWorkersSync } from '../standins/functions.mjs';
 import { startGateway } from '../standins/server.mjs';
 
-export const DEFAULT_API_PORT = 54321;
-/** npm start's state folder, outside the repository (local/tools/db.mjs stateDirFor). */
-export const DEFAULT_STATE_DIR = STATE_DIR;
-
 /** Port from SPOOL_API_PORT (default 54321). */
-export function envApiPort(env = process.env) {
-  const raw = env.SPOOL_API_PORT;
-  if (raw === undefined || raw === '') return DEFAULT_API_PORT;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PlatformError(`SPOOL_API_PORT must be a TCP port number, got ${JSON.stringify(raw)}`);
-  }
-  return port;
-}
+export const envApiPort = () => envPort('SPOOL_API_PORT', 54321);
 
 /**
  * The environment the Edge Functions get besides what Supabase injects: every variable named in
@@ -111,10 +100,10 @@ export function consoleLog(line) {
   }
 }
 
-/** A log sink appending JSON lines to `file` (created with its folder). */
+/** A log sink appending JSON lines to `file` (created, 0600, with its folder). */
 export function fileLog(file) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const fd = fs.openSync(file, 'a');
+  const fd = fs.openSync(file, 'a', 0o600);
   const sink = (line) => fs.writeSync(fd, `${JSON.stringify(line)}\n`);
   sink.file = file;
   sink.close = () => fs.closeSync(fd);
@@ -130,7 +119,7 @@ export function fileLog(file) {
 export async function startApi({
   dbPort,
   apiPort = envApiPort(),
-  stateDir = DEFAULT_STATE_DIR,
+  stateDir = STATE_DIR,
   env = functionEnv(),
   log = consoleLog,
   quiet = false,
@@ -180,13 +169,8 @@ export async function startApi({
     keyMode: keys.mode,
     anonKey: keys.anonKey,
     serviceRoleKey: keys.serviceRoleKey,
-    jwtSecret: keys.jwtSecret,
-    keys,
-    dbPort,
     dbUrl: postgresUrl(dbPort),
     superuserUrl: superuserUrl(dbPort),
-    stateDir,
-    gateway,
     /** Names of the Edge Functions in supabase/functions (each at functionsUrl/<name>). */
     functions: () => discoverFunctions(options.functions?.dir ?? path.join(ROOT, 'supabase', 'functions')),
     /** Variables for a process that talks to this stack (tests, scripts). */
@@ -231,28 +215,21 @@ export async function startApi({
 export async function startStack({
   dbPort = envPort(),
   apiPort = envApiPort(),
-  stateDir = DEFAULT_STATE_DIR,
+  stateDir = STATE_DIR,
   env = functionEnv(),
   fsync = true,
   log = consoleLog,
   quiet = false,
   options = {},
-  includeAll = false,
 } = {}) {
   ensurePackages();
   ensureExtensions();
-  fs.mkdirSync(stateDir, { recursive: true });
-  if (process.getuid?.() === 0) {
-    // Postgres runs as the postgres OS user and must reach <stateDir>/db; a mkdtemp folder is
-    // 0700. Searchable (x) is enough: keys.json and the rest stay unreadable to others.
-    const mode = fs.statSync(stateDir).mode & 0o777;
-    if ((mode & 0o001) === 0) fs.chmodSync(stateDir, mode | 0o711);
-  }
+  ensureStateDir(stateDir); // as root searchable, so the postgres OS user reaches <stateDir>/db
   const db = await startCluster({ dir: path.join(stateDir, 'db'), port: dbPort, fsync });
   let api;
   try {
     await ensureBootstrapped(db);
-    await pushMigrations({ port: dbPort, includeAll });
+    await pushMigrations({ port: dbPort });
     api = await startApi({ dbPort, apiPort, stateDir, env, log, quiet, options });
   } catch (err) {
     stopCluster(db, { mode: 'immediate', quiet: true });
@@ -261,7 +238,6 @@ export async function startStack({
   return {
     ...api,
     db,
-    api,
     async stop() {
       try {
         await api.close();

@@ -35,7 +35,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  clusterStatus,
   DEFAULT_DIR,
   ensureBootstrapped,
   ensureExtensions,
@@ -43,15 +42,15 @@ import {
   ensureStateDir,
   envPort,
   killChildren,
-  LEGACY_STATE_DIR,
   loadDotEnv,
   PlatformError,
   pushMigrations,
   ROOT,
   startCluster,
+  STATE_DIR,
   stopCluster,
 } from './db.mjs';
-import { DEFAULT_STATE_DIR as STATE_DIR, envApiPort, startApi } from './stack.mjs';
+import { envApiPort, startApi } from './stack.mjs';
 import { gatewayLog, statusLine } from './terminal.mjs';
 import { envWebPort, startWebDev } from './web.mjs';
 
@@ -95,7 +94,7 @@ const services = [
       const port = envPort();
       ensureStateDir(STATE_DIR);
       if (options.reset && fs.existsSync(DEFAULT_DIR)) {
-        if (clusterStatus(DEFAULT_DIR).running) stopCluster({ dir: DEFAULT_DIR });
+        stopCluster({ dir: DEFAULT_DIR });
         fs.rmSync(DEFAULT_DIR, { recursive: true, force: true });
         console.log(`spool: removed ${rel(DEFAULT_DIR)}`);
       }
@@ -111,7 +110,7 @@ const services = [
     },
     stop() {
       // By folder, so a cluster that started but never answered is stopped too.
-      stopCluster({ dir: DEFAULT_DIR }, { mode: 'fast' });
+      stopCluster({ dir: DEFAULT_DIR });
     },
   },
   {
@@ -250,19 +249,8 @@ async function shutdown(why) {
   process.exit(0);
 }
 
-/** An older checkout kept its state in <repo>/.spool, where a web server rooted there reaches it. */
-function warnLegacyState() {
-  if (!fs.existsSync(LEGACY_STATE_DIR)) return;
-  console.warn(
-    `spool: ${rel(LEGACY_STATE_DIR)}/ is the state of an older Spool (keys, Storage files, a Postgres cluster) and is ` +
-      `no longer used: the state is now in ${STATE_DIR}. Delete it: node local/tools/db.mjs stop --dir ` +
-      `${rel(path.join(LEGACY_STATE_DIR, 'db'))}; rm -rf ${rel(LEGACY_STATE_DIR)}`,
-  );
-}
-
 async function main() {
   loadDotEnv();
-  warnLegacyState();
   ensurePackages();
   ensureExtensions();
   const lines = [];

@@ -14,9 +14,8 @@
 //   15:42:07  2 pending · 1 running │ last min 14 done · 1 failed │ error 15:41:55 image job …
 
 import fs from 'node:fs';
-import path from 'node:path';
 import pg from 'pg';
-import { consoleLog } from './stack.mjs';
+import { consoleLog, fileLog } from './stack.mjs';
 
 /** How often the TTY status line is redrawn (its counts read again). */
 export const STATUS_TTY_MS = 2_000;
@@ -63,11 +62,10 @@ export function errorOf(line) {
  * sink.lastError is the newest errorOf() line; sink.lines counts what was written.
  */
 export function gatewayLog({ file, verbose = false }) {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
   if (fs.existsSync(file)) fs.renameSync(file, `${file}.1`);
-  const fd = fs.openSync(file, 'a', 0o600);
+  const write = fileLog(file);
   const sink = (line) => {
-    fs.writeSync(fd, `${JSON.stringify(line)}\n`);
+    write(line);
     sink.lines++;
     const error = errorOf(line);
     if (error) sink.lastError = error;
@@ -76,7 +74,7 @@ export function gatewayLog({ file, verbose = false }) {
   sink.file = file;
   sink.lines = 0;
   sink.lastError = null;
-  sink.close = () => fs.closeSync(fd);
+  sink.close = write.close;
   return sink;
 }
 

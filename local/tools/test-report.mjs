@@ -2,10 +2,10 @@
 // mean that every test ran, so each runner also writes a machine-readable report and any test it
 // did not run counts as a failure of its suite. The terminal output stays the runner's own.
 //
-//   node --test   nodeTestArgs(file) adds a second reporter, TAP to `file`; nodeTapSkips() reads
-//                 its `# SKIP` / `# TODO` directives (a skipped describe() is not counted in the
+//   node --test   testReport('node', file) adds a second reporter, TAP to `file`, and reads its
+//                 `# SKIP` / `# TODO` directives (a skipped describe() is not counted in the
 //                 summary's `# skipped N`, but it carries the directive)
-//   deno test     denoTestArgs(file) adds --junit-path=file; denoJunitSkips() reads <skipped/>
+//   deno test     testReport('deno', file) adds --junit-path=file and reads its <skipped/>
 //                 (Deno's `ignore`, for tests and steps)
 //   pg_prove      PG_PROVE_ARGS makes it print every result with a directive (--directives; no
 //                 other line changes); pgProveSkips() reads those and whole files it reports
@@ -14,28 +14,6 @@
 // Each parser returns [{ file, test, directive: 'SKIP' | 'TODO', reason }] (file when known).
 
 import fs from 'node:fs';
-
-/**
- * The reporters for `node --test`: what the terminal shows by default (spec on a terminal, TAP
- * otherwise) to stdout, and TAP to `file`.
- */
-export function nodeTestArgs(file, { tty = process.stdout.isTTY } = {}) {
-  return [
-    '--test-reporter',
-    tty ? 'spec' : 'tap',
-    '--test-reporter-destination',
-    'stdout',
-    '--test-reporter',
-    'tap',
-    '--test-reporter-destination',
-    file,
-  ];
-}
-
-/** The option for `deno test` that writes its JUnit report to `file` (the terminal output stays). */
-export function denoTestArgs(file) {
-  return [`--junit-path=${file}`];
-}
 
 /** pg_prove's option that prints each TODO or SKIP result (nothing else changes in its output). */
 export const PG_PROVE_ARGS = ['--directives'];
@@ -47,7 +25,7 @@ const unescapeTap = (s) => s.replace(/\\([\\#])/g, '$1');
  * The tests a node --test TAP report did not run: `ok N - name # SKIP reason` or `# TODO`,
  * at any depth; names are the path of enclosing subtests, joined with " > ".
  */
-export function nodeTapSkips(tap) {
+function nodeTapSkips(tap) {
   const skips = [];
   const stack = []; // [indent, name] of the enclosing "# Subtest:" lines
   for (const line of tap.split('\n')) {
@@ -84,7 +62,7 @@ const unescapeXml = (s) =>
       : XML_ENTITIES[e] ?? m);
 
 /** The test cases a JUnit report (deno test --junit-path) marks <skipped/>. */
-export function denoJunitSkips(xml) {
+function denoJunitSkips(xml) {
   const skips = [];
   const testcase = /<testcase\b([^>]*?)(?:\/>|>([\s\S]*?)<\/testcase>)/g;
   for (const [, attrs, body = ''] of xml.matchAll(testcase)) {
@@ -105,6 +83,7 @@ export function denoJunitSkips(xml) {
 }
 
 // pg_prove colours its output on a terminal.
+// deno-lint-ignore no-control-regex
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /**
@@ -132,27 +111,21 @@ export function pgProveSkips(output) {
 }
 
 /**
- * Reads a report file written by a runner (kind 'node' or 'deno') and returns what it skipped.
- * A runner that exited 0 but wrote no report is reported too: nothing proves its tests ran.
- */
-export function reportSkips(kind, file) {
-  if (!fs.existsSync(file)) {
-    return [{ file: null, test: '(no report)', directive: 'SKIP', reason: `the runner wrote no report to ${file}` }];
-  }
-  const text = fs.readFileSync(file, 'utf8');
-  if (kind === 'node') return nodeTapSkips(text);
-  if (kind === 'deno') return denoJunitSkips(text);
-  throw new Error(`unknown report kind ${kind}`);
-}
-
-/**
  * A report for one run of a runner (kind 'node' or 'deno') in `file`: `args`, to add to the
- * runner's own arguments, and `skips()`, what it did not run, read once it has exited.
+ * runner's own (node: its usual terminal reporter to stdout, spec on a terminal and TAP
+ * otherwise, plus TAP to `file`; deno: a JUnit report), and `skips()`, what it did not run, read
+ * once it has exited. A runner that wrote no report counts too: nothing proves its tests ran.
  */
 export function testReport(kind, file) {
-  const args = kind === 'node' ? nodeTestArgs(file) : kind === 'deno' ? denoTestArgs(file) : null;
+  const tty = process.stdout.isTTY ? 'spec' : 'tap';
+  const [args, parse] = kind === 'node'
+    ? [['--test-reporter', tty, '--test-reporter-destination', 'stdout', '--test-reporter', 'tap', '--test-reporter-destination', file], nodeTapSkips]
+    : kind === 'deno'
+    ? [[`--junit-path=${file}`], denoJunitSkips]
+    : [];
   if (!args) throw new Error(`unknown report kind ${kind}`);
-  return { args, skips: () => reportSkips(kind, file) };
+  const noReport = { file: null, test: '(no report)', directive: 'SKIP', reason: `the runner wrote no report to ${file}` };
+  return { args, skips: () => (fs.existsSync(file) ? parse(fs.readFileSync(file, 'utf8')) : [noReport]) };
 }
 
 /** One line per test not run, for the terminal. */

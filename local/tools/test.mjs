@@ -1,23 +1,15 @@
 #!/usr/bin/env node
 // `npm test`: a throwaway local stack, every suite, then teardown.
 //
-//   1. a new cluster in a temp folder on a free port (fsync off), bootstrapped
-//   2. supabase/migrations applied with `supabase db push`, then pushed again: must be a no-op
-//   3. pgTAP with Debian's pg_prove, as the postgres role over TCP: local/standins/tests/*.sql (the
-//      platform) then supabase/tests/*.sql (the project), each sorted
-//   4. the API gateway (local/tools/stack.mjs startApi: Edge Functions in Deno, the stand-ins, the
-//      pg_net deliverer, the doorbell's Vault secrets) on a free port against the same cluster,
-//      then further suites with the stack's URL and keys in their environment (SUPABASE_URL,
-//      SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_DB_URL, SPOOL_TEST_SUPERUSER_URL,
-//      SPOOL_TEST_DB_PORT, SPOOL_TEST_JWT_SECRET, SPOOL_TEST_STATE_DIR):
-//        - node --test local/standins/tests/   (the local platform's contract tests)
-//        - deno test -A supabase/functions/tests/   (if that folder exists)
-//        - node --test local/tools/tests/   (npm run demo's core, the README's configuration tables)
-//        - the web client: tsc, deno test web/tests/*.test.ts, node --test web/tests/
-//          (browser tests in Debian's Chromium, installed as root when missing)
-//      and, first, a check that supabase/functions/_shared/database.types.ts is what
-//      `npm run gen:types` makes from the migrations (local/tools/types.mjs)
-//      The gateway's log goes to a file; its last lines are printed when a suite fails.
+//   1. a cluster in a temp folder on a free port (fsync off), bootstrapped; supabase/migrations
+//      applied with `supabase db push`, then pushed again: must be a no-op
+//   2. pgTAP (Debian's pg_prove, as postgres over TCP): local/standins/tests/*.sql, then
+//      supabase/tests/*.sql, each sorted
+//   3. the fake OpenAI and the API gateway (local/tools/stack.mjs startApi) on free ports against
+//      that cluster, then furtherSuites below with the stack's URL and keys in their environment
+//      (api.clientEnv()): the generated types, local/standins/tests, supabase/functions/tests,
+//      local/tools/tests, web/ (tsc, Deno tests, browser tests in Debian's Chromium). The
+//      gateway's log goes to a file; its last lines are printed when a suite fails.
 // A green run means every test ran: a test that a runner skipped, ignored or left todo (node
 // --test, deno test, pg_prove), or a suite with nothing to run, fails the run, named in the output
 // (local/tools/test-report.mjs reads each runner's report beside its usual terminal output).
@@ -52,10 +44,15 @@ const say = (msg) => console.log(`\n== ${msg}`);
 
 /**
  * Suites that run after pgTAP against the same stack. Each: { name, when(ctx)?, run(ctx) => exit
- * code }, where ctx = { cluster, port, root, api, env } and env is the stack's client environment
+ * code }, where ctx = { port, root, env } and env is the stack's client environment
  * (api.clientEnv()). A suite whose `when` is false has nothing to run: that fails the run.
  */
 const furtherSuites = [
+  {
+    // database.types.ts must be what `npm run gen:types` makes of the migrations just applied.
+    name: 'generated types (database.types.ts matches the migrations)',
+    run: ({ port }) => checkTypes({ port }),
+  },
   {
     name: 'local platform contract tests (node --test local/standins/tests/)',
     when: ({ root }) => fs.existsSync(path.join(root, 'local', 'standins', 'tests')),
@@ -71,48 +68,30 @@ const furtherSuites = [
       }),
   },
   {
-    // npm run demo's core (generated media, every job type through the public HTTP API) and the
-    // README's Configuration tables against .env.example and spool.settings.
-    name: 'demo and configuration docs (node --test local/tools/tests/)',
+    // npm run demo's core, the README's configuration tables, npm start, import boundaries.
+    name: 'local tooling (node --test local/tools/tests/)',
     when: ({ root }) => fs.readdirSync(path.join(root, 'local', 'tools', 'tests')).some((f) => f.endsWith('.test.mjs')),
     run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/tools/tests/'], env),
   },
-];
-
-// Generated typings (local/tools/types.mjs): supabase/functions/_shared/database.types.ts must be what
-// `npm run gen:types` makes from the migrations just applied; run first, it needs no gateway.
-furtherSuites.unshift({
-  name: 'generated types (database.types.ts matches the migrations)',
-  run: ({ port }) => checkTypes({ port }),
-});
-
-// The web client (web/), kept apart from the suites above: its type check (tsc), its Deno
-// tests (web/tests/*.test.ts: the kinds' forms and file checks, contracts with the server), then the browser tests in Debian's
-// Chromium (node --test web/tests/: the app built with this stack's URL and anon key, driven by
-// playwright-core). Chromium is installed as root when missing (local/tools/web.mjs ensureChromium).
-furtherSuites.push({
-  name: 'web client (tsc, deno test web/tests/*.test.ts, browser tests: node --test web/tests/)',
-  when: ({ root }) => fs.existsSync(path.join(root, 'web', 'tests')),
-  run: async ({ env, root }) => {
-    ensureChromium();
-    const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
-    const contracts = fs.readdirSync(path.join(root, 'web', 'tests'))
-      .filter((f) => f.endsWith('.test.ts'))
-      .map((f) => path.join('web', 'tests', f));
-    const steps = [
-      [null, tsc, ['--noEmit', '-p', 'web'], {}],
-      ['deno', denoBinary(root), ['test', '-A', ...contracts], { DENO_NO_UPDATE_CHECK: '1' }],
-      ['node', process.execPath, ['--test', 'web/tests/'], {}],
-    ];
-    for (const [kind, cmd, args, extra] of steps) {
-      const code = kind
-        ? await runTests(kind, cmd, args, { ...env, ...extra })
-        : await runGroup(cmd, args, { ...env, ...extra });
+  {
+    // web/: its type check, its Deno tests (web/tests/*.test.ts), then the browser tests in
+    // Debian's Chromium (installed as root when missing: local/tools/web.mjs ensureChromium).
+    name: 'web client (tsc, deno test web/tests/*.test.ts, browser tests: node --test web/tests/)',
+    when: ({ root }) => fs.existsSync(path.join(root, 'web', 'tests')),
+    run: async ({ env, root }) => {
+      ensureChromium();
+      const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
+      const contracts = fs.readdirSync(path.join(root, 'web', 'tests'))
+        .filter((f) => f.endsWith('.test.ts'))
+        .map((f) => path.join('web', 'tests', f));
+      const code = await runGroup(tsc, ['--noEmit', '-p', 'web'], env);
       if (code !== 0) return code;
-    }
-    return 0;
+      const denoEnv = { ...env, DENO_NO_UPDATE_CHECK: '1' };
+      return (await runTests('deno', denoBinary(root), ['test', '-A', ...contracts], denoEnv)) ||
+        await runTests('node', process.execPath, ['--test', 'web/tests/'], env);
+    },
   },
-});
+];
 
 /**
  * The Edge Functions' environment in the test stack: hermetic (not the developer's .env), with
@@ -309,7 +288,7 @@ async function main() {
   console.log(`${api.url}: functions ${names.length ? names.join(', ') : '(none)'}; log ${gatewayLog.file}`);
   console.log(`API keys: ${api.keyMode} (SPOOL_KEYS=new|legacy; .ci/run runs npm test in both)`);
 
-  const suiteCtx = { cluster, port, root: ROOT, api, env: api.clientEnv() };
+  const suiteCtx = { port, root: ROOT, env: api.clientEnv() };
   for (const suite of furtherSuites) {
     say(suite.name);
     if (suite.when && !suite.when(suiteCtx)) {

@@ -20,16 +20,15 @@ import {
   freePort,
   killChildren,
   PlatformError,
-  postgresUrl,
   pushMigrations,
   ROOT,
   runAsync,
   startCluster,
   stopCluster,
+  supabaseCli,
 } from './db.mjs';
 
 export const TYPES_FILE = path.join(ROOT, 'supabase', 'functions', '_shared', 'database.types.ts');
-const SUPABASE_CLI = path.join(ROOT, 'node_modules', '.bin', 'supabase');
 const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
 
 const HEADER = [
@@ -41,22 +40,9 @@ const HEADER = [
 
 /** The typings of schema public of the database on `port`, formatted as committed. */
 export async function generateTypes({ port }) {
-  const gen = await runAsync(SUPABASE_CLI, [
-    'gen',
-    'types',
-    'typescript',
-    `--remote=${postgresUrl(port)}?sslmode=disable`,
-    '--schema',
-    'public',
-    '--workdir',
-    ROOT,
-  ], {
-    env: {
-      PGSSLMODE: 'disable',
-      SUPABASE_TELEMETRY_DISABLED: '1',
-      DO_NOT_TRACK: '1',
-      SUPABASE_NO_UPDATE_NOTIFIER: '1',
-    },
+  const gen = await supabaseCli(['gen', 'types', 'typescript'], {
+    port,
+    args: ['--schema', 'public'],
     captureStderr: true,
     timeoutMs: 5 * 60_000,
   });
@@ -74,13 +60,7 @@ async function formatTs(source) {
   const file = path.join(dir, 'database.types.ts');
   try {
     fs.writeFileSync(file, source);
-    const fmt = await runAsync(DENO, [
-      'fmt',
-      '--quiet',
-      '--config',
-      path.join(ROOT, 'deno.json'),
-      file,
-    ], {
+    const fmt = await runAsync(DENO, ['fmt', '--quiet', '--config', path.join(ROOT, 'deno.json'), file], {
       captureStderr: true,
     });
     if (fmt.code !== 0) throw new PlatformError(`deno fmt failed:\n${fmt.stderr.trim()}`);

@@ -13,29 +13,19 @@
 // from import.meta.env; Vite takes VITE_* variables from process.env before .env files, so they
 // are set there for the call.
 
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { PlatformError, ROOT } from './db.mjs';
+import { aptInstall, envPort, PlatformError, ROOT } from './db.mjs';
 
 export const WEB_DIR = path.join(ROOT, 'web');
 export const WEB_CONFIG = path.join(WEB_DIR, 'vite.config.ts');
-export const DEFAULT_WEB_PORT = 5173;
 /** Debian's Chromium (package `chromium`), driven by playwright-core in web/tests. */
 export const CHROMIUM = process.env.SPOOL_CHROMIUM || '/usr/bin/chromium';
 
 /** Port from SPOOL_WEB_PORT (default 5173). */
-export function envWebPort(env = process.env) {
-  const raw = env.SPOOL_WEB_PORT;
-  if (raw === undefined || raw === '') return DEFAULT_WEB_PORT;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PlatformError(`SPOOL_WEB_PORT must be a TCP port number, got ${JSON.stringify(raw)}`);
-  }
-  return port;
-}
+export const envWebPort = () => envPort('SPOOL_WEB_PORT', 5173);
 
 function clientEnv(supabaseUrl, anonKey) {
   if (!supabaseUrl || !anonKey) throw new PlatformError('the web client needs the stack URL and anon key');
@@ -187,27 +177,15 @@ export async function serveStatic({ dir, port = 0 }) {
 }
 
 /**
- * Makes sure Debian's Chromium is installed for the browser tests: as root it runs
- * `apt-get install chromium` when missing (as local/tools/db.mjs ensurePackages does for Postgres);
- * otherwise it says which command to run. Browsers are never downloaded any other way.
+ * Makes sure Debian's Chromium (for the browser tests) is at CHROMIUM: installed with
+ * local/tools/db.mjs aptInstall when missing, as root; else the command to run is the error.
  */
 export function ensureChromium() {
   if (fs.existsSync(CHROMIUM)) return CHROMIUM;
   if (process.env.SPOOL_CHROMIUM) {
     throw new PlatformError(`SPOOL_CHROMIUM is ${CHROMIUM}, which does not exist`);
   }
-  const install = 'apt-get install -y --no-install-recommends chromium';
-  if (process.getuid?.() !== 0) {
-    throw new PlatformError(
-      `the browser tests of web/ need Debian's Chromium at ${CHROMIUM}. Install it with:\n  sudo apt-get update && sudo ${install}`,
-    );
-  }
-  console.log('spool web: installing OS package chromium (for the browser tests)');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'chromium']]) {
-    const r = spawnSync('apt-get', args, { env, stdio: 'inherit' });
-    if (r.status !== 0) throw new PlatformError(`apt-get ${args.join(' ')} failed (exit ${r.status})`);
-  }
+  aptInstall(['chromium']);
   if (!fs.existsSync(CHROMIUM)) throw new PlatformError(`apt-get installed chromium, but ${CHROMIUM} is missing`);
   return CHROMIUM;
 }

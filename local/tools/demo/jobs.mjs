@@ -1,16 +1,17 @@
-// The demo's core: every job type through Spool's public HTTP API, exactly as a browser would use
-// it, against any Spool project (the local stack or a hosted one): anonymous sign-up at
-// /auth/v1/signup, uploads into the user's own folder of the private `inputs` bucket
-// (/storage/v1/object/inputs/<uid>/<name>), the job creators at /functions/v1/<type> (202 {job},
-// or a refusal in the one error shape), and the jobs API (/functions/v1/jobs) to watch the jobs
-// and get signed URLs of their outputs, which are then downloaded. No key but the publishable
-// (anon) key and the user's own session token is ever used.
+// The demo's core: every job type through Spool's public HTTP API with supabase-js, as the web
+// client uses it, against any Spool project (the local stack or a hosted one): anonymous sign-up,
+// uploads into the user's own folder of the private `inputs` bucket (inputs/<uid>/<name>), the
+// job creators at /functions/v1/<type> (202 {job}, or a refusal in the one error shape), and the
+// jobs API (/functions/v1/jobs) to watch the jobs and get signed URLs of their outputs, which are
+// then downloaded. No key but the publishable (anon) key and the user's own session is used.
 //
 //   import { runDemoJobs, demoPlan } from './local/tools/demo/jobs.mjs';
 //   const result = await runDemoJobs({ url, anonKey, media, outDir, onUpdate });
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
 
 /** Job states that never change again (the SQL enum's terminal states). */
 export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
@@ -20,7 +21,7 @@ export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
  * creator's JSON body (input_path is added). `expectRefusal` marks a job the project may refuse
  * for a documented reason (image without OPENAI_API_KEY): shown, and not counted as a failure.
  */
-export function demoPlan({ imagePrompt } = {}) {
+export function demoPlan() {
   return [
     {
       key: 'grade-noir',
@@ -55,8 +56,7 @@ export function demoPlan({ imagePrompt } = {}) {
       type: 'image',
       label: 'gpt-image 1024²',
       body: {
-        prompt: imagePrompt ??
-          'A small paper boat on a calm teal lake at sunrise, soft film look, 35 mm photograph',
+        prompt: 'A small paper boat on a calm teal lake at sunrise, soft film look, 35 mm photograph',
         size: '1024x1024',
         quality: 'low',
       },
@@ -66,20 +66,12 @@ export function demoPlan({ imagePrompt } = {}) {
   ];
 }
 
-/** An HTTP answer Spool did not expect: status, the error shape's code and message. */
-export class ApiError extends Error {
-  constructor(what, status, body) {
-    const err = body?.error ?? body ?? {};
-    const code = err.code ?? err.error_code ?? err.error ?? null;
-    const message = err.message ?? err.msg ?? (typeof body === 'string' ? body : JSON.stringify(body));
-    super(`${what}: HTTP ${status}${code ? ` ${code}` : ''}: ${message}`);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.body = body;
-  }
-}
+/** Each request's time limit. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How often the demo lists the jobs while some are unfinished. */
+const POLL_MS = 200;
 
+/** A body read as JSON when it is JSON, else as text (null when empty). */
 async function readBody(res) {
   const text = await res.text();
   try {
@@ -90,118 +82,67 @@ async function readBody(res) {
 }
 
 /**
- * A minimal browser-like client of one Spool project: the publishable key as `apikey`, the
- * user's session token as Bearer once signed in. `fetchImpl` is for tests.
+ * A browser-like client of one Spool project: supabase-js with the publishable (anon) key, as
+ * the web client uses it. Calls return their data or throw, saying what failed.
  */
-export class SpoolClient {
-  constructor({ url, anonKey, fetchImpl = fetch, timeoutMs = 30_000 }) {
-    this.url = url.replace(/\/+$/, '');
-    this.anonKey = anonKey;
-    this.fetch = fetchImpl;
-    this.timeoutMs = timeoutMs;
-    this.session = null;
-  }
-
-  get userId() {
-    return this.session?.user?.id ?? null;
-  }
-
-  headers(extra = {}) {
-    return {
-      apikey: this.anonKey,
-      authorization: `Bearer ${this.session?.access_token ?? this.anonKey}`,
-      ...extra,
-    };
-  }
-
-  async request(what, method, pathname, { body, headers = {}, expect = [200] } = {}) {
-    const res = await this.fetch(`${this.url}${pathname}`, {
-      method,
-      headers: this.headers(headers),
-      body,
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const data = await readBody(res);
-    if (expect !== 'any' && !expect.includes(res.status)) throw new ApiError(what, res.status, data);
-    return { status: res.status, data, headers: res.headers };
-  }
-
-  /** POST /auth/v1/signup with no email or phone: an anonymous user and their session. */
-  async signInAnonymously() {
-    const { data } = await this.request('anonymous sign-up', 'POST', '/auth/v1/signup', {
-      body: JSON.stringify({ data: {} }),
-      headers: { 'content-type': 'application/json' },
-    });
-    if (!data?.access_token || !data?.user?.id) {
-      throw new ApiError('anonymous sign-up', 200, { message: 'no session in the answer' });
-    }
-    this.session = data;
+function projectClient(url, anonKey) {
+  const supabase = createClient(url, anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket }, // never connected; realtime-js wants one on Node 20
+  });
+  const get = async (what, name) => {
+    const { data, error } = await supabase.functions.invoke(name, { method: 'GET', timeout: REQUEST_TIMEOUT_MS });
+    if (error) throw new Error(`${what}: ${error.message} ${JSON.stringify(await error.context?.json?.().catch(() => null))}`);
     return data;
-  }
-
-  /** Uploads into the user's own folder of `inputs`; returns the path creators take. */
-  async upload(name, bytes, contentType) {
-    const objectPath = `${this.userId}/${name}`;
-    await this.request(`upload ${name}`, 'POST', `/storage/v1/object/inputs/${objectPath}`, {
-      body: bytes,
-      headers: { 'content-type': contentType, 'x-upsert': 'false', 'cache-control': 'max-age=3600' },
-    });
-    return objectPath;
-  }
-
-  /**
-   * POST /functions/v1/<type>: { status: 202, job } or, for anything else, { status, error } with
-   * the error shape's { code, message, details } (or the gateway's own { code, message }).
-   */
-  async createJob(type, body) {
-    const { status, data } = await this.request(`create ${type}`, 'POST', `/functions/v1/${type}`, {
-      body: JSON.stringify(body),
-      headers: { 'content-type': 'application/json' },
-      expect: 'any',
-    });
-    if (status === 202 && data?.job?.id) return { status, job: data.job };
-    const err = data?.error ?? data ?? {};
-    return {
-      status,
-      error: {
-        code: String(err.code ?? 'unexpected_response'),
-        message: String(err.message ?? err.msg ?? JSON.stringify(data)),
-        details: err.details,
-      },
-    };
-  }
-
-  /** GET /functions/v1/jobs: the user's jobs, newest first. */
-  async listJobs(limit = 20) {
-    const { data } = await this.request('list jobs', 'GET', `/functions/v1/jobs?limit=${limit}`);
-    return data.jobs;
-  }
-
-  /** GET /functions/v1/jobs/<id>: { job, output_url, output_files } (signed when done). */
-  async getJob(id) {
-    const { data } = await this.request('get job', 'GET', `/functions/v1/jobs/${id}`);
-    return data;
-  }
-
-  /** Downloads a signed URL (no headers needed: the token is in the URL). */
-  async download(url) {
-    const res = await this.fetch(url, { signal: AbortSignal.timeout(this.timeoutMs) });
-    if (!res.ok) throw new ApiError('download', res.status, await readBody(res));
-    return new Uint8Array(await res.arrayBuffer());
-  }
+  };
+  return {
+    /** An anonymous user and their session; returns the user's id. */
+    async signInAnonymously() {
+      const { data, error } = await supabase.auth.signInAnonymously();
+      if (error || !data?.user?.id) throw new Error(`anonymous sign-up: ${error?.message ?? 'no session in the answer'}`);
+      return data.user.id;
+    },
+    /** Uploads into `inputs` at objectPath (the user's own folder). */
+    async upload(objectPath, bytes, contentType) {
+      const { error } = await supabase.storage.from('inputs').upload(objectPath, bytes, { contentType, cacheControl: '3600' });
+      if (error) throw new Error(`upload ${objectPath}: ${error.message}`);
+    },
+    /**
+     * POST /functions/v1/<type>: { status: 202, job } or, for anything else, { status, error } with
+     * the error shape's { code, message, details } (or the gateway's own { code, message }).
+     */
+    async createJob(type, body) {
+      const { data, error, response } = await supabase.functions.invoke(type, { body, timeout: REQUEST_TIMEOUT_MS });
+      if (!error && response?.status === 202 && data?.job?.id) return { status: 202, job: data.job };
+      const answer = error && response ? await readBody(response) : data;
+      const err = answer?.error ?? answer ?? {};
+      return {
+        status: response?.status ?? 0,
+        error: {
+          code: String(err.code ?? 'unexpected_response'),
+          message: String(err.message ?? err.msg ?? error?.message ?? JSON.stringify(answer)),
+          details: err.details,
+        },
+      };
+    },
+    /** GET /functions/v1/jobs: the user's jobs, newest first. */
+    listJobs: async (limit) => (await get('list jobs', `jobs?limit=${limit}`)).jobs,
+    /** GET /functions/v1/jobs/<id>: { job, output_url, output_files } (signed when done). */
+    getJob: (id) => get('get job', `jobs/${id}`),
+  };
 }
 
-const sleep = (ms, signal) =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
+/** Downloads a signed URL (no headers needed: the token is in the URL). */
+async function download(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  if (!res.ok) throw new Error(`download: HTTP ${res.status}: ${JSON.stringify(await readBody(res))}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The key figures of a finished job's output, for the summary. */
-export function reportFigures(type, output) {
+function reportFigures(type, output) {
   const file = output?.files?.[0] ?? {};
   const figures = {};
   if (file.width && file.height) figures.size = `${file.width}x${file.height}`;
@@ -213,7 +154,6 @@ export function reportFigures(type, output) {
     const net = r.output_noise_floor_db - r.noise_floor_db - r.gain_db;
     figures.noise = `noise ${fmt(net)} dB`;
     figures.peak = `${fmt(r.peak_dbtp)} dBTP`;
-    if (file.duration_seconds) figures.duration = `${file.duration_seconds} s`;
   }
   if (type === 'roto') {
     const m = output?.matte ?? {};
@@ -222,23 +162,17 @@ export function reportFigures(type, output) {
       figures.matte = `subject ${pct(m.opaque)}, background ${pct(m.transparent)}, edge ${pct(m.partial)}`;
     }
   }
-  if (type === 'color-grade' && output?.grade) figures.grade = output.grade.preset;
   return figures;
 }
 
 const fmt = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
-
-/** "color-grade-noir-photo-graded.jpg": unique per demo job, readable in a file list. */
-function localName(entry, objectPath) {
-  return `${entry.key}-${path.posix.basename(objectPath)}`;
-}
 
 /**
  * Runs the plan against one project. Each entry of the result:
  *   { key, type, label, body, status, job, error, refused, expected, files, figures,
  *     createdAtMs, endedAtMs }
  * where status is the job's state, or 'refused' when the creator said no. onUpdate(entries) is
- * called whenever something changes (and at least every pollMs while jobs are unfinished).
+ * called whenever something changes (and at least every POLL_MS while jobs are unfinished).
  * Resolves when every job has ended, or when `timeoutMs` passes (unfinished jobs keep their last
  * state). Outputs and inputs are written under outDir (inputs/ for the generated files).
  */
@@ -249,13 +183,9 @@ export async function runDemoJobs({
   outDir,
   plan = demoPlan(),
   onUpdate = () => {},
-  onEvent = () => {},
-  pollMs = 200,
   timeoutMs = 45_000,
-  signal,
-  fetchImpl,
 }) {
-  const client = new SpoolClient({ url, anonKey, fetchImpl });
+  const client = projectClient(url, anonKey);
   const entries = plan.map((p) => ({
     ...p,
     status: 'new',
@@ -270,8 +200,7 @@ export async function runDemoJobs({
   }));
   const update = () => onUpdate(entries);
 
-  await client.signInAnonymously();
-  onEvent({ kind: 'signed-in', userId: client.userId });
+  const userId = await client.signInAnonymously();
 
   // Upload each input the plan uses, once, in parallel; keep a copy next to the outputs.
   fs.mkdirSync(path.join(outDir, 'inputs'), { recursive: true });
@@ -281,8 +210,8 @@ export async function runDemoJobs({
     const file = media[k];
     if (!file) throw new Error(`the plan needs media "${k}", which was not generated`);
     fs.writeFileSync(path.join(outDir, 'inputs', file.name), file.bytes);
-    uploaded[k] = await client.upload(file.name, file.bytes, file.contentType);
-    onEvent({ kind: 'uploaded', name: file.name, path: `inputs/${uploaded[k]}`, bytes: file.bytes.length });
+    uploaded[k] = `${userId}/${file.name}`;
+    await client.upload(uploaded[k], file.bytes, file.contentType);
   }));
 
   // Create every job; the creators answer at once (202) and the database rings job-worker.
@@ -311,7 +240,7 @@ export async function runDemoJobs({
   const finishing = [];
   const open = () => entries.filter((e) => e.job && !TERMINAL.has(e.status));
   let failures = 0;
-  while (open().length > 0 && Date.now() < deadline && !signal?.aborted) {
+  while (open().length > 0 && Date.now() < deadline) {
     let jobs;
     try {
       jobs = await client.listJobs(Math.max(20, entries.length));
@@ -319,8 +248,7 @@ export async function runDemoJobs({
     } catch (err) {
       // A hiccup (a function worker restarting, a timeout) is retried; a lasting failure is not.
       if (++failures >= 10) throw err;
-      onEvent({ kind: 'poll-failed', error: err.message });
-      await sleep(pollMs * failures, signal);
+      await sleep(POLL_MS * failures);
       continue;
     }
     const byId = new Map(jobs.map((j) => [j.id, j]));
@@ -338,11 +266,11 @@ export async function runDemoJobs({
       }
     }
     update();
-    if (open().length > 0) await sleep(pollMs, signal);
+    if (open().length > 0) await sleep(POLL_MS);
   }
   await Promise.all(finishing);
   update();
-  return { userId: client.userId, entries, timedOut: open().length > 0 };
+  return { userId, entries, timedOut: open().length > 0 };
 }
 
 /** A job that ended: its signed output URLs from GET /jobs/<id>, each file downloaded. */
@@ -357,8 +285,9 @@ async function finish(client, e, outDir) {
       e.downloadError = `no signed URL for ${file.path}`;
       continue;
     }
-    const bytes = await client.download(file.url);
-    const local = path.join(outDir, localName(e, file.path));
+    const bytes = await download(file.url);
+    // "grade-noir-photo-graded.jpg": unique per demo job, readable in a file list.
+    const local = path.join(outDir, `${e.key}-${path.posix.basename(file.path)}`);
     fs.writeFileSync(local, bytes);
     e.files.push({ ...file, local, bytes: bytes.length });
   }

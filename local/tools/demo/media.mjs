@@ -1,7 +1,8 @@
 // Sample media for `npm run demo`, generated on the spot (the repository ships no binary
 // fixtures): a photo-like PNG with a skin-tone subject, a green-screen PNG with a subject to cut
 // out, and a voice-like WAV with the problems audio-clean fixes (hiss, 50 Hz mains hum and a DC
-// offset). Plain Node, no dependencies: a small PNG writer over node:zlib and a PCM WAV writer.
+// offset). Plain Node, no dependencies: a small PNG writer over node:zlib (the fake OpenAI's too)
+// and a PCM WAV writer.
 // Deterministic for a given seed, and fast (well under a second for the default sizes).
 //
 //   import { makeSampleMedia } from './local/tools/demo/media.mjs';
@@ -10,7 +11,7 @@
 import zlib from 'node:zlib';
 
 /** Deterministic PRNG (mulberry32), uniform in [0, 1). */
-export function rng(seed) {
+function rng(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -72,11 +73,11 @@ function chunk(type, data) {
 }
 
 /**
- * Encodes 8-bit RGB (channels 3) or RGBA (channels 4) pixels, row-major, as a PNG. Every row uses
- * the Paeth filter, which suits photographs and gradients.
+ * Encodes 8-bit RGB pixels, row-major, as a PNG. Every row uses the Paeth filter, which suits
+ * photographs and gradients.
  */
-export function encodePng({ width, height, channels, data }) {
-  if (channels !== 3 && channels !== 4) throw new Error('encodePng: channels must be 3 or 4');
+export function encodePng({ width, height, data }) {
+  const channels = 3;
   const stride = width * channels;
   const raw = Buffer.alloc((stride + 1) * height);
   for (let y = 0; y < height; y++) {
@@ -99,7 +100,7 @@ export function encodePng({ width, height, channels, data }) {
   ihdr.writeUInt32BE(width, 0);
   ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = channels === 4 ? 6 : 2; // colour type: RGBA or RGB
+  ihdr[9] = 2; // colour type: RGB
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk('IHDR', ihdr),
@@ -111,8 +112,8 @@ export function encodePng({ width, height, channels, data }) {
 // ---------------------------------------------------------------------------------------------
 // Images
 
-export const SKIN = [224, 172, 140];
-export const CHROMA_GREEN = [0, 177, 64];
+const SKIN = [224, 172, 140];
+const CHROMA_GREEN = [0, 177, 64];
 
 /** Smooth value noise in about [-0.5, 0.5] with a `cell`-pixel lattice. */
 function valueNoise(width, height, cell, rand) {
@@ -179,7 +180,7 @@ function person(x, y, { cx, cy, scale, shirt }) {
  * out-of-focus highlights, a person (skin-tone face) in the foreground, vignetting and sensor
  * grain. Shaped so that colour grades have something to work on: skin, sky, shadows, highlights.
  */
-export function photoScene(width = 960, height = 640, seed = 7) {
+function photoScene(width = 960, height = 640, seed = 7) {
   const rand = rng(seed);
   const n1 = valueNoise(width, height, 48, rand);
   const n2 = valueNoise(width, height, 9, rand);
@@ -244,7 +245,7 @@ export function photoScene(width = 960, height = 640, seed = 7) {
       data[i + 2] = Math.max(0, Math.min(255, Math.round(b * vignette + grain)));
     }
   }
-  return { width, height, channels: 3, data };
+  return { width, height, data };
 }
 
 /**
@@ -252,7 +253,7 @@ export function photoScene(width = 960, height = 640, seed = 7) {
  * darker at the bottom) with noise, and a person (skin-tone face, hair, red shirt) with soft
  * edges. `subjectFraction` is the share of pixels the subject covers, for checking a matte.
  */
-export function greenScreenScene(width = 800, height = 600, seed = 2) {
+function greenScreenScene(width = 800, height = 600, seed = 2) {
   const rand = rng(seed);
   const data = new Uint8Array(width * height * 3);
   const subject = { cx: width * 0.5, cy: height * 0.33, scale: height * 0.13, shirt: [176, 40, 46] };
@@ -273,18 +274,18 @@ export function greenScreenScene(width = 800, height = 600, seed = 2) {
       data[i + 2] = Math.max(0, Math.min(255, Math.round(rgb[2])));
     }
   }
-  return { width, height, channels: 3, data, subjectFraction: covered / (width * height) };
+  return { width, height, data, subjectFraction: covered / (width * height) };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Audio
 
 /**
- * Encodes channels of Float32 samples in [-1, 1] as a PCM WAV (16 or 24 bits), rounding to
- * nearest and clipping.
+ * Encodes channels of Float32 samples in [-1, 1] as a 24-bit PCM WAV, rounding to nearest and
+ * clipping.
  */
-export function encodeWav({ sampleRate, channels, bitsPerSample = 24 }) {
-  if (bitsPerSample !== 16 && bitsPerSample !== 24) throw new Error('encodeWav: 16 or 24 bits');
+function encodeWav({ sampleRate, channels }) {
+  const bitsPerSample = 24;
   const frames = channels[0].length;
   const bytesPerSample = bitsPerSample / 8;
   const blockAlign = bytesPerSample * channels.length;
@@ -308,8 +309,7 @@ export function encodeWav({ sampleRate, channels, bitsPerSample = 24 }) {
   for (let f = 0; f < frames; f++) {
     for (const ch of channels) {
       const v = Math.max(-max, Math.min(max - 1, Math.round(ch[f] * max)));
-      if (bitsPerSample === 16) out.writeInt16LE(v, o);
-      else out.writeIntLE(v, o, 3);
+      out.writeIntLE(v, o, 3);
       o += bytesPerSample;
     }
   }
@@ -323,7 +323,7 @@ export function encodeWav({ sampleRate, channels, bitsPerSample = 24 }) {
  * those of a quiet, badly recorded voice: the clean-up should remove the DC offset, lower hum and
  * hiss and bring the loudness up to the target.
  */
-export function noisyVoice({
+function noisyVoice({
   seconds = 6,
   sampleRate = 48000,
   seed = 3,
@@ -401,7 +401,7 @@ export function makeSampleMedia({ scale = 1, voiceSeconds = 6 } = {}) {
     voice: {
       name: 'voice.wav',
       contentType: 'audio/wav',
-      bytes: encodeWav({ ...voice, bitsPerSample: 24 }),
+      bytes: encodeWav(voice),
       seconds: voiceSeconds,
       sampleRate: voice.sampleRate,
       description: `voice-like track with hiss, 50 Hz hum and DC offset, ${voiceSeconds} s 48 kHz 24-bit mono WAV`,
