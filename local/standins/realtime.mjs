@@ -5,7 +5,7 @@
 //   connect   ?apikey=<key in force>&vsn=1.0.0|2.0.0 (default 1.0.0; else 403). The gateway's key
 //             check (401 {message: "No API key found in request" | "Invalid API key"}), then
 //             Realtime's on the tenant token (401 {error}): the legacy key JWT, or with sb_ keys
-//             a JWT the gateway mints for the key's role, valid 24 hours.
+//             the JWT the gateway mints for the key's role (keys.mjs forwardedToken).
 //   frames    JSON text: vsn 1.0.0 {topic, event, payload, ref}, vsn 2.0.0 [join_ref, ref, topic,
 //             event, payload]. heartbeat -> ok; phx_leave -> ok, phx_close; unknown topics ->
 //             "unmatched topic"; a second join of a topic closes the first; a stale join_ref is
@@ -38,7 +38,7 @@ import {
   SubscriptionError,
   SubscriptionParamsError,
 } from './realtime-cdc.mjs';
-import { TokenError, verifySignature } from './keys.mjs';
+import { TokenError, verifyToken } from './keys.mjs';
 import { nowMs } from './shared.mjs';
 
 const SOCKET_PATH = '/realtime/v1/websocket';
@@ -69,8 +69,11 @@ class TokenRefused extends Error {
   }
 }
 
-/** The token's claims as Realtime's Joken check sees them; throws TokenRefused. */
-function verifyToken(token, verifier, now) {
+/**
+ * The token's claims as Realtime's Joken check sees them: keys.mjs's verifyToken, then `role` and
+ * `exp` required; throws TokenRefused in Realtime's words.
+ */
+async function realtimeClaims(token, verifier, now) {
   let raw = typeof token === 'string' ? token : '';
   try {
     raw = decodeURIComponent(raw);
@@ -79,21 +82,18 @@ function verifyToken(token, verifier, now) {
   if (raw === '') throw new TokenRefused('malformed');
   let claims;
   try {
-    ({ claims } = verifySignature(raw, verifier));
+    claims = await verifyToken(raw, verifier, { nowMs: now });
   } catch (err) {
     if (!(err instanceof TokenError)) throw err;
-    throw new TokenRefused(['alg', 'signature'].includes(err.reason) ? err.reason : 'malformed');
+    if (err.reason === 'expired') {
+      const ago = Math.floor(now / 1000) - Math.round(err.claims.exp);
+      throw new TokenRefused('expired', 'InvalidJWTToken', `Token has expired ${ago} seconds ago`);
+    }
+    const known = ['alg', 'signature'].includes(err.reason);
+    throw new TokenRefused(known ? err.reason : ['nbf', 'iat'].includes(err.reason) ? 'other' : 'malformed');
   }
-  const current = Math.floor(now / 1000);
-  const { exp, iat } = claims;
-  const bad = (v) => v !== undefined && typeof v !== 'number';
-  if (bad(exp) || bad(iat)) throw new TokenRefused('other');
-  if (exp !== undefined && !(exp > current)) {
-    const message = `Token has expired ${current - Math.round(exp)} seconds ago`;
-    throw new TokenRefused('expired', 'InvalidJWTToken', message);
-  }
-  if (!('role' in claims) || exp === undefined) throw new TokenRefused('claims');
-  return { ...claims, exp: Math.round(exp), iat: iat === undefined ? iat : Math.round(iat) };
+  if (!('role' in claims) || claims.exp === undefined) throw new TokenRefused('claims');
+  return claims;
 }
 
 /** :erlang.phash2-like id of a binding: a stable positive 27-bit hash of its params. */
@@ -175,14 +175,15 @@ export async function create(ctx) {
       this.push('system', { extension, status, message, channel: this.subTopic }, this.joinRef);
     }
 
-    /** Verifies the current token and (re)arms the expiry check; throws TokenRefused. */
-    confirmToken() {
-      this.claims = verifyToken(this.accessToken, verifier, now());
+    /** Verifies the current token and (re)arms the expiry check; rejects with TokenRefused. */
+    async confirmToken() {
+      this.claims = await realtimeClaims(this.accessToken, verifier, now());
       clearTimeout(this.confirmTimer);
+      if (this.closed) return;
       const left = Math.max(0, Math.min(CONFIRM_TOKEN_MS, this.claims.exp * 1000 - now()));
-      this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = setTimeout(async () => {
         try {
-          this.confirmToken();
+          await this.confirmToken();
           for (const sub of this.subs) sub.claims = this.claims;
           feed.changed();
         } catch (err) {
@@ -295,7 +296,7 @@ export async function create(ctx) {
       connections.delete(this);
     }
 
-    handle(msg) {
+    async handle(msg) {
       const { topic, event, join_ref } = msg;
       if (topic === 'phoenix' && event === 'heartbeat') return this.reply(msg, 'ok', {}, null);
       if (event === 'phx_join') return this.join(msg);
@@ -312,7 +313,7 @@ export async function create(ctx) {
       if (token.startsWith('sb_') || token === channel.accessToken) return;
       channel.accessToken = token;
       try {
-        channel.confirmToken();
+        await channel.confirmToken();
       } catch (err) {
         if (!(err instanceof TokenRefused)) throw err;
         return channel.shutdown(err.shutdown);
@@ -336,7 +337,7 @@ export async function create(ctx) {
         reason = 'ChannelRateLimitReached: Too many channels';
       } else {
         try {
-          channel.confirmToken();
+          await channel.confirmToken();
         } catch (err) {
           if (!(err instanceof TokenRefused)) throw err;
           reason = err.reason;
@@ -375,7 +376,7 @@ export async function create(ctx) {
     },
 
     /** The HTTP 'upgrade' event for requests under the prefix. */
-    upgrade(req, socket, head, url) {
+    async upgrade(req, socket, head, url) {
       if (url.pathname.replace(/\/$/, '') !== SOCKET_PATH) {
         return refuse(socket, 404, { message: `no route for ${url.pathname}` });
       }
@@ -393,18 +394,12 @@ export async function create(ctx) {
           : 'Double check your Supabase `anon` or `service_role` API key.';
         return refuse(socket, 401, { message: 'Invalid API key', hint });
       }
-      // The tenant token: the legacy key JWT, or one the gateway mints for a new key's role (for
-      // 24 hours, as hosted limits public connections).
-      const tenantToken = ctx.keys.mode === 'new'
-        ? ctx.keys.forwardedToken({ apikey, authorization: null }, {
-          nowMs: now(),
-          ttlSeconds: 86400,
-        })
-          .token
-        : apikey;
+      // The tenant token: the legacy key JWT, or the one the gateway mints for a new key's role.
+      const tenantToken = ctx.keys.forwardedToken({ apikey, authorization: null }, { nowMs: now() }).token;
       try {
-        verifyToken(tenantToken, verifier, now());
+        await realtimeClaims(tenantToken, verifier, now());
       } catch (err) {
+        if (!(err instanceof TokenRefused)) throw err;
         const error = { expired: 'Token has expired' }[err.kind] ?? err.message;
         return refuse(socket, 401, { error });
       }

@@ -161,7 +161,7 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
   // Upgrade requests (WebSockets) go to the route's `upgrade`; the sockets it takes over are
   // tracked so that close() can end them (the HTTP server no longer counts them as requests).
   const upgraded = new Set();
-  server.on('upgrade', (req, socket, head) => {
+  server.on('upgrade', async (req, socket, head) => {
     const url = new URL(req.url, publicUrl);
     const route = routes.find((r) => r.prefix && r.upgrade && url.pathname.startsWith(r.prefix));
     if (!route) {
@@ -175,7 +175,7 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
     upgraded.add(socket);
     socket.once('close', () => upgraded.delete(socket));
     try {
-      route.upgrade(req, socket, head, url);
+      await route.upgrade(req, socket, head, url);
     } catch (err) {
       ctx.log({ level: 'error', route: route.name, path: url.pathname, error: err.stack ?? String(err) });
       socket.destroy();

@@ -428,7 +428,7 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     );
   });
 
-  it('delivers a committed update within ~100 ms (median of 10 heartbeats, logged)', async () => {
+  it('delivers each of 10 committed heartbeats (latency only logged: bench/realtime.mjs measures it)', async () => {
     const client = rtClient(alice.token);
     const type = jobType();
     const job = await createJob(alice.id, type);
@@ -440,7 +440,6 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     const samples = [];
     for (let i = 1; i <= 10; i++) {
       // Straight to Postgres: the query resolves right after the commit.
-      const t0 = performance.now();
       await stack.admin.query('select public.heartbeat_job($1, $2, $3)', [
         job.id,
         claimed.lease_token,
@@ -448,21 +447,15 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
       ]);
       const committed = performance.now();
       const e = await events.next((x) => x.new.progress === i * 5);
-      samples.push({
-        afterCommit: events.arrivedAt(e) - committed,
-        sinceSend: events.arrivedAt(e) - t0,
-      });
+      samples.push(events.arrivedAt(e) - committed);
     }
-    const sorted = samples.map((s) => s.afterCommit).sort((a, b) => a - b);
+    const sorted = samples.sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)];
     console.log(
       `# realtime latency commit -> event: median ${median.toFixed(1)} ms, max ${
         sorted.at(-1).toFixed(1)
       } ms (${sorted.map((x) => x.toFixed(0)).join(' ')})`,
     );
-    // Typically ~30 ms here (25 ms polls, a 10 ms WAL writer); the bound leaves room for a busy
-    // machine (2 shared cores) without letting a stalled poller pass.
-    assert.ok(median < 250, `median latency ${median.toFixed(1)} ms`);
   });
 
   it("applies RLS per subscriber: an unfiltered subscriber sees its own rows and none of another user's", async () => {
