@@ -350,7 +350,7 @@ class Worker {
       this.onControl(event);
       return;
     }
-    // eslint-disable-next-line no-control-regex
+    // deno-lint-ignore no-control-regex
     const msg = line.replace(/\u001b\[[0-9;]*m/g, '').trimEnd();
     if (!msg) return;
     if (stream === 'stderr') {

@@ -39,7 +39,7 @@ import {
   SubscriptionParamsError,
 } from './realtime-cdc.mjs';
 import { TokenError, verifyToken } from './keys.mjs';
-import { nowMs } from './shared.mjs';
+import { apiKeyRefusal, nowMs } from './shared.mjs';
 
 const SOCKET_PATH = '/realtime/v1/websocket';
 const MAX_CHANNELS = 100;
@@ -381,19 +381,9 @@ export async function create(ctx) {
         return refuse(socket, 404, { message: `no route for ${url.pathname}` });
       }
       // The API gateway's key check (as for the other routes), then Realtime's own.
-      const apikey = String(
-        url.searchParams.get('apikey') ?? req.headers.apikey ?? req.headers['x-api-key'] ?? '',
-      );
-      if (apikey === '') {
-        const hint = 'No `apikey` request header or url param was found.';
-        return refuse(socket, 401, { message: 'No API key found in request', hint });
-      }
-      if (!ctx.keys.apiKeyRole(apikey)) {
-        const hint = ctx.keys.mode === 'new'
-          ? 'Double check your Supabase publishable or secret API key.'
-          : 'Double check your Supabase `anon` or `service_role` API key.';
-        return refuse(socket, 401, { message: 'Invalid API key', hint });
-      }
+      const apikey = url.searchParams.get('apikey') || req.headers.apikey || null;
+      const refusal = apiKeyRefusal(ctx, apikey);
+      if (refusal) return refuse(socket, 401, refusal);
       // The tenant token: the legacy key JWT, or the one the gateway mints for a new key's role.
       const tenantToken = ctx.keys.forwardedToken({ apikey, authorization: null }, { nowMs: now() }).token;
       try {
