@@ -2,14 +2,13 @@
 // over a WebSocket (`ws`) for Postgres Changes, so that realtime-js inside supabase-js subscribes
 // to it unchanged. Change capture and the per-subscriber checks are in realtime-cdc.mjs.
 //
-//   connect   ?apikey=<key in force>&vsn=1.0.0|2.0.0 (default 1.0.0; else 403). The gateway's key
+//   connect   ?apikey=<key in force>&vsn=2.0.0 (realtime-js's default; else 403). The gateway's key
 //             check (401 {message: "No API key found in request" | "Invalid API key"}), then
 //             Realtime's on the tenant token (401 {error}): the legacy key JWT, or with sb_ keys
 //             the JWT the gateway mints for the key's role (keys.mjs forwardedToken).
-//   frames    JSON text: vsn 1.0.0 {topic, event, payload, ref}, vsn 2.0.0 [join_ref, ref, topic,
-//             event, payload]. heartbeat -> ok; phx_leave -> ok, phx_close; unknown topics ->
-//             "unmatched topic"; a second join of a topic closes the first; a stale join_ref is
-//             ignored; 60 s of silence closes the socket.
+//   frames    JSON text arrays [join_ref, ref, topic, event, payload]. heartbeat -> ok;
+//             phx_leave -> ok, phx_close; unknown topics -> "unmatched topic"; a second join of a
+//             topic closes the first; a stale join_ref is ignored; 60 s of silence closes it.
 //   phx_join  realtime:<name> {config: {postgres_changes: [bindings], private}, access_token}: the
 //             token (else the tenant token) must verify (keys.mjs) with role and exp, or the join
 //             is refused in Realtime's words ("InvalidJWTToken: Token has expired 12 seconds
@@ -22,9 +21,9 @@
 //             a bad token, or the token expiring while joined, ends the channel with a system
 //             error and phx_close, as Realtime does.
 //
-// Deviations from Realtime, in what Spool does not use: no broadcast or presence (their pushes
-// are ignored), private channels refused, no joins without `config` (the legacy topic API), no
-// postgres_changes_options.wait, no REST endpoints; filters take eq neq lt lte gt gte in is (not
+// Deviations from Realtime, in what Spool does not use: no vsn 1.0.0 (JSON objects), no
+// broadcast or presence (their pushes are ignored), private channels refused, no joins without
+// `config` (the legacy topic API), no postgres_changes_options.wait, no REST endpoints; filters take eq neq lt lte gt gte in is (not
 // like ilike match imatch isdistinct: refused as unknown operators); no rate limit but 100
 // channels per socket; join errors wait 100 ms (Realtime: 5 s). As with Realtime, a change
 // committed before "Subscribed to PostgreSQL" may be missed: refetch then.
@@ -39,7 +38,7 @@ import {
   SubscriptionParamsError,
 } from './realtime-cdc.mjs';
 import { TokenError, verifyToken } from './keys.mjs';
-import { apiKeyRefusal, nowMs } from './shared.mjs';
+import { apiKeyRefusal, nowMs, refuseUpgrade } from './shared.mjs';
 
 const SOCKET_PATH = '/realtime/v1/websocket';
 const MAX_CHANNELS = 100;
@@ -109,18 +108,11 @@ function bindingId(params) {
 }
 
 /** A client frame as {join_ref, ref, topic, event, payload}; throws on anything else. */
-function decodeFrame(vsn, text) {
+function decodeFrame(text) {
   const msg = JSON.parse(text);
-  if (vsn === '2') {
-    if (!Array.isArray(msg) || msg.length < 5) throw new Error('expected a V2 array');
-    const [join_ref, ref, topic, event, payload] = msg;
-    return { join_ref, ref, topic, event, payload };
-  }
-  const keys = ['topic', 'event', 'payload', 'ref'];
-  if (!msg || typeof msg !== 'object' || keys.some((k) => !(k in msg))) {
-    throw new Error(`V1 JSON Serializer expected a map of ${keys}`);
-  }
-  return { ...msg, join_ref: msg.join_ref ?? null };
+  if (!Array.isArray(msg) || msg.length < 5) throw new Error('expected a V2 array');
+  const [join_ref, ref, topic, event, payload] = msg;
+  return { join_ref, ref, topic, event, payload };
 }
 
 export async function create(ctx) {
@@ -144,16 +136,6 @@ export async function create(ctx) {
   await dropStaleSlots(ctx.adminPool).catch((err) =>
     log({ level: 'warn', msg: 'could not drop stale replication slots', error: err.message })
   );
-
-  /** Answers a refused upgrade with an HTTP response on the raw socket. */
-  function refuse(socket, status, body) {
-    const text = JSON.stringify(body);
-    const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status];
-    const head = `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n`;
-    socket.end(
-      `${head}content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
-    );
-  }
 
   class Channel {
     constructor(conn, topic, joinRef, payload) {
@@ -246,15 +228,15 @@ export async function create(ctx) {
   }
 
   class Connection {
-    constructor(ws, vsn, tenantToken) {
-      Object.assign(this, { ws, vsn, tenantToken, channels: new Map(), queue: Promise.resolve() });
+    constructor(ws, tenantToken) {
+      Object.assign(this, { ws, tenantToken, channels: new Map(), queue: Promise.resolve() });
       this.touch();
       ws.on('message', (data, isBinary) => {
         this.touch();
         if (isBinary) return; // binary frames carry broadcast only
         let msg;
         try {
-          msg = decodeFrame(this.vsn, data.toString('utf8'));
+          msg = decodeFrame(data.toString('utf8'));
         } catch (err) {
           log({ level: 'warn', msg: 'undecodable frame; closing the socket', error: err.message });
           return this.ws.close(1011, 'invalid message');
@@ -275,8 +257,7 @@ export async function create(ctx) {
 
     send({ join_ref, ref, topic, event, payload }) {
       if (this.ws.readyState !== this.ws.OPEN) return;
-      const v1 = { topic, event, payload, ref };
-      this.ws.send(JSON.stringify(this.vsn === '2' ? [join_ref, ref, topic, event, payload] : v1));
+      this.ws.send(JSON.stringify([join_ref, ref, topic, event, payload]));
     }
 
     reply(msg, status, response, joinRef = msg.join_ref ?? null) {
@@ -378,12 +359,12 @@ export async function create(ctx) {
     /** The HTTP 'upgrade' event for requests under the prefix. */
     async upgrade(req, socket, head, url) {
       if (url.pathname.replace(/\/$/, '') !== SOCKET_PATH) {
-        return refuse(socket, 404, { message: `no route for ${url.pathname}` });
+        return refuseUpgrade(socket, 404, { message: `no route for ${url.pathname}` });
       }
       // The API gateway's key check (as for the other routes), then Realtime's own.
       const apikey = url.searchParams.get('apikey') || req.headers.apikey || null;
       const refusal = apiKeyRefusal(ctx, apikey);
-      if (refusal) return refuse(socket, 401, refusal);
+      if (refusal) return refuseUpgrade(socket, 401, refusal);
       // The tenant token: the legacy key JWT, or the one the gateway mints for a new key's role.
       const tenantToken = ctx.keys.forwardedToken({ apikey, authorization: null }, { nowMs: now() }).token;
       try {
@@ -391,16 +372,15 @@ export async function create(ctx) {
       } catch (err) {
         if (!(err instanceof TokenRefused)) throw err;
         const error = { expired: 'Token has expired' }[err.kind] ?? err.message;
-        return refuse(socket, 401, { error });
+        return refuseUpgrade(socket, 401, { error });
       }
       const requested = url.searchParams.get('vsn') ?? '1.0.0';
-      const vsn = /^1\.0\.\d+$/.test(requested) ? '1' : /^2\.0\.\d+$/.test(requested) ? '2' : null;
-      if (!vsn) {
+      if (!/^2\.0\.\d+$/.test(requested)) {
         const error =
           `The client's requested transport version "${requested}" does not match server's version requirements`;
-        return refuse(socket, 403, { error });
+        return refuseUpgrade(socket, 403, { error });
       }
-      const open = (ws) => connections.add(new Connection(ws, vsn, tenantToken));
+      const open = (ws) => connections.add(new Connection(ws, tenantToken));
       wss.handleUpgrade(req, socket, head, open);
     },
 
