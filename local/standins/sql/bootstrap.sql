@@ -209,17 +209,6 @@ as $$
   )::text
 $$;
 
-create or replace function auth.email()
-returns text
-language sql
-stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.email', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-  )::text
-$$;
-
 create or replace function auth.jwt()
 returns jsonb
 language sql
@@ -233,12 +222,11 @@ $$;
 
 alter function auth.uid() owner to supabase_auth_admin;
 alter function auth.role() owner to supabase_auth_admin;
-alter function auth.email() owner to supabase_auth_admin;
 alter function auth.jwt() owner to supabase_auth_admin;
 
 grant usage on schema auth to anon, authenticated, service_role, postgres;
 grant all on auth.users to postgres;
-grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
+grant execute on function auth.uid(), auth.role(), auth.jwt()
   to anon, authenticated, service_role, postgres;
 
 -- ---------------------------------------------------------------------------------------------
@@ -295,32 +283,6 @@ begin
 end
 $$;
 
-create or replace function storage.filename(name text)
-returns text
-language plpgsql
-as $$
-declare
-  _parts text[];
-begin
-  select string_to_array(name, '/') into _parts;
-  return _parts[array_length(_parts, 1)];
-end
-$$;
-
-create or replace function storage.extension(name text)
-returns text
-language plpgsql
-as $$
-declare
-  _parts text[];
-  _filename text;
-begin
-  select string_to_array(name, '/') into _parts;
-  select _parts[array_length(_parts, 1)] into _filename;
-  return reverse(split_part(reverse(_filename), '.', 1));
-end
-$$;
-
 create or replace function storage.update_updated_at_column()
 returns trigger
 language plpgsql
@@ -365,8 +327,6 @@ create trigger protect_objects_delete
   for each statement execute function storage.protect_delete();
 
 alter function storage.foldername(text) owner to supabase_storage_admin;
-alter function storage.filename(text) owner to supabase_storage_admin;
-alter function storage.extension(text) owner to supabase_storage_admin;
 alter function storage.update_updated_at_column() owner to supabase_storage_admin;
 alter function storage.protect_delete() owner to supabase_storage_admin;
 
