@@ -126,15 +126,13 @@ grant usage on schema vault to postgres with grant option;
 grant select, delete on vault.secrets, vault.decrypted_secrets to postgres with grant option;
 grant execute on function
   vault.create_secret(text, text, text, uuid),
-  vault.update_secret(uuid, text, text, text, uuid),
-  vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea)
+  vault.update_secret(uuid, text, text, text, uuid)
   to postgres with grant option;
 revoke all on schema vault from public, anon, authenticated, service_role;
 revoke all on vault.secrets, vault.decrypted_secrets from public, anon, authenticated, service_role;
 revoke all on function
   vault.create_secret(text, text, text, uuid),
-  vault.update_secret(uuid, text, text, text, uuid),
-  vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea)
+  vault.update_secret(uuid, text, text, text, uuid)
   from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
