@@ -376,12 +376,8 @@ class Worker {
     }
   }
 
-  /** Samples the isolate thread's CPU time, boot included, for the worker's whole life. */
+  /** Samples the isolate thread's CPU time (Linux's /proc), boot included, for the worker's life. */
   startCpuMeter() {
-    if (process.platform !== 'linux') {
-      this.runtime.warnNoCpuMeter();
-      return;
-    }
     const sample = () => {
       const now = threadCpuMs(this.child.pid);
       if (now === null || this.state === 'exited') return;
@@ -640,12 +636,6 @@ class FunctionsRuntime {
     worker.killReason = reason;
     this.log({ level: 'warn', event: 'worker_killed', function: worker.name, worker: worker.id, reason, ...detail, inflight: worker.inflight.size });
     worker.kill(reason);
-  }
-
-  warnNoCpuMeter() {
-    if (this.warnedCpu) return;
-    this.warnedCpu = true;
-    this.log({ level: 'warn', event: 'cpu_limit_unenforced', why: `CPU time is read from Linux's /proc; this is ${process.platform}` });
   }
 
   watch() {

@@ -121,7 +121,7 @@ function validateMimeType(mimeType, allowed) {
 
 const iso = (d) => d?.toISOString?.() ?? d;
 
-export async function create(ctx) {
+export function create(ctx) {
   const storageRoot = path.join(ctx.stateDir, 'storage');
   const stagingDir = path.join(ctx.stateDir, 'storage-staging');
   const globalLimit = parseSize(readConfigSection(ctx.root, 'storage').file_size_limit) ?? 50 * 1024 * 1024;
