@@ -11,29 +11,24 @@ set local client_min_messages = warning;
 -- ---------------------------------------------------------------------------------------------
 -- Roles
 -- ---------------------------------------------------------------------------------------------
+-- Each role with the attributes it is created with, when it does not exist yet.
 do $$
+declare
+  r text[];
 begin
-  if not exists (select from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select from pg_roles where rolname = 'authenticator') then
-    create role authenticator login noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'supabase_auth_admin') then
-    create role supabase_auth_admin login noinherit createrole noreplication;
-  end if;
-  if not exists (select from pg_roles where rolname = 'supabase_storage_admin') then
-    create role supabase_storage_admin login noinherit createrole noreplication;
-  end if;
-  if not exists (select from pg_roles where rolname = 'postgres') then
-    create role postgres login;
-  end if;
+  foreach r slice 1 in array array[
+    ['anon', 'nologin noinherit'],
+    ['authenticated', 'nologin noinherit'],
+    ['service_role', 'nologin noinherit bypassrls'],
+    ['authenticator', 'login noinherit'],
+    ['supabase_auth_admin', 'login noinherit createrole noreplication'],
+    ['supabase_storage_admin', 'login noinherit createrole noreplication'],
+    ['postgres', 'login']]
+  loop
+    if not exists (select from pg_roles where rolname = r[1]) then
+      execute format('create role %I %s', r[1], r[2]);
+    end if;
+  end loop;
 end
 $$;
 
