@@ -1,35 +1,26 @@
 #!/usr/bin/env node
 // The local Edge Runtime's deploy step: every module the Edge Functions can load, fetched into
-// Deno's cache (DENO_DIR) exactly as deno.lock pins it, before the gateway serves anything.
-//
-// `supabase functions deploy` resolves and bundles a function's whole module graph up front, so a
-// deployed function never downloads at run time. Locally the same is done here once per stack
-// start (local/tools/stack.mjs startApi, behind npm start, npm test, npm run demo and the benchmarks):
+// Deno's cache (DENO_DIR) exactly as deno.lock pins it, before the gateway serves anything, as
+// `supabase functions deploy` bundles a function's whole graph up front. Run once per stack start
+// (local/tools/stack.mjs, behind npm start, npm test, npm run demo and the benchmarks):
 //
 //   deno cache --frozen --config deno.json <every .ts file under supabase/functions>, bootstrap.ts
 //
-// Every file, not only each index.ts: job-worker loads handlers (job-worker/handlers/index.ts)
-// and the kinds load media code (_jobs/files.ts) with dynamic
-// imports, which run long after boot; caching the whole tree caches them and their npm packages
-// too. The Deno test files (supabase/functions/tests/, web/tests/*.test.ts) are in the
-// list as well, so `deno test` starts on a warm cache and deno.lock covers what they import.
-// The workers then run with --cached-only --frozen (local/standins/functions.mjs): they can never
-// fetch, and a module missing from the cache is a boot error naming the command below.
+// Every file, not only each index.ts, so modules loaded by dynamic import long after boot
+// (job-worker/handlers, _jobs media code) and their npm packages are cached too; the Deno tests
+// (supabase/functions/tests, web/tests/*.test.ts) are in the list, so `deno test` starts warm and
+// deno.lock covers them. Workers run --cached-only --frozen (functions.mjs): a module missing
+// from the cache is a boot error naming the command below.
 //
-// deno.lock is frozen (deno.json "lock": {"frozen": true}), so neither this step nor a plain
-// `deno test` rewrites it; an import that is not in the lock is an error. To regenerate it after
-// changing an import or package.json (Deno records package.json's dependency list in the lock):
+// deno.lock is frozen (deno.json), so neither this step nor `deno test` rewrites it. After
+// changing an import or package.json (whose dependency list Deno records in the lock):
 //
 //   node local/standins/edge-runtime/cache.mjs --update-lock
 //
-// which deletes deno.lock and caches the same list with --frozen=false, so the new lock holds
-// exactly what these files import (plus package.json's list), nothing left over.
-//
-// Deno reaches the registry with the caller's environment, CA settings included
-// (NODE_EXTRA_CA_CERTS, DENO_CERT, DENO_TLS_CA_STORE) and proxies.
+// deletes deno.lock and caches the same list with --frozen=false: a lock of exactly these files'
+// imports. Deno reaches the registry with the caller's environment (CA settings, proxies).
 //
 //   node local/standins/edge-runtime/cache.mjs               cache (what the stack does)
-//   node local/standins/edge-runtime/cache.mjs --update-lock regenerate deno.lock
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
