@@ -44,7 +44,7 @@ import { CACHE_COMMAND, cacheFunctionModules, denoBinary, UPDATE_LOCK_COMMAND } 
 
 export { denoBinary };
 
-export const PREFIX = '/functions/v1';
+const PREFIX = '/functions/v1';
 const DEFAULT_WALL_CLOCK_MS = 150_000;
 const DEFAULT_REQUEST_IDLE_TIMEOUT_MS = 150_000;
 /** A worker that has not called Deno.serve after this long fails its boot. */
@@ -84,7 +84,7 @@ const HOP_BY_HOP = new Set([
 const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'expect']);
 
 /** The gateway's own error bodies, in the Supabase Edge Runtime's shapes. */
-export const ERRORS = {
+const ERRORS = {
   notFound: [404, { code: 'NOT_FOUND', message: 'Requested function was not found' }],
   missingAuth: [401, { code: 401, message: 'Missing authorization header' }],
   invalidJwt: [401, { code: 401, message: 'Invalid JWT' }],
@@ -469,10 +469,8 @@ class FunctionsRuntime {
     this.ctx = ctx;
     this.root = ctx.root;
     this.dir = path.resolve(options.dir ?? path.join(ctx.root, 'supabase', 'functions'));
-    this.wallClockMs = options.wallClockMs ??
-      positiveInt(ctx.env?.SPOOL_EDGE_WALL_CLOCK_MS ?? process.env.SPOOL_EDGE_WALL_CLOCK_MS, 'SPOOL_EDGE_WALL_CLOCK_MS') ??
-      DEFAULT_WALL_CLOCK_MS;
     const fromEnv = (name, unit) => positiveInt(ctx.env?.[name] ?? process.env[name], name, unit);
+    this.wallClockMs = options.wallClockMs ?? fromEnv('SPOOL_EDGE_WALL_CLOCK_MS') ?? DEFAULT_WALL_CLOCK_MS;
     this.cpuTimeMs = options.cpuTimeMs ?? fromEnv('SPOOL_EDGE_CPU_TIME_MS') ?? DEFAULT_CPU_TIME_MS;
     this.cpuSoftMs = options.cpuSoftMs ?? fromEnv('SPOOL_EDGE_CPU_SOFT_MS') ?? Math.floor(this.cpuTimeMs / 2);
     if (this.cpuSoftMs > this.cpuTimeMs) {

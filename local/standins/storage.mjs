@@ -255,9 +255,7 @@ export function create(ctx) {
              version = excluded.version, owner = excluded.owner, owner_id = excluded.owner_id` : ''}
            returning id`,
           [bucketId, objectName, owner, who.owner ?? null, JSON.stringify(metadata), crypto.randomUUID()],
-        ).catch((err) => {
-          throw err.code === '23505' ? ERRORS.KeyAlreadyExists() : err;
-        });
+        ); // a duplicate name is 23505: 409 KeyAlreadyExists (fromDbError)
         // The row is in (not yet committed): move the file into place before commit.
         try {
           fs.mkdirSync(path.dirname(target), { recursive: true });
