@@ -153,15 +153,14 @@ async function deliver(row) {
   }
   if (!headers.has('user-agent')) headers.set('user-agent', USER_AGENT);
 
-  const method = String(row.method).toUpperCase();
   const started = performance.now();
   const signal = AbortSignal.timeout(timeoutMs);
   try {
+    // Only net.http_post queues requests (the stand-in has no http_get or http_delete).
     const response = await fetch(row.url, {
-      method,
+      method: String(row.method).toUpperCase(),
       headers,
-      // fetch refuses a GET body; pg_net's http_get never queues one.
-      body: method === 'GET' || row.body == null ? undefined : row.body,
+      body: row.body ?? undefined,
       redirect: 'follow',
       signal,
     });
