@@ -79,7 +79,7 @@ class AuthError extends Error {
 }
 
 /** The User JSON GoTrue returns for a row of auth.users. */
-export function userJson(row) {
+function userJson(row) {
   return {
     id: row.id,
     aud: row.aud ?? 'authenticated',
@@ -101,9 +101,8 @@ export async function create(ctx) {
   const expiresIn = Number(config.jwt_expiry ?? 3600);
   const anonymousEnabled = config.enable_anonymous_sign_ins === true;
   const publicUrl = ctx.publicUrl;
-  // Awaited here, so auth.sessions exists before the gateway serves (tests insert sessions).
-  const ready = ctx.adminPool.query(SCHEMA_SQL);
-  await ready;
+  // Before the gateway serves, so auth.sessions exists (tests insert sessions).
+  await ctx.adminPool.query(SCHEMA_SQL);
 
   const rateLimits = readConfigSection(ctx.root, 'auth.rate_limit');
   const anonymousPerHour = Number(rateLimits.anonymous_users ?? 30);
@@ -308,7 +307,6 @@ export async function create(ctx) {
         res.writeHead(204, cors(req));
         return res.end();
       }
-      await ready;
       const route = url.pathname.slice('/auth/v1'.length);
       try {
         const apikey = apiKeyOf(req, url);

@@ -29,7 +29,7 @@
 //               exited, boot failures); a function's own output as { function, stream, msg }.
 //
 // Options (ctx.options.functions or createFunctionsRuntime's second argument): dir, configFile,
-// wallClockMs, requestIdleTimeoutMs, cpuTimeMs, cpuSoftMs, memoryMb, bootTimeoutMs (60000),
+// wallClockMs, requestIdleTimeoutMs, cpuTimeMs, cpuSoftMs, memoryMb,
 // prewarm (spawn every worker at start and a replacement on retirement; npm start and npm test),
 // watch (retire a function's workers when its files or _shared/ change; npm start).
 
@@ -44,13 +44,14 @@ import { CACHE_COMMAND, cacheFunctionModules, denoBinary, UPDATE_LOCK_COMMAND } 
 
 export { denoBinary };
 
-export const PREFIX = '/functions/v1';
-export const DEFAULT_WALL_CLOCK_MS = 150_000;
-export const DEFAULT_REQUEST_IDLE_TIMEOUT_MS = 150_000;
-const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
+const PREFIX = '/functions/v1';
+const DEFAULT_WALL_CLOCK_MS = 150_000;
+const DEFAULT_REQUEST_IDLE_TIMEOUT_MS = 150_000;
+/** A worker that has not called Deno.serve after this long fails its boot. */
+const BOOT_TIMEOUT_MS = 60_000;
 /** Hosted's limits (supabase/edge-runtime .cargo/config.toml: CPU soft 1000, hard 2000, 256 MB). */
-export const DEFAULT_CPU_TIME_MS = 2_000;
-export const DEFAULT_MEMORY_MB = 256;
+const DEFAULT_CPU_TIME_MS = 2_000;
+const DEFAULT_MEMORY_MB = 256;
 /** beforeunload 'cpu' / 'memory' at this share of the limit (edge-runtime's CLI default, 90%). */
 const BEFOREUNLOAD_RATIO = 0.9;
 /** How often the gateway reads a worker's CPU time (and the worker its memory). */
@@ -83,7 +84,7 @@ const HOP_BY_HOP = new Set([
 const NOT_FORWARDED = new Set([...HOP_BY_HOP, 'expect']);
 
 /** The gateway's own error bodies, in the Supabase Edge Runtime's shapes. */
-export const ERRORS = {
+const ERRORS = {
   notFound: [404, { code: 'NOT_FOUND', message: 'Requested function was not found' }],
   missingAuth: [401, { code: 401, message: 'Missing authorization header' }],
   invalidJwt: [401, { code: 401, message: 'Invalid JWT' }],
@@ -141,7 +142,7 @@ const CLOCK_TICKS = 100;
  * runs the isolate; V8's helper threads and Deno's I/O threads are not counted (hosted does not
  * count them either: it reads the isolate thread's CPU clock).
  */
-export function threadCpuMs(pid, tid = pid) {
+function threadCpuMs(pid, tid = pid) {
   let stat;
   try {
     stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
@@ -198,14 +199,10 @@ class FunctionsConfig {
     this.functions = {};
   }
 
-  /** { verify_jwt: boolean, enabled: boolean } of one function. */
-  get(name) {
+  /** Whether one function's requests need a JWT (verify_jwt, default true). */
+  verifyJwt(name) {
     this.refresh();
-    const own = this.functions[name] ?? {};
-    return {
-      verifyJwt: own.verify_jwt !== false,
-      enabled: own.enabled !== false,
-    };
+    return this.functions[name]?.verify_jwt !== false;
   }
 
   refresh() {
@@ -274,7 +271,8 @@ class Worker {
   start() {
     const rt = this.runtime;
     const entry = pathToFileURL(path.join(rt.dir, this.name, 'index.ts')).href;
-    const perFunctionConfig = path.join(rt.dir, this.name, 'deno.json');
+    // A function's own deno.json (as Supabase allows) wins over the project's.
+    const ownConfig = path.join(rt.dir, this.name, 'deno.json');
     const args = [
       'run',
       '--no-prompt',
@@ -288,7 +286,7 @@ class Worker {
       '--allow-sys',
       `--allow-read=${[...new Set([rt.root, rt.dir])].join(',')}`,
       '--config',
-      fs.existsSync(perFunctionConfig) ? perFunctionConfig : path.join(rt.root, 'deno.json'),
+      fs.existsSync(ownConfig) ? ownConfig : path.join(rt.root, 'deno.json'),
       BOOTSTRAP,
     ];
     const env = {
@@ -314,9 +312,9 @@ class Worker {
       this.resolveExited();
     });
     this.bootTimer = setTimeout(() => {
-      this.bootFailure(`did not call Deno.serve within ${rt.bootTimeoutMs} ms`);
+      this.bootFailure(`did not call Deno.serve within ${BOOT_TIMEOUT_MS} ms`);
       this.kill('boot_timeout', 'SIGKILL');
-    }, rt.bootTimeoutMs);
+    }, BOOT_TIMEOUT_MS);
     this.bootTimer.unref();
     rt.log({ event: 'worker_spawned', function: this.name, worker: this.id, pid: child.pid });
     this.startCpuMeter();
@@ -352,7 +350,7 @@ class Worker {
       this.onControl(event);
       return;
     }
-    // eslint-disable-next-line no-control-regex
+    // deno-lint-ignore no-control-regex
     const msg = line.replace(/\u001b\[[0-9;]*m/g, '').trimEnd();
     if (!msg) return;
     if (stream === 'stderr') {
@@ -378,12 +376,8 @@ class Worker {
     }
   }
 
-  /** Samples the isolate thread's CPU time, boot included, for the worker's whole life. */
+  /** Samples the isolate thread's CPU time (Linux's /proc), boot included, for the worker's life. */
   startCpuMeter() {
-    if (process.platform !== 'linux') {
-      this.runtime.warnNoCpuMeter();
-      return;
-    }
     const sample = () => {
       const now = threadCpuMs(this.child.pid);
       if (now === null || this.state === 'exited') return;
@@ -475,10 +469,8 @@ class FunctionsRuntime {
     this.ctx = ctx;
     this.root = ctx.root;
     this.dir = path.resolve(options.dir ?? path.join(ctx.root, 'supabase', 'functions'));
-    this.wallClockMs = options.wallClockMs ??
-      positiveInt(ctx.env?.SPOOL_EDGE_WALL_CLOCK_MS ?? process.env.SPOOL_EDGE_WALL_CLOCK_MS, 'SPOOL_EDGE_WALL_CLOCK_MS') ??
-      DEFAULT_WALL_CLOCK_MS;
     const fromEnv = (name, unit) => positiveInt(ctx.env?.[name] ?? process.env[name], name, unit);
+    this.wallClockMs = options.wallClockMs ?? fromEnv('SPOOL_EDGE_WALL_CLOCK_MS') ?? DEFAULT_WALL_CLOCK_MS;
     this.cpuTimeMs = options.cpuTimeMs ?? fromEnv('SPOOL_EDGE_CPU_TIME_MS') ?? DEFAULT_CPU_TIME_MS;
     this.cpuSoftMs = options.cpuSoftMs ?? fromEnv('SPOOL_EDGE_CPU_SOFT_MS') ?? Math.floor(this.cpuTimeMs / 2);
     if (this.cpuSoftMs > this.cpuTimeMs) {
@@ -486,7 +478,6 @@ class FunctionsRuntime {
     }
     this.memoryMb = options.memoryMb ?? fromEnv('SPOOL_EDGE_MEMORY_MB', 'megabytes') ?? DEFAULT_MEMORY_MB;
     this.requestIdleTimeoutMs = options.requestIdleTimeoutMs ?? DEFAULT_REQUEST_IDLE_TIMEOUT_MS;
-    this.bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
     this.prewarm = options.prewarm ?? false;
     this.deno = denoBinary(ctx.root);
     this.config = new FunctionsConfig(
@@ -503,15 +494,11 @@ class FunctionsRuntime {
     }
     this.log({ event: 'edge_limits', cpuTimeMs: this.cpuTimeMs, cpuSoftMs: this.cpuSoftMs, memoryMb: this.memoryMb, wallClockMs: this.wallClockMs });
     if (options.watch) this.watch();
-    if (this.prewarm) for (const name of this.functionNames()) this.spawn(name);
+    if (this.prewarm) for (const name of discoverFunctions(this.dir)) this.spawn(name);
   }
 
   log(obj) {
     this.ctx.log?.({ service: 'edge-runtime', ...obj });
-  }
-
-  functionNames() {
-    return discoverFunctions(this.dir).filter((name) => this.config.get(name).enabled);
   }
 
   /** Env of every worker: Supabase's injected variables, ctx.env, and a few basics. */
@@ -584,7 +571,7 @@ class FunctionsRuntime {
     const wasCurrent = this.current.get(worker.name) === worker;
     this.forget(worker);
     this.log({ event: 'worker_retired', function: worker.name, worker: worker.id, reason });
-    if (wasCurrent && this.prewarm && !this.closing && this.config.get(worker.name).enabled &&
+    if (wasCurrent && this.prewarm && !this.closing &&
       fs.existsSync(path.join(this.dir, worker.name, 'index.ts'))) {
       this.spawn(worker.name);
     }
@@ -649,12 +636,6 @@ class FunctionsRuntime {
     worker.kill(reason);
   }
 
-  warnNoCpuMeter() {
-    if (this.warnedCpu) return;
-    this.warnedCpu = true;
-    this.log({ level: 'warn', event: 'cpu_limit_unenforced', why: `CPU time is read from Linux's /proc; this is ${process.platform}` });
-  }
-
   watch() {
     const pendingNames = new Set();
     let timer = null;
@@ -675,7 +656,7 @@ class FunctionsRuntime {
         if (all || names.includes(worker.name)) this.retire(worker, 'files_changed');
       }
       // A new function folder: warm it up.
-      for (const name of this.functionNames()) {
+      for (const name of discoverFunctions(this.dir)) {
         if (!this.current.has(name) && this.prewarm && !this.closing) this.spawn(name);
       }
     };
@@ -722,9 +703,7 @@ class FunctionsRuntime {
       !fs.existsSync(path.join(this.dir, name, 'index.ts'))) {
       return sendError(res, ERRORS.notFound);
     }
-    const conf = this.config.get(name);
-    if (!conf.enabled) return sendError(res, ERRORS.notFound);
-    if (conf.verifyJwt && req.method !== 'OPTIONS') {
+    if (this.config.verifyJwt(name) && req.method !== 'OPTIONS') {
       const denied = await this.verifyJwt(req);
       if (denied) return sendError(res, denied);
     }
@@ -850,22 +829,9 @@ class FunctionsRuntime {
     }
     await Promise.all(workers.map((w) => w.exited));
   }
-
-  /** Live workers, for tests and diagnostics. */
-  list() {
-    return [...this.workers].map((w) => ({
-      id: w.id,
-      function: w.name,
-      pid: w.child.pid,
-      state: w.state,
-      current: this.current.get(w.name) === w,
-      retired: w.retired,
-      activatedAt: w.activatedAt,
-    }));
-  }
 }
 
-/** The runtime as a route of local/standins/server.mjs, plus list()/killSync() for the stack. */
+/** The runtime as a route of local/standins/server.mjs; list() gives the live workers' ids and pids. */
 export function createFunctionsRuntime(ctx, options = {}) {
   const runtime = new FunctionsRuntime(ctx, options);
   return {
@@ -874,8 +840,7 @@ export function createFunctionsRuntime(ctx, options = {}) {
     runtime,
     handle: (req, res, url) => runtime.handle(req, res, url),
     close: () => runtime.close(),
-    list: () => runtime.list(),
-    functionNames: () => runtime.functionNames(),
+    list: () => [...runtime.workers].map((w) => ({ id: w.id, function: w.name, pid: w.child.pid })),
   };
 }
 

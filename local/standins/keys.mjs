@@ -37,13 +37,17 @@ export function keyModeFromEnv(env = process.env) {
   return raw;
 }
 
-/** Why a token was refused: reason is empty | parts | decode | alg | signature | expired | nbf | iat | role. */
+/**
+ * Why a token was refused: reason is empty | parts | decode | alg | signature | expired | nbf | iat
+ * | role; `claims` are the token's when its signature held (expired, nbf, iat).
+ */
 export class TokenError extends Error {
-  constructor(reason, detail) {
+  constructor(reason, detail, claims) {
     super(`${reason}${detail === undefined ? '' : `: ${detail}`}`);
     this.name = 'TokenError';
     this.reason = reason;
     this.detail = detail;
+    this.claims = claims;
   }
 }
 
@@ -119,9 +123,10 @@ export async function verifyToken(
 
 /** jose's error as a TokenError. */
 function tokenErrorOf(err) {
-  if (err instanceof errors.JWTExpired) return new TokenError('expired');
+  if (err instanceof errors.JWTExpired) return new TokenError('expired', undefined, err.payload);
   if (err instanceof errors.JWTClaimValidationFailed) {
-    return new TokenError(err.claim === 'nbf' ? 'nbf' : err.claim === 'iat' ? 'iat' : 'decode', err.message);
+    const reason = err.claim === 'nbf' ? 'nbf' : err.claim === 'iat' ? 'iat' : 'decode';
+    return new TokenError(reason, err.message, err.payload);
   }
   if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) {
     return new TokenError('alg', err.message);
@@ -237,40 +242,4 @@ export async function loadKeys(stateDir, { mode = keyModeFromEnv() } = {}) {
     },
   };
   return keys;
-}
-
-/**
- * Transitional, for realtime.mjs until it calls verifyToken: the synchronous signature check it
- * imports today ({ header, claims } or TokenError). Goes when realtime.mjs moves.
- */
-export function verifySignature(token, { hmacSecret = null, jwks = null } = {}) {
-  if (typeof token !== 'string' || token === '') throw new TokenError('empty');
-  const parts = token.split('.');
-  if (parts.length !== 3) throw new TokenError('parts', parts.length);
-  let header;
-  let claims;
-  try {
-    [header, claims] = parts.slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString('utf8')));
-  } catch {
-    throw new TokenError('decode');
-  }
-  if (!claims || typeof claims !== 'object' || Array.isArray(claims)) throw new TokenError('decode');
-  const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
-  const given = Buffer.from(parts[2], 'base64url');
-  if (HMAC_ALGS.includes(header?.alg) && hmacSecret) {
-    const expected = crypto.createHmac(`sha${header.alg.slice(2)}`, hmacSecret).update(signed).digest();
-    if (given.length !== expected.length || !crypto.timingSafeEqual(given, expected)) throw new TokenError('signature');
-    return { header, claims };
-  }
-  if (ASYMMETRIC_ALGS.includes(header?.alg) && jwks) {
-    const jwk = jwks.keys.find((k) => k.kid === header.kid);
-    if (!jwk) throw new TokenError('signature');
-    const key = crypto.createPublicKey({ key: jwk, format: 'jwk' });
-    const ok = header.alg === 'ES256'
-      ? crypto.verify('sha256', signed, { key, dsaEncoding: 'ieee-p1363' }, given)
-      : crypto.verify('sha256', signed, key, given);
-    if (!ok) throw new TokenError('signature');
-    return { header, claims };
-  }
-  throw new TokenError('alg', String(header?.alg));
 }

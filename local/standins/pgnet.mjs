@@ -20,23 +20,28 @@
 // Like pg_net it follows redirects, sends User-Agent: pg_net/0.20.0 unless one is given,
 // refuses headers with CR/LF, and deletes responses older than the TTL (6 hours) while awake.
 // Unlike pg_net, a slow request does not hold back the next batch (pg_net waits for a whole
-// batch before taking the next): the queue is drained as fast as it fills, at most `batchSize`
+// batch before taking the next): the queue is drained as fast as it fills, at most BATCH_SIZE
 // requests in flight. Requests claimed but not yet answered when the process dies are lost, as
 // they are when Postgres restarts under pg_net (its tables are unlogged).
 //
 // It survives database restarts: on a lost connection it reconnects with backoff (250 ms
 // doubling to 5 s) and drains whatever was queued meanwhile.
 //
-// Options (ctx.options.pgnet, or startPgNet's argument): database ('postgres', like
-// pg_net.database_name), batchSize (200), ttlMs (6 h), pollMs (1000), purgeEveryMs (10000).
+// startPgNet's `database` option is pg_net.database_name ('postgres').
 
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 
-export const APPLICATION_NAME = 'spool-pg-net';
-export const CHANNEL = 'spool_pg_net';
+const APPLICATION_NAME = 'spool-pg-net';
+const CHANNEL = 'spool_pg_net';
 export const USER_AGENT = 'pg_net/0.20.0';
-const DEFAULTS = { batchSize: 200, ttlMs: 6 * 3600_000, pollMs: 1_000, purgeEveryMs: 10_000 };
+/** Requests claimed (and in flight) at most at once; responses purged per batch. */
+const BATCH_SIZE = 200;
+/** pg_net's ttl: responses older than this are deleted. */
+const TTL_MS = 6 * 3600_000;
+/** The safety-net poll, and how often expired responses are purged. */
+const POLL_MS = 1_000;
+const PURGE_EVERY_MS = 10_000;
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5_000;
 
@@ -125,7 +130,7 @@ function asText(buffer) {
  * Performs one queued request; resolves to the net._http_response values. Never rejects.
  * `row` is a net.http_request_queue row: { id, method, url, headers, body, timeout_milliseconds }.
  */
-export async function deliver(row) {
+async function deliver(row) {
   const result = { id: row.id, status_code: null, content_type: null, headers: null, content: null, timed_out: false, error_msg: null };
   const timeoutMs = row.timeout_milliseconds;
   if (!(timeoutMs > 0)) {
@@ -148,15 +153,14 @@ export async function deliver(row) {
   }
   if (!headers.has('user-agent')) headers.set('user-agent', USER_AGENT);
 
-  const method = String(row.method).toUpperCase();
   const started = performance.now();
   const signal = AbortSignal.timeout(timeoutMs);
   try {
+    // Only net.http_post queues requests (the stand-in has no http_get or http_delete).
     const response = await fetch(row.url, {
-      method,
+      method: String(row.method).toUpperCase(),
       headers,
-      // fetch refuses a GET body; pg_net's http_get never queues one.
-      body: method === 'GET' || row.body == null ? undefined : row.body,
+      body: row.body ?? undefined,
       redirect: 'follow',
       signal,
     });
@@ -181,19 +185,10 @@ export async function deliver(row) {
 }
 
 /**
- * Starts the deliverer. Returns an EventEmitter with stop(), purgeExpired() and inflight(); it
- * emits 'connected', 'disconnected' (error) and 'recorded' (the response row's values). It
- * never emits 'error': failures are logged and retried.
+ * Starts the deliverer. Returns an EventEmitter with stop() and purgeExpired(); it emits
+ * 'connected' and 'disconnected' (error). It never emits 'error': failures are logged and retried.
  */
-export function startPgNet({
-  connectionString,
-  database,
-  log = () => {},
-  batchSize = DEFAULTS.batchSize,
-  ttlMs = DEFAULTS.ttlMs,
-  pollMs = DEFAULTS.pollMs,
-  purgeEveryMs = DEFAULTS.purgeEveryMs,
-} = {}) {
+export function startPgNet({ connectionString, database, log = () => {} } = {}) {
   const events = new EventEmitter();
   // pg lets the URL win over separate fields, so the database goes into the URL.
   const url = new URL(connectionString);
@@ -221,7 +216,7 @@ export function startPgNet({
     try {
       do {
         again = false;
-        const room = batchSize - inflight.size;
+        const room = BATCH_SIZE - inflight.size;
         if (room <= 0) {
           backlog = true; // a finishing delivery wakes us again
           break;
@@ -231,7 +226,7 @@ export function startPgNet({
         for (const row of rows) {
           const p = deliver(row).then(record).finally(() => {
             inflight.delete(p);
-            if (backlog) wake();
+            if (backlog) drain();
           });
           inflight.add(p);
         }
@@ -260,7 +255,6 @@ export function startPgNet({
         result.timed_out,
         result.error_msg,
       ]);
-      events.emit('recorded', result);
     } catch (err) {
       say({ level: 'warn', event: 'response_lost', id: String(result.id), error: err.message });
     }
@@ -269,21 +263,17 @@ export function startPgNet({
   async function purgeExpired() {
     if (!client) return 0;
     lastPurge = Date.now();
-    const { rowCount } = await client.run(PURGE, [ttlMs, batchSize]);
+    const { rowCount } = await client.run(PURGE, [TTL_MS, BATCH_SIZE]);
     return rowCount;
-  }
-
-  function wake() {
-    drain();
   }
 
   const poll = setInterval(() => {
     if (!client || stopped) return;
     drain();
-    if (Date.now() - lastPurge >= purgeEveryMs) {
+    if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
       purgeExpired().catch((err) => say({ level: 'warn', event: 'purge_failed', error: err.message }));
     }
-  }, pollMs);
+  }, POLL_MS);
   poll.unref();
 
   async function connectLoop() {
@@ -298,12 +288,12 @@ export function startPgNet({
       try {
         await c.connect();
         await c.run(`listen ${CHANNEL}`);
-        c.on('notification', () => wake());
+        c.on('notification', () => drain());
         client = c;
         backoff = BACKOFF_MIN_MS;
         say({ event: 'connected', database });
         events.emit('connected');
-        wake(); // whatever was queued while we were away
+        drain(); // whatever was queued while we were away
         const err = await lost;
         if (client === c) client = null;
         if (!stopped) {
@@ -331,7 +321,6 @@ export function startPgNet({
   const loop = connectLoop();
 
   events.purgeExpired = purgeExpired;
-  events.inflight = () => inflight.size;
   events.stop = async () => {
     stopped = true;
     clearInterval(poll);
@@ -351,12 +340,10 @@ export function create(ctx) {
   const deliverer = startPgNet({
     connectionString: `postgresql://supabase_admin@127.0.0.1:${ctx.dbPort}/postgres`,
     log: ctx.log,
-    ...(ctx.options?.pgnet ?? {}),
   });
   return {
     name: 'pg_net',
     prefix: null,
-    deliverer,
     handle() {},
     close: () => deliverer.stop(),
   };

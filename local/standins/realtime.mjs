@@ -2,14 +2,13 @@
 // over a WebSocket (`ws`) for Postgres Changes, so that realtime-js inside supabase-js subscribes
 // to it unchanged. Change capture and the per-subscriber checks are in realtime-cdc.mjs.
 //
-//   connect   ?apikey=<key in force>&vsn=1.0.0|2.0.0 (default 1.0.0; else 403). The gateway's key
+//   connect   ?apikey=<key in force>&vsn=2.0.0 (realtime-js's default; else 403). The gateway's key
 //             check (401 {message: "No API key found in request" | "Invalid API key"}), then
 //             Realtime's on the tenant token (401 {error}): the legacy key JWT, or with sb_ keys
-//             a JWT the gateway mints for the key's role, valid 24 hours.
-//   frames    JSON text: vsn 1.0.0 {topic, event, payload, ref}, vsn 2.0.0 [join_ref, ref, topic,
-//             event, payload]. heartbeat -> ok; phx_leave -> ok, phx_close; unknown topics ->
-//             "unmatched topic"; a second join of a topic closes the first; a stale join_ref is
-//             ignored; 60 s of silence closes the socket.
+//             the JWT the gateway mints for the key's role (keys.mjs forwardedToken).
+//   frames    JSON text arrays [join_ref, ref, topic, event, payload]. heartbeat -> ok;
+//             phx_leave -> ok, phx_close; unknown topics -> "unmatched topic"; a second join of a
+//             topic closes the first; a stale join_ref is ignored; 60 s of silence closes it.
 //   phx_join  realtime:<name> {config: {postgres_changes: [bindings], private}, access_token}: the
 //             token (else the tenant token) must verify (keys.mjs) with role and exp, or the join
 //             is refused in Realtime's words ("InvalidJWTToken: Token has expired 12 seconds
@@ -22,9 +21,9 @@
 //             a bad token, or the token expiring while joined, ends the channel with a system
 //             error and phx_close, as Realtime does.
 //
-// Deviations from Realtime, in what Spool does not use: no broadcast or presence (their pushes
-// are ignored), private channels refused, no joins without `config` (the legacy topic API), no
-// postgres_changes_options.wait, no REST endpoints; filters take eq neq lt lte gt gte in is (not
+// Deviations from Realtime, in what Spool does not use: no vsn 1.0.0 (JSON objects), no
+// broadcast or presence (their pushes are ignored), private channels refused, no joins without
+// `config` (the legacy topic API), no postgres_changes_options.wait, no REST endpoints; filters take eq neq lt lte gt gte in is (not
 // like ilike match imatch isdistinct: refused as unknown operators); no rate limit but 100
 // channels per socket; join errors wait 100 ms (Realtime: 5 s). As with Realtime, a change
 // committed before "Subscribed to PostgreSQL" may be missed: refetch then.
@@ -38,8 +37,8 @@ import {
   SubscriptionError,
   SubscriptionParamsError,
 } from './realtime-cdc.mjs';
-import { TokenError, verifySignature } from './keys.mjs';
-import { nowMs } from './shared.mjs';
+import { TokenError, verifyToken } from './keys.mjs';
+import { apiKeyRefusal, nowMs, refuseUpgrade } from './shared.mjs';
 
 const SOCKET_PATH = '/realtime/v1/websocket';
 const MAX_CHANNELS = 100;
@@ -69,8 +68,11 @@ class TokenRefused extends Error {
   }
 }
 
-/** The token's claims as Realtime's Joken check sees them; throws TokenRefused. */
-function verifyToken(token, verifier, now) {
+/**
+ * The token's claims as Realtime's Joken check sees them: keys.mjs's verifyToken, then `role` and
+ * `exp` required; throws TokenRefused in Realtime's words.
+ */
+async function realtimeClaims(token, verifier, now) {
   let raw = typeof token === 'string' ? token : '';
   try {
     raw = decodeURIComponent(raw);
@@ -79,21 +81,18 @@ function verifyToken(token, verifier, now) {
   if (raw === '') throw new TokenRefused('malformed');
   let claims;
   try {
-    ({ claims } = verifySignature(raw, verifier));
+    claims = await verifyToken(raw, verifier, { nowMs: now });
   } catch (err) {
     if (!(err instanceof TokenError)) throw err;
-    throw new TokenRefused(['alg', 'signature'].includes(err.reason) ? err.reason : 'malformed');
+    if (err.reason === 'expired') {
+      const ago = Math.floor(now / 1000) - Math.round(err.claims.exp);
+      throw new TokenRefused('expired', 'InvalidJWTToken', `Token has expired ${ago} seconds ago`);
+    }
+    const known = ['alg', 'signature'].includes(err.reason);
+    throw new TokenRefused(known ? err.reason : ['nbf', 'iat'].includes(err.reason) ? 'other' : 'malformed');
   }
-  const current = Math.floor(now / 1000);
-  const { exp, iat } = claims;
-  const bad = (v) => v !== undefined && typeof v !== 'number';
-  if (bad(exp) || bad(iat)) throw new TokenRefused('other');
-  if (exp !== undefined && !(exp > current)) {
-    const message = `Token has expired ${current - Math.round(exp)} seconds ago`;
-    throw new TokenRefused('expired', 'InvalidJWTToken', message);
-  }
-  if (!('role' in claims) || exp === undefined) throw new TokenRefused('claims');
-  return { ...claims, exp: Math.round(exp), iat: iat === undefined ? iat : Math.round(iat) };
+  if (!('role' in claims) || claims.exp === undefined) throw new TokenRefused('claims');
+  return claims;
 }
 
 /** :erlang.phash2-like id of a binding: a stable positive 27-bit hash of its params. */
@@ -109,18 +108,11 @@ function bindingId(params) {
 }
 
 /** A client frame as {join_ref, ref, topic, event, payload}; throws on anything else. */
-function decodeFrame(vsn, text) {
+function decodeFrame(text) {
   const msg = JSON.parse(text);
-  if (vsn === '2') {
-    if (!Array.isArray(msg) || msg.length < 5) throw new Error('expected a V2 array');
-    const [join_ref, ref, topic, event, payload] = msg;
-    return { join_ref, ref, topic, event, payload };
-  }
-  const keys = ['topic', 'event', 'payload', 'ref'];
-  if (!msg || typeof msg !== 'object' || keys.some((k) => !(k in msg))) {
-    throw new Error(`V1 JSON Serializer expected a map of ${keys}`);
-  }
-  return { ...msg, join_ref: msg.join_ref ?? null };
+  if (!Array.isArray(msg) || msg.length < 5) throw new Error('expected a V2 array');
+  const [join_ref, ref, topic, event, payload] = msg;
+  return { join_ref, ref, topic, event, payload };
 }
 
 export async function create(ctx) {
@@ -145,16 +137,6 @@ export async function create(ctx) {
     log({ level: 'warn', msg: 'could not drop stale replication slots', error: err.message })
   );
 
-  /** Answers a refused upgrade with an HTTP response on the raw socket. */
-  function refuse(socket, status, body) {
-    const text = JSON.stringify(body);
-    const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status];
-    const head = `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n`;
-    socket.end(
-      `${head}content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
-    );
-  }
-
   class Channel {
     constructor(conn, topic, joinRef, payload) {
       Object.assign(this, { conn, topic, joinRef, subs: [], gen: 0, closed: false });
@@ -175,14 +157,15 @@ export async function create(ctx) {
       this.push('system', { extension, status, message, channel: this.subTopic }, this.joinRef);
     }
 
-    /** Verifies the current token and (re)arms the expiry check; throws TokenRefused. */
-    confirmToken() {
-      this.claims = verifyToken(this.accessToken, verifier, now());
+    /** Verifies the current token and (re)arms the expiry check; rejects with TokenRefused. */
+    async confirmToken() {
+      this.claims = await realtimeClaims(this.accessToken, verifier, now());
       clearTimeout(this.confirmTimer);
+      if (this.closed) return;
       const left = Math.max(0, Math.min(CONFIRM_TOKEN_MS, this.claims.exp * 1000 - now()));
-      this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = setTimeout(async () => {
         try {
-          this.confirmToken();
+          await this.confirmToken();
           for (const sub of this.subs) sub.claims = this.claims;
           feed.changed();
         } catch (err) {
@@ -245,15 +228,15 @@ export async function create(ctx) {
   }
 
   class Connection {
-    constructor(ws, vsn, tenantToken) {
-      Object.assign(this, { ws, vsn, tenantToken, channels: new Map(), queue: Promise.resolve() });
+    constructor(ws, tenantToken) {
+      Object.assign(this, { ws, tenantToken, channels: new Map(), queue: Promise.resolve() });
       this.touch();
       ws.on('message', (data, isBinary) => {
         this.touch();
         if (isBinary) return; // binary frames carry broadcast only
         let msg;
         try {
-          msg = decodeFrame(this.vsn, data.toString('utf8'));
+          msg = decodeFrame(data.toString('utf8'));
         } catch (err) {
           log({ level: 'warn', msg: 'undecodable frame; closing the socket', error: err.message });
           return this.ws.close(1011, 'invalid message');
@@ -274,8 +257,7 @@ export async function create(ctx) {
 
     send({ join_ref, ref, topic, event, payload }) {
       if (this.ws.readyState !== this.ws.OPEN) return;
-      const v1 = { topic, event, payload, ref };
-      this.ws.send(JSON.stringify(this.vsn === '2' ? [join_ref, ref, topic, event, payload] : v1));
+      this.ws.send(JSON.stringify([join_ref, ref, topic, event, payload]));
     }
 
     reply(msg, status, response, joinRef = msg.join_ref ?? null) {
@@ -295,7 +277,7 @@ export async function create(ctx) {
       connections.delete(this);
     }
 
-    handle(msg) {
+    async handle(msg) {
       const { topic, event, join_ref } = msg;
       if (topic === 'phoenix' && event === 'heartbeat') return this.reply(msg, 'ok', {}, null);
       if (event === 'phx_join') return this.join(msg);
@@ -312,7 +294,7 @@ export async function create(ctx) {
       if (token.startsWith('sb_') || token === channel.accessToken) return;
       channel.accessToken = token;
       try {
-        channel.confirmToken();
+        await channel.confirmToken();
       } catch (err) {
         if (!(err instanceof TokenRefused)) throw err;
         return channel.shutdown(err.shutdown);
@@ -336,7 +318,7 @@ export async function create(ctx) {
         reason = 'ChannelRateLimitReached: Too many channels';
       } else {
         try {
-          channel.confirmToken();
+          await channel.confirmToken();
         } catch (err) {
           if (!(err instanceof TokenRefused)) throw err;
           reason = err.reason;
@@ -375,47 +357,30 @@ export async function create(ctx) {
     },
 
     /** The HTTP 'upgrade' event for requests under the prefix. */
-    upgrade(req, socket, head, url) {
+    async upgrade(req, socket, head, url) {
       if (url.pathname.replace(/\/$/, '') !== SOCKET_PATH) {
-        return refuse(socket, 404, { message: `no route for ${url.pathname}` });
+        return refuseUpgrade(socket, 404, { message: `no route for ${url.pathname}` });
       }
       // The API gateway's key check (as for the other routes), then Realtime's own.
-      const apikey = String(
-        url.searchParams.get('apikey') ?? req.headers.apikey ?? req.headers['x-api-key'] ?? '',
-      );
-      if (apikey === '') {
-        const hint = 'No `apikey` request header or url param was found.';
-        return refuse(socket, 401, { message: 'No API key found in request', hint });
-      }
-      if (!ctx.keys.apiKeyRole(apikey)) {
-        const hint = ctx.keys.mode === 'new'
-          ? 'Double check your Supabase publishable or secret API key.'
-          : 'Double check your Supabase `anon` or `service_role` API key.';
-        return refuse(socket, 401, { message: 'Invalid API key', hint });
-      }
-      // The tenant token: the legacy key JWT, or one the gateway mints for a new key's role (for
-      // 24 hours, as hosted limits public connections).
-      const tenantToken = ctx.keys.mode === 'new'
-        ? ctx.keys.forwardedToken({ apikey, authorization: null }, {
-          nowMs: now(),
-          ttlSeconds: 86400,
-        })
-          .token
-        : apikey;
+      const apikey = url.searchParams.get('apikey') || req.headers.apikey || null;
+      const refusal = apiKeyRefusal(ctx, apikey);
+      if (refusal) return refuseUpgrade(socket, 401, refusal);
+      // The tenant token: the legacy key JWT, or the one the gateway mints for a new key's role.
+      const tenantToken = ctx.keys.forwardedToken({ apikey, authorization: null }, { nowMs: now() }).token;
       try {
-        verifyToken(tenantToken, verifier, now());
+        await realtimeClaims(tenantToken, verifier, now());
       } catch (err) {
+        if (!(err instanceof TokenRefused)) throw err;
         const error = { expired: 'Token has expired' }[err.kind] ?? err.message;
-        return refuse(socket, 401, { error });
+        return refuseUpgrade(socket, 401, { error });
       }
       const requested = url.searchParams.get('vsn') ?? '1.0.0';
-      const vsn = /^1\.0\.\d+$/.test(requested) ? '1' : /^2\.0\.\d+$/.test(requested) ? '2' : null;
-      if (!vsn) {
+      if (!/^2\.0\.\d+$/.test(requested)) {
         const error =
           `The client's requested transport version "${requested}" does not match server's version requirements`;
-        return refuse(socket, 403, { error });
+        return refuseUpgrade(socket, 403, { error });
       }
-      const open = (ws) => connections.add(new Connection(ws, vsn, tenantToken));
+      const open = (ws) => connections.add(new Connection(ws, tenantToken));
       wss.handleUpgrade(req, socket, head, open);
     },
 

@@ -54,7 +54,7 @@ const notImplemented = (what) =>
   });
 
 /** PostgREST's SQLSTATE -> HTTP status mapping (src/PostgREST/Error.hs, for the codes that occur). */
-export function httpStatusForSqlState(code, message = '', authenticated = true) {
+function httpStatusForSqlState(code, message = '', authenticated = true) {
   const c = String(code ?? '');
   if (c.startsWith('PT')) {
     const n = Number(c.slice(2));
@@ -159,7 +159,7 @@ function renderOrder(text, { relName, columns }) {
 
 // --- the route -------------------------------------------------------------------------------
 
-export async function create(ctx) {
+export function create(ctx) {
   const api = readConfigSection(ctx.root, 'api');
   const maxRows = Number.isInteger(api.max_rows) && api.max_rows > 0 ? api.max_rows : null;
   const exposedSchemas = Array.isArray(api.schemas) && api.schemas.length ? api.schemas : ['public'];
@@ -339,7 +339,8 @@ export async function create(ctx) {
       } else {
         throw new ApiError(404, 'PGRST125', 'Invalid path specified in request URL');
       }
-    } catch (err) {
+    } catch (thrown) {
+      let err = thrown;
       if (!(err instanceof ApiError)) {
         ctx.log({ level: 'error', route: 'rest', path: url.pathname, error: err?.stack ?? String(err) });
         err = new ApiError(500, 'PGRSTX00', 'internal error in the local PostgREST stand-in', { details: String(err?.message ?? err) });

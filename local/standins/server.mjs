@@ -15,8 +15,7 @@
 //   ctx.pool        pg.Pool connected as `authenticator` (PostgREST's role; switch with SET LOCAL ROLE)
 //   ctx.adminPool   pg.Pool connected as the superuser (platform chores only, never for API calls)
 //   ctx.env         extra env for functions (.env contents)
-//   ctx.options     per-module options from startGateway({ options }): options.functions,
-//                   options.pgnet, options.realtime
+//   ctx.options     per-module options from startGateway({ options }): options.functions
 //   ctx.log(obj)    structured log line
 //
 // A route may answer before it has read the request body (a 401, a 404, a 413, an Edge Function
@@ -27,6 +26,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { loadKeys } from './keys.mjs';
+import { refuseUpgrade } from './shared.mjs';
 
 const ROUTE_MODULES = [
   './functions.mjs',
@@ -106,7 +106,7 @@ function notFound(res, url) {
 }
 
 // `log` replaces the console as the sink of ctx.log lines (objects); `options` reaches the route
-// modules as ctx.options (e.g. options.functions for functions.mjs, options.pgnet for pgnet.mjs).
+// modules as ctx.options (options.functions for functions.mjs).
 // `keyMode` ('new' | 'legacy') overrides SPOOL_KEYS for this gateway (tests of either mode).
 export async function startGateway({ root, stateDir, port = 54321, dbPort, env = {}, quiet = false, log, options = {}, keyMode }) {
   const keys = await loadKeys(stateDir, keyMode ? { mode: keyMode } : undefined);
@@ -130,16 +130,7 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
   };
 
   const routes = [];
-  for (const spec of ROUTE_MODULES) {
-    let mod;
-    try {
-      mod = await import(spec);
-    } catch (err) {
-      if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes(spec.slice(2))) continue;
-      throw err;
-    }
-    routes.push(await mod.create(ctx));
-  }
+  for (const spec of ROUTE_MODULES) routes.push(await (await import(spec)).create(ctx));
 
   const server = http.createServer(async (req, res) => {
     settleUnreadBody(req, res);
@@ -161,21 +152,14 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
   // Upgrade requests (WebSockets) go to the route's `upgrade`; the sockets it takes over are
   // tracked so that close() can end them (the HTTP server no longer counts them as requests).
   const upgraded = new Set();
-  server.on('upgrade', (req, socket, head) => {
+  server.on('upgrade', async (req, socket, head) => {
     const url = new URL(req.url, publicUrl);
     const route = routes.find((r) => r.prefix && r.upgrade && url.pathname.startsWith(r.prefix));
-    if (!route) {
-      const body = JSON.stringify({ message: `no route for ${url.pathname}` });
-      socket.end(
-        'HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\n' +
-          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
-      return;
-    }
+    if (!route) return refuseUpgrade(socket, 404, { message: `no route for ${url.pathname}` });
     upgraded.add(socket);
     socket.once('close', () => upgraded.delete(socket));
     try {
-      route.upgrade(req, socket, head, url);
+      await route.upgrade(req, socket, head, url);
     } catch (err) {
       ctx.log({ level: 'error', route: route.name, path: url.pathname, error: err.stack ?? String(err) });
       socket.destroy();

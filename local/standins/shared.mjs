@@ -54,6 +54,16 @@ export function corsHeaders(req, exposed) {
   return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': exposed };
 }
 
+/** Refuses an HTTP Upgrade (a WebSocket) with a JSON answer written on the raw socket. */
+export function refuseUpgrade(socket, status, body) {
+  const text = JSON.stringify(body);
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status];
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}
+
 /** Answers a CORS preflight (the gateway does this before any key check). */
 export function sendPreflight(req, res) {
   const requested = req.headers['access-control-request-headers'];

@@ -97,7 +97,7 @@ const joseMessage = (err) => JOSE_MESSAGES[err.reason] ?? 'Invalid Compact JWS';
  * The longest object name, in UTF-8 bytes, that fits Storage's S3 key (1,024 bytes at most)
  * "<20-character project ref>/<bucket>/<name>/<36-character version>" for `bucketId`.
  */
-export const maxKeyBytes = (bucketId) => 1024 - 20 - 1 - Buffer.byteLength(bucketId) - 1 - 1 - 36;
+const maxKeyBytes = (bucketId) => 1024 - 20 - 1 - Buffer.byteLength(bucketId) - 1 - 1 - 36;
 
 function mustBeValidKey(key, bucketId) {
   const segments = key.split('/');
@@ -121,7 +121,7 @@ function validateMimeType(mimeType, allowed) {
 
 const iso = (d) => d?.toISOString?.() ?? d;
 
-export async function create(ctx) {
+export function create(ctx) {
   const storageRoot = path.join(ctx.stateDir, 'storage');
   const stagingDir = path.join(ctx.stateDir, 'storage-staging');
   const globalLimit = parseSize(readConfigSection(ctx.root, 'storage').file_size_limit) ?? 50 * 1024 * 1024;
@@ -255,9 +255,7 @@ export async function create(ctx) {
              version = excluded.version, owner = excluded.owner, owner_id = excluded.owner_id` : ''}
            returning id`,
           [bucketId, objectName, owner, who.owner ?? null, JSON.stringify(metadata), crypto.randomUUID()],
-        ).catch((err) => {
-          throw err.code === '23505' ? ERRORS.KeyAlreadyExists() : err;
-        });
+        ); // a duplicate name is 23505: 409 KeyAlreadyExists (fromDbError)
         // The row is in (not yet committed): move the file into place before commit.
         try {
           fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -323,15 +321,19 @@ export async function create(ctx) {
     stream.pipe(res);
   }
 
-  /** The JSON body of a sign request: {expiresIn} as fastify's schema checks it. */
-  async function expiresInOf(req) {
-    let body;
+  /** A JSON request body (up to 1 MiB) with fastify's refusals, or {} when empty. */
+  async function jsonBody(req) {
     try {
-      body = JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
+      return JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
       throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
     }
+  }
+
+  /** The JSON body of a sign request: {expiresIn} as fastify's schema checks it. */
+  async function expiresInOf(req) {
+    const body = await jsonBody(req);
     if (body === null || typeof body !== 'object' || !('expiresIn' in body)) {
       throw ERRORS.Validation("body must have required property 'expiresIn'");
     }
@@ -358,13 +360,7 @@ export async function create(ctx) {
   /** DELETE /object/{bucket}: Storage's deleteObjects (src/http/routes/object/deleteObjects.ts). */
   async function removeObjects(req, res, bucketId) {
     const who = await authenticate(req);
-    let body;
-    try {
-      body = JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
-    } catch (err) {
-      if (err instanceof BodyTooLarge) throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
-      throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
-    }
+    const body = await jsonBody(req);
     if (body === null || typeof body !== 'object' || !('prefixes' in body)) {
       throw ERRORS.Validation("body must have required property 'prefixes'");
     }

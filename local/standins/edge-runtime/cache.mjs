@@ -1,35 +1,26 @@
 #!/usr/bin/env node
 // The local Edge Runtime's deploy step: every module the Edge Functions can load, fetched into
-// Deno's cache (DENO_DIR) exactly as deno.lock pins it, before the gateway serves anything.
-//
-// `supabase functions deploy` resolves and bundles a function's whole module graph up front, so a
-// deployed function never downloads at run time. Locally the same is done here once per stack
-// start (local/tools/stack.mjs startApi, behind npm start, npm test, npm run demo and the benchmarks):
+// Deno's cache (DENO_DIR) exactly as deno.lock pins it, before the gateway serves anything, as
+// `supabase functions deploy` bundles a function's whole graph up front. Run once per stack start
+// (local/tools/stack.mjs, behind npm start, npm test, npm run demo and the benchmarks):
 //
 //   deno cache --frozen --config deno.json <every .ts file under supabase/functions>, bootstrap.ts
 //
-// Every file, not only each index.ts: job-worker loads handlers (job-worker/handlers/index.ts)
-// and the kinds load media code (_jobs/files.ts) with dynamic
-// imports, which run long after boot; caching the whole tree caches them and their npm packages
-// too. The Deno test files (supabase/functions/tests/, web/tests/*.test.ts) are in the
-// list as well, so `deno test` starts on a warm cache and deno.lock covers what they import.
-// The workers then run with --cached-only --frozen (local/standins/functions.mjs): they can never
-// fetch, and a module missing from the cache is a boot error naming the command below.
+// Every file, not only each index.ts, so modules loaded by dynamic import long after boot
+// (job-worker/handlers, _jobs media code) and their npm packages are cached too; the Deno tests
+// (supabase/functions/tests, web/tests/*.test.ts) are in the list, so `deno test` starts warm and
+// deno.lock covers them. Workers run --cached-only --frozen (functions.mjs): a module missing
+// from the cache is a boot error naming the command below.
 //
-// deno.lock is frozen (deno.json "lock": {"frozen": true}), so neither this step nor a plain
-// `deno test` rewrites it; an import that is not in the lock is an error. To regenerate it after
-// changing an import or package.json (Deno records package.json's dependency list in the lock):
+// deno.lock is frozen (deno.json), so neither this step nor `deno test` rewrites it. After
+// changing an import or package.json (whose dependency list Deno records in the lock):
 //
 //   node local/standins/edge-runtime/cache.mjs --update-lock
 //
-// which deletes deno.lock and caches the same list with --frozen=false, so the new lock holds
-// exactly what these files import (plus package.json's list), nothing left over.
-//
-// Deno reaches the registry with the caller's environment, CA settings included
-// (NODE_EXTRA_CA_CERTS, DENO_CERT, DENO_TLS_CA_STORE) and proxies.
+// deletes deno.lock and caches the same list with --frozen=false: a lock of exactly these files'
+// imports. Deno reaches the registry with the caller's environment (CA settings, proxies).
 //
 //   node local/standins/edge-runtime/cache.mjs               cache (what the stack does)
-//   node local/standins/edge-runtime/cache.mjs --update-lock regenerate deno.lock
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -58,67 +49,50 @@ export function denoBinary(root) {
 }
 
 /** Every Deno source file under `dir` (recursive, sorted), skipping node_modules and dot-folders. */
-function codeFiles(dir, { skip = () => false } = {}) {
+function codeFiles(dir) {
   const out = [];
   const walk = (d) => {
-    let entries;
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch (err) {
-      if (err.code === 'ENOENT') return;
-      throw err;
-    }
-    for (const e of entries) {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) {
-        if (e.name === 'node_modules' || e.name.startsWith('.') || skip(p)) continue;
-        walk(p);
+        if (e.name !== 'node_modules' && !e.name.startsWith('.')) walk(p);
       } else if (e.isFile() && CODE.test(e.name) && !e.name.endsWith('.d.ts')) {
         out.push(p);
       }
     }
   };
-  walk(dir);
+  if (fs.existsSync(dir)) walk(dir);
   return out.sort();
 }
 
 /**
  * The files whose module graphs are cached (and which deno.lock covers): bootstrap.ts, every
- * source file of the functions (shared code and dynamically imported modules included), the
- * Deno tests of the functions and of the web client.
+ * source file under supabase/functions (shared code, dynamically imported modules and the
+ * functions' Deno tests included), and the web client's Deno tests.
  */
 export function cacheEntries(root = ROOT) {
-  const functions = path.join(root, 'supabase', 'functions');
-  const tests = path.join(functions, 'tests');
-  const webTests = path.join(root, 'web', 'tests');
-  let contracts = [];
-  try {
-    contracts = fs.readdirSync(webTests).filter((f) => f.endsWith('.test.ts'))
-      .sort().map((f) => path.join(webTests, f));
-  } catch (err) {
-    if (err.code !== 'ENOENT') throw err;
-  }
-  const functionFiles = codeFiles(functions, { skip: (p) => p === tests });
-  return {
-    functionFiles,
-    testFiles: [...codeFiles(tests), ...contracts],
-    all: [BOOTSTRAP, ...functionFiles, ...codeFiles(tests), ...contracts],
-  };
+  const webTests = codeFiles(path.join(root, 'web', 'tests')).filter((f) => f.endsWith('.test.ts'));
+  return [BOOTSTRAP, ...codeFiles(path.join(root, 'supabase', 'functions')), ...webTests];
 }
 
-/** Runs deno, output captured; resolves { code, out } (stdout + stderr, colours off). */
-function runDeno(deno, args, { cwd, env }) {
+/**
+ * `deno cache` of every entry, with deno.lock frozen or (`frozen` false) rewritten; resolves
+ * { files, code, out } (stdout + stderr, colours off).
+ */
+function denoCache(root, deno, frozen) {
+  const files = cacheEntries(root);
+  const args = ['cache', `--frozen=${frozen}`, '--config', path.join(root, 'deno.json')];
   return new Promise((resolve, reject) => {
-    const child = spawn(deno, args, {
-      cwd,
-      env: { ...process.env, ...env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
+    const child = spawn(deno, [...args, ...files.map((f) => path.relative(root, f))], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (c) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (c) => (out += c));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out }));
+    child.on('close', (code, signal) => resolve({ files: files.length, code: code ?? (signal ? 128 : 1), out }));
   });
 }
 
@@ -132,7 +106,7 @@ function essence(out) {
 }
 
 /** A PlatformError for a failed `deno cache`, naming the fix. */
-export function cacheFailure(out) {
+function cacheFailure(out) {
   const detail = essence(out);
   if (/lockfile is out of date/i.test(out)) {
     return new PlatformError(
@@ -164,64 +138,42 @@ const done = new Map(); // root -> Promise of the one cache step of this process
  * the lock frozen. Once per process and root; later calls return the first one's result
  * (`force` runs it again: npm start's watcher does, after a file changed).
  * `say` gets the progress lines (default console.log). Rejects with a PlatformError naming the
- * fix (lock drift, certificates, integrity). Resolves { files, ms }.
+ * fix (lock drift, certificates, integrity).
  */
-export function cacheFunctionModules({ root = ROOT, deno, say = (m) => console.log(m), env = {}, force = false } = {}) {
+export function cacheFunctionModules({ root = ROOT, deno, say = (m) => console.log(m), force = false } = {}) {
   let step = done.get(root);
   if (!step || force) {
-    step = runCache({ root, deno, say, env });
+    step = runCache({ root, deno: deno ?? denoBinary(root), say });
     done.set(root, step);
     step.catch(() => done.delete(root)); // a later call may try again (after a fix)
   }
   return step;
 }
 
-async function runCache({ root, deno, say, env }) {
-  deno ??= denoBinary(root);
-  const { functionFiles, testFiles, all } = cacheEntries(root);
-  const functionNames = new Set(
-    functionFiles.map((f) => path.relative(path.join(root, 'supabase', 'functions'), f).split(path.sep)[0])
-      .filter((n) => !n.startsWith('_') && fs.existsSync(path.join(root, 'supabase', 'functions', n, 'index.ts'))),
-  );
-  const where = process.env.DENO_DIR ?? env.DENO_DIR ?? "Deno's default cache";
+async function runCache({ root, deno, say }) {
+  const where = process.env.DENO_DIR ?? "Deno's default cache";
   say(
-    `spool edge runtime: caching the module graphs of ${functionNames.size} functions ` +
-      `(${functionFiles.length} files, dynamic imports included) and ${testFiles.length} Deno test files, ` +
-      `as deno.lock pins them, into ${where} ...`,
+    `spool edge runtime: caching the module graphs of the Edge Functions and their Deno tests ` +
+      `(dynamic imports included), as deno.lock pins them, into ${where} ...`,
   );
   const started = Date.now();
-  const { code, out } = await runDeno(deno, [
-    'cache',
-    '--frozen',
-    '--config',
-    path.join(root, 'deno.json'),
-    ...all.map((f) => path.relative(root, f)),
-  ], { cwd: root, env });
+  const { files, code, out } = await denoCache(root, deno, true);
   const ms = Date.now() - started;
   if (code !== 0) throw cacheFailure(out);
   const downloads = out.split('\n').filter((l) => /^Download\s/.test(l.trim())).length;
   say(
-    `spool edge runtime: cached in ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`}` +
+    `spool edge runtime: ${files} files cached in ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`}` +
       (downloads ? ` (${downloads} downloads)` : ' (all were cached already)'),
   );
-  return { files: all.length, ms, downloads };
 }
 
 /** Deletes deno.lock and caches the same files with --frozen=false: a lock of exactly those. */
-export async function updateLock({ root = ROOT, deno, say = (m) => console.log(m) } = {}) {
-  deno ??= denoBinary(root);
-  const { all } = cacheEntries(root);
+async function updateLock({ root = ROOT, say = (m) => console.log(m) } = {}) {
   const lock = path.join(root, 'deno.lock');
   const before = fs.existsSync(lock) ? fs.readFileSync(lock, 'utf8') : null;
   fs.rmSync(lock, { force: true });
-  say(`spool edge runtime: regenerating deno.lock from ${all.length} files ...`);
-  const { code, out } = await runDeno(deno, [
-    'cache',
-    '--frozen=false',
-    '--config',
-    path.join(root, 'deno.json'),
-    ...all.map((f) => path.relative(root, f)),
-  ], { cwd: root, env: {} });
+  say(`spool edge runtime: regenerating deno.lock ...`);
+  const { code, out } = await denoCache(root, denoBinary(root), false);
   if (code !== 0) {
     if (before !== null) fs.writeFileSync(lock, before);
     throw new PlatformError(`regenerating deno.lock failed (the old one is back):\n\n${essence(out)}`);

@@ -11,29 +11,24 @@ set local client_min_messages = warning;
 -- ---------------------------------------------------------------------------------------------
 -- Roles
 -- ---------------------------------------------------------------------------------------------
+-- Each role with the attributes it is created with, when it does not exist yet.
 do $$
+declare
+  r text[];
 begin
-  if not exists (select from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select from pg_roles where rolname = 'authenticator') then
-    create role authenticator login noinherit;
-  end if;
-  if not exists (select from pg_roles where rolname = 'supabase_auth_admin') then
-    create role supabase_auth_admin login noinherit createrole noreplication;
-  end if;
-  if not exists (select from pg_roles where rolname = 'supabase_storage_admin') then
-    create role supabase_storage_admin login noinherit createrole noreplication;
-  end if;
-  if not exists (select from pg_roles where rolname = 'postgres') then
-    create role postgres login;
-  end if;
+  foreach r slice 1 in array array[
+    ['anon', 'nologin noinherit'],
+    ['authenticated', 'nologin noinherit'],
+    ['service_role', 'nologin noinherit bypassrls'],
+    ['authenticator', 'login noinherit'],
+    ['supabase_auth_admin', 'login noinherit createrole noreplication'],
+    ['supabase_storage_admin', 'login noinherit createrole noreplication'],
+    ['postgres', 'login']]
+  loop
+    if not exists (select from pg_roles where rolname = r[1]) then
+      execute format('create role %I %s', r[1], r[2]);
+    end if;
+  end loop;
 end
 $$;
 
@@ -126,15 +121,13 @@ grant usage on schema vault to postgres with grant option;
 grant select, delete on vault.secrets, vault.decrypted_secrets to postgres with grant option;
 grant execute on function
   vault.create_secret(text, text, text, uuid),
-  vault.update_secret(uuid, text, text, text, uuid),
-  vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea)
+  vault.update_secret(uuid, text, text, text, uuid)
   to postgres with grant option;
 revoke all on schema vault from public, anon, authenticated, service_role;
 revoke all on vault.secrets, vault.decrypted_secrets from public, anon, authenticated, service_role;
 revoke all on function
   vault.create_secret(text, text, text, uuid),
-  vault.update_secret(uuid, text, text, text, uuid),
-  vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea)
+  vault.update_secret(uuid, text, text, text, uuid)
   from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
@@ -209,17 +202,6 @@ as $$
   )::text
 $$;
 
-create or replace function auth.email()
-returns text
-language sql
-stable
-as $$
-  select coalesce(
-    nullif(current_setting('request.jwt.claim.email', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
-  )::text
-$$;
-
 create or replace function auth.jwt()
 returns jsonb
 language sql
@@ -233,12 +215,11 @@ $$;
 
 alter function auth.uid() owner to supabase_auth_admin;
 alter function auth.role() owner to supabase_auth_admin;
-alter function auth.email() owner to supabase_auth_admin;
 alter function auth.jwt() owner to supabase_auth_admin;
 
 grant usage on schema auth to anon, authenticated, service_role, postgres;
 grant all on auth.users to postgres;
-grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
+grant execute on function auth.uid(), auth.role(), auth.jwt()
   to anon, authenticated, service_role, postgres;
 
 -- ---------------------------------------------------------------------------------------------
@@ -295,32 +276,6 @@ begin
 end
 $$;
 
-create or replace function storage.filename(name text)
-returns text
-language plpgsql
-as $$
-declare
-  _parts text[];
-begin
-  select string_to_array(name, '/') into _parts;
-  return _parts[array_length(_parts, 1)];
-end
-$$;
-
-create or replace function storage.extension(name text)
-returns text
-language plpgsql
-as $$
-declare
-  _parts text[];
-  _filename text;
-begin
-  select string_to_array(name, '/') into _parts;
-  select _parts[array_length(_parts, 1)] into _filename;
-  return reverse(split_part(reverse(_filename), '.', 1));
-end
-$$;
-
 create or replace function storage.update_updated_at_column()
 returns trigger
 language plpgsql
@@ -365,8 +320,6 @@ create trigger protect_objects_delete
   for each statement execute function storage.protect_delete();
 
 alter function storage.foldername(text) owner to supabase_storage_admin;
-alter function storage.filename(text) owner to supabase_storage_admin;
-alter function storage.extension(text) owner to supabase_storage_admin;
 alter function storage.update_updated_at_column() owner to supabase_storage_admin;
 alter function storage.protect_delete() owner to supabase_storage_admin;
 

@@ -102,7 +102,7 @@ export async function startStack({ quiet = !process.env.SPOOL_TEST_VERBOSE, keyM
     client(accessToken) {
       return createClient(url, keys.anonKey, {
         ...clientOptions,
-        ...(accessToken ? { accessToken: async () => accessToken } : {}),
+        ...(accessToken ? { accessToken: () => Promise.resolve(accessToken) } : {}),
       });
     },
 

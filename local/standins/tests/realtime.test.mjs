@@ -1,6 +1,6 @@
 // Contract tests of the Realtime stand-in (local/standins/realtime.mjs, realtime-cdc.mjs): Postgres
 // Changes driven by the official realtime-js inside supabase-js, as Spool's browser client uses it
-// (both serializers, vsn 1.0.0 and 2.0.0), plus the raw Phoenix frames checked with `ws`.
+// (vsn 2.0.0, its default), plus the raw Phoenix frames checked with `ws`.
 // Jobs change through the SQL API as the service role; nothing here sleeps to synchronise: every
 // wait is for an event, with a timeout. Run: node --test local/standins/tests/realtime.test.mjs
 
@@ -86,11 +86,11 @@ function unrefTimers(fn) {
 }
 
 /** supabase-js acting as `token`'s user (or with only the anon key), realtime over `ws`. */
-function rtClient(token, { vsn } = {}) {
+function rtClient(token) {
   const client = createClient(stack.url, stack.keys.anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     ...(token ? { accessToken: () => Promise.resolve(token) } : {}),
-    realtime: { transport: WebSocket, ...(vsn ? { vsn } : {}) },
+    realtime: { transport: WebSocket },
   });
   clients.push(client);
   return client;
@@ -170,7 +170,7 @@ async function rpc(name, args) {
   return data;
 }
 
-/** A raw Phoenix socket: frames in and out, decoded per vsn. */
+/** A raw Phoenix socket (vsn 2.0.0): frames in and out. */
 async function rawSocket({ vsn = '2.0.0', apikey = stack.keys.anonKey } = {}) {
   const url = `${stack.url.replace('http', 'ws')}/realtime/v1/websocket?apikey=${
     encodeURIComponent(apikey)
@@ -186,18 +186,11 @@ async function rawSocket({ vsn = '2.0.0', apikey = stack.keys.anonKey } = {}) {
     ws.once('open', resolve);
     ws.once('error', reject);
   });
-  const v2 = vsn.startsWith('2');
   return {
     ws,
     frames,
     send(joinRef, ref, topic, event, payload) {
-      ws.send(
-        JSON.stringify(
-          v2
-            ? [joinRef, ref, topic, event, payload]
-            : { topic, event, payload, ref, join_ref: joinRef },
-        ),
-      );
+      ws.send(JSON.stringify([joinRef, ref, topic, event, payload]));
     },
     close() {
       ws.close();
@@ -428,7 +421,7 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     );
   });
 
-  it('delivers a committed update within ~100 ms (median of 10 heartbeats, logged)', async () => {
+  it('delivers each of 10 committed heartbeats (latency only logged: bench/realtime.mjs measures it)', async () => {
     const client = rtClient(alice.token);
     const type = jobType();
     const job = await createJob(alice.id, type);
@@ -440,7 +433,6 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     const samples = [];
     for (let i = 1; i <= 10; i++) {
       // Straight to Postgres: the query resolves right after the commit.
-      const t0 = performance.now();
       await stack.admin.query('select public.heartbeat_job($1, $2, $3)', [
         job.id,
         claimed.lease_token,
@@ -448,21 +440,15 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
       ]);
       const committed = performance.now();
       const e = await events.next((x) => x.new.progress === i * 5);
-      samples.push({
-        afterCommit: events.arrivedAt(e) - committed,
-        sinceSend: events.arrivedAt(e) - t0,
-      });
+      samples.push(events.arrivedAt(e) - committed);
     }
-    const sorted = samples.map((s) => s.afterCommit).sort((a, b) => a - b);
+    const sorted = samples.sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)];
     console.log(
       `# realtime latency commit -> event: median ${median.toFixed(1)} ms, max ${
         sorted.at(-1).toFixed(1)
       } ms (${sorted.map((x) => x.toFixed(0)).join(' ')})`,
     );
-    // Typically ~30 ms here (25 ms polls, a 10 ms WAL writer); the bound leaves room for a busy
-    // machine (2 shared cores) without letting a stalled poller pass.
-    assert.ok(median < 250, `median latency ${median.toFixed(1)} ms`);
   });
 
   it("applies RLS per subscriber: an unfiltered subscriber sees its own rows and none of another user's", async () => {
@@ -676,20 +662,6 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
   });
 });
 
-describe('postgres_changes with supabase-js on vsn 1.0.0', () => {
-  it('subscribes and receives changes with the V1 JSON serializer', async () => {
-    const client = rtClient(alice.token, { vsn: '1.0.0' });
-    assert.equal(client.realtime.vsn, '1.0.0');
-    const { events } = await watch(client, [
-      { event: '*', schema: 'public', table: 'jobs', filter: `user_id=eq.${alice.id}` },
-    ]);
-    const job = await createJob(alice.id, jobType(), { v: 1 });
-    const e = await events.next((x) => x.new.id === job.id);
-    assert.equal(e.eventType, 'INSERT');
-    assert.deepEqual(e.new.input, { v: 1 });
-  });
-});
-
 // ---------------------------------------------------------------------------------------------
 // The wire, frame by frame
 // ---------------------------------------------------------------------------------------------
@@ -787,45 +759,6 @@ describe('the Phoenix protocol on the wire', () => {
     s.close();
   });
 
-  it('vsn 1.0.0: objects {topic, event, payload, ref} without join_ref', async () => {
-    const s = await rawSocket({ vsn: '1.0.0' });
-    const topic = `realtime:raw1-${crypto.randomUUID()}`;
-    s.send(null, '1', 'phoenix', 'heartbeat', {});
-    assert.deepEqual(await s.frames.next((f) => f.topic === 'phoenix'), {
-      topic: 'phoenix',
-      event: 'phx_reply',
-      payload: { status: 'ok', response: {} },
-      ref: '1',
-    });
-    s.send('2', '2', topic, 'phx_join', {
-      config: {
-        postgres_changes: [{
-          event: 'INSERT',
-          schema: 'public',
-          table: 'jobs',
-          filter: `user_id=eq.${alice.id}`,
-        }],
-      },
-      access_token: alice.token,
-    });
-    const reply = await s.frames.next((f) => f.ref === '2');
-    assert.deepEqual(Object.keys(reply).sort(), ['event', 'payload', 'ref', 'topic']);
-    assert.equal(reply.payload.status, 'ok');
-    await s.frames.next((f) => f.event === 'system');
-    const job = await createJob(alice.id, jobType());
-    const change = await s.frames.next((f) => f.event === 'postgres_changes');
-    assert.deepEqual(change, {
-      topic,
-      event: 'postgres_changes',
-      payload: { ids: [reply.payload.response.postgres_changes[0].id], data: change.payload.data },
-      ref: null,
-    });
-    assert.equal(change.payload.data.record.id, job.id);
-    assert.equal(change.payload.data.type, 'INSERT');
-    assert.equal('old_record' in change.payload.data, false);
-    s.close();
-  });
-
   it('narrows records and columns to `select` (plus the primary key)', async () => {
     const s = await rawSocket({ vsn: '2.0.0' });
     const topic = `realtime:sel-${crypto.randomUUID()}`;
@@ -876,10 +809,10 @@ describe('the Phoenix protocol on the wire', () => {
     const wrong = await refusedUpgrade(`${base}?vsn=2.0.0&apikey=${await userToken(alice.id)}`);
     assert.equal(wrong.status, 401);
     assert.equal(wrong.body.message, 'Invalid API key');
-    assert.equal(
-      (await refusedUpgrade(`${base}?vsn=3.0.0&apikey=${stack.keys.anonKey}`)).status,
-      403,
-    );
+    // 1.0.0 (Realtime's V1 JSON objects, also what no vsn means) is not served: nothing sends it.
+    for (const vsn of ['3.0.0', '1.0.0']) {
+      assert.equal((await refusedUpgrade(`${base}?vsn=${vsn}&apikey=${stack.keys.anonKey}`)).status, 403);
+    }
   });
 });
 

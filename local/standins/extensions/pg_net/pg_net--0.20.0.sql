@@ -9,7 +9,8 @@
 --     delivered at COMMIT and dropped on ROLLBACK, like pg_net's wake-at-commit, so a local
 --     delivery process that LISTENs on 'spool_pg_net' (application_name 'spool-pg-net') can
 --     drain the queue and write net._http_response rows the way the worker does.
---   * URL encoding is done in SQL instead of C (same unreserved set as curl_easy_escape).
+--   * `params` is refused unless empty (nothing in Spool passes any; pg_net URL-encodes them into
+--     the query string).
 --   * Grants and security are the real extension's (pg_net >= 0.12, supabase/pg_net
 --     sql/pg_net.sql): every function is SECURITY INVOKER and keeps the default EXECUTE for
 --     PUBLIC, and PUBLIC may use schema net and all of its tables and sequences (an invoker
@@ -68,41 +69,6 @@ begin
 end
 $$;
 
--- Percent-encodes everything but the unreserved characters A-Z a-z 0-9 - . _ ~
-create function net._urlencode_string(string varchar)
-returns text
-language sql
-immutable
-strict
-as $$
-  select coalesce(
-    string_agg(
-      case
-        when b between 48 and 57 or b between 65 and 90 or b between 97 and 122
-          or b in (45, 46, 95, 126)
-        then chr(b)
-        else '%' || upper(lpad(to_hex(b), 2, '0'))
-      end,
-      '' order by i),
-    '')
-  from (
-    select i, get_byte(convert_to(string, 'UTF8'), i) as b
-    from generate_series(0, octet_length(convert_to(string, 'UTF8')) - 1) as i
-  ) as bytes
-$$;
-
-create function net._encode_url_with_params_array(url text, params_array text[])
-returns text
-language sql
-immutable
-as $$
-  select case
-    when coalesce(cardinality(params_array), 0) = 0 then url
-    else url || case when strpos(url, '?') > 0 then '&' else '?' end
-             || array_to_string(params_array, '&')
-  end
-$$;
-
 create function net.http_post(
   url text,
   body jsonb default '{}'::jsonb,
@@ -115,7 +81,6 @@ language plpgsql
 as $$
 declare
   request_id bigint;
-  params_array text[];
   content_type text;
 begin
   select header_value into content_type
@@ -131,14 +96,15 @@ begin
     raise exception 'Content-Type header must be "application/json"';
   end if;
 
-  select coalesce(array_agg(net._urlencode_string(key) || '=' || net._urlencode_string(value)), '{}')
-  into params_array
-  from jsonb_each_text(params);
+  if coalesce(params, '{}'::jsonb) <> '{}'::jsonb then
+    raise exception 'net.http_post params are not supported by the local pg_net stand-in'
+      using hint = 'Spool passes none: put the query string in the url';
+  end if;
 
   insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
   values (
     'POST',
-    net._encode_url_with_params_array(url, params_array),
+    url,
     headers,
     convert_to(body::text, 'UTF8'),
     timeout_milliseconds

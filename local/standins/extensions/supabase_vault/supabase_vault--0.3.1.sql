@@ -12,36 +12,13 @@
 
 \echo Use "CREATE EXTENSION supabase_vault" to load this file. \quit
 
--- Stand-ins for the libsodium AEAD helpers: identity functions.
-create function vault._crypto_aead_det_encrypt(
-  message bytea, additional bytea, key_id bigint,
-  context bytea = 'pgsodium', nonce bytea = null)
-returns bytea
-language sql
-immutable
-as $$ select message $$;
-
-create function vault._crypto_aead_det_decrypt(
-  message bytea, additional bytea, key_id bigint,
-  context bytea = 'pgsodium', nonce bytea = null)
-returns bytea
-language sql
-immutable
-as $$ select message $$;
-
-create function vault._crypto_aead_det_noncegen()
-returns bytea
-language sql
-volatile
-as $$ select decode(md5(random()::text || clock_timestamp()::text), 'hex') $$;
-
 create table vault.secrets (
   id uuid primary key default gen_random_uuid(),
   name text,
   description text not null default '',
   secret text not null,
   key_id uuid,
-  nonce bytea default vault._crypto_aead_det_noncegen(),
+  nonce bytea,
   created_at timestamptz not null default current_timestamp,
   updated_at timestamptz not null default current_timestamp
 );
@@ -56,16 +33,7 @@ select s.id,
   s.name,
   s.description,
   s.secret,
-  convert_from(
-    vault._crypto_aead_det_decrypt(
-      message := decode(s.secret, 'base64'),
-      additional := convert_to(s.id::text, 'utf8'),
-      key_id := 0,
-      context := 'pgsodium'::bytea,
-      nonce := s.nonce
-    ),
-    'utf8'
-  ) as decrypted_secret,
+  convert_from(decode(s.secret, 'base64'), 'utf8') as decrypted_secret,
   s.key_id,
   s.nonce,
   s.created_at,
@@ -89,10 +57,7 @@ declare
 begin
   insert into vault.secrets (secret, name, description)
   values (
-    pg_catalog.encode(vault._crypto_aead_det_encrypt(
-      message := pg_catalog.convert_to(new_secret, 'utf8'),
-      additional := ''::bytea,
-      key_id := 0), 'base64'),
+    pg_catalog.encode(pg_catalog.convert_to(new_secret, 'utf8'), 'base64'),
     new_name,
     new_description
   )
@@ -119,11 +84,7 @@ begin
   set
     secret = case
       when new_secret is null then s.secret
-      else pg_catalog.encode(vault._crypto_aead_det_encrypt(
-        message := pg_catalog.convert_to(new_secret, 'utf8'),
-        additional := pg_catalog.convert_to(s.id::text, 'utf8'),
-        key_id := 0,
-        nonce := s.nonce), 'base64')
+      else pg_catalog.encode(pg_catalog.convert_to(new_secret, 'utf8'), 'base64')
     end,
     name = coalesce(new_name, s.name),
     description = coalesce(new_description, s.description),
@@ -135,9 +96,6 @@ $$;
 select pg_catalog.pg_extension_config_dump('vault.secrets', '');
 
 revoke all on function
-  vault._crypto_aead_det_encrypt(bytea, bytea, bigint, bytea, bytea),
-  vault._crypto_aead_det_decrypt(bytea, bytea, bigint, bytea, bytea),
-  vault._crypto_aead_det_noncegen(),
   vault.create_secret(text, text, text, uuid),
   vault.update_secret(uuid, text, text, text, uuid)
 from public;
