@@ -365,6 +365,20 @@ function initCluster(paths, { fsync }) {
 
 const quoteConf = (s) => `'${String(s).replaceAll("'", "''")}'`;
 
+/**
+ * The output plugins this server lets slots use, when it has that setting: Debian's PostgreSQL
+ * from 15.20 on (a security update) allows only `output_plugin_libraries` (default pgoutput,
+ * test_decoding), and the Realtime stand-in reads its slot with wal2json. Null on a server
+ * without the setting (an older 15.x refuses unknown settings, so none is written then).
+ */
+function outputPluginLibraries() {
+  const r = run(path.join(PG_BIN, 'postgres'), ['--describe-config'], { asDbUser: true, allowFail: true });
+  const row = (r.stdout ?? '').split('\n').find((l) => l.startsWith('output_plugin_libraries\t'));
+  if (!row) return null;
+  const defaults = (row.split('\t')[4] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  return [...new Set([...defaults, 'wal2json'])].join(', ');
+}
+
 function writeConfig(paths, { port, fsync }) {
   // A Unix socket path is limited to 107 bytes; without one, clients use TCP (as ours do).
   const socketOk = Buffer.byteLength(path.join(paths.dir, `.s.PGSQL.${port}`)) < 100;
@@ -392,8 +406,10 @@ function writeConfig(paths, { port, fsync }) {
     // asynchronous commits that waits for the WAL writer, so let it flush every 10 ms.
     `wal_writer_delay = ${fsync ? "'200ms'" : "'10ms'"}`,
     `full_page_writes = ${fsync ? 'on' : 'off'}`,
-    '',
   ];
+  const plugins = outputPluginLibraries();
+  if (plugins !== null) lines.push(`output_plugin_libraries = ${quoteConf(plugins)}`);
+  lines.push('');
   writeServerFile(path.join(paths.dataDir, 'spool.conf'), lines.join('\n'));
   // Rewritten on every start too, so a cluster made by an older local/tools/db.mjs gets the current one.
   writeServerFile(path.join(paths.dataDir, 'pg_hba.conf'), PG_HBA);
