@@ -197,7 +197,9 @@ describe('the inbox', () => {
       const session = await bea.signIn();
       const { page } = bea;
       await page.getByRole('button', { name: /^Inbox\W+nothing unread$/ }).waitFor();
-      // Three jobs of one kind end at once (their notifications arrive through Realtime).
+      // The live channel is up (a loaded stack may take a while to subscribe)...
+      await page.locator('[data-testid="session"] .dot--live').waitFor();
+      // ...when three jobs of one kind end at once (their notifications arrive through Realtime).
       await env.admin.query(
         `insert into public.notifications (user_id, job_id, job_type, status, message)
          select $1, gen_random_uuid(), 'color-grade', 'done', 'Colour grade is done' from generate_series(1, 3)`,
