@@ -242,7 +242,10 @@ select pg_temp.authenticate_as_service_role();
 select pg_temp.travel_to(pg_temp.t('3 hours'));
 select id as b1 from public.create_job(pg_temp.uid('bob'), 'roto', '{"n": 7}') \gset
 select id as b2 from public.create_job(pg_temp.uid('bob'), 'roto', '{"n": 8}') \gset
+-- A moment apart, so no two fair turns tie (a tie would fall to the ids' random bits).
+select pg_temp.travel_to(pg_temp.t('3 hours 100 milliseconds'));
 select id as c1 from public.create_job(pg_temp.uid('carol'), 'roto', '{"n": 9}') \gset
+select pg_temp.travel_to(pg_temp.t('3 hours 200 milliseconds'));
 select id as a1 from public.create_job(pg_temp.uid('alice'), 'roto', '{"n": 10}') \gset
 select id as urgent from public.create_job(pg_temp.uid('alice'), 'roto', '{"n": 11}', 5) \gset
 select id as later from public.create_job(pg_temp.uid('carol'), 'roto', '{"n": 12}', 10, 3, pg_temp.t('4 hours')) \gset
@@ -257,7 +260,7 @@ select is(
 select lease_token as tok, id as claimed from public.claim_jobs('worker-i', 1) \gset
 select is(:'claimed'::uuid, :'urgent'::uuid, 'the job in position 1 is the one the next claim takes');
 select is((public.job_position(:'b2') ->> 'position')::int, 4, 'the others move up as jobs are claimed');
-select pg_temp.travel_to(pg_temp.t('3 hours 2 seconds'));
+select pg_temp.travel_to(pg_temp.t('3 hours 2.2 seconds'));
 select count(*) as n from public.complete_jobs(jsonb_build_array(
   jsonb_build_object('id', :'urgent', 'lease_token', :'tok'))) \gset
 select is(
