@@ -80,14 +80,24 @@ const command = (pid) => {
   }
 };
 
-/** Resolves once `check()` is truthy (polled), or rejects with `what` after `ms`. */
-async function waitFor(what, check, ms = WAIT_MS) {
+/**
+ * Resolves once `check()` is truthy (polled), or rejects with `what` after `ms`, or at once if
+ * npm start exited meanwhile (unless `exitOk`: waiting for that exit). The message leads with
+ * npm start's stderr (where its errors go), then the tail of its stdout.
+ */
+async function waitFor(what, check, ms = WAIT_MS, { exitOk = false } = {}) {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();
     if (value) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}\nstdout:\n${out}\nstderr:\n${err}`);
+    const exited = exit && !exitOk;
+    if (exited || Date.now() > deadline) {
+      const why = exited ? `npm start exited (${JSON.stringify(exit)})` : `timed out`;
+      // What npm start is still running (a stuck step shows as its command line).
+      const running = exited ? '' : descendants(child.pid).map((pid) => `${pid} ${command(pid)}`).join('\n');
+      throw new Error(
+        `${why} waiting for ${what}\nstderr:\n${err}\nrunning:\n${running}\nstdout (tail):\n${out.slice(-4000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -228,10 +238,10 @@ test('a SIGINT to the npm process alone stops every process npm start started', 
   // Only npm: it must pass the signal on to node local/tools/start.mjs, which stops the rest.
   process.kill(child.pid, 'SIGINT');
   const left = () => started.filter(alive).map((pid) => `${pid} ${command(pid)}`).join('\n');
-  await waitFor('npm to exit', () => exit, STOP_WAIT_MS).catch((e) => {
+  await waitFor('npm to exit', () => exit, STOP_WAIT_MS, { exitOk: true }).catch((e) => {
     throw new Error(`${e.message}\nstill running:\n${left()}`);
   });
-  await waitFor('every process to be gone', () => started.every((pid) => !alive(pid)), STOP_WAIT_MS)
+  await waitFor('every process to be gone', () => started.every((pid) => !alive(pid)), STOP_WAIT_MS, { exitOk: true })
     .catch((e) => {
       throw new Error(`${e.message}\nstill running:\n${left()}`);
     });
