@@ -13,10 +13,8 @@
 //      then GET /functions/v1/jobs every 200 ms until every job has ended, each change printed as a
 //      line, and the outputs downloaded from their signed URLs
 //   3. a summary table; outputs, inputs and summary.json in demo-output/<timestamp>/ (--out DIR)
-// Exits 1 if any job did not end `done` (an expected refusal of `image` is not a failure).
-//
-//   npm run demo [-- --fresh] [-- --out DIR] [-- --timeout SECONDS]
-//   npm run demo -- --url URL --anon-key KEY
+// Exits 1 if any job did not end `done` (an expected refusal of `image` is not a failure);
+// options: USAGE below.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -111,7 +109,7 @@ async function throwawayStack() {
   return owned.stack;
 }
 
-/** Kills what is left of the throwaway stack and removes its folder (synchronous: for exit too). */
+/** Kills the throwaway stack, if any, and removes its folder (synchronous: for exit and signals too). */
 function teardown() {
   if (!owned) return;
   try {
@@ -140,13 +138,15 @@ function progressPrinter() {
   return (entries) => {
     for (const e of entries) {
       const pct = e.status === 'done' ? 100 : (e.job?.progress ?? 0);
-      const now = e.status === 'refused'
-        ? `refused  ${e.error.status} ${e.error.code}`
-        : `${e.status.padEnd(8)} ${String(pct).padStart(3)}%  ${e.status === 'done' ? '' : (e.job?.step ?? '')}`;
       const key = `${e.status}|${e.job?.step}|${Math.floor(pct / 20)}`;
       if (e.status === 'new' || last.get(e.key) === key) continue;
       last.set(e.key, key);
-      console.log(`  ${`+${secs(Date.now() - t0)}`.padStart(7)}  ${`${e.type} ${e.label}`.padEnd(30)} ${now}`);
+      const step = e.status === 'done' ? '' : (e.job?.step ?? '');
+      const state = e.status === 'refused'
+        ? `refused  ${e.error.status} ${e.error.code}`
+        : `${e.status.padEnd(8)} ${String(pct).padStart(3)}%  ${step}`;
+      const at = `+${secs(Date.now() - t0)}`.padStart(7);
+      console.log(`  ${at}  ${`${e.type} ${e.label}`.padEnd(30)} ${state}`.trimEnd());
     }
   };
 }
@@ -179,9 +179,10 @@ function summaryTable(entries, outDir) {
     ];
   });
   const header = ['job', 'status', 'queued', 'ran', 'total', 'output file', 'key figures'];
-  const all = [header, header.map((h) => '─'.repeat(h.length)), ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  return all.map((r) => `  ${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ')}`).join('\n');
+  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((r) => r[i].length)));
+  const rule = widths.map((w, i) => '─'.repeat(i < widths.length - 1 ? w : header[i].length));
+  const line = (r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ');
+  return [header, rule, ...rows].map((r) => `  ${line(r)}`).join('\n');
 }
 
 async function main() {
@@ -203,7 +204,7 @@ async function main() {
       }
       console.log('spool demo: starting a throwaway stack (Postgres, migrations, Edge Functions)…');
       const stack = await throwawayStack();
-      project = { url: stack.url, anonKey: stack.anonKey, how: 'throwaway stack (torn down at the end)' };
+      project = { url: stack.url, anonKey: stack.anonKey, how: 'a throwaway stack, torn down at the end' };
     }
   }
   const media = loadSamples();
@@ -267,11 +268,5 @@ try {
   console.error(`\nspool demo: ${err instanceof PlatformError ? err.message : err.stack}`);
   process.stderr.write(gatewayTail());
 }
-try {
-  await owned?.stack?.stop();
-  if (owned) owned.stack = null;
-} catch {
-  // killSync in teardown covers it
-}
-teardown();
+teardown(); // the throwaway stack is deleted: killing it is enough
 process.exit(code);

@@ -51,7 +51,13 @@ export function loadSamples() {
  */
 export function demoPlan() {
   return [
-    { key: 'grade-noir', type: 'color-grade', label: 'noir', input: 'photo', body: { preset: 'noir', contrast: 0.1 } },
+    {
+      key: 'grade-noir',
+      type: 'color-grade',
+      label: 'noir',
+      input: 'photo',
+      body: { preset: 'noir', contrast: 0.1 },
+    },
     {
       key: 'grade-teal-orange',
       type: 'color-grade',
@@ -104,17 +110,10 @@ async function get(supabase, name) {
 
 /** A creator's answer other than 202 as { status, code, message, details } (Spool's error shape or the gateway's). */
 async function refusal(error, response, data) {
-  const text = error && response ? await response.text().catch(() => '') : JSON.stringify(data);
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = { message: text };
-  }
-  const err = body?.error ?? body ?? {};
-  const message = String(err.message ?? err.msg ?? error?.message ?? text);
-  const code = String(err.code ?? 'unexpected_response');
-  return { status: response?.status ?? 0, code, message, details: err.details };
+  const body = error ? await response?.json().catch(() => null) : data;
+  const { code = 'unexpected_response', message, msg, details } = body?.error ?? body ?? {};
+  const text = String(message ?? msg ?? error?.message ?? `answered ${response?.status}`);
+  return { status: response?.status ?? 0, code: String(code), message: text, details };
 }
 
 /** The key figures of a finished job's output, for the summary. */
