@@ -13,11 +13,13 @@
 // Tests that need OpenAI to fail or to be absent do that themselves (a handler of their own with
 // functionEnv({}), a page.route in the browser): they must not depend on this fake's answers.
 import http from 'node:http';
-import { encodePng } from './demo/media.mjs';
+import { encode as encodePng } from 'fast-png';
 
-/** A small PNG of one colour (the demo's PNG writer). */
-const solidPng = (width, height, rgb) =>
-  encodePng({ width, height, data: Uint8Array.from({ length: width * height * 3 }, (_, i) => rgb[i % 3]) });
+/** A small PNG of one colour (fast-png, the PNG library the product decodes with). */
+function solidPng(width, height, rgb) {
+  const data = Uint8Array.from({ length: width * height * 3 }, (_, i) => rgb[i % 3]);
+  return Buffer.from(encodePng({ width, height, channels: 3, data }));
+}
 
 const COLOURS = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]];
 

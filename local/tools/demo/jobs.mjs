@@ -5,8 +5,8 @@
 // jobs API (/functions/v1/jobs) to watch the jobs and get signed URLs of their outputs, which are
 // then downloaded. No key but the publishable (anon) key and the user's own session is used.
 //
-//   import { runDemoJobs, demoPlan } from './local/tools/demo/jobs.mjs';
-//   const result = await runDemoJobs({ url, anonKey, media, outDir, onUpdate });
+//   import { runDemoJobs, loadSamples } from './local/tools/demo/jobs.mjs';
+//   const result = await runDemoJobs({ url, anonKey, media: loadSamples(), outDir, onUpdate });
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,25 +17,53 @@ import WebSocket from 'ws';
 export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
 
 /**
- * What the demo runs: one entry per job. `input` names a file of makeSampleMedia(); `body` is the
- * creator's JSON body (input_path is added). `expectRefusal` marks a job the project may refuse
- * for a documented reason (image without OPENAI_API_KEY): shown, and not counted as a failure.
+ * The demo's inputs, small files committed in samples/ (drawn once by a generator, since removed):
+ * a photo-like scene with a skin-tone subject, a green screen with a person covering
+ * `subjectFraction` of the frame, and a voice-like track with the problems audio-clean fixes.
+ */
+export const SAMPLES = {
+  photo: { name: 'photo.jpg', contentType: 'image/jpeg', about: 'photo-like scene, skin-tone subject, 960x640 JPEG' },
+  greenScreen: {
+    name: 'greenscreen.png',
+    contentType: 'image/png',
+    subjectFraction: 0.1413,
+    about: 'green screen, a person on 14% of it, 640x480 PNG',
+  },
+  voice: {
+    name: 'voice.wav',
+    contentType: 'audio/wav',
+    dcOffset: 0.04,
+    about: 'voice-like, hiss, 50 Hz hum, DC offset 0.04, 5 s 24 kHz 16-bit mono WAV',
+  },
+};
+
+/** SAMPLES with each file's bytes read from samples/. */
+export function loadSamples() {
+  const dir = new URL('./samples/', import.meta.url);
+  const read = (s) => ({ ...s, bytes: fs.readFileSync(new URL(s.name, dir)) });
+  return Object.fromEntries(Object.entries(SAMPLES).map(([k, s]) => [k, read(s)]));
+}
+
+/**
+ * What the demo runs: one entry per job. `input` names a sample; `body` is the creator's JSON body
+ * (input_path is added). `expectRefusal` marks a job the project may refuse for a documented
+ * reason (image without OPENAI_API_KEY): shown, and not counted as a failure.
  */
 export function demoPlan() {
   return [
     {
       key: 'grade-noir',
       type: 'color-grade',
-      label: 'noir → jpeg',
+      label: 'noir',
       input: 'photo',
-      body: { preset: 'noir', contrast: 0.1, output_format: 'jpeg' },
+      body: { preset: 'noir', contrast: 0.1 },
     },
     {
       key: 'grade-teal-orange',
       type: 'color-grade',
-      label: 'teal-orange',
+      label: 'teal-orange → png',
       input: 'photo',
-      body: { preset: 'teal-orange', contrast: 0.2 },
+      body: { preset: 'teal-orange', contrast: 0.2, output_format: 'png' },
     },
     {
       key: 'audio-clean',
@@ -60,7 +88,6 @@ export function demoPlan() {
         size: '1024x1024',
         quality: 'low',
       },
-      // Without OPENAI_API_KEY the creator refuses it: 503 provider_not_configured.
       expectRefusal: { status: 503, code: 'provider_not_configured' },
     },
   ];
@@ -71,110 +98,51 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** How often the demo lists the jobs while some are unfinished. */
 const POLL_MS = 200;
 
-/** A body read as JSON when it is JSON, else as text (null when empty). */
-async function readBody(res) {
-  const text = await res.text();
-  try {
-    return text ? JSON.parse(text) : null;
-  } catch {
-    return text;
-  }
-}
-
-/**
- * A browser-like client of one Spool project: supabase-js with the publishable (anon) key, as
- * the web client uses it. Calls return their data or throw, saying what failed.
- */
-function projectClient(url, anonKey) {
-  const supabase = createClient(url, anonKey, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    realtime: { transport: WebSocket }, // never connected; realtime-js wants one on Node 20
-  });
-  const get = async (what, name) => {
-    const { data, error } = await supabase.functions.invoke(name, { method: 'GET', timeout: REQUEST_TIMEOUT_MS });
-    if (error) throw new Error(`${what}: ${error.message} ${JSON.stringify(await error.context?.json?.().catch(() => null))}`);
-    return data;
-  };
-  return {
-    /** An anonymous user and their session; returns the user's id. */
-    async signInAnonymously() {
-      const { data, error } = await supabase.auth.signInAnonymously();
-      if (error || !data?.user?.id) throw new Error(`anonymous sign-up: ${error?.message ?? 'no session in the answer'}`);
-      return data.user.id;
-    },
-    /** Uploads into `inputs` at objectPath (the user's own folder). */
-    async upload(objectPath, bytes, contentType) {
-      const { error } = await supabase.storage.from('inputs').upload(objectPath, bytes, { contentType, cacheControl: '3600' });
-      if (error) throw new Error(`upload ${objectPath}: ${error.message}`);
-    },
-    /**
-     * POST /functions/v1/<type>: { status: 202, job } or, for anything else, { status, error } with
-     * the error shape's { code, message, details } (or the gateway's own { code, message }).
-     */
-    async createJob(type, body) {
-      const { data, error, response } = await supabase.functions.invoke(type, { body, timeout: REQUEST_TIMEOUT_MS });
-      if (!error && response?.status === 202 && data?.job?.id) return { status: 202, job: data.job };
-      const answer = error && response ? await readBody(response) : data;
-      const err = answer?.error ?? answer ?? {};
-      return {
-        status: response?.status ?? 0,
-        error: {
-          code: String(err.code ?? 'unexpected_response'),
-          message: String(err.message ?? err.msg ?? error?.message ?? JSON.stringify(answer)),
-          details: err.details,
-        },
-      };
-    },
-    /** GET /functions/v1/jobs: the user's jobs, newest first. */
-    listJobs: async (limit) => (await get('list jobs', `jobs?limit=${limit}`)).jobs,
-    /** GET /functions/v1/jobs/<id>: { job, output_url, output_files } (signed when done). */
-    getJob: (id) => get('get job', `jobs/${id}`),
-  };
-}
-
-/** Downloads a signed URL (no headers needed: the token is in the URL). */
-async function download(url) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  if (!res.ok) throw new Error(`download: HTTP ${res.status}: ${JSON.stringify(await readBody(res))}`);
-  return new Uint8Array(await res.arrayBuffer());
-}
-
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The key figures of a finished job's output, for the summary. */
-function reportFigures(type, output) {
-  const file = output?.files?.[0] ?? {};
-  const figures = {};
-  if (file.width && file.height) figures.size = `${file.width}x${file.height}`;
-  if (type === 'audio-clean') {
-    const r = output?.report ?? {};
-    figures.loudness = `${fmt(r.input_lufs)} → ${fmt(r.output_lufs)} LUFS`;
-    figures.dc = (r.dc_offset ?? []).map((x) => x.toFixed(4)).join('/');
-    // The floor rises with the loudness gain: what the noise gate did is the change net of it.
-    const net = r.output_noise_floor_db - r.noise_floor_db - r.gain_db;
-    figures.noise = `noise ${fmt(net)} dB`;
-    figures.peak = `${fmt(r.peak_dbtp)} dBTP`;
-  }
-  if (type === 'roto') {
-    const m = output?.matte ?? {};
-    const pct = (x) => `${(x * 100).toFixed(1)}%`;
-    if (m.opaque !== undefined) {
-      figures.matte = `subject ${pct(m.opaque)}, background ${pct(m.transparent)}, edge ${pct(m.partial)}`;
-    }
-  }
-  return figures;
-}
-
 const fmt = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
 
+/** GET /functions/v1/<name>: its JSON, or an error saying what failed. */
+async function get(supabase, name) {
+  const { data, error } = await supabase.functions.invoke(name, { method: 'GET', timeout: REQUEST_TIMEOUT_MS });
+  if (error) throw new Error(`GET ${name}: ${error.message} ${await error.context?.text?.().catch(() => '')}`);
+  return data;
+}
+
+/** A creator's answer other than 202 as { status, code, message, details } (Spool's error shape or the gateway's). */
+async function refusal(error, response, data) {
+  const body = error ? await response?.json().catch(() => null) : data;
+  const { code = 'unexpected_response', message, msg, details } = body?.error ?? body ?? {};
+  const text = String(message ?? msg ?? error?.message ?? `answered ${response?.status}`);
+  return { status: response?.status ?? 0, code: String(code), message: text, details };
+}
+
+/** The key figures of a finished job's output, for the summary. */
+export function keyFigures(type, output) {
+  const file = output?.files?.[0] ?? {};
+  const parts = file.width && file.height ? [`${file.width}x${file.height}`] : [];
+  if (type === 'audio-clean') {
+    const r = output.report ?? {};
+    // The floor rises with the loudness gain: what the noise gate did is the change net of it.
+    const noise = r.output_noise_floor_db - r.noise_floor_db - r.gain_db;
+    const dc = (r.dc_offset ?? []).map((x) => x.toFixed(4)).join('/');
+    parts.push(`${fmt(r.input_lufs)} → ${fmt(r.output_lufs)} LUFS`, `DC ${dc} removed`, `noise ${fmt(noise)} dB`);
+    parts.push(`peak ${fmt(r.peak_dbtp)} dBTP`);
+  }
+  const m = output?.matte;
+  if (type === 'roto' && m) {
+    const pct = (x) => `${(x * 100).toFixed(1)}%`;
+    parts.push(`subject ${pct(m.opaque)}, background ${pct(m.transparent)}, edge ${pct(m.partial)}`);
+  }
+  return parts.join(' · ');
+}
+
 /**
- * Runs the plan against one project. Each entry of the result:
- *   { key, type, label, body, status, job, error, refused, expected, files, figures,
- *     createdAtMs, endedAtMs }
- * where status is the job's state, or 'refused' when the creator said no. onUpdate(entries) is
- * called whenever something changes (and at least every POLL_MS while jobs are unfinished).
- * Resolves when every job has ended, or when `timeoutMs` passes (unfinished jobs keep their last
- * state). Outputs and inputs are written under outDir (inputs/ for the generated files).
+ * Runs the plan against one project. Each entry of the result is its plan entry plus
+ *   { status, job, error, expected, files, request, downloadError }
+ * where status is the job's state, or 'refused' when the creator said no (error: the refusal;
+ * expected: it is the plan's expectRefusal). onUpdate(entries) is called whenever something may
+ * have changed. Resolves when every job has ended, or when `timeoutMs` passes (unfinished jobs
+ * keep their last state). Outputs are written to outDir, the inputs to outDir/inputs/.
  */
 export async function runDemoJobs({
   url,
@@ -185,65 +153,55 @@ export async function runDemoJobs({
   onUpdate = () => {},
   timeoutMs = 45_000,
 }) {
-  const client = projectClient(url, anonKey);
-  const entries = plan.map((p) => ({
-    ...p,
-    status: 'new',
-    job: null,
-    error: null,
-    refused: false,
-    expected: false,
-    files: [],
-    figures: {},
-    createdAtMs: null,
-    endedAtMs: null,
-  }));
+  const supabase = createClient(url, anonKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    realtime: { transport: WebSocket }, // never connected; realtime-js wants one on Node 20
+  });
+  const entries = plan.map((p) => ({ ...p, status: 'new', job: null, error: null, expected: false, files: [] }));
   const update = () => onUpdate(entries);
 
-  const userId = await client.signInAnonymously();
+  const { data: auth, error: authError } = await supabase.auth.signInAnonymously();
+  if (authError || !auth?.user?.id) throw new Error(`anonymous sign-up: ${authError?.message ?? 'no session'}`);
+  const userId = auth.user.id;
 
   // Upload each input the plan uses, once, in parallel; keep a copy next to the outputs.
   fs.mkdirSync(path.join(outDir, 'inputs'), { recursive: true });
-  const used = [...new Set(plan.map((p) => p.input).filter(Boolean))];
   const uploaded = {};
-  await Promise.all(used.map(async (k) => {
+  await Promise.all([...new Set(plan.map((p) => p.input).filter(Boolean))].map(async (k) => {
     const file = media[k];
-    if (!file) throw new Error(`the plan needs media "${k}", which was not generated`);
+    if (!file) throw new Error(`the plan needs the sample "${k}"`);
     fs.writeFileSync(path.join(outDir, 'inputs', file.name), file.bytes);
     uploaded[k] = `${userId}/${file.name}`;
-    await client.upload(uploaded[k], file.bytes, file.contentType);
+    const options = { contentType: file.contentType };
+    const { error } = await supabase.storage.from('inputs').upload(uploaded[k], file.bytes, options);
+    if (error) throw new Error(`upload ${uploaded[k]}: ${error.message}`);
   }));
 
   // Create every job; the creators answer at once (202) and the database rings job-worker.
   await Promise.all(entries.map(async (e) => {
-    const body = e.input ? { input_path: uploaded[e.input], ...e.body } : { ...e.body };
-    e.requestBody = body;
-    e.createdAtMs = Date.now();
-    const answer = await client.createJob(e.type, body);
-    if (answer.status === 202) {
-      e.job = answer.job;
-      e.status = answer.job.status;
+    e.request = e.input ? { input_path: uploaded[e.input], ...e.body } : { ...e.body };
+    const options = { body: e.request, timeout: REQUEST_TIMEOUT_MS };
+    const { data, error, response } = await supabase.functions.invoke(e.type, options);
+    if (!error && response?.status === 202 && data?.job?.id) {
+      e.job = data.job;
+      e.status = data.job.status;
     } else {
       e.status = 'refused';
-      e.refused = true;
-      e.error = { status: answer.status, ...answer.error };
-      e.expected = !!e.expectRefusal && e.expectRefusal.status === answer.status &&
-        e.expectRefusal.code === answer.error.code;
-      e.endedAtMs = Date.now();
+      e.error = await refusal(error, response, data);
+      e.expected = e.expectRefusal?.status === e.error.status && e.expectRefusal?.code === e.error.code;
     }
     update();
   }));
 
   // Watch: one list request per tick covers every job (the user is new, so it sees only these).
   const deadline = Date.now() + timeoutMs;
-  const fetched = new Set();
   const finishing = [];
   const open = () => entries.filter((e) => e.job && !TERMINAL.has(e.status));
   let failures = 0;
   while (open().length > 0 && Date.now() < deadline) {
     let jobs;
     try {
-      jobs = await client.listJobs(Math.max(20, entries.length));
+      jobs = (await get(supabase, `jobs?limit=${Math.max(20, entries.length)}`)).jobs;
       failures = 0;
     } catch (err) {
       // A hiccup (a function worker restarting, a timeout) is retried; a lasting failure is not.
@@ -251,41 +209,33 @@ export async function runDemoJobs({
       await sleep(POLL_MS * failures);
       continue;
     }
-    const byId = new Map(jobs.map((j) => [j.id, j]));
-    for (const e of entries) {
-      const job = e.job && byId.get(e.job.id);
+    for (const e of open()) {
+      const job = jobs.find((j) => j.id === e.job.id);
       if (!job) continue;
       e.job = job;
       e.status = job.status;
-      if (TERMINAL.has(job.status) && !fetched.has(job.id)) {
-        fetched.add(job.id);
-        e.endedAtMs = Date.now();
-        finishing.push(finish(client, e, outDir).catch((err) => {
-          e.downloadError = err.message;
-        }).finally(update));
+      if (TERMINAL.has(job.status)) {
+        finishing.push(finish(supabase, e, outDir).catch((err) => (e.downloadError = err.message)).finally(update));
       }
     }
     update();
     if (open().length > 0) await sleep(POLL_MS);
   }
   await Promise.all(finishing);
-  update();
   return { userId, entries, timedOut: open().length > 0 };
 }
 
 /** A job that ended: its signed output URLs from GET /jobs/<id>, each file downloaded. */
-async function finish(client, e, outDir) {
-  const { job, output_files: files } = await client.getJob(e.job.id);
+async function finish(supabase, e, outDir) {
+  const { job, output_files: files } = await get(supabase, `jobs/${e.job.id}`);
   e.job = job;
   e.status = job.status;
   if (job.status !== 'done') return;
-  e.figures = reportFigures(job.type, job.output);
   for (const file of files ?? []) {
-    if (!file.url) {
-      e.downloadError = `no signed URL for ${file.path}`;
-      continue;
-    }
-    const bytes = await download(file.url);
+    if (!file.url) throw new Error(`no signed URL for ${file.path}`);
+    const res = await fetch(file.url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    if (!res.ok) throw new Error(`download ${file.path}: HTTP ${res.status} ${await res.text()}`);
+    const bytes = Buffer.from(await res.arrayBuffer());
     // "grade-noir-photo-graded.jpg": unique per demo job, readable in a file list.
     const local = path.join(outDir, `${e.key}-${path.posix.basename(file.path)}`);
     fs.writeFileSync(local, bytes);
@@ -296,6 +246,6 @@ async function finish(client, e, outDir) {
 /** True when the demo succeeded: every job done (and downloaded), refusals only as expected. */
 export function allGood(entries) {
   return entries.every((e) =>
-    e.refused ? e.expected : e.status === 'done' && !e.downloadError && e.files.length > 0
+    e.status === 'refused' ? e.expected : e.status === 'done' && !e.downloadError && e.files.length > 0
   );
 }

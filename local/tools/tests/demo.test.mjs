@@ -1,4 +1,5 @@
-// `npm run demo`'s core, without its terminal: the generated media are what they claim to be, and
+// `npm run demo`'s core, without its terminal: the committed samples are what the plan and their
+// descriptions say, the success rule and key figures read jobs as the summary shows them, and
 // every job type runs through the public HTTP API of the stack npm test starts (SUPABASE_URL and
 // SUPABASE_ANON_KEY; without them that test fails, naming what is missing).
 //
@@ -10,38 +11,30 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import zlib from 'node:zlib';
-import { allGood, demoPlan, runDemoJobs } from '../demo/jobs.mjs';
-import { crc32, makeSampleMedia } from '../demo/media.mjs';
+import { decode as decodePng } from 'fast-png';
+import { allGood, demoPlan, keyFigures, loadSamples, runDemoJobs } from '../demo/jobs.mjs';
 
-/** The chunks of a PNG, each CRC-checked. */
-function pngChunks(bytes) {
-  const buf = Buffer.from(bytes);
-  assert.deepEqual([...buf.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  const chunks = [];
-  for (let i = 8; i < buf.length;) {
-    const length = buf.readUInt32BE(i);
-    const type = buf.toString('latin1', i + 4, i + 8);
-    const data = buf.subarray(i + 8, i + 8 + length);
-    const crc = buf.readUInt32BE(i + 8 + length);
-    assert.equal((crc32(buf.subarray(i + 4, i + 8 + length)) ^ 0xffffffff) >>> 0, crc, `${type} CRC`);
-    chunks.push({ type, data });
-    i += 12 + length;
+/** Width and height from a baseline or progressive JPEG's SOF marker. */
+function jpegSize(buf) {
+  assert.deepEqual([...buf.subarray(0, 3)], [0xff, 0xd8, 0xff], 'JPEG SOI');
+  for (let i = 2; i + 9 < buf.length;) {
+    assert.equal(buf[i], 0xff, `marker at ${i}`);
+    const marker = buf[i + 1];
+    if (marker === 0xc0 || marker === 0xc2) return { width: buf.readUInt16BE(i + 7), height: buf.readUInt16BE(i + 5) };
+    i += 2 + buf.readUInt16BE(i + 2);
   }
-  return chunks;
+  assert.fail('no SOF marker');
 }
 
-/** The mean and the 50 Hz amplitude of 24-bit mono PCM (Goertzel). */
-function wavFacts(bytes) {
-  const buf = Buffer.from(bytes);
-  const n = buf.readUInt32LE(40) / 3;
-  const fs_ = buf.readUInt32LE(24);
+/** The mean and the 50 Hz amplitude of 16-bit mono PCM (Goertzel). */
+function wavFacts(buf) {
+  const n = buf.readUInt32LE(40) / 2;
+  const coeff = 2 * Math.cos((2 * Math.PI * 50) / buf.readUInt32LE(24));
   let sum = 0;
   let s1 = 0;
   let s2 = 0;
-  const coeff = 2 * Math.cos((2 * Math.PI * 50) / fs_);
   for (let i = 0; i < n; i++) {
-    const x = buf.readIntLE(44 + 3 * i, 3) / 2 ** 23;
+    const x = buf.readInt16LE(44 + 2 * i) / 2 ** 15;
     sum += x;
     const s = x + coeff * s1 - s2;
     s2 = s1;
@@ -51,41 +44,69 @@ function wavFacts(bytes) {
   return { mean: sum / n, hum50: 2 * Math.sqrt(power) };
 }
 
-test('the demo media are a photo-like PNG, a green-screen PNG and a voice WAV with DC and hum', () => {
-  const media = makeSampleMedia({ scale: 0.25, voiceSeconds: 2 });
+test('the samples are every input the plan names, each what its description says', () => {
+  const media = loadSamples();
+  for (const p of demoPlan().filter((x) => x.input)) assert.ok(media[p.input], `${p.key} needs ${p.input}`);
 
-  for (const key of ['photo', 'greenScreen']) {
-    const m = media[key];
-    assert.equal(m.contentType, 'image/png');
-    const chunks = pngChunks(m.bytes);
-    assert.deepEqual(chunks.map((c) => c.type), ['IHDR', 'IDAT', 'IEND']);
-    const ihdr = chunks[0].data;
-    assert.equal(ihdr.readUInt32BE(0), m.width);
-    assert.equal(ihdr.readUInt32BE(4), m.height);
-    assert.equal(ihdr[9], 2, 'RGB');
-    const raw = zlib.inflateSync(chunks[1].data);
-    assert.equal(raw.length, (m.width * 3 + 1) * m.height);
+  assert.equal(media.photo.contentType, 'image/jpeg');
+  assert.deepEqual(jpegSize(media.photo.bytes), { width: 960, height: 640 });
+
+  // The green screen: an RGB PNG, and the share of pixels that are not backdrop green is the
+  // subjectFraction the roto check compares the matte with.
+  const screen = decodePng(media.greenScreen.bytes);
+  assert.deepEqual([screen.width, screen.height, screen.channels], [640, 480, 3]);
+  let subject = 0;
+  for (let i = 0; i < screen.data.length; i += 3) {
+    const [r, g, b] = screen.data.subarray(i, i + 3);
+    if (!(g > r + 60 && g > b + 40)) subject++;
   }
-  assert.equal(media.photo.width, 240);
-  assert.ok(media.greenScreen.subjectFraction > 0.08 && media.greenScreen.subjectFraction < 0.3);
+  assert.ok(Math.abs(subject / (640 * 480) - media.greenScreen.subjectFraction) < 0.005, `${subject} pixels`);
 
-  const voice = Buffer.from(media.voice.bytes);
+  const voice = media.voice.bytes;
   assert.equal(voice.toString('latin1', 0, 4), 'RIFF');
   assert.equal(voice.toString('latin1', 8, 12), 'WAVE');
-  assert.equal(voice.readUInt16LE(20), 1, 'PCM');
-  assert.equal(voice.readUInt16LE(22), 1, 'mono');
-  assert.equal(voice.readUInt32LE(24), 48000);
-  assert.equal(voice.readUInt16LE(34), 24);
-  assert.equal(voice.readUInt32LE(40), 2 * 48000 * 3);
+  assert.deepEqual([voice.readUInt16LE(20), voice.readUInt16LE(22), voice.readUInt16LE(34)], [1, 1, 16], 'PCM mono 16-bit');
+  assert.equal(voice.readUInt32LE(24), 24000);
+  assert.equal(voice.readUInt32LE(40), 5 * 24000 * 2, '5 s');
   const { mean, hum50 } = wavFacts(voice);
-  assert.ok(Math.abs(mean - 0.04) < 0.005, `DC offset ${mean}`);
+  assert.ok(Math.abs(mean - media.voice.dcOffset) < 0.005, `DC offset ${mean}`);
   assert.ok(hum50 > 0.004 && hum50 < 0.008, `50 Hz hum amplitude ${hum50}`);
 });
 
-test('the demo media are deterministic', () => {
-  const a = makeSampleMedia({ scale: 0.1, voiceSeconds: 0.5 });
-  const b = makeSampleMedia({ scale: 0.1, voiceSeconds: 0.5 });
-  for (const key of Object.keys(a)) assert.ok(Buffer.from(a[key].bytes).equals(Buffer.from(b[key].bytes)), key);
+test('the demo succeeds only when every job is done and downloaded, refusals only as the plan expects', () => {
+  const done = { status: 'done', files: [{}] };
+  const expected = { status: 'refused', expected: true, files: [] };
+  assert.equal(allGood([done, expected]), true);
+  assert.equal(allGood([done, { ...expected, expected: false }]), false, 'an unexpected refusal');
+  assert.equal(allGood([{ ...done, files: [] }]), false, 'done, but nothing downloaded');
+  assert.equal(allGood([{ ...done, downloadError: 'HTTP 400' }]), false, 'a failed download');
+  assert.equal(allGood([{ status: 'failed', files: [] }]), false);
+  assert.equal(allGood([{ status: 'running', files: [] }]), false, 'unfinished at the timeout');
+
+  const image = demoPlan().find((p) => p.type === 'image');
+  assert.deepEqual(image.expectRefusal, { status: 503, code: 'provider_not_configured' });
+});
+
+test('the key figures: size, loudness with the noise change net of the gain, the matte shares', () => {
+  const files = [{ width: 640, height: 480 }];
+  const report = {
+    input_lufs: -29.54,
+    output_lufs: -16.01,
+    dc_offset: [0.04],
+    noise_floor_db: -60,
+    output_noise_floor_db: -55,
+    gain_db: 13.5,
+    peak_dbtp: -1,
+  };
+  assert.equal(
+    keyFigures('audio-clean', { files: [{}], report }),
+    '-29.5 → -16.0 LUFS · DC 0.0400 removed · noise -8.5 dB · peak -1.0 dBTP',
+  );
+  assert.equal(
+    keyFigures('roto', { files, matte: { opaque: 0.139, transparent: 0.855, partial: 0.006 } }),
+    '640x480 · subject 13.9%, background 85.5%, edge 0.6%',
+  );
+  assert.equal(keyFigures('color-grade', { files }), '640x480');
 });
 
 const url = process.env.SUPABASE_URL;
@@ -100,7 +121,7 @@ test('every job type runs through the public HTTP API and its outputs download',
   }
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-demo-test-'));
   try {
-    const media = makeSampleMedia({ scale: 0.3, voiceSeconds: 2 });
+    const media = loadSamples();
     const updates = [];
     const { entries, timedOut, userId } = await runDemoJobs({
       url,
@@ -123,7 +144,7 @@ test('every job type runs through the public HTTP API and its outputs download',
       assert.equal(e.files.length, 1, key);
       assert.equal(fs.statSync(e.files[0].local).size, e.files[0].size, `${key}: downloaded whole`);
     }
-    // Output formats: noir asked for JPEG, teal-orange kept the PNG, roto writes an RGBA PNG.
+    // Output formats: noir kept the JPEG, teal-orange asked for PNG, roto writes an RGBA PNG.
     const head = (key) => fs.readFileSync(byKey[key].files[0].local).subarray(0, 4);
     assert.deepEqual([...head('grade-noir').subarray(0, 3)], [0xff, 0xd8, 0xff]);
     assert.equal(head('grade-teal-orange').toString('latin1', 1, 4), 'PNG');
@@ -133,14 +154,14 @@ test('every job type runs through the public HTTP API and its outputs download',
     // Key figures: loudness brought to the target, DC found, a matte near the drawn subject.
     const audio = byKey['audio-clean'].job.output.report;
     assert.ok(Math.abs(audio.output_lufs - -16) < 1, `output ${audio.output_lufs} LUFS`);
-    assert.ok(Math.abs(audio.dc_offset[0] - 0.04) < 0.005, `DC ${audio.dc_offset}`);
+    assert.ok(Math.abs(audio.dc_offset[0] - media.voice.dcOffset) < 0.005, `DC ${audio.dc_offset}`);
     const matte = byKey.roto.job.output.matte;
     assert.ok(Math.abs(matte.opaque + matte.partial / 2 - media.greenScreen.subjectFraction) < 0.03,
       `matte ${JSON.stringify(matte)} vs subject ${media.greenScreen.subjectFraction}`);
 
     // image: done where OpenAI is configured, otherwise refused up front with 503.
     const image = byKey.image;
-    if (image.refused) {
+    if (image.status === 'refused') {
       assert.equal(image.error.status, 503);
       assert.equal(image.error.code, 'provider_not_configured');
       assert.equal(image.job, null);
