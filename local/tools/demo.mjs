@@ -7,7 +7,7 @@
 //        - otherwise (or with --fresh) a throwaway stack (local/tools/stack.mjs startStack) on free
 //          ports in a temp folder, torn down at the end;
 //        - or any project, hosted ones included: --url https://<ref>.supabase.co --anon-key <key>
-//   2. local/tools/demo/jobs.mjs: anonymous sign-up, the sample files of local/tools/demo/samples/
+//   2. local/tools/demo/jobs.mjs: anonymous sign-up, the sample files of docs/samples/
 //      uploaded to inputs/<uid>/, the creators (color-grade noir and teal-orange, audio-clean, roto;
 //      image, which a project without OPENAI_API_KEY refuses with 503 provider_not_configured),
 //      then GET /functions/v1/jobs every 200 ms until every job has ended, each change printed as a
@@ -208,7 +208,7 @@ async function main() {
     }
   }
   const media = loadSamples();
-  console.log(`\nSpool demo  ${project.url}  (${project.how})\n  inputs (local/tools/demo/samples/):`);
+  console.log(`\nSpool demo  ${project.url}  (${project.how})\n  inputs (docs/samples/):`);
   const sizes = (m) => `${m.name.padEnd(16)} ${kb(m.bytes.length).padEnd(7)}`;
   for (const m of Object.values(media)) console.log(`    ${sizes(m)} ${m.about}`);
   console.log('  watching GET /functions/v1/jobs every 200 ms\n');

@@ -17,9 +17,10 @@ import WebSocket from 'ws';
 export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
 
 /**
- * The demo's inputs, small files committed in samples/ (drawn once by a generator, since removed):
- * a photo-like scene with a skin-tone subject, a green screen with a person covering
- * `subjectFraction` of the frame, and a voice-like track with the problems audio-clean fixes.
+ * The demo's inputs, small sample files committed in docs/samples/ (also there for trying the web
+ * client by hand): a photo-like scene with a skin-tone subject, a green screen with a person
+ * covering `subjectFraction` of the frame, and a voice-like track with the problems audio-clean
+ * fixes.
  */
 export const SAMPLES = {
   photo: { name: 'photo.jpg', contentType: 'image/jpeg', about: 'photo-like scene, skin-tone subject, 960x640 JPEG' },
@@ -37,9 +38,9 @@ export const SAMPLES = {
   },
 };
 
-/** SAMPLES with each file's bytes read from samples/. */
+/** SAMPLES with each file's bytes read from docs/samples/. */
 export function loadSamples() {
-  const dir = new URL('./samples/', import.meta.url);
+  const dir = new URL('../../../docs/samples/', import.meta.url);
   const read = (s) => ({ ...s, bytes: fs.readFileSync(new URL(s.name, dir)) });
   return Object.fromEntries(Object.entries(SAMPLES).map(([k, s]) => [k, read(s)]));
 }
