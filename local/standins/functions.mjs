@@ -42,7 +42,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { parse as parseToml } from 'smol-toml';
 import { PlatformError } from '../tools/db.mjs';
-import { CACHE_COMMAND, cacheFunctionModules, denoBinary, UPDATE_LOCK_COMMAND } from './edge-runtime/cache.mjs';
+import { CACHE_COMMAND, denoBinary, UPDATE_LOCK_COMMAND } from './edge-runtime/cache.mjs';
 
 export { denoBinary };
 
@@ -105,18 +105,12 @@ const ERRORS = {
 
 /** Every Deno child of every runtime in this process, so they never outlive it. */
 const allChildren = new Set();
-let exitHookInstalled = false;
 
 /** Kills every worker process at once (SIGKILL); for exit paths that cannot wait. */
 export function killWorkersSync() {
-  for (const child of allChildren) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  for (const child of allChildren) child.kill('SIGKILL');
 }
+process.once('exit', killWorkersSync);
 
 function sendError(res, [status, body]) {
   if (res.headersSent) {
@@ -136,10 +130,8 @@ function sendError(res, [status, body]) {
 const CLOCK_TICKS = 100;
 
 /**
- * CPU time (ms) the main thread of process `pid` has used, user + system, or null when /proc
- * cannot tell (the process is gone, or this is not Linux). That thread runs the isolate; V8's
- * helper threads and Deno's I/O threads are not counted (hosted reads the isolate thread's CPU
- * clock, too).
+ * CPU time (ms) of the main thread of process `pid` (it runs the isolate; hosted, too, reads the
+ * isolate thread's clock), user + system, or null when /proc cannot tell (gone, or not Linux).
  */
 function threadCpuMs(pid) {
   let stat;
@@ -318,9 +310,8 @@ class Worker {
       clearTimeout(this.bootTimer);
       this.port = event.port;
       this.state = 'ready';
-      this.readyMs = Date.now() - this.spawnedAt;
       this.sampleCpu();
-      this.runtime.log({ event: 'worker_ready', function: this.name, worker: this.id, pid: this.child.pid, readyMs: this.readyMs, bootCpuMs: Math.round(this.cpuMs) });
+      this.runtime.log({ event: 'worker_ready', function: this.name, worker: this.id, pid: this.child.pid, readyMs: Date.now() - this.spawnedAt, bootCpuMs: Math.round(this.cpuMs) });
       this.resolveReady();
     } else if (event.event === 'boot_error') {
       this.bootFailure(event.message);
@@ -393,7 +384,7 @@ class Worker {
       ...(err ? { error: err.message } : {}),
     });
     const answer = LIMIT_REASONS.has(this.killReason) ? ERRORS.workerLimit : ERRORS.workerError;
-    for (const request of this.inflight) request.fail(answer);
+    for (const fail of this.inflight) fail(answer);
     if (err) this.resolveExited(); // no 'close' follows a failed spawn
   }
 }
@@ -426,10 +417,6 @@ class FunctionsRuntime {
     this.current = new Map(); // name -> the Worker new requests go to
     this.workers = new Set(); // every live Worker, retired ones included
     this.closing = false;
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.once('exit', killWorkersSync);
-    }
     this.log({ event: 'edge_limits', cpuTimeMs: this.cpuTimeMs, cpuSoftMs: this.cpuSoftMs, memoryMb: this.memoryMb, wallClockMs: this.wallClockMs });
     if (options.watch) this.watch();
     this.warm();
@@ -571,25 +558,19 @@ class FunctionsRuntime {
     worker.kill(reason);
   }
 
-  /** npm start: a change retires the workers of its function (all of them for shared `_` folders). */
+  /**
+   * npm start: a change retires the workers of its function (all of them for shared `_` folders).
+   * A new import needs deno.lock regenerated (its workers' boot error says how), which caches it.
+   */
   watch() {
     const changed = new Set();
     let timer = null;
-    const flush = async () => {
+    const flush = () => {
       timer = null;
-      const names = new Set(changed);
-      changed.clear();
-      // Changed code may import something new: cache it first (frozen lock), as a deploy would.
-      if (this.dir === path.join(this.root, 'supabase', 'functions')) {
-        try {
-          await cacheFunctionModules({ root: this.root, deno: this.deno, force: true, say: (msg) => this.log({ event: 'modules_cache', msg }) });
-        } catch (err) {
-          this.log({ level: 'error', event: 'modules_cache_failed', error: err.message });
-        }
-      }
       for (const worker of [...this.current.values()]) {
-        if (names.has('*') || names.has(worker.name)) this.retire(worker, 'files_changed');
+        if (changed.has('*') || changed.has(worker.name)) this.retire(worker, 'files_changed');
       }
+      changed.clear();
       this.warm(); // a new function folder, too
     };
     try {
@@ -669,7 +650,7 @@ class FunctionsRuntime {
     const finish = () => {
       done = true;
       clearTimeout(idle);
-      worker.inflight.delete(request);
+      worker.inflight.delete(fail);
       // The function answered without reading all of the body: stop sending it the rest (the
       // gateway drains it from the client, server.mjs settleUnreadBody) and drop that connection.
       if (!upstream.writableFinished) {
@@ -678,18 +659,16 @@ class FunctionsRuntime {
       }
     };
     // In flight until it is answered; fail() answers with the gateway's own error.
-    const request = {
-      fail: (error) => {
-        if (done) return;
-        finish();
-        upstream.destroy();
-        sendError(res, error);
-      },
+    const fail = (error) => {
+      if (done) return;
+      finish();
+      upstream.destroy();
+      sendError(res, error);
     };
-    worker.inflight.add(request);
+    worker.inflight.add(fail);
     const idle = setTimeout(() => {
       this.log({ level: 'warn', event: 'request_idle_timeout', function: worker.name, worker: worker.id, path: target, timeoutMs: this.requestIdleTimeoutMs });
-      request.fail(ERRORS.idleTimeout);
+      fail(ERRORS.idleTimeout);
     }, this.requestIdleTimeoutMs);
 
     upstream.on('response', (upRes) => {
@@ -720,7 +699,7 @@ class FunctionsRuntime {
       // killReason is set before the runtime stops a worker, so a limit kill (wall clock, CPU,
       // memory) is told apart from a crash even when the connection breaks before the exit is seen.
       this.log({ level: 'warn', event: 'proxy_failed', function: worker.name, worker: worker.id, error: err.message });
-      const answer = () => request.fail(LIMIT_REASONS.has(worker.killReason) ? ERRORS.workerLimit : ERRORS.workerError);
+      const answer = () => fail(LIMIT_REASONS.has(worker.killReason) ? ERRORS.workerLimit : ERRORS.workerError);
       if (worker.state === 'exited' || worker.killReason) {
         answer();
         return;

@@ -6,31 +6,26 @@
 //
 //   * globalThis.EdgeRuntime.waitUntil(promise): background work tracked until it settles; a
 //     retired worker stays alive for it (within the wall clock).
-//   * addEventListener('beforeunload', (ev) => ev.detail.reason): a CustomEvent dispatched before
-//     shutdown, reason 'wall_clock' (the worker's wall clock ran out; the gateway kills it right
-//     after), 'cpu' / 'memory' (90% of the CPU-time / memory limit is used; the gateway kills the
-//     worker at the limit), 'early_drop' (a retired worker finished all its work) or
-//     'termination' (the gateway stops, or went away): supabase/edge-runtime's
-//     WillTerminateReason names. Each reason is dispatched at most once.
-//   * the memory the supervisor measures: V8's used heap + external memory (ArrayBuffers), from
-//     Deno.memoryUsage(), sampled while the worker has work and reported to the gateway when it
-//     crosses half of the limit, 90% of it and the limit (the gateway retires the worker at
-//     half and kills it at the limit); at 90% beforeunload 'memory' is dispatched here, first.
-//   * Deno.serve(...), in all its overloads (handler; options, handler; { handler, ...options }),
-//     bound to a private loopback port the gateway learns from us, whatever port the function
-//     asked for. One Deno.serve per worker, as on Supabase.
+//   * addEventListener('beforeunload', (ev) => ev.detail.reason), once per reason, with
+//     supabase/edge-runtime's WillTerminateReason names: 'wall_clock' (killed right after),
+//     'cpu' / 'memory' (90% of the limit used; killed at the limit), 'early_drop' (a retired
+//     worker finished all its work), 'termination' (the gateway stops, or went away).
+//   * memory as the supervisor measures it: V8's used heap + external (Deno.memoryUsage()),
+//     sampled while the worker has work, reported when it crosses half of the limit, 90% (after
+//     beforeunload 'memory' here) and the limit.
+//   * Deno.serve(...) in all its overloads, bound to a private loopback port the gateway learns
+//     from us, whatever the function asked for. One Deno.serve per worker, as on Supabase.
 //
 // Protocol with the gateway (private to these two files):
-//   config   env SPOOL_EDGE_RUNTIME = {"name": "...", "entry": "file:///.../index.ts",
-//            "memoryLimitBytes": N, "sampleMs": N}, deleted from the environment before the
-//            function's module loads.
-//   stdout   lines starting with CONTROL + JSON are events for the gateway:
-//            {"event":"listening","port":N} | {"event":"boot_error","message":"..."} |
-//            {"event":"memory","bytes":N}; every other line is the function's own output.
+//   config   env SPOOL_EDGE_RUNTIME = {"name", "entry" (file: URL of index.ts),
+//            "memoryLimitBytes", "sampleMs"}, deleted before the function's module loads.
+//   stdout   CONTROL + JSON lines are events: {"event":"listening","port":N} |
+//            {"event":"boot_error","message":"..."} | {"event":"memory","bytes":N}; every other
+//            line is the function's own output.
 //   stdin    one command per line: "retire" (finish what is in flight and pending, then exit),
-//            "wall_clock" (dispatch beforeunload, exit now), "beforeunload cpu" (dispatch it, keep
-//            running), "terminate" (dispatch beforeunload, finish what is in flight until the
-//            gateway's grace runs out). End of input means the gateway is gone: exit.
+//            "wall_clock" (beforeunload, exit now), "beforeunload cpu" (keep running), "terminate"
+//            (beforeunload, finish what is in flight until the gateway's grace runs out). End of
+//            input means the gateway is gone: exit.
 //   signals  SIGINT / SIGTERM (a terminal's Ctrl-C reaches the workers too) act as "terminate".
 
 const CONTROL = '\u001e[spool-edge] ';
@@ -117,13 +112,10 @@ const dispatched = new Set<Reason>();
 function dispatchBeforeunload(reason: Reason): void {
   if (dispatched.has(reason)) return;
   dispatched.add(reason);
-  try {
-    globalThis.dispatchEvent(
-      new CustomEvent('beforeunload', { cancelable: true, detail: { reason } }),
-    );
-  } catch (err) {
-    console.error('a beforeunload listener threw:', err);
-  }
+  // (A listener that throws ends the worker: Deno reports it as an uncaught error.)
+  globalThis.dispatchEvent(
+    new CustomEvent('beforeunload', { cancelable: true, detail: { reason } }),
+  );
 }
 
 /** Retired: no new requests come; exit once in-flight requests and background tasks are done. */
