@@ -34,6 +34,7 @@
 // files or _shared/ change; npm start).
 
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -69,9 +70,8 @@ const LIMIT_SAMPLE_MS = 25;
 const LIMIT_REASONS = new Set(['wall_clock', 'cpu_time', 'memory']);
 /** V8's own out-of-memory abort (the heap cap): a 'memory' kill, not a crash. */
 const V8_OOM = /Fatal JavaScript out of memory|JavaScript heap out of memory|Reached heap limit/i;
-/** Deno's words for a module that is not in the cache (--cached-only) or not in deno.lock. */
-const UNCACHED = /--cached-only|not found in cache|Failed caching npm package|not in the cache/i;
-const LOCK_DRIFT = /lockfile is out of date|integrity check failed/i;
+/** Deno's words for a module that is not in the cache (--cached-only) or not as deno.lock pins it. */
+const UNCACHED = /--cached-only|not found in cache|Failed caching npm package|not in the cache|lockfile is out of date|integrity check failed/i;
 /** After 'wall_clock', how long a worker may take to exit before SIGKILL (a busy loop ignores us). */
 const WALL_CLOCK_KILL_GRACE_MS = 500;
 /** On gateway shutdown, how long workers get to finish before SIGKILL. */
@@ -148,17 +148,11 @@ function threadCpuMs(pid) {
   return ((utime + stime) * 1000) / CLOCK_TICKS;
 }
 
-/** A boot error message with the command that fixes it, when Deno's words say which. */
-function withFix(message, stderr = '') {
-  const text = `${message}\n${stderr}`;
-  if (LOCK_DRIFT.test(text)) {
-    return `${message}: deno.lock does not match the functions' imports; regenerate it with \`${UPDATE_LOCK_COMMAND}\``;
-  }
-  if (UNCACHED.test(text)) {
-    return `${message}: a module is not in Deno's cache (workers never download); run \`${CACHE_COMMAND}\`` +
-      ` (npm start and npm test run it), or, for an import deno.lock does not have yet, \`${UPDATE_LOCK_COMMAND}\``;
-  }
-  return message;
+/** A boot error message with the commands that fix it, when Deno's words say a module is missing. */
+function withFix(message, stderr) {
+  if (!UNCACHED.test(`${message}\n${stderr}`)) return message;
+  return `${message}: workers never download; cache the modules with \`${CACHE_COMMAND}\` (npm start and npm ` +
+    `test do), or, for an import deno.lock does not pin, regenerate it with \`${UPDATE_LOCK_COMMAND}\``;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,7 +212,6 @@ class Worker {
       this.rejectReady = reject;
     });
     this.ready.catch(() => {});
-    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
 
     const { root, dir, memoryMb } = runtime;
     const ownConfig = path.join(dir, name, 'deno.json');
@@ -256,10 +249,8 @@ class Worker {
     child.on('error', (err) => this.onExit(null, null, err));
     // 'close' comes after the exit and the last of its output (a V8 out-of-memory abort, Deno's
     // reason for refusing to boot) has been read, so the exit is judged with all of it.
-    child.on('close', (code, signal) => {
-      this.onExit(code, signal);
-      this.resolveExited();
-    });
+    child.on('close', (code, signal) => this.onExit(code, signal));
+    this.exited = once(child, 'close').catch(() => {}); // (an 'error' instead: the spawn failed)
     this.bootTimer = this.timer(() => {
       this.bootFailure(`did not call Deno.serve within ${BOOT_TIMEOUT_MS} ms`);
       this.kill('boot_timeout');
@@ -337,7 +328,7 @@ class Worker {
     this.activatedAt = Date.now();
     const { wallClockMs } = this.runtime;
     this.timer(() => this.runtime.retire(this, 'wall_clock_half'), Math.floor(wallClockMs / 2));
-    this.timer(() => this.runtime.wallClock(this), wallClockMs);
+    this.timer(() => this.runtime.limitReached(this, 'wall_clock', { wallClockMs }), wallClockMs);
   }
 
   send(command) {
@@ -385,7 +376,6 @@ class Worker {
     });
     const answer = LIMIT_REASONS.has(this.killReason) ? ERRORS.workerLimit : ERRORS.workerError;
     for (const fail of this.inflight) fail(answer);
-    if (err) this.resolveExited(); // no 'close' follows a failed spawn
   }
 }
 
@@ -506,14 +496,6 @@ class FunctionsRuntime {
     worker.send('retire');
   }
 
-  /** The wall clock ran out: beforeunload 'wall_clock', then the process is killed. */
-  wallClock(worker) {
-    if (worker.state === 'exited') return;
-    this.retire(worker, 'wall_clock');
-    this.log({ level: 'warn', event: 'worker_killed', function: worker.name, worker: worker.id, reason: 'wall_clock', wallClockMs: this.wallClockMs, inflight: worker.inflight.size });
-    worker.stop('wall_clock', 'wall_clock', WALL_CLOCK_KILL_GRACE_MS);
-  }
-
   /** A CPU sample came in: retire at the soft limit, beforeunload 'cpu' at 90%, kill at the limit. */
   onCpu(worker) {
     const { cpuMs } = worker;
@@ -547,7 +529,10 @@ class FunctionsRuntime {
     }
   }
 
-  /** A CPU-time or memory limit is reached: the supervisor terminates the isolate at once. */
+  /**
+   * A limit is reached: the supervisor terminates the isolate at once (CPU time, memory), or
+   * after beforeunload 'wall_clock' and a short grace (the wall clock).
+   */
   limitReached(worker, reason, detail) {
     if (worker.state === 'exited' || LIMIT_REASONS.has(worker.killReason)) return;
     // A worker still booting is not replaced (that could loop): it fails its boot, named.
@@ -555,7 +540,8 @@ class FunctionsRuntime {
     else this.retire(worker, reason);
     worker.killReason = reason;
     this.log({ level: 'warn', event: 'worker_killed', function: worker.name, worker: worker.id, reason, ...detail, inflight: worker.inflight.size });
-    worker.kill(reason);
+    if (reason === 'wall_clock') worker.stop(reason, 'wall_clock', WALL_CLOCK_KILL_GRACE_MS);
+    else worker.kill(reason);
   }
 
   /**
@@ -587,12 +573,10 @@ class FunctionsRuntime {
   }
 
   /**
-   * verify_jwt, modelled strictly: `Authorization: Bearer <JWT>` that verifies with the stack's
-   * keys (HS256 with the JWT secret in legacy mode, ES256 against the JWKS in new mode) and has a
-   * role. An sb_publishable_/sb_secret_ key is not a JWT and is refused, in either header: hosted
-   * now lets them through "for migration compatibility", but its docs also say Edge Functions
-   * verify only JWTs, and the CLI's edge runtime refuses them; callers with an API key go to
-   * functions with verify_jwt = false that check the key themselves (job-worker).
+   * verify_jwt, strictly: `Authorization: Bearer <JWT>` that verifies with the stack's keys (keys.mjs)
+   * and has a role. sb_publishable_/sb_secret_ keys are no JWTs and are refused, as the CLI's edge
+   * runtime does (hosted lets them through "for migration compatibility"); callers with an API key
+   * go to functions with verify_jwt = false that check it themselves (job-worker).
    */
   async verifyJwt(req) {
     const header = req.headers.authorization;

@@ -120,7 +120,6 @@ function dispatchBeforeunload(reason: Reason): void {
 
 /** Retired: no new requests come; exit once in-flight requests and background tasks are done. */
 async function retire(): Promise<void> {
-  await settleBackground();
   await server?.shutdown();
   await settleBackground();
   dispatchBeforeunload('early_drop');
