@@ -9,8 +9,8 @@
 //
 //   routing     /functions/v1/<name>/a?x=1 reaches the function as /<name>/a?x=1; headers pass
 //               (Host too) plus x-forwarded-for/-host/-proto; bodies stream both ways.
-//   verify_jwt  per function from supabase/config.toml (default true): `Authorization: Bearer
-//               <JWT>` that keys.mjs verifies (OPTIONS excepted; sb_ keys are no JWTs), else 401
+//   verify_jwt  per function from supabase/config.toml (read at start; default true): `Authorization:
+//               Bearer <JWT>` that keys.mjs verifies (OPTIONS excepted; sb_ keys are no JWTs), else 401
 //               {"code":401,"message":"Missing authorization header" | "Invalid JWT"}.
 //   limits      hosted's per_worker policy (supabase/edge-runtime), each a SPOOL_EDGE_* variable:
 //               wall clock (WALL_CLOCK_MS, 150000) from the first request, background work
@@ -29,29 +29,39 @@
 //               exited, boot failures); a function's own output as { function, stream, msg }.
 //
 // Options (ctx.options.functions or createFunctionsRuntime's second argument): dir, configFile,
-// wallClockMs, requestIdleTimeoutMs, cpuTimeMs, cpuSoftMs, memoryMb,
-// prewarm (spawn every worker at start and a replacement on retirement; npm start and npm test),
-// watch (retire a function's workers when its files or _shared/ change; npm start).
+// the LIMITS below by name (over their variables), prewarm (spawn every worker at start and a
+// replacement on retirement; npm start and npm test), watch (retire a function's workers when its
+// files or _shared/ change; npm start).
 
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
 import { parse as parseToml } from 'smol-toml';
 import { PlatformError } from '../tools/db.mjs';
-import { CACHE_COMMAND, cacheFunctionModules, denoBinary, UPDATE_LOCK_COMMAND } from './edge-runtime/cache.mjs';
+import { CACHE_COMMAND, denoBinary, UPDATE_LOCK_COMMAND } from './edge-runtime/cache.mjs';
 
 export { denoBinary };
 
 const PREFIX = '/functions/v1';
-const DEFAULT_WALL_CLOCK_MS = 150_000;
-const DEFAULT_REQUEST_IDLE_TIMEOUT_MS = 150_000;
+/**
+ * Limits by option name: the SPOOL_EDGE_* variable that sets it and hosted's value
+ * (supabase/edge-runtime .cargo/config.toml: CPU soft 1000, hard 2000, 256 MB; 150 s wall clock).
+ * The soft CPU limit defaults to half of the hard one.
+ */
+const LIMITS = {
+  wallClockMs: ['SPOOL_EDGE_WALL_CLOCK_MS', 150_000],
+  cpuTimeMs: ['SPOOL_EDGE_CPU_TIME_MS', 2_000],
+  cpuSoftMs: ['SPOOL_EDGE_CPU_SOFT_MS', undefined],
+  memoryMb: ['SPOOL_EDGE_MEMORY_MB', 256],
+  requestIdleTimeoutMs: [undefined, 150_000],
+};
 /** A worker that has not called Deno.serve after this long fails its boot. */
 const BOOT_TIMEOUT_MS = 60_000;
-/** Hosted's limits (supabase/edge-runtime .cargo/config.toml: CPU soft 1000, hard 2000, 256 MB). */
-const DEFAULT_CPU_TIME_MS = 2_000;
-const DEFAULT_MEMORY_MB = 256;
 /** beforeunload 'cpu' / 'memory' at this share of the limit (edge-runtime's CLI default, 90%). */
 const BEFOREUNLOAD_RATIO = 0.9;
 /** How often the gateway reads a worker's CPU time (and the worker its memory). */
@@ -60,9 +70,8 @@ const LIMIT_SAMPLE_MS = 25;
 const LIMIT_REASONS = new Set(['wall_clock', 'cpu_time', 'memory']);
 /** V8's own out-of-memory abort (the heap cap): a 'memory' kill, not a crash. */
 const V8_OOM = /Fatal JavaScript out of memory|JavaScript heap out of memory|Reached heap limit/i;
-/** Deno's words for a module that is not in the cache (--cached-only) or not in deno.lock. */
-const UNCACHED = /--cached-only|not found in cache|Failed caching npm package|not in the cache/i;
-const LOCK_DRIFT = /lockfile is out of date|integrity check failed/i;
+/** Deno's words for a module that is not in the cache (--cached-only) or not as deno.lock pins it. */
+const UNCACHED = /--cached-only|not found in cache|Failed caching npm package|not in the cache|lockfile is out of date|integrity check failed/i;
 /** After 'wall_clock', how long a worker may take to exit before SIGKILL (a busy loop ignores us). */
 const WALL_CLOCK_KILL_GRACE_MS = 500;
 /** On gateway shutdown, how long workers get to finish before SIGKILL. */
@@ -96,20 +105,14 @@ const ERRORS = {
 
 /** Every Deno child of every runtime in this process, so they never outlive it. */
 const allChildren = new Set();
-let exitHookInstalled = false;
 
 /** Kills every worker process at once (SIGKILL); for exit paths that cannot wait. */
 export function killWorkersSync() {
-  for (const child of allChildren) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  for (const child of allChildren) child.kill('SIGKILL');
 }
+process.once('exit', killWorkersSync);
 
-function sendError(res, [status, body], extraHeaders = {}) {
+function sendError(res, [status, body]) {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -119,33 +122,21 @@ function sendError(res, [status, body], extraHeaders = {}) {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     'access-control-allow-origin': '*',
-    ...extraHeaders,
   });
   res.end(text);
-}
-
-function positiveInt(raw, name, unit = 'milliseconds') {
-  if (raw === undefined || raw === null || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new PlatformError(`${name} must be a positive integer of ${unit}, got ${JSON.stringify(raw)}`);
-  }
-  return n;
 }
 
 /** Clock ticks per second of /proc's utime/stime (getconf CLK_TCK; 100 on Linux). */
 const CLOCK_TICKS = 100;
 
 /**
- * CPU time (ms) the thread `tid` of process `pid` has used, user + system, or null when /proc
- * cannot tell (the process is gone, or this is not Linux). The main thread of a Deno process
- * runs the isolate; V8's helper threads and Deno's I/O threads are not counted (hosted does not
- * count them either: it reads the isolate thread's CPU clock).
+ * CPU time (ms) of the main thread of process `pid` (it runs the isolate; hosted, too, reads the
+ * isolate thread's clock), user + system, or null when /proc cannot tell (gone, or not Linux).
  */
-function threadCpuMs(pid, tid = pid) {
+function threadCpuMs(pid) {
   let stat;
   try {
-    stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
   } catch {
     return null;
   }
@@ -157,81 +148,38 @@ function threadCpuMs(pid, tid = pid) {
   return ((utime + stime) * 1000) / CLOCK_TICKS;
 }
 
-/** A boot error message with the command that fixes it, when Deno's words say which. */
-function withFix(message, stderr = '') {
-  const text = `${message}\n${stderr}`;
-  if (LOCK_DRIFT.test(text)) {
-    return `${message}: deno.lock does not match the functions' imports; regenerate it with \`${UPDATE_LOCK_COMMAND}\``;
-  }
-  if (UNCACHED.test(text)) {
-    return `${message}: a module is not in Deno's cache (workers never download); run \`${CACHE_COMMAND}\`` +
-      ` (npm start and npm test run it), or, for an import deno.lock does not have yet, \`${UPDATE_LOCK_COMMAND}\``;
-  }
-  return message;
+/** A boot error message with the commands that fix it, when Deno's words say a module is missing. */
+function withFix(message, stderr) {
+  if (!UNCACHED.test(`${message}\n${stderr}`)) return message;
+  return `${message}: workers never download; cache the modules with \`${CACHE_COMMAND}\` (npm start and npm ` +
+    `test do), or, for an import deno.lock does not pin, regenerate it with \`${UPDATE_LOCK_COMMAND}\``;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Functions and their configuration
 // ---------------------------------------------------------------------------------------------
 
-/** Functions under `dir`: folders with an index.ts, except `_*` (shared code) and `tests`. */
-export function discoverFunctions(dir) {
-  let entries;
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch (err) {
-    if (err.code === 'ENOENT') return [];
-    throw err;
-  }
-  return entries
-    .filter((e) => e.isDirectory() && FUNCTION_NAME.test(e.name) && e.name !== 'tests')
-    .filter((e) => fs.existsSync(path.join(dir, e.name, 'index.ts')))
-    .map((e) => e.name)
-    .sort();
+/** Whether `name` is a function of `dir`: a folder with an index.ts, not `_*` (shared code) nor `tests`. */
+function isFunction(dir, name) {
+  return FUNCTION_NAME.test(name) && name !== 'tests' && fs.existsSync(path.join(dir, name, 'index.ts'));
 }
 
-/** Reads `[functions.<name>]` tables of a Supabase config.toml; re-reads when it changes. */
-class FunctionsConfig {
-  constructor(file, log) {
-    this.file = file;
-    this.log = log;
-    this.mtimeMs = -1;
-    this.functions = {};
-  }
+/** The functions under `dir`, sorted. */
+export function discoverFunctions(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((name) => isFunction(dir, name)).sort();
+}
 
-  /** Whether one function's requests need a JWT (verify_jwt, default true). */
-  verifyJwt(name) {
-    this.refresh();
-    return this.functions[name]?.verify_jwt !== false;
-  }
-
-  refresh() {
-    let mtimeMs;
-    try {
-      mtimeMs = fs.statSync(this.file).mtimeMs;
-    } catch {
-      mtimeMs = 0;
-    }
-    if (mtimeMs === this.mtimeMs) return;
-    this.mtimeMs = mtimeMs;
-    if (mtimeMs === 0) {
-      this.functions = {};
-      return;
-    }
-    try {
-      const parsed = parseToml(fs.readFileSync(this.file, 'utf8'));
-      const functions = parsed.functions ?? {};
-      for (const [name, conf] of Object.entries(functions)) {
-        if (conf.verify_jwt !== undefined && typeof conf.verify_jwt !== 'boolean') {
-          throw new Error(`[functions.${name}] verify_jwt must be true or false`);
-        }
-      }
-      this.functions = functions;
-    } catch (err) {
-      // Keep the last good configuration; say why the new one is not used.
-      this.log({ level: 'error', service: 'edge-runtime', event: 'config_invalid', file: this.file, error: err.message });
+/** The functions a Supabase config.toml sets `verify_jwt = false` for ([functions.<name>]). */
+function functionsWithoutJwt(file) {
+  if (!fs.existsSync(file)) return new Set();
+  const functions = parseToml(fs.readFileSync(file, 'utf8')).functions ?? {};
+  for (const [name, conf] of Object.entries(functions)) {
+    if (conf.verify_jwt !== undefined && typeof conf.verify_jwt !== 'boolean') {
+      throw new PlatformError(`${file}: [functions.${name}] verify_jwt must be true or false`);
     }
   }
+  return new Set(Object.keys(functions).filter((name) => functions[name].verify_jwt === false));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,6 +188,7 @@ class FunctionsConfig {
 
 let workerSerial = 0;
 
+/** One `deno run` of bootstrap.ts serving one function, from spawn to exit. */
 class Worker {
   constructor(runtime, name) {
     this.runtime = runtime;
@@ -251,7 +200,6 @@ class Worker {
     this.retired = false;
     this.killReason = null; // 'wall_clock' | 'cpu_time' | 'memory' | 'termination' | 'boot_timeout'
     this.cpuMs = 0; // CPU time of the isolate's thread (the main thread) so far, boot included
-    this.memoryBytes = 0; // last heapUsed + external the worker reported
     this.alerts = new Set(); // limit thresholds already acted on
     this.bootStderr = []; // stderr while booting, for the boot error
     this.requests = 0;
@@ -264,15 +212,9 @@ class Worker {
       this.rejectReady = reject;
     });
     this.ready.catch(() => {});
-    this.exited = new Promise((resolve) => (this.resolveExited = resolve));
-    this.start();
-  }
 
-  start() {
-    const rt = this.runtime;
-    const entry = pathToFileURL(path.join(rt.dir, this.name, 'index.ts')).href;
-    // A function's own deno.json (as Supabase allows) wins over the project's.
-    const ownConfig = path.join(rt.dir, this.name, 'deno.json');
+    const { root, dir, memoryMb } = runtime;
+    const ownConfig = path.join(dir, name, 'deno.json');
     const args = [
       'run',
       '--no-prompt',
@@ -280,61 +222,56 @@ class Worker {
       '--cached-only',
       '--frozen',
       // V8's heap is capped at the memory limit, as hosted caps the isolate's (heap_limits).
-      `--v8-flags=--max-old-space-size=${rt.memoryMb}`,
+      `--v8-flags=--max-old-space-size=${memoryMb}`,
       '--allow-net',
       '--allow-env',
       '--allow-sys',
-      `--allow-read=${[...new Set([rt.root, rt.dir])].join(',')}`,
+      `--allow-read=${[...new Set([root, dir])].join(',')}`,
       '--config',
-      fs.existsSync(ownConfig) ? ownConfig : path.join(rt.root, 'deno.json'),
+      // A function's own deno.json (as Supabase allows) wins over the project's.
+      fs.existsSync(ownConfig) ? ownConfig : path.join(root, 'deno.json'),
       BOOTSTRAP,
     ];
-    const env = {
-      ...rt.workerEnv(),
-      SPOOL_EDGE_RUNTIME: JSON.stringify({
-        name: this.name,
-        entry,
-        memoryLimitBytes: rt.memoryMb * 1024 * 1024,
-        sampleMs: LIMIT_SAMPLE_MS,
-      }),
+    const config = {
+      name,
+      entry: pathToFileURL(path.join(dir, name, 'index.ts')).href,
+      memoryLimitBytes: memoryMb * 1024 * 1024,
+      sampleMs: LIMIT_SAMPLE_MS,
     };
-    const child = spawn(rt.deno, args, { cwd: rt.root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const env = { ...runtime.env, SPOOL_EDGE_RUNTIME: JSON.stringify(config) };
+    const child = spawn(runtime.deno, args, { cwd: root, env, stdio: 'pipe' });
     this.child = child;
     allChildren.add(child);
     child.stdin.on('error', () => {}); // EPIPE after the worker exited
-    this.pipeLines(child.stdout, 'stdout');
-    this.pipeLines(child.stderr, 'stderr');
+    for (const stream of ['stdout', 'stderr']) {
+      createInterface({ input: child[stream], crlfDelay: Infinity }).on('line', (line) => this.onLine(line, stream));
+    }
     child.on('error', (err) => this.onExit(null, null, err));
     // 'close' comes after the exit and the last of its output (a V8 out-of-memory abort, Deno's
     // reason for refusing to boot) has been read, so the exit is judged with all of it.
-    child.on('close', (code, signal) => {
-      this.onExit(code, signal);
-      this.resolveExited();
-    });
-    this.bootTimer = setTimeout(() => {
+    child.on('close', (code, signal) => this.onExit(code, signal));
+    this.exited = once(child, 'close').catch(() => {}); // (an 'error' instead: the spawn failed)
+    this.bootTimer = this.timer(() => {
       this.bootFailure(`did not call Deno.serve within ${BOOT_TIMEOUT_MS} ms`);
-      this.kill('boot_timeout', 'SIGKILL');
+      this.kill('boot_timeout');
     }, BOOT_TIMEOUT_MS);
-    this.bootTimer.unref();
-    rt.log({ event: 'worker_spawned', function: this.name, worker: this.id, pid: child.pid });
-    this.startCpuMeter();
+    runtime.log({ event: 'worker_spawned', function: name, worker: this.id, pid: child.pid });
+    // The isolate thread's CPU time from Linux's /proc, boot included, for the worker's life.
+    this.sampleCpu = () => {
+      const now = threadCpuMs(child.pid);
+      if (now === null || this.state === 'exited') return;
+      this.cpuMs = now;
+      runtime.onCpu(this);
+    };
+    this.timer(this.sampleCpu, LIMIT_SAMPLE_MS, setInterval);
   }
 
-  pipeLines(stream, name) {
-    let buffered = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk) => {
-      buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        this.onLine(buffered.slice(0, newline), name);
-        buffered = buffered.slice(newline + 1);
-      }
-    });
-    stream.on('end', () => {
-      if (buffered) this.onLine(buffered, name);
-      buffered = '';
-    });
+  /** An unref'd timer (or, with setInterval, interval) that dies with the worker. */
+  timer(fn, ms, set = setTimeout) {
+    const t = set(fn, ms);
+    t.unref();
+    this.timers.push(t);
+    return t;
   }
 
   onLine(line, stream) {
@@ -350,8 +287,7 @@ class Worker {
       this.onControl(event);
       return;
     }
-    // deno-lint-ignore no-control-regex
-    const msg = line.replace(/\u001b\[[0-9;]*m/g, '').trimEnd();
+    const msg = stripVTControlCharacters(line).trimEnd();
     if (!msg) return;
     if (stream === 'stderr') {
       if (this.state === 'starting' && this.bootStderr.length < 40) this.bootStderr.push(msg);
@@ -365,29 +301,14 @@ class Worker {
       clearTimeout(this.bootTimer);
       this.port = event.port;
       this.state = 'ready';
-      this.readyMs = Date.now() - this.spawnedAt;
-      this.sampleCpu?.();
-      this.runtime.log({ event: 'worker_ready', function: this.name, worker: this.id, pid: this.child.pid, readyMs: this.readyMs, bootCpuMs: Math.round(this.cpuMs) });
+      this.sampleCpu();
+      this.runtime.log({ event: 'worker_ready', function: this.name, worker: this.id, pid: this.child.pid, readyMs: Date.now() - this.spawnedAt, bootCpuMs: Math.round(this.cpuMs) });
       this.resolveReady();
     } else if (event.event === 'boot_error') {
       this.bootFailure(event.message);
     } else if (event.event === 'memory') {
       this.runtime.onMemory(this, event.bytes);
     }
-  }
-
-  /** Samples the isolate thread's CPU time (Linux's /proc), boot included, for the worker's life. */
-  startCpuMeter() {
-    const sample = () => {
-      const now = threadCpuMs(this.child.pid);
-      if (now === null || this.state === 'exited') return;
-      this.cpuMs = now;
-      this.runtime.onCpu(this);
-    };
-    const t = setInterval(sample, LIMIT_SAMPLE_MS);
-    t.unref();
-    this.timers.push(t);
-    this.sampleCpu = sample;
   }
 
   bootFailure(message) {
@@ -407,13 +328,7 @@ class Worker {
     this.activatedAt = Date.now();
     const { wallClockMs } = this.runtime;
     this.timer(() => this.runtime.retire(this, 'wall_clock_half'), Math.floor(wallClockMs / 2));
-    this.timer(() => this.runtime.wallClock(this), wallClockMs);
-  }
-
-  timer(fn, ms) {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    this.timers.push(t);
+    this.timer(() => this.runtime.limitReached(this, 'wall_clock', { wallClockMs }), wallClockMs);
   }
 
   send(command) {
@@ -421,9 +336,16 @@ class Worker {
     this.child.stdin.write(`${command}\n`);
   }
 
-  kill(reason, signal = 'SIGKILL') {
+  kill(reason) {
     this.killReason ??= reason;
-    if (this.state !== 'exited') this.child.kill(signal);
+    if (this.state !== 'exited') this.child.kill('SIGKILL');
+  }
+
+  /** Sends `command` (the worker dispatches beforeunload and leaves), then kills it after `graceMs`. */
+  stop(reason, command, graceMs) {
+    this.killReason ??= reason;
+    this.send(command);
+    this.timer(() => this.kill(reason), graceMs);
   }
 
   onExit(code, signal, err) {
@@ -435,7 +357,6 @@ class Worker {
     }
     this.state = 'exited';
     allChildren.delete(this.child);
-    clearTimeout(this.bootTimer);
     this.timers.forEach(clearTimeout);
     this.agent.destroy();
     this.runtime.forget(this);
@@ -454,9 +375,7 @@ class Worker {
       ...(err ? { error: err.message } : {}),
     });
     const answer = LIMIT_REASONS.has(this.killReason) ? ERRORS.workerLimit : ERRORS.workerError;
-    for (const request of this.inflight) request.fail(answer);
-    this.inflight.clear();
-    if (err) this.resolveExited(); // no 'close' follows a failed spawn
+    for (const fail of this.inflight) fail(answer);
   }
 }
 
@@ -469,32 +388,28 @@ class FunctionsRuntime {
     this.ctx = ctx;
     this.root = ctx.root;
     this.dir = path.resolve(options.dir ?? path.join(ctx.root, 'supabase', 'functions'));
-    const fromEnv = (name, unit) => positiveInt(ctx.env?.[name] ?? process.env[name], name, unit);
-    this.wallClockMs = options.wallClockMs ?? fromEnv('SPOOL_EDGE_WALL_CLOCK_MS') ?? DEFAULT_WALL_CLOCK_MS;
-    this.cpuTimeMs = options.cpuTimeMs ?? fromEnv('SPOOL_EDGE_CPU_TIME_MS') ?? DEFAULT_CPU_TIME_MS;
-    this.cpuSoftMs = options.cpuSoftMs ?? fromEnv('SPOOL_EDGE_CPU_SOFT_MS') ?? Math.floor(this.cpuTimeMs / 2);
+    for (const [name, [variable, fallback]] of Object.entries(LIMITS)) {
+      const raw = options[name] ?? (variable && (ctx.env?.[variable] ?? process.env[variable]));
+      const n = Number(raw);
+      if (raw !== undefined && raw !== '' && (!Number.isInteger(n) || n < 1)) {
+        throw new PlatformError(`${variable ?? name} must be a positive integer, got ${JSON.stringify(raw)}`);
+      }
+      this[name] = raw === undefined || raw === '' ? fallback : n;
+    }
+    this.cpuSoftMs ??= Math.floor(this.cpuTimeMs / 2);
     if (this.cpuSoftMs > this.cpuTimeMs) {
       throw new PlatformError(`SPOOL_EDGE_CPU_SOFT_MS (${this.cpuSoftMs}) must not exceed SPOOL_EDGE_CPU_TIME_MS (${this.cpuTimeMs})`);
     }
-    this.memoryMb = options.memoryMb ?? fromEnv('SPOOL_EDGE_MEMORY_MB', 'megabytes') ?? DEFAULT_MEMORY_MB;
-    this.requestIdleTimeoutMs = options.requestIdleTimeoutMs ?? DEFAULT_REQUEST_IDLE_TIMEOUT_MS;
     this.prewarm = options.prewarm ?? false;
     this.deno = denoBinary(ctx.root);
-    this.config = new FunctionsConfig(
-      options.configFile ?? path.join(ctx.root, 'supabase', 'config.toml'),
-      (obj) => this.log(obj),
-    );
+    this.withoutJwt = functionsWithoutJwt(options.configFile ?? path.join(ctx.root, 'supabase', 'config.toml'));
+    this.env = this.workerEnv();
     this.current = new Map(); // name -> the Worker new requests go to
     this.workers = new Set(); // every live Worker, retired ones included
     this.closing = false;
-    this.warnedEnv = false;
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.once('exit', killWorkersSync);
-    }
     this.log({ event: 'edge_limits', cpuTimeMs: this.cpuTimeMs, cpuSoftMs: this.cpuSoftMs, memoryMb: this.memoryMb, wallClockMs: this.wallClockMs });
     if (options.watch) this.watch();
-    if (this.prewarm) for (const name of discoverFunctions(this.dir)) this.spawn(name);
+    this.warm();
   }
 
   log(obj) {
@@ -513,8 +428,7 @@ class FunctionsRuntime {
       if (name.startsWith('SUPABASE_')) skipped.push(name);
       else if (value !== undefined) env[name] = String(value);
     }
-    if (skipped.length > 0 && !this.warnedEnv) {
-      this.warnedEnv = true;
+    if (skipped.length > 0) {
       this.log({ level: 'warn', event: 'env_skipped', names: skipped, why: 'SUPABASE_* names are reserved: Supabase injects them' });
     }
     const { keys, publicUrl, dbPort } = this.ctx;
@@ -550,6 +464,14 @@ class FunctionsRuntime {
     return worker;
   }
 
+  /** With prewarm: a worker for every function (or just `only`) that has none to take requests. */
+  warm(only) {
+    if (!this.prewarm || this.closing) return;
+    for (const name of discoverFunctions(this.dir)) {
+      if ((only ?? name) === name && !this.current.has(name)) this.spawn(name);
+    }
+  }
+
   /** Drops a worker from routing (it exited, failed to boot, or was replaced). */
   forget(worker) {
     if (this.current.get(worker.name) === worker) this.current.delete(worker.name);
@@ -568,26 +490,10 @@ class FunctionsRuntime {
   retire(worker, reason) {
     if (worker.retired || worker.state === 'exited') return;
     worker.retired = true;
-    const wasCurrent = this.current.get(worker.name) === worker;
     this.forget(worker);
     this.log({ event: 'worker_retired', function: worker.name, worker: worker.id, reason });
-    if (wasCurrent && this.prewarm && !this.closing &&
-      fs.existsSync(path.join(this.dir, worker.name, 'index.ts'))) {
-      this.spawn(worker.name);
-    }
+    this.warm(worker.name);
     worker.send('retire');
-  }
-
-  /** The wall clock ran out: beforeunload 'wall_clock', then the process is killed. */
-  wallClock(worker) {
-    if (worker.state === 'exited') return;
-    this.retire(worker, 'wall_clock');
-    worker.killReason = 'wall_clock';
-    this.log({ level: 'warn', event: 'worker_killed', function: worker.name, worker: worker.id, reason: 'wall_clock', wallClockMs: this.wallClockMs, inflight: worker.inflight.size });
-    worker.send('wall_clock');
-    const t = setTimeout(() => worker.kill('wall_clock'), WALL_CLOCK_KILL_GRACE_MS);
-    t.unref();
-    worker.timers.push(t);
   }
 
   /** A CPU sample came in: retire at the soft limit, beforeunload 'cpu' at 90%, kill at the limit. */
@@ -611,11 +517,9 @@ class FunctionsRuntime {
 
   /** The worker's memory crossed half / 90% / all of the limit. */
   onMemory(worker, bytes) {
-    worker.memoryBytes = bytes;
     const limit = this.memoryMb * 1024 * 1024;
-    const detail = { memoryBytes: bytes, limitMb: this.memoryMb };
     if (bytes >= limit) {
-      this.limitReached(worker, 'memory', detail);
+      this.limitReached(worker, 'memory', { memoryBytes: bytes, limitMb: this.memoryMb });
       return;
     }
     // (beforeunload 'memory' at 90%: the worker dispatches it itself, before it reports.)
@@ -625,7 +529,10 @@ class FunctionsRuntime {
     }
   }
 
-  /** A CPU-time or memory limit is reached: the supervisor terminates the isolate at once. */
+  /**
+   * A limit is reached: the supervisor terminates the isolate at once (CPU time, memory), or
+   * after beforeunload 'wall_clock' and a short grace (the wall clock).
+   */
   limitReached(worker, reason, detail) {
     if (worker.state === 'exited' || LIMIT_REASONS.has(worker.killReason)) return;
     // A worker still booting is not replaced (that could loop): it fails its boot, named.
@@ -633,38 +540,30 @@ class FunctionsRuntime {
     else this.retire(worker, reason);
     worker.killReason = reason;
     this.log({ level: 'warn', event: 'worker_killed', function: worker.name, worker: worker.id, reason, ...detail, inflight: worker.inflight.size });
-    worker.kill(reason);
+    if (reason === 'wall_clock') worker.stop(reason, 'wall_clock', WALL_CLOCK_KILL_GRACE_MS);
+    else worker.kill(reason);
   }
 
+  /**
+   * npm start: a change retires the workers of its function (all of them for shared `_` folders).
+   * A new import needs deno.lock regenerated (its workers' boot error says how), which caches it.
+   */
   watch() {
-    const pendingNames = new Set();
+    const changed = new Set();
     let timer = null;
-    const flush = async () => {
+    const flush = () => {
       timer = null;
-      const names = [...pendingNames];
-      pendingNames.clear();
-      const all = names.includes('*');
-      // Changed code may import something new: cache it first (frozen lock), as a deploy would.
-      if (this.dir === path.join(this.root, 'supabase', 'functions')) {
-        try {
-          await cacheFunctionModules({ root: this.root, deno: this.deno, force: true, say: (msg) => this.log({ event: 'modules_cache', msg }) });
-        } catch (err) {
-          this.log({ level: 'error', event: 'modules_cache_failed', error: err.message });
-        }
-      }
       for (const worker of [...this.current.values()]) {
-        if (all || names.includes(worker.name)) this.retire(worker, 'files_changed');
+        if (changed.has('*') || changed.has(worker.name)) this.retire(worker, 'files_changed');
       }
-      // A new function folder: warm it up.
-      for (const name of discoverFunctions(this.dir)) {
-        if (!this.current.has(name) && this.prewarm && !this.closing) this.spawn(name);
-      }
+      changed.clear();
+      this.warm(); // a new function folder, too
     };
     try {
       this.watcher = fs.watch(this.dir, { recursive: true }, (_event, filename) => {
         if (!filename) return;
         const first = String(filename).split(path.sep)[0];
-        pendingNames.add(first.startsWith('_') ? '*' : first);
+        changed.add(first.startsWith('_') ? '*' : first);
         timer ??= setTimeout(flush, 150);
       });
       this.watcher.on('error', (err) => this.log({ level: 'warn', event: 'watch_failed', error: err.message }));
@@ -674,12 +573,10 @@ class FunctionsRuntime {
   }
 
   /**
-   * verify_jwt, modelled strictly: `Authorization: Bearer <JWT>` that verifies with the stack's
-   * keys (HS256 with the JWT secret in legacy mode, ES256 against the JWKS in new mode) and has a
-   * role. An sb_publishable_/sb_secret_ key is not a JWT and is refused, in either header: hosted
-   * now lets them through "for migration compatibility", but its docs also say Edge Functions
-   * verify only JWTs, and the CLI's edge runtime refuses them; callers with an API key go to
-   * functions with verify_jwt = false that check the key themselves (job-worker).
+   * verify_jwt, strictly: `Authorization: Bearer <JWT>` that verifies with the stack's keys (keys.mjs)
+   * and has a role. sb_publishable_/sb_secret_ keys are no JWTs and are refused, as the CLI's edge
+   * runtime does (hosted lets them through "for migration compatibility"); callers with an API key
+   * go to functions with verify_jwt = false that check it themselves (job-worker).
    */
   async verifyJwt(req) {
     const header = req.headers.authorization;
@@ -697,13 +594,9 @@ class FunctionsRuntime {
   async handle(req, res) {
     // The raw target keeps the caller's encoding: /functions/v1/<name><rest>?<query>
     const target = req.url.slice(PREFIX.length);
-    const match = /^\/([^/?#]+)([/?#].*)?$/.exec(target);
-    const name = match?.[1];
-    if (!name || !FUNCTION_NAME.test(name) || name === 'tests' ||
-      !fs.existsSync(path.join(this.dir, name, 'index.ts'))) {
-      return sendError(res, ERRORS.notFound);
-    }
-    if (this.config.verifyJwt(name) && req.method !== 'OPTIONS') {
+    const name = /^\/([^/?#]+)([/?#].*)?$/.exec(target)?.[1];
+    if (!name || !isFunction(this.dir, name)) return sendError(res, ERRORS.notFound);
+    if (!this.withoutJwt.has(name) && req.method !== 'OPTIONS') {
       const denied = await this.verifyJwt(req);
       if (denied) return sendError(res, denied);
     }
@@ -729,29 +622,6 @@ class FunctionsRuntime {
     headers['x-forwarded-host'] ??= req.headers.host ?? '';
     headers['x-forwarded-proto'] ??= 'http';
 
-    let done = false;
-    const request = {
-      fail: (error) => {
-        if (done) return;
-        done = true;
-        clearTimeout(idle);
-        upstream.destroy();
-        sendError(res, error);
-      },
-    };
-    worker.inflight.add(request);
-    const finish = () => {
-      done = true;
-      clearTimeout(idle);
-      worker.inflight.delete(request);
-      // The function answered without reading all of the body: stop sending it the rest (the
-      // gateway drains it from the client, server.mjs settleUnreadBody) and drop that connection.
-      if (!upstream.writableFinished) {
-        req.unpipe(upstream);
-        upstream.destroy();
-      }
-    };
-
     const upstream = http.request({
       host: '127.0.0.1',
       port: worker.port,
@@ -760,10 +630,29 @@ class FunctionsRuntime {
       headers,
       agent: worker.agent,
     });
+    let done = false;
+    const finish = () => {
+      done = true;
+      clearTimeout(idle);
+      worker.inflight.delete(fail);
+      // The function answered without reading all of the body: stop sending it the rest (the
+      // gateway drains it from the client, server.mjs settleUnreadBody) and drop that connection.
+      if (!upstream.writableFinished) {
+        req.unpipe(upstream);
+        upstream.destroy();
+      }
+    };
+    // In flight until it is answered; fail() answers with the gateway's own error.
+    const fail = (error) => {
+      if (done) return;
+      finish();
+      upstream.destroy();
+      sendError(res, error);
+    };
+    worker.inflight.add(fail);
     const idle = setTimeout(() => {
       this.log({ level: 'warn', event: 'request_idle_timeout', function: worker.name, worker: worker.id, path: target, timeoutMs: this.requestIdleTimeoutMs });
-      request.fail(ERRORS.idleTimeout);
-      worker.inflight.delete(request);
+      fail(ERRORS.idleTimeout);
     }, this.requestIdleTimeoutMs);
 
     upstream.on('response', (upRes) => {
@@ -794,23 +683,21 @@ class FunctionsRuntime {
       // killReason is set before the runtime stops a worker, so a limit kill (wall clock, CPU,
       // memory) is told apart from a crash even when the connection breaks before the exit is seen.
       this.log({ level: 'warn', event: 'proxy_failed', function: worker.name, worker: worker.id, error: err.message });
-      const answer = () => request.fail(LIMIT_REASONS.has(worker.killReason) ? ERRORS.workerLimit : ERRORS.workerError);
+      const answer = () => fail(LIMIT_REASONS.has(worker.killReason) ? ERRORS.workerLimit : ERRORS.workerError);
       if (worker.state === 'exited' || worker.killReason) {
         answer();
         return;
       }
       // The worker is going down on its own (V8's heap cap aborts it, and says so on stderr):
       // its exit answers in-flight requests with the reason; if it does not exit, answer anyway.
-      const t = setTimeout(answer, 1_000);
-      t.unref();
+      setTimeout(answer, 1_000).unref();
     });
     // The caller went away before the response finished: stop the upstream request too.
     res.on('close', () => {
-      if (!res.writableFinished && !done) {
+      if (!done) {
         finish();
         upstream.destroy();
       }
-      worker.inflight.delete(request);
     });
     req.pipe(upstream);
   }
@@ -820,13 +707,7 @@ class FunctionsRuntime {
     this.closing = true;
     this.watcher?.close();
     const workers = [...this.workers];
-    for (const worker of workers) {
-      worker.killReason ??= 'termination';
-      worker.send('terminate');
-      const t = setTimeout(() => worker.kill('termination'), TERMINATION_GRACE_MS);
-      t.unref();
-      worker.timers.push(t);
-    }
+    for (const worker of workers) worker.stop('termination', 'terminate', TERMINATION_GRACE_MS);
     await Promise.all(workers.map((w) => w.exited));
   }
 }
@@ -838,7 +719,7 @@ export function createFunctionsRuntime(ctx, options = {}) {
     name: 'functions',
     prefix: PREFIX,
     runtime,
-    handle: (req, res, url) => runtime.handle(req, res, url),
+    handle: (req, res) => runtime.handle(req, res),
     close: () => runtime.close(),
     list: () => [...runtime.workers].map((w) => ({ id: w.id, function: w.name, pid: w.child.pid })),
   };

@@ -6,26 +6,22 @@
 //
 //   deno cache --frozen --config deno.json <every .ts file under supabase/functions>, bootstrap.ts
 //
-// Every file, not only each index.ts, so modules loaded by dynamic import long after boot
-// (job-worker/handlers, _jobs media code) and their npm packages are cached too; the Deno tests
-// (supabase/functions/tests, web/tests/*.test.ts) are in the list, so `deno test` starts warm and
-// deno.lock covers them. Workers run --cached-only --frozen (functions.mjs): a module missing
-// from the cache is a boot error naming the command below.
+// Every file, not only each index.ts, so dynamically imported modules (job-worker/handlers, _jobs
+// media code) and their npm packages are cached too, and the Deno tests (supabase/functions/tests,
+// web/tests/*.test.ts), so `deno test` starts warm and deno.lock covers them. Workers run
+// --cached-only --frozen (functions.mjs): a module missing from the cache is a boot error naming
+// the command below. deno.lock is frozen (deno.json); after changing an import or package.json
+// (whose dependency list Deno records in the lock), `--update-lock` deletes deno.lock and caches
+// the same list with --frozen=false: a lock of exactly these files' imports.
 //
-// deno.lock is frozen (deno.json), so neither this step nor `deno test` rewrites it. After
-// changing an import or package.json (whose dependency list Deno records in the lock):
-//
-//   node local/standins/edge-runtime/cache.mjs --update-lock
-//
-// deletes deno.lock and caches the same list with --frozen=false: a lock of exactly these files'
-// imports. Deno reaches the registry with the caller's environment (CA settings, proxies).
-//
-//   node local/standins/edge-runtime/cache.mjs               cache (what the stack does)
+//   node local/standins/edge-runtime/cache.mjs                 cache (what the stack does)
+//   node local/standins/edge-runtime/cache.mjs --update-lock   regenerate deno.lock
 
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { PlatformError, ROOT } from '../../tools/db.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -50,19 +46,13 @@ export function denoBinary(root) {
 
 /** Every Deno source file under `dir` (recursive, sorted), skipping node_modules and dot-folders. */
 function codeFiles(dir) {
-  const out = [];
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) {
-        if (e.name !== 'node_modules' && !e.name.startsWith('.')) walk(p);
-      } else if (e.isFile() && CODE.test(e.name) && !e.name.endsWith('.d.ts')) {
-        out.push(p);
-      }
-    }
-  };
-  if (fs.existsSync(dir)) walk(dir);
-  return out.sort();
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { recursive: true })
+    .filter((rel) => CODE.test(rel) && !rel.endsWith('.d.ts'))
+    .filter((rel) => !rel.split(path.sep).some((part) => part === 'node_modules' || part.startsWith('.')))
+    .map((rel) => path.join(dir, rel))
+    .filter((p) => fs.statSync(p).isFile())
+    .sort();
 }
 
 /**
@@ -77,72 +67,55 @@ export function cacheEntries(root = ROOT) {
 
 /**
  * `deno cache` of every entry, with deno.lock frozen or (`frozen` false) rewritten; resolves
- * { files, code, out } (stdout + stderr, colours off).
+ * { files, ok, out } (stderr + stdout, colours off, download chatter and backtrace dropped).
  */
-function denoCache(root, deno, frozen) {
-  const files = cacheEntries(root);
-  const args = ['cache', `--frozen=${frozen}`, '--config', path.join(root, 'deno.json')];
-  return new Promise((resolve, reject) => {
-    const child = spawn(deno, [...args, ...files.map((f) => path.relative(root, f))], {
-      cwd: root,
-      env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (c) => (out += c));
-    child.stderr.setEncoding('utf8').on('data', (c) => (out += c));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ files: files.length, code: code ?? (signal ? 128 : 1), out }));
-  });
-}
-
-/** Deno's output minus download chatter and its internal backtrace, for an error message. */
-function essence(out) {
-  const lines = out.split('\n');
+async function denoCache(root, deno, frozen) {
+  const files = cacheEntries(root).map((f) => path.relative(root, f));
+  const args = ['cache', `--frozen=${frozen}`, '--config', path.join(root, 'deno.json'), ...files];
+  const env = { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' };
+  let result;
+  try {
+    result = { ok: true, ...(await promisify(execFile)(deno, args, { cwd: root, env, maxBuffer: 64 << 20 })) };
+  } catch (err) {
+    if (typeof err.code === 'string') throw err; // deno did not start, or its output overflowed
+    result = { ok: false, stdout: err.stdout, stderr: err.stderr };
+  }
+  const lines = `${result.stderr}\n${result.stdout}`.split('\n');
+  const downloads = lines.filter((l) => /^Download\s/.test(l.trim())).length;
   const cut = lines.findIndex((l) => l.startsWith('Stack backtrace:'));
-  return lines.slice(0, cut < 0 ? undefined : cut)
+  const out = lines.slice(0, cut < 0 ? undefined : cut)
     .filter((l) => !/^(Download|Initialize)\s/.test(l.trim()))
     .join('\n').trim();
+  return { files: files.length, ok: result.ok, downloads, out };
 }
 
-/** A PlatformError for a failed `deno cache`, naming the fix. */
+/** A PlatformError for a failed `deno cache`, naming the fix; Deno's own words follow. */
 function cacheFailure(out) {
-  const detail = essence(out);
   if (/lockfile is out of date/i.test(out)) {
     return new PlatformError(
       `deno.lock does not match the imports of supabase/functions (or package.json's dependency list).\n` +
         `Regenerate it with \`${UPDATE_LOCK_COMMAND}\` and commit it ` +
-        `(not \`deno install --frozen=false\`, which tries to install every package.json dependency into the lock).\n\n${detail}`,
+        `(not \`deno install --frozen=false\`, which tries to install every package.json dependency into the lock).\n\n${out}`,
     );
   }
-  if (/integrity check failed/i.test(out)) {
-    return new PlatformError(
-      `a package Deno downloaded does not match deno.lock's integrity hash (a corrupt cache or a ` +
-        `changed registry). Clear the Deno cache (DENO_DIR) and run \`${CACHE_COMMAND}\`.\n\n${detail}`,
-    );
-  }
-  if (/certificate|UnknownIssuer/i.test(out)) {
-    return new PlatformError(
-      `Deno could not verify the registry's TLS certificate. If this machine needs extra CA ` +
-        `certificates, point NODE_EXTRA_CA_CERTS or DENO_CERT at them (or set ` +
-        `DENO_TLS_CA_STORE=system) and run \`${CACHE_COMMAND}\`.\n\n${detail}`,
-    );
-  }
-  return new PlatformError(`caching the Edge Functions' modules failed (\`${CACHE_COMMAND}\`):\n\n${detail}`);
+  // Anything else (a TLS certificate, an integrity hash, the network): Deno's words say which.
+  return new PlatformError(
+    `caching the Edge Functions' modules failed (\`${CACHE_COMMAND}\`; Deno reaches the registry with ` +
+      `this environment's CA settings (NODE_EXTRA_CA_CERTS, DENO_CERT) and proxies):\n\n${out}`,
+  );
 }
 
 const done = new Map(); // root -> Promise of the one cache step of this process
 
 /**
  * Caches every module the functions (and the Deno tests) can load, as deno.lock pins it, with
- * the lock frozen. Once per process and root; later calls return the first one's result
- * (`force` runs it again: npm start's watcher does, after a file changed).
+ * the lock frozen. Once per process and root; later calls return the first one's result.
  * `say` gets the progress lines (default console.log). Rejects with a PlatformError naming the
- * fix (lock drift, certificates, integrity).
+ * fix.
  */
-export function cacheFunctionModules({ root = ROOT, deno, say = (m) => console.log(m), force = false } = {}) {
+export function cacheFunctionModules({ root = ROOT, deno, say = (m) => console.log(m) } = {}) {
   let step = done.get(root);
-  if (!step || force) {
+  if (!step) {
     step = runCache({ root, deno: deno ?? denoBinary(root), say });
     done.set(root, step);
     step.catch(() => done.delete(root)); // a later call may try again (after a fix)
@@ -157,10 +130,9 @@ async function runCache({ root, deno, say }) {
       `(dynamic imports included), as deno.lock pins them, into ${where} ...`,
   );
   const started = Date.now();
-  const { files, code, out } = await denoCache(root, deno, true);
+  const { files, ok, downloads, out } = await denoCache(root, deno, true);
   const ms = Date.now() - started;
-  if (code !== 0) throw cacheFailure(out);
-  const downloads = out.split('\n').filter((l) => /^Download\s/.test(l.trim())).length;
+  if (!ok) throw cacheFailure(out);
   say(
     `spool edge runtime: ${files} files cached in ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`}` +
       (downloads ? ` (${downloads} downloads)` : ' (all were cached already)'),
@@ -173,10 +145,10 @@ async function updateLock({ root = ROOT, say = (m) => console.log(m) } = {}) {
   const before = fs.existsSync(lock) ? fs.readFileSync(lock, 'utf8') : null;
   fs.rmSync(lock, { force: true });
   say(`spool edge runtime: regenerating deno.lock ...`);
-  const { code, out } = await denoCache(root, denoBinary(root), false);
-  if (code !== 0) {
+  const { ok, out } = await denoCache(root, denoBinary(root), false);
+  if (!ok) {
     if (before !== null) fs.writeFileSync(lock, before);
-    throw new PlatformError(`regenerating deno.lock failed (the old one is back):\n\n${essence(out)}`);
+    throw new PlatformError(`regenerating deno.lock failed (the old one is back):\n\n${out}`);
   }
   const after = fs.readFileSync(lock, 'utf8');
   say(`spool edge runtime: deno.lock ${before === after ? 'unchanged' : 'rewritten'}`);
