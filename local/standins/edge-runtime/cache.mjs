@@ -65,20 +65,35 @@ export function cacheEntries(root = ROOT) {
   return [BOOTSTRAP, ...codeFiles(path.join(root, 'supabase', 'functions')), ...webTests];
 }
 
+/** A `deno cache` that prints nothing for this long is stuck (it prints a line per download). */
+const STALL_MS = 90_000;
+
 /**
  * `deno cache` of every entry, with deno.lock frozen or (`frozen` false) rewritten; resolves
- * { files, ok, out } (stderr + stdout, colours off, download chatter and backtrace dropped).
+ * { files, ok, stalled, downloads, out } (stderr + stdout, colours off, download chatter and
+ * backtrace dropped). A run silent for STALL_MS is killed and resolves `stalled`.
  */
 async function denoCache(root, deno, frozen) {
   const files = cacheEntries(root).map((f) => path.relative(root, f));
   const args = ['cache', `--frozen=${frozen}`, '--config', path.join(root, 'deno.json'), ...files];
   const env = { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' };
+  const run = promisify(execFile)(deno, args, { cwd: root, env, maxBuffer: 64 << 20 });
+  let heard = Date.now();
+  let stalled = false;
+  for (const stream of [run.child.stdout, run.child.stderr]) stream.on('data', () => (heard = Date.now()));
+  const watchdog = setInterval(() => {
+    if (Date.now() - heard < STALL_MS) return;
+    stalled = true;
+    run.child.kill('SIGKILL');
+  }, 1_000);
   let result;
   try {
-    result = { ok: true, ...(await promisify(execFile)(deno, args, { cwd: root, env, maxBuffer: 64 << 20 })) };
+    result = { ok: true, ...(await run) };
   } catch (err) {
     if (typeof err.code === 'string') throw err; // deno did not start, or its output overflowed
     result = { ok: false, stdout: err.stdout, stderr: err.stderr };
+  } finally {
+    clearInterval(watchdog);
   }
   const lines = `${result.stderr}\n${result.stdout}`.split('\n');
   const downloads = lines.filter((l) => /^Download\s/.test(l.trim())).length;
@@ -86,7 +101,7 @@ async function denoCache(root, deno, frozen) {
   const out = lines.slice(0, cut < 0 ? undefined : cut)
     .filter((l) => !/^(Download|Initialize)\s/.test(l.trim()))
     .join('\n').trim();
-  return { files: files.length, ok: result.ok, downloads, out };
+  return { files: files.length, ok: result.ok, stalled, downloads, out };
 }
 
 /** A PlatformError for a failed `deno cache`, naming the fix; Deno's own words follow. */
@@ -130,8 +145,19 @@ async function runCache({ root, deno, say }) {
       `(dynamic imports included), as deno.lock pins them, into ${where} ...`,
   );
   const started = Date.now();
-  const { files, ok, downloads, out } = await denoCache(root, deno, true);
+  let run = await denoCache(root, deno, true);
+  if (run.stalled) {
+    // Seen once in CI: a warm-cache run that never returned. A second run has always finished.
+    say(`spool edge runtime: deno cache printed nothing for ${STALL_MS / 1000} s; killed it, running it again ...`);
+    run = await denoCache(root, deno, true);
+  }
+  const { files, ok, stalled, downloads, out } = run;
   const ms = Date.now() - started;
+  if (stalled) {
+    throw new PlatformError(
+      `\`deno cache\` printed nothing for ${STALL_MS / 1000} s, twice (\`${CACHE_COMMAND}\`); what it had printed:\n\n${out}`,
+    );
+  }
   if (!ok) throw cacheFailure(out);
   say(
     `spool edge runtime: ${files} files cached in ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`}` +
