@@ -6,23 +6,21 @@
 // wake-at-commit. This module is the worker, a route of local/standins/server.mjs with no HTTP
 // prefix: it connects as the superuser with application_name 'spool-pg-net' (what
 // net.check_worker_is_up() looks for), LISTENs, and on every notification (and every second,
-// as a safety net) claims up to 200 requests oldest first —
+// as a safety net) works as pg_net's worker does: it claims up to 200 requests oldest first —
 //   DELETE FROM net.http_request_queue WHERE id IN (SELECT id … ORDER BY id LIMIT 200
 //   FOR UPDATE SKIP LOCKED) RETURNING *
-// — sends them concurrently with fetch, and records each outcome in net._http_response as
-// pg_net does (id = request id):
+// — sends them concurrently with fetch, records each outcome in net._http_response once the
+// whole batch is done, and takes the next batch. A row per request (id = request id):
 //   answered      status_code, content_type, headers (jsonb), content (text), timed_out false
 //   network error status_code NULL, timed_out false, error_msg = curl's message for it
-//                 ("Couldn't connect to server", "Couldn't resolve host name", …)
+//                 ("Couldn't connect to server", "Couldn't resolve host name"; else fetch's)
 //   timeout       status_code NULL, timed_out true, error_msg "Timeout of N ms reached. …"
 //                 (timeout_milliseconds bounds the whole exchange, body included, like
 //                 CURLOPT_TIMEOUT_MS)
 // Like pg_net it follows redirects, sends User-Agent: pg_net/0.20.0 unless one is given,
-// refuses headers with CR/LF, and deletes responses older than the TTL (6 hours) while awake.
-// Unlike pg_net, a slow request does not hold back the next batch (pg_net waits for a whole
-// batch before taking the next): the queue is drained as fast as it fills, at most BATCH_SIZE
-// requests in flight. Requests claimed but not yet answered when the process dies are lost, as
-// they are when Postgres restarts under pg_net (its tables are unlogged).
+// refuses headers fetch cannot send (CR/LF included), and deletes responses older than the TTL
+// (6 hours) while awake. Requests claimed but not yet answered when the process dies are lost,
+// as they are when Postgres restarts under pg_net (its tables are unlogged).
 //
 // It survives database restarts: on a lost connection it reconnects with backoff (250 ms
 // doubling to 5 s) and drains whatever was queued meanwhile.
@@ -35,10 +33,8 @@ import pg from 'pg';
 const APPLICATION_NAME = 'spool-pg-net';
 const CHANNEL = 'spool_pg_net';
 export const USER_AGENT = 'pg_net/0.20.0';
-/** Requests claimed (and in flight) at most at once; responses purged per batch. */
+/** Requests claimed (and in flight) at most at once, as pg_net's batch_size. */
 const BATCH_SIZE = 200;
-/** pg_net's ttl: responses older than this are deleted. */
-const TTL_MS = 6 * 3600_000;
 /** The safety-net poll, and how often expired responses are purged. */
 const POLL_MS = 1_000;
 const PURGE_EVERY_MS = 10_000;
@@ -52,51 +48,26 @@ const CLAIM = `
   )
   returning id, method, url, headers, body, timeout_milliseconds`;
 
-const INSERT_RESPONSE = `
+const INSERT_RESPONSES = `
   insert into net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)
-  values ($1, $2, $3, $4, $5, $6, $7)`;
+  select id, status_code, content_type, headers, content, timed_out, error_msg
+  from jsonb_populate_recordset(null::net._http_response, $1::jsonb)`;
 
-// pg_net deletes by ctid in created order, batch by batch; so do we.
-const PURGE = `
-  with expired as (
-    select ctid from net._http_response
-    where created < now() - make_interval(secs => $1::double precision / 1000)
-    order by created
-    limit $2
-  )
-  delete from net._http_response r using expired where r.ctid = expired.ctid`;
+/** pg_net's ttl. */
+const PURGE = `delete from net._http_response where created < now() - interval '6 hours'`;
 
-/** curl_easy_strerror() texts for the failures fetch reports, so error_msg reads like pg_net's. */
+/** curl_easy_strerror() texts for the failures fetch reports most, so error_msg reads like pg_net's. */
 function curlMessage(err) {
   const cause = err?.cause ?? err;
-  const code = cause?.code ?? '';
-  switch (code) {
+  switch (cause?.code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
-    case 'EADDRNOTAVAIL':
     case 'UND_ERR_CONNECT_TIMEOUT':
       return "Couldn't connect to server";
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-    case 'EAI_NONAME':
       return "Couldn't resolve host name";
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-      return cause?.message === 'other side closed'
-        ? 'Server returned nothing (no headers, no data)'
-        : 'Failure when receiving data from the peer';
-    case 'CERT_HAS_EXPIRED':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return 'SSL peer certificate or SSH remote key was not OK';
-    case 'UND_ERR_HEADERS_OVERFLOW':
-    case 'HPE_INVALID_CONSTANT':
-    case 'HPE_INVALID_HEADER_TOKEN':
-      return 'Weird server reply';
     default:
       return cause?.message ?? String(err);
   }
@@ -139,15 +110,11 @@ async function deliver(row) {
   }
   const headers = new Headers();
   for (const [name, value] of Object.entries(row.headers ?? {})) {
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (/[\r\n]/.test(name) || /[\r\n]/.test(text)) {
-      result.error_msg = `header "${name.split(/[\r\n]/)[0]}" contains a carriage return or line feed`;
-      return result;
-    }
     try {
-      headers.append(name, text);
+      // Headers refuses a name or value with CR, LF or NUL in it.
+      headers.append(name, typeof value === 'string' ? value : JSON.stringify(value));
     } catch (err) {
-      result.error_msg = `header "${name}" is not valid: ${err.message}`;
+      result.error_msg = `header "${name.split(/[\r\n]/)[0]}" is not valid: ${err.message}`;
       return result;
     }
   }
@@ -173,10 +140,6 @@ async function deliver(row) {
     if (signal.aborted) {
       result.timed_out = true;
       result.error_msg = timeoutMessage(timeoutMs, performance.now() - started);
-    } else if (err instanceof TypeError && /invalid url|failed to parse url/i.test(`${err.message} ${err.cause?.message ?? ''}`)) {
-      result.error_msg = 'URL using bad/illegal format or missing URL';
-    } else if (/unknown scheme/i.test(err?.cause?.message ?? '')) {
-      result.error_msg = 'Unsupported protocol';
     } else {
       result.error_msg = curlMessage(err);
     }
@@ -198,78 +161,45 @@ export function startPgNet({ connectionString, database, log = () => {} } = {}) 
   const say = (obj) => log({ service: 'pg_net', ...obj });
   let client = null;
   let stopped = false;
-  let draining = false;
-  let again = false;
-  let backlog = false; // the last claim was full: more may be queued
+  let again = false; // woken while a batch was running
+  let draining = null; // the running drain() loop
   let lastPurge = 0;
-  const inflight = new Set();
   let wakeBackoff = null; // resolves the reconnect wait early on stop()
 
+  /** Claims, sends and records batches until the queue is empty. */
   async function drain() {
-    if (!client || stopped) return;
-    if (draining) {
-      again = true;
-      return;
-    }
-    draining = true;
-    const c = client;
-    try {
-      do {
-        again = false;
-        const room = BATCH_SIZE - inflight.size;
-        if (room <= 0) {
-          backlog = true; // a finishing delivery wakes us again
-          break;
-        }
-        const { rows } = await c.run(CLAIM, [room]);
-        backlog = rows.length === room;
-        for (const row of rows) {
-          const p = deliver(row).then(record).finally(() => {
-            inflight.delete(p);
-            if (backlog) drain();
-          });
-          inflight.add(p);
-        }
-        if (backlog) again = true;
-      } while (again && !stopped && client === c);
-    } catch (err) {
-      if (client === c) say({ level: 'warn', event: 'claim_failed', error: err.message });
-    } finally {
-      draining = false;
+    while (again && client && !stopped) {
+      again = false;
+      const c = client;
+      try {
+        const { rows } = await c.run(CLAIM, [BATCH_SIZE]);
+        if (rows.length === 0) continue;
+        if (rows.length === BATCH_SIZE) again = true;
+        const results = await Promise.all(rows.map(deliver));
+        await c.run(INSERT_RESPONSES, [JSON.stringify(results)]).catch((err) => {
+          say({ level: 'warn', event: 'responses_lost', ids: rows.map((r) => String(r.id)), error: err.message });
+        });
+      } catch (err) {
+        if (client === c) say({ level: 'warn', event: 'claim_failed', error: err.message });
+      }
     }
   }
 
-  async function record(result) {
-    const c = client;
-    if (!c) {
-      say({ level: 'warn', event: 'response_lost', id: String(result.id), why: 'no database connection' });
-      return;
-    }
-    try {
-      await c.run(INSERT_RESPONSE, [
-        result.id,
-        result.status_code,
-        result.content_type,
-        result.headers === null ? null : JSON.stringify(result.headers),
-        result.content,
-        result.timed_out,
-        result.error_msg,
-      ]);
-    } catch (err) {
-      say({ level: 'warn', event: 'response_lost', id: String(result.id), error: err.message });
-    }
+  function wake() {
+    again = true;
+    draining ??= drain().finally(() => (draining = null));
   }
 
   async function purgeExpired() {
     if (!client) return 0;
     lastPurge = Date.now();
-    const { rowCount } = await client.run(PURGE, [TTL_MS, BATCH_SIZE]);
+    const { rowCount } = await client.run(PURGE);
     return rowCount;
   }
 
   const poll = setInterval(() => {
     if (!client || stopped) return;
-    drain();
+    wake();
     if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
       purgeExpired().catch((err) => say({ level: 'warn', event: 'purge_failed', error: err.message }));
     }
@@ -288,12 +218,12 @@ export function startPgNet({ connectionString, database, log = () => {} } = {}) 
       try {
         await c.connect();
         await c.run(`listen ${CHANNEL}`);
-        c.on('notification', () => drain());
+        c.on('notification', wake);
         client = c;
         backoff = BACKOFF_MIN_MS;
         say({ event: 'connected', database });
         events.emit('connected');
-        drain(); // whatever was queued while we were away
+        wake(); // whatever was queued while we were away
         const err = await lost;
         if (client === c) client = null;
         if (!stopped) {
@@ -325,8 +255,8 @@ export function startPgNet({ connectionString, database, log = () => {} } = {}) 
     stopped = true;
     clearInterval(poll);
     wakeBackoff?.();
-    // Let deliveries in flight record their responses, then disconnect.
-    await Promise.allSettled([...inflight]);
+    // Let the batch in flight record its responses, then disconnect.
+    await draining;
     const c = client;
     client = null;
     await c?.end().catch(() => {});

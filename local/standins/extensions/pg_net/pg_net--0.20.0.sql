@@ -1,21 +1,12 @@
 -- spool-stand-in
--- Spool's local stand-in for Supabase's pg_net (0.20 SQL API).
---
--- Same schema, tables and signatures as the real extension for what Spool uses (net.http_post,
--- net._http_response, net.check_worker_is_up); http_get, http_delete and the response collectors
--- are not here. What differs:
---   * There is no background worker in the database. Each request function inserts into
---     net.http_request_queue and calls pg_notify('spool_pg_net', <request id>). NOTIFY is
---     delivered at COMMIT and dropped on ROLLBACK, like pg_net's wake-at-commit, so a local
---     delivery process that LISTENs on 'spool_pg_net' (application_name 'spool-pg-net') can
---     drain the queue and write net._http_response rows the way the worker does.
---   * `params` is refused unless empty (nothing in Spool passes any; pg_net URL-encodes them into
---     the query string).
---   * Grants and security are the real extension's (pg_net >= 0.12, supabase/pg_net
---     sql/pg_net.sql): every function is SECURITY INVOKER and keeps the default EXECUTE for
---     PUBLIC, and PUBLIC may use schema net and all of its tables and sequences (an invoker
---     queues a request by inserting into net.http_request_queue). local/standins/sql/bootstrap.sql adds
---     what Supabase's grant_pg_net_access() grants.
+-- Spool's local stand-in for Supabase's pg_net (0.20 SQL API): the schema, tables and the
+-- signatures Spool uses (net.http_post, net._http_response, net.check_worker_is_up), with the
+-- real extension's argument checks and grants (pg_net >= 0.12: SECURITY INVOKER functions with
+-- the default EXECUTE for PUBLIC; PUBLIC may use schema net and all of its tables and sequences).
+-- There is no background worker in the database: net.http_post queues a row and calls
+-- pg_notify('spool_pg_net', <request id>), delivered at COMMIT and dropped on ROLLBACK like
+-- pg_net's wake-at-commit; local/standins/pgnet.mjs LISTENs, sends and writes net._http_response.
+-- `params` is refused unless empty (nothing in Spool passes any).
 
 \echo Use "CREATE EXTENSION pg_net" to load this file. \quit
 
@@ -94,6 +85,10 @@ begin
 
   if content_type <> 'application/json' then
     raise exception 'Content-Type header must be "application/json"';
+  end if;
+
+  if body is null then
+    raise exception 'body must not be null';
   end if;
 
   if coalesce(params, '{}'::jsonb) <> '{}'::jsonb then
