@@ -41,9 +41,7 @@ alter role authenticator with password 'postgres';
 grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role, authenticator to postgres with admin option;
 -- As on Supabase since 2025-04 (supabase/postgres migration revoke_admin_roles_from_postgres),
--- postgres is not a member of the auth and storage owners. It creates policies on their tables
--- through the supautils stand-in below; it creates triggers on auth.users with the TRIGGER
--- privilege it holds on the table.
+-- postgres is not a member of the auth and storage owners (see the supautils stand-in below).
 revoke supabase_auth_admin, supabase_storage_admin from postgres;
 
 alter role supabase_admin set search_path to "$user", public, auth, extensions;
@@ -78,23 +76,20 @@ grant usage on schema extensions to anon, authenticated, service_role;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pgtap with schema extensions;
 
--- pg_cron: in pg_catalog as on Supabase; its tables in schema cron. Grants as Supabase's
--- pg_cron after-create script and grant_pg_cron_access() leave them: everything in cron with
--- grant option, except that postgres may only read cron.job (it schedules through
--- cron.schedule()) and may not create triggers on cron.job_run_details.
+-- pg_cron: in pg_catalog as on Supabase, its tables in schema cron, granted as Supabase does:
+-- all to postgres, except that it may only read cron.job (it schedules through cron.schedule())
+-- and may not create triggers on cron.job_run_details.
 create extension if not exists pg_cron with schema pg_catalog;
 grant usage on schema cron to postgres with grant option;
 grant all on all tables in schema cron to postgres with grant option;
-grant all on all functions in schema cron to postgres with grant option;
 revoke all on table cron.job from postgres;
 grant select on table cron.job to postgres with grant option;
 revoke trigger on table cron.job_run_details from postgres;
 
 -- pg_net (local stand-in, local/standins/extensions/pg_net): the extension lives in `extensions`, its
--- objects in schema net. The extension script grants what real pg_net (>= 0.12) grants to
--- PUBLIC; Supabase's grant_pg_net_access() adds:
+-- objects in schema net. Its script grants PUBLIC what real pg_net (>= 0.12) grants PUBLIC, which
+-- covers what Supabase's grant_pg_net_access() adds.
 create extension if not exists pg_net with schema extensions;
-grant usage on schema net to postgres, anon, authenticated, service_role;
 
 -- Vault (local stand-in, local/standins/extensions/supabase_vault), with Supabase's grants (its
 -- supabase_vault after-create script): to postgres only. The extension grants PUBLIC nothing.
@@ -178,8 +173,6 @@ set local role supabase_storage_admin;
 create table if not exists storage.buckets (
   id text not null primary key,
   name text not null,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now(),
   public boolean default false,
   file_size_limit bigint,
   allowed_mime_types text[]
@@ -206,15 +199,10 @@ alter table storage.objects enable row level security;
 
 create or replace function storage.foldername(name text)
 returns text[]
-language plpgsql
+language sql
 immutable
 as $$
-declare
-  _parts text[];
-begin
-  select string_to_array(name, '/') into _parts;
-  return _parts[1:array_length(_parts, 1) - 1];
-end
+  select (string_to_array(name, '/'))[1:array_length(string_to_array(name, '/'), 1) - 1]
 $$;
 
 create or replace function storage.update_updated_at_column()
@@ -234,9 +222,8 @@ create trigger update_objects_updated_at
 
 -- As Storage >= 1.35 (supabase/storage migrations/tenant/0055-prevent-direct-deletes.sql):
 -- a DELETE on storage.buckets or storage.objects is refused unless the transaction set
--- storage.allow_delete_query to 'true', which the Storage API does for each request it serves
--- (the local stand-in, local/standins/storage.mjs, does so for DELETE /object/{bucket}). A statement-level trigger:
--- it fires even when the DELETE matches no row.
+-- storage.allow_delete_query to 'true', as the Storage API (and local/standins/storage.mjs) does
+-- for each request it serves. Statement-level: it fires even when the DELETE matches no row.
 create or replace function storage.protect_delete()
 returns trigger
 language plpgsql
@@ -282,45 +269,30 @@ alter publication supabase_realtime owner to postgres;
 -- supautils stand-in: policy_grants and drop_trigger_grants for postgres
 -- ---------------------------------------------------------------------------------------------
 -- On Supabase, postgres owns neither auth's nor storage's tables, yet may CREATE/ALTER/DROP
--- POLICY and DROP TRIGGER on the ones listed in supautils.policy_grants and
--- supautils.drop_trigger_grants (supabase/postgres ansible/files/postgresql_config/conf.d/
--- supautils.conf): supautils runs those statements as the superuser. Debian has no supautils,
--- so event triggers do the same here: before such a statement by postgres they make postgres a
--- member of the two owner roles, and when it ends they take the membership away again. Both
--- happen inside the statement, so a statement that fails leaves nothing behind. Every table
--- the two roles own here (auth.users, storage.buckets, storage.objects) is in both lists, so
--- no statement needs refusing for naming an unlisted one.
-create or replace function extensions.spool_supautils_before()
+-- POLICY and DROP TRIGGER on those in supautils.policy_grants / drop_trigger_grants (supabase/
+-- postgres conf.d/supautils.conf), which every table the two owner roles own here is. Debian has
+-- no supautils: an event trigger makes postgres a member of both owners when such a statement of
+-- its starts and takes it back when it ends, inside the statement (a failing one leaves nothing).
+create or replace function extensions.spool_supautils()
 returns event_trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
 begin
+  if tg_event = 'ddl_command_end' then
+    if pg_catalog.current_setting('spool_supautils.granted', true) = 'on' then
+      revoke supabase_storage_admin, supabase_auth_admin from postgres;
+      perform pg_catalog.set_config('spool_supautils.granted', 'off', true);
+    end if;
   -- The role the statement runs as (this function runs as its owner).
-  if (case when pg_catalog.current_setting('role') = 'none' then session_user
-           else pg_catalog.current_setting('role')::name end) <> 'postgres'
-     or pg_catalog.pg_has_role('postgres', 'supabase_storage_admin', 'MEMBER')
-     or pg_catalog.pg_has_role('postgres', 'supabase_auth_admin', 'MEMBER') then
-    return;
+  elsif (case when pg_catalog.current_setting('role') = 'none' then session_user
+              else pg_catalog.current_setting('role')::name end) = 'postgres'
+        and not pg_catalog.pg_has_role('postgres', 'supabase_storage_admin', 'MEMBER')
+        and not pg_catalog.pg_has_role('postgres', 'supabase_auth_admin', 'MEMBER') then
+    grant supabase_storage_admin, supabase_auth_admin to postgres;
+    perform pg_catalog.set_config('spool_supautils.granted', 'on', true);
   end if;
-  grant supabase_storage_admin, supabase_auth_admin to postgres;
-  perform pg_catalog.set_config('spool_supautils.granted', 'on', true);
-end
-$$;
-
-create or replace function extensions.spool_supautils_after()
-returns event_trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  if pg_catalog.current_setting('spool_supautils.granted', true) is distinct from 'on' then
-    return;
-  end if;
-  revoke supabase_storage_admin, supabase_auth_admin from postgres;
-  perform pg_catalog.set_config('spool_supautils.granted', 'off', true);
 end
 $$;
 
@@ -328,7 +300,7 @@ drop event trigger if exists spool_supautils_before;
 drop event trigger if exists spool_supautils_after;
 create event trigger spool_supautils_before on ddl_command_start
   when tag in ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'DROP TRIGGER')
-  execute function extensions.spool_supautils_before();
+  execute function extensions.spool_supautils();
 create event trigger spool_supautils_after on ddl_command_end
   when tag in ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'DROP TRIGGER')
-  execute function extensions.spool_supautils_after();
+  execute function extensions.spool_supautils();

@@ -1,28 +1,18 @@
 -- spool-stand-in
--- Spool's local stand-in for Supabase's pg_net (0.20 SQL API): the schema, tables and the
--- signatures Spool uses (net.http_post, net._http_response, net.check_worker_is_up), with the
--- real extension's argument checks and grants (pg_net >= 0.12: SECURITY INVOKER functions with
--- the default EXECUTE for PUBLIC; PUBLIC may use schema net and all of its tables and sequences).
--- There is no background worker in the database: net.http_post queues a row and calls
--- pg_notify('spool_pg_net', <request id>), delivered at COMMIT and dropped on ROLLBACK like
--- pg_net's wake-at-commit; local/standins/pgnet.mjs LISTENs, sends and writes net._http_response.
--- `params` is refused unless empty (nothing in Spool passes any).
+-- Spool's local stand-in for Supabase's pg_net (0.20 SQL API): the tables and functions Spool
+-- uses, with the real argument checks and grants (pg_net >= 0.12: SECURITY INVOKER, EXECUTE and
+-- schema net with its tables and sequences for PUBLIC); `params` is refused unless empty. No worker
+-- in the database: net.http_post queues a row and NOTIFYs 'spool_pg_net' (sent at COMMIT, never on
+-- ROLLBACK, like pg_net's wake-at-commit); local/standins/pgnet.mjs sends it and writes the response.
 
 \echo Use "CREATE EXTENSION pg_net" to load this file. \quit
 
 create schema if not exists net;
 
-create domain net.http_method as text
-check (
-  value ilike 'get'
-  or value ilike 'post'
-  or value ilike 'delete'
-);
-
 -- Pending requests; the delivery process deletes what it sends.
 create unlogged table net.http_request_queue (
   id bigserial,
-  method net.http_method not null,
+  method text not null, -- pg_net's domain net.http_method; only net.http_post queues here
   url text not null,
   headers jsonb,
   body bytea,
@@ -54,7 +44,6 @@ begin
   ) then
     raise exception using
       message = 'the pg_net background worker is not up',
-      detail = 'Spool local stand-in: no process with application_name spool-pg-net is connected',
       hint = 'start the local platform with npm start';
   end if;
 end

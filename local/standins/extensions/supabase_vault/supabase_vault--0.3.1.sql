@@ -1,14 +1,9 @@
 -- spool-stand-in
--- Spool's local stand-in for Supabase Vault (supabase_vault 0.3.x SQL API).
---
--- The table, view and functions Spool uses, with the real extension's signatures. The real one
--- encrypts vault.secrets.secret with libsodium (via a server key); this stand-in stores it
--- base64 encoded, so vault.decrypted_secrets works the same way but nothing is encrypted. Never
--- put a real secret in a local cluster you share.
---
--- Privileges as in supabase_vault 0.3: every function is revoked from PUBLIC and
--- create_secret / update_secret are SECURITY DEFINER. local/standins/sql/bootstrap.sql grants
--- what Supabase grants: to postgres only.
+-- Spool's local stand-in for Supabase Vault (supabase_vault 0.3.x SQL API): the table, view and
+-- functions Spool uses, with the real signatures and privileges (every function revoked from
+-- PUBLIC; create_secret / update_secret SECURITY DEFINER; bootstrap.sql grants them to postgres,
+-- as Supabase does). The real one encrypts vault.secrets.secret with libsodium; this stand-in
+-- stores it base64 encoded, NOT encrypted: never put a real secret in a local cluster you share.
 
 \echo Use "CREATE EXTENSION supabase_vault" to load this file. \quit
 
@@ -24,13 +19,7 @@ create table vault.secrets (
 create unique index on vault.secrets using btree (name) where name is not null;
 
 create view vault.decrypted_secrets as
-select s.id,
-  s.name,
-  s.description,
-  s.secret,
-  convert_from(decode(s.secret, 'base64'), 'utf8') as decrypted_secret,
-  s.created_at,
-  s.updated_at
+select s.*, convert_from(decode(s.secret, 'base64'), 'utf8') as decrypted_secret
 from vault.secrets s;
 
 create function vault.create_secret(
