@@ -1,33 +1,20 @@
 // The local pg_net worker: delivers what net.http_post queues.
 //
-// Supabase's pg_net runs a background worker inside Postgres; the stand-in extension
-// (local/standins/extensions/pg_net) only queues rows in net.http_request_queue and NOTIFYs channel
-// 'spool_pg_net', which Postgres delivers at COMMIT and drops on ROLLBACK — pg_net's
-// wake-at-commit. This module is the worker, a route of local/standins/server.mjs with no HTTP
-// prefix: it connects as the superuser with application_name 'spool-pg-net' (what
-// net.check_worker_is_up() looks for), LISTENs, and on every notification (and every second,
-// as a safety net) claims up to 200 requests oldest first —
-//   DELETE FROM net.http_request_queue WHERE id IN (SELECT id … ORDER BY id LIMIT 200
-//   FOR UPDATE SKIP LOCKED) RETURNING *
-// — sends them concurrently with fetch, and records each outcome in net._http_response as
-// pg_net does (id = request id):
+// The stand-in extension (local/standins/extensions/pg_net) queues rows in net.http_request_queue
+// and NOTIFYs 'spool_pg_net' at COMMIT. This route of local/standins/server.mjs (no HTTP prefix) is
+// pg_net's background worker: connected as the superuser with application_name 'spool-pg-net'
+// (what net.check_worker_is_up() looks for), on every notification and every second it claims up
+// to 200 requests oldest first (DELETE … FOR UPDATE SKIP LOCKED RETURNING *), sends them
+// concurrently with fetch, then records each outcome in net._http_response (id = request id):
 //   answered      status_code, content_type, headers (jsonb), content (text), timed_out false
 //   network error status_code NULL, timed_out false, error_msg = curl's message for it
-//                 ("Couldn't connect to server", "Couldn't resolve host name", …)
+//                 ("Couldn't connect to server", "Couldn't resolve host name"; else fetch's)
 //   timeout       status_code NULL, timed_out true, error_msg "Timeout of N ms reached. …"
-//                 (timeout_milliseconds bounds the whole exchange, body included, like
-//                 CURLOPT_TIMEOUT_MS)
-// Like pg_net it follows redirects, sends User-Agent: pg_net/0.20.0 unless one is given,
-// refuses headers with CR/LF, and deletes responses older than the TTL (6 hours) while awake.
-// Unlike pg_net, a slow request does not hold back the next batch (pg_net waits for a whole
-// batch before taking the next): the queue is drained as fast as it fills, at most BATCH_SIZE
-// requests in flight. Requests claimed but not yet answered when the process dies are lost, as
-// they are when Postgres restarts under pg_net (its tables are unlogged).
-//
-// It survives database restarts: on a lost connection it reconnects with backoff (250 ms
-// doubling to 5 s) and drains whatever was queued meanwhile.
-//
-// startPgNet's `database` option is pg_net.database_name ('postgres').
+//                 (timeout_milliseconds bounds the whole exchange, like CURLOPT_TIMEOUT_MS)
+// Like pg_net it follows redirects, sends User-Agent: pg_net/0.20.0 unless one is given, refuses
+// headers fetch cannot send (CR/LF), deletes responses older than 6 hours, and loses requests
+// claimed but unanswered when it dies (pg_net's tables are unlogged). On a lost connection it
+// retries every second and drains what was queued meanwhile.
 
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
@@ -35,15 +22,10 @@ import pg from 'pg';
 const APPLICATION_NAME = 'spool-pg-net';
 const CHANNEL = 'spool_pg_net';
 export const USER_AGENT = 'pg_net/0.20.0';
-/** Requests claimed (and in flight) at most at once; responses purged per batch. */
+/** Requests claimed (and in flight) at most at once, as pg_net's batch_size. */
 const BATCH_SIZE = 200;
-/** pg_net's ttl: responses older than this are deleted. */
-const TTL_MS = 6 * 3600_000;
-/** The safety-net poll, and how often expired responses are purged. */
+/** The safety-net poll, and the wait before reconnecting. */
 const POLL_MS = 1_000;
-const PURGE_EVERY_MS = 10_000;
-const BACKOFF_MIN_MS = 250;
-const BACKOFF_MAX_MS = 5_000;
 
 const CLAIM = `
   delete from net.http_request_queue
@@ -52,51 +34,23 @@ const CLAIM = `
   )
   returning id, method, url, headers, body, timeout_milliseconds`;
 
-const INSERT_RESPONSE = `
+const INSERT_RESPONSES = `
   insert into net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)
-  values ($1, $2, $3, $4, $5, $6, $7)`;
+  select id, status_code, content_type, headers, content, timed_out, error_msg
+  from jsonb_populate_recordset(null::net._http_response, $1::jsonb)`;
 
-// pg_net deletes by ctid in created order, batch by batch; so do we.
-const PURGE = `
-  with expired as (
-    select ctid from net._http_response
-    where created < now() - make_interval(secs => $1::double precision / 1000)
-    order by created
-    limit $2
-  )
-  delete from net._http_response r using expired where r.ctid = expired.ctid`;
+/** pg_net's ttl: run after every batch (an index scan on created). */
+const PURGE = `delete from net._http_response where created < now() - interval '6 hours'`;
 
-/** curl_easy_strerror() texts for the failures fetch reports, so error_msg reads like pg_net's. */
+/** curl_easy_strerror() texts for the failures fetch reports most, so error_msg reads like pg_net's. */
 function curlMessage(err) {
   const cause = err?.cause ?? err;
-  const code = cause?.code ?? '';
-  switch (code) {
+  switch (cause?.code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EADDRNOTAVAIL':
-    case 'UND_ERR_CONNECT_TIMEOUT':
       return "Couldn't connect to server";
     case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-    case 'EAI_NONAME':
       return "Couldn't resolve host name";
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-      return cause?.message === 'other side closed'
-        ? 'Server returned nothing (no headers, no data)'
-        : 'Failure when receiving data from the peer';
-    case 'CERT_HAS_EXPIRED':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return 'SSL peer certificate or SSH remote key was not OK';
-    case 'UND_ERR_HEADERS_OVERFLOW':
-    case 'HPE_INVALID_CONSTANT':
-    case 'HPE_INVALID_HEADER_TOKEN':
-      return 'Weird server reply';
     default:
       return cause?.message ?? String(err);
   }
@@ -107,23 +61,6 @@ function timeoutMessage(timeoutMs, elapsedMs) {
   // expose them, so all of it is reported as the HTTP phase.
   const f = (n) => n.toFixed(6);
   return `Timeout of ${timeoutMs} ms reached. Total time: ${f(elapsedMs)} ms (DNS time: ${f(0)} ms, TCP/SSL handshake time: ${f(0)} ms, HTTP Request/Response time: ${f(elapsedMs)} ms)`;
-}
-
-/** c.query, one at a time (pg 9 drops queueing concurrent queries on one client). */
-function serialized(c) {
-  let tail = Promise.resolve();
-  return (text, params) => {
-    const result = tail.then(() => c.query(text, params));
-    tail = result.catch(() => {});
-    return result;
-  };
-}
-
-/** Postgres text cannot hold NUL; pg_net's C string stops at the first one. */
-function asText(buffer) {
-  const text = buffer.toString('utf8');
-  const nul = text.indexOf('\u0000');
-  return nul >= 0 ? text.slice(0, nul) : text;
 }
 
 /**
@@ -139,15 +76,11 @@ async function deliver(row) {
   }
   const headers = new Headers();
   for (const [name, value] of Object.entries(row.headers ?? {})) {
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (/[\r\n]/.test(name) || /[\r\n]/.test(text)) {
-      result.error_msg = `header "${name.split(/[\r\n]/)[0]}" contains a carriage return or line feed`;
-      return result;
-    }
     try {
-      headers.append(name, text);
+      // Headers refuses a name or value with CR, LF or NUL in it.
+      headers.append(name, typeof value === 'string' ? value : JSON.stringify(value));
     } catch (err) {
-      result.error_msg = `header "${name}" is not valid: ${err.message}`;
+      result.error_msg = `header "${name.split(/[\r\n]/)[0]}" is not valid: ${err.message}`;
       return result;
     }
   }
@@ -164,19 +97,16 @@ async function deliver(row) {
       redirect: 'follow',
       signal,
     });
-    const body = Buffer.from(await response.arrayBuffer());
+    const body = await response.text();
     result.status_code = response.status;
     result.content_type = response.headers.get('content-type');
     result.headers = Object.fromEntries(response.headers);
-    result.content = body.length > 0 ? asText(body) : null;
+    // Postgres text cannot hold NUL; pg_net's C string stops at the first one.
+    result.content = body.length > 0 ? body.split('\u0000')[0] : null;
   } catch (err) {
     if (signal.aborted) {
       result.timed_out = true;
       result.error_msg = timeoutMessage(timeoutMs, performance.now() - started);
-    } else if (err instanceof TypeError && /invalid url|failed to parse url/i.test(`${err.message} ${err.cause?.message ?? ''}`)) {
-      result.error_msg = 'URL using bad/illegal format or missing URL';
-    } else if (/unknown scheme/i.test(err?.cause?.message ?? '')) {
-      result.error_msg = 'Unsupported protocol';
     } else {
       result.error_msg = curlMessage(err);
     }
@@ -185,115 +115,68 @@ async function deliver(row) {
 }
 
 /**
- * Starts the deliverer. Returns an EventEmitter with stop() and purgeExpired(); it emits
+ * Starts the deliverer. Returns an EventEmitter with stop(); it emits
  * 'connected' and 'disconnected' (error). It never emits 'error': failures are logged and retried.
  */
-export function startPgNet({ connectionString, database, log = () => {} } = {}) {
+export function startPgNet({ connectionString, log = () => {} } = {}) {
   const events = new EventEmitter();
-  // pg lets the URL win over separate fields, so the database goes into the URL.
-  const url = new URL(connectionString);
-  if (database) url.pathname = `/${encodeURIComponent(database)}`;
-  const target = url.href;
-  database = decodeURIComponent(url.pathname.slice(1)) || 'postgres';
   const say = (obj) => log({ service: 'pg_net', ...obj });
   let client = null;
   let stopped = false;
-  let draining = false;
-  let again = false;
-  let backlog = false; // the last claim was full: more may be queued
-  let lastPurge = 0;
-  const inflight = new Set();
-  let wakeBackoff = null; // resolves the reconnect wait early on stop()
+  let again = false; // woken while a batch was running
+  let draining = null; // the running drain() loop
+  let wakeRetry = null; // resolves the reconnect wait early on stop()
 
+  /**
+   * Claims, sends and records batches until the queue is empty, then purges expired responses.
+   * The only code that queries `client` once it is connected, so no two queries overlap on it.
+   */
   async function drain() {
-    if (!client || stopped) return;
-    if (draining) {
-      again = true;
-      return;
-    }
-    draining = true;
-    const c = client;
-    try {
-      do {
-        again = false;
-        const room = BATCH_SIZE - inflight.size;
-        if (room <= 0) {
-          backlog = true; // a finishing delivery wakes us again
-          break;
-        }
-        const { rows } = await c.run(CLAIM, [room]);
-        backlog = rows.length === room;
-        for (const row of rows) {
-          const p = deliver(row).then(record).finally(() => {
-            inflight.delete(p);
-            if (backlog) drain();
+    while (again && client && !stopped) {
+      again = false;
+      const c = client;
+      try {
+        const { rows } = await c.query(CLAIM, [BATCH_SIZE]);
+        if (rows.length === BATCH_SIZE) again = true;
+        if (rows.length > 0) {
+          const results = await Promise.all(rows.map(deliver));
+          // On the connection we have now: it may have been replaced while the batch was out.
+          await (client ?? c).query(INSERT_RESPONSES, [JSON.stringify(results)]).catch((err) => {
+            say({ level: 'warn', event: 'responses_lost', ids: rows.map((r) => String(r.id)), error: err.message });
           });
-          inflight.add(p);
         }
-        if (backlog) again = true;
-      } while (again && !stopped && client === c);
-    } catch (err) {
-      if (client === c) say({ level: 'warn', event: 'claim_failed', error: err.message });
-    } finally {
-      draining = false;
+        if (!again) await (client ?? c).query(PURGE);
+      } catch (err) {
+        if (client === c) say({ level: 'warn', event: 'drain_failed', error: err.message });
+      }
     }
   }
 
-  async function record(result) {
-    const c = client;
-    if (!c) {
-      say({ level: 'warn', event: 'response_lost', id: String(result.id), why: 'no database connection' });
-      return;
-    }
-    try {
-      await c.run(INSERT_RESPONSE, [
-        result.id,
-        result.status_code,
-        result.content_type,
-        result.headers === null ? null : JSON.stringify(result.headers),
-        result.content,
-        result.timed_out,
-        result.error_msg,
-      ]);
-    } catch (err) {
-      say({ level: 'warn', event: 'response_lost', id: String(result.id), error: err.message });
-    }
-  }
-
-  async function purgeExpired() {
-    if (!client) return 0;
-    lastPurge = Date.now();
-    const { rowCount } = await client.run(PURGE, [TTL_MS, BATCH_SIZE]);
-    return rowCount;
+  function wake() {
+    again = true;
+    draining ??= drain().finally(() => (draining = null));
   }
 
   const poll = setInterval(() => {
-    if (!client || stopped) return;
-    drain();
-    if (Date.now() - lastPurge >= PURGE_EVERY_MS) {
-      purgeExpired().catch((err) => say({ level: 'warn', event: 'purge_failed', error: err.message }));
-    }
+    if (client && !stopped) wake();
   }, POLL_MS);
   poll.unref();
 
   async function connectLoop() {
-    let backoff = BACKOFF_MIN_MS;
     while (!stopped) {
-      const c = new pg.Client({ connectionString: target, application_name: APPLICATION_NAME });
-      c.run = serialized(c);
+      const c = new pg.Client({ connectionString, application_name: APPLICATION_NAME });
       const lost = new Promise((resolve) => {
         c.on('error', resolve);
         c.on('end', () => resolve(new Error('connection ended')));
       });
       try {
         await c.connect();
-        await c.run(`listen ${CHANNEL}`);
-        c.on('notification', () => drain());
+        await c.query(`listen ${CHANNEL}`);
+        c.on('notification', wake);
         client = c;
-        backoff = BACKOFF_MIN_MS;
-        say({ event: 'connected', database });
+        say({ event: 'connected', database: c.database });
         events.emit('connected');
-        drain(); // whatever was queued while we were away
+        wake(); // whatever was queued while we were away
         const err = await lost;
         if (client === c) client = null;
         if (!stopped) {
@@ -302,31 +185,29 @@ export function startPgNet({ connectionString, database, log = () => {} } = {}) 
         }
       } catch (err) {
         if (client === c) client = null;
-        if (!stopped) say({ level: 'warn', event: 'connect_failed', error: err.message, retryInMs: backoff });
+        if (!stopped) say({ level: 'warn', event: 'connect_failed', error: err.message, retryInMs: POLL_MS });
       }
       c.end().catch(() => {});
       if (stopped) break;
       await new Promise((resolve) => {
-        const t = setTimeout(resolve, backoff);
-        wakeBackoff = () => {
+        const t = setTimeout(resolve, POLL_MS);
+        wakeRetry = () => {
           clearTimeout(t);
           resolve();
         };
       });
-      wakeBackoff = null;
-      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      wakeRetry = null;
     }
   }
 
   const loop = connectLoop();
 
-  events.purgeExpired = purgeExpired;
   events.stop = async () => {
     stopped = true;
     clearInterval(poll);
-    wakeBackoff?.();
-    // Let deliveries in flight record their responses, then disconnect.
-    await Promise.allSettled([...inflight]);
+    wakeRetry?.();
+    // Let the batch in flight record its responses, then disconnect.
+    await draining;
     const c = client;
     client = null;
     await c?.end().catch(() => {});

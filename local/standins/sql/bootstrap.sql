@@ -35,23 +35,17 @@ $$;
 -- The role migrations run as on Supabase: not a superuser.
 alter role postgres with login nosuperuser inherit createrole createdb replication bypassrls
   password 'postgres';
--- Local-only passwords, as `supabase start` uses; the stand-in services log in with them.
+-- Local-only password, as `supabase start` uses; the stand-in services log in with it.
 alter role authenticator with password 'postgres';
-alter role supabase_auth_admin with password 'postgres';
-alter role supabase_storage_admin with password 'postgres';
 
 grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role, authenticator to postgres with admin option;
 -- As on Supabase since 2025-04 (supabase/postgres migration revoke_admin_roles_from_postgres),
--- postgres is not a member of the auth and storage owners. It creates policies on their tables,
--- and drops triggers there, through the supautils stand-in below; it creates triggers on
--- auth.users with the TRIGGER privilege it holds on the table.
+-- postgres is not a member of the auth and storage owners (see the supautils stand-in below).
 revoke supabase_auth_admin, supabase_storage_admin from postgres;
 
 alter role supabase_admin set search_path to "$user", public, auth, extensions;
 alter role postgres set search_path to "$user", public, extensions;
-alter role supabase_auth_admin set search_path to auth;
-alter role supabase_storage_admin set search_path to storage;
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
 
@@ -59,25 +53,18 @@ alter role authenticated set statement_timeout = '8s';
 -- Database and schema public
 -- ---------------------------------------------------------------------------------------------
 grant create, connect, temporary on database postgres to postgres;
-grant create on database postgres to supabase_auth_admin, supabase_storage_admin;
 
 alter schema public owner to postgres;
 grant usage on schema public to anon, authenticated, service_role;
 
--- What postgres (the migrations) or supabase_admin create in public is usable by the API
--- roles; RLS is what keeps rows private.
+-- What postgres (the migrations) creates in public is usable by the API roles; RLS is what
+-- keeps rows private.
 alter default privileges for role postgres in schema public
   grant all on tables to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public
   grant all on sequences to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public
   grant all on functions to anon, authenticated, service_role;
-alter default privileges for role supabase_admin in schema public
-  grant all on tables to postgres, anon, authenticated, service_role;
-alter default privileges for role supabase_admin in schema public
-  grant all on sequences to postgres, anon, authenticated, service_role;
-alter default privileges for role supabase_admin in schema public
-  grant all on functions to postgres, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- Extensions
@@ -86,36 +73,26 @@ create schema if not exists extensions;
 grant usage, create on schema extensions to postgres;
 grant usage on schema extensions to anon, authenticated, service_role;
 
-create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists pgtap with schema extensions;
-create extension if not exists dblink with schema extensions;
 
--- pg_cron: in pg_catalog as on Supabase; its tables in schema cron. Grants as Supabase's
--- pg_cron after-create script and grant_pg_cron_access() leave them: everything in cron with
--- grant option, except that postgres may only read cron.job (it schedules through
--- cron.schedule()) and may not create triggers on cron.job_run_details.
+-- pg_cron: in pg_catalog as on Supabase, its tables in schema cron, granted as Supabase does:
+-- all to postgres, except that it may only read cron.job (it schedules through cron.schedule())
+-- and may not create triggers on cron.job_run_details.
 create extension if not exists pg_cron with schema pg_catalog;
 grant usage on schema cron to postgres with grant option;
 grant all on all tables in schema cron to postgres with grant option;
-grant all on all sequences in schema cron to postgres with grant option;
-grant all on all functions in schema cron to postgres with grant option;
-alter default privileges in schema cron grant all on tables to postgres with grant option;
-alter default privileges in schema cron grant all on sequences to postgres with grant option;
-alter default privileges in schema cron grant all on functions to postgres with grant option;
 revoke all on table cron.job from postgres;
 grant select on table cron.job to postgres with grant option;
 revoke trigger on table cron.job_run_details from postgres;
 
 -- pg_net (local stand-in, local/standins/extensions/pg_net): the extension lives in `extensions`, its
--- objects in schema net. The extension script grants what real pg_net (>= 0.12) grants: usage
--- on net and all of its tables and sequences to PUBLIC, and its request functions are SECURITY
--- INVOKER with the default EXECUTE for PUBLIC. Supabase's grant_pg_net_access() adds:
+-- objects in schema net. Its script grants PUBLIC what real pg_net (>= 0.12) grants PUBLIC, which
+-- covers what Supabase's grant_pg_net_access() adds.
 create extension if not exists pg_net with schema extensions;
-grant usage on schema net to postgres, anon, authenticated, service_role;
 
 -- Vault (local stand-in, local/standins/extensions/supabase_vault), with Supabase's grants (its
--- supabase_vault after-create script): to postgres only.
+-- supabase_vault after-create script): to postgres only. The extension grants PUBLIC nothing.
 create extension if not exists supabase_vault;
 grant usage on schema vault to postgres with grant option;
 grant select, delete on vault.secrets, vault.decrypted_secrets to postgres with grant option;
@@ -123,62 +100,31 @@ grant execute on function
   vault.create_secret(text, text, text, uuid),
   vault.update_secret(uuid, text, text, text, uuid)
   to postgres with grant option;
-revoke all on schema vault from public, anon, authenticated, service_role;
-revoke all on vault.secrets, vault.decrypted_secrets from public, anon, authenticated, service_role;
-revoke all on function
-  vault.create_secret(text, text, text, uuid),
-  vault.update_secret(uuid, text, text, text, uuid)
-  from public, anon, authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------------
 -- auth: the users table and the JWT helpers (owned by supabase_auth_admin, as on Supabase)
 -- ---------------------------------------------------------------------------------------------
 create schema if not exists auth authorization supabase_auth_admin;
+set local role supabase_auth_admin;
 
+-- The columns of GoTrue's auth.users that Spool, its tests and the Auth stand-in use.
 create table if not exists auth.users (
   instance_id uuid,
   id uuid not null primary key,
   aud varchar(255),
   role varchar(255),
   email varchar(255),
-  encrypted_password varchar(255),
   email_confirmed_at timestamptz,
-  invited_at timestamptz,
-  confirmation_token varchar(255),
-  confirmation_sent_at timestamptz,
-  recovery_token varchar(255),
-  recovery_sent_at timestamptz,
-  email_change_token_new varchar(255),
-  email_change varchar(255),
-  email_change_sent_at timestamptz,
   last_sign_in_at timestamptz,
   raw_app_meta_data jsonb,
   raw_user_meta_data jsonb,
-  is_super_admin boolean,
   created_at timestamptz,
   updated_at timestamptz,
   phone text unique default null,
-  phone_confirmed_at timestamptz,
-  phone_change text default '',
-  phone_change_token varchar(255) default '',
-  phone_change_sent_at timestamptz,
-  confirmed_at timestamptz generated always as (least(email_confirmed_at, phone_confirmed_at)) stored,
-  email_change_token_current varchar(255) default '',
-  email_change_confirm_status smallint default 0
-    check (email_change_confirm_status >= 0 and email_change_confirm_status <= 2),
-  banned_until timestamptz,
-  reauthentication_token varchar(255) default '',
-  reauthentication_sent_at timestamptz,
-  is_sso_user boolean not null default false,
-  deleted_at timestamptz,
   is_anonymous boolean not null default false
 );
-comment on table auth.users is 'Auth: Stores user login data within a secure schema.';
-create unique index if not exists users_email_partial_key on auth.users (email)
-  where (is_sso_user = false);
-create index if not exists users_instance_id_idx on auth.users (instance_id);
-create index if not exists users_is_anonymous_idx on auth.users (is_anonymous);
-alter table auth.users owner to supabase_auth_admin;
+-- GoTrue's users_email_partial_key is unique where not is_sso_user: here no user is an SSO one.
+create unique index if not exists users_email_partial_key on auth.users (email);
 
 create or replace function auth.uid()
 returns uuid
@@ -213,29 +159,21 @@ as $$
   )::jsonb
 $$;
 
-alter function auth.uid() owner to supabase_auth_admin;
-alter function auth.role() owner to supabase_auth_admin;
-alter function auth.jwt() owner to supabase_auth_admin;
-
 grant usage on schema auth to anon, authenticated, service_role, postgres;
 grant all on auth.users to postgres;
-grant execute on function auth.uid(), auth.role(), auth.jwt()
-  to anon, authenticated, service_role, postgres;
+reset role;
 
 -- ---------------------------------------------------------------------------------------------
 -- storage: buckets, objects and the path helpers (owned by supabase_storage_admin)
 -- ---------------------------------------------------------------------------------------------
 create schema if not exists storage authorization supabase_storage_admin;
+set local role supabase_storage_admin;
 
+-- The columns of Storage's tables that Spool and the Storage stand-in use.
 create table if not exists storage.buckets (
   id text not null primary key,
   name text not null,
-  owner uuid,
-  owner_id text,
-  created_at timestamptz default now(),
-  updated_at timestamptz default now(),
   public boolean default false,
-  avif_autodetection boolean default false,
   file_size_limit bigint,
   allowed_mime_types text[]
 );
@@ -251,29 +189,20 @@ create table if not exists storage.objects (
   updated_at timestamptz default now(),
   last_accessed_at timestamptz default now(),
   metadata jsonb,
-  path_tokens text[] generated always as (string_to_array(name, '/')) stored,
   version text,
   user_metadata jsonb
 );
 create unique index if not exists bucketid_objname on storage.objects using btree (bucket_id, name);
-create index if not exists name_prefix_search on storage.objects using btree (name text_pattern_ops);
 
 alter table storage.buckets enable row level security;
 alter table storage.objects enable row level security;
-alter table storage.buckets owner to supabase_storage_admin;
-alter table storage.objects owner to supabase_storage_admin;
 
 create or replace function storage.foldername(name text)
 returns text[]
-language plpgsql
+language sql
 immutable
 as $$
-declare
-  _parts text[];
-begin
-  select string_to_array(name, '/') into _parts;
-  return _parts[1:array_length(_parts, 1) - 1];
-end
+  select (string_to_array(name, '/'))[1:array_length(string_to_array(name, '/'), 1) - 1]
 $$;
 
 create or replace function storage.update_updated_at_column()
@@ -293,9 +222,8 @@ create trigger update_objects_updated_at
 
 -- As Storage >= 1.35 (supabase/storage migrations/tenant/0055-prevent-direct-deletes.sql):
 -- a DELETE on storage.buckets or storage.objects is refused unless the transaction set
--- storage.allow_delete_query to 'true', which the Storage API does for each request it serves
--- (the local stand-in, local/standins/storage.mjs, does so for DELETE /object/{bucket}). A statement-level trigger:
--- it fires even when the DELETE matches no row.
+-- storage.allow_delete_query to 'true', as the Storage API (and local/standins/storage.mjs) does
+-- for each request it serves. Statement-level: it fires even when the DELETE matches no row.
 create or replace function storage.protect_delete()
 returns trigger
 language plpgsql
@@ -319,21 +247,11 @@ create trigger protect_objects_delete
   before delete on storage.objects
   for each statement execute function storage.protect_delete();
 
-alter function storage.foldername(text) owner to supabase_storage_admin;
-alter function storage.update_updated_at_column() owner to supabase_storage_admin;
-alter function storage.protect_delete() owner to supabase_storage_admin;
-
 grant usage on schema storage to anon, authenticated, service_role;
 grant usage on schema storage to postgres with grant option;
 grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
 grant all on storage.buckets, storage.objects to postgres with grant option;
-grant execute on all functions in schema storage to anon, authenticated, service_role, postgres;
-alter default privileges for role supabase_storage_admin in schema storage
-  grant all on tables to postgres, anon, authenticated, service_role;
-alter default privileges for role supabase_storage_admin in schema storage
-  grant all on functions to postgres, anon, authenticated, service_role;
-alter default privileges for role supabase_storage_admin in schema storage
-  grant all on sequences to postgres, anon, authenticated, service_role;
+reset role;
 
 -- ---------------------------------------------------------------------------------------------
 -- Realtime: the (empty) publication, owned by postgres so migrations can add tables to it
@@ -351,151 +269,38 @@ alter publication supabase_realtime owner to postgres;
 -- supautils stand-in: policy_grants and drop_trigger_grants for postgres
 -- ---------------------------------------------------------------------------------------------
 -- On Supabase, postgres owns neither auth's nor storage's tables, yet may CREATE/ALTER/DROP
--- POLICY and DROP TRIGGER on the ones listed in supautils.policy_grants and
--- supautils.drop_trigger_grants (supabase/postgres ansible/files/postgresql_config/conf.d/
--- supautils.conf): supautils runs those statements as the superuser. Debian has no supautils,
--- so event triggers do the same here: before such a statement by postgres they make postgres a
--- member of the two owner roles, and when it ends they check it touched only a listed table
--- (or one postgres owns) and take the membership away again. Both happen inside the statement,
--- so a statement that fails leaves nothing behind.
-create or replace function extensions.spool_supautils_grant_tables()
-returns text[]
-language sql
-immutable
-as $$
-  select array[
-    'auth.audit_log_entries', 'auth.flow_state', 'auth.identities', 'auth.instances',
-    'auth.mfa_amr_claims', 'auth.mfa_challenges', 'auth.mfa_factors', 'auth.oauth_clients',
-    'auth.one_time_tokens', 'auth.refresh_tokens', 'auth.saml_providers',
-    'auth.saml_relay_states', 'auth.sessions', 'auth.sso_domains', 'auth.sso_providers',
-    'auth.users', 'realtime.messages', 'realtime.subscription', 'storage.buckets',
-    'storage.buckets_analytics', 'storage.objects', 'storage.prefixes',
-    'storage.s3_multipart_uploads', 'storage.s3_multipart_uploads_parts']
-$$;
-
--- The role a statement runs as, seen from inside a SECURITY DEFINER function.
-create or replace function extensions.spool_supautils_statement_role()
-returns name
-language sql
-stable
-as $$
-  select case when pg_catalog.current_setting('role') = 'none' then session_user
-              else pg_catalog.current_setting('role')::name end
-$$;
-
-create or replace function extensions.spool_supautils_before()
+-- POLICY and DROP TRIGGER on those in supautils.policy_grants / drop_trigger_grants (supabase/
+-- postgres conf.d/supautils.conf), which every table the two owner roles own here is. Debian has
+-- no supautils: an event trigger makes postgres a member of both owners when such a statement of
+-- its starts and takes it back when it ends, inside the statement (a failing one leaves nothing).
+create or replace function extensions.spool_supautils()
 returns event_trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
 begin
-  if extensions.spool_supautils_statement_role() <> 'postgres'
-     or pg_catalog.pg_has_role('postgres', 'supabase_storage_admin', 'MEMBER')
-     or pg_catalog.pg_has_role('postgres', 'supabase_auth_admin', 'MEMBER') then
-    return;
-  end if;
-  grant supabase_storage_admin, supabase_auth_admin to postgres;
-  perform pg_catalog.set_config('spool_supautils.granted', 'on', true);
-end
-$$;
-
--- Refuses a statement that used the membership on a table outside the lists.
-create or replace function extensions.spool_supautils_check(p_table regclass, p_what text)
-returns void
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_owner name;
-  v_name text;
-begin
-  select pg_catalog.pg_get_userbyid(c.relowner), n.nspname || '.' || c.relname
-    into v_owner, v_name
-    from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-   where c.oid = p_table;
-  if v_owner in ('supabase_storage_admin', 'supabase_auth_admin')
-     and not v_name = any (extensions.spool_supautils_grant_tables()) then
-    raise exception 'must be owner of table %', pg_catalog.split_part(v_name, '.', 2)
-      using errcode = '42501',
-            detail = format('%s on %s: not in supautils.%s for postgres', p_what, v_name,
-              case when p_what = 'drop trigger' then 'drop_trigger_grants' else 'policy_grants' end);
+  if tg_event = 'ddl_command_end' then
+    if pg_catalog.current_setting('spool_supautils.granted', true) = 'on' then
+      revoke supabase_storage_admin, supabase_auth_admin from postgres;
+      perform pg_catalog.set_config('spool_supautils.granted', 'off', true);
+    end if;
+  -- The role the statement runs as (this function runs as its owner).
+  elsif (case when pg_catalog.current_setting('role') = 'none' then session_user
+              else pg_catalog.current_setting('role')::name end) = 'postgres'
+        and not pg_catalog.pg_has_role('postgres', 'supabase_storage_admin', 'MEMBER')
+        and not pg_catalog.pg_has_role('postgres', 'supabase_auth_admin', 'MEMBER') then
+    grant supabase_storage_admin, supabase_auth_admin to postgres;
+    perform pg_catalog.set_config('spool_supautils.granted', 'on', true);
   end if;
 end
 $$;
-
-create or replace function extensions.spool_supautils_dropped()
-returns event_trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_obj record;
-begin
-  if pg_catalog.current_setting('spool_supautils.granted', true) is distinct from 'on' then
-    return;
-  end if;
-  for v_obj in
-    select object_type, address_names from pg_catalog.pg_event_trigger_dropped_objects()
-     where object_type in ('policy', 'trigger')
-  loop
-    perform extensions.spool_supautils_check(
-      pg_catalog.to_regclass(format('%I.%I', v_obj.address_names[1], v_obj.address_names[2])),
-      case when v_obj.object_type = 'trigger' then 'drop trigger' else 'drop policy' end);
-  end loop;
-end
-$$;
-
-create or replace function extensions.spool_supautils_after()
-returns event_trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_obj record;
-begin
-  if pg_catalog.current_setting('spool_supautils.granted', true) is distinct from 'on' then
-    return;
-  end if;
-  for v_obj in
-    select p.polrelid from pg_catalog.pg_event_trigger_ddl_commands() c
-      join pg_catalog.pg_policy p on p.oid = c.objid
-     where c.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
-  loop
-    perform extensions.spool_supautils_check(v_obj.polrelid, pg_catalog.lower(tg_tag));
-  end loop;
-  revoke supabase_storage_admin, supabase_auth_admin from postgres;
-  perform pg_catalog.set_config('spool_supautils.granted', 'off', true);
-end
-$$;
-
-alter function extensions.spool_supautils_grant_tables() owner to supabase_admin;
-alter function extensions.spool_supautils_statement_role() owner to supabase_admin;
-alter function extensions.spool_supautils_before() owner to supabase_admin;
-alter function extensions.spool_supautils_check(regclass, text) owner to supabase_admin;
-alter function extensions.spool_supautils_dropped() owner to supabase_admin;
-alter function extensions.spool_supautils_after() owner to supabase_admin;
-revoke all on function
-  extensions.spool_supautils_grant_tables(),
-  extensions.spool_supautils_statement_role(),
-  extensions.spool_supautils_before(),
-  extensions.spool_supautils_check(regclass, text),
-  extensions.spool_supautils_dropped(),
-  extensions.spool_supautils_after()
-  from public, anon, authenticated, service_role, postgres;
 
 drop event trigger if exists spool_supautils_before;
-drop event trigger if exists spool_supautils_dropped;
 drop event trigger if exists spool_supautils_after;
 create event trigger spool_supautils_before on ddl_command_start
   when tag in ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'DROP TRIGGER')
-  execute function extensions.spool_supautils_before();
-create event trigger spool_supautils_dropped on sql_drop
-  when tag in ('DROP POLICY', 'DROP TRIGGER')
-  execute function extensions.spool_supautils_dropped();
+  execute function extensions.spool_supautils();
 create event trigger spool_supautils_after on ddl_command_end
   when tag in ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY', 'DROP TRIGGER')
-  execute function extensions.spool_supautils_after();
+  execute function extensions.spool_supautils();

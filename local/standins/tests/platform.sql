@@ -2,7 +2,7 @@
 -- Supabase gives a project and migrations rely on. Run by `npm test` with pg_prove as the
 -- postgres role, before the project's own suites in supabase/tests. Everything is rolled back.
 begin;
-select plan(55);
+select plan(54);
 
 -- Roles -------------------------------------------------------------------------------------
 select is(current_user::text, 'postgres', 'the suites run as postgres');
@@ -24,7 +24,6 @@ select has_extension('pg_cron');
 select has_extension('pg_net');
 select has_extension('supabase_vault');
 select has_extension('pgcrypto');
-select has_extension('dblink');
 select lives_ok($$create extension if not exists pg_net with schema extensions$$,
   'create extension if not exists pg_net is a no-op for postgres');
 select ok(current_setting('search_path') like '%extensions%',
@@ -120,6 +119,8 @@ select throws_ok($$select net.http_post('http://127.0.0.1:9/', headers := '{"con
   'Content-Type header must be "application/json"', 'net.http_post refuses another Content-Type');
 select throws_ok($$select net.http_post('http://127.0.0.1:9/a', params := '{"q": "a"}')$$,
   'net.http_post params are not supported by the local pg_net stand-in', 'net.http_post refuses params');
+select throws_ok($$select net.http_post('http://127.0.0.1:9/', body := null)$$,
+  'body must not be null', 'net.http_post refuses a NULL body, as pg_net does');
 
 select isnt_definer('net', 'http_post', array['text', 'jsonb', 'jsonb', 'jsonb', 'integer'],
   'net.http_post is SECURITY INVOKER, as in pg_net >= 0.12');
@@ -127,14 +128,6 @@ select ok(exists (select 1 from pg_proc p, aclexplode(coalesce(p.proacl, acldefa
                    where p.oid = 'net.http_post(text, jsonb, jsonb, jsonb, integer)'::regprocedure
                      and a.grantee = 0 and a.privilege_type = 'EXECUTE'),
   'PUBLIC may execute net.http_post, as on Supabase');
-
--- dblink, as on the supabase/postgres image ------------------------------------------------------
-select throws_ok(
-  format($$select extensions.dblink_connect('platform_probe', %L)$$,
-    'host=127.0.0.1 port=' || current_setting('port') || ' dbname=' || current_database()
-    || ' user=postgres password=postgres'),
-  '2F003', 'password is required',
-  'dblink as postgres back to the server is refused, as on the real image: 127.0.0.1 is trusted, so no password is asked');
 
 -- Vault stand-in --------------------------------------------------------------------------------
 select isnt(vault.create_secret('probe-secret', 'platform_probe_secret'), null, 'postgres can create a Vault secret');

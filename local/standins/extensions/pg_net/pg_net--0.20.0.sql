@@ -1,37 +1,18 @@
 -- spool-stand-in
--- Spool's local stand-in for Supabase's pg_net (0.20 SQL API).
---
--- Same schema, tables and signatures as the real extension for what Spool uses (net.http_post,
--- net._http_response, net.check_worker_is_up); http_get, http_delete and the response collectors
--- are not here. What differs:
---   * There is no background worker in the database. Each request function inserts into
---     net.http_request_queue and calls pg_notify('spool_pg_net', <request id>). NOTIFY is
---     delivered at COMMIT and dropped on ROLLBACK, like pg_net's wake-at-commit, so a local
---     delivery process that LISTENs on 'spool_pg_net' (application_name 'spool-pg-net') can
---     drain the queue and write net._http_response rows the way the worker does.
---   * `params` is refused unless empty (nothing in Spool passes any; pg_net URL-encodes them into
---     the query string).
---   * Grants and security are the real extension's (pg_net >= 0.12, supabase/pg_net
---     sql/pg_net.sql): every function is SECURITY INVOKER and keeps the default EXECUTE for
---     PUBLIC, and PUBLIC may use schema net and all of its tables and sequences (an invoker
---     queues a request by inserting into net.http_request_queue). local/standins/sql/bootstrap.sql adds
---     what Supabase's grant_pg_net_access() grants.
+-- Spool's local stand-in for Supabase's pg_net (0.20 SQL API): the tables and functions Spool
+-- uses, with the real argument checks and grants (pg_net >= 0.12: SECURITY INVOKER, EXECUTE and
+-- schema net with its tables and sequences for PUBLIC); `params` is refused unless empty. No worker
+-- in the database: net.http_post queues a row and NOTIFYs 'spool_pg_net' (sent at COMMIT, never on
+-- ROLLBACK, like pg_net's wake-at-commit); local/standins/pgnet.mjs sends it and writes the response.
 
 \echo Use "CREATE EXTENSION pg_net" to load this file. \quit
 
 create schema if not exists net;
 
-create domain net.http_method as text
-check (
-  value ilike 'get'
-  or value ilike 'post'
-  or value ilike 'delete'
-);
-
 -- Pending requests; the delivery process deletes what it sends.
 create unlogged table net.http_request_queue (
   id bigserial,
-  method net.http_method not null,
+  method text not null, -- pg_net's domain net.http_method; only net.http_post queues here
   url text not null,
   headers jsonb,
   body bytea,
@@ -63,7 +44,6 @@ begin
   ) then
     raise exception using
       message = 'the pg_net background worker is not up',
-      detail = 'Spool local stand-in: no process with application_name spool-pg-net is connected',
       hint = 'start the local platform with npm start';
   end if;
 end
@@ -94,6 +74,10 @@ begin
 
   if content_type <> 'application/json' then
     raise exception 'Content-Type header must be "application/json"';
+  end if;
+
+  if body is null then
+    raise exception 'body must not be null';
   end if;
 
   if coalesce(params, '{}'::jsonb) <> '{}'::jsonb then

@@ -1,14 +1,9 @@
 -- spool-stand-in
--- Spool's local stand-in for Supabase Vault (supabase_vault 0.3.x SQL API).
---
--- Same table, view and function signatures as the real extension. The real one encrypts
--- vault.secrets.secret with libsodium (via a server key); this stand-in stores it base64
--- encoded, so vault.decrypted_secrets works the same way but nothing is encrypted. Never
--- put a real secret in a local cluster you share.
---
--- Privileges as in supabase_vault 0.3: every function is revoked from PUBLIC and
--- create_secret / update_secret are SECURITY DEFINER. local/standins/sql/bootstrap.sql grants
--- what Supabase grants: to postgres only.
+-- Spool's local stand-in for Supabase Vault (supabase_vault 0.3.x SQL API): the table, view and
+-- functions Spool uses, with the real signatures and privileges (every function revoked from
+-- PUBLIC; create_secret / update_secret SECURITY DEFINER; bootstrap.sql grants them to postgres,
+-- as Supabase does). The real one encrypts vault.secrets.secret with libsodium; this stand-in
+-- stores it base64 encoded, NOT encrypted: never put a real secret in a local cluster you share.
 
 \echo Use "CREATE EXTENSION supabase_vault" to load this file. \quit
 
@@ -17,27 +12,14 @@ create table vault.secrets (
   name text,
   description text not null default '',
   secret text not null,
-  key_id uuid,
-  nonce bytea,
   created_at timestamptz not null default current_timestamp,
   updated_at timestamptz not null default current_timestamp
 );
 
-comment on table vault.secrets is
-  'Table with encrypted `secret` column for storing sensitive information on disk (Spool local stand-in: base64, not encrypted).';
-
 create unique index on vault.secrets using btree (name) where name is not null;
 
 create view vault.decrypted_secrets as
-select s.id,
-  s.name,
-  s.description,
-  s.secret,
-  convert_from(decode(s.secret, 'base64'), 'utf8') as decrypted_secret,
-  s.key_id,
-  s.nonce,
-  s.created_at,
-  s.updated_at
+select s.*, convert_from(decode(s.secret, 'base64'), 'utf8') as decrypted_secret
 from vault.secrets s;
 
 create function vault.create_secret(
@@ -48,22 +30,13 @@ create function vault.create_secret(
   new_key_id uuid = null
 )
 returns uuid
-language plpgsql
+language sql
 security definer
 set search_path = ''
 as $$
-declare
-  rec record;
-begin
   insert into vault.secrets (secret, name, description)
-  values (
-    pg_catalog.encode(pg_catalog.convert_to(new_secret, 'utf8'), 'base64'),
-    new_name,
-    new_description
-  )
-  returning * into rec;
-  return rec.id;
-end
+  values (pg_catalog.encode(pg_catalog.convert_to(new_secret, 'utf8'), 'base64'), new_name, new_description)
+  returning id
 $$;
 
 create function vault.update_secret(
@@ -75,25 +48,18 @@ create function vault.update_secret(
   new_key_id uuid = null
 )
 returns void
-language plpgsql
+language sql
 security definer
 set search_path = ''
 as $$
-begin
   update vault.secrets s
   set
-    secret = case
-      when new_secret is null then s.secret
-      else pg_catalog.encode(pg_catalog.convert_to(new_secret, 'utf8'), 'base64')
-    end,
+    secret = coalesce(pg_catalog.encode(pg_catalog.convert_to(new_secret, 'utf8'), 'base64'), s.secret),
     name = coalesce(new_name, s.name),
     description = coalesce(new_description, s.description),
     updated_at = pg_catalog.now()
-  where s.id = secret_id;
-end
+  where s.id = secret_id
 $$;
-
-select pg_catalog.pg_extension_config_dump('vault.secrets', '');
 
 revoke all on function
   vault.create_secret(text, text, text, uuid),
