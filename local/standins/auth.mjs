@@ -24,7 +24,17 @@
 // the X-Supabase-Api-Version header, which auth-js reads.
 
 import crypto from 'node:crypto';
-import { apiKeyOf, apiKeyRefusal, nowMs, readBody, readConfigSection } from './shared.mjs';
+import {
+  apiKeyOf,
+  apiKeyRefusal,
+  corsHeaders,
+  inTransaction,
+  nowMs,
+  readConfigSection,
+  readJson,
+  sendJson,
+  sendPreflight,
+} from './shared.mjs';
 
 const API_VERSION = '2024-01-01';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -50,24 +60,11 @@ create table if not exists auth.refresh_tokens (
   updated_at timestamptz not null default now()
 );`;
 
-function cors(req) {
-  return {
-    'access-control-allow-origin': req.headers.origin ?? '*',
-    'access-control-allow-headers':
-      'authorization, x-client-info, apikey, content-type, x-supabase-api-version',
-    'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
-    'access-control-expose-headers': 'x-supabase-api-version',
-  };
-}
-
 function send(req, res, status, body) {
-  const headers = { ...cors(req), 'x-supabase-api-version': API_VERSION };
-  if (body === undefined) {
-    res.writeHead(status, headers);
-    return res.end();
-  }
-  res.writeHead(status, { ...headers, 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
+  const headers = { ...corsHeaders(req, 'X-Supabase-Api-Version'), 'X-Supabase-Api-Version': API_VERSION };
+  if (body !== undefined) return sendJson(res, status, body, headers);
+  res.writeHead(status, headers);
+  res.end();
 }
 
 class AuthError extends Error {
@@ -209,28 +206,14 @@ export async function create(ctx) {
     };
   }
 
-  async function inTransaction(fn) {
-    const client = await ctx.adminPool.connect();
-    try {
-      await client.query('begin');
-      const result = await fn(client);
-      await client.query('commit');
-      return result;
-    } catch (err) {
-      await client.query('rollback').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
-
   async function jsonBody(req) {
-    const raw = await readBody(req, { limit: 64 * 1024 });
-    if (raw.length === 0) return {};
+    let body;
     try {
-      const body = JSON.parse(raw.toString('utf8'));
-      if (body && typeof body === 'object' && !Array.isArray(body)) return body;
-    } catch { /* fall through */ }
+      body = await readJson(req, 64 * 1024);
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+    }
+    if (body && typeof body === 'object' && !Array.isArray(body)) return body;
     throw new AuthError(400, 'bad_json', 'Could not parse request body as JSON');
   }
 
@@ -244,7 +227,7 @@ export async function create(ctx) {
     }
     limitAnonymousSignUp(req);
     const data = body.data && typeof body.data === 'object' ? body.data : {};
-    return await inTransaction(async (client) => {
+    return await inTransaction(ctx.adminPool, async (client) => {
       const { rows } = await client.query(
         `insert into auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data,
                                  is_anonymous, created_at, updated_at, last_sign_in_at)
@@ -264,7 +247,7 @@ export async function create(ctx) {
     if (typeof body.refresh_token !== 'string' || body.refresh_token === '') {
       throw new AuthError(400, 'validation_failed', 'Refresh Token is required');
     }
-    return await inTransaction(async (client) => {
+    return await inTransaction(ctx.adminPool, async (client) => {
       const { rows } = await client.query(
         'select * from auth.refresh_tokens where token = $1 for update',
         [body.refresh_token],
@@ -303,10 +286,7 @@ export async function create(ctx) {
     name: 'auth',
     prefix: '/auth/v1',
     async handle(req, res, url) {
-      if (req.method === 'OPTIONS') {
-        res.writeHead(204, cors(req));
-        return res.end();
-      }
+      if (req.method === 'OPTIONS') return sendPreflight(req, res);
       const route = url.pathname.slice('/auth/v1'.length);
       try {
         const apikey = apiKeyOf(req, url);

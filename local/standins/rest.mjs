@@ -23,7 +23,7 @@ import {
   BodyTooLarge,
   callerClaims,
   corsHeaders,
-  readBody,
+  readJson,
   readConfigSection,
   sendPreflight,
   withCallerTransaction,
@@ -256,8 +256,7 @@ export function create(ctx) {
   async function callRoutine(auth, req, url, fnName) {
     let args;
     try {
-      const text = (await readBody(req, { limit: BODY_LIMIT, drainLimit: BODY_LIMIT * 4 })).toString('utf8');
-      args = text.trim() === '' ? {} : JSON.parse(text);
+      args = await readJson(req, BODY_LIMIT);
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new ApiError(413, 'PGRST102', 'Request body too large');
       if (!(err instanceof SyntaxError)) throw err;

@@ -26,7 +26,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { loadKeys } from './keys.mjs';
-import { refuseUpgrade } from './shared.mjs';
+import { refuseUpgrade, sendJson } from './shared.mjs';
 
 const ROUTE_MODULES = [
   './functions.mjs',
@@ -99,12 +99,6 @@ export function settleUnreadBody(req, res, { drainLimit = DRAIN_LIMIT, lingerMs 
   });
 }
 
-/** Sends the gateway's own error shape for requests no route takes. */
-function notFound(res, url) {
-  res.writeHead(404, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ message: `no route for ${url.pathname}` }));
-}
-
 // `log` replaces the console as the sink of ctx.log lines (objects); `options` reaches the route
 // modules as ctx.options (options.functions for functions.mjs).
 // `keyMode` ('new' | 'legacy') overrides SPOOL_KEYS for this gateway (tests of either mode).
@@ -136,14 +130,13 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
     settleUnreadBody(req, res);
     const url = new URL(req.url, publicUrl);
     const route = routes.find((r) => r.prefix && url.pathname.startsWith(r.prefix));
-    if (!route) return notFound(res, url);
+    if (!route) return sendJson(res, 404, { message: `no route for ${url.pathname}` });
     try {
       await route.handle(req, res, url);
     } catch (err) {
       ctx.log({ level: 'error', route: route.name, path: url.pathname, error: err.stack ?? String(err) });
       if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ message: 'internal error in the local gateway', details: String(err.message ?? err) }));
+        sendJson(res, 500, { message: 'internal error in the local gateway', details: String(err.message ?? err) });
       } else {
         res.destroy();
       }

@@ -33,11 +33,12 @@ import { signJwt, TokenError, verifyToken } from './keys.mjs';
 import {
   BodyTooLarge,
   corsHeaders,
-  drainBody,
   nowMs,
   parseSize,
   readBody,
+  readJson,
   readConfigSection,
+  sendJson as sendJsonAs,
   sendPreflight,
   withCallerTransaction,
 } from './shared.mjs';
@@ -135,16 +136,8 @@ export function create(ctx) {
     return file;
   };
 
-  function sendJson(req, res, status, body, headers = {}) {
-    const payload = JSON.stringify(body);
-    res.writeHead(status, {
-      ...corsHeaders(req, EXPOSED),
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': String(Buffer.byteLength(payload)),
-      ...headers,
-    });
-    res.end(payload);
-  }
+  const sendJson = (req, res, status, body, headers = {}) =>
+    sendJsonAs(res, status, body, { ...corsHeaders(req, EXPOSED), ...headers });
 
   /**
    * The caller as Storage's jwt plugin sees it: { role, owner, claims, jwt }. The token is the
@@ -324,7 +317,7 @@ export function create(ctx) {
   /** A JSON request body (up to 1 MiB) with fastify's refusals, or {} when empty. */
   async function jsonBody(req) {
     try {
-      return JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
+      return await readJson(req, 1024 * 1024);
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
       throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
@@ -476,7 +469,6 @@ export function create(ctx) {
         ctx.log({ level: 'error', route: 'storage', path: url.pathname, error: err?.stack ?? String(err) });
         e = ERRORS.Internal();
       }
-      if (!req.complete) await drainBody(req);
       if (!res.headersSent) sendJson(req, res, e.httpStatus, e.body);
       else res.destroy();
     }
