@@ -5,8 +5,9 @@
 //             from the token the gateway forwards (keys.mjs forwardedToken, verifyToken with
 //             PostgREST's 30 s leeway).
 //   per call  one transaction on a ctx.pool (authenticator) connection as the caller's role, with
-//             request.jwt.claims/method/path/headers (shared.mjs withCallerTransaction): RLS
-//             decides. GET and calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
+//             request.jwt.claims (shared.mjs withCallerTransaction; nothing in Spool reads
+//             PostgREST's request.headers/method/path, so they are not set): RLS decides. GET and
+//             calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
 //   GET /<table>   select=col,col|*, filters col=eq|neq|gt|gte|lt|lte|in|is.… and or=(…) / and=(…)
 //             trees (postgrest-filter.mjs, the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…, limit=n (capped by
 //             [api] max_rows); a JSON array.
@@ -202,22 +203,13 @@ export function create(ctx) {
   }
 
   /** Runs `sql` as the caller; returns its first row's `body` (json text). */
-  async function run(auth, req, url, { readOnly, sql, params }) {
-    const headers = Object.fromEntries(
-      Object.entries(req.headers).filter(([k]) => !['authorization', 'apikey', 'cookie'].includes(k)),
-    );
+  async function run(auth, { readOnly, sql, params }) {
     try {
       return await withCallerTransaction(ctx.pool, {
         role: auth.role,
         claims: auth.claims,
         readOnly,
-        gucs: {
-          'request.method': req.method,
-          'request.path': url.pathname.slice(PREFIX.length) || '/',
-          'request.headers': JSON.stringify(headers),
-          'request.cookies': '{}',
-          search_path: 'public, extensions',
-        },
+        gucs: { search_path: 'public, extensions' },
       }, async (client) => (await client.query(sql, params)).rows[0]?.body);
     } catch (err) {
       if (err instanceof ApiError || typeof err?.severity !== 'string') throw err;
@@ -230,7 +222,7 @@ export function create(ctx) {
     }
   }
 
-  async function readTable(auth, req, url, relName) {
+  async function readTable(auth, url, relName) {
     const columns = await relation(relName);
     if (!columns) {
       throw new ApiError(404, 'PGRST205', `Could not find the table 'public.${relName}' in the schema cache`);
@@ -248,12 +240,12 @@ export function create(ctx) {
     const limit = limits.length ? ` LIMIT ${Math.min(...limits)}` : '';
     const sql = `SELECT coalesce(pg_catalog.json_agg(t), '[]')::text AS body
                    FROM (SELECT ${select} FROM "public".${quoteIdent(relName)}${where}${order}${limit}) t`;
-    const body = await run(auth, req, url, { readOnly: true, sql, params: rel.params });
+    const body = await run(auth, { readOnly: true, sql, params: rel.params });
     const rows = JSON.parse(body).length;
     return { status: 200, body, headers: { 'Content-Range': rows ? `0-${rows - 1}/*` : '*/*' } };
   }
 
-  async function callRoutine(auth, req, url, fnName) {
+  async function callRoutine(auth, req, fnName) {
     let args;
     try {
       args = await readJson(req, BODY_LIMIT);
@@ -296,7 +288,7 @@ export function create(ctx) {
     // One row for a single result (its value, arrays included); all of them for a set.
     const agg = routine.returnsSet ? `coalesce(pg_catalog.json_agg(${row}), '[]')` : `pg_catalog.to_json(${row})`;
     const sql = `SELECT ${agg}::text AS body FROM ${source}`;
-    const body = await run(auth, req, url, { readOnly: routine.readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
+    const body = await run(auth, { readOnly: routine.readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
     if (routine.shape === 'void') return { status: 204, body: '', headers: { 'Content-Range': '*/*' } };
     return { status: 200, body: body ?? 'null', headers: {} };
   }
@@ -331,10 +323,10 @@ export function create(ctx) {
       if (segments.length === 0) throw new ApiError(404, 'PGRST126', 'Root endpoint metadata is disabled');
       if (segments[0] === 'rpc' && segments.length === 2) {
         if (req.method !== 'POST') throw notImplemented(`${req.method} on /rpc`);
-        result = await callRoutine(auth, req, url, segments[1]);
+        result = await callRoutine(auth, req, segments[1]);
       } else if (segments.length === 1) {
         if (req.method !== 'GET') throw notImplemented(`${req.method} on a table`);
-        result = await readTable(auth, req, url, segments[0]);
+        result = await readTable(auth, url, segments[0]);
       } else {
         throw new ApiError(404, 'PGRST125', 'Invalid path specified in request URL');
       }

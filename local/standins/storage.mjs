@@ -165,39 +165,28 @@ export function create(ctx) {
   }
 
   /** fn(client) in a transaction as `who`; pg errors become Storage errors. */
-  async function asRole(who, req, operation, fn) {
+  async function asRole(who, fn) {
     try {
-      return await withCallerTransaction(ctx.pool, {
-        role: who.role,
-        claims: who.claims,
-        gucs: {
-          'request.jwt.claim.role': who.role,
-          'request.jwt': who.jwt,
-          'request.jwt.claim.sub': who.claims.sub ?? '',
-          'request.method': req.method,
-          'request.path': req.url.slice(PREFIX.length).split('?')[0],
-          'storage.operation': operation,
-        },
-      }, fn);
+      return await withCallerTransaction(ctx.pool, { role: who.role, claims: who.claims }, fn);
     } catch (err) {
       throw typeof err?.severity === 'string' ? fromDbError(err) : err;
     }
   }
 
   /** The bucket's row, read as the service role (as Storage reads buckets), or NoSuchBucket. */
-  async function bucketRow(req, bucketId) {
-    const row = await asRole(SERVICE, req, 'storage.bucket.get', async (c) =>
+  async function bucketRow(bucketId) {
+    const row = await asRole(SERVICE, async (c) =>
       (await c.query('select id, file_size_limit, allowed_mime_types from storage.buckets where id = $1', [bucketId])).rows[0]
     );
     if (!row) throw ERRORS.NoSuchBucket();
     return row;
   }
 
-  async function findObject(who, req, bucketId, name, operation) {
-    await bucketRow(req, bucketId);
+  async function findObject(who, bucketId, name) {
+    await bucketRow(bucketId);
     // Storage answers a caller without a valid token as if a private bucket did not exist.
     if (!who.jwt && who !== SERVICE) throw ERRORS.NoSuchBucket();
-    const row = await asRole(who, req, operation, async (c) =>
+    const row = await asRole(who, async (c) =>
       (await c.query(
         'select id, name, version, bucket_id, metadata, user_metadata, updated_at, created_at from storage.objects where name = $1 and bucket_id = $2',
         [name, bucketId],
@@ -208,7 +197,7 @@ export function create(ctx) {
   }
 
   async function upload(req, who, bucketId, objectName) {
-    const bucket = await bucketRow(req, bucketId);
+    const bucket = await bucketRow(bucketId);
     const mimeType = String(req.headers['content-type'] || 'application/octet-stream');
     if (mimeType.startsWith('multipart/form-data')) {
       throw ERRORS.Validation('multipart uploads are not served by the local Storage stand-in: send the file as the body');
@@ -239,7 +228,7 @@ export function create(ctx) {
     fs.writeFileSync(staged, data);
     let moved = false;
     try {
-      const id = await asRole(who, req, req.method === 'PUT' ? 'storage.object.update' : 'storage.object.upload', async (c) => {
+      const id = await asRole(who, async (c) => {
         const owner = /^[0-9a-f-]{36}$/i.test(who.owner ?? '') ? who.owner : null;
         const { rows } = await c.query(
           `insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
@@ -362,8 +351,8 @@ export function create(ctx) {
     }
     if (body.prefixes.length < 1) throw ERRORS.Validation('body/prefixes must NOT have fewer than 1 items');
     if (body.prefixes.length > 1000) throw ERRORS.Validation('body/prefixes must NOT have more than 1000 items');
-    await bucketRow(req, bucketId);
-    const rows = await asRole(who, req, 'storage.object.delete_many', async (c) => {
+    await bucketRow(bucketId);
+    const rows = await asRole(who, async (c) => {
       // As the Storage API does for the deletes it serves (bootstrap.sql storage.protect_delete).
       await c.query("select set_config('storage.allow_delete_query', 'true', true)");
       return (await c.query(
@@ -412,10 +401,10 @@ export function create(ctx) {
     }
     if (op === 'GET ' || op === 'GET /authenticated') {
       const who = await authenticate(req, { optional: kind === '' });
-      return renderAsset(req, res, await findObject(who, req, bucketId, name, 'storage.object.get'), { download });
+      return renderAsset(req, res, await findObject(who, bucketId, name), { download });
     }
     if (op === 'GET /info') {
-      const obj = await findObject(await authenticate(req, { optional: true }), req, bucketId, name, 'storage.object.info');
+      const obj = await findObject(await authenticate(req, { optional: true }), bucketId, name);
       const md = obj.metadata ?? {};
       return sendJson(req, res, 200, {
         id: obj.id,
@@ -434,7 +423,7 @@ export function create(ctx) {
     if (op === 'POST /sign') {
       const who = await authenticate(req);
       const expiresIn = await expiresInOf(req);
-      await findObject(who, req, bucketId, name, 'storage.object.sign');
+      await findObject(who, bucketId, name);
       const iat = Math.floor(nowMs(ctx) / 1000);
       // Storage signs these with its own secret (HS256), whatever signs the users' tokens.
       const token = await signJwt({ url: `${bucketId}/${name}`, scope: 'download', iat, exp: iat + expiresIn }, secret);
@@ -442,7 +431,7 @@ export function create(ctx) {
     }
     if (op === 'GET /sign') {
       const payload = await verifySignedUrl(q.get('token'), bucketId, name);
-      const obj = await findObject(SERVICE, req, bucketId, name, 'storage.object.get_signed');
+      const obj = await findObject(SERVICE, bucketId, name);
       return renderAsset(req, res, obj, { download, expires: new Date(payload.exp * 1000).toUTCString() });
     }
     throw ERRORS.NotFound(req);
