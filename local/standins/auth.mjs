@@ -4,21 +4,18 @@
 //   GET  /user                              the user behind an access token
 //   POST /logout[?scope=global|local|others] revoke the session's refresh tokens -> 204
 //   GET  /.well-known/jwks.json             the public keys that verify access tokens
-// Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here when the
-// platform bootstrap did not). Access tokens carry GoTrue's claims and expire after
-// [auth] jwt_expiry seconds from supabase/config.toml (default 3600). They are signed as the stack's
-// key mode says (keys.mjs, SPOOL_KEYS): ES256 with the signing key whose public half the JWKS
-// serves (new, the default), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty,
-// as GoTrue never publishes an HMAC key).
+// Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here). Access
+// tokens carry GoTrue's claims, expire after [auth] jwt_expiry seconds (supabase/config.toml,
+// default 3600) and are signed as keys.mjs says for SPOOL_KEYS: ES256 with the key the JWKS
+// serves (new), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty, as GoTrue
+// never publishes an HMAC key).
 //
-// Every route needs an API key in force (`apikey` header or param), as the Supabase gateway checks
-// before GoTrue sees the request: none is 401 no_api_key, any other value 401 "Invalid API key".
-// An access token is accepted as GoTrue's requireAuthentication accepts one: signature, exp and
-// nbf (golang-jwt's checks, no leeway), a user that exists, and, when it carries a session_id, a
-// session that still exists (403 session_not_found once it was signed out). Anonymous sign-ups
-// are limited per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (default 30 an hour,
-// a token bucket of that size; [auth.rate_limit] anonymous_users in supabase/config.toml):
-// past it 429 over_request_rate_limit.
+// Every route needs an API key in force, as the gateway checks before GoTrue: none is 401
+// no_api_key, any other value 401 "Invalid API key". An access token is accepted as GoTrue's
+// requireAuthentication accepts one: signature, exp and nbf (no leeway), a user that exists, and
+// the session it names (403 session_not_found once signed out). Anonymous sign-ups are limited
+// per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (a token bucket of [auth.rate_limit]
+// anonymous_users an hour, default 30): past it 429 over_request_rate_limit.
 //
 // Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
 // the X-Supabase-Api-Version header, which auth-js reads.
@@ -125,8 +122,11 @@ export async function create(ctx) {
     anonymousBuckets.set(key, bucket);
   }
 
-  /** The caller's verified access-token claims, or an AuthError as GoTrue words it. */
-  async function claimsOf(req) {
+  /**
+   * GoTrue's requireAuthentication: a Bearer token with valid claims, then the user and (when the
+   * token names one) the session must still exist. Returns { claims, user }; AuthError as GoTrue.
+   */
+  async function authenticate(req) {
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
     let claims;
@@ -137,27 +137,11 @@ export async function create(ctx) {
       throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${why}`);
     }
     if (!claims.sub) throw new AuthError(403, 'bad_jwt', 'invalid claim: missing sub claim');
-    return claims;
-  }
-
-  async function userRow(id) {
-    const { rows } = await ctx.adminPool.query('select * from auth.users where id = $1', [id]);
-    if (rows.length === 0) {
-      throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
-    }
-    return rows[0];
-  }
-
-  /**
-   * GoTrue's requireAuthentication: valid claims, then the user and (when the token names one)
-   * the session must still exist. Returns { claims, user }.
-   */
-  async function authenticate(req) {
-    const claims = await claimsOf(req);
     if (!UUID.test(String(claims.sub))) {
       throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
     }
-    const user = await userRow(claims.sub);
+    const { rows: [user] } = await ctx.adminPool.query('select * from auth.users where id = $1', [claims.sub]);
+    if (!user) throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
     const sessionId = claims.session_id;
     if (sessionId !== undefined && sessionId !== '' && sessionId !== NIL_UUID) {
       if (typeof sessionId !== 'string' || !UUID.test(sessionId)) {

@@ -41,7 +41,7 @@ export function apiKeyRefusal(ctx, apikey) {
  * with keys.mjs verifyToken (`skewSeconds` of leeway); rejects with TokenError.
  */
 export async function callerClaims(ctx, req, apikey, { skewSeconds = 0 } = {}) {
-  const { token } = await ctx.keys.forwardedToken(
+  const { token } = ctx.keys.forwardedToken(
     { apikey, authorization: req.headers.authorization },
     { nowMs: nowMs(ctx) },
   );

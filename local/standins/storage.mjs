@@ -3,7 +3,7 @@
 //
 //   POST /object/{bucket}/{path}                 upload the raw body (x-upsert: true replaces)
 //   PUT  /object/{bucket}/{path}                 replace it (storage-js update())
-//   GET  /object[/authenticated]/{bucket}/{path} download (Range honoured)
+//   GET  /object[/authenticated]/{bucket}/{path} download (Range bytes=a-[b] honoured)
 //   GET  /object/info/{bucket}/{path}            the object's size, type, etag, …
 //   POST /object/sign/{bucket}/{path}            {expiresIn} -> a signed download URL
 //   GET  /object/sign/{bucket}/{path}?token=     download by signature (download=<name> sends it
@@ -29,7 +29,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { signJwt, TokenError, verifyToken } from './keys.mjs';
+import { bearerOf, signJwt, TokenError, verifyToken } from './keys.mjs';
 import {
   BodyTooLarge,
   corsHeaders,
@@ -145,12 +145,10 @@ export function create(ctx) {
    * missing or invalid token as anon (Storage's allowInvalidJwt).
    */
   async function authenticate(req, { optional = false } = {}) {
-    let jwt = String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
-    if (ctx.keys.mode === 'new' && req.headers.apikey !== undefined) {
-      jwt = (await ctx.keys.forwardedToken(
-        { apikey: String(req.headers.apikey), authorization: req.headers.authorization },
-        { nowMs: nowMs(ctx) },
-      )).token ?? '';
+    const { apikey, authorization } = req.headers;
+    let jwt = bearerOf(authorization ?? '');
+    if (ctx.keys.mode === 'new' && apikey !== undefined) {
+      jwt = ctx.keys.forwardedToken({ apikey, authorization }, { nowMs: nowMs(ctx) }).token ?? '';
     }
     if (!jwt && optional) return { role: 'anon', claims: { role: 'anon' }, jwt: '' };
     try {
@@ -284,13 +282,11 @@ export function create(ctx) {
     let start = 0;
     let end = size - 1;
     let status = 200;
-    const range = String(req.headers.range ?? '').match(/^bytes=(\d*)-(\d*)$/);
-    if (range && (range[1] !== '' || range[2] !== '')) {
-      if (range[1] === '') start = Math.max(0, size - Number(range[2]));
-      else {
-        start = Number(range[1]);
-        if (range[2] !== '') end = Math.min(end, Number(range[2]));
-      }
+    // bytes=<first>-[<last>], the form readHead sends (a suffix range is not served: whole file).
+    const range = String(req.headers.range ?? '').match(/^bytes=(\d+)-(\d*)$/);
+    if (range) {
+      start = Number(range[1]);
+      if (range[2] !== '') end = Math.min(end, Number(range[2]));
       if (start > end || start >= size) throw ERRORS.InvalidRange();
       status = 206;
       headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
