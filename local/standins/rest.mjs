@@ -8,15 +8,15 @@
 //             request.jwt.claims (shared.mjs withCallerTransaction; nothing in Spool reads
 //             PostgREST's request.headers/method/path, so they are not set): RLS decides. GET and
 //             calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
-//   GET /<table>   select=col,col|*, filters col=eq|neq|gt|gte|lt|lte|in|is.… and or=(…) / and=(…)
-//             trees (postgrest-filter.mjs, the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…, limit=n (capped by
-//             [api] max_rows); a JSON array.
+//   GET /<table>   select=col,col|*, filters col=[not.]eq|neq|gt|gte|lt|lte|in|is.… (postgrest-filter.mjs,
+//             the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…,
+//             limit=n (capped by [api] max_rows); a JSON array.
 //   POST /rpc/<fn> {named args}: `public.fn(a := …)`, each argument cast from JSON to its declared
 //             type; composite -> object, setof -> array, scalar -> value, void -> 204.
 //   errors    {code, details, hint, message} with PostgREST's SQLSTATE -> HTTP mapping
 //             (PTxyz -> xyz, 42501 -> 401 for anon else 403, …); PGRST codes for its own refusals.
-// Anything else PostgREST serves (writes to tables, embedding, Range, counts, other media types) is
-// answered 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
+// Anything else PostgREST serves (writes to tables, or=/and= trees, embedding, Range, counts, other
+// media types) is answered 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
 
 import {
   apiKeyOf,
@@ -30,7 +30,7 @@ import {
   withCallerTransaction,
 } from './shared.mjs';
 import { TokenError } from './keys.mjs';
-import { compile, FilterError, parse, parseTree, quoteIdent } from './postgrest-filter.mjs';
+import { compile, FilterError, parse, quoteIdent } from './postgrest-filter.mjs';
 
 const PREFIX = '/rest/v1';
 const EXPOSED = 'Content-Range, Content-Type, Content-Location, Preference-Applied';
@@ -101,17 +101,15 @@ function parseFilters(params) {
   for (const [key, value] of params) {
     if (RESERVED.has(key)) continue;
     if (['offset', 'columns', 'on_conflict'].includes(key)) throw notImplemented(`The ${key} parameter`);
+    if (/^(not\.)?(and|or)$/.test(key)) throw notImplemented('Logic trees (or=, and=)');
+    if (/->|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
     try {
-      const logic = key.match(/^(not\.)?(and|or)$/);
-      if (logic) nodes.push(parseTree(logic[2], value, Boolean(logic[1])));
-      else if (/->|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
-      else nodes.push(parse(key, value));
+      nodes.push(parse(key, value));
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
-      // A refused filter that names an operator PostgREST has: 501, not a parse error.
-      const ops = [...`${key}=${value}`.matchAll(/(?:^|[=.(,])(?:not\.)?([a-z]+)\./g)].map((m) => m[1]);
-      const unserved = ops.find((op) => UNSERVED_OPERATORS.has(op));
-      throw unserved ? notImplemented(`The ${unserved} operator`) : parseError(err.message, err.details);
+      // A refused filter with an operator PostgREST has: 501, not a parse error.
+      const op = value.replace(/^not\./, '').split('.')[0];
+      throw UNSERVED_OPERATORS.has(op) ? notImplemented(`The ${op} operator`) : parseError(err.message, err.details);
     }
   }
   return nodes;
