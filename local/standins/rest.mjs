@@ -115,18 +115,20 @@ function parseFilters(params) {
   return nodes;
 }
 
-/** The WHERE clause of `nodes` on one relation (columns checked against its Map). */
-function renderWhere(nodes, { relName, columns, params }) {
+/** `name` quoted, if it is a column of the relation `rel`; else PostgREST's 42703. */
+function columnOf({ relName, columns }, name) {
+  if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
+  return quoteIdent(name);
+}
+
+/** The WHERE clause of `nodes` on one relation. */
+function renderWhere(nodes, rel) {
   if (nodes.length === 0) return '';
-  const column = (name) => {
-    if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
-    return quoteIdent(name);
-  };
-  return ` WHERE ${compile(nodes, { params, column }).sql}`;
+  return ` WHERE ${compile(nodes, { params: rel.params, column: (name) => columnOf(rel, name) }).sql}`;
 }
 
 /** `select=`: '*' or plain column names. */
-function renderSelect(text, { relName, columns }) {
+function renderSelect(text, rel) {
   const items = (text ?? '*').split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) return '*';
   return items.map((item) => {
@@ -135,23 +137,22 @@ function renderSelect(text, { relName, columns }) {
       if (item.includes('(')) throw notImplemented('Resource embedding and aggregates');
       throw notImplemented('Aliases, casts and JSON paths in select');
     }
-    if (!columns.has(item)) throw new ApiError(400, '42703', `column ${relName}.${item} does not exist`);
-    return quoteIdent(item);
+    return columnOf(rel, item);
   }).join(', ');
 }
 
 /** `order=`: col[.asc|.desc][.nullsfirst|.nullslast],… */
-function renderOrder(text, { relName, columns }) {
+function renderOrder(text, rel) {
   if (!text) return '';
   return ` ORDER BY ${
     text.split(',').filter(Boolean).map((item) => {
       const [name, ...mods] = item.split('.');
-      if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
+      const column = columnOf(rel, name);
       const words = { asc: 'ASC', desc: 'DESC', nullsfirst: 'NULLS FIRST', nullslast: 'NULLS LAST' };
       for (const m of mods) {
         if (!words[m]) throw parseError(`failed to parse order (${text})`, `unexpected "${m}" expecting "asc", "desc", "nullsfirst" or "nullslast"`);
       }
-      return [quoteIdent(name), ...mods.map((m) => words[m])].join(' ');
+      return [column, ...mods.map((m) => words[m])].join(' ');
     }).join(', ')
   }`;
 }
@@ -163,10 +164,10 @@ export function create(ctx) {
   const maxRows = Number.isInteger(api.max_rows) && api.max_rows > 0 ? api.max_rows : null;
   const exposedSchemas = Array.isArray(api.schemas) && api.schemas.length ? api.schemas : ['public'];
 
-  /** Columns of a table or view in public (Map name -> type), or null. */
+  /** The column names of a table or view in public (a Set), or null. */
   async function relation(name) {
     const { rows } = await ctx.pool.query(
-      `select a.attname as column, pg_catalog.format_type(a.atttypid, a.atttypmod) as type
+      `select a.attname as column
          from pg_catalog.pg_class c
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
          join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
@@ -174,7 +175,7 @@ export function create(ctx) {
         order by a.attnum`,
       [name],
     );
-    return rows.length ? new Map(rows.map((r) => [r.column, r.type])) : null;
+    return rows.length ? new Set(rows.map((r) => r.column)) : null;
   }
 
   /** The overloads of public.<name>: input params (name, type, required), set, shape, read-only. */
