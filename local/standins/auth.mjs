@@ -42,16 +42,13 @@ create table if not exists auth.sessions (
   id uuid primary key,
   user_id uuid not null references auth.users (id) on delete cascade,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
-  aal text not null default 'aal1',
-  not_after timestamptz
+  updated_at timestamptz not null default now()
 );
 create table if not exists auth.refresh_tokens (
   id bigserial primary key,
   token text not null unique,
   user_id text not null,
   revoked boolean not null default false,
-  parent text,
   session_id uuid references auth.sessions (id) on delete cascade,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
@@ -156,13 +153,13 @@ export async function create(ctx) {
   }
 
   /** A session response for `user` in `sessionId`, with a fresh refresh token. */
-  async function session(client, user, sessionId, parent = null) {
+  async function session(client, user, sessionId) {
     const iat = Math.floor(nowMs(ctx) / 1000);
     const exp = iat + expiresIn;
     const refreshToken = crypto.randomBytes(16).toString('base64url');
     await client.query(
-      'insert into auth.refresh_tokens (token, user_id, session_id, parent) values ($1, $2, $3, $4)',
-      [refreshToken, user.id, sessionId, parent],
+      'insert into auth.refresh_tokens (token, user_id, session_id) values ($1, $2, $3)',
+      [refreshToken, user.id, sessionId],
     );
     const accessToken = await ctx.keys.sign({
       iss: `${publicUrl}/auth/v1`,
@@ -247,7 +244,7 @@ export async function create(ctx) {
       await client.query('update auth.sessions set updated_at = now() where id = $1', [token.session_id]);
       const user = (await client.query('select * from auth.users where id = $1', [token.user_id])).rows[0];
       if (!user) throw new AuthError(400, 'user_not_found', 'User not found');
-      return await session(client, user, token.session_id, token.token);
+      return await session(client, user, token.session_id);
     });
   }
 

@@ -120,8 +120,6 @@ function validateMimeType(mimeType, allowed) {
   }
 }
 
-const iso = (d) => d?.toISOString?.() ?? d;
-
 export function create(ctx) {
   const storageRoot = path.join(ctx.stateDir, 'storage');
   const stagingDir = path.join(ctx.stateDir, 'storage-staging');
@@ -358,12 +356,7 @@ export function create(ctx) {
     });
     // The rows are gone (committed): now their files, as Storage deletes from its backend after.
     for (const row of rows) fs.rmSync(objectFile(row.bucket_id, row.name), { force: true });
-    return sendJson(req, res, 200, rows.map((r) => ({
-      ...r,
-      created_at: iso(r.created_at),
-      updated_at: iso(r.updated_at),
-      last_accessed_at: iso(r.last_accessed_at),
-    })));
+    return sendJson(req, res, 200, rows); // timestamps as ISO strings (Date.prototype.toJSON)
   }
 
   async function route(req, res, url) {
@@ -412,8 +405,8 @@ export function create(ctx) {
         cache_control: md.cacheControl ?? null,
         etag: md.eTag ?? null,
         metadata: obj.user_metadata,
-        last_modified: iso(obj.updated_at),
-        created_at: iso(obj.created_at),
+        last_modified: obj.updated_at,
+        created_at: obj.created_at,
       }, md.eTag ? { ETag: md.eTag } : {});
     }
     if (op === 'POST /sign') {
