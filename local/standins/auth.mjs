@@ -4,27 +4,34 @@
 //   GET  /user                              the user behind an access token
 //   POST /logout[?scope=global|local|others] revoke the session's refresh tokens -> 204
 //   GET  /.well-known/jwks.json             the public keys that verify access tokens
-// Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here when the
-// platform bootstrap did not). Access tokens carry GoTrue's claims and expire after
-// [auth] jwt_expiry seconds from supabase/config.toml (default 3600). They are signed as the stack's
-// key mode says (keys.mjs, SPOOL_KEYS): ES256 with the signing key whose public half the JWKS
-// serves (new, the default), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty,
-// as GoTrue never publishes an HMAC key).
+// Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here). Access
+// tokens carry GoTrue's claims, expire after [auth] jwt_expiry seconds (supabase/config.toml,
+// default 3600) and are signed as keys.mjs says for SPOOL_KEYS: ES256 with the key the JWKS
+// serves (new), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty, as GoTrue
+// never publishes an HMAC key).
 //
-// Every route needs an API key in force (`apikey` header or param), as the Supabase gateway checks
-// before GoTrue sees the request: none is 401 no_api_key, any other value 401 "Invalid API key".
-// An access token is accepted as GoTrue's requireAuthentication accepts one: signature, exp and
-// nbf (golang-jwt's checks, no leeway), a user that exists, and, when it carries a session_id, a
-// session that still exists (403 session_not_found once it was signed out). Anonymous sign-ups
-// are limited per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (default 30 an hour,
-// a token bucket of that size; [auth.rate_limit] anonymous_users in supabase/config.toml):
-// past it 429 over_request_rate_limit.
+// Every route needs an API key in force, as the gateway checks before GoTrue: none is 401
+// no_api_key, any other value 401 "Invalid API key". An access token is accepted as GoTrue's
+// requireAuthentication accepts one: signature, exp and nbf (no leeway), a user that exists, and
+// the session it names (403 session_not_found once signed out). Anonymous sign-ups are limited
+// per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (a token bucket of [auth.rate_limit]
+// anonymous_users an hour, default 30): past it 429 over_request_rate_limit.
 //
 // Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
 // the X-Supabase-Api-Version header, which auth-js reads.
 
 import crypto from 'node:crypto';
-import { apiKeyOf, apiKeyRefusal, nowMs, readBody, readConfigSection } from './shared.mjs';
+import {
+  apiKeyOf,
+  apiKeyRefusal,
+  corsHeaders,
+  inTransaction,
+  nowMs,
+  readConfigSection,
+  readJson,
+  sendJson,
+  sendPreflight,
+} from './shared.mjs';
 
 const API_VERSION = '2024-01-01';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -35,39 +42,23 @@ create table if not exists auth.sessions (
   id uuid primary key,
   user_id uuid not null references auth.users (id) on delete cascade,
   created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now(),
-  aal text not null default 'aal1',
-  not_after timestamptz
+  updated_at timestamptz not null default now()
 );
 create table if not exists auth.refresh_tokens (
   id bigserial primary key,
   token text not null unique,
   user_id text not null,
   revoked boolean not null default false,
-  parent text,
   session_id uuid references auth.sessions (id) on delete cascade,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );`;
 
-function cors(req) {
-  return {
-    'access-control-allow-origin': req.headers.origin ?? '*',
-    'access-control-allow-headers':
-      'authorization, x-client-info, apikey, content-type, x-supabase-api-version',
-    'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
-    'access-control-expose-headers': 'x-supabase-api-version',
-  };
-}
-
 function send(req, res, status, body) {
-  const headers = { ...cors(req), 'x-supabase-api-version': API_VERSION };
-  if (body === undefined) {
-    res.writeHead(status, headers);
-    return res.end();
-  }
-  res.writeHead(status, { ...headers, 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
+  const headers = { ...corsHeaders(req, 'X-Supabase-Api-Version'), 'X-Supabase-Api-Version': API_VERSION };
+  if (body !== undefined) return sendJson(res, status, body, headers);
+  res.writeHead(status, headers);
+  res.end();
 }
 
 class AuthError extends Error {
@@ -128,8 +119,11 @@ export async function create(ctx) {
     anonymousBuckets.set(key, bucket);
   }
 
-  /** The caller's verified access-token claims, or an AuthError as GoTrue words it. */
-  async function claimsOf(req) {
+  /**
+   * GoTrue's requireAuthentication: a Bearer token with valid claims, then the user and (when the
+   * token names one) the session must still exist. Returns { claims, user }; AuthError as GoTrue.
+   */
+  async function authenticate(req) {
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     if (!token) throw new AuthError(401, 'no_authorization', 'This endpoint requires a Bearer token');
     let claims;
@@ -140,27 +134,11 @@ export async function create(ctx) {
       throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${why}`);
     }
     if (!claims.sub) throw new AuthError(403, 'bad_jwt', 'invalid claim: missing sub claim');
-    return claims;
-  }
-
-  async function userRow(id) {
-    const { rows } = await ctx.adminPool.query('select * from auth.users where id = $1', [id]);
-    if (rows.length === 0) {
-      throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
-    }
-    return rows[0];
-  }
-
-  /**
-   * GoTrue's requireAuthentication: valid claims, then the user and (when the token names one)
-   * the session must still exist. Returns { claims, user }.
-   */
-  async function authenticate(req) {
-    const claims = await claimsOf(req);
     if (!UUID.test(String(claims.sub))) {
       throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
     }
-    const user = await userRow(claims.sub);
+    const { rows: [user] } = await ctx.adminPool.query('select * from auth.users where id = $1', [claims.sub]);
+    if (!user) throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
     const sessionId = claims.session_id;
     if (sessionId !== undefined && sessionId !== '' && sessionId !== NIL_UUID) {
       if (typeof sessionId !== 'string' || !UUID.test(sessionId)) {
@@ -175,13 +153,13 @@ export async function create(ctx) {
   }
 
   /** A session response for `user` in `sessionId`, with a fresh refresh token. */
-  async function session(client, user, sessionId, parent = null) {
+  async function session(client, user, sessionId) {
     const iat = Math.floor(nowMs(ctx) / 1000);
     const exp = iat + expiresIn;
     const refreshToken = crypto.randomBytes(16).toString('base64url');
     await client.query(
-      'insert into auth.refresh_tokens (token, user_id, session_id, parent) values ($1, $2, $3, $4)',
-      [refreshToken, user.id, sessionId, parent],
+      'insert into auth.refresh_tokens (token, user_id, session_id) values ($1, $2, $3)',
+      [refreshToken, user.id, sessionId],
     );
     const accessToken = await ctx.keys.sign({
       iss: `${publicUrl}/auth/v1`,
@@ -209,28 +187,14 @@ export async function create(ctx) {
     };
   }
 
-  async function inTransaction(fn) {
-    const client = await ctx.adminPool.connect();
-    try {
-      await client.query('begin');
-      const result = await fn(client);
-      await client.query('commit');
-      return result;
-    } catch (err) {
-      await client.query('rollback').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
-
   async function jsonBody(req) {
-    const raw = await readBody(req, { limit: 64 * 1024 });
-    if (raw.length === 0) return {};
+    let body;
     try {
-      const body = JSON.parse(raw.toString('utf8'));
-      if (body && typeof body === 'object' && !Array.isArray(body)) return body;
-    } catch { /* fall through */ }
+      body = await readJson(req, 64 * 1024);
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+    }
+    if (body && typeof body === 'object' && !Array.isArray(body)) return body;
     throw new AuthError(400, 'bad_json', 'Could not parse request body as JSON');
   }
 
@@ -244,7 +208,7 @@ export async function create(ctx) {
     }
     limitAnonymousSignUp(req);
     const data = body.data && typeof body.data === 'object' ? body.data : {};
-    return await inTransaction(async (client) => {
+    return await inTransaction(ctx.adminPool, async (client) => {
       const { rows } = await client.query(
         `insert into auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data,
                                  is_anonymous, created_at, updated_at, last_sign_in_at)
@@ -264,7 +228,7 @@ export async function create(ctx) {
     if (typeof body.refresh_token !== 'string' || body.refresh_token === '') {
       throw new AuthError(400, 'validation_failed', 'Refresh Token is required');
     }
-    return await inTransaction(async (client) => {
+    return await inTransaction(ctx.adminPool, async (client) => {
       const { rows } = await client.query(
         'select * from auth.refresh_tokens where token = $1 for update',
         [body.refresh_token],
@@ -280,7 +244,7 @@ export async function create(ctx) {
       await client.query('update auth.sessions set updated_at = now() where id = $1', [token.session_id]);
       const user = (await client.query('select * from auth.users where id = $1', [token.user_id])).rows[0];
       if (!user) throw new AuthError(400, 'user_not_found', 'User not found');
-      return await session(client, user, token.session_id, token.token);
+      return await session(client, user, token.session_id);
     });
   }
 
@@ -303,10 +267,7 @@ export async function create(ctx) {
     name: 'auth',
     prefix: '/auth/v1',
     async handle(req, res, url) {
-      if (req.method === 'OPTIONS') {
-        res.writeHead(204, cors(req));
-        return res.end();
-      }
+      if (req.method === 'OPTIONS') return sendPreflight(req, res);
       const route = url.pathname.slice('/auth/v1'.length);
       try {
         const apikey = apiKeyOf(req, url);

@@ -1,17 +1,15 @@
-// PostgREST's filter grammar, once, for the REST stand-in (`?col=op.value`, `or=(...)`) and the
-// Realtime stand-in (postgres_changes `filter: 'col=op.value,...'`).
+// PostgREST's filter grammar, once, for the REST stand-in (`?col=op.value`) and the Realtime
+// stand-in (postgres_changes `filter: 'col=op.value,...'`).
 //
 //   parse(column, '[not.]op.value')       one filter -> { column, op, negate, value | values }
 //                                         ops: eq neq lt lte gt gte, in.(a,"b,c"), is.null|
 //                                         not_null|true|false|unknown. { quoted: true } also
-//                                         unquotes a "double-quoted" value (as inside logic trees).
-//   parseTree('or', '(a.eq.1,and(b.gt.2,c.is.null))'[, negate])
-//                                         the value of or= / and= / not.or= -> { op, negate,
-//                                         children: [filter | tree] }
+//                                         unquotes a "double-quoted" value (as Realtime reads it).
 //   compile(nodes, { params, column })    the AND of nodes as SQL: identifiers quoted by
 //                                         `column(name)` (default: the quoted name), every value a
 //                                         $n parameter appended to `params` (`in` is one array
 //                                         parameter, `= any($n)`). Returns { sql, params }.
+// PostgREST's or=(...) / and=(...) logic trees are not read: nothing in Spool sends them.
 //
 // Errors are FilterError: PostgREST's PGRST100 message and details; `parts` are the pieces
 // Realtime quotes when it refuses a filter (["foo", "hey"] for an unknown operator).
@@ -114,41 +112,12 @@ export function parse(column, text, { quoted = false } = {}) {
   return { column, op, negate, value: quoted ? unquote(value) : value };
 }
 
-/** The tree of `or=(...)` / `and=(...)` (`negate` for not.or / not.and); throws FilterError. */
-export function parseTree(op, text, negate = false) {
-  if (!text.startsWith('(') || !text.endsWith(')')) {
-    throw new FilterError(
-      `failed to parse logic tree (${text})`,
-      'unexpected end of input expecting "("',
-    );
-  }
-  const children = splitTopLevel(text.slice(1, -1)).map((s) => s.trim()).filter(Boolean).map(
-    (item) => {
-      const tree = item.match(/^(not\.)?(and|or)(\(.*\))$/s);
-      if (tree) return parseTree(tree[2], tree[3], Boolean(tree[1]));
-      // The column ends at the first ".op." (or ".not.op."): column names have no dots here.
-      const m = item.match(/^(.+?)\.((?:not\.)?(?:eq|neq|lt|lte|gt|gte|in|is)\..*)$/s);
-      if (!m) {
-        throw new FilterError(
-          `failed to parse logic tree (${text})`,
-          'unexpected end of input expecting operator',
-        );
-      }
-      return parse(m[1], m[2], { quoted: true });
-    },
-  );
-  return { op, negate, children };
-}
-
 /** The AND of `nodes` as one SQL predicate with $n parameters; see the header. */
 export function compile(nodes, { params = [], column = quoteIdent } = {}) {
   const bind = (v) => `$${params.push(v)}`;
   const one = (n) => {
     let sql;
-    if (n.children) {
-      const parts = n.children.map(one);
-      sql = parts.length ? `(${parts.join(n.op === 'or' ? ' OR ' : ' AND ')})` : 'TRUE';
-    } else if (n.op === 'in') sql = `${column(n.column)} = ANY(${bind(n.values)})`;
+    if (n.op === 'in') sql = `${column(n.column)} = ANY(${bind(n.values)})`;
     else if (n.op === 'is') sql = `${column(n.column)} IS ${IS_VALUES[n.value]}`;
     else sql = `${column(n.column)} ${OPERATORS[n.op]} ${bind(n.value)}`;
     return n.negate ? `NOT (${sql})` : sql;

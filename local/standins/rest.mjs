@@ -5,17 +5,18 @@
 //             from the token the gateway forwards (keys.mjs forwardedToken, verifyToken with
 //             PostgREST's 30 s leeway).
 //   per call  one transaction on a ctx.pool (authenticator) connection as the caller's role, with
-//             request.jwt.claims/method/path/headers (shared.mjs withCallerTransaction): RLS
-//             decides. GET and calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
-//   GET /<table>   select=col,col|*, filters col=eq|neq|gt|gte|lt|lte|in|is.… and or=(…) / and=(…)
-//             trees (postgrest-filter.mjs, the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…, limit=n (capped by
-//             [api] max_rows); a JSON array.
+//             request.jwt.claims (shared.mjs withCallerTransaction; nothing in Spool reads
+//             PostgREST's request.headers/method/path, so they are not set): RLS decides. GET and
+//             calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
+//   GET /<table>   select=col,col|*, filters col=[not.]eq|neq|gt|gte|lt|lte|in|is.… (postgrest-filter.mjs,
+//             the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…,
+//             limit=n (capped by [api] max_rows); a JSON array.
 //   POST /rpc/<fn> {named args}: `public.fn(a := …)`, each argument cast from JSON to its declared
 //             type; composite -> object, setof -> array, scalar -> value, void -> 204.
 //   errors    {code, details, hint, message} with PostgREST's SQLSTATE -> HTTP mapping
 //             (PTxyz -> xyz, 42501 -> 401 for anon else 403, …); PGRST codes for its own refusals.
-// Anything else PostgREST serves (writes to tables, embedding, Range, counts, other media types) is
-// answered 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
+// Anything else PostgREST serves (writes to tables, or=/and= trees, embedding, Range, counts, other
+// media types) is answered 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
 
 import {
   apiKeyOf,
@@ -23,13 +24,13 @@ import {
   BodyTooLarge,
   callerClaims,
   corsHeaders,
-  readBody,
+  readJson,
   readConfigSection,
   sendPreflight,
   withCallerTransaction,
 } from './shared.mjs';
 import { TokenError } from './keys.mjs';
-import { compile, FilterError, parse, parseTree, quoteIdent } from './postgrest-filter.mjs';
+import { compile, FilterError, parse, quoteIdent } from './postgrest-filter.mjs';
 
 const PREFIX = '/rest/v1';
 const EXPOSED = 'Content-Range, Content-Type, Content-Location, Preference-Applied';
@@ -100,34 +101,34 @@ function parseFilters(params) {
   for (const [key, value] of params) {
     if (RESERVED.has(key)) continue;
     if (['offset', 'columns', 'on_conflict'].includes(key)) throw notImplemented(`The ${key} parameter`);
+    if (/^(not\.)?(and|or)$/.test(key)) throw notImplemented('Logic trees (or=, and=)');
+    if (/->|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
     try {
-      const logic = key.match(/^(not\.)?(and|or)$/);
-      if (logic) nodes.push(parseTree(logic[2], value, Boolean(logic[1])));
-      else if (/->|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
-      else nodes.push(parse(key, value));
+      nodes.push(parse(key, value));
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
-      // A refused filter that names an operator PostgREST has: 501, not a parse error.
-      const ops = [...`${key}=${value}`.matchAll(/(?:^|[=.(,])(?:not\.)?([a-z]+)\./g)].map((m) => m[1]);
-      const unserved = ops.find((op) => UNSERVED_OPERATORS.has(op));
-      throw unserved ? notImplemented(`The ${unserved} operator`) : parseError(err.message, err.details);
+      // A refused filter with an operator PostgREST has: 501, not a parse error.
+      const op = value.replace(/^not\./, '').split('.')[0];
+      throw UNSERVED_OPERATORS.has(op) ? notImplemented(`The ${op} operator`) : parseError(err.message, err.details);
     }
   }
   return nodes;
 }
 
-/** The WHERE clause of `nodes` on one relation (columns checked against its Map). */
-function renderWhere(nodes, { relName, columns, params }) {
+/** `name` quoted, if it is a column of the relation `rel`; else PostgREST's 42703. */
+function columnOf({ relName, columns }, name) {
+  if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
+  return quoteIdent(name);
+}
+
+/** The WHERE clause of `nodes` on one relation. */
+function renderWhere(nodes, rel) {
   if (nodes.length === 0) return '';
-  const column = (name) => {
-    if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
-    return quoteIdent(name);
-  };
-  return ` WHERE ${compile(nodes, { params, column }).sql}`;
+  return ` WHERE ${compile(nodes, { params: rel.params, column: (name) => columnOf(rel, name) }).sql}`;
 }
 
 /** `select=`: '*' or plain column names. */
-function renderSelect(text, { relName, columns }) {
+function renderSelect(text, rel) {
   const items = (text ?? '*').split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) return '*';
   return items.map((item) => {
@@ -136,23 +137,22 @@ function renderSelect(text, { relName, columns }) {
       if (item.includes('(')) throw notImplemented('Resource embedding and aggregates');
       throw notImplemented('Aliases, casts and JSON paths in select');
     }
-    if (!columns.has(item)) throw new ApiError(400, '42703', `column ${relName}.${item} does not exist`);
-    return quoteIdent(item);
+    return columnOf(rel, item);
   }).join(', ');
 }
 
 /** `order=`: col[.asc|.desc][.nullsfirst|.nullslast],… */
-function renderOrder(text, { relName, columns }) {
+function renderOrder(text, rel) {
   if (!text) return '';
   return ` ORDER BY ${
     text.split(',').filter(Boolean).map((item) => {
       const [name, ...mods] = item.split('.');
-      if (!columns.has(name)) throw new ApiError(400, '42703', `column ${relName}.${name} does not exist`);
+      const column = columnOf(rel, name);
       const words = { asc: 'ASC', desc: 'DESC', nullsfirst: 'NULLS FIRST', nullslast: 'NULLS LAST' };
       for (const m of mods) {
         if (!words[m]) throw parseError(`failed to parse order (${text})`, `unexpected "${m}" expecting "asc", "desc", "nullsfirst" or "nullslast"`);
       }
-      return [quoteIdent(name), ...mods.map((m) => words[m])].join(' ');
+      return [column, ...mods.map((m) => words[m])].join(' ');
     }).join(', ')
   }`;
 }
@@ -164,10 +164,10 @@ export function create(ctx) {
   const maxRows = Number.isInteger(api.max_rows) && api.max_rows > 0 ? api.max_rows : null;
   const exposedSchemas = Array.isArray(api.schemas) && api.schemas.length ? api.schemas : ['public'];
 
-  /** Columns of a table or view in public (Map name -> type), or null. */
+  /** The column names of a table or view in public (a Set), or null. */
   async function relation(name) {
     const { rows } = await ctx.pool.query(
-      `select a.attname as column, pg_catalog.format_type(a.atttypid, a.atttypmod) as type
+      `select a.attname as column
          from pg_catalog.pg_class c
          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
          join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
@@ -175,7 +175,7 @@ export function create(ctx) {
         order by a.attnum`,
       [name],
     );
-    return rows.length ? new Map(rows.map((r) => [r.column, r.type])) : null;
+    return rows.length ? new Set(rows.map((r) => r.column)) : null;
   }
 
   /** The overloads of public.<name>: input params (name, type, required), set, shape, read-only. */
@@ -202,22 +202,13 @@ export function create(ctx) {
   }
 
   /** Runs `sql` as the caller; returns its first row's `body` (json text). */
-  async function run(auth, req, url, { readOnly, sql, params }) {
-    const headers = Object.fromEntries(
-      Object.entries(req.headers).filter(([k]) => !['authorization', 'apikey', 'cookie'].includes(k)),
-    );
+  async function run(auth, { readOnly, sql, params }) {
     try {
       return await withCallerTransaction(ctx.pool, {
         role: auth.role,
         claims: auth.claims,
         readOnly,
-        gucs: {
-          'request.method': req.method,
-          'request.path': url.pathname.slice(PREFIX.length) || '/',
-          'request.headers': JSON.stringify(headers),
-          'request.cookies': '{}',
-          search_path: 'public, extensions',
-        },
+        gucs: { search_path: 'public, extensions' },
       }, async (client) => (await client.query(sql, params)).rows[0]?.body);
     } catch (err) {
       if (err instanceof ApiError || typeof err?.severity !== 'string') throw err;
@@ -230,7 +221,7 @@ export function create(ctx) {
     }
   }
 
-  async function readTable(auth, req, url, relName) {
+  async function readTable(auth, url, relName) {
     const columns = await relation(relName);
     if (!columns) {
       throw new ApiError(404, 'PGRST205', `Could not find the table 'public.${relName}' in the schema cache`);
@@ -248,16 +239,15 @@ export function create(ctx) {
     const limit = limits.length ? ` LIMIT ${Math.min(...limits)}` : '';
     const sql = `SELECT coalesce(pg_catalog.json_agg(t), '[]')::text AS body
                    FROM (SELECT ${select} FROM "public".${quoteIdent(relName)}${where}${order}${limit}) t`;
-    const body = await run(auth, req, url, { readOnly: true, sql, params: rel.params });
+    const body = await run(auth, { readOnly: true, sql, params: rel.params });
     const rows = JSON.parse(body).length;
     return { status: 200, body, headers: { 'Content-Range': rows ? `0-${rows - 1}/*` : '*/*' } };
   }
 
-  async function callRoutine(auth, req, url, fnName) {
+  async function callRoutine(auth, req, fnName) {
     let args;
     try {
-      const text = (await readBody(req, { limit: BODY_LIMIT, drainLimit: BODY_LIMIT * 4 })).toString('utf8');
-      args = text.trim() === '' ? {} : JSON.parse(text);
+      args = await readJson(req, BODY_LIMIT);
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new ApiError(413, 'PGRST102', 'Request body too large');
       if (!(err instanceof SyntaxError)) throw err;
@@ -297,7 +287,7 @@ export function create(ctx) {
     // One row for a single result (its value, arrays included); all of them for a set.
     const agg = routine.returnsSet ? `coalesce(pg_catalog.json_agg(${row}), '[]')` : `pg_catalog.to_json(${row})`;
     const sql = `SELECT ${agg}::text AS body FROM ${source}`;
-    const body = await run(auth, req, url, { readOnly: routine.readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
+    const body = await run(auth, { readOnly: routine.readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
     if (routine.shape === 'void') return { status: 204, body: '', headers: { 'Content-Range': '*/*' } };
     return { status: 200, body: body ?? 'null', headers: {} };
   }
@@ -332,10 +322,10 @@ export function create(ctx) {
       if (segments.length === 0) throw new ApiError(404, 'PGRST126', 'Root endpoint metadata is disabled');
       if (segments[0] === 'rpc' && segments.length === 2) {
         if (req.method !== 'POST') throw notImplemented(`${req.method} on /rpc`);
-        result = await callRoutine(auth, req, url, segments[1]);
+        result = await callRoutine(auth, req, segments[1]);
       } else if (segments.length === 1) {
         if (req.method !== 'GET') throw notImplemented(`${req.method} on a table`);
-        result = await readTable(auth, req, url, segments[0]);
+        result = await readTable(auth, url, segments[0]);
       } else {
         throw new ApiError(404, 'PGRST125', 'Invalid path specified in request URL');
       }

@@ -19,14 +19,12 @@
 //   ctx.log(obj)    structured log line
 //
 // A route may answer before it has read the request body (a 401, a 404, a 413, an Edge Function
-// that never reads it). settleUnreadBody then reads and discards the rest, so a keep-alive
-// connection is ready for the next request, as Supabase's gateway leaves it; a body too large
-// to drain gets `Connection: close` and a lingering close instead of a reset.
+// that never reads it): settleUnreadBody keeps the connection sound, as Supabase's gateway does.
 
 import http from 'node:http';
 import pg from 'pg';
 import { loadKeys } from './keys.mjs';
-import { refuseUpgrade } from './shared.mjs';
+import { refuseUpgrade, sendJson } from './shared.mjs';
 
 const ROUTE_MODULES = [
   './functions.mjs',
@@ -45,16 +43,16 @@ const LINGER_MS = 10_000;
 /**
  * Makes an early answer safe for the connection. When `res` is answered while `req`'s body is
  * still arriving:
- *   - at most `drainLimit` bytes to go (by Content-Length; a chunked body is drained until it
+ *   - at most DRAIN_LIMIT bytes to go (by Content-Length; a chunked body is drained until it
  *     ends or passes the limit): the rest is read and discarded after the answer, and the
  *     connection stays open for the next request;
  *   - more than that: the answer says `Connection: close`; after it the server closes its side
- *     but keeps reading (discarding) until the client has sent its body, `drainLimit` more bytes
+ *     but keeps reading (discarding) until the client has sent its body, DRAIN_LIMIT more bytes
  *     or LINGER_MS pass, so the client reads the answer instead of a reset.
  * Whatever a route still had attached to the body (a pipe to a worker, a reader) is detached.
  * A body past the limit with no Content-Length ends with the connection destroyed.
  */
-export function settleUnreadBody(req, res, { drainLimit = DRAIN_LIMIT, lingerMs = LINGER_MS } = {}) {
+export function settleUnreadBody(req, res) {
   const socket = req.socket;
   const startRead = socket.bytesRead;
   const declared = Number(req.headers['content-length']);
@@ -66,7 +64,7 @@ export function settleUnreadBody(req, res, { drainLimit = DRAIN_LIMIT, lingerMs 
       // What of the body is still on the wire (the headers read count toward it: an estimate
       // that errs towards closing).
       const toGo = declared - Math.max(0, socket.bytesRead - startRead);
-      if (toGo > drainLimit) {
+      if (toGo > DRAIN_LIMIT) {
         closing = true;
         res.shouldKeepAlive = false;
         // Node ends the connection with destroySoon() after a `Connection: close` answer, which
@@ -85,11 +83,11 @@ export function settleUnreadBody(req, res, { drainLimit = DRAIN_LIMIT, lingerMs 
       clearTimeout(timer);
       socket.destroy();
     };
-    const timer = closing ? setTimeout(stop, lingerMs) : null;
+    const timer = closing ? setTimeout(stop, LINGER_MS) : null;
     timer?.unref();
     req.on('data', (chunk) => {
       drained += chunk.length;
-      if (drained > drainLimit) stop();
+      if (drained > DRAIN_LIMIT) stop();
     });
     req.once('end', () => {
       clearTimeout(timer);
@@ -97,12 +95,6 @@ export function settleUnreadBody(req, res, { drainLimit = DRAIN_LIMIT, lingerMs 
     });
     req.resume();
   });
-}
-
-/** Sends the gateway's own error shape for requests no route takes. */
-function notFound(res, url) {
-  res.writeHead(404, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ message: `no route for ${url.pathname}` }));
 }
 
 // `log` replaces the console as the sink of ctx.log lines (objects); `options` reaches the route
@@ -136,14 +128,13 @@ export async function startGateway({ root, stateDir, port = 54321, dbPort, env =
     settleUnreadBody(req, res);
     const url = new URL(req.url, publicUrl);
     const route = routes.find((r) => r.prefix && url.pathname.startsWith(r.prefix));
-    if (!route) return notFound(res, url);
+    if (!route) return sendJson(res, 404, { message: `no route for ${url.pathname}` });
     try {
       await route.handle(req, res, url);
     } catch (err) {
       ctx.log({ level: 'error', route: route.name, path: url.pathname, error: err.stack ?? String(err) });
       if (!res.headersSent) {
-        res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ message: 'internal error in the local gateway', details: String(err.message ?? err) }));
+        sendJson(res, 500, { message: 'internal error in the local gateway', details: String(err.message ?? err) });
       } else {
         res.destroy();
       }

@@ -1,7 +1,7 @@
 // Helpers shared by the stand-ins: the gateway's API-key check and the caller's verified claims,
-// CORS as Supabase's gateway answers it, bounded body reading, supabase/config.toml (smol-toml),
-// and the per-request transaction that impersonates the caller (role + claims GUCs), which is what
-// makes RLS decide exactly as it does on Supabase.
+// CORS as Supabase's gateway answers it, bounded body reading (raw or JSON), JSON answers,
+// supabase/config.toml (smol-toml), and the per-request transaction that impersonates the caller
+// (role + claims GUCs), which is what makes RLS decide exactly as it does on Supabase.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -41,7 +41,7 @@ export function apiKeyRefusal(ctx, apikey) {
  * with keys.mjs verifyToken (`skewSeconds` of leeway); rejects with TokenError.
  */
 export async function callerClaims(ctx, req, apikey, { skewSeconds = 0 } = {}) {
-  const { token } = await ctx.keys.forwardedToken(
+  const { token } = ctx.keys.forwardedToken(
     { apikey, authorization: req.headers.authorization },
     { nowMs: nowMs(ctx) },
   );
@@ -62,6 +62,17 @@ export function refuseUpgrade(socket, status, body) {
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   );
+}
+
+/** Sends `body` as JSON with `headers`. */
+export function sendJson(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
 }
 
 /** Answers a CORS preflight (the gateway does this before any key check). */
@@ -88,27 +99,23 @@ export class BodyTooLarge extends Error {
 }
 
 /**
- * Reads the whole request body into a Buffer, up to `limit` bytes. Past the limit it keeps
- * draining (discarding) up to `drainLimit` bytes so the client still reads our answer, then
- * rejects with BodyTooLarge; beyond drainLimit it rejects at once and leaves the rest to the
- * gateway (server.mjs settleUnreadBody), never resetting the connection under the client.
+ * Reads the whole request body into a Buffer, up to `limit` bytes; past it rejects with
+ * BodyTooLarge at once and leaves the rest of the body to the gateway (server.mjs
+ * settleUnreadBody drains it after the answer, so the client reads the refusal).
  */
-export function readBody(req, { limit = 10 * 1024 * 1024, drainLimit = 1024 * 1024 * 1024 } = {}) {
+export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let size = 0;
     const onData = (chunk) => {
       size += chunk.length;
       if (size <= limit) return chunks.push(chunk);
-      chunks.length = 0;
-      if (size > drainLimit) {
-        req.removeListener('data', onData);
-        req.pause();
-        reject(new BodyTooLarge(limit));
-      }
+      req.removeListener('data', onData);
+      req.pause();
+      reject(new BodyTooLarge(limit));
     };
     req.on('data', onData);
-    req.on('end', () => (size > limit ? reject(new BodyTooLarge(limit)) : resolve(Buffer.concat(chunks, size))));
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
     req.on('error', reject);
     req.on('close', () => {
       if (!req.complete) reject(new Error('request closed before its body was read'));
@@ -116,9 +123,34 @@ export function readBody(req, { limit = 10 * 1024 * 1024, drainLimit = 1024 * 10
   });
 }
 
-/** Reads and discards the rest of a request body (bounded), so an early answer reaches the client. */
-export function drainBody(req, drainLimit = 1024 * 1024 * 1024) {
-  return readBody(req, { limit: 0, drainLimit }).catch(() => {});
+/**
+ * The JSON value of a request body (up to `limit` bytes), {} when the body is empty. Rejects with
+ * BodyTooLarge, or with a SyntaxError when it is not JSON; each route words these its own way.
+ */
+export async function readJson(req, limit) {
+  const text = (await readBody(req, { limit })).toString('utf8');
+  return text.trim() === '' ? {} : JSON.parse(text);
+}
+
+/**
+ * Runs fn(client) in one transaction on a connection of `pool`; `mode` follows `begin` (e.g.
+ * 'read only'). Commits when fn resolves, rolls back when it throws (the error is rethrown); a
+ * connection whose rollback failed is dropped from the pool.
+ */
+export async function inTransaction(pool, fn, mode = '') {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query(`begin ${mode}`);
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => (broken = true));
+    throw err;
+  } finally {
+    client.release(broken);
+  }
 }
 
 /**
@@ -127,11 +159,8 @@ export function drainBody(req, drainLimit = 1024 * 1024 * 1024) {
  * the role's own statement_timeout / lock_timeout (ALTER ROLE ... SET, as PostgREST applies them).
  * Commits when fn resolves, rolls back when it throws (the error is rethrown).
  */
-export async function withCallerTransaction(pool, { role, claims, readOnly = false, gucs = {} }, fn) {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query(readOnly ? 'begin isolation level read committed read only' : 'begin');
+export function withCallerTransaction(pool, { role, claims, readOnly = false, gucs = {} }, fn) {
+  return inTransaction(pool, async (client) => {
     const settings = { role, 'request.jwt.claims': JSON.stringify(claims ?? {}), ...gucs };
     await client.query(
       `select pg_catalog.set_config(k, v, true) from unnest($1::text[], $2::text[]) as g(k, v)`,
@@ -146,15 +175,8 @@ export async function withCallerTransaction(pool, { role, claims, readOnly = fal
           and split_part(s, '=', 1) in ('statement_timeout', 'lock_timeout')`,
       [role],
     );
-    const result = await fn(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch(() => (broken = true));
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+    return await fn(client);
+  }, readOnly ? 'isolation level read committed read only' : '');
 }
 
 /** One [section] of supabase/config.toml ("auth.rate_limit" for nested tables); {} if absent. */

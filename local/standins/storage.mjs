@@ -3,7 +3,7 @@
 //
 //   POST /object/{bucket}/{path}                 upload the raw body (x-upsert: true replaces)
 //   PUT  /object/{bucket}/{path}                 replace it (storage-js update())
-//   GET  /object[/authenticated]/{bucket}/{path} download (Range honoured)
+//   GET  /object[/authenticated]/{bucket}/{path} download (Range bytes=a-[b] honoured)
 //   GET  /object/info/{bucket}/{path}            the object's size, type, etag, …
 //   POST /object/sign/{bucket}/{path}            {expiresIn} -> a signed download URL
 //   GET  /object/sign/{bucket}/{path}?token=     download by signature (download=<name> sends it
@@ -29,15 +29,16 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { signJwt, TokenError, verifyToken } from './keys.mjs';
+import { bearerOf, signJwt, TokenError, verifyToken } from './keys.mjs';
 import {
   BodyTooLarge,
   corsHeaders,
-  drainBody,
   nowMs,
   parseSize,
   readBody,
+  readJson,
   readConfigSection,
+  sendJson as sendJsonAs,
   sendPreflight,
   withCallerTransaction,
 } from './shared.mjs';
@@ -119,8 +120,6 @@ function validateMimeType(mimeType, allowed) {
   }
 }
 
-const iso = (d) => d?.toISOString?.() ?? d;
-
 export function create(ctx) {
   const storageRoot = path.join(ctx.stateDir, 'storage');
   const stagingDir = path.join(ctx.stateDir, 'storage-staging');
@@ -135,16 +134,8 @@ export function create(ctx) {
     return file;
   };
 
-  function sendJson(req, res, status, body, headers = {}) {
-    const payload = JSON.stringify(body);
-    res.writeHead(status, {
-      ...corsHeaders(req, EXPOSED),
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': String(Buffer.byteLength(payload)),
-      ...headers,
-    });
-    res.end(payload);
-  }
+  const sendJson = (req, res, status, body, headers = {}) =>
+    sendJsonAs(res, status, body, { ...corsHeaders(req, EXPOSED), ...headers });
 
   /**
    * The caller as Storage's jwt plugin sees it: { role, owner, claims, jwt }. The token is the
@@ -152,12 +143,10 @@ export function create(ctx) {
    * missing or invalid token as anon (Storage's allowInvalidJwt).
    */
   async function authenticate(req, { optional = false } = {}) {
-    let jwt = String(req.headers.authorization ?? '').replace(/^Bearer\s+/i, '').trim();
-    if (ctx.keys.mode === 'new' && req.headers.apikey !== undefined) {
-      jwt = (await ctx.keys.forwardedToken(
-        { apikey: String(req.headers.apikey), authorization: req.headers.authorization },
-        { nowMs: nowMs(ctx) },
-      )).token ?? '';
+    const { apikey, authorization } = req.headers;
+    let jwt = bearerOf(authorization ?? '');
+    if (ctx.keys.mode === 'new' && apikey !== undefined) {
+      jwt = ctx.keys.forwardedToken({ apikey, authorization }, { nowMs: nowMs(ctx) }).token ?? '';
     }
     if (!jwt && optional) return { role: 'anon', claims: { role: 'anon' }, jwt: '' };
     try {
@@ -172,39 +161,28 @@ export function create(ctx) {
   }
 
   /** fn(client) in a transaction as `who`; pg errors become Storage errors. */
-  async function asRole(who, req, operation, fn) {
+  async function asRole(who, fn) {
     try {
-      return await withCallerTransaction(ctx.pool, {
-        role: who.role,
-        claims: who.claims,
-        gucs: {
-          'request.jwt.claim.role': who.role,
-          'request.jwt': who.jwt,
-          'request.jwt.claim.sub': who.claims.sub ?? '',
-          'request.method': req.method,
-          'request.path': req.url.slice(PREFIX.length).split('?')[0],
-          'storage.operation': operation,
-        },
-      }, fn);
+      return await withCallerTransaction(ctx.pool, { role: who.role, claims: who.claims }, fn);
     } catch (err) {
       throw typeof err?.severity === 'string' ? fromDbError(err) : err;
     }
   }
 
   /** The bucket's row, read as the service role (as Storage reads buckets), or NoSuchBucket. */
-  async function bucketRow(req, bucketId) {
-    const row = await asRole(SERVICE, req, 'storage.bucket.get', async (c) =>
+  async function bucketRow(bucketId) {
+    const row = await asRole(SERVICE, async (c) =>
       (await c.query('select id, file_size_limit, allowed_mime_types from storage.buckets where id = $1', [bucketId])).rows[0]
     );
     if (!row) throw ERRORS.NoSuchBucket();
     return row;
   }
 
-  async function findObject(who, req, bucketId, name, operation) {
-    await bucketRow(req, bucketId);
+  async function findObject(who, bucketId, name) {
+    await bucketRow(bucketId);
     // Storage answers a caller without a valid token as if a private bucket did not exist.
     if (!who.jwt && who !== SERVICE) throw ERRORS.NoSuchBucket();
-    const row = await asRole(who, req, operation, async (c) =>
+    const row = await asRole(who, async (c) =>
       (await c.query(
         'select id, name, version, bucket_id, metadata, user_metadata, updated_at, created_at from storage.objects where name = $1 and bucket_id = $2',
         [name, bucketId],
@@ -215,7 +193,7 @@ export function create(ctx) {
   }
 
   async function upload(req, who, bucketId, objectName) {
-    const bucket = await bucketRow(req, bucketId);
+    const bucket = await bucketRow(bucketId);
     const mimeType = String(req.headers['content-type'] || 'application/octet-stream');
     if (mimeType.startsWith('multipart/form-data')) {
       throw ERRORS.Validation('multipart uploads are not served by the local Storage stand-in: send the file as the body');
@@ -246,7 +224,7 @@ export function create(ctx) {
     fs.writeFileSync(staged, data);
     let moved = false;
     try {
-      const id = await asRole(who, req, req.method === 'PUT' ? 'storage.object.update' : 'storage.object.upload', async (c) => {
+      const id = await asRole(who, async (c) => {
         const owner = /^[0-9a-f-]{36}$/i.test(who.owner ?? '') ? who.owner : null;
         const { rows } = await c.query(
           `insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
@@ -302,13 +280,11 @@ export function create(ctx) {
     let start = 0;
     let end = size - 1;
     let status = 200;
-    const range = String(req.headers.range ?? '').match(/^bytes=(\d*)-(\d*)$/);
-    if (range && (range[1] !== '' || range[2] !== '')) {
-      if (range[1] === '') start = Math.max(0, size - Number(range[2]));
-      else {
-        start = Number(range[1]);
-        if (range[2] !== '') end = Math.min(end, Number(range[2]));
-      }
+    // bytes=<first>-[<last>], the form readHead sends (a suffix range is not served: whole file).
+    const range = String(req.headers.range ?? '').match(/^bytes=(\d+)-(\d*)$/);
+    if (range) {
+      start = Number(range[1]);
+      if (range[2] !== '') end = Math.min(end, Number(range[2]));
       if (start > end || start >= size) throw ERRORS.InvalidRange();
       status = 206;
       headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
@@ -324,7 +300,7 @@ export function create(ctx) {
   /** A JSON request body (up to 1 MiB) with fastify's refusals, or {} when empty. */
   async function jsonBody(req) {
     try {
-      return JSON.parse((await readBody(req, { limit: 1024 * 1024 })).toString('utf8') || '{}');
+      return await readJson(req, 1024 * 1024);
     } catch (err) {
       if (err instanceof BodyTooLarge) throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
       throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
@@ -369,8 +345,8 @@ export function create(ctx) {
     }
     if (body.prefixes.length < 1) throw ERRORS.Validation('body/prefixes must NOT have fewer than 1 items');
     if (body.prefixes.length > 1000) throw ERRORS.Validation('body/prefixes must NOT have more than 1000 items');
-    await bucketRow(req, bucketId);
-    const rows = await asRole(who, req, 'storage.object.delete_many', async (c) => {
+    await bucketRow(bucketId);
+    const rows = await asRole(who, async (c) => {
       // As the Storage API does for the deletes it serves (bootstrap.sql storage.protect_delete).
       await c.query("select set_config('storage.allow_delete_query', 'true', true)");
       return (await c.query(
@@ -380,12 +356,7 @@ export function create(ctx) {
     });
     // The rows are gone (committed): now their files, as Storage deletes from its backend after.
     for (const row of rows) fs.rmSync(objectFile(row.bucket_id, row.name), { force: true });
-    return sendJson(req, res, 200, rows.map((r) => ({
-      ...r,
-      created_at: iso(r.created_at),
-      updated_at: iso(r.updated_at),
-      last_accessed_at: iso(r.last_accessed_at),
-    })));
+    return sendJson(req, res, 200, rows); // timestamps as ISO strings (Date.prototype.toJSON)
   }
 
   async function route(req, res, url) {
@@ -419,10 +390,10 @@ export function create(ctx) {
     }
     if (op === 'GET ' || op === 'GET /authenticated') {
       const who = await authenticate(req, { optional: kind === '' });
-      return renderAsset(req, res, await findObject(who, req, bucketId, name, 'storage.object.get'), { download });
+      return renderAsset(req, res, await findObject(who, bucketId, name), { download });
     }
     if (op === 'GET /info') {
-      const obj = await findObject(await authenticate(req, { optional: true }), req, bucketId, name, 'storage.object.info');
+      const obj = await findObject(await authenticate(req, { optional: true }), bucketId, name);
       const md = obj.metadata ?? {};
       return sendJson(req, res, 200, {
         id: obj.id,
@@ -434,14 +405,14 @@ export function create(ctx) {
         cache_control: md.cacheControl ?? null,
         etag: md.eTag ?? null,
         metadata: obj.user_metadata,
-        last_modified: iso(obj.updated_at),
-        created_at: iso(obj.created_at),
+        last_modified: obj.updated_at,
+        created_at: obj.created_at,
       }, md.eTag ? { ETag: md.eTag } : {});
     }
     if (op === 'POST /sign') {
       const who = await authenticate(req);
       const expiresIn = await expiresInOf(req);
-      await findObject(who, req, bucketId, name, 'storage.object.sign');
+      await findObject(who, bucketId, name);
       const iat = Math.floor(nowMs(ctx) / 1000);
       // Storage signs these with its own secret (HS256), whatever signs the users' tokens.
       const token = await signJwt({ url: `${bucketId}/${name}`, scope: 'download', iat, exp: iat + expiresIn }, secret);
@@ -449,7 +420,7 @@ export function create(ctx) {
     }
     if (op === 'GET /sign') {
       const payload = await verifySignedUrl(q.get('token'), bucketId, name);
-      const obj = await findObject(SERVICE, req, bucketId, name, 'storage.object.get_signed');
+      const obj = await findObject(SERVICE, bucketId, name);
       return renderAsset(req, res, obj, { download, expires: new Date(payload.exp * 1000).toUTCString() });
     }
     throw ERRORS.NotFound(req);
@@ -476,7 +447,6 @@ export function create(ctx) {
         ctx.log({ level: 'error', route: 'storage', path: url.pathname, error: err?.stack ?? String(err) });
         e = ERRORS.Internal();
       }
-      if (!req.complete) await drainBody(req);
       if (!res.headersSent) sendJson(req, res, e.httpStatus, e.body);
       else res.destroy();
     }

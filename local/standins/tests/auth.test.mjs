@@ -196,6 +196,27 @@ describe('auth stand-in', () => {
     assert.equal((await res.json()).code, 'no_api_key');
   });
 
+  it('answers CORS preflights and lets browsers read the API version', async () => {
+    const pre = await fetch(`${stack.url}/auth/v1/signup`, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'http://127.0.0.1:5173',
+        'Access-Control-Request-Method': 'POST',
+        'Access-Control-Request-Headers': 'apikey, x-supabase-api-version',
+      },
+    });
+    assert.equal(pre.status, 200);
+    assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+    assert.match(pre.headers.get('access-control-allow-headers'), /x-supabase-api-version/);
+    const res = await fetch(`${stack.url}/auth/v1/.well-known/jwks.json`, {
+      headers: { apikey: stack.keys.anonKey, Origin: 'http://127.0.0.1:5173' },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    assert.match(res.headers.get('access-control-expose-headers'), /X-Supabase-Api-Version/i);
+    assert.equal(res.headers.get('x-supabase-api-version'), '2024-01-01');
+  });
+
   it('refuses an API key that is not in force, on sign-up and every other route', async () => {
     for (const apikey of ['sb_publishable_not-ours', 'anything', stack.keys.jwtSecret]) {
       const res = await fetch(`${stack.url}/auth/v1/signup`, {

@@ -1,6 +1,6 @@
 // The one PostgREST filter grammar (local/standins/postgrest-filter.mjs) that the REST and Realtime
-// stand-ins share: parsing `[not.]op.value` and `or=(...)` trees, and compiling them to SQL with
-// quoted identifiers and $n parameters.
+// stand-ins share: parsing `[not.]op.value` filters and compiling them to SQL with quoted
+// identifiers and $n parameters.
 // Run: node --test local/standins/tests/postgrest-filter.test.mjs
 
 import assert from 'node:assert/strict';
@@ -9,7 +9,6 @@ import {
   compile,
   FilterError,
   parse,
-  parseTree,
   splitTopLevel,
   unquote,
 } from '../postgrest-filter.mjs';
@@ -38,7 +37,7 @@ describe('parse', () => {
     assert.deepEqual(parse('a', 'eq.'), { column: 'a', op: 'eq', negate: false, value: '' });
   });
 
-  it('keeps quotes at the top level and removes them when asked (logic trees, Realtime)', () => {
+  it('keeps quotes at the top level and removes them when asked (Realtime)', () => {
     assert.equal(parse('a', 'eq."x,y"').value, '"x,y"');
     assert.equal(parse('a', 'eq."x,y"', { quoted: true }).value, 'x,y');
     assert.equal(parse('a', 'eq."say \\"hi\\""', { quoted: true }).value, 'say "hi"');
@@ -66,36 +65,6 @@ describe('parse', () => {
   });
 });
 
-describe('parseTree', () => {
-  it('reads nested and/or trees with quoted values (the jobs list cursor)', () => {
-    const tree = parseTree(
-      'or',
-      '(created_at.lt."2025-01-01 00:00:00+00",and(created_at.eq."2025-01-01 00:00:00+00",id.lt.7))',
-    );
-    assert.deepEqual(tree, {
-      op: 'or',
-      negate: false,
-      children: [
-        { column: 'created_at', op: 'lt', negate: false, value: '2025-01-01 00:00:00+00' },
-        {
-          op: 'and',
-          negate: false,
-          children: [
-            { column: 'created_at', op: 'eq', negate: false, value: '2025-01-01 00:00:00+00' },
-            { column: 'id', op: 'lt', negate: false, value: '7' },
-          ],
-        },
-      ],
-    });
-    assert.equal(parseTree('and', '(a.not.is.null,not.or(b.eq.1))', true).children[1].negate, true);
-  });
-
-  it('refuses a tree without parentheses or with an item lacking an operator', () => {
-    assert.match(failure(() => parseTree('or', 'a.eq.1')).message, /failed to parse logic tree/);
-    assert.match(failure(() => parseTree('or', '(a.foo.1)')).details, /expecting operator/);
-  });
-});
-
 describe('compile', () => {
   it('renders quoted identifiers and $n parameters, appending to the given params', () => {
     const nodes = [
@@ -109,11 +78,11 @@ describe('compile', () => {
     });
   });
 
-  it('renders trees and lets the caller qualify columns', () => {
-    const tree = parseTree('or', '(a.gte.1,and(b.lt.2,c.neq.3))', true);
-    assert.deepEqual(compile([tree], { column: (c) => `r."${c}"` }), {
-      sql: 'NOT ((r."a" >= $1 OR (r."b" < $2 AND r."c" <> $3)))',
-      params: ['1', '2', '3'],
+  it('lets the caller qualify columns', () => {
+    const nodes = [parse('a', 'gte.1'), parse('b', 'not.lt.2')];
+    assert.deepEqual(compile(nodes, { column: (c) => `r."${c}"` }), {
+      sql: 'r."a" >= $1 AND NOT (r."b" < $2)',
+      params: ['1', '2'],
     });
     assert.deepEqual(compile([]), { sql: 'TRUE', params: [] });
   });
