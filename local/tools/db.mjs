@@ -155,7 +155,7 @@ const children = new Set();
  * Runs a command asynchronously, collecting stdout; stderr is inherited unless captureStderr.
  * Resolves to { code, signal, stdout, stderr }.
  */
-export function runAsync(cmd, args, { env, captureStderr = false, timeoutMs = 0 } = {}) {
+function runAsync(cmd, args, { env, captureStderr = false, timeoutMs = 0 } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: ROOT,
@@ -195,44 +195,29 @@ export function killChildren(signal = 'SIGTERM') {
 // OS packages and stand-in extensions
 // ---------------------------------------------------------------------------------------------
 
-/** The packages of PACKAGES that dpkg does not report as installed. */
-function missingPackages() {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...PACKAGES], {
-    encoding: 'utf8',
-  });
-  if (r.error) {
-    const list = PACKAGES.join(' ');
-    throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${list}`);
-  }
-  const installed = new Set(
-    r.stdout.split('\n').filter((l) => /^\S+ ii/.test(l)).map((l) => l.split(' ')[0]),
-  );
-  return PACKAGES.filter((p) => !installed.has(p));
-}
-
 /**
- * Installs Debian `packages` with apt-get as root; otherwise throws the sudo command to run.
- * Browsers and databases are never downloaded any other way (local/tools/web.mjs ensureChromium).
+ * Installs the Debian `packages` (default PACKAGES) that dpkg does not report as installed, with
+ * apt-get as root; otherwise throws the sudo command to run. Browsers and databases are never
+ * downloaded any other way (local/tools/web.mjs ensureChromium).
  */
-export function aptInstall(packages) {
-  const install = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+export function ensurePackages(packages = PACKAGES) {
+  const missing = () => {
+    const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...packages], { encoding: 'utf8' });
+    if (r.error) throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${packages.join(' ')}`);
+    const installed = r.stdout.split('\n').filter((l) => /^\S+ ii/.test(l)).map((l) => l.split(' ')[0]);
+    return packages.filter((p) => !installed.includes(p));
+  };
+  const want = missing();
+  if (want.length === 0) return;
+  const install = `apt-get install -y --no-install-recommends ${want.join(' ')}`;
   if (!isRoot) {
-    throw new PlatformError(
-      `missing OS packages: ${packages.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`,
-    );
+    throw new PlatformError(`missing OS packages: ${want.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`);
   }
-  log(`installing OS packages: ${packages.join(' ')}`);
+  log(`installing OS packages: ${want.join(' ')}`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', ['update'], { env, inherit: true });
   run('apt-get', install.split(' ').slice(1), { env, inherit: true });
-}
-
-/** Installs the PACKAGES dpkg does not report as installed (aptInstall). */
-export function ensurePackages() {
-  const missing = missingPackages();
-  if (missing.length === 0) return;
-  aptInstall(missing);
-  const still = missingPackages();
+  const still = missing();
   if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
 }
 
@@ -328,10 +313,9 @@ function prepareDir(dir) {
   }
 }
 
-// As the supabase/postgres image's pg_hba.conf.j2: loopback trusted, Unix sockets peer, so no
-// connection from the server's host sends a password (and, there as here, a non-superuser's
-// dblink back to the database fails "password is required"). We listen on 127.0.0.1 only: the
-// scram-sha-256 lines for other addresses never come into play.
+// Loopback trusted, Unix sockets peer: no connection from the server's host sends a password
+// (there as here, a non-superuser's dblink back fails "password is required"). We listen on
+// 127.0.0.1 only, so the scram-sha-256 lines never come into play.
 const PG_HBA = `# Spool local cluster (written by local/tools/db.mjs), as the supabase/postgres image's pg_hba.conf.
 # TYPE  DATABASE     USER  ADDRESS         METHOD
 local   all          all                   peer
@@ -453,29 +437,17 @@ function tail(file, lines = 30) {
 
 /**
  * Creates (initdb) the cluster in `dir` if needed and starts it on 127.0.0.1:`port`. Reuses it
- * if it is already running on that port. `fsync: false` trades durability for speed (tests).
- * Returns { dir, dataDir, logFile, port, created, reused, superuserUrl, postgresUrl }.
+ * if it is already running on that port (pg_ctl start -w returns once it accepts connections).
+ * `fsync: false` trades durability for speed (tests).
+ * Returns { dir, dataDir, logFile, bootstrapMarker, port, superuserUrl, postgresUrl }.
  */
 export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsync = true } = {}) {
   const paths = clusterPaths(dir);
-  let created = false;
-  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) {
-    initCluster(paths, { fsync });
-    created = true;
-  }
-  const info = {
-    ...paths,
-    port,
-    created,
-    reused: false,
-    superuserUrl: superuserUrl(port),
-    postgresUrl: postgresUrl(port),
-  };
+  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) initCluster(paths, { fsync });
+  const info = { ...paths, port, superuserUrl: superuserUrl(port), postgresUrl: postgresUrl(port) };
   const running = runningPort(paths.dir);
   if (running === port) {
     log(`cluster in ${paths.dataDir} is already running on port ${port}; reusing it`);
-    info.reused = true;
-    await waitForConnection(superuserUrl(port));
     return info;
   }
   if (running !== null) {
@@ -499,7 +471,6 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
       `postgres did not start (pg_ctl exit ${r.status}). ${paths.logFile} ends with:\n${last}`,
     );
   }
-  await waitForConnection(superuserUrl(port));
   log(`postgres ${PG_MAJOR} is up on 127.0.0.1:${port} (log: ${paths.logFile})`);
   return info;
 }
@@ -516,22 +487,34 @@ export function stopCluster({ dir = DEFAULT_DIR } = {}, { mode = 'fast', quiet =
   return true;
 }
 
-async function waitForConnection(url, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const client = new pg.Client({ connectionString: url });
+/**
+ * A throwaway cluster (npm test, gen:types): packages and stand-in extensions checked, a new temp
+ * folder named `prefix`… on a free port, fsync off, bootstrapped. Returns startCluster's info
+ * plus stop(): kills what runAsync started, stops the cluster at once and removes the folder
+ * (synchronous, so safe from a signal handler; idempotent).
+ */
+export async function startThrowawayCluster(prefix) {
+  ensurePackages();
+  ensureExtensions();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    killChildren();
     try {
-      await client.connect();
-      await client.query('select 1');
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        throw new PlatformError(`cannot connect to ${url}: ${err.message}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
+      stopCluster({ dir }, { mode: 'immediate', quiet: true });
     } finally {
-      await client.end().catch(() => {});
+      fs.rmSync(dir, { recursive: true, force: true });
     }
+  };
+  try {
+    const cluster = await startCluster({ dir, port: await freePort(), fsync: false });
+    await bootstrap(cluster);
+    return { ...cluster, stop };
+  } catch (err) {
+    stop();
+    throw err;
   }
 }
 
