@@ -374,14 +374,6 @@ function probePort(port) {
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export const freePort = () => probePort(0);
 
-function tail(file, lines = 30) {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /**
  * Creates (initdb) the cluster in `dir` if needed and starts it on 127.0.0.1:`port`. Reuses it
  * if it is already running on that port (pg_ctl start -w returns once it accepts connections).
@@ -413,7 +405,8 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
     allowFail: true,
   });
   if (r.status !== 0) {
-    const last = tail(paths.logFile);
+    const log = fs.existsSync(paths.logFile) ? fs.readFileSync(paths.logFile, 'utf8') : '(no log)\n';
+    const last = log.trimEnd().split('\n').slice(-30).join('\n');
     throw new PlatformError(
       `postgres did not start (pg_ctl exit ${r.status}). ${paths.logFile} ends with:\n${last}`,
     );
@@ -551,13 +544,11 @@ export function supabaseCli(command, { port, args = [], captureStderr = false })
 
 /**
  * Applies supabase/migrations with the real Supabase CLI, as the postgres role (`supabase db
- * push --yes --output-format json`, plus --include-all if asked). Its progress (stderr) goes to
- * the terminal. Resolves to the CLI's JSON result ({ upToDate, migrations: [file names],
+ * push --yes --output-format json`). Its progress (stderr) goes to the terminal. Resolves to the CLI's JSON result ({ upToDate, migrations: [file names],
  * message, ... }); rejects with its error otherwise.
  */
-export async function pushMigrations({ port = DEFAULT_PORT, includeAll = false } = {}) {
-  const args = ['--yes', '--output-format', 'json', ...(includeAll ? ['--include-all'] : [])];
-  const r = await supabaseCli(['db', 'push'], { port, args });
+export async function pushMigrations({ port = DEFAULT_PORT } = {}) {
+  const r = await supabaseCli(['db', 'push'], { port, args: ['--yes', '--output-format', 'json'] });
   const jsonLine = r.stdout.trim().split('\n').reverse().find((l) => l.trim().startsWith('{'));
   let result = null;
   try {

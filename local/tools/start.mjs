@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-// `npm start`: the Spool platform on this machine, without Docker, until Ctrl-C. It starts, in
-// order, the database (Postgres in <state>/db, bootstrapped and migrated), the API gateway on
-// SPOOL_API_PORT (local/tools/stack.mjs startApi: Edge Functions in Deno, the stand-ins, the
-// pg_net deliverer) and the web client in Vite's dev server on SPOOL_WEB_PORT (local/tools/web.mjs).
+// `npm start`: the Spool platform on this machine, without Docker, until Ctrl-C. It starts
+// local/tools/stack.mjs startStack (Postgres in <state>/db, bootstrapped and migrated; the API
+// gateway on SPOOL_API_PORT: Edge Functions in Deno, the stand-ins, the pg_net deliverer), then
+// the web client in Vite's dev server on SPOOL_WEB_PORT (local/tools/web.mjs).
 //
 //   npm start                 start (reusing the cluster in <state>/db)
 //   npm start -- --reset      delete <state>/db first: a fresh cluster, bootstrap and migrations
-//   npm start -- --include-all
-//                             pass --include-all to `supabase db push` (out-of-order migrations)
 //   npm start -- --verbose    stream the gateway's and the functions' log lines here too
 //                             (or SPOOL_VERBOSE=1)
 //
@@ -24,23 +22,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  DEFAULT_DIR,
-  ensureBootstrapped,
-  ensureExtensions,
-  ensurePackages,
-  ensureStateDir,
-  envPort,
-  killChildren,
-  loadDotEnv,
-  PlatformError,
-  pushMigrations,
-  ROOT,
-  startCluster,
-  STATE_DIR,
-  stopCluster,
-} from './db.mjs';
-import { envApiPort, startApi } from './stack.mjs';
+import { DEFAULT_DIR, envPort, killChildren, loadDotEnv, PlatformError, ROOT, STATE_DIR, stopCluster } from './db.mjs';
+import { envApiPort, startStack } from './stack.mjs';
 import { gatewayLog, statusLine } from './terminal.mjs';
 import { envWebPort, startWebDev } from './web.mjs';
 
@@ -56,7 +39,7 @@ const DUPLICATE_SIGNAL_MS = 1_000;
 /** How often the parent process is checked for (npm killed without passing a signal on). */
 const PARENT_POLL_MS = 250;
 
-const KNOWN = ['--reset', '--include-all', '--verbose'];
+const KNOWN = ['--reset', '--verbose'];
 const argv = process.argv.slice(2);
 const unknown = argv.filter((a) => !KNOWN.includes(a));
 if (unknown.length > 0) {
@@ -72,38 +55,30 @@ const truthy = (v) => v !== undefined && !['', '0', 'false', 'no', 'off'].includ
 const verbose = argv.includes('--verbose') || truthy(process.env.SPOOL_VERBOSE);
 const LOG_FILE = path.join(STATE_DIR, 'logs', 'gateway.log');
 
-/** What has started: the cluster (db: true once it may be running), gateway, web server, log. */
-const ctx = { db: false, cluster: null, api: null, web: null, log: null, status: null };
+/** What has started: the cluster (db: true once it may be running), the stack, web server, log. */
+const ctx = { db: false, api: null, web: null, log: null, status: null };
 let stopping = null; // when the first stop request came (Date.now())
 
 /** Starts the three services and prints the banner. */
 async function main() {
   loadDotEnv();
-  ensurePackages();
-  ensureExtensions();
-  const port = envPort();
-  ensureStateDir(STATE_DIR);
   if (argv.includes('--reset') && fs.existsSync(DEFAULT_DIR)) {
     stopCluster({ dir: DEFAULT_DIR });
     fs.rmSync(DEFAULT_DIR, { recursive: true, force: true });
     console.log(`spool: removed ${rel(DEFAULT_DIR)}`);
   }
-  ctx.db = true;
-  const db = (ctx.cluster = await startCluster({ dir: DEFAULT_DIR, port, fsync: true }));
-  await ensureBootstrapped(db);
-  await pushMigrations({ port, includeAll: argv.includes('--include-all') });
-  if (stopping !== null) return;
-
   // The gateway (and the Vault secrets that let an insert ring job-worker), its functions
   // restarted when their files change; its log lines go to LOG_FILE (and here with --verbose).
   ctx.log = gatewayLog({ file: LOG_FILE, verbose });
-  const api = (ctx.api = await startApi({
-    dbPort: port,
+  ctx.db = true;
+  const api = (ctx.api = await startStack({
+    dbPort: envPort(),
     apiPort: envApiPort(),
     stateDir: STATE_DIR,
     log: ctx.log,
     watch: true,
   }));
+  const db = api.db;
   if (stopping !== null) return;
 
   // The web client with this stack's URL and anon key, hot reload on edits; its entry is
@@ -175,7 +150,7 @@ async function stopAll() {
   clearTimeout(timer);
   if (!stopped && ctx.api && took.api === undefined) {
     console.error(`spool: api did not stop within ${STOP_BUDGET_MS} ms; killing it`);
-    ctx.api.killSync();
+    ctx.api.killSync(); // the Deno workers, and Postgres at once
     took.api = Date.now() - t0;
   }
   if (ctx.db) {
