@@ -167,7 +167,9 @@ export function killChildren(signal = 'SIGTERM') {
 export function ensurePackages(packages = PACKAGES) {
   const missing = () => {
     const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...packages], { encoding: 'utf8' });
-    if (r.error) throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${packages.join(' ')}`);
+    if (r.error) {
+      throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${packages.join(' ')}`);
+    }
     const installed = r.stdout.split('\n').filter((l) => /^\S+ ii/.test(l)).map((l) => l.split(' ')[0]);
     return packages.filter((p) => !installed.includes(p));
   };
@@ -175,7 +177,9 @@ export function ensurePackages(packages = PACKAGES) {
   if (want.length === 0) return;
   const install = `apt-get install -y --no-install-recommends ${want.join(' ')}`;
   if (!isRoot) {
-    throw new PlatformError(`missing OS packages: ${want.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`);
+    throw new PlatformError(
+      `missing OS packages: ${want.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`,
+    );
   }
   log(`installing OS packages: ${want.join(' ')}`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
@@ -522,7 +526,13 @@ export function supabaseCli(command, { port, args = [], captureStderr = false })
   return new Promise((resolve, reject) => {
     const child = spawn(SUPABASE_CLI, [...command, remote, '--workdir', ROOT, ...args], {
       cwd: ROOT,
-      env: { ...process.env, PGSSLMODE: 'disable', SUPABASE_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1', SUPABASE_NO_UPDATE_NOTIFIER: '1' },
+      env: {
+        ...process.env,
+        PGSSLMODE: 'disable',
+        SUPABASE_TELEMETRY_DISABLED: '1',
+        DO_NOT_TRACK: '1',
+        SUPABASE_NO_UPDATE_NOTIFIER: '1',
+      },
       stdio: ['ignore', 'pipe', captureStderr ? 'pipe' : 'inherit'],
       timeout: 10 * 60_000,
     });
@@ -544,8 +554,9 @@ export function supabaseCli(command, { port, args = [], captureStderr = false })
 
 /**
  * Applies supabase/migrations with the real Supabase CLI, as the postgres role (`supabase db
- * push --yes --output-format json`). Its progress (stderr) goes to the terminal. Resolves to the CLI's JSON result ({ upToDate, migrations: [file names],
- * message, ... }); rejects with its error otherwise.
+ * push --yes --output-format json`). Its progress (stderr) goes to the terminal. Resolves to
+ * the CLI's JSON result ({ upToDate, migrations: [file names], message, ... }); rejects with its
+ * error otherwise.
  */
 export async function pushMigrations({ port = DEFAULT_PORT } = {}) {
   const r = await supabaseCli(['db', 'push'], { port, args: ['--yes', '--output-format', 'json'] });

@@ -37,7 +37,8 @@ function junitSkips(xml) {
   const skips = [];
   const suites = [];
   let testcase = null;
-  for (const [, close, tag, attrs, selfClosing] of xml.matchAll(/<(\/?)(testsuite|testcase|skipped)\b([^>]*?)(\/?)>/g)) {
+  const tags = /<(\/?)(testsuite|testcase|skipped)\b([^>]*?)(\/?)>/g;
+  for (const [, close, tag, attrs, selfClosing] of xml.matchAll(tags)) {
     if (tag === 'testsuite') {
       if (close) suites.pop();
       else if (!selfClosing) suites.push(attr(attrs, 'name'));
