@@ -170,13 +170,9 @@ export async function startApi({
     /** Names of the Edge Functions in supabase/functions (each at functionsUrl/<name>). */
     functions: () => discoverFunctions(path.join(ROOT, 'supabase', 'functions')),
     /** Variables for a process that talks to this stack (tests, scripts). */
-    // The key names hold whichever keys are in force (SPOOL_KEYS): with the new keys
-    // SUPABASE_ANON_KEY / SUPABASE_PUBLISHABLE_KEY are the sb_publishable_ key and
-    // SUPABASE_SERVICE_ROLE_KEY / SUPABASE_SECRET_KEY the sb_secret_ key, so a client works in
-    // either mode. SPOOL_KEYS says which; SUPABASE_JWKS is the JWKS (new mode). Test-only: the
-    // private signing JWK (SPOOL_TEST_SIGNING_KEY, new mode) and the HS256 JWT secret
-    // (SPOOL_TEST_JWT_SECRET: legacy keys and tokens; Storage's signed URLs in both modes) let
-    // tests sign users' access tokens as Auth would.
+    // Both key names of a role hold the key in force (SPOOL_KEYS says which system), so a client
+    // works in either mode. SPOOL_TEST_SIGNING_KEY (new mode) and SPOOL_TEST_JWT_SECRET (legacy
+    // tokens; Storage's signed URLs in both) let tests sign users' access tokens as Auth would.
     clientEnv() {
       const env = {
         SPOOL_KEYS: keys.mode,
