@@ -32,7 +32,6 @@ export async function generateTypes({ port }) {
     port,
     args: ['--schema', 'public'],
     captureStderr: true,
-    timeoutMs: 5 * 60_000,
   });
   if (gen.code !== 0 || !gen.stdout.includes('export type Database')) {
     throw new PlatformError(
