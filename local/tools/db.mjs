@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The Docker-free local database of the Spool platform: a private Postgres 15 cluster from
 // Debian's packages with pg_cron and pgTAP, stand-ins for pg_net and Vault, the Supabase
 // roles/schemas that migrations rely on (local/standins/sql/bootstrap.sql), and migrations applied
@@ -148,45 +147,10 @@ function run(cmd, args, { asDbUser = false, cwd, env, inherit = false, allowFail
   return r;
 }
 
-/** Child processes started with runAsync that are still running (killed by killChildren). */
+/** Supabase CLI processes that are still running (killed by killChildren). */
 const children = new Set();
 
-/**
- * Runs a command asynchronously, collecting stdout; stderr is inherited unless captureStderr.
- * Resolves to { code, signal, stdout, stderr }.
- */
-export function runAsync(cmd, args, { env, captureStderr = false, timeoutMs = 0 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', captureStderr ? 'pipe' : 'inherit'],
-    });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d) => (stderr += d));
-    const timer = timeoutMs
-      ? setTimeout(() => {
-        child.kill('SIGTERM');
-        stderr += `\n(killed after ${timeoutMs / 1000}s)`;
-      }, timeoutMs)
-      : null;
-    child.on('error', (err) => {
-      children.delete(child);
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
-    });
-  });
-}
-
-/** Kills what runAsync started (for SIGINT/SIGTERM handlers). */
+/** Kills the Supabase CLI processes still running (for SIGINT/SIGTERM handlers). */
 export function killChildren(signal = 'SIGTERM') {
   for (const child of children) child.kill(signal);
 }
@@ -195,44 +159,33 @@ export function killChildren(signal = 'SIGTERM') {
 // OS packages and stand-in extensions
 // ---------------------------------------------------------------------------------------------
 
-/** The packages of PACKAGES that dpkg does not report as installed. */
-function missingPackages() {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...PACKAGES], {
-    encoding: 'utf8',
-  });
-  if (r.error) {
-    const list = PACKAGES.join(' ');
-    throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${list}`);
-  }
-  const installed = new Set(
-    r.stdout.split('\n').filter((l) => /^\S+ ii/.test(l)).map((l) => l.split(' ')[0]),
-  );
-  return PACKAGES.filter((p) => !installed.has(p));
-}
-
 /**
- * Installs Debian `packages` with apt-get as root; otherwise throws the sudo command to run.
- * Browsers and databases are never downloaded any other way (local/tools/web.mjs ensureChromium).
+ * Installs the Debian `packages` (default PACKAGES) that dpkg does not report as installed, with
+ * apt-get as root; otherwise throws the sudo command to run. Browsers and databases are never
+ * downloaded any other way (local/tools/web.mjs ensureChromium).
  */
-export function aptInstall(packages) {
-  const install = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
+export function ensurePackages(packages = PACKAGES) {
+  const missing = () => {
+    const r = spawnSync('dpkg-query', ['-W', '-f=${Package} ${db:Status-Abbrev}\n', ...packages], { encoding: 'utf8' });
+    if (r.error) {
+      throw new PlatformError(`dpkg-query not found: the local platform needs Debian's ${packages.join(' ')}`);
+    }
+    const installed = r.stdout.split('\n').filter((l) => /^\S+ ii/.test(l)).map((l) => l.split(' ')[0]);
+    return packages.filter((p) => !installed.includes(p));
+  };
+  const want = missing();
+  if (want.length === 0) return;
+  const install = `apt-get install -y --no-install-recommends ${want.join(' ')}`;
   if (!isRoot) {
     throw new PlatformError(
-      `missing OS packages: ${packages.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`,
+      `missing OS packages: ${want.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`,
     );
   }
-  log(`installing OS packages: ${packages.join(' ')}`);
+  log(`installing OS packages: ${want.join(' ')}`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   run('apt-get', ['update'], { env, inherit: true });
   run('apt-get', install.split(' ').slice(1), { env, inherit: true });
-}
-
-/** Installs the PACKAGES dpkg does not report as installed (aptInstall). */
-export function ensurePackages() {
-  const missing = missingPackages();
-  if (missing.length === 0) return;
-  aptInstall(missing);
-  const still = missingPackages();
+  const still = missing();
   if (still.length > 0) throw new PlatformError(`apt-get did not install: ${still.join(' ')}`);
 }
 
@@ -246,19 +199,12 @@ export function ensureExtensions() {
   const plan = [];
   for (const ext of fs.readdirSync(EXTENSIONS_SRC).sort()) {
     const srcDir = path.join(EXTENSIONS_SRC, ext);
-    if (!fs.statSync(srcDir).isDirectory()) continue;
     for (const file of fs.readdirSync(srcDir).sort()) {
       if (!/\.(control|sql)$/.test(file)) continue;
       const src = path.join(srcDir, file);
       const dst = path.join(target, file);
-      const want = fs.readFileSync(src);
-      let have = null;
-      try {
-        have = fs.readFileSync(dst);
-      } catch (err) {
-        if (err.code !== 'ENOENT') throw err;
-      }
-      if (have?.equals(want)) continue;
+      const have = fs.existsSync(dst) ? fs.readFileSync(dst) : null;
+      if (have?.equals(fs.readFileSync(src))) continue;
       if (have && !have.includes(STAND_IN_MARK)) {
         throw new PlatformError(
           `${dst} exists and is not Spool's stand-in (is the real ${ext} installed?); refusing to overwrite it`,
@@ -297,28 +243,18 @@ function clusterPaths(dir = DEFAULT_DIR) {
   };
 }
 
-function dbOsIds() {
-  const uid = Number(run('id', ['-u', DB_OS_USER]).stdout.trim());
-  const gid = Number(run('id', ['-g', DB_OS_USER]).stdout.trim());
-  return { uid, gid };
-}
-
-/** Writes a file the server must read (owned by the postgres OS user when we are root). */
-function writeServerFile(file, content, mode = 0o600) {
-  fs.writeFileSync(file, content, { mode });
-  fs.chmodSync(file, mode);
-  if (isRoot) {
-    const { uid, gid } = dbOsIds();
-    fs.chownSync(file, uid, gid);
-  }
+/** Writes a file the server must read (0600, owned by the postgres OS user when we are root). */
+function writeServerFile(file, content) {
+  fs.writeFileSync(file, content, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  if (isRoot) run('chown', [`${DB_OS_USER}:`, file]);
 }
 
 /** Creates the cluster folder, owned by the postgres OS user when we are root. */
 function prepareDir(dir) {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   if (!isRoot) return;
-  const { uid, gid } = dbOsIds();
-  fs.chownSync(dir, uid, gid);
+  run('chown', [`${DB_OS_USER}:`, dir]);
   fs.chmodSync(dir, 0o755);
   const r = spawnSync('runuser', ['-u', DB_OS_USER, '--', 'test', '-w', dir]);
   if (r.status !== 0) {
@@ -328,10 +264,9 @@ function prepareDir(dir) {
   }
 }
 
-// As the supabase/postgres image's pg_hba.conf.j2: loopback trusted, Unix sockets peer, so no
-// connection from the server's host sends a password (and, there as here, a non-superuser's
-// dblink back to the database fails "password is required"). We listen on 127.0.0.1 only: the
-// scram-sha-256 lines for other addresses never come into play.
+// Loopback trusted, Unix sockets peer: no connection from the server's host sends a password
+// (there as here, a non-superuser's dblink back fails "password is required"). We listen on
+// 127.0.0.1 only, so the scram-sha-256 lines never come into play.
 const PG_HBA = `# Spool local cluster (written by local/tools/db.mjs), as the supabase/postgres image's pg_hba.conf.
 # TYPE  DATABASE     USER  ADDRESS         METHOD
 local   all          all                   peer
@@ -443,39 +378,19 @@ function probePort(port) {
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export const freePort = () => probePort(0);
 
-function tail(file, lines = 30) {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /**
  * Creates (initdb) the cluster in `dir` if needed and starts it on 127.0.0.1:`port`. Reuses it
- * if it is already running on that port. `fsync: false` trades durability for speed (tests).
- * Returns { dir, dataDir, logFile, port, created, reused, superuserUrl, postgresUrl }.
+ * if it is already running on that port (pg_ctl start -w returns once it accepts connections).
+ * `fsync: false` trades durability for speed (tests).
+ * Returns { dir, dataDir, logFile, bootstrapMarker, port, superuserUrl, postgresUrl }.
  */
 export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsync = true } = {}) {
   const paths = clusterPaths(dir);
-  let created = false;
-  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) {
-    initCluster(paths, { fsync });
-    created = true;
-  }
-  const info = {
-    ...paths,
-    port,
-    created,
-    reused: false,
-    superuserUrl: superuserUrl(port),
-    postgresUrl: postgresUrl(port),
-  };
+  if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) initCluster(paths, { fsync });
+  const info = { ...paths, port, superuserUrl: superuserUrl(port), postgresUrl: postgresUrl(port) };
   const running = runningPort(paths.dir);
   if (running === port) {
     log(`cluster in ${paths.dataDir} is already running on port ${port}; reusing it`);
-    info.reused = true;
-    await waitForConnection(superuserUrl(port));
     return info;
   }
   if (running !== null) {
@@ -494,12 +409,12 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
     allowFail: true,
   });
   if (r.status !== 0) {
-    const last = tail(paths.logFile);
+    const log = fs.existsSync(paths.logFile) ? fs.readFileSync(paths.logFile, 'utf8') : '(no log)\n';
+    const last = log.trimEnd().split('\n').slice(-30).join('\n');
     throw new PlatformError(
       `postgres did not start (pg_ctl exit ${r.status}). ${paths.logFile} ends with:\n${last}`,
     );
   }
-  await waitForConnection(superuserUrl(port));
   log(`postgres ${PG_MAJOR} is up on 127.0.0.1:${port} (log: ${paths.logFile})`);
   return info;
 }
@@ -516,22 +431,34 @@ export function stopCluster({ dir = DEFAULT_DIR } = {}, { mode = 'fast', quiet =
   return true;
 }
 
-async function waitForConnection(url, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const client = new pg.Client({ connectionString: url });
+/**
+ * A throwaway cluster (npm test, gen:types): packages and stand-in extensions checked, a new temp
+ * folder named `prefix`… on a free port, fsync off, bootstrapped. Returns startCluster's info
+ * plus stop(): kills the Supabase CLI if running, stops the cluster at once and removes the folder
+ * (synchronous, so safe from a signal handler; idempotent).
+ */
+export async function startThrowawayCluster(prefix) {
+  ensurePackages();
+  ensureExtensions();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    killChildren();
     try {
-      await client.connect();
-      await client.query('select 1');
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        throw new PlatformError(`cannot connect to ${url}: ${err.message}`);
-      }
-      await new Promise((r) => setTimeout(r, 200));
+      stopCluster({ dir }, { mode: 'immediate', quiet: true });
     } finally {
-      await client.end().catch(() => {});
+      fs.rmSync(dir, { recursive: true, force: true });
     }
+  };
+  try {
+    const cluster = await startCluster({ dir, port: await freePort(), fsync: false });
+    await bootstrap(cluster);
+    return { ...cluster, stop };
+  } catch (err) {
+    stop();
+    throw err;
   }
 }
 
@@ -559,49 +486,27 @@ function bootstrapHash() {
  * bootstrapped by an older local/standins/sql/bootstrap.sql instead of running it again over
  * migrated objects (that would, for one, restore default privileges a migration revoked).
  */
-export async function ensureBootstrapped(cluster) {
+export function ensureBootstrapped(cluster) {
   let recorded;
   try {
     recorded = fs.readFileSync(clusterPaths(cluster.dir).bootstrapMarker, 'utf8').trim();
   } catch {
-    return await bootstrap(cluster);
+    return bootstrap(cluster);
   }
   if (recorded !== bootstrapHash()) {
     log('local/standins/sql/bootstrap.sql changed since this cluster was bootstrapped; `npm start -- --reset` rebuilds it');
   }
 }
 
-function describePgError(err, sql, file) {
-  let where = '';
-  if (err.position) {
-    const line = sql.slice(0, Number(err.position) - 1).split('\n').length;
-    where = ` (${path.relative(ROOT, file)}:${line})`;
-  }
-  const extra = [
-    err.detail && `DETAIL: ${err.detail}`,
-    err.hint && `HINT: ${err.hint}`,
-    err.where && `CONTEXT: ${err.where}`,
-  ]
-    .filter(Boolean)
-    .join('\n');
-  return new PlatformError(`${err.message}${where}${extra ? `\n${extra}` : ''}`);
-}
-
 /**
- * Runs local/standins/sql/bootstrap.sql as the superuser in one transaction (idempotent), then records
- * its hash in the cluster folder (if `dir` is given) so start can skip it next time.
+ * Runs local/standins/sql/bootstrap.sql as the superuser with psql in one transaction (an error
+ * names its file and line), then records its hash in the cluster folder (if `dir` is given) so
+ * start can skip it next time.
  */
-export async function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
-  const sql = fs.readFileSync(BOOTSTRAP_SQL, 'utf8');
-  await withClient(superuserUrl(port), async (client) => {
-    await client.query('begin');
-    try {
-      await client.query(sql);
-      await client.query('commit');
-    } catch (err) {
-      await client.query('rollback').catch(() => {});
-      throw describePgError(err, sql, BOOTSTRAP_SQL);
-    }
+export function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
+  const psql = path.join(PG_BIN, 'psql');
+  run(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction', '-f', BOOTSTRAP_SQL, superuserUrl(port)], {
+    env: { PGOPTIONS: '-c client_min_messages=warning' },
   });
   if (dir) fs.writeFileSync(clusterPaths(dir).bootstrapMarker, `${bootstrapHash()}\n`);
   log('bootstrapped Supabase roles, schemas and extensions');
@@ -610,28 +515,51 @@ export async function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
 /**
  * Runs the pinned Supabase CLI (`supabase <command...> --remote=<postgres url> --workdir <root>
  * ...args`) against the database on `port` as the postgres role, quietly (no telemetry, no
- * update check). Resolves as runAsync.
+ * update check), killed after 10 minutes. Collects stdout; stderr goes to the terminal unless
+ * captureStderr. Resolves to { code, signal, stdout, stderr }.
  */
-export function supabaseCli(command, { port, args = [], ...opts }) {
+export function supabaseCli(command, { port, args = [], captureStderr = false }) {
   if (!fs.existsSync(SUPABASE_CLI)) {
     throw new PlatformError(`${SUPABASE_CLI} is missing: run npm install`);
   }
   const remote = `--remote=${postgresUrl(port)}?sslmode=disable`;
-  return runAsync(SUPABASE_CLI, [...command, remote, '--workdir', ROOT, ...args], {
-    ...opts,
-    env: { PGSSLMODE: 'disable', SUPABASE_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1', SUPABASE_NO_UPDATE_NOTIFIER: '1' },
+  return new Promise((resolve, reject) => {
+    const child = spawn(SUPABASE_CLI, [...command, remote, '--workdir', ROOT, ...args], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PGSSLMODE: 'disable',
+        SUPABASE_TELEMETRY_DISABLED: '1',
+        DO_NOT_TRACK: '1',
+        SUPABASE_NO_UPDATE_NOTIFIER: '1',
+      },
+      stdio: ['ignore', 'pipe', captureStderr ? 'pipe' : 'inherit'],
+      timeout: 10 * 60_000,
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.on('error', (err) => {
+      children.delete(child);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
+    });
   });
 }
 
 /**
  * Applies supabase/migrations with the real Supabase CLI, as the postgres role (`supabase db
- * push --yes --output-format json`, plus --include-all if asked). Its progress (stderr) goes to
- * the terminal. Resolves to the CLI's JSON result ({ upToDate, migrations: [file names],
- * message, ... }); rejects with its error otherwise.
+ * push --yes --output-format json`). Its progress (stderr) goes to the terminal. Resolves to
+ * the CLI's JSON result ({ upToDate, migrations: [file names], message, ... }); rejects with its
+ * error otherwise.
  */
-export async function pushMigrations({ port = DEFAULT_PORT, includeAll = false } = {}) {
-  const args = ['--yes', '--output-format', 'json', ...(includeAll ? ['--include-all'] : [])];
-  const r = await supabaseCli(['db', 'push'], { port, args, timeoutMs: 10 * 60_000 });
+export async function pushMigrations({ port = DEFAULT_PORT } = {}) {
+  const r = await supabaseCli(['db', 'push'], { port, args: ['--yes', '--output-format', 'json'] });
   const jsonLine = r.stdout.trim().split('\n').reverse().find((l) => l.trim().startsWith('{'));
   let result = null;
   try {

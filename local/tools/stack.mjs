@@ -3,7 +3,6 @@
 // deliverer) + the Vault secrets the doorbell reads, so that inserting a job rings job-worker.
 // npm start, npm test and the benchmarks all start the stack through here.
 //
-//   import { startStack } from './local/tools/stack.mjs';
 //   const stack = await startStack({ dbPort, apiPort, stateDir, env, fsync: false });
 //   stack.url, stack.anonKey, stack.serviceRoleKey, stack.dbUrl, stack.superuserUrl
 //   stack.keyMode         'new' (sb_ keys, ES256 user tokens; default) or 'legacy' (SPOOL_KEYS)
@@ -12,9 +11,7 @@
 //   stack.killSync()      for exit paths that cannot wait
 //
 // startApi() is the second half alone, for callers that run the database themselves (npm start,
-// npm test). It first caches every module the Edge Functions can load, as deno.lock pins it
-// (local/standins/edge-runtime/cache.mjs, printing what it caches and how long it took), so the
-// workers never download.
+// npm test).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -113,8 +110,7 @@ export function fileLog(file) {
 /**
  * Starts the gateway against a running, migrated database and sets the doorbell's Vault
  * secrets. `env` is the functions' extra environment (default: functionEnv()); `log` a sink for
- * the gateway's log lines (default: consoleLog); `options` goes to the route modules
- * (options.functions, options.pgnet).
+ * the gateway's log lines (default: consoleLog); `watch` restarts a function when its files change.
  */
 export async function startApi({
   dbPort,
@@ -123,7 +119,7 @@ export async function startApi({
   env = functionEnv(),
   log = consoleLog,
   quiet = false,
-  options = {},
+  watch = false,
 } = {}) {
   if (!dbPort) throw new PlatformError('startApi needs the database port (dbPort)');
   fs.mkdirSync(stateDir, { recursive: true });
@@ -148,7 +144,7 @@ export async function startApi({
       quiet,
       log,
       // Pickup latency matters: every function's worker is started now, not on its first call.
-      options: { ...options, functions: { prewarm: true, ...options.functions } },
+      options: { functions: { prewarm: true, watch } },
     });
   } catch (err) {
     if (err.code === 'EADDRINUSE') {
@@ -172,15 +168,11 @@ export async function startApi({
     dbUrl: postgresUrl(dbPort),
     superuserUrl: superuserUrl(dbPort),
     /** Names of the Edge Functions in supabase/functions (each at functionsUrl/<name>). */
-    functions: () => discoverFunctions(options.functions?.dir ?? path.join(ROOT, 'supabase', 'functions')),
+    functions: () => discoverFunctions(path.join(ROOT, 'supabase', 'functions')),
     /** Variables for a process that talks to this stack (tests, scripts). */
-    // The key names hold whichever keys are in force (SPOOL_KEYS): with the new keys
-    // SUPABASE_ANON_KEY / SUPABASE_PUBLISHABLE_KEY are the sb_publishable_ key and
-    // SUPABASE_SERVICE_ROLE_KEY / SUPABASE_SECRET_KEY the sb_secret_ key, so a client works in
-    // either mode. SPOOL_KEYS says which; SUPABASE_JWKS is the JWKS (new mode). Test-only: the
-    // private signing JWK (SPOOL_TEST_SIGNING_KEY, new mode) and the HS256 JWT secret
-    // (SPOOL_TEST_JWT_SECRET: legacy keys and tokens; Storage's signed URLs in both modes) let
-    // tests sign users' access tokens as Auth would.
+    // Both key names of a role hold the key in force (SPOOL_KEYS says which system), so a client
+    // works in either mode. SPOOL_TEST_SIGNING_KEY (new mode) and SPOOL_TEST_JWT_SECRET (legacy
+    // tokens; Storage's signed URLs in both) let tests sign users' access tokens as Auth would.
     clientEnv() {
       const env = {
         SPOOL_KEYS: keys.mode,
@@ -210,18 +202,10 @@ export async function startApi({
 
 /**
  * The whole stack: a cluster in <stateDir>/db on dbPort (created, bootstrapped and migrated as
- * needed), then startApi. `fsync: false` is for throwaway stacks (tests, benchmarks).
+ * needed), then startApi with the other options. `fsync: false` is for throwaway stacks (tests,
+ * benchmarks).
  */
-export async function startStack({
-  dbPort = envPort(),
-  apiPort = envApiPort(),
-  stateDir = STATE_DIR,
-  env = functionEnv(),
-  fsync = true,
-  log = consoleLog,
-  quiet = false,
-  options = {},
-} = {}) {
+export async function startStack({ dbPort = envPort(), stateDir = STATE_DIR, fsync = true, ...apiOptions } = {}) {
   ensurePackages();
   ensureExtensions();
   ensureStateDir(stateDir); // as root searchable, so the postgres OS user reaches <stateDir>/db
@@ -230,7 +214,7 @@ export async function startStack({
   try {
     await ensureBootstrapped(db);
     await pushMigrations({ port: dbPort });
-    api = await startApi({ dbPort, apiPort, stateDir, env, log, quiet, options });
+    api = await startApi({ ...apiOptions, dbPort, stateDir });
   } catch (err) {
     stopCluster(db, { mode: 'immediate', quiet: true });
     throw err;

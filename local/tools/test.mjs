@@ -11,8 +11,8 @@
 //      local/tools/tests, web/ (tsc, Deno tests, browser tests in Debian's Chromium). The
 //      gateway's log goes to a file; its last lines are printed when a suite fails.
 // A green run means every test ran: a test that a runner skipped, ignored or left todo (node
-// --test, deno test, pg_prove), or a suite with nothing to run, fails the run, named in the output
-// (local/tools/test-report.mjs reads each runner's report beside its usual terminal output).
+// --test, deno test, pg_prove), or a runner with no test to run, fails the run, named in the
+// output (local/tools/test-report.mjs reads each runner's report beside its usual terminal output).
 // Everything (Deno workers, gateway, cluster, temp folder) is torn down at the end, on failure
 // and on Ctrl-C.
 
@@ -27,25 +27,13 @@ import { fileLog, startApi } from './stack.mjs';
 import { describeSkips, PG_PROVE_ARGS, pgProveSkips, testReport } from './test-report.mjs';
 import { checkTypes } from './types.mjs';
 import { ensureChromium } from './web.mjs';
-import {
-  bootstrap,
-  ensureExtensions,
-  ensurePackages,
-  freePort,
-  killChildren,
-  PlatformError,
-  pushMigrations,
-  ROOT,
-  startCluster,
-  stopCluster,
-} from './db.mjs';
+import { freePort, PlatformError, pushMigrations, ROOT, startThrowawayCluster } from './db.mjs';
 
 const say = (msg) => console.log(`\n== ${msg}`);
 
 /**
- * Suites that run after pgTAP against the same stack. Each: { name, when(ctx)?, run(ctx) => exit
- * code }, where ctx = { port, root, env } and env is the stack's client environment
- * (api.clientEnv()). A suite whose `when` is false has nothing to run: that fails the run.
+ * Suites that run after pgTAP against the same stack. Each: { name, run(ctx) => exit code },
+ * where ctx = { port, root, env } and env is the stack's client environment (api.clientEnv()).
  */
 const furtherSuites = [
   {
@@ -55,12 +43,10 @@ const furtherSuites = [
   },
   {
     name: 'local platform contract tests (node --test local/standins/tests/)',
-    when: ({ root }) => fs.existsSync(path.join(root, 'local', 'standins', 'tests')),
     run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/standins/tests/'], env),
   },
   {
     name: 'Edge Functions tests (deno test -A supabase/functions/tests/)',
-    when: ({ root }) => fs.existsSync(path.join(root, 'supabase', 'functions', 'tests')),
     run: ({ env, root }) =>
       runTests('deno', denoBinary(root), ['test', '-A', 'supabase/functions/tests/'], {
         ...env,
@@ -70,14 +56,12 @@ const furtherSuites = [
   {
     // npm run demo's core, the README's configuration tables, npm start, import boundaries.
     name: 'local tooling (node --test local/tools/tests/)',
-    when: ({ root }) => fs.readdirSync(path.join(root, 'local', 'tools', 'tests')).some((f) => f.endsWith('.test.mjs')),
     run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/tools/tests/'], env),
   },
   {
     // web/: its type check, its Deno tests (web/tests/*.test.ts), then the browser tests in
     // Debian's Chromium (installed as root when missing: local/tools/web.mjs ensureChromium).
     name: 'web client (tsc, deno test web/tests/*.test.ts, browser tests: node --test web/tests/)',
-    when: ({ root }) => fs.existsSync(path.join(root, 'web', 'tests')),
     run: async ({ env, root }) => {
       ensureChromium();
       const tsc = path.join(root, 'node_modules', '.bin', 'tsc');
@@ -150,7 +134,7 @@ let reportSeq = 0;
  * but skipped, ignored or left todo any test (each is printed).
  */
 async function runTests(kind, cmd, [subcommand, ...rest], env) {
-  const file = path.join(tmpDir, 'reports', `${++reportSeq}-${kind}.${kind === 'node' ? 'tap' : 'xml'}`);
+  const file = path.join(tmpDir, 'reports', `${++reportSeq}-${kind}.xml`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const report = testReport(kind, file);
   const code = await runGroup(cmd, [subcommand, ...report.args, ...rest], env);
@@ -178,7 +162,7 @@ function sqlFiles(dir) {
 }
 
 let cluster = null;
-let tmpDir = null;
+let tmpDir = null; // the cluster's folder, which also holds the reports and the gateway's state
 let api = null;
 let fakeOpenAI = null;
 let gatewayLog = null;
@@ -188,7 +172,6 @@ let cleanedUp = false;
 function cleanup() {
   if (cleanedUp) return;
   cleanedUp = true;
-  killChildren();
   for (const pgid of groups) {
     try {
       process.kill(-pgid, 'SIGKILL');
@@ -198,11 +181,10 @@ function cleanup() {
   }
   api?.killSync();
   try {
-    if (cluster) stopCluster(cluster, { mode: 'immediate', quiet: true });
+    cluster?.stop();
   } catch (err) {
     console.error(`spool test: could not stop the cluster: ${err.message}`);
   }
-  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -221,12 +203,9 @@ async function main() {
   await cacheFunctionModules();
 
   say('platform');
-  ensurePackages();
-  ensureExtensions();
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-test-'));
-  const port = await freePort();
-  cluster = await startCluster({ dir: tmpDir, port, fsync: false });
-  await bootstrap(cluster);
+  cluster = await startThrowawayCluster('spool-test-');
+  tmpDir = cluster.dir;
+  const port = cluster.port;
 
   say('migrations: supabase db push');
   const first = await pushMigrations({ port });
@@ -291,11 +270,6 @@ async function main() {
   const suiteCtx = { port, root: ROOT, env: api.clientEnv() };
   for (const suite of furtherSuites) {
     say(suite.name);
-    if (suite.when && !suite.when(suiteCtx)) {
-      console.log('not ok: nothing to run');
-      failures.push(`${suite.name} (nothing to run)`);
-      continue;
-    }
     const code = await suite.run(suiteCtx);
     if (code !== 0) failures.push(`${suite.name} (exit ${code})`);
   }

@@ -9,24 +9,12 @@
 // The output depends only on the migrations, the bootstrap and the pinned CLI and deno versions,
 // so it is byte-identical run to run.
 
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  bootstrap,
-  ensureExtensions,
-  ensurePackages,
-  freePort,
-  killChildren,
-  PlatformError,
-  pushMigrations,
-  ROOT,
-  runAsync,
-  startCluster,
-  stopCluster,
-  supabaseCli,
-} from './db.mjs';
+import { PlatformError, pushMigrations, ROOT, startThrowawayCluster, supabaseCli } from './db.mjs';
 
 export const TYPES_FILE = path.join(ROOT, 'supabase', 'functions', '_shared', 'database.types.ts');
 const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
@@ -44,30 +32,23 @@ export async function generateTypes({ port }) {
     port,
     args: ['--schema', 'public'],
     captureStderr: true,
-    timeoutMs: 5 * 60_000,
   });
   if (gen.code !== 0 || !gen.stdout.includes('export type Database')) {
     throw new PlatformError(
       `supabase gen types failed (exit ${gen.code}):\n${(gen.stderr || gen.stdout).trim()}`,
     );
   }
-  return await formatTs(HEADER + gen.stdout);
+  return formatTs(HEADER + gen.stdout);
 }
 
-/** Formats TypeScript source with deno fmt and the repository's deno.json. */
-async function formatTs(source) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-types-'));
-  const file = path.join(dir, 'database.types.ts');
-  try {
-    fs.writeFileSync(file, source);
-    const fmt = await runAsync(DENO, ['fmt', '--quiet', '--config', path.join(ROOT, 'deno.json'), file], {
-      captureStderr: true,
-    });
-    if (fmt.code !== 0) throw new PlatformError(`deno fmt failed:\n${fmt.stderr.trim()}`);
-    return fs.readFileSync(file, 'utf8');
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+/** Formats TypeScript source with deno fmt (from stdin) and the repository's deno.json. */
+function formatTs(source) {
+  const fmt = spawnSync(DENO, ['fmt', '--quiet', '--config', path.join(ROOT, 'deno.json'), '--ext', 'ts', '-'], {
+    input: source,
+    encoding: 'utf8',
+  });
+  if (fmt.status !== 0) throw new PlatformError(`deno fmt failed:\n${(fmt.stderr || String(fmt.error)).trim()}`);
+  return fmt.stdout;
 }
 
 /**
@@ -95,36 +76,22 @@ export async function checkTypes({ port }) {
 
 /** `npm run gen:types`: a throwaway cluster, the migrations, the typings written in place. */
 async function main() {
-  ensurePackages();
-  ensureExtensions();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-gen-types-'));
-  let cluster = null;
-  const cleanup = () => {
-    killChildren();
-    try {
-      if (cluster) stopCluster(cluster, { mode: 'immediate', quiet: true });
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  };
+  const cluster = await startThrowawayCluster('spool-gen-types-');
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(signal, () => {
-      cleanup();
+      cluster.stop();
       process.exit(128 + os.constants.signals[signal]);
     });
   }
   try {
-    const port = await freePort();
-    cluster = await startCluster({ dir, port, fsync: false });
-    await bootstrap(cluster);
-    await pushMigrations({ port });
-    const text = await generateTypes({ port });
+    await pushMigrations({ port: cluster.port });
+    const text = await generateTypes({ port: cluster.port });
     const before = fs.existsSync(TYPES_FILE) ? fs.readFileSync(TYPES_FILE, 'utf8') : null;
     fs.writeFileSync(TYPES_FILE, text);
     const rel = path.relative(ROOT, TYPES_FILE);
     console.log(before === text ? `${rel} is up to date` : `wrote ${rel}`);
   } finally {
-    cleanup();
+    cluster.stop();
   }
 }
 

@@ -43,7 +43,7 @@ const names = (skips) => skips.map((s) => `${s.directive} ${s.test}${s.reason ? 
 
 describe('node --test', () => {
   const runNode = (at, name) => {
-    const report = testReport('node', path.join(dir, `${name}.tap`));
+    const report = testReport('node', path.join(dir, `${name}.xml`));
     const result = run(process.execPath, ['--test', ...report.args, at]);
     return { ...result, skips: report.skips() };
   };
@@ -80,6 +80,13 @@ describe('nested', () => { describe('deeper', () => { it('two', () => {}); }); }
     assert.equal(code, 0, stdout);
     assert.deepEqual(skips, []);
     assert.match(stdout, /# pass 2/, 'the usual report still goes to stdout (TAP when not a terminal)');
+  });
+
+  test('a run with no test at all is not taken as one where everything ran', () => {
+    const at = fixture('node-empty', { 'helpers.mjs': 'export const x = 1;\n' });
+    const { code, skips } = runNode(at, 'node-empty');
+    assert.equal(code, 0, 'node --test itself calls this a success');
+    assert.deepEqual(skips.map((s) => s.test), ['(nothing ran)']);
   });
 });
 
