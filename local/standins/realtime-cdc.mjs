@@ -2,10 +2,11 @@
 // does it (realtime.list_changes, apply_rls): a logical slot read with wal2json, each change
 // checked per subscriber in SQL.
 //
-//   slot      a TEMPORARY wal2json slot `spool_realtime_<pid>_<hex>`, made for the first
-//             subscription, dropped 10 s after the last (a temporary slot also dies with its
-//             session). Polled every 25 ms after recent activity, 50 ms when idle, at once while
-//             changes keep coming (Realtime: 100 ms), for the subscribed tables only.
+//   slot      a TEMPORARY wal2json slot (it dies with its session), made for the first
+//             subscription, dropped 10 s after the last. Polled every 25 ms after recent activity,
+//             50 ms when idle, at once while changes keep coming (Realtime: 100 ms), for the
+//             subscribed tables only. If a poll fails, replication ends with every subscription
+//             (onLost): realtime.mjs errors their channels, and their rejoins start it again.
 //   checks    per poll, ONE query over the batch in a second session: pg_temp.spool_apply_rls,
 //             which, per table and distinct role + JWT claims of the subscribers, sets role and
 //             request.jwt.claims and tests in one statement every subscriber's filter on the row
@@ -23,7 +24,6 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { compile, FilterError, parse, quoteIdent, splitTopLevel } from './postgrest-filter.mjs';
 
-const SLOT_PREFIX = 'spool_realtime_';
 const MAX_CHANGES_PER_POLL = 2000;
 const MAX_RECORD_BYTES = 1024 * 1024; // Realtime's poll_max_record_bytes
 
@@ -156,18 +156,16 @@ begin
 end
 $$;`;
 
-/** A subscription request Realtime refuses before touching the database. */
-export class SubscriptionParamsError extends Error {}
-/** A subscription could not be created; `message` is what Realtime pushes as the system error. */
+/** Realtime refuses the subscription's parameters; `message` is what it pushes as the system error. */
 export class SubscriptionError extends Error {}
 
 const inspect = (s) => JSON.stringify(s);
-const refusal = (message) => new SubscriptionParamsError(message);
+const refusal = (message) => new SubscriptionError(message);
 
 /**
  * One postgres_changes binding ({event, schema, table, filter, select}) as Realtime's
  * Subscriptions.parse_subscription_params reads it: { action, schema, table, filters, select },
- * or SubscriptionParamsError with Realtime's message.
+ * or SubscriptionError with Realtime's message.
  */
 export function parseSubscriptionParams(params) {
   const p = params !== null && typeof params === 'object' ? params : {};
@@ -255,16 +253,10 @@ function filterSql(filters) {
   return sql.replace(/"(?:[^"]|"")*"|\$(\d+)/g, (m, n) => (n ? value(params[n - 1]) : m));
 }
 
-/** Drops the slots of gateways that died without (ours are temporary: inactive means stale). */
-export async function dropStaleSlots(db) {
-  await db.query(
-    `select pg_catalog.pg_drop_replication_slot(slot_name) from pg_catalog.pg_replication_slots
-      where slot_name like $1 and not active`,
-    [`${SLOT_PREFIX}%`],
-  );
-}
-
-/** One slot, many subscriptions. options: { dbPort, adminPool, log, onChange(data, subs) }. */
+/**
+ * One slot, many subscriptions. options: { dbPort, adminPool, log, onChange(data, subs),
+ * onLost(subs, err) (replication failed and ended these subscriptions) }.
+ */
 export class ChangeFeed {
   constructor(options) {
     Object.assign(this, { options, log: options.log, subs: new Map(), nextId: 1, poll: null });
@@ -273,12 +265,12 @@ export class ChangeFeed {
   /**
    * Validates and registers one channel's bindings as a unit, as Realtime's Subscriptions.create
    * (all or none): specs [{ params (parsed), claims, ...carried }]. Resolves with the
-   * subscriptions once they are live; throws SubscriptionError.
+   * subscriptions once they are live; throws SubscriptionError, or any error starting replication.
    */
   async subscribe(specs) {
     const made = [];
     for (const spec of specs) made.push(...(await this.prepare(spec)));
-    if (this.closed) throw new SubscriptionError('Realtime is shutting down');
+    if (this.closed) throw new Error('Realtime is shutting down');
     this.starting ??= this.client ? null : this.start().finally(() => (this.starting = null));
     await this.starting;
     for (const sub of made) this.subs.set(sub.id, sub);
@@ -292,7 +284,7 @@ export class ChangeFeed {
     this.changed();
   }
 
-  /** The subscriptions or their claims changed; the slot goes 10 s after the last one. */
+  /** The subscriptions changed; the slot goes 10 s after the last one. */
   changed() {
     this.subsJson = null;
     clearTimeout(this.stopTimer);
@@ -307,29 +299,29 @@ export class ChangeFeed {
     const db = this.options.adminPool;
     const unable = `Unable to subscribe to changes with given parameters.`;
     try {
-      // Realtime's own query: LIKE patterns, so '*' means any and '_' any character.
+      // Realtime's own query (LIKE patterns: '*' means any, '_' any character), with the columns
+      // the role may select.
       const { rows: tables } = await db.query(
-        `select format('%I.%I', schemaname, tablename)::regclass::oid::int8 as relid, schemaname,
-                tablename from pg_catalog.pg_publication_tables
-          where pubname = 'supabase_realtime'
-            and schemaname like (case $1 when '*' then '%' else $1 end) escape ''
-            and tablename like (case $2 when '*' then '%' else $2 end) escape ''`,
-        [params.schema, params.table],
+        `select r.oid::int8 as relid, t.schemaname, t.tablename,
+                array(select a.attname::text from pg_catalog.pg_attribute a
+                       where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped
+                         and pg_catalog.has_column_privilege($3, r.oid, a.attnum, 'SELECT')) as cols
+           from pg_catalog.pg_publication_tables t
+           join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', t.schemaname, t.tablename)::regclass
+          where t.pubname = 'supabase_realtime'
+            and t.schemaname like (case $1 when '*' then '%' else $1 end) escape ''
+            and t.tablename like (case $2 when '*' then '%' else $2 end) escape ''`,
+        [params.schema, params.table, role],
       );
       if (tables.length === 0) {
         const e = 'Please check Realtime is enabled for the given connect parameters';
         throw new SubscriptionError(`${unable} ${e}: [${paramsToLog(params)}]`);
       }
       const filter = filterSql(params.filters);
-      return await Promise.all(tables.map(async (t) => {
-        const { rows: [{ cols }] } = await db.query(
-          `select coalesce(array_agg(attname::text), '{}') as cols from pg_catalog.pg_attribute
-            where attrelid = $1::oid and attnum > 0 and not attisdropped
-              and pg_catalog.has_column_privilege($2, attrelid, attnum, 'SELECT')`,
-          [t.relid, role],
-        );
+      const made = [];
+      for (const t of tables) {
         for (const f of params.filters) {
-          if (!cols.includes(f.column)) throw raise(`invalid column for filter ${f.column}`);
+          if (!t.cols.includes(f.column)) throw raise(`invalid column for filter ${f.column}`);
           if (f.values?.length > 100) throw raise('too many values for `in` filter. Maximum 100');
         }
         const rel = `${quoteIdent(t.schemaname)}.${quoteIdent(t.tablename)}`;
@@ -337,8 +329,9 @@ export class ChangeFeed {
         const table = `${esc(t.schemaname)}.${esc(t.tablename)}`; // as wal2json's add-tables
         const sub = { ...carried, id: this.nextId++, relid: Number(t.relid), table, role, claims };
         // `select` is left out, not null, when there is none
-        return { ...sub, action: params.action, select: params.select ?? undefined, filter };
-      }));
+        made.push({ ...sub, action: params.action, select: params.select ?? undefined, filter });
+      }
+      return made;
     } catch (err) {
       if (err instanceof SubscriptionError) throw err;
       const e = 'An exception happened so please check your connect parameters';
@@ -368,7 +361,7 @@ export class ChangeFeed {
    * every call, so the checks run in a session of their own, where plans and caches stay warm.
    */
   async start() {
-    const slot = `${SLOT_PREFIX}${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+    const slot = `spool_realtime_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
     const sessions = [];
     try {
       for (const n of ['slot', 'rls']) sessions.push(await this.connect(`spool-realtime-${n}`));
@@ -377,7 +370,7 @@ export class ChangeFeed {
       await sessions[1].query(SETUP_SQL);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.end())).catch(() => {});
-      throw new SubscriptionError(`Realtime could not start replication: ${postgrexMessage(err)}`);
+      throw new Error(`Realtime could not start replication: ${postgrexMessage(err)}`);
     }
     const [client, checker] = sessions;
     Object.assign(this, { client, checker, slot, lastActivity: Date.now() });
@@ -385,32 +378,20 @@ export class ChangeFeed {
     this.loop(client);
   }
 
-  /** Starts over (the slot's session is gone) while there are subscriptions; every 1 s until it works. */
-  restart() {
-    this.starting = this.start().catch((err) => {
-      this.log({ level: 'error', msg: 'realtime replication restart failed', error: err.message });
-      if (this.subs.size > 0 && !this.closed) setTimeout(() => this.restart(), 1000).unref?.();
-    }).finally(() => (this.starting = null));
-  }
-
   /** Polls every 25 ms after recent activity, 50 ms when idle, at once while changes keep coming. */
   async loop(client) {
-    let failures = 0;
     while (this.client === client) {
-      let got = 0;
+      let got;
       try {
         got = await (this.poll = this.pollOnce());
-        failures = 0;
       } catch (err) {
-        if (this.client !== client) break;
+        // Its changes are consumed: end replication and the subscriptions, whose clients rejoin.
+        if (this.client !== client) return;
         this.log({ level: 'error', msg: 'realtime replication poll failed', error: err.message });
-        if (++failures >= 5 || client._ending || client._connectionError) {
-          // The session (and with it the temporary slot) is gone: start over.
-          this.client = null;
-          await Promise.all([client.end(), this.checker.end()]).catch(() => {});
-          if (this.subs.size > 0 && !this.closed) this.restart();
-          return;
-        }
+        const subs = [...this.subs.values()];
+        this.subs.clear();
+        await this.stop();
+        return this.options.onLost(subs, err);
       }
       if (got >= MAX_CHANGES_PER_POLL) continue;
       if (got > 0) this.lastActivity = Date.now();
@@ -450,7 +431,6 @@ export class ChangeFeed {
   }
 
   async stop() {
-    await this.starting?.catch(() => {});
     const { client, checker, slot } = this;
     if (!client) return;
     this.client = null;
@@ -464,6 +444,7 @@ export class ChangeFeed {
     this.closed = true;
     clearTimeout(this.stopTimer);
     this.subs.clear();
+    await this.starting?.catch(() => {});
     await this.stop();
   }
 }
