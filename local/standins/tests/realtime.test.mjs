@@ -643,6 +643,28 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     }
   });
 
+  it('errors the channel when replication fails; realtime-js rejoins and changes flow again', async () => {
+    const client = rtClient(alice.token);
+    const { events, system, statuses } = await watch(client, [
+      { event: 'INSERT', schema: 'public', table: 'jobs', filter: `user_id=eq.${alice.id}` },
+    ]);
+    // The session holding the (temporary) slot dies: the next poll fails.
+    await stack.admin.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'spool-realtime-slot'`,
+    );
+    const failed = await statuses.next((s) => s.status === 'CHANNEL_ERROR');
+    assert.ok(failed);
+    const from = statuses.items.indexOf(statuses.items.find((x) => x.item === failed));
+    await statuses.next((s) => s.status === 'SUBSCRIBED', { from, timeoutMs: 15_000 });
+    const again = await system.next((m) => m.message === 'Subscribed to PostgreSQL', {
+      from: 1,
+      timeoutMs: 15_000,
+    });
+    assert.equal(again.status, 'ok');
+    const job = await createJob(alice.id, jobType());
+    await events.next((e) => e.new.id === job.id);
+  });
+
   it('reports a table outside the publication as Realtime does', async () => {
     const client = rtClient(alice.token);
     await client.realtime.setAuth();
@@ -795,6 +817,15 @@ describe('the Phoenix protocol on the wire', () => {
       response: { reason: 'InvalidJWTToken: Fields `role` and `exp` are required in JWT' },
     });
     s.close();
+  });
+
+  it('answers plain HTTP under /realtime/v1: 400 on the socket path, 404 elsewhere', async () => {
+    const socket = await fetch(`${stack.url}/realtime/v1/websocket?vsn=2.0.0`);
+    assert.equal(socket.status, 400);
+    assert.deepEqual(await socket.json(), { error: 'expected a WebSocket upgrade' });
+    const other = await fetch(`${stack.url}/realtime/v1/api/broadcast`);
+    assert.equal(other.status, 404);
+    assert.deepEqual(await other.json(), { message: 'no route for /realtime/v1/api/broadcast' });
   });
 
   it('refuses the upgrade without a known API key, and unknown protocol versions', async () => {
