@@ -12,10 +12,10 @@
 //             request.jwt.claims and tests in one statement every subscriber's filter on the row
 //             and (INSERT/UPDATE on an RLS table) that the role sees the row by primary key.
 //             DELETE bypasses RLS; its filters see the replica identity. Records as apply_rls
-//             builds them: to_jsonb values of the columns the role may SELECT (narrowed by
-//             `select`), unchanged TOAST values from the identity, "Error 400" (no primary key),
-//             "Error 401" (primary key not selectable), "Error 413" over 1 MB (values up to 64
-//             bytes kept); the DELETE of an RLS table shows only the primary key.
+//             builds them: to_jsonb values of the columns the role may SELECT, unchanged TOAST
+//             values from the identity, "Error 400" (no primary key), "Error 401" (primary key
+//             not selectable), "Error 413" over 1 MB (values up to 64 bytes kept); the DELETE of
+//             an RLS table shows only the primary key.
 //   filters   postgrest-filter.mjs's grammar (`col=[not.]op.value`, comma = AND) compiled to SQL
 //             over the WAL row, checked at subscribe time as subscription_check_filters does
 //             (columns the role may select, values cast to the column, at most 100 for `in`).
@@ -29,7 +29,7 @@ const MAX_RECORD_BYTES = 1024 * 1024; // Realtime's poll_max_record_bytes
 
 // Made in the checking session: the row literal "(v1,...)" of `attrs` from {column: text} (absent:
 // NULL), and realtime.apply_rls over a batch of wal2json changes for the subscriptions as JSON:
-// [{id, relid, role, claims, action, select?, filter (SQL over (x.spool_r))}].
+// [{id, relid, role, claims, action, filter (SQL over (x.spool_r))}].
 const SETUP_SQL = String.raw`
 create function pg_temp.spool_row(attrs text[], vals jsonb) returns text language sql immutable as $$
   select '(' || string_agg(coalesce('"' || replace(replace(vals ->> n, '\', '\\'), '"', '\"') || '"', ''), ',' order by o)
@@ -39,7 +39,7 @@ create function pg_temp.spool_apply_rls(changes jsonb, subs jsonb, max_bytes int
 declare
   chs jsonb; e record; g record; got jsonb; pk text[]; vis jsonb := '{}'; -- change index -> ids seeing it
   vals jsonb := '{}'; -- change index -> {new, old}: the row and the identity as to_jsonb renders them
-  cols jsonb := '{}'; -- entity|role|select -> {columns, names, error} for that group of subscribers
+  cols jsonb := '{}'; -- entity|role -> {columns, names, error} for that role's subscribers
 begin
   perform set_config('role', null, true);
   -- Each change with its values (text) and row literals: rt, the row the filters see (the new
@@ -62,9 +62,10 @@ begin
                     from (select distinct w ->> 'schema' as s, w ->> 'table' as t from jsonb_array_elements(changes) w) t
                     join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', t.s, t.t)::regclass) m
               on m.s = w ->> 'schema' and m.t = w ->> 'table') x;
-  -- Per table: values as to_jsonb renders them; per distinct role and claims, in one statement
-  -- as that role, which subscribers' filters pass and (INSERT/UPDATE with RLS) whether the role
-  -- sees the row by its primary key.
+  -- Per table: values as to_jsonb renders them; per distinct role and claims, the columns the role
+  -- gets (none: "Error 400" without a primary key, "Error 401" if it may not select it), then in
+  -- one statement as that role, which subscribers' filters pass and (INSERT/UPDATE with RLS)
+  -- whether the role sees the row by its primary key.
   for e in
     select (v ->> 'ent')::oid::regclass as ent, bool_or((v ->> 'rls')::boolean) as rls, (array_agg(v -> 'pk'))[1] as pk,
            array_agg((v ->> 'i')::int) as idx, array_agg(v ->> 'act') as acts,
@@ -78,18 +79,26 @@ begin
     vals := vals || got;
     for g in
       select s ->> 'role' as role, s -> 'claims' as claims,
-             bool_and(pk <> '{}' and not exists (select from unnest(pk) k
-                                                  where not has_column_privilege(s ->> 'role', e.ent, k, 'SELECT'))) as pk_ok,
              string_agg(format('case when %L in (''*'', u.a) and %s then %s end', s ->> 'action', s ->> 'filter',
                                s ->> 'id'), ',') as tests
         from jsonb_array_elements(subs) s where (s ->> 'relid')::oid = e.ent group by 1, 2
     loop
       begin
+        got := (select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
+                  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+                 where a.attrelid = e.ent and a.attnum > 0 and not a.attisdropped
+                   and has_column_privilege(g.role, e.ent, a.attnum, 'SELECT'));
+        cols := cols || jsonb_build_object(concat_ws('|', e.ent::oid, g.role), jsonb_build_object(
+          'columns', got, 'names', jsonb_path_query_array(got, '$[*].name'),
+          'error', case when pk = '{}' then 'Error 400: Bad Request, no primary key'
+                        when exists (select from unnest(pk) k where not has_column_privilege(g.role, e.ent, k, 'SELECT'))
+                        then 'Error 401: Unauthorized' end));
         perform set_config('role', g.role, true), set_config('request.jwt.claims', g.claims::text, true);
         execute format('select jsonb_object_agg(u.i, array_remove(array[%s]::int[], null))
                           from unnest($1::int[], $2::text[], $3::text[]) u(i, a, r),
                                lateral (select u.r::%s as spool_r) x where u.a = ''DELETE'' or %s',
-                       g.tests, e.ent, case when not g.pk_ok then 'false' when not e.rls then 'true'
+                       g.tests, e.ent, case when cols #>> array[concat_ws('|', e.ent::oid, g.role), 'error'] is not null
+                         then 'false' when not e.rls then 'true'
                          else format('exists (select 1 from %s t where %s)', e.ent,
                                      (select string_agg(format('t.%I = (x.spool_r).%I', k, k), ' and ') from unnest(pk) k)) end)
           into got using e.idx, e.acts, e.rts;
@@ -100,27 +109,7 @@ begin
       end;
     end loop;
   end loop;
-  -- Per table, role and column selection: the columns those subscribers get, and why they get
-  -- none ("Error 400" without a primary key, "Error 401" if the role may not select it).
-  for g in
-    select distinct (s ->> 'relid')::oid as ent, s ->> 'role' as role, s -> 'select' as sel
-      from jsonb_array_elements(subs) s
-  loop
-    pk := array(select a.attname::text from pg_catalog.pg_index i
-                  join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-                 where i.indrelid = g.ent and i.indisprimary);
-    got := (select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
-              from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-             where a.attrelid = g.ent and a.attnum > 0 and not a.attisdropped
-               and has_column_privilege(g.role, g.ent, a.attnum, 'SELECT')
-               and (g.sel is null or g.sel ? a.attname or a.attname = any(pk)));
-    cols := cols || jsonb_build_object(concat_ws('|', g.ent, g.role, g.sel), jsonb_build_object(
-      'columns', got, 'names', jsonb_path_query_array(got, '$[*].name'),
-      'error', case when pk = '{}' then 'Error 400: Bad Request, no primary key'
-                    when exists (select from unnest(pk) k where not has_column_privilege(g.role, g.ent, k, 'SELECT'))
-                    then 'Error 401: Unauthorized' end));
-  end loop;
-  -- In commit order, one record per change and distinct role and column selection.
+  -- In commit order, one record per change and distinct role.
   return query
   select case when gc.error then
            jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', '[]'::jsonb,
@@ -142,12 +131,12 @@ begin
     from jsonb_to_recordset(chs) as ch(i int, ent oid, act text, schema text, tbl text, ts text, too_large boolean,
                                        rls boolean, pk jsonb, nv jsonb, ov jsonb)
     cross join lateral (
-      select s ->> 'role' as role, s -> 'select' as sel, array_agg((s ->> 'id')::int) as members
+      select s ->> 'role' as role, array_agg((s ->> 'id')::int) as members
         from jsonb_array_elements(subs) s
-       where (s ->> 'relid')::oid = ch.ent and s ->> 'action' in ('*', ch.act) group by 1, 2) gr
+       where (s ->> 'relid')::oid = ch.ent and s ->> 'action' in ('*', ch.act) group by 1) gr
     cross join lateral (
-      select cols -> concat_ws('|', ch.ent, gr.role, gr.sel) as v,
-             ch.act <> 'DELETE' and cols -> concat_ws('|', ch.ent, gr.role, gr.sel) ->> 'error' is not null as error,
+      select cols -> concat_ws('|', ch.ent, gr.role) as v,
+             ch.act <> 'DELETE' and cols -> concat_ws('|', ch.ent, gr.role) ->> 'error' is not null as error,
              array(select unnest(gr.members) intersect
                    select jsonb_array_elements_text(vis -> ch.i::text)::int) as seen) gc
    where gc.error or gc.seen <> '{}'
@@ -163,9 +152,9 @@ const inspect = (s) => JSON.stringify(s);
 const refusal = (message) => new SubscriptionError(message);
 
 /**
- * One postgres_changes binding ({event, schema, table, filter, select}) as Realtime's
- * Subscriptions.parse_subscription_params reads it: { action, schema, table, filters, select },
- * or SubscriptionError with Realtime's message.
+ * One postgres_changes binding ({event, schema, table, filter}) as Realtime's
+ * Subscriptions.parse_subscription_params reads it: { action, schema, table, filters }, or
+ * SubscriptionError with Realtime's message (`select`, which Spool does not use, is refused).
  */
 export function parseSubscriptionParams(params) {
   const p = params !== null && typeof params === 'object' ? params : {};
@@ -173,12 +162,9 @@ export function parseSubscriptionParams(params) {
   const str = (k) => typeof p[k] === 'string';
   const up = typeof p.event === 'string' ? p.event.toUpperCase() : '*';
   const action = ['INSERT', 'UPDATE', 'DELETE'].includes(up) ? up : '*';
-  if (typeof p.select === 'string') {
-    const e = 'expected a list of column name strings, e.g. select: ["col1", "col2"]';
-    throw refusal(`Error parsing \`select\` params: ${e}`);
+  if (has('select')) {
+    throw refusal('Error parsing `select` params: column selection is not supported here');
   }
-  const cols = Array.isArray(p.select) ? p.select.filter((c) => typeof c === 'string') : [];
-  const select = cols.length ? cols : null;
   let [schema, table, filters] = [p.schema, p.table, []];
   if (str('schema') && str('table') && str('filter')) filters = parseFilters(p.filter);
   else if (str('schema') && !has('filter') && (str('table') || !has('table'))) table ??= '*';
@@ -191,11 +177,7 @@ export function parseSubscriptionParams(params) {
     const e = 'Please provide at least a `schema` or `table` to subscribe to';
     throw refusal(`No subscription params provided. ${e}: ${shown}`);
   }
-  if (select && (schema === '*' || table === '*')) {
-    const e = 'Provide an explicit schema and table name.';
-    throw refusal(`Column selection is not supported for wildcard subscriptions. ${e}`);
-  }
-  return { action, schema, table, filters, select };
+  return { action, schema, table, filters };
 }
 
 /** `col=[not.]op.value,...` (comma = AND) as postgrest-filter.mjs nodes, refused as Realtime does. */
@@ -218,13 +200,12 @@ function parseFilters(filter) {
 }
 
 /** Realtime's log form of a binding, quoted in its error messages. */
-function paramsToLog({ action, schema, table, filters, select }) {
+function paramsToLog({ action, schema, table, filters }) {
   const f = filters.map(({ column, op, value, values, negate }) =>
     `{${inspect(column)}, ${inspect(op)}, ${inspect(values ? `{${values}}` : value)}, ${negate}}`
   );
-  const s = select ? `[${select.map(inspect).join(', ')}]` : 'nil';
   const head = `event: ${action}, schema: ${schema}, table: ${table}`;
-  return `${head}, filters: [${f.join(', ')}], select: ${s}`;
+  return `${head}, filters: [${f.join(', ')}], select: nil`;
 }
 
 /** A Postgres error as Postgrex's Exception.message renders it (Realtime quotes it verbatim). */
@@ -328,8 +309,7 @@ export class ChangeFeed {
         await db.query(`select ${filter} from (select null::${rel} as spool_r) x`); // casts values
         const table = `${esc(t.schemaname)}.${esc(t.tablename)}`; // as wal2json's add-tables
         const sub = { ...carried, id: this.nextId++, relid: Number(t.relid), table, role, claims };
-        // `select` is left out, not null, when there is none
-        made.push({ ...sub, action: params.action, select: params.select ?? undefined, filter });
+        made.push({ ...sub, action: params.action, filter });
       }
       return made;
     } catch (err) {

@@ -781,30 +781,6 @@ describe('the Phoenix protocol on the wire', () => {
     s.close();
   });
 
-  it('narrows records and columns to `select` (plus the primary key)', async () => {
-    const s = await rawSocket({ vsn: '2.0.0' });
-    const topic = `realtime:sel-${crypto.randomUUID()}`;
-    s.send('1', '1', topic, 'phx_join', {
-      config: {
-        postgres_changes: [{
-          event: 'INSERT',
-          schema: 'public',
-          table: 'jobs',
-          filter: `user_id=eq.${alice.id}`,
-          select: ['status', 'priority'],
-        }],
-      },
-      access_token: alice.token,
-    });
-    assert.equal((await s.frames.next((f) => f[1] === '1'))[4].status, 'ok');
-    await s.frames.next((f) => f[3] === 'system');
-    const job = await createJob(alice.id, jobType(), {}, { p_priority: 3 });
-    const { data } = (await s.frames.next((f) => f[3] === 'postgres_changes'))[4];
-    assert.deepEqual(data.record, { id: job.id, status: 'pending', priority: 3 });
-    assert.deepEqual(data.columns.map((c) => c.name), ['id', 'status', 'priority']);
-    s.close();
-  });
-
   it('answers a join without a valid token with the reason', async () => {
     const s = await rawSocket({ vsn: '2.0.0' });
     s.send('1', '1', 'realtime:x', 'phx_join', {
@@ -868,7 +844,6 @@ describe('filters as Realtime parses them', () => {
           { column: 'id', op: 'in', values: ['1', '2'], negate: false },
           { column: 'status', op: 'eq', value: 'done', negate: true },
         ],
-        select: null,
       },
     );
     assert.deepEqual(parseSubscriptionParams({ table: 'jobs' }).schema, 'public');
@@ -893,6 +868,11 @@ describe('filters as Realtime parses them', () => {
       },
     );
     assert.throws(() => parseSubscriptionParams({}), /^Error: No subscription params provided/);
+    // Column selection, which Spool does not use, is refused rather than ignored.
+    assert.throws(
+      () => parseSubscriptionParams({ schema: 'public', table: 'jobs', select: ['status'] }),
+      { message: 'Error parsing `select` params: column selection is not supported here' },
+    );
     assert.equal(
       parseSubscriptionParams({ schema: 'public', table: 'jobs', filter: 'step=eq."a,b"' })
         .filters[0].value,
