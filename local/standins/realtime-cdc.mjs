@@ -254,6 +254,7 @@ export class ChangeFeed {
     if (this.closed) throw new Error('Realtime is shutting down');
     this.starting ??= this.client ? null : this.start().finally(() => (this.starting = null));
     await this.starting;
+    if (!this.client) throw new Error('Realtime replication stopped meanwhile');
     for (const sub of made) this.subs.set(sub.id, sub);
     this.changed();
     await this.poll?.catch(() => {}); // a poll under way read its changes without these
