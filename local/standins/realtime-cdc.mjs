@@ -111,22 +111,21 @@ begin
   end loop;
   -- In commit order, one record per change and distinct role.
   return query
-  select case when gc.error then
-           jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', '[]'::jsonb,
-             'commit_timestamp', null, 'record', '{}'::jsonb, 'errors', jsonb_build_array(gc.v ->> 'error'))
-           || case when ch.act = 'UPDATE' then '{"old_record": {}}' else '{}' end::jsonb
-         else jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', gc.v -> 'columns',
-             'commit_timestamp', to_char(ch.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-             'errors', case when ch.too_large then '["Error 413: Payload Too Large"]'::jsonb end)
-           || case when ch.act = 'DELETE' then '{}' else jsonb_build_object('record', (
-                select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'new')
-                 where gc.v -> 'names' ? key and (ch.nv ? key or ch.ov ? key)
-                   and (not ch.too_large or octet_length(value::text) <= 64))) end
-           || case when ch.act = 'INSERT' then '{}' else jsonb_build_object('old_record', (
-                select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'old')
-                 where gc.v -> 'names' ? key and ch.ov ? key and (not ch.too_large or octet_length(value::text) <= 64)
-                   and (ch.act = 'UPDATE' or not ch.rls or ch.pk ? key))) end
-         end,
+  select jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act,
+           'columns', case when gc.error then '[]' else gc.v -> 'columns' end,
+           'commit_timestamp', case when not gc.error
+             then to_char(ch.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') end,
+           'errors', case when gc.error then jsonb_build_array(gc.v ->> 'error')
+                          when ch.too_large then '["Error 413: Payload Too Large"]' end)
+         || case when ch.act = 'DELETE' then '{}' else jsonb_build_object('record', (
+              select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'new')
+               where not gc.error and gc.v -> 'names' ? key and (ch.nv ? key or ch.ov ? key)
+                 and (not ch.too_large or octet_length(value::text) <= 64))) end
+         || case when ch.act = 'INSERT' then '{}' else jsonb_build_object('old_record', (
+              select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'old')
+               where not gc.error and gc.v -> 'names' ? key and ch.ov ? key
+                 and (not ch.too_large or octet_length(value::text) <= 64)
+                 and (ch.act = 'UPDATE' or not ch.rls or ch.pk ? key))) end,
          case when gc.error then gr.members else gc.seen end
     from jsonb_to_recordset(chs) as ch(i int, ent oid, act text, schema text, tbl text, ts text, too_large boolean,
                                        rls boolean, pk jsonb, nv jsonb, ov jsonb)

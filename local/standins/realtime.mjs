@@ -9,10 +9,10 @@
 //   phx_join  realtime:<name> {config: {postgres_changes: [bindings]}, access_token}: the token (an
 //             sb_ key: the tenant token, keys.mjs forwardedToken) must verify with role and exp, or
 //             the join is refused in Realtime's words. The reply lists the bindings with ids, then
-//             a system message {extension: postgres_changes, status: ok, message: "Subscribed to
-//             PostgreSQL"} once live (or status error and Realtime's message). Changes: [null, null,
-//             topic, "postgres_changes", {ids, data: {schema, table, commit_timestamp, type,
-//             columns, record, old_record, errors}}].
+//             a system message (extension postgres_changes, "Subscribed to PostgreSQL" once live,
+//             else status error and Realtime's message). Changes: [null, null, topic,
+//             "postgres_changes", {ids, data: {schema, table, commit_timestamp, type, columns,
+//             record, old_record, errors}}].
 //   tokens    access_token re-verifies and re-subscribes; a bad token, or the token expiring while
 //             joined, ends the channel with a system error and phx_close, as Realtime does.
 //   failures  replication that cannot start or stops errors the channel (phx_error, as when a
@@ -21,8 +21,7 @@
 // Deviations, in what Spool does not use: no vsn 1.0.0, broadcast or presence (ignored), private
 // channels refused, no REST endpoints; binding ids are positions (Realtime: phash2); filters take
 // eq neq lt lte gt gte in is; 100 channels per socket, no other rate limit; join errors wait 100 ms
-// (Realtime: 5 s). As with Realtime, a change committed before "Subscribed to PostgreSQL" may be
-// missed: refetch then.
+// (Realtime: 5 s). A change committed before "Subscribed to PostgreSQL" may be missed: refetch then.
 
 import { WebSocketServer } from 'ws';
 import { ChangeFeed, parseSubscriptionParams, SubscriptionError } from './realtime-cdc.mjs';
