@@ -2,19 +2,20 @@
 // does it (realtime.list_changes, apply_rls): a logical slot read with wal2json, each change
 // checked per subscriber in SQL.
 //
-//   slot      a TEMPORARY wal2json slot `spool_realtime_<pid>_<hex>`, made for the first
-//             subscription, dropped 10 s after the last (a temporary slot also dies with its
-//             session). Polled every 25 ms after recent activity, 50 ms when idle, at once while
-//             changes keep coming (Realtime: 100 ms), for the subscribed tables only.
+//   slot      a TEMPORARY wal2json slot (it dies with its session), made for the first
+//             subscription, dropped 10 s after the last. Polled every 25 ms after recent activity,
+//             50 ms when idle, at once while changes keep coming (Realtime: 100 ms), for the
+//             subscribed tables only. If a poll fails, replication ends with every subscription
+//             (onLost): realtime.mjs errors their channels, and their rejoins start it again.
 //   checks    per poll, ONE query over the batch in a second session: pg_temp.spool_apply_rls,
 //             which, per table and distinct role + JWT claims of the subscribers, sets role and
 //             request.jwt.claims and tests in one statement every subscriber's filter on the row
 //             and (INSERT/UPDATE on an RLS table) that the role sees the row by primary key.
 //             DELETE bypasses RLS; its filters see the replica identity. Records as apply_rls
-//             builds them: to_jsonb values of the columns the role may SELECT (narrowed by
-//             `select`), unchanged TOAST values from the identity, "Error 400" (no primary key),
-//             "Error 401" (primary key not selectable), "Error 413" over 1 MB (values up to 64
-//             bytes kept); the DELETE of an RLS table shows only the primary key.
+//             builds them: to_jsonb values of the columns the role may SELECT, unchanged TOAST
+//             values from the identity, "Error 400" (no primary key), "Error 401" (primary key
+//             not selectable), "Error 413" over 1 MB (values up to 64 bytes kept); the DELETE of
+//             an RLS table shows only the primary key.
 //   filters   postgrest-filter.mjs's grammar (`col=[not.]op.value`, comma = AND) compiled to SQL
 //             over the WAL row, checked at subscribe time as subscription_check_filters does
 //             (columns the role may select, values cast to the column, at most 100 for `in`).
@@ -23,13 +24,12 @@ import crypto from 'node:crypto';
 import pg from 'pg';
 import { compile, FilterError, parse, quoteIdent, splitTopLevel } from './postgrest-filter.mjs';
 
-const SLOT_PREFIX = 'spool_realtime_';
 const MAX_CHANGES_PER_POLL = 2000;
 const MAX_RECORD_BYTES = 1024 * 1024; // Realtime's poll_max_record_bytes
 
 // Made in the checking session: the row literal "(v1,...)" of `attrs` from {column: text} (absent:
 // NULL), and realtime.apply_rls over a batch of wal2json changes for the subscriptions as JSON:
-// [{id, relid, role, claims, action, select?, filter (SQL over (x.spool_r))}].
+// [{id, relid, role, claims, action, filter (SQL over (x.spool_r))}].
 const SETUP_SQL = String.raw`
 create function pg_temp.spool_row(attrs text[], vals jsonb) returns text language sql immutable as $$
   select '(' || string_agg(coalesce('"' || replace(replace(vals ->> n, '\', '\\'), '"', '\"') || '"', ''), ',' order by o)
@@ -39,7 +39,7 @@ create function pg_temp.spool_apply_rls(changes jsonb, subs jsonb, max_bytes int
 declare
   chs jsonb; e record; g record; got jsonb; pk text[]; vis jsonb := '{}'; -- change index -> ids seeing it
   vals jsonb := '{}'; -- change index -> {new, old}: the row and the identity as to_jsonb renders them
-  cols jsonb := '{}'; -- entity|role|select -> {columns, names, error} for that group of subscribers
+  cols jsonb := '{}'; -- entity|role -> {columns, names, error} for that role's subscribers
 begin
   perform set_config('role', null, true);
   -- Each change with its values (text) and row literals: rt, the row the filters see (the new
@@ -62,9 +62,10 @@ begin
                     from (select distinct w ->> 'schema' as s, w ->> 'table' as t from jsonb_array_elements(changes) w) t
                     join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', t.s, t.t)::regclass) m
               on m.s = w ->> 'schema' and m.t = w ->> 'table') x;
-  -- Per table: values as to_jsonb renders them; per distinct role and claims, in one statement
-  -- as that role, which subscribers' filters pass and (INSERT/UPDATE with RLS) whether the role
-  -- sees the row by its primary key.
+  -- Per table: values as to_jsonb renders them; per distinct role and claims, the columns the role
+  -- gets (none: "Error 400" without a primary key, "Error 401" if it may not select it), then in
+  -- one statement as that role, which subscribers' filters pass and (INSERT/UPDATE with RLS)
+  -- whether the role sees the row by its primary key.
   for e in
     select (v ->> 'ent')::oid::regclass as ent, bool_or((v ->> 'rls')::boolean) as rls, (array_agg(v -> 'pk'))[1] as pk,
            array_agg((v ->> 'i')::int) as idx, array_agg(v ->> 'act') as acts,
@@ -78,18 +79,26 @@ begin
     vals := vals || got;
     for g in
       select s ->> 'role' as role, s -> 'claims' as claims,
-             bool_and(pk <> '{}' and not exists (select from unnest(pk) k
-                                                  where not has_column_privilege(s ->> 'role', e.ent, k, 'SELECT'))) as pk_ok,
              string_agg(format('case when %L in (''*'', u.a) and %s then %s end', s ->> 'action', s ->> 'filter',
                                s ->> 'id'), ',') as tests
         from jsonb_array_elements(subs) s where (s ->> 'relid')::oid = e.ent group by 1, 2
     loop
       begin
+        got := (select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
+                  from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
+                 where a.attrelid = e.ent and a.attnum > 0 and not a.attisdropped
+                   and has_column_privilege(g.role, e.ent, a.attnum, 'SELECT'));
+        cols := cols || jsonb_build_object(concat_ws('|', e.ent::oid, g.role), jsonb_build_object(
+          'columns', got, 'names', jsonb_path_query_array(got, '$[*].name'),
+          'error', case when pk = '{}' then 'Error 400: Bad Request, no primary key'
+                        when exists (select from unnest(pk) k where not has_column_privilege(g.role, e.ent, k, 'SELECT'))
+                        then 'Error 401: Unauthorized' end));
         perform set_config('role', g.role, true), set_config('request.jwt.claims', g.claims::text, true);
         execute format('select jsonb_object_agg(u.i, array_remove(array[%s]::int[], null))
                           from unnest($1::int[], $2::text[], $3::text[]) u(i, a, r),
                                lateral (select u.r::%s as spool_r) x where u.a = ''DELETE'' or %s',
-                       g.tests, e.ent, case when not g.pk_ok then 'false' when not e.rls then 'true'
+                       g.tests, e.ent, case when cols #>> array[concat_ws('|', e.ent::oid, g.role), 'error'] is not null
+                         then 'false' when not e.rls then 'true'
                          else format('exists (select 1 from %s t where %s)', e.ent,
                                      (select string_agg(format('t.%I = (x.spool_r).%I', k, k), ' and ') from unnest(pk) k)) end)
           into got using e.idx, e.acts, e.rts;
@@ -100,54 +109,33 @@ begin
       end;
     end loop;
   end loop;
-  -- Per table, role and column selection: the columns those subscribers get, and why they get
-  -- none ("Error 400" without a primary key, "Error 401" if the role may not select it).
-  for g in
-    select distinct (s ->> 'relid')::oid as ent, s ->> 'role' as role, s -> 'select' as sel
-      from jsonb_array_elements(subs) s
-  loop
-    pk := array(select a.attname::text from pg_catalog.pg_index i
-                  join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-                 where i.indrelid = g.ent and i.indisprimary);
-    got := (select coalesce(jsonb_agg(jsonb_build_object('name', a.attname, 'type', t.typname) order by a.attnum), '[]')
-              from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid
-             where a.attrelid = g.ent and a.attnum > 0 and not a.attisdropped
-               and has_column_privilege(g.role, g.ent, a.attnum, 'SELECT')
-               and (g.sel is null or g.sel ? a.attname or a.attname = any(pk)));
-    cols := cols || jsonb_build_object(concat_ws('|', g.ent, g.role, g.sel), jsonb_build_object(
-      'columns', got, 'names', jsonb_path_query_array(got, '$[*].name'),
-      'error', case when pk = '{}' then 'Error 400: Bad Request, no primary key'
-                    when exists (select from unnest(pk) k where not has_column_privilege(g.role, g.ent, k, 'SELECT'))
-                    then 'Error 401: Unauthorized' end));
-  end loop;
-  -- In commit order, one record per change and distinct role and column selection.
+  -- In commit order, one record per change and distinct role.
   return query
-  select case when gc.error then
-           jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', '[]'::jsonb,
-             'commit_timestamp', null, 'record', '{}'::jsonb, 'errors', jsonb_build_array(gc.v ->> 'error'))
-           || case when ch.act = 'UPDATE' then '{"old_record": {}}' else '{}' end::jsonb
-         else jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act, 'columns', gc.v -> 'columns',
-             'commit_timestamp', to_char(ch.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-             'errors', case when ch.too_large then '["Error 413: Payload Too Large"]'::jsonb end)
-           || case when ch.act = 'DELETE' then '{}' else jsonb_build_object('record', (
-                select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'new')
-                 where gc.v -> 'names' ? key and (ch.nv ? key or ch.ov ? key)
-                   and (not ch.too_large or octet_length(value::text) <= 64))) end
-           || case when ch.act = 'INSERT' then '{}' else jsonb_build_object('old_record', (
-                select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'old')
-                 where gc.v -> 'names' ? key and ch.ov ? key and (not ch.too_large or octet_length(value::text) <= 64)
-                   and (ch.act = 'UPDATE' or not ch.rls or ch.pk ? key))) end
-         end,
+  select jsonb_build_object('schema', ch.schema, 'table', ch.tbl, 'type', ch.act,
+           'columns', case when gc.error then '[]' else gc.v -> 'columns' end,
+           'commit_timestamp', case when not gc.error
+             then to_char(ch.ts::timestamptz at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') end,
+           'errors', case when gc.error then jsonb_build_array(gc.v ->> 'error')
+                          when ch.too_large then '["Error 413: Payload Too Large"]' end)
+         || case when ch.act = 'DELETE' then '{}' else jsonb_build_object('record', (
+              select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'new')
+               where not gc.error and gc.v -> 'names' ? key and (ch.nv ? key or ch.ov ? key)
+                 and (not ch.too_large or octet_length(value::text) <= 64))) end
+         || case when ch.act = 'INSERT' then '{}' else jsonb_build_object('old_record', (
+              select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(vals -> ch.i::text -> 'old')
+               where not gc.error and gc.v -> 'names' ? key and ch.ov ? key
+                 and (not ch.too_large or octet_length(value::text) <= 64)
+                 and (ch.act = 'UPDATE' or not ch.rls or ch.pk ? key))) end,
          case when gc.error then gr.members else gc.seen end
     from jsonb_to_recordset(chs) as ch(i int, ent oid, act text, schema text, tbl text, ts text, too_large boolean,
                                        rls boolean, pk jsonb, nv jsonb, ov jsonb)
     cross join lateral (
-      select s ->> 'role' as role, s -> 'select' as sel, array_agg((s ->> 'id')::int) as members
+      select s ->> 'role' as role, array_agg((s ->> 'id')::int) as members
         from jsonb_array_elements(subs) s
-       where (s ->> 'relid')::oid = ch.ent and s ->> 'action' in ('*', ch.act) group by 1, 2) gr
+       where (s ->> 'relid')::oid = ch.ent and s ->> 'action' in ('*', ch.act) group by 1) gr
     cross join lateral (
-      select cols -> concat_ws('|', ch.ent, gr.role, gr.sel) as v,
-             ch.act <> 'DELETE' and cols -> concat_ws('|', ch.ent, gr.role, gr.sel) ->> 'error' is not null as error,
+      select cols -> concat_ws('|', ch.ent, gr.role) as v,
+             ch.act <> 'DELETE' and cols -> concat_ws('|', ch.ent, gr.role) ->> 'error' is not null as error,
              array(select unnest(gr.members) intersect
                    select jsonb_array_elements_text(vis -> ch.i::text)::int) as seen) gc
    where gc.error or gc.seen <> '{}'
@@ -156,18 +144,16 @@ begin
 end
 $$;`;
 
-/** A subscription request Realtime refuses before touching the database. */
-export class SubscriptionParamsError extends Error {}
-/** A subscription could not be created; `message` is what Realtime pushes as the system error. */
+/** Realtime refuses the subscription's parameters; `message` is what it pushes as the system error. */
 export class SubscriptionError extends Error {}
 
 const inspect = (s) => JSON.stringify(s);
-const refusal = (message) => new SubscriptionParamsError(message);
+const refusal = (message) => new SubscriptionError(message);
 
 /**
- * One postgres_changes binding ({event, schema, table, filter, select}) as Realtime's
- * Subscriptions.parse_subscription_params reads it: { action, schema, table, filters, select },
- * or SubscriptionParamsError with Realtime's message.
+ * One postgres_changes binding ({event, schema, table, filter}) as Realtime's
+ * Subscriptions.parse_subscription_params reads it: { action, schema, table, filters }, or
+ * SubscriptionError with Realtime's message (`select`, which Spool does not use, is refused).
  */
 export function parseSubscriptionParams(params) {
   const p = params !== null && typeof params === 'object' ? params : {};
@@ -175,12 +161,9 @@ export function parseSubscriptionParams(params) {
   const str = (k) => typeof p[k] === 'string';
   const up = typeof p.event === 'string' ? p.event.toUpperCase() : '*';
   const action = ['INSERT', 'UPDATE', 'DELETE'].includes(up) ? up : '*';
-  if (typeof p.select === 'string') {
-    const e = 'expected a list of column name strings, e.g. select: ["col1", "col2"]';
-    throw refusal(`Error parsing \`select\` params: ${e}`);
+  if (has('select')) {
+    throw refusal('Error parsing `select` params: column selection is not supported here');
   }
-  const cols = Array.isArray(p.select) ? p.select.filter((c) => typeof c === 'string') : [];
-  const select = cols.length ? cols : null;
   let [schema, table, filters] = [p.schema, p.table, []];
   if (str('schema') && str('table') && str('filter')) filters = parseFilters(p.filter);
   else if (str('schema') && !has('filter') && (str('table') || !has('table'))) table ??= '*';
@@ -193,11 +176,7 @@ export function parseSubscriptionParams(params) {
     const e = 'Please provide at least a `schema` or `table` to subscribe to';
     throw refusal(`No subscription params provided. ${e}: ${shown}`);
   }
-  if (select && (schema === '*' || table === '*')) {
-    const e = 'Provide an explicit schema and table name.';
-    throw refusal(`Column selection is not supported for wildcard subscriptions. ${e}`);
-  }
-  return { action, schema, table, filters, select };
+  return { action, schema, table, filters };
 }
 
 /** `col=[not.]op.value,...` (comma = AND) as postgrest-filter.mjs nodes, refused as Realtime does. */
@@ -220,13 +199,12 @@ function parseFilters(filter) {
 }
 
 /** Realtime's log form of a binding, quoted in its error messages. */
-function paramsToLog({ action, schema, table, filters, select }) {
+function paramsToLog({ action, schema, table, filters }) {
   const f = filters.map(({ column, op, value, values, negate }) =>
     `{${inspect(column)}, ${inspect(op)}, ${inspect(values ? `{${values}}` : value)}, ${negate}}`
   );
-  const s = select ? `[${select.map(inspect).join(', ')}]` : 'nil';
   const head = `event: ${action}, schema: ${schema}, table: ${table}`;
-  return `${head}, filters: [${f.join(', ')}], select: ${s}`;
+  return `${head}, filters: [${f.join(', ')}], select: nil`;
 }
 
 /** A Postgres error as Postgrex's Exception.message renders it (Realtime quotes it verbatim). */
@@ -255,16 +233,10 @@ function filterSql(filters) {
   return sql.replace(/"(?:[^"]|"")*"|\$(\d+)/g, (m, n) => (n ? value(params[n - 1]) : m));
 }
 
-/** Drops the slots of gateways that died without (ours are temporary: inactive means stale). */
-export async function dropStaleSlots(db) {
-  await db.query(
-    `select pg_catalog.pg_drop_replication_slot(slot_name) from pg_catalog.pg_replication_slots
-      where slot_name like $1 and not active`,
-    [`${SLOT_PREFIX}%`],
-  );
-}
-
-/** One slot, many subscriptions. options: { dbPort, adminPool, log, onChange(data, subs) }. */
+/**
+ * One slot, many subscriptions. options: { dbPort, adminPool, log, onChange(data, subs),
+ * onLost(subs, err) (replication failed and ended these subscriptions) }.
+ */
 export class ChangeFeed {
   constructor(options) {
     Object.assign(this, { options, log: options.log, subs: new Map(), nextId: 1, poll: null });
@@ -273,14 +245,15 @@ export class ChangeFeed {
   /**
    * Validates and registers one channel's bindings as a unit, as Realtime's Subscriptions.create
    * (all or none): specs [{ params (parsed), claims, ...carried }]. Resolves with the
-   * subscriptions once they are live; throws SubscriptionError.
+   * subscriptions once they are live; throws SubscriptionError, or any error starting replication.
    */
   async subscribe(specs) {
     const made = [];
     for (const spec of specs) made.push(...(await this.prepare(spec)));
-    if (this.closed) throw new SubscriptionError('Realtime is shutting down');
+    if (this.closed) throw new Error('Realtime is shutting down');
     this.starting ??= this.client ? null : this.start().finally(() => (this.starting = null));
     await this.starting;
+    if (!this.client) throw new Error('Realtime replication stopped meanwhile');
     for (const sub of made) this.subs.set(sub.id, sub);
     this.changed();
     await this.poll?.catch(() => {}); // a poll under way read its changes without these
@@ -292,7 +265,7 @@ export class ChangeFeed {
     this.changed();
   }
 
-  /** The subscriptions or their claims changed; the slot goes 10 s after the last one. */
+  /** The subscriptions changed; the slot goes 10 s after the last one. */
   changed() {
     this.subsJson = null;
     clearTimeout(this.stopTimer);
@@ -307,38 +280,38 @@ export class ChangeFeed {
     const db = this.options.adminPool;
     const unable = `Unable to subscribe to changes with given parameters.`;
     try {
-      // Realtime's own query: LIKE patterns, so '*' means any and '_' any character.
+      // Realtime's own query (LIKE patterns: '*' means any, '_' any character), with the columns
+      // the role may select.
       const { rows: tables } = await db.query(
-        `select format('%I.%I', schemaname, tablename)::regclass::oid::int8 as relid, schemaname,
-                tablename from pg_catalog.pg_publication_tables
-          where pubname = 'supabase_realtime'
-            and schemaname like (case $1 when '*' then '%' else $1 end) escape ''
-            and tablename like (case $2 when '*' then '%' else $2 end) escape ''`,
-        [params.schema, params.table],
+        `select r.oid::int8 as relid, t.schemaname, t.tablename,
+                array(select a.attname::text from pg_catalog.pg_attribute a
+                       where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped
+                         and pg_catalog.has_column_privilege($3, r.oid, a.attnum, 'SELECT')) as cols
+           from pg_catalog.pg_publication_tables t
+           join pg_catalog.pg_class r on r.oid = pg_catalog.format('%I.%I', t.schemaname, t.tablename)::regclass
+          where t.pubname = 'supabase_realtime'
+            and t.schemaname like (case $1 when '*' then '%' else $1 end) escape ''
+            and t.tablename like (case $2 when '*' then '%' else $2 end) escape ''`,
+        [params.schema, params.table, role],
       );
       if (tables.length === 0) {
         const e = 'Please check Realtime is enabled for the given connect parameters';
         throw new SubscriptionError(`${unable} ${e}: [${paramsToLog(params)}]`);
       }
       const filter = filterSql(params.filters);
-      return await Promise.all(tables.map(async (t) => {
-        const { rows: [{ cols }] } = await db.query(
-          `select coalesce(array_agg(attname::text), '{}') as cols from pg_catalog.pg_attribute
-            where attrelid = $1::oid and attnum > 0 and not attisdropped
-              and pg_catalog.has_column_privilege($2, attrelid, attnum, 'SELECT')`,
-          [t.relid, role],
-        );
+      const made = [];
+      for (const t of tables) {
         for (const f of params.filters) {
-          if (!cols.includes(f.column)) throw raise(`invalid column for filter ${f.column}`);
+          if (!t.cols.includes(f.column)) throw raise(`invalid column for filter ${f.column}`);
           if (f.values?.length > 100) throw raise('too many values for `in` filter. Maximum 100');
         }
         const rel = `${quoteIdent(t.schemaname)}.${quoteIdent(t.tablename)}`;
         await db.query(`select ${filter} from (select null::${rel} as spool_r) x`); // casts values
         const table = `${esc(t.schemaname)}.${esc(t.tablename)}`; // as wal2json's add-tables
         const sub = { ...carried, id: this.nextId++, relid: Number(t.relid), table, role, claims };
-        // `select` is left out, not null, when there is none
-        return { ...sub, action: params.action, select: params.select ?? undefined, filter };
-      }));
+        made.push({ ...sub, action: params.action, filter });
+      }
+      return made;
     } catch (err) {
       if (err instanceof SubscriptionError) throw err;
       const e = 'An exception happened so please check your connect parameters';
@@ -368,7 +341,7 @@ export class ChangeFeed {
    * every call, so the checks run in a session of their own, where plans and caches stay warm.
    */
   async start() {
-    const slot = `${SLOT_PREFIX}${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+    const slot = `spool_realtime_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
     const sessions = [];
     try {
       for (const n of ['slot', 'rls']) sessions.push(await this.connect(`spool-realtime-${n}`));
@@ -377,7 +350,7 @@ export class ChangeFeed {
       await sessions[1].query(SETUP_SQL);
     } catch (err) {
       await Promise.all(sessions.map((s) => s.end())).catch(() => {});
-      throw new SubscriptionError(`Realtime could not start replication: ${postgrexMessage(err)}`);
+      throw new Error(`Realtime could not start replication: ${postgrexMessage(err)}`);
     }
     const [client, checker] = sessions;
     Object.assign(this, { client, checker, slot, lastActivity: Date.now() });
@@ -385,32 +358,20 @@ export class ChangeFeed {
     this.loop(client);
   }
 
-  /** Starts over (the slot's session is gone) while there are subscriptions; every 1 s until it works. */
-  restart() {
-    this.starting = this.start().catch((err) => {
-      this.log({ level: 'error', msg: 'realtime replication restart failed', error: err.message });
-      if (this.subs.size > 0 && !this.closed) setTimeout(() => this.restart(), 1000).unref?.();
-    }).finally(() => (this.starting = null));
-  }
-
   /** Polls every 25 ms after recent activity, 50 ms when idle, at once while changes keep coming. */
   async loop(client) {
-    let failures = 0;
     while (this.client === client) {
-      let got = 0;
+      let got;
       try {
         got = await (this.poll = this.pollOnce());
-        failures = 0;
       } catch (err) {
-        if (this.client !== client) break;
+        // Its changes are consumed: end replication and the subscriptions, whose clients rejoin.
+        if (this.client !== client) return;
         this.log({ level: 'error', msg: 'realtime replication poll failed', error: err.message });
-        if (++failures >= 5 || client._ending || client._connectionError) {
-          // The session (and with it the temporary slot) is gone: start over.
-          this.client = null;
-          await Promise.all([client.end(), this.checker.end()]).catch(() => {});
-          if (this.subs.size > 0 && !this.closed) this.restart();
-          return;
-        }
+        const subs = [...this.subs.values()];
+        this.subs.clear();
+        await this.stop();
+        return this.options.onLost(subs, err);
       }
       if (got >= MAX_CHANGES_PER_POLL) continue;
       if (got > 0) this.lastActivity = Date.now();
@@ -450,7 +411,6 @@ export class ChangeFeed {
   }
 
   async stop() {
-    await this.starting?.catch(() => {});
     const { client, checker, slot } = this;
     if (!client) return;
     this.client = null;
@@ -464,6 +424,7 @@ export class ChangeFeed {
     this.closed = true;
     clearTimeout(this.stopTimer);
     this.subs.clear();
+    await this.starting?.catch(() => {});
     await this.stop();
   }
 }

@@ -643,6 +643,28 @@ describe('postgres_changes with supabase-js (vsn 2.0.0, the default)', () => {
     }
   });
 
+  it('errors the channel when replication fails; realtime-js rejoins and changes flow again', async () => {
+    const client = rtClient(alice.token);
+    const { events, system, statuses } = await watch(client, [
+      { event: 'INSERT', schema: 'public', table: 'jobs', filter: `user_id=eq.${alice.id}` },
+    ]);
+    // The session holding the (temporary) slot dies: the next poll fails.
+    await stack.admin.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'spool-realtime-slot'`,
+    );
+    const failed = await statuses.next((s) => s.status === 'CHANNEL_ERROR');
+    assert.ok(failed);
+    const from = statuses.items.indexOf(statuses.items.find((x) => x.item === failed));
+    await statuses.next((s) => s.status === 'SUBSCRIBED', { from, timeoutMs: 15_000 });
+    const again = await system.next((m) => m.message === 'Subscribed to PostgreSQL', {
+      from: 1,
+      timeoutMs: 15_000,
+    });
+    assert.equal(again.status, 'ok');
+    const job = await createJob(alice.id, jobType());
+    await events.next((e) => e.new.id === job.id);
+  });
+
   it('reports a table outside the publication as Realtime does', async () => {
     const client = rtClient(alice.token);
     await client.realtime.setAuth();
@@ -759,30 +781,6 @@ describe('the Phoenix protocol on the wire', () => {
     s.close();
   });
 
-  it('narrows records and columns to `select` (plus the primary key)', async () => {
-    const s = await rawSocket({ vsn: '2.0.0' });
-    const topic = `realtime:sel-${crypto.randomUUID()}`;
-    s.send('1', '1', topic, 'phx_join', {
-      config: {
-        postgres_changes: [{
-          event: 'INSERT',
-          schema: 'public',
-          table: 'jobs',
-          filter: `user_id=eq.${alice.id}`,
-          select: ['status', 'priority'],
-        }],
-      },
-      access_token: alice.token,
-    });
-    assert.equal((await s.frames.next((f) => f[1] === '1'))[4].status, 'ok');
-    await s.frames.next((f) => f[3] === 'system');
-    const job = await createJob(alice.id, jobType(), {}, { p_priority: 3 });
-    const { data } = (await s.frames.next((f) => f[3] === 'postgres_changes'))[4];
-    assert.deepEqual(data.record, { id: job.id, status: 'pending', priority: 3 });
-    assert.deepEqual(data.columns.map((c) => c.name), ['id', 'status', 'priority']);
-    s.close();
-  });
-
   it('answers a join without a valid token with the reason', async () => {
     const s = await rawSocket({ vsn: '2.0.0' });
     s.send('1', '1', 'realtime:x', 'phx_join', {
@@ -795,6 +793,15 @@ describe('the Phoenix protocol on the wire', () => {
       response: { reason: 'InvalidJWTToken: Fields `role` and `exp` are required in JWT' },
     });
     s.close();
+  });
+
+  it('answers plain HTTP under /realtime/v1: 400 on the socket path, 404 elsewhere', async () => {
+    const socket = await fetch(`${stack.url}/realtime/v1/websocket?vsn=2.0.0`);
+    assert.equal(socket.status, 400);
+    assert.deepEqual(await socket.json(), { error: 'expected a WebSocket upgrade' });
+    const other = await fetch(`${stack.url}/realtime/v1/api/broadcast`);
+    assert.equal(other.status, 404);
+    assert.deepEqual(await other.json(), { message: 'no route for /realtime/v1/api/broadcast' });
   });
 
   it('refuses the upgrade without a known API key, and unknown protocol versions', async () => {
@@ -837,7 +844,6 @@ describe('filters as Realtime parses them', () => {
           { column: 'id', op: 'in', values: ['1', '2'], negate: false },
           { column: 'status', op: 'eq', value: 'done', negate: true },
         ],
-        select: null,
       },
     );
     assert.deepEqual(parseSubscriptionParams({ table: 'jobs' }).schema, 'public');
@@ -862,6 +868,11 @@ describe('filters as Realtime parses them', () => {
       },
     );
     assert.throws(() => parseSubscriptionParams({}), /^Error: No subscription params provided/);
+    // Column selection, which Spool does not use, is refused rather than ignored.
+    assert.throws(
+      () => parseSubscriptionParams({ schema: 'public', table: 'jobs', select: ['status'] }),
+      { message: 'Error parsing `select` params: column selection is not supported here' },
+    );
     assert.equal(
       parseSubscriptionParams({ schema: 'public', table: 'jobs', filter: 'step=eq."a,b"' })
         .filters[0].value,
