@@ -21,6 +21,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { loadKeys } from '../../standins/keys.mjs';
 import { freePort, ROOT, stopCluster } from '../db.mjs';
 
 const WAIT_MS = 300_000; // a first start: initdb, bootstrap, every migration, the Deno cache
@@ -185,8 +186,8 @@ test('npm start prints its banner whole, logs to a file under the state folder, 
 test('an upload the client cancels half way logs one info line, not an error', async () => {
   const logFile = path.join(stateDir, 'logs', 'gateway.log');
   const sizeBefore = fs.statSync(logFile).size;
-  const keys = JSON.parse(fs.readFileSync(path.join(stateDir, 'keys.json'), 'utf8'));
-  const anonKey = keys.publishableKey ?? keys.anonKey;
+  // The anon key in force, in the key system npm start ran with (SPOOL_KEYS, inherited).
+  const { anonKey } = await loadKeys(stateDir);
   const apiUrl = `http://127.0.0.1:${ports.api}`;
   const res = await fetch(`${apiUrl}/auth/v1/signup`, {
     method: 'POST',
