@@ -44,7 +44,8 @@ before(async () => {
   hold = await holdQueue(env.admin, userId);
   // The blocker is no job of the test's: older than every seeded one, and outside the rate's minute.
   await env.admin.query("update public.jobs set created_at = now() - interval '1 hour' where id = $1", [hold.id]);
-  const file = (name) => ({ input_path: `${userId}/mx5snp22-${name}` });
+  // As the browser sends them: the stored path, and the user's own file name (input_name).
+  const file = (name) => ({ input_path: `${userId}/mx5snp22-${name}`, input_name: name });
   // 24 jobs, a minute apart, newest first: colour grades of harbour-<n>.png (noir, as JPEG, on
   // every third), voice memos cleaned hard, and images from prompts; n % 4 = 1 queued (1, 5, 9,
   // 13, 17, 21), else n % 5 = 2 failed (2, 7, 12, 22: retryable), the rest done.
@@ -92,7 +93,8 @@ test('my jobs: rows tell jobs apart; filters, search and pages', async () => {
   // The newest ten, with the settings and durations that tell them apart.
   await shows(page, seeded((j) => j.n <= 10), 'the first page');
   const grade = page.locator(`[data-testid="history-item"][data-job-id="${jobs['harbour-3'].id}"]`);
-  await grade.getByText('harbour-3.png · noir · jpeg').waitFor();
+  // The file name once (the stored path and input_name say the same), then the settings.
+  await grade.getByText(/^harbour-3\.png · noir · jpeg · /).waitFor();
   assert.equal(await grade.getByTestId('history-duration').textContent(), 'ran 3 s', 'run time, not wait');
   const voice = page.locator(`[data-testid="history-item"][data-job-id="${jobs['voice-4'].id}"]`);
   await voice.getByText('voice-memo-4.wav · noise reduction 90%').waitFor();

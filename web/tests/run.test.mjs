@@ -95,7 +95,7 @@ test('a job that failed once, then succeeded, shows both attempts, the first err
     });
     await env.admin.query(`select public.heartbeat_job($1, $2, 15, 'decoding')`, [job.id, token]);
     await env.admin.query(
-      `select public.fail_job($1, $2, '{"message": "the test worker lost its connection"}', true)`,
+      `select public.fail_job($1, $2, '{"message": "the test worker lost its connection", "code": "connection_lost"}', true)`,
       [job.id, token],
     );
     // Runnable now rather than after its backoff: the test waits for states, not for time.
@@ -119,7 +119,8 @@ test('a job that failed once, then succeeded, shows both attempts, the first err
   ]);
   assert.match(
     await attempts.nth(0).getByTestId('attempt-error').textContent(),
-    /the test worker lost its connection/,
+    /^the test worker lost its connection \(connection_lost\)$/,
+    'the message, a space, then the error code in parentheses',
   );
   assert.equal(
     await attempts.nth(1).getByTestId('attempt-error').count(),

@@ -74,7 +74,7 @@ function AttemptItem({ a, job }: { a: Attempt; job: Job }) {
       {errorText && (
         <p className='error attempt__error' data-testid='attempt-error'>
           {errorText}
-          {a.error?.code && <span className='muted'>({String(a.error.code)})</span>}
+          {a.error?.code && <span className='muted'> ({String(a.error.code)})</span>}
         </p>
       )}
       {a.steps.length > 0 && (

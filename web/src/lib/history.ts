@@ -167,15 +167,15 @@ function settingWords(name: string, p: PropertySchema, value: Json | undefined):
 
 /**
  * The settings that tell a job from others of its kind ("noir · jpeg", "noise reduction 90%"): its
- * input's values that differ from the kind's defaults, in form order, but the file and the
- * prompt (shown as the job's name); at most four.
+ * input's values that differ from the kind's defaults, in form order, but the file, its name
+ * (input_name) and the prompt, which are shown as the job's name; at most four.
  */
 export function settingsOf(job: Pick<Job, 'type' | 'input'>, kinds: readonly JobKind[] | null): string {
   const kind = kinds?.find((k) => k.type === job.type);
   if (!kind) return '';
   const words: string[] = [];
   for (const [name, p] of Object.entries(kind.input_schema.properties)) {
-    if (name === kind.file?.field || name === 'prompt') continue;
+    if (name === kind.file?.field || name === 'input_name' || name === 'prompt') continue;
     const w = settingWords(name, p, job.input?.[name]);
     if (w) words.push(w);
   }
