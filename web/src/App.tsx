@@ -207,7 +207,7 @@ export function App() {
               </div>
             )}
             {route.name === 'admin' && (isAdmin
-              ? <Admin />
+              ? <Admin userId={userId} />
               : <div className="card"><h2>Admin</h2><p className="muted">This view is for Spool admins.</p></div>)}
             {route.name === 'unknown' && (
               <div className="card"><h2>Not found</h2><p>There is nothing at {route.path}. <a href="#/">Start a job</a>.</p></div>

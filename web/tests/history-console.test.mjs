@@ -277,6 +277,8 @@ test('the console: charts of the last hour at once, why the queue is held back, 
     const failedJobs = page.getByTestId('failed-jobs');
     await failedJobs.locator(`[data-job-id="${bobs}"]`).filter({ hasText: 'corrupt_image: not a PNG' }).waitFor();
     assert.match(await failedJobs.locator(`[data-job-id="${bobs}"]`).textContent(), /attempt 1 of 3 .* permanent/);
+    // Another user's job is not linked: the run view shows the signed-in user's own jobs only.
+    assert.equal(await failedJobs.locator(`[data-job-id="${bobs}"] a`).count(), 0, "bob's failed job has no dead link");
 
     // Every user's jobs: by owner, and a search across users.
     const all = page.getByTestId('all-jobs');
@@ -285,6 +287,7 @@ test('the console: charts of the last hour at once, why the queue is held back, 
     await all.getByLabel('Owner (user id)').fill('');
     await all.getByLabel('Search').fill('harbour-bob');
     await until(async () => (await all.locator('[data-testid="console-item"]').evaluateAll((els) => els.map((e) => e.dataset.jobId))).join() === bobs, { what: 'the search across users' });
+    assert.equal(await all.locator(`[data-job-id="${bobs}"] a`).count(), 0, "bob's job in every user's list has no dead link");
 
     // The job types' limits fit a 360 px phone, and so does the page.
     await page.setViewportSize({ width: 360, height: 780 });

@@ -61,7 +61,11 @@ const sum = (rs: SeriesRow[]) => rs.reduce((a, r) => a + r.finished, 0);
 const total = (s: Series) => s.points.reduce((a, p) => a + (p.v ?? 0), 0);
 const lastValue = (s: Series) => [...s.points].reverse().find((p) => p.v !== null)?.v ?? null;
 
-export function Admin() {
+/**
+ * The operations console. `userId` is the admin's own: only their own jobs link to the run view,
+ * which shows the signed-in user's jobs alone.
+ */
+export function Admin({ userId }: { userId: string | null }) {
   const { kinds } = useKinds();
   const labelOf = (type: string) => kindLabel(kinds, type);
   const [data, setData] = useState<ConsoleOverview | null>(null);
@@ -178,7 +182,7 @@ export function Admin() {
               {failed.jobs.map((j) => (
                 <li key={j.id} data-job-id={j.id}>
                   <span>
-                    <a href={`#/jobs/${j.id}`}>{labelOf(j.type)}</a>{' '}
+                    {j.user_id === userId ? <a href={`#/jobs/${j.id}`}>{labelOf(j.type)}</a> : labelOf(j.type)}{' '}
                     <code>{j.error?.code ?? 'error'}</code>: {j.error?.message ?? 'no message'}
                   </span>
                   <span className="muted">
@@ -213,7 +217,7 @@ export function Admin() {
           <ul className="history__list" aria-labelledby="all-jobs-title">
             {all.jobs.map((job) => (
               <li key={job.id} className="history__item" data-testid="console-item" data-status={job.status} data-job-id={job.id}>
-                <JobRow job={job} kinds={kinds} now={now} owner={job.user_id} />
+                <JobRow job={job} kinds={kinds} now={now} owner={job.user_id} linked={job.user_id === userId} />
               </li>
             ))}
           </ul>

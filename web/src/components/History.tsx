@@ -321,15 +321,26 @@ export function BulkBar(
   );
 }
 
-/** One row: title, file or prompt, settings, when, how long it ran (or is queued), state. */
+/**
+ * One row: title, file or prompt, settings, when, how long it ran (or is queued), state. Linked to
+ * the job's run view unless `linked` is false (the console's rows of other users' jobs: the run
+ * view is the owner's, and would answer "not found").
+ */
 export function JobRow(
-  { job, kinds, now, owner }: { job: Job; kinds: readonly JobKind[] | null; now: number; owner?: string },
+  { job, kinds, now, owner, linked = true }: {
+    job: Job;
+    kinds: readonly JobKind[] | null;
+    now: number;
+    owner?: string;
+    linked?: boolean;
+  },
 ) {
   const name = inputName(job);
   const settings = settingsOf(job, kinds);
+  const Head = linked ? 'a' : 'div';
   return (
     <>
-      <a className="history__link" href={`#/jobs/${job.id}`}>
+      <Head className="history__link" {...(linked ? { href: `#/jobs/${job.id}` } : {})}>
         <span className="history__title">{jobTitle(job, kinds)}</span>
         <span className="history__sub">
           {[name, settings].filter(Boolean).join(' · ')}
@@ -337,7 +348,7 @@ export function JobRow(
           <Time iso={job.created_at} />
           {owner && <> · <span className="history__owner" title={owner}>{owner.slice(0, 8)}</span></>}
         </span>
-      </a>
+      </Head>
       <div className="history__state">
         <span className="history__duration" data-testid="history-duration">{durationOf(job, now)}</span>
         <StatusBadge status={job.status} />
