@@ -257,7 +257,7 @@ async function main() {
       live.delete(database.stop);
       if (keep) {
         log(`database left running: ${database.claimerUrl} (superuser ${database.adminUrl});\n` +
-          `       stop it with: node local/tools/db.mjs stop --dir ${database.dir} && rm -rf ${database.dir}`);
+          `       stop it with: node -e "import('./local/tools/db.mjs').then((db) => db.stopCluster({ dir: '${database.dir}' }))" && rm -rf ${database.dir}`);
       } else {
         database.stop();
       }

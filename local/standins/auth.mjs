@@ -22,6 +22,7 @@
 
 import crypto from 'node:crypto';
 import {
+  BodyTooLarge,
   apiKeyOf,
   apiKeyRefusal,
   corsHeaders,
@@ -192,6 +193,7 @@ export async function create(ctx) {
     try {
       body = await readJson(req, 64 * 1024);
     } catch (err) {
+      if (err instanceof BodyTooLarge) throw new AuthError(413, 'request_too_large', 'Request body is larger than 64 KiB');
       if (!(err instanceof SyntaxError)) throw err;
     }
     if (body && typeof body === 'object' && !Array.isArray(body)) return body;

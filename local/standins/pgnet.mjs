@@ -172,6 +172,11 @@ export function startPgNet({ connectionString, log = () => {} } = {}) {
       try {
         await c.connect();
         await c.query(`listen ${CHANNEL}`);
+        if (stopped) {
+          // stop() came while this connection was opening: nothing would end it for us.
+          await c.end().catch(() => {});
+          break;
+        }
         c.on('notification', wake);
         client = c;
         say({ event: 'connected', database: c.database });

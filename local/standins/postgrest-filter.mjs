@@ -14,7 +14,7 @@
 // Errors are FilterError: PostgREST's PGRST100 message and details; `parts` are the pieces
 // Realtime quotes when it refuses a filter (["foo", "hey"] for an unknown operator).
 
-export const OPERATORS = { eq: '=', neq: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=' };
+const OPERATORS = { eq: '=', neq: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=' };
 const IS_VALUES = {
   null: 'NULL',
   not_null: 'NOT NULL',

@@ -1,7 +1,7 @@
 // The local Spool stack as one call: Postgres (local/tools/db.mjs) + the API gateway on one port
 // (local/standins/server.mjs: Edge Functions in Deno, the REST/Auth/Storage stand-ins, the pg_net
 // deliverer) + the Vault secrets the doorbell reads, so that inserting a job rings job-worker.
-// npm start, npm test and the benchmarks all start the stack through here.
+// npm start, npm run demo, the browser tests and most benchmarks start the stack through here.
 //
 //   const stack = await startStack({ dbPort, apiPort, stateDir, env, fsync: false });
 //   stack.url, stack.anonKey, stack.serviceRoleKey, stack.dbUrl, stack.superuserUrl
@@ -10,8 +10,7 @@
 //   await stack.stop()    gateway (Deno workers included), then the cluster
 //   stack.killSync()      for exit paths that cannot wait
 //
-// startApi() is the second half alone, for callers that run the database themselves (npm start,
-// npm test).
+// startApi() is the second half alone, for callers that run the database themselves (npm test).
 
 import fs from 'node:fs';
 import path from 'node:path';

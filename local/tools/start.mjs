@@ -204,9 +204,12 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => s
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
 // npm runs this script as its child; if npm dies without passing a signal on (SIGKILL), this
 // process is re-parented: stop the stack instead of running on, orphaned, holding the ports.
+// Once: a stop already under way is not a second Ctrl-C.
 const parent = process.ppid;
-setInterval(() => {
-  if (process.ppid !== parent) shutdown(`parent process ${parent} exited`);
+const parentWatch = setInterval(() => {
+  if (process.ppid === parent) return;
+  clearInterval(parentWatch);
+  shutdown(`parent process ${parent} exited`);
 }, PARENT_POLL_MS);
 
 try {

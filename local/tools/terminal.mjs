@@ -10,7 +10,8 @@
 //                                               changed, at most every STATUS_PLAIN_MS
 //   status.start(); status.stop()
 //
-// The status line reads public.jobs as the platform superuser (two index-backed counts):
+// The status line reads public.jobs as the platform superuser (counts by state, the last minute's
+// finished jobs, the newest failure):
 //   15:42:07  2 pending · 1 running │ last min 14 done · 1 failed │ error 15:41:55 image job …
 
 import fs from 'node:fs';
@@ -18,9 +19,9 @@ import pg from 'pg';
 import { consoleLog, fileLog } from './stack.mjs';
 
 /** How often the TTY status line is redrawn (its counts read again). */
-export const STATUS_TTY_MS = 2_000;
+const STATUS_TTY_MS = 2_000;
 /** A non-TTY status line is printed when it changed, at most this often. */
-export const STATUS_PLAIN_MS = 60_000;
+const STATUS_PLAIN_MS = 60_000;
 
 const oneLine = (s, max = 120) => {
   const flat = String(s ?? '').replace(/\s+/g, ' ').trim();

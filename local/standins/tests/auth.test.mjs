@@ -196,6 +196,16 @@ describe('auth stand-in', () => {
     assert.equal((await res.json()).code, 'no_api_key');
   });
 
+  it('refuses a body over 64 KiB in its own error shape', async () => {
+    const res = await fetch(`${stack.url}/auth/v1/signup`, {
+      method: 'POST',
+      headers: { apikey: stack.keys.anonKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ data: { pad: 'x'.repeat(70 * 1024) } }),
+    });
+    assert.equal(res.status, 413);
+    assert.equal((await res.json()).code, 'request_too_large');
+  });
+
   it('answers CORS preflights and lets browsers read the API version', async () => {
     const pre = await fetch(`${stack.url}/auth/v1/signup`, {
       method: 'OPTIONS',

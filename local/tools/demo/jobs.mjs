@@ -22,7 +22,7 @@ export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
  * covering `subjectFraction` of the frame, and a voice-like track with the problems audio-clean
  * fixes.
  */
-export const SAMPLES = {
+const SAMPLES = {
   photo: { name: 'photo.jpg', contentType: 'image/jpeg', about: 'photo-like scene, skin-tone subject, 960x640 JPEG' },
   greenScreen: {
     name: 'greenscreen.png',

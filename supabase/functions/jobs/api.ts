@@ -153,7 +153,7 @@ export interface ListQuery extends JobFilter {
 }
 
 /** The longest search the list accepts (list_jobs' own bound). */
-export const MAX_SEARCH = 200;
+const MAX_SEARCH = 200;
 /** ISO 8601 date-times as Date.parse reads them, with a zone (or Z). */
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
@@ -376,8 +376,6 @@ function filterArgs(f: JobFilter) {
 }
 
 /** A job in the console's list: the public view plus whose it is. */
-export type ConsoleJob = PublicJob & { user_id: string };
-
 /**
  * One page of jobs (list_jobs: keyset on (created_at, id), both descending) as the db's caller
  * sees them: a user their own, service_role everyone's. withOwner adds user_id to each job.

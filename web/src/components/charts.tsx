@@ -1,4 +1,4 @@
-// Hand-rolled SVG charts for the admin view: a line chart over time and horizontal stacked bars.
+// Hand-rolled SVG charts for the admin view: line charts over time.
 // Each is an <svg role="img"> with a title and a description of its latest values.
 // Lines never rely on colour alone: each series has its own dash pattern and marker shape, shown
 // in the legend; lines that share values (two series at 0 all hour) are drawn a few pixels apart
@@ -140,55 +140,6 @@ export function LineChart(
             : undefined,
         }))}
       />
-    </figure>
-  );
-}
-
-export interface BarRow {
-  label: string;
-  parts: { name: string; value: number; color: string }[];
-}
-
-export function StackedBars(
-  { title, rows, description, empty }: { title: string; rows: BarRow[]; description: string; empty: string },
-) {
-  const id = useId();
-  const max = niceMax(Math.max(0, ...rows.map((r) => r.parts.reduce((a, p) => a + p.value, 0))));
-  const rowH = 26;
-  const labelW = 110;
-  const height = Math.max(1, rows.length) * rowH + 24;
-  const x = (v: number) => (v / max) * (W - labelW - PAD.right);
-  const names = [...new Map(rows.flatMap((r) => r.parts).map((p) => [p.name, p.color])).entries()];
-  return (
-    <figure className="chart">
-      <figcaption className="chart__title" id={`${id}-t`}>{title}</figcaption>
-      {rows.length === 0
-        ? <p className="muted chart__empty">{empty}</p>
-        : (
-          <svg viewBox={`0 0 ${W} ${height}`} role="img" aria-labelledby={`${id}-t ${id}-d`}>
-            <desc id={`${id}-d`}>{description}</desc>
-            {rows.map((r, i) => {
-              let at = labelW;
-              const total = r.parts.reduce((a, p) => a + p.value, 0);
-              return (
-                <g key={r.label} transform={`translate(0 ${i * rowH + 4})`}>
-                  <text x={labelW - 8} y={rowH / 2 + 2} className="chart__label" textAnchor="end">{r.label}</text>
-                  {r.parts.filter((p) => p.value > 0).map((p) => {
-                    const w = Math.max(1, x(p.value));
-                    const rect = <rect key={p.name} x={at} y={3} width={w} height={rowH - 8} fill={p.color} rx={2} />;
-                    at += w;
-                    return rect;
-                  })}
-                  <text x={at + 6} y={rowH / 2 + 2} className="chart__label">{total}</text>
-                </g>
-              );
-            })}
-            <line x1={labelW} x2={labelW} y1={0} y2={height - 20} className="chart__grid" />
-            <text x={labelW} y={height - 4} className="chart__label">0</text>
-            <text x={W - PAD.right} y={height - 4} className="chart__label" textAnchor="end">{max}</text>
-          </svg>
-        )}
-      {rows.length > 0 && <Legend items={names.map(([name, color]) => ({ name, color }))} />}
     </figure>
   );
 }

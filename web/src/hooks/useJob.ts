@@ -431,7 +431,7 @@ export interface JobRunHandle {
 }
 
 /** How often a pending job's place in line is asked for again (others move it, not its row). */
-export const POSITION_POLL_MS = 4000;
+const POSITION_POLL_MS = 4000;
 
 /**
  * One job's run detail (public.get_job_run: attempts, steps, timings, and a pending job's place in

@@ -76,7 +76,7 @@ export interface BulkResult {
 }
 
 /** The states each bulk action takes: "cancel all queued", "retry all failed". */
-export const BULK_STATES: Record<BulkAction, readonly JobState[]> = {
+const BULK_STATES: Record<BulkAction, readonly JobState[]> = {
   cancel: ['pending'],
   retry: ['failed'],
 };
@@ -130,9 +130,9 @@ const seconds = (ms: number) =>
   : `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`;
 
 /**
- * How long a job ran (finished_at - started_at: its last attempt's work, never its wait), or for
- * one that has not started how long it has been queued ("queued 12 s", from when it became
- * runnable), or while it runs how long so far.
+ * How long a job ran (finished_at - started_at: its last attempt from its claim, so a wait for a
+ * media slot counts, the time queued does not), or for one that has not started how long it has
+ * been queued ("queued 12 s", from when it became runnable), or while it runs how long so far.
  */
 export function durationOf(
   job: Pick<Job, 'status' | 'created_at' | 'run_at' | 'started_at' | 'finished_at'>,

@@ -52,7 +52,7 @@ export const STATE_INFO: Record<JobState, StateInfo> = {
 export const isWaitingForSlot = (job: { status: JobState; step: string | null }) =>
   job.status === 'running' && job.step === 'queued';
 
-export const SLOT_WAIT_INFO: StateInfo = {
+const SLOT_WAIT_INFO: StateInfo = {
   label: 'Waiting for a slot',
   description: 'A worker has taken it but waits for a free worker slot: no work has started yet.',
   tone: 'neutral',

@@ -102,7 +102,7 @@ export async function getJobRun(id: string): Promise<JobRun> {
 
 // Words ----------------------------------------------------------------------------------------
 
-export function ordinal(n: number): string {
+function ordinal(n: number): string {
   const tens = n % 100;
   const suffix = tens >= 11 && tens <= 13
     ? 'th'
@@ -111,7 +111,7 @@ export function ordinal(n: number): string {
 }
 
 /** "about 20 s", "about 3 min", "a moment". */
-export function roughly(ms: number): string {
+function roughly(ms: number): string {
   if (ms < 1500) return 'a moment';
   if (ms < 60_000) return `about ${Math.round(ms / 1000)} s`;
   if (ms < 3_600_000) return `about ${Math.round(ms / 60_000)} min`;
@@ -136,7 +136,7 @@ export function positionText(p: JobPosition | null | undefined): string {
   return p.estimate_ms !== null ? `${place} · done in ${roughly(p.estimate_ms)}` : place;
 }
 
-export const OUTCOME_LABEL: Record<AttemptOutcome, string> = {
+const OUTCOME_LABEL: Record<AttemptOutcome, string> = {
   done: 'Done',
   failed: 'Failed',
   lease_expired: 'Worker lost',
