@@ -219,6 +219,12 @@ test('a job waiting for a media slot is not shown as running, and a cancelled on
     assert.doesNotMatch(await card.locator('.job-card__progress').textContent(), /Running|%/);
     await page.getByTestId('attempt-outcome').filter({ hasText: 'Waiting for a free worker slot' })
       .waitFor();
+    // My jobs says the same, not "Running".
+    await page.goto(`${env.appUrl}/#/jobs`);
+    const row = page.locator(`[data-testid="history-item"][data-job-id="${job.id}"]`);
+    await row.locator('.badge').filter({ hasText: 'Waiting for a slot' }).waitFor();
+    await page.goto(`${env.appUrl}/#/jobs/${job.id}`);
+    await card.waitFor();
 
     // Once it has a slot and reports work, it is running.
     await env.admin.query(`select public.heartbeat_job($1, $2, 40, 'grading')`, [job.id, token]);
@@ -230,7 +236,9 @@ test('a job waiting for a media slot is not shown as running, and a cancelled on
       .waitFor();
     await page.getByTestId('attempt-outcome').filter({ hasText: 'Cancelled' }).waitFor();
     await page.getByTestId('job-no-result').waitFor();
-    assert.doesNotMatch(await page.getByTestId('job-card').textContent(), /Not ready yet/);
+    const said = await page.getByTestId('job-card').textContent();
+    assert.doesNotMatch(said, /Not ready yet/);
+    assert.equal(said.match(/no result/g)?.length, 1, `"no result" said once: ${said}`);
   } finally {
     await hold.release();
   }

@@ -351,7 +351,7 @@ export function JobRow(
       </Head>
       <div className="history__state">
         <span className="history__duration" data-testid="history-duration">{durationOf(job, now)}</span>
-        <StatusBadge status={job.status} />
+        <StatusBadge job={job} />
         {!isTerminal(job.status) && (
           <ProgressBar
             value={job.progress}

@@ -6,14 +6,14 @@ import { useEffect, useRef, useState } from 'react';
 import { useJob, useJobRun } from '../hooks/useJob.ts';
 import { useKinds } from '../hooks/useKinds.ts';
 import { type ApiError, cancelJob, type Job, retryJob, toApiError } from '../lib/jobs.ts';
-import { canCancel, canRetry, isTerminal, isWaitingForSlot, retryBlocker, shownState } from '../lib/job-states.ts';
+import { canCancel, canRetry, isTerminal, isWaitingForSlot, noResultCaption, retryBlocker, shownState } from '../lib/job-states.ts';
 import { formatBytes, type JobKind, kindLabel } from '../lib/kinds.ts';
 import { downloadName, downloadUrl } from '../lib/upload.ts';
 import { positionText } from '../lib/run.ts';
 import { PackCard } from './PackCard.tsx';
 import { Preview } from './Preview.tsx';
 import { RunDetail } from './RunDetail.tsx';
-import { formatDuration, ProgressBar, Time } from './ui.tsx';
+import { formatDuration, ProgressBar, StatusBadge, Time } from './ui.tsx';
 
 /** A job's title: its kind's label (the fetched kinds), or its type while they are not here. */
 export function jobTitle(job: Pick<Job, 'type'>, kinds: readonly JobKind[] | null): string {
@@ -108,9 +108,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2, detailed = fa
             {runs > 0 && ` · retried ${runs === 1 ? 'once' : `${runs} times`}`}
           </p>
         </div>
-        <span className={`badge badge--${info.tone}`} title={info.description} data-status={job.status} data-testid="job-badge">
-          {info.label}
-        </span>
+        <StatusBadge job={job} testId="job-badge" />
       </header>
 
       <p className="visually-hidden" aria-live="polite" data-testid="job-announcement">{announcement}</p>
@@ -142,7 +140,7 @@ export function JobCard({ id, initial, onChange, headingLevel = 2, detailed = fa
           {timings && waitedMs >= 100 && `, after ${formatDuration(waitedMs)} waiting`}
         </p>
       )}
-      {job.status === 'cancelled' && <p className="muted" data-testid="job-no-result">Cancelled, no result.</p>}
+      {job.status === 'cancelled' && <p className="muted" data-testid="job-no-result">{noResultCaption('cancelled')}</p>}
 
       <Preview job={job} detail={detail} />
       {detailed && run && run.job.id === job.id && <RunDetail run={run} job={job} kind={kind} />}

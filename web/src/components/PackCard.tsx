@@ -114,7 +114,7 @@ export function PackCard({ parent, headingLevel = 2, compact = false }: Props) {
             <span data-testid="pack-tally">{packTally(known, slots.length)}</span>
           </p>
         </div>
-        <StatusBadge status={job.status} />
+        <StatusBadge job={job} />
       </header>
       <p className="visually-hidden" aria-live="polite">
         {`${title}: ${job.status === 'waiting' ? 'in progress' : job.status}, ${packTally(known, slots.length)}`}
@@ -145,7 +145,7 @@ export function PackCard({ parent, headingLevel = 2, compact = false }: Props) {
             >
               <div className="pack-child__head">
                 <span className="pack-child__label">{slot.label}</span>
-                {child ? <StatusBadge status={child.status} /> : <span className="muted">…</span>}
+                {child ? <StatusBadge job={child} /> : <span className="muted">…</span>}
               </div>
               {child && child.status === 'running' && (
                 <ProgressBar value={child.progress} label={`${slot.label} progress`} />

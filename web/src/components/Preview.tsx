@@ -117,8 +117,11 @@ export function Preview({ job, detail }: { job: Job; detail: JobDetail | null })
         <figcaption>
           {job.status === 'done'
             ? 'Before'
-            : job.status === 'cancelled' || job.status === 'failed'
+            : job.status === 'failed'
             ? `Input. ${noResultCaption(job.status)}`
+            : job.status === 'cancelled'
+            ? 'Input' // the card says it was cancelled with no result
+
             : 'Input; the result appears here when it is done.'}
         </figcaption>
       </figure>

@@ -1,10 +1,13 @@
 // Small shared pieces: status badge, progress bar, relative times.
-import { type JobState, STATE_INFO } from '../lib/job-states.ts';
+import { type JobState, shownState } from '../lib/job-states.ts';
 
-export function StatusBadge({ status }: { status: JobState }) {
-  const info = STATE_INFO[status];
+/** A job's state badge, in shownState's words (a job waiting for a media slot is not "Running"). */
+export function StatusBadge(
+  { job, testId }: { job: { status: JobState; step: string | null }; testId?: string },
+) {
+  const info = shownState(job);
   return (
-    <span className={`badge badge--${info.tone}`} title={info.description} data-status={status}>
+    <span className={`badge badge--${info.tone}`} title={info.description} data-status={job.status} data-testid={testId}>
       {info.label}
     </span>
   );
