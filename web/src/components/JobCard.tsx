@@ -41,7 +41,7 @@ interface Props {
 export function JobCard({ id, initial, onChange, headingLevel = 2, detailed = false }: Props) {
   const handle = useJob(id, initial);
   const { detail, job, error, live, apply } = handle;
-  const { run } = useJobRun(job && job.type !== 'pack' ? job : null);
+  const { run } = useJobRun(job && job.type !== 'pack' ? job : null, { live: detailed === true });
   const { kinds } = useKinds();
   const [busy, setBusy] = useState<'cancel' | 'retry' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);

@@ -10,7 +10,8 @@
 //     is polled every `pollMs`;
 //   - the channel is removed with supabase.removeChannel on unmount.
 // useJob(id), useJobList(uid) and useFlowChildren(parent) (filter `parent_id=eq.<id>`) build on it;
-// useJobRun(job) follows a job's run detail (get_job_run) as its row changes.
+// useJobRun(job, { live }) follows a job's run detail (get_job_run): on every row change for the run
+// view, on state changes for a card.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import {
   ApiError,
@@ -435,11 +436,16 @@ const POSITION_POLL_MS = 4000;
 
 /**
  * One job's run detail (public.get_job_run: attempts, steps, timings, and a pending job's place in
- * line), fetched again whenever the job's row changes (`job.updated_at`, which useJob keeps live)
- * and, while the job is pending, every POSITION_POLL_MS: its position moves as other jobs are
- * claimed, which changes no row of its own.
+ * line). `live` (the run view): fetched again whenever the job's row changes (`job.updated_at`,
+ * which useJob keeps live: every heartbeat). Otherwise only what a card shows: the place in line
+ * while pending, the timings once done, fetched when the state changes. While the job is pending,
+ * also every POSITION_POLL_MS: its position moves as other jobs are claimed, which changes no row
+ * of its own.
  */
-export function useJobRun(job: Pick<Job, 'id' | 'status' | 'updated_at'> | null): JobRunHandle {
+export function useJobRun(
+  job: Pick<Job, 'id' | 'status' | 'updated_at'> | null,
+  { live = true }: { live?: boolean } = {},
+): JobRunHandle {
   const [run, setRun] = useState<JobRun | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const id = job?.id ?? null;
@@ -463,9 +469,11 @@ export function useJobRun(job: Pick<Job, 'id' | 'status' | 'updated_at'> | null)
     }
   }, [id]);
 
+  const wanted = live || job?.status === 'pending' || job?.status === 'done';
+  const changed = live ? job?.updated_at : job?.status;
   useEffect(() => {
-    void refresh();
-  }, [refresh, job?.updated_at]);
+    if (wanted) void refresh();
+  }, [refresh, wanted, changed]);
 
   const pending = job?.status === 'pending';
   useEffect(() => {
