@@ -1,9 +1,7 @@
-// The Docker-free local database of the Spool platform: a private Postgres 15 cluster from
-// Debian's packages with pg_cron and pgTAP, stand-ins for pg_net and Vault, the Supabase
-// roles/schemas that migrations rely on (local/standins/sql/bootstrap.sql), and migrations applied
-// by the real Supabase CLI (`supabase db push --remote=<url>`) as the non-superuser postgres.
-//
-// A module of npm start, npm test, gen:types, the stand-ins' tests and the bench (no CLI).
+// The local database (a module, no CLI): a private Postgres 15 cluster from Debian's packages with
+// pg_cron and pgTAP, stand-ins for pg_net and Vault, the Supabase roles/schemas migrations rely on
+// (local/standins/sql/bootstrap.sql), and migrations applied by the real Supabase CLI
+// (`supabase db push --remote=<url>`) as the non-superuser postgres.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,19 +13,18 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const PG_MAJOR = 15;
-export const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
-export const DEFAULT_PORT = 54322;
-export const SUPERUSER = 'supabase_admin';
+const PG_MAJOR = 15;
+const PG_BIN = `/usr/lib/postgresql/${PG_MAJOR}/bin`;
+const DEFAULT_PORT = 54322;
+const SUPERUSER = 'supabase_admin';
 /** OS account that runs initdb/postgres when we are root (Postgres refuses to run as root). */
-export const DB_OS_USER = 'postgres';
+const DB_OS_USER = 'postgres';
 
 /**
- * The state folder of npm start's stack for a checkout at `root` (its cluster db/, keys.json,
- * Storage files, logs), outside the repository so no web server rooted there can reach it, one
- * per checkout: $XDG_STATE_HOME (default ~/.local/state)/spool/<checkout>-<hash of its path>, or
- * /var/lib/spool/... as root (whose home the postgres OS user cannot search). SPOOL_STATE_DIR
- * (environment, not .env) names another: a second stack of one checkout (start.test.mjs).
+ * npm start's state folder for a checkout (cluster db/, keys.json, Storage, logs), outside the
+ * repository so no web server rooted there reaches it: $XDG_STATE_HOME (default ~/.local/state)
+ * /spool/<checkout>-<hash of its path>, or /var/lib/spool/... as root (whose home the postgres OS
+ * user cannot search). SPOOL_STATE_DIR (environment, not .env) names another (start.test.mjs).
  */
 export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.getuid?.() === 0, home = os.homedir() } = {}) {
   if (env.SPOOL_STATE_DIR) return path.resolve(env.SPOOL_STATE_DIR);
@@ -42,27 +39,20 @@ export function stateDirFor(root = ROOT, { env = process.env, asRoot = process.g
   return path.join(base, 'spool', `${name}-${hash}`);
 }
 
-/** npm start's state folder (stateDirFor(ROOT)). */
 export const STATE_DIR = stateDirFor(ROOT);
 export const DEFAULT_DIR = path.join(STATE_DIR, 'db');
 
-/**
- * Creates a state folder private to this OS user (0700), or 0711 as root (the postgres OS user
- * must pass through it to its cluster; keys.json and the rest stay unreadable to others).
- */
+/** A state folder private to this OS user (0700), or 0711 as root (the postgres OS user passes through). */
 export function ensureStateDir(dir) {
   const mode = isRoot ? 0o711 : 0o700;
   fs.mkdirSync(dir, { recursive: true, mode });
   fs.chmodSync(dir, mode);
   return dir;
 }
-export const PACKAGES = [
-  `postgresql-${PG_MAJOR}`,
-  `postgresql-${PG_MAJOR}-cron`,
-  `postgresql-${PG_MAJOR}-pgtap`,
-  // The Realtime stand-in's change capture (local/standins/realtime-cdc.mjs), as Supabase Realtime.
-  `postgresql-${PG_MAJOR}-wal2json`,
-  'libtap-parser-sourcehandler-pgtap-perl',
+// wal2json: the Realtime stand-in's change capture (standins/realtime-cdc.mjs), as Supabase Realtime.
+const PACKAGES = [
+  `postgresql-${PG_MAJOR}`, `postgresql-${PG_MAJOR}-cron`, `postgresql-${PG_MAJOR}-pgtap`,
+  `postgresql-${PG_MAJOR}-wal2json`, 'libtap-parser-sourcehandler-pgtap-perl',
 ];
 
 const EXTENSIONS_SRC = path.join(ROOT, 'local', 'standins', 'extensions');
@@ -79,19 +69,14 @@ export class PlatformError extends Error {
 
 const log = (msg) => console.log(`spool db: ${msg}`);
 
-// ---------------------------------------------------------------------------------------------
-// Connection strings
-// ---------------------------------------------------------------------------------------------
+// --- Connection strings
 
 /** Superuser (no password: 127.0.0.1 is trusted, see PG_HBA): for the platform itself, never for migrations. */
 export function superuserUrl(port = DEFAULT_PORT) {
   return `postgresql://${SUPERUSER}@127.0.0.1:${port}/postgres`;
 }
 
-/**
- * The `postgres` role, as on Supabase: not a superuser. Migrations run as it. The password is the
- * one `supabase start` gives it; over 127.0.0.1 the server does not ask for it (see PG_HBA).
- */
+/** The `postgres` role, as on Supabase: not a superuser; migrations run as it (password as `supabase start`'s). */
 export function postgresUrl(port = DEFAULT_PORT) {
   return `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
 }
@@ -110,28 +95,18 @@ export function envPort(name = 'SPOOL_DB_PORT', fallback = DEFAULT_PORT) {
 /** Loads ROOT/.env into process.env (variables already set win), if the file exists. */
 export function loadDotEnv() {
   const file = path.join(ROOT, '.env');
-  if (!fs.existsSync(file)) return false;
+  if (!fs.existsSync(file)) return;
   if (typeof process.loadEnvFile !== 'function') {
-    throw new PlatformError(
-      `${file} exists but this Node (${process.version}) cannot load it; use Node >= 20.12`,
-    );
+    throw new PlatformError(`${file} exists but this Node (${process.version}) cannot load it; use Node >= 20.12`);
   }
   process.loadEnvFile(file);
-  return true;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------------------------
+// --- Processes
 
 /** Runs a command synchronously; as the postgres OS user if `asDbUser` and we are root. */
 function run(cmd, args, { asDbUser = false, cwd, env, inherit = false, allowFail = false } = {}) {
-  let file = cmd;
-  let argv = args;
-  if (asDbUser && isRoot) {
-    file = 'runuser';
-    argv = ['-u', DB_OS_USER, '--', cmd, ...args];
-  }
+  const [file, argv] = asDbUser && isRoot ? ['runuser', ['-u', DB_OS_USER, '--', cmd, ...args]] : [cmd, args];
   const r = spawnSync(file, argv, {
     cwd,
     env: { ...process.env, ...env },
@@ -147,22 +122,19 @@ function run(cmd, args, { asDbUser = false, cwd, env, inherit = false, allowFail
   return r;
 }
 
-/** Supabase CLI processes that are still running (killed by killChildren). */
+/** Supabase CLI processes still running. */
 const children = new Set();
 
-/** Kills the Supabase CLI processes still running (for SIGINT/SIGTERM handlers). */
-export function killChildren(signal = 'SIGTERM') {
-  for (const child of children) child.kill(signal);
+/** Kills the Supabase CLI processes still running (for signal handlers). */
+export function killChildren() {
+  for (const child of children) child.kill();
 }
 
-// ---------------------------------------------------------------------------------------------
-// OS packages and stand-in extensions
-// ---------------------------------------------------------------------------------------------
+// --- OS packages and stand-in extensions
 
 /**
- * Installs the Debian `packages` (default PACKAGES) that dpkg does not report as installed, with
- * apt-get as root; otherwise throws the sudo command to run. Browsers and databases are never
- * downloaded any other way (local/tools/web.mjs ensureChromium).
+ * Installs the Debian `packages` dpkg does not report installed, with apt-get as root; otherwise
+ * throws the sudo command to run. Browsers and databases come from Debian only (web.mjs ensureChromium).
  */
 export function ensurePackages(packages = PACKAGES) {
   const missing = () => {
@@ -177,9 +149,8 @@ export function ensurePackages(packages = PACKAGES) {
   if (want.length === 0) return;
   const install = `apt-get install -y --no-install-recommends ${want.join(' ')}`;
   if (!isRoot) {
-    throw new PlatformError(
-      `missing OS packages: ${want.join(' ')}. Install them with:\n  sudo apt-get update && sudo ${install}`,
-    );
+    const how = `sudo apt-get update && sudo ${install}`;
+    throw new PlatformError(`missing OS packages: ${want.join(' ')}. Install them with:\n  ${how}`);
   }
   log(`installing OS packages: ${want.join(' ')}`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
@@ -190,8 +161,8 @@ export function ensurePackages(packages = PACKAGES) {
 }
 
 /**
- * Copies the stand-in extensions (local/standins/extensions/<name>/*.control|*.sql) into Postgres'
- * extension folder when their bytes differ. Needs root for that folder; returns the paths written.
+ * Copies the stand-in extensions (standins/extensions/<name>/*.control|*.sql) into Postgres'
+ * extension folder when their bytes differ (as root; else the commands are the error).
  */
 export function ensureExtensions() {
   const sharedir = run(path.join(PG_BIN, 'pg_config'), ['--sharedir']).stdout.trim();
@@ -213,26 +184,20 @@ export function ensureExtensions() {
       plan.push([src, dst]);
     }
   }
-  if (plan.length === 0) return [];
+  if (plan.length === 0) return;
   if (!isRoot) {
     const commands = plan.map(([s, d]) => `  sudo install -m 0644 ${s} ${d}`).join('\n');
-    throw new PlatformError(
-      `the stand-in extensions must be installed into ${target}, which needs root:\n${commands}`,
-    );
+    throw new PlatformError(`the stand-in extensions must be installed into ${target}, which needs root:\n${commands}`);
   }
   for (const [src, dst] of plan) {
     fs.copyFileSync(src, dst);
     fs.chmodSync(dst, 0o644);
     log(`installed stand-in ${path.relative(ROOT, src)} -> ${dst}`);
   }
-  return plan.map(([, dst]) => dst);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Cluster
-// ---------------------------------------------------------------------------------------------
+// --- Cluster
 
-/** Where a cluster folder keeps things. */
 function clusterPaths(dir = DEFAULT_DIR) {
   dir = path.resolve(dir);
   return {
@@ -280,17 +245,8 @@ function initCluster(paths, { fsync }) {
   prepareDir(paths.dir);
   log(`creating a cluster in ${paths.dataDir}`);
   run(path.join(PG_BIN, 'initdb'), [
-    '-D',
-    paths.dataDir,
-    '-U',
-    SUPERUSER,
-    '--auth-local=trust',
-    '--auth-host=scram-sha-256',
-    '-E',
-    'UTF8',
-    '--locale=C.UTF-8',
-    '--no-instructions',
-    ...(fsync ? [] : ['--no-sync']),
+    '-D', paths.dataDir, '-U', SUPERUSER, '--auth-local=trust', '--auth-host=scram-sha-256',
+    '-E', 'UTF8', '--locale=C.UTF-8', '--no-instructions', ...(fsync ? [] : ['--no-sync']),
   ], { asDbUser: true, cwd: paths.dir });
   fs.appendFileSync(
     path.join(paths.dataDir, 'postgresql.conf'),
@@ -354,11 +310,8 @@ function writeConfig(paths, { port, fsync }) {
 function runningPort(dir) {
   const paths = clusterPaths(dir);
   if (!fs.existsSync(path.join(paths.dataDir, 'PG_VERSION'))) return null;
-  const r = run(path.join(PG_BIN, 'pg_ctl'), ['status', '-D', paths.dataDir], {
-    asDbUser: true,
-    cwd: paths.dir,
-    allowFail: true,
-  });
+  const status = ['status', '-D', paths.dataDir];
+  const r = run(path.join(PG_BIN, 'pg_ctl'), status, { asDbUser: true, cwd: paths.dir, allowFail: true });
   if (r.status !== 0) return null;
   return Number(fs.readFileSync(path.join(paths.dataDir, 'postmaster.pid'), 'utf8').split('\n')[3]);
 }
@@ -379,9 +332,8 @@ function probePort(port) {
 export const freePort = () => probePort(0);
 
 /**
- * Creates (initdb) the cluster in `dir` if needed and starts it on 127.0.0.1:`port`. Reuses it
- * if it is already running on that port (pg_ctl start -w returns once it accepts connections).
- * `fsync: false` trades durability for speed (tests).
+ * Creates (initdb) the cluster in `dir` if needed and starts it on 127.0.0.1:`port`, or reuses it
+ * running there. `fsync: false` trades durability for speed (tests).
  * Returns { dir, dataDir, logFile, bootstrapMarker, port, superuserUrl, postgresUrl }.
  */
 export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsync = true } = {}) {
@@ -394,26 +346,21 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
     return info;
   }
   if (running !== null) {
-    log(`cluster is running on port ${running}; restarting it on ${port}`);
-    stopCluster(info);
+    const stop = `${isRoot ? `runuser -u ${DB_OS_USER} -- ` : ''}${PG_BIN}/pg_ctl stop -D ${paths.dataDir}`;
+    throw new PlatformError(`the cluster in ${paths.dataDir} runs on port ${running}, not ${port}: ` +
+      `set SPOOL_DB_PORT=${running}, or stop it (${stop})`);
   }
   writeConfig(paths, { port, fsync });
   await probePort(port).catch((err) => {
     if (err.code !== 'EADDRINUSE') throw err;
     throw new PlatformError(`port ${port} on 127.0.0.1 is in use; set SPOOL_DB_PORT to another port`);
   });
-  const pgCtl = path.join(PG_BIN, 'pg_ctl');
-  const r = run(pgCtl, ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s'], {
-    asDbUser: true,
-    cwd: paths.dir,
-    allowFail: true,
-  });
+  const start = ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s'];
+  const r = run(path.join(PG_BIN, 'pg_ctl'), start, { asDbUser: true, cwd: paths.dir, allowFail: true });
   if (r.status !== 0) {
     const log = fs.existsSync(paths.logFile) ? fs.readFileSync(paths.logFile, 'utf8') : '(no log)\n';
     const last = log.trimEnd().split('\n').slice(-30).join('\n');
-    throw new PlatformError(
-      `postgres did not start (pg_ctl exit ${r.status}). ${paths.logFile} ends with:\n${last}`,
-    );
+    throw new PlatformError(`postgres did not start (pg_ctl exit ${r.status}). ${paths.logFile} ends with:\n${last}`);
   }
   log(`postgres ${PG_MAJOR} is up on 127.0.0.1:${port} (log: ${paths.logFile})`);
   return info;
@@ -423,19 +370,16 @@ export async function startCluster({ dir = DEFAULT_DIR, port = DEFAULT_PORT, fsy
 export function stopCluster({ dir = DEFAULT_DIR } = {}, { mode = 'fast', quiet = false } = {}) {
   const paths = clusterPaths(dir);
   if (runningPort(paths.dir) === null) return false;
-  run(path.join(PG_BIN, 'pg_ctl'), ['stop', '-D', paths.dataDir, '-m', mode, '-w', '-t', '60', '-s'], {
-    asDbUser: true,
-    cwd: paths.dir,
-  });
+  const stop = ['stop', '-D', paths.dataDir, '-m', mode, '-w', '-t', '60', '-s'];
+  run(path.join(PG_BIN, 'pg_ctl'), stop, { asDbUser: true, cwd: paths.dir });
   if (!quiet) log(`stopped the cluster in ${paths.dataDir}`);
   return true;
 }
 
 /**
- * A throwaway cluster (npm test, gen:types): packages and stand-in extensions checked, a new temp
- * folder named `prefix`… on a free port, fsync off, bootstrapped. Returns startCluster's info
- * plus stop(): kills the Supabase CLI if running, stops the cluster at once and removes the folder
- * (synchronous, so safe from a signal handler; idempotent).
+ * A throwaway cluster (npm test, gen:types): a new temp folder `prefix`… on a free port, fsync off,
+ * bootstrapped. Returns startCluster's info plus stop(): kills the Supabase CLI, stops the cluster
+ * at once and removes the folder (synchronous, so safe from a signal handler; idempotent).
  */
 export async function startThrowawayCluster(prefix) {
   ensurePackages();
@@ -473,35 +417,27 @@ export async function withClient(url, fn) {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Bootstrap and migrations
-// ---------------------------------------------------------------------------------------------
+// --- Bootstrap and migrations
 
 function bootstrapHash() {
   return createHash('sha256').update(fs.readFileSync(BOOTSTRAP_SQL)).digest('hex');
 }
 
 /**
- * Bootstraps a cluster that never was (no hash recorded in its folder); warns about one
- * bootstrapped by an older local/standins/sql/bootstrap.sql instead of running it again over
- * migrated objects (that would, for one, restore default privileges a migration revoked).
+ * Bootstraps a cluster that never was (no hash recorded); warns about one bootstrapped by an older
+ * bootstrap.sql rather than run it again over migrated objects (it would restore revoked privileges).
  */
 export function ensureBootstrapped(cluster) {
-  let recorded;
-  try {
-    recorded = fs.readFileSync(clusterPaths(cluster.dir).bootstrapMarker, 'utf8').trim();
-  } catch {
-    return bootstrap(cluster);
-  }
-  if (recorded !== bootstrapHash()) {
+  const marker = clusterPaths(cluster.dir).bootstrapMarker;
+  if (!fs.existsSync(marker)) return bootstrap(cluster);
+  if (fs.readFileSync(marker, 'utf8').trim() !== bootstrapHash()) {
     log('local/standins/sql/bootstrap.sql changed since this cluster was bootstrapped; `npm start -- --reset` rebuilds it');
   }
 }
 
 /**
- * Runs local/standins/sql/bootstrap.sql as the superuser with psql in one transaction (an error
- * names its file and line), then records its hash in the cluster folder (if `dir` is given) so
- * start can skip it next time.
+ * Runs bootstrap.sql as the superuser with psql in one transaction (an error names its file and
+ * line), then records its hash in the cluster folder `dir`, if given.
  */
 export function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
   const psql = path.join(PG_BIN, 'psql');
@@ -514,9 +450,8 @@ export function bootstrap({ port = DEFAULT_PORT, dir } = {}) {
 
 /**
  * Runs the pinned Supabase CLI (`supabase <command...> --remote=<postgres url> --workdir <root>
- * ...args`) against the database on `port` as the postgres role, quietly (no telemetry, no
- * update check), killed after 10 minutes. Collects stdout; stderr goes to the terminal unless
- * captureStderr. Resolves to { code, signal, stdout, stderr }.
+ * ...args`) against `port` as the postgres role, without telemetry or update check, killed after
+ * 10 minutes; stderr to the terminal unless captureStderr. Resolves to { code, signal, stdout, stderr }.
  */
 export function supabaseCli(command, { port, args = [], captureStderr = false }) {
   if (!fs.existsSync(SUPABASE_CLI)) {
@@ -541,10 +476,7 @@ export function supabaseCli(command, { port, args = [], captureStderr = false })
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
     child.stderr?.setEncoding('utf8').on('data', (d) => (stderr += d));
-    child.on('error', (err) => {
-      children.delete(child);
-      reject(err);
-    });
+    child.on('error', reject);
     child.on('close', (code, signal) => {
       children.delete(child);
       resolve({ code: code ?? (signal ? 128 : 1), signal, stdout, stderr });
@@ -553,10 +485,9 @@ export function supabaseCli(command, { port, args = [], captureStderr = false })
 }
 
 /**
- * Applies supabase/migrations with the real Supabase CLI, as the postgres role (`supabase db
- * push --yes --output-format json`). Its progress (stderr) goes to the terminal. Resolves to
- * the CLI's JSON result ({ upToDate, migrations: [file names], message, ... }); rejects with its
- * error otherwise.
+ * Applies supabase/migrations as the postgres role (`supabase db push --yes --output-format json`),
+ * progress to the terminal. Resolves to the CLI's JSON result ({ upToDate, migrations: [file
+ * names], message, ... }); rejects with its error otherwise.
  */
 export async function pushMigrations({ port = DEFAULT_PORT } = {}) {
   const r = await supabaseCli(['db', 'push'], { port, args: ['--yes', '--output-format', 'json'] });
@@ -565,14 +496,12 @@ export async function pushMigrations({ port = DEFAULT_PORT } = {}) {
   try {
     result = jsonLine ? JSON.parse(jsonLine) : null;
   } catch {
-    result = null;
+    // not JSON: the error below shows stdout
   }
   if (r.code !== 0 || !result || result._tag === 'Error') {
     const e = result?.error;
     const detail = e
-      ? [e.code ? `${e.code}: ${e.message}` : e.message, e.suggestion?.trim()]
-        .filter(Boolean)
-        .join('\n')
+      ? [e.code ? `${e.code}: ${e.message}` : e.message, e.suggestion?.trim()].filter(Boolean).join('\n')
       : r.stdout.trim() || `exit ${r.code}`;
     throw new PlatformError(`supabase db push failed:\n${detail}`);
   }

@@ -1,21 +1,16 @@
-// A fake OpenAI API for `npm test`'s stack (local/tools/test.mjs points the Edge Functions'
-// OPENAI_BASE_URL at it), so the image and text kinds, and the complete pack made of them, run end
-// to end on the stack's worker without the network or a real key. The same behaviour as the Deno
-// fake the function tests use (supabase/functions/tests/support/fake-providers.ts), in Node:
+// A fake OpenAI API for the test stacks (npm test's, web/tests'): the functions' OPENAI_BASE_URL,
+// so the image and text kinds and the pack run end to end without the network or a real key.
 //
 //   POST /v1/images/generations   200: `n` small solid-colour PNGs as b64_json
-//   POST /v1/chat/completions     200: an assistant message whose content is JSON that satisfies
-//                                 the request's response_format.json_schema.schema (made from
-//                                 the schema: objects with every required property, arrays with
-//                                 minItems items, strings "…"), or plain text without a schema
+//   POST /v1/chat/completions     200: an assistant message whose content is JSON satisfying the
+//                                 request's response_format.json_schema.schema (text.ts sends one)
 //   anything else                 404 in OpenAI's error shape
 //
-// Tests that need OpenAI to fail or to be absent do that themselves (a handler of their own with
-// functionEnv({}), a page.route in the browser): they must not depend on this fake's answers.
+// Tests that need OpenAI to fail or be absent do that themselves, never through this fake.
 import http from 'node:http';
 import { encode as encodePng } from 'fast-png';
 
-/** A small PNG of one colour (fast-png, the PNG library the product decodes with). */
+/** A small PNG of one colour (fast-png, which the product decodes with). */
 function solidPng(width, height, rgb) {
   const data = Uint8Array.from({ length: width * height * 3 }, (_, i) => rgb[i % 3]);
   return Buffer.from(encodePng({ width, height, channels: 3, data }));
@@ -52,11 +47,8 @@ function sampleOf(schema) {
       return true;
     case 'null':
       return null;
-    case 'string':
-    default: {
-      const min = schema.minLength ?? 1;
-      return '…'.repeat(Math.max(min, 1));
-    }
+    default: // string
+      return '…'.repeat(Math.max(schema.minLength ?? 1, 1));
   }
 }
 
@@ -67,12 +59,11 @@ export async function startFakeOpenAI() {
     const parts = [];
     req.on('data', (c) => parts.push(c));
     req.on('end', () => {
-      const text = Buffer.concat(parts).toString('utf8');
       let body = null;
       try {
-        body = text ? JSON.parse(text) : null;
+        body = JSON.parse(Buffer.concat(parts).toString('utf8'));
       } catch {
-        body = text;
+        // not JSON: answered as if empty
       }
       const path = new URL(req.url, 'http://x').pathname;
       const json = (status, value) => {
@@ -83,7 +74,6 @@ export async function startFakeOpenAI() {
         const n = Number.isInteger(body?.n) && body.n > 0 ? body.n : 1;
         const first = seq++;
         return json(200, {
-          created: Math.floor(Date.now() / 1000),
           data: Array.from({ length: n }, (_, i) => ({
             b64_json: solidPng(32, 32, COLOURS[(first + i) % COLOURS.length]).toString('base64'),
           })),
@@ -91,19 +81,10 @@ export async function startFakeOpenAI() {
         });
       }
       if (req.method === 'POST' && path === '/v1/chat/completions') {
-        const schema = body?.response_format?.json_schema?.schema;
-        const last = Array.isArray(body?.messages) ? body.messages.at(-1)?.content : '';
-        const content = schema ? JSON.stringify(sampleOf(schema)) : `an answer to: ${last}`;
+        const content = JSON.stringify(sampleOf(body?.response_format?.json_schema?.schema));
         return json(200, {
-          id: `chatcmpl-fake-${++seq}`,
-          object: 'chat.completion',
-          created: Math.floor(Date.now() / 1000),
           model: body?.model ?? 'fake',
-          choices: [{
-            index: 0,
-            message: { role: 'assistant', content, refusal: null },
-            finish_reason: 'stop',
-          }],
+          choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, finish_reason: 'stop' }],
           usage: { prompt_tokens: 12, completion_tokens: 34, total_tokens: 46 },
         });
       }
@@ -116,9 +97,6 @@ export async function startFakeOpenAI() {
   });
   return {
     url: `http://127.0.0.1:${server.address().port}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections?.();
-      server.close(() => resolve());
-    }),
+    close: () => new Promise((resolve) => server.close(resolve).closeAllConnections()),
   };
 }

@@ -1,47 +1,29 @@
-// The local Spool stack as one call: Postgres (local/tools/db.mjs) + the API gateway on one port
-// (local/standins/server.mjs: Edge Functions in Deno, the REST/Auth/Storage stand-ins, the pg_net
-// deliverer) + the Vault secrets the doorbell reads, so that inserting a job rings job-worker.
-// npm start, npm run demo, the browser tests and most benchmarks start the stack through here.
+// The local Spool stack as one call: Postgres (db.mjs) + the API gateway on one port
+// (standins/server.mjs: Edge Functions, the stand-ins, the pg_net deliverer) + the Vault secrets
+// the doorbell reads, so that inserting a job rings job-worker. startApi() is the second half
+// alone, for callers that run the database themselves (npm test).
 //
 //   const stack = await startStack({ dbPort, apiPort, stateDir, env, fsync: false });
-//   stack.url, stack.anonKey, stack.serviceRoleKey, stack.dbUrl, stack.superuserUrl
-//   stack.keyMode         'new' (sb_ keys, ES256 user tokens; default) or 'legacy' (SPOOL_KEYS)
+//   stack.url, .anonKey, .serviceRoleKey, .dbUrl, .superuserUrl, .keyMode ('new' | 'legacy')
 //   stack.clientEnv()     SUPABASE_URL, SUPABASE_ANON_KEY, ... for a test process
-//   await stack.stop()    gateway (Deno workers included), then the cluster
-//   stack.killSync()      for exit paths that cannot wait
-//
-// startApi() is the second half alone, for callers that run the database themselves (npm test).
+//   await stack.stop()    gateway (Deno workers included), then the cluster; killSync() cannot wait
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import {
-  ensureBootstrapped,
-  ensureExtensions,
-  ensurePackages,
-  ensureStateDir,
-  envPort,
-  PlatformError,
-  postgresUrl,
-  pushMigrations,
-  ROOT,
-  startCluster,
-  STATE_DIR,
-  stopCluster,
-  superuserUrl,
-  withClient,
+  ensureBootstrapped, ensureExtensions, ensurePackages, ensureStateDir, envPort, PlatformError, postgresUrl,
+  pushMigrations, ROOT, startCluster, STATE_DIR, stopCluster, superuserUrl, withClient,
 } from './db.mjs';
 import { cacheFunctionModules } from '../standins/edge-runtime/cache.mjs';
 import { discoverFunctions, killWorkersSync } from '../standins/functions.mjs';
 import { startGateway } from '../standins/server.mjs';
 
-/** Port from SPOOL_API_PORT (default 54321). */
 export const envApiPort = () => envPort('SPOOL_API_PORT', 54321);
 
 /**
- * The environment the Edge Functions get besides what Supabase injects: every variable named in
- * the repo's .env or .env.example, with its value from process.env (which local/tools/db.mjs
- * loadDotEnv() fills from .env, variables already set winning) or else from .env.
+ * The Edge Functions' environment besides what Supabase injects: every variable named in .env or
+ * .env.example, valued from process.env (db.mjs loadDotEnv() fills it from .env) or else .env.
  */
 export function functionEnv(root = ROOT) {
   const read = (file) => {
@@ -62,21 +44,16 @@ export function functionEnv(root = ROOT) {
   return env;
 }
 
-/**
- * Sets the Vault secrets spool.ring_doorbell() reads (idempotent): spool_project_url (where
- * job-worker is: <url>/functions/v1/job-worker) and spool_worker_secret (the key it presents).
- */
-export async function setDoorbellSecrets(dbUrl, { projectUrl, workerSecret }) {
+/** Sets (idempotent) the Vault secrets spool.ring_doorbell() reads: where job-worker is, its key. */
+async function setDoorbellSecrets(dbUrl, { projectUrl, workerSecret }) {
   const secrets = [
     ['spool_project_url', projectUrl, 'Spool local platform: the API gateway job-worker is served on'],
     ['spool_worker_secret', workerSecret, 'Spool local platform: the secret (service_role) key job-worker accepts'],
   ];
   await withClient(dbUrl, async (client) => {
     for (const [name, value, description] of secrets) {
-      const { rows } = await client.query(
-        'select id, decrypted_secret from vault.decrypted_secrets where name = $1',
-        [name],
-      );
+      const sql = 'select id, decrypted_secret from vault.decrypted_secrets where name = $1';
+      const { rows } = await client.query(sql, [name]);
       if (rows.length === 0) {
         await client.query('select vault.create_secret($1, $2, $3)', [value, name, description]);
       } else if (rows[0].decrypted_secret !== value) {
@@ -107,44 +84,27 @@ export function fileLog(file) {
 }
 
 /**
- * Starts the gateway against a running, migrated database and sets the doorbell's Vault
- * secrets. `env` is the functions' extra environment (default: functionEnv()); `log` a sink for
- * the gateway's log lines (default: consoleLog); `watch` restarts a function when its files change.
+ * Starts the gateway against a running, migrated database and sets the doorbell's secrets. `env`:
+ * the functions' extra environment; `log`: a sink for log lines; `watch`: restart a function on edits.
  */
 export async function startApi({
-  dbPort,
-  apiPort = envApiPort(),
-  stateDir = STATE_DIR,
-  env = functionEnv(),
-  log = consoleLog,
-  quiet = false,
-  watch = false,
+  dbPort, apiPort = envApiPort(), stateDir = STATE_DIR, env = functionEnv(), log = consoleLog,
+  quiet = false, watch = false,
 } = {}) {
   if (!dbPort) throw new PlatformError('startApi needs the database port (dbPort)');
   fs.mkdirSync(stateDir, { recursive: true });
-  // What `supabase functions deploy` does first: every module the functions can load (dynamic
-  // imports and npm packages included) into Deno's cache, as deno.lock pins it. The workers run
-  // --cached-only and never download. Once per process; a few ms when the cache is warm.
-  await cacheFunctionModules({
-    root: ROOT,
-    say: (msg) => {
-      if (log !== consoleLog) log({ service: 'edge-runtime', event: 'modules_cache', msg });
-      if (!quiet) console.log(msg);
-    },
-  });
+  // As `supabase functions deploy`: every module the functions can load into Deno's cache, as
+  // deno.lock pins it; the workers run --cached-only. Once per process.
+  const say = (msg) => {
+    if (log !== consoleLog) log({ service: 'edge-runtime', event: 'modules_cache', msg });
+    if (!quiet) console.log(msg);
+  };
+  await cacheFunctionModules({ root: ROOT, say });
   let gateway;
   try {
-    gateway = await startGateway({
-      root: ROOT,
-      stateDir,
-      port: apiPort,
-      dbPort,
-      env,
-      quiet,
-      log,
-      // Pickup latency matters: every function's worker is started now, not on its first call.
-      options: { functions: { prewarm: true, watch } },
-    });
+    // Pickup latency matters: every function's worker is started now, not on its first call.
+    const options = { functions: { prewarm: true, watch } };
+    gateway = await startGateway({ root: ROOT, stateDir, port: apiPort, dbPort, env, quiet, log, options });
   } catch (err) {
     if (err.code === 'EADDRINUSE') {
       throw new PlatformError(`port ${apiPort} on 127.0.0.1 is in use; set SPOOL_API_PORT to another port`);
@@ -166,9 +126,7 @@ export async function startApi({
     serviceRoleKey: keys.serviceRoleKey,
     dbUrl: postgresUrl(dbPort),
     superuserUrl: superuserUrl(dbPort),
-    /** Names of the Edge Functions in supabase/functions (each at functionsUrl/<name>). */
     functions: () => discoverFunctions(path.join(ROOT, 'supabase', 'functions')),
-    /** Variables for a process that talks to this stack (tests, scripts). */
     // Both key names of a role hold the key in force (SPOOL_KEYS says which system), so a client
     // works in either mode. SPOOL_TEST_SIGNING_KEY (new mode) and SPOOL_TEST_JWT_SECRET (legacy
     // tokens; Storage's signed URLs in both) let tests sign users' access tokens as Auth would.
@@ -199,11 +157,7 @@ export async function startApi({
   };
 }
 
-/**
- * The whole stack: a cluster in <stateDir>/db on dbPort (created, bootstrapped and migrated as
- * needed), then startApi with the other options. `fsync: false` is for throwaway stacks (tests,
- * benchmarks).
- */
+/** The whole stack: a cluster in <stateDir>/db on dbPort (made as needed), then startApi. */
 export async function startStack({ dbPort = envPort(), stateDir = STATE_DIR, fsync = true, ...apiOptions } = {}) {
   ensurePackages();
   ensureExtensions();

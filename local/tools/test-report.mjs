@@ -1,14 +1,11 @@
-// Skipped, ignored and todo tests in the suites `npm test` runs (local/tools/test.mjs): a green run must
-// mean that every test ran, so each runner also writes a machine-readable report and any test it
-// did not run counts as a failure of its suite. The terminal output stays the runner's own.
+// Skipped, ignored and todo tests in npm test's suites (test.mjs): a green run must mean every test
+// ran, so each runner also writes a machine-readable report; a test it did not run fails its suite.
 //
 //   node --test   testReport('node', file) adds a second reporter, JUnit to `file`
-//   deno test     testReport('deno', file) adds --junit-path=file
-//                 and junitSkips() reads the <skipped/> cases of either (node's skip and todo, a
-//                 skipped describe() included; Deno's `ignore`, for tests and steps)
-//   pg_prove      PG_PROVE_ARGS makes it print every result with a directive (--directives; no
-//                 other line changes); pgProveSkips() reads those and whole files it reports
-//                 "skipped: <reason>" (pgTAP's skip_all)
+//   deno test     testReport('deno', file) adds --junit-path=file; junitSkips() reads the <skipped/>
+//                 cases of either (node's skip and todo, a skipped describe(); Deno's `ignore`)
+//   pg_prove      PG_PROVE_ARGS prints every result with a directive; pgProveSkips() reads those
+//                 and whole files it reports "skipped: <reason>" (pgTAP's skip_all)
 //
 // Each parser returns [{ file, test, directive: 'SKIP' | 'TODO', reason }] (file when known).
 
@@ -63,10 +60,7 @@ function junitSkips(xml) {
 // deno-lint-ignore no-control-regex
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
-/**
- * The tests pg_prove's output (with PG_PROVE_ARGS) shows with a SKIP or TODO directive, and the
- * files it reports skipped as a whole.
- */
+/** The tests pg_prove's output (with PG_PROVE_ARGS) shows with a SKIP or TODO directive, or skipped whole. */
 export function pgProveSkips(output) {
   const skips = [];
   let file = null;

@@ -1,27 +1,19 @@
 #!/usr/bin/env node
-// `npm test`: a throwaway local stack, every suite, then teardown.
+// `npm test`: a throwaway local stack, every suite, then teardown (at the end, on failure, on Ctrl-C).
 //
-//   1. a cluster in a temp folder on a free port (fsync off), bootstrapped; supabase/migrations
-//      applied with `supabase db push`, then pushed again: must be a no-op
-//   2. pgTAP (Debian's pg_prove, as postgres over TCP): local/standins/tests/*.sql, then
-//      supabase/tests/*.sql, each sorted
-//   3. the fake OpenAI and the API gateway (local/tools/stack.mjs startApi) on free ports against
-//      that cluster, then furtherSuites below with the stack's URL and keys in their environment
-//      (api.clientEnv()): the generated types, local/standins/tests, supabase/functions/tests,
-//      local/tools/tests, web/ (tsc, Deno tests, browser tests in Debian's Chromium). The
-//      gateway's log goes to a file; its last lines are printed when a suite fails.
-// A green run means every test ran: a test that a runner skipped, ignored or left todo (node
-// --test, deno test, pg_prove), or a runner with no test to run, fails the run, named in the
-// output (local/tools/test-report.mjs reads each runner's report beside its usual terminal output).
-// Everything (Deno workers, gateway, cluster, temp folder) is torn down at the end, on failure
-// and on Ctrl-C.
+//   1. a throwaway cluster (db.mjs), supabase/migrations pushed, then pushed again: must be a no-op
+//   2. pgTAP (pg_prove as postgres): local/standins/tests/*.sql, then supabase/tests/*.sql
+//   3. the fake OpenAI and the API gateway (stack.mjs startApi) on free ports, then furtherSuites
+//      with api.clientEnv() in their environment. The gateway logs to a file; its last lines are
+//      printed when a suite fails.
+// A green run means every test ran: a test that node --test, deno test or pg_prove skipped, ignored
+// or left todo, or a runner with no test to run, fails the run, named (local/tools/test-report.mjs).
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cacheFunctionModules } from '../standins/edge-runtime/cache.mjs';
-import { denoBinary } from '../standins/functions.mjs';
+import { denoBinary } from '../standins/edge-runtime/cache.mjs';
 import { startFakeOpenAI } from './fake-openai.mjs';
 import { fileLog, startApi } from './stack.mjs';
 import { describeSkips, PG_PROVE_ARGS, pgProveSkips, testReport } from './test-report.mjs';
@@ -30,11 +22,9 @@ import { ensureChromium } from './web.mjs';
 import { freePort, PlatformError, pushMigrations, ROOT, startThrowawayCluster } from './db.mjs';
 
 const say = (msg) => console.log(`\n== ${msg}`);
+const DENO_ENV = { DENO_NO_UPDATE_CHECK: '1' };
 
-/**
- * Suites that run after pgTAP against the same stack. Each: { name, run(ctx) => exit code },
- * where ctx = { port, root, env } and env is the stack's client environment (api.clientEnv()).
- */
+/** Suites run after pgTAP against the same stack: { name, run({ port, root, env }) => exit code }. */
 const furtherSuites = [
   {
     // database.types.ts must be what `npm run gen:types` makes of the migrations just applied.
@@ -48,10 +38,7 @@ const furtherSuites = [
   {
     name: 'Edge Functions tests (deno test -A supabase/functions/tests/)',
     run: ({ env, root }) =>
-      runTests('deno', denoBinary(root), ['test', '-A', 'supabase/functions/tests/'], {
-        ...env,
-        DENO_NO_UPDATE_CHECK: '1',
-      }),
+      runTests('deno', denoBinary(root), ['test', '-A', 'supabase/functions/tests/'], { ...env, ...DENO_ENV }),
   },
   {
     // npm run demo's core, the README's configuration tables, npm start, import boundaries.
@@ -59,8 +46,7 @@ const furtherSuites = [
     run: ({ env }) => runTests('node', process.execPath, ['--test', 'local/tools/tests/'], env),
   },
   {
-    // web/: its type check, its Deno tests (web/tests/*.test.ts), then the browser tests in
-    // Debian's Chromium (installed as root when missing: local/tools/web.mjs ensureChromium).
+    // Debian's Chromium for the browser tests: installed as root when missing (web.mjs ensureChromium).
     name: 'web client (tsc, deno test web/tests/*.test.ts, browser tests: node --test web/tests/)',
     run: async ({ env, root }) => {
       ensureChromium();
@@ -70,19 +56,15 @@ const furtherSuites = [
         .map((f) => path.join('web', 'tests', f));
       const code = await runGroup(tsc, ['--noEmit', '-p', 'web'], env);
       if (code !== 0) return code;
-      const denoEnv = { ...env, DENO_NO_UPDATE_CHECK: '1' };
-      return (await runTests('deno', denoBinary(root), ['test', '-A', ...contracts], denoEnv)) ||
+      return (await runTests('deno', denoBinary(root), ['test', '-A', ...contracts], { ...env, ...DENO_ENV })) ||
         await runTests('node', process.execPath, ['--test', 'web/tests/'], env);
     },
   },
 ];
 
 /**
- * The Edge Functions' environment in the test stack: hermetic (not the developer's .env), with
- * the test-only `noop` job kind enabled, and OpenAI configured against a local fake
- * (local/tools/fake-openai.mjs, started before the gateway: main() adds OPENAI_BASE_URL), so image,
- * text and the complete pack run end to end. A test that needs OpenAI unconfigured makes that
- * itself (its own handler with functionEnv({}), a page.route in the browser).
+ * The functions' environment in the test stack: hermetic (not the developer's .env), the test-only
+ * `noop` kind on, OpenAI configured against fake-openai.mjs (main() adds OPENAI_BASE_URL).
  */
 const TEST_FUNCTION_ENV = { SPOOL_ENABLE_NOOP: 'true', OPENAI_API_KEY: 'sk-spool-fake' };
 
@@ -90,10 +72,9 @@ const TEST_FUNCTION_ENV = { SPOOL_ENABLE_NOOP: 'true', OPENAI_API_KEY: 'sk-spool
 const groups = new Set();
 
 /**
- * Runs a suite's command in a process group of its own, output to the terminal; resolves to its
- * exit code. cleanup() kills the whole group, so a runner's per-file processes (and the Deno
- * workers of gateways they started) cannot outlive npm test. `tee(text)`, if given, also gets
- * everything the command writes to stdout.
+ * Runs a suite's command in a process group of its own (killed whole, so a runner's per-file
+ * processes and their gateways' Deno workers cannot outlive npm test), output to the terminal and
+ * to `tee(text)` if given; resolves to its exit code.
  */
 function runGroup(cmd, args, env, { tee = null } = {}) {
   return new Promise((resolve, reject) => {
@@ -108,10 +89,7 @@ function runGroup(cmd, args, env, { tee = null } = {}) {
       tee(text);
     });
     groups.add(child.pid);
-    child.on('error', (err) => {
-      groups.delete(child.pid);
-      reject(err);
-    });
+    child.on('error', reject);
     child.on('close', (code, signal) => {
       groups.delete(child.pid);
       try {
@@ -129,18 +107,16 @@ const notRun = [];
 let reportSeq = 0;
 
 /**
- * Runs a test runner like runGroup, `kind` 'node' (node --test ...) or 'deno' (deno test ...),
- * with a report file beside its terminal output; resolves to its exit code, or 1 if it exited 0
- * but skipped, ignored or left todo any test (each is printed).
+ * Runs a test runner (`kind` 'node' or 'deno') like runGroup with a report beside its output;
+ * resolves to its exit code, or 1 if it exited 0 but did not run every test (each is printed).
  */
 async function runTests(kind, cmd, [subcommand, ...rest], env) {
-  const file = path.join(tmpDir, 'reports', `${++reportSeq}-${kind}.xml`);
+  const file = path.join(cluster.dir, 'reports', `${++reportSeq}-${kind}.xml`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const report = testReport(kind, file);
   const code = await runGroup(cmd, [subcommand, ...report.args, ...rest], env);
   if (code !== 0 && !fs.existsSync(file)) return code; // failed before it could report
-  const label = `${kind === 'node' ? 'node' : 'deno'} ${[subcommand, ...rest].join(' ')}`;
-  const allRan = checkAllRan(label, report.skips());
+  const allRan = checkAllRan(`${kind} ${[subcommand, ...rest].join(' ')}`, report.skips());
   return code !== 0 ? code : allRan ? 0 : 1;
 }
 
@@ -152,19 +128,11 @@ function checkAllRan(label, skips) {
   return false;
 }
 
-function sqlFiles(dir) {
-  const abs = path.join(ROOT, dir);
-  if (!fs.existsSync(abs)) return [];
-  return fs.readdirSync(abs)
-    .filter((f) => f.endsWith('.sql'))
-    .sort()
-    .map((f) => path.join(dir, f));
-}
+const sqlFiles = (dir) =>
+  fs.readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith('.sql')).sort().map((f) => path.join(dir, f));
 
-let cluster = null;
-let tmpDir = null; // the cluster's folder, which also holds the reports and the gateway's state
+let cluster = null; // its temp folder also holds the reports and the gateway's state
 let api = null;
-let fakeOpenAI = null;
 let gatewayLog = null;
 let cleanedUp = false;
 
@@ -199,20 +167,13 @@ process.on('exit', cleanup);
 async function main() {
   const failures = [];
 
-  say('Edge Functions: every module cached as deno.lock pins it (no download at run time)');
-  await cacheFunctionModules();
-
   say('platform');
   cluster = await startThrowawayCluster('spool-test-');
-  tmpDir = cluster.dir;
   const port = cluster.port;
 
   say('migrations: supabase db push');
   const first = await pushMigrations({ port });
-  const applied = first.migrations;
-  console.log(
-    `applied ${applied.length} migration(s)${applied.length ? ': ' : ''}${applied.join(', ')}`,
-  );
+  console.log(`applied ${first.migrations.length} migration(s) ${first.migrations.join(', ')}`);
 
   say('migrations: a second db push applies nothing');
   const second = await pushMigrations({ port });
@@ -226,35 +187,19 @@ async function main() {
   say('pgTAP (pg_prove as postgres)');
   const suites = [...sqlFiles('local/standins/tests'), ...sqlFiles('supabase/tests')];
   let proveOutput = '';
-  const proveCode = await runGroup('pg_prove', [
-    ...PG_PROVE_ARGS,
-    ...(process.stdout.isTTY ? ['--color'] : []),
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--username',
-    'postgres',
-    '--dbname',
-    'postgres',
-    '--failures',
-    '--comments',
-    ...suites,
-  ], {
-    PGPASSWORD: 'postgres',
-    PGSSLMODE: 'disable',
-    PGOPTIONS: '-c client_min_messages=warning',
-  }, { tee: (text) => (proveOutput += text) });
+  const proveArgs = [...PG_PROVE_ARGS, ...(process.stdout.isTTY ? ['--color'] : []), '--host', '127.0.0.1',
+    '--port', String(port), '--username', 'postgres', '--dbname', 'postgres', '--failures', '--comments'];
+  const proveEnv = { PGPASSWORD: 'postgres', PGSSLMODE: 'disable', PGOPTIONS: '-c client_min_messages=warning' };
+  const proveCode = await runGroup('pg_prove', [...proveArgs, ...suites], proveEnv, { tee: (t) => (proveOutput += t) });
   const proveAllRan = checkAllRan('pg_prove', pgProveSkips(proveOutput));
   if (proveCode !== 0) failures.push(`pg_prove (exit ${proveCode})`);
   else if (!proveAllRan) failures.push('pg_prove (tests not run)');
 
   say('fake OpenAI API (local/tools/fake-openai.mjs)');
-  fakeOpenAI = await startFakeOpenAI();
-  console.log(`${fakeOpenAI.url}/v1: the functions' OPENAI_BASE_URL`);
+  const fakeOpenAI = await startFakeOpenAI();
 
   say('API gateway (Edge Functions, stand-ins, pg_net deliverer)');
-  const apiDir = path.join(tmpDir, 'api');
+  const apiDir = path.join(cluster.dir, 'api');
   gatewayLog = fileLog(path.join(apiDir, 'gateway.log'));
   api = await startApi({
     dbPort: port,
@@ -263,9 +208,7 @@ async function main() {
     env: { ...TEST_FUNCTION_ENV, OPENAI_BASE_URL: `${fakeOpenAI.url}/v1` },
     log: gatewayLog,
   });
-  const names = api.functions();
-  console.log(`${api.url}: functions ${names.length ? names.join(', ') : '(none)'}; log ${gatewayLog.file}`);
-  console.log(`API keys: ${api.keyMode} (SPOOL_KEYS=new|legacy; .ci/run runs npm test in both)`);
+  console.log(`${api.url}, API keys ${api.keyMode} (SPOOL_KEYS), log ${gatewayLog.file}`);
 
   const suiteCtx = { port, root: ROOT, env: api.clientEnv() };
   for (const suite of furtherSuites) {
@@ -273,13 +216,12 @@ async function main() {
     const code = await suite.run(suiteCtx);
     if (code !== 0) failures.push(`${suite.name} (exit ${code})`);
   }
-  if (failures.length > 0) printGatewayLog();
+  if (failures.length > 0) printLogs();
 
   say('API gateway: stop');
   await api.close();
   api = null;
   await fakeOpenAI.close();
-  fakeOpenAI = null;
 
   say('summary');
   if (failures.length > 0) {
@@ -293,17 +235,20 @@ async function main() {
   return 0;
 }
 
-/** The last lines of the gateway's log (worker lifecycle, function output, stand-in errors). */
-function printGatewayLog(lines = 60) {
-  if (!gatewayLog) return;
-  try {
-    const text = fs.readFileSync(gatewayLog.file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+/**
+ * A failed run's logs: the gateway's last 60 lines (worker lifecycle, function output, stand-in
+ * errors) and, after a crash, the cluster's last 20.
+ */
+function printLogs(crash = false) {
+  const tail = (file, n) => fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-n).join('\n');
+  if (gatewayLog && fs.existsSync(gatewayLog.file)) {
     // The temp folder goes at teardown: keep the whole log of a failed run where it can be read.
     const kept = path.join(os.tmpdir(), 'spool-test-gateway.log');
     fs.copyFileSync(gatewayLog.file, kept);
-    console.log(`\nlast ${lines} lines of the gateway log (all of it: ${kept}):\n${text}`);
-  } catch {
-    // no log yet
+    console.log(`\nlast 60 lines of the gateway log (all of it: ${kept}):\n${tail(kept, 60)}`);
+  }
+  if (crash && cluster && fs.existsSync(cluster.logFile)) {
+    console.error(`\nlast lines of ${cluster.logFile}:\n${tail(cluster.logFile, 20)}`);
   }
 }
 
@@ -312,12 +257,7 @@ try {
   code = await main();
 } catch (err) {
   console.error(`\nspool test: ${err instanceof PlatformError ? err.message : err.stack}`);
-  printGatewayLog();
-  if (!(err instanceof PlatformError) && cluster?.logFile && fs.existsSync(cluster.logFile)) {
-    const lines = fs.readFileSync(cluster.logFile, 'utf8').trimEnd().split('\n').slice(-20);
-    console.error(`\nlast lines of ${cluster.logFile}:\n${lines.join('\n')}`);
-  }
-  code = 1;
+  printLogs(!(err instanceof PlatformError));
 } finally {
   cleanup();
 }

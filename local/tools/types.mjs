@@ -1,52 +1,34 @@
 #!/usr/bin/env node
 // supabase/functions/_shared/database.types.ts is generated from the migrations, never edited:
-//
-//   npm run gen:types     a throwaway cluster, every migration, `supabase gen types` against it,
-//                         formatted with the repository's deno fmt settings, written in place
-//   checkTypes({ port })  the same generation against a database that already has the
-//                         migrations (npm test's), compared with the committed file
-//
-// The output depends only on the migrations, the bootstrap and the pinned CLI and deno versions,
-// so it is byte-identical run to run.
+//   npm run gen:types     a throwaway cluster, the migrations, `supabase gen types`, deno fmt, written
+//   checkTypes({ port })  the same against a migrated database (npm test's), compared with the file
+// The output depends only on the migrations, the bootstrap and the pinned CLI and deno versions.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { denoBinary } from '../standins/edge-runtime/cache.mjs';
 import { PlatformError, pushMigrations, ROOT, startThrowawayCluster, supabaseCli } from './db.mjs';
 
-export const TYPES_FILE = path.join(ROOT, 'supabase', 'functions', '_shared', 'database.types.ts');
-const DENO = path.join(ROOT, 'node_modules', '.bin', 'deno');
+const TYPES_FILE = path.join(ROOT, 'supabase', 'functions', '_shared', 'database.types.ts');
+const REL = path.relative(ROOT, TYPES_FILE);
 
-const HEADER = [
-  '// Generated from supabase/migrations by `npm run gen:types` (supabase gen types typescript,',
-  '// schema public). Do not edit: change the migrations and regenerate; npm test fails when this',
-  '// file is stale.',
-  '',
-].join('\n');
+const HEADER = `// Generated from supabase/migrations by \`npm run gen:types\` (supabase gen types typescript,
+// schema public). Do not edit: change the migrations and regenerate; npm test fails when this
+// file is stale.
+`;
 
-/** The typings of schema public of the database on `port`, formatted as committed. */
-export async function generateTypes({ port }) {
-  const gen = await supabaseCli(['gen', 'types', 'typescript'], {
-    port,
-    args: ['--schema', 'public'],
-    captureStderr: true,
-  });
+/** The typings of schema public of the database on `port`, formatted (deno fmt, deno.json) as committed. */
+async function generateTypes({ port }) {
+  const args = ['--schema', 'public'];
+  const gen = await supabaseCli(['gen', 'types', 'typescript'], { port, args, captureStderr: true });
   if (gen.code !== 0 || !gen.stdout.includes('export type Database')) {
-    throw new PlatformError(
-      `supabase gen types failed (exit ${gen.code}):\n${(gen.stderr || gen.stdout).trim()}`,
-    );
+    throw new PlatformError(`supabase gen types failed (exit ${gen.code}):\n${(gen.stderr || gen.stdout).trim()}`);
   }
-  return formatTs(HEADER + gen.stdout);
-}
-
-/** Formats TypeScript source with deno fmt (from stdin) and the repository's deno.json. */
-function formatTs(source) {
-  const fmt = spawnSync(DENO, ['fmt', '--quiet', '--config', path.join(ROOT, 'deno.json'), '--ext', 'ts', '-'], {
-    input: source,
-    encoding: 'utf8',
-  });
+  const fmtArgs = ['fmt', '--quiet', '--config', path.join(ROOT, 'deno.json'), '--ext', 'ts', '-'];
+  const fmt = spawnSync(denoBinary(ROOT), fmtArgs, { input: HEADER + gen.stdout, encoding: 'utf8' });
   if (fmt.status !== 0) throw new PlatformError(`deno fmt failed:\n${(fmt.stderr || String(fmt.error)).trim()}`);
   return fmt.stdout;
 }
@@ -58,17 +40,14 @@ function formatTs(source) {
 export async function checkTypes({ port }) {
   const want = await generateTypes({ port });
   const have = fs.existsSync(TYPES_FILE) ? fs.readFileSync(TYPES_FILE, 'utf8') : '';
-  const rel = path.relative(ROOT, TYPES_FILE);
   if (have === want) {
-    console.log(`ok: ${rel} matches the migrations`);
+    console.log(`ok: ${REL} matches the migrations`);
     return 0;
   }
-  const a = have.split('\n');
-  const b = want.split('\n');
+  const [a, b] = [have.split('\n'), want.split('\n')];
   let line = 0;
   while (line < a.length && line < b.length && a[line] === b[line]) line++;
-  console.log(`not ok: ${rel} is stale: run \`npm run gen:types\` and commit it`);
-  console.log(`  first difference at line ${line + 1}:`);
+  console.log(`not ok: ${REL} is stale: run \`npm run gen:types\` and commit it (first difference: line ${line + 1})`);
   console.log(`    committed: ${JSON.stringify(a[line] ?? '(end of file)')}`);
   console.log(`    generated: ${JSON.stringify(b[line] ?? '(end of file)')}`);
   return 1;
@@ -88,8 +67,7 @@ async function main() {
     const text = await generateTypes({ port: cluster.port });
     const before = fs.existsSync(TYPES_FILE) ? fs.readFileSync(TYPES_FILE, 'utf8') : null;
     fs.writeFileSync(TYPES_FILE, text);
-    const rel = path.relative(ROOT, TYPES_FILE);
-    console.log(before === text ? `${rel} is up to date` : `wrote ${rel}`);
+    console.log(before === text ? `${REL} is up to date` : `wrote ${REL}`);
   } finally {
     cluster.stop();
   }

@@ -1,17 +1,11 @@
 // The web client (web/) on the local platform, through Vite's JS API with web/vite.config.ts:
-//
-//   startWebDev({ port, supabaseUrl, anonKey })   the Vite dev server (npm start's `web` service):
-//                                                  hot reload, the stack's URL and anon key
+//   startWebDev({ port, supabaseUrl, anonKey })   the dev server (npm start's `web` service)
 //   buildWeb({ outDir, supabaseUrl, anonKey })     a production build with both baked in
-//                                                  (the browser tests build into a temp folder)
 //   serveStatic({ dir, port })                     such a build served by `vite preview`
-//   bundleSizes(dir)                               bytes and gzipped bytes of the built JS and CSS
-//   ensureChromium()                               Debian's Chromium for the browser tests (as
-//                                                  root: installs it with apt-get, ensurePackages)
-//
-// The app reads VITE_SUPABASE_URL and VITE_SUPABASE_PUBLISHABLE_KEY (else VITE_SUPABASE_ANON_KEY)
-// from import.meta.env; Vite takes VITE_* variables from process.env before .env files, so they
-// are set there (and stay: the dev server re-reads them when it restarts itself).
+//   ensureChromium()                               Debian's Chromium for the browser tests
+// The app reads VITE_SUPABASE_URL and VITE_SUPABASE_PUBLISHABLE_KEY (else _ANON_KEY); Vite takes
+// VITE_* from process.env before .env files, so they are set there (and stay: the dev server
+// re-reads them when it restarts itself).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,10 +17,8 @@ export const WEB_CONFIG = path.join(WEB_DIR, 'vite.config.ts');
 /** Debian's Chromium (package `chromium`), driven by playwright-core in web/tests. */
 export const CHROMIUM = process.env.SPOOL_CHROMIUM || '/usr/bin/chromium';
 
-/** Port from SPOOL_WEB_PORT (default 5173). */
 export const envWebPort = () => envPort('SPOOL_WEB_PORT', 5173);
 
-/** Puts the stack's URL and anon key in process.env for Vite. */
 function setClientEnv(supabaseUrl, anonKey) {
   if (!supabaseUrl || !anonKey) throw new PlatformError('the web client needs the stack URL and anon key');
   // Both key names: the publishable one wins in the app, so a hosted key in .env cannot shadow it.
@@ -37,10 +29,7 @@ function setClientEnv(supabaseUrl, anonKey) {
   });
 }
 
-/**
- * Starts Vite's dev server for web/ on 127.0.0.1:port and warms the entry (so the first page load
- * does not wait for dependency pre-bundling). Returns { url, close }.
- */
+/** Starts Vite's dev server for web/ on 127.0.0.1:port. Returns { url, server, close }. */
 export async function startWebDev({ port = envWebPort(), supabaseUrl, anonKey, logLevel = 'warn' } = {}) {
   const vite = await import('vite');
   setClientEnv(supabaseUrl, anonKey);
@@ -75,7 +64,7 @@ export async function buildWeb({ outDir, supabaseUrl, anonKey, logLevel = 'warn'
 }
 
 /** The built JS and CSS files with their bytes and gzipped bytes (what `vite build` reports). */
-export function bundleSizes(dir) {
+function bundleSizes(dir) {
   const files = fs.readdirSync(dir, { recursive: true })
     .filter((file) => /\.(js|css)$/.test(file))
     .sort()
@@ -83,17 +72,11 @@ export function bundleSizes(dir) {
       const bytes = fs.readFileSync(path.join(dir, file));
       return { file, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
     });
-  return {
-    files,
-    bytes: files.reduce((a, f) => a + f.bytes, 0),
-    gzip: files.reduce((a, f) => a + f.gzip, 0),
-  };
+  const sum = (key) => files.reduce((a, f) => a + f[key], 0);
+  return { files, bytes: sum('bytes'), gzip: sum('gzip') };
 }
 
-/**
- * Serves a built app from `dir` on 127.0.0.1:port (0: a free one) with `vite preview` and
- * web/vite.config.ts (so as the dev server: no index.html fallback, no CORS). Returns { url, close }.
- */
+/** Serves a build on 127.0.0.1:port (0: a free one), as the dev server (no index.html fallback, no CORS). */
 export async function serveStatic({ dir, port = 0 }) {
   const vite = await import('vite');
   const server = await vite.preview({
@@ -105,10 +88,7 @@ export async function serveStatic({ dir, port = 0 }) {
   return { url: `http://127.0.0.1:${server.httpServer.address().port}`, close: () => server.close() };
 }
 
-/**
- * Makes sure Debian's Chromium (for the browser tests) is at CHROMIUM: installed with
- * local/tools/db.mjs ensurePackages when missing, as root; else the command to run is the error.
- */
+/** Debian's Chromium at CHROMIUM: installed by db.mjs ensurePackages when missing (as root; else the error). */
 export function ensureChromium() {
   if (fs.existsSync(CHROMIUM)) return CHROMIUM;
   if (process.env.SPOOL_CHROMIUM) {
