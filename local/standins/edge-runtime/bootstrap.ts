@@ -1,32 +1,24 @@
-// Spool's local Edge Runtime: the Deno side of one function worker.
+// The Deno side of one local Edge Runtime worker: local/standins/functions.mjs starts one `deno run`
+// of this module per Edge Function (with the permissions Supabase's Edge Runtime grants: net, env,
+// read, sys) and proxies /functions/v1/<name>… to it. It gives plain Deno what edge-runtime adds:
 //
-// local/standins/functions.mjs starts one `deno run` of this module per Edge Function (with the
-// permissions Supabase's Edge Runtime grants: net, env, read, sys; no run, no write) and proxies
-// /functions/v1/<name>… to it. This module gives plain Deno what supabase/edge-runtime adds:
-//
-//   * globalThis.EdgeRuntime.waitUntil(promise): background work tracked until it settles; a
-//     retired worker stays alive for it (within the wall clock).
+//   * EdgeRuntime.waitUntil(promise): background work a worker stays alive for (within the wall clock).
 //   * addEventListener('beforeunload', (ev) => ev.detail.reason), once per reason, with
 //     supabase/edge-runtime's WillTerminateReason names: 'wall_clock' (killed right after),
 //     'cpu' / 'memory' (90% of the limit used; killed at the limit), 'early_drop' (a retired
 //     worker finished all its work), 'termination' (the gateway stops, or went away).
-//   * memory as the supervisor measures it: V8's used heap + external (Deno.memoryUsage()),
-//     sampled while the worker has work, reported when it crosses half of the limit, 90% (after
-//     beforeunload 'memory' here) and the limit.
-//   * Deno.serve(...) in all its overloads, bound to a private loopback port the gateway learns
-//     from us, whatever the function asked for. One Deno.serve per worker, as on Supabase.
+//   * Deno.serve(...) in all its overloads, once per worker as on Supabase, bound to a private
+//     loopback port the gateway learns from us, whatever the function asked for.
 //
 // Protocol with the gateway (private to these two files):
 //   config   env SPOOL_EDGE_RUNTIME = {"name", "entry" (file: URL of index.ts),
 //            "memoryLimitBytes", "sampleMs"}, deleted before the function's module loads.
 //   stdout   CONTROL + JSON lines are events: {"event":"listening","port":N} |
-//            {"event":"boot_error","message":"..."} | {"event":"memory","bytes":N}; every other
-//            line is the function's own output.
+//            {"event":"boot_error","message":"..."} | {"event":"memory","bytes":N} (at the limit);
+//            every other line is the function's own output.
 //   stdin    one command per line: "retire" (finish what is in flight and pending, then exit),
-//            "wall_clock" (beforeunload, exit now), "beforeunload cpu" (keep running), "terminate"
-//            (beforeunload, finish what is in flight until the gateway's grace runs out). End of
-//            input means the gateway is gone: exit.
-//   signals  SIGINT / SIGTERM (a terminal's Ctrl-C reaches the workers too) act as "terminate".
+//            "wall_clock" (beforeunload, exit now), "beforeunload cpu", "terminate" (beforeunload,
+//            finish until the gateway's grace runs out; SIGINT / SIGTERM too). End of input: exit.
 
 const CONTROL = '\u001e[spool-edge] ';
 const encoder = new TextEncoder();
@@ -37,57 +29,37 @@ function control(event: Record<string, unknown>): void {
 
 const rawConfig = Deno.env.get('SPOOL_EDGE_RUNTIME');
 if (!rawConfig) throw new Error('bootstrap.ts is started by local/standins/functions.mjs');
-type RuntimeConfig = { name: string; entry: string; memoryLimitBytes: number; sampleMs: number };
-const config: RuntimeConfig = JSON.parse(rawConfig);
+const config: { name: string; entry: string; memoryLimitBytes: number; sampleMs: number } = JSON.parse(rawConfig);
 Deno.env.delete('SPOOL_EDGE_RUNTIME');
 Deno.env.delete('DENO_NO_UPDATE_CHECK');
 
-// ---------------------------------------------------------------------------------------------
 // EdgeRuntime.waitUntil
-// ---------------------------------------------------------------------------------------------
 
 const pending = new Set<Promise<void>>();
 
 function waitUntil<T>(promise: T | Promise<T>): Promise<T> {
   const task = working(Promise.resolve(promise));
-  const tracked: Promise<void> = task.then(
-    () => {},
-    (err) => {
-      console.error('EdgeRuntime.waitUntil: a background task failed:', err);
-    },
-  ).finally(() => pending.delete(tracked));
+  const tracked: Promise<void> = task.then(() => {}, (err) => {
+    console.error('EdgeRuntime.waitUntil: a background task failed:', err);
+  }).finally(() => pending.delete(tracked));
   pending.add(tracked);
   return task;
 }
 
-/** Resolves once no background task is pending (including ones added while waiting). */
-async function settleBackground(): Promise<void> {
-  while (pending.size > 0) await Promise.allSettled([...pending]);
-}
-
 Object.defineProperty(globalThis, 'EdgeRuntime', { value: Object.freeze({ waitUntil }) });
 
-// ---------------------------------------------------------------------------------------------
 // Deno.serve
-// ---------------------------------------------------------------------------------------------
 
 type Handler = (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
-type ServeOptions = Record<string, unknown> & { handler?: Handler };
 
 const realServe = Deno.serve.bind(Deno) as (options: object, handler: Handler) => Deno.HttpServer;
 let server: Deno.HttpServer | null = null;
 
 function serve(first?: unknown, second?: unknown): Deno.HttpServer {
-  const options = (typeof first === 'function' ? {} : first ?? {}) as ServeOptions;
+  const options = (typeof first === 'function' ? {} : first ?? {}) as Record<string, unknown>;
   const handler = (typeof first === 'function' ? first : second ?? options.handler) as Handler;
-  if (typeof handler !== 'function') {
-    throw new TypeError('Deno.serve: a handler function is required');
-  }
-  if (server) {
-    throw new Error(
-      'Deno.serve was called more than once: an Edge Function serves one handler (Spool local Edge Runtime)',
-    );
-  }
+  if (typeof handler !== 'function') throw new TypeError('Deno.serve: a handler function is required');
+  if (server) throw new Error('Deno.serve was called more than once: an Edge Function serves one handler');
   // Where and how to listen is the runtime's business, as on Supabase: the function's own
   // port, hostname, onListen, unix socket and TLS give way.
   const { path: _path, transport: _transport, cert: _cert, key: _key, ...rest } = options;
@@ -102,9 +74,7 @@ function serve(first?: unknown, second?: unknown): Deno.HttpServer {
 
 Object.defineProperty(Deno, 'serve', { value: serve });
 
-// ---------------------------------------------------------------------------------------------
 // Shutdown
-// ---------------------------------------------------------------------------------------------
 
 type Reason = 'wall_clock' | 'cpu' | 'memory' | 'early_drop' | 'termination';
 const dispatched = new Set<Reason>();
@@ -113,30 +83,25 @@ function dispatchBeforeunload(reason: Reason): void {
   if (dispatched.has(reason)) return;
   dispatched.add(reason);
   // (A listener that throws ends the worker: Deno reports it as an uncaught error.)
-  globalThis.dispatchEvent(
-    new CustomEvent('beforeunload', { cancelable: true, detail: { reason } }),
-  );
+  globalThis.dispatchEvent(new CustomEvent('beforeunload', { cancelable: true, detail: { reason } }));
 }
 
-/** Retired: no new requests come; exit once in-flight requests and background tasks are done. */
-async function retire(): Promise<void> {
+/**
+ * No new requests: exit once in-flight requests and background tasks (added while waiting too) are
+ * done. beforeunload 'termination' comes first (the gateway kills us after its grace), 'early_drop'
+ * last (a retired worker that finished its work).
+ */
+async function drain(reason: 'early_drop' | 'termination'): Promise<void> {
+  if (reason === 'termination') dispatchBeforeunload(reason);
   await server?.shutdown();
-  await settleBackground();
-  dispatchBeforeunload('early_drop');
-  Deno.exit(0);
-}
-
-/** Stopped: beforeunload, then finish what is in flight (the gateway kills us after its grace). */
-async function terminate(): Promise<void> {
-  dispatchBeforeunload('termination');
-  await server?.shutdown();
-  await settleBackground();
+  while (pending.size > 0) await Promise.allSettled([...pending]);
+  dispatchBeforeunload(reason);
   Deno.exit(0);
 }
 
 function onCommand(command: string): void {
-  if (command === 'retire') retire();
-  else if (command === 'terminate') terminate();
+  if (command === 'retire') drain('early_drop');
+  else if (command === 'terminate') drain('termination');
   else if (command === 'beforeunload cpu') dispatchBeforeunload('cpu');
   else if (command === 'wall_clock') {
     dispatchBeforeunload('wall_clock');
@@ -146,9 +111,7 @@ function onCommand(command: string): void {
 
 // Ctrl-C in a terminal reaches the whole process group, workers included: shut down as on a
 // 'terminate' command rather than dying without beforeunload.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  Deno.addSignalListener(signal, () => terminate());
-}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) Deno.addSignalListener(signal, () => drain('termination'));
 
 (async () => {
   let buffered = '';
@@ -166,48 +129,37 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   Deno.exit(0);
 })();
 
-// ---------------------------------------------------------------------------------------------
-// Memory (what hosted's mem check adds up: used heap + external)
-// ---------------------------------------------------------------------------------------------
+// Memory as hosted's supervisor adds it up (used heap + external), sampled while the worker has
+// work (module evaluation, a request, a waitUntil task): memory only grows while code runs, and an
+// idle worker then spends no CPU on its meter.
 
-// Sampled while the worker has work (module evaluation, a request being handled, a waitUntil
-// task): memory only grows while code runs, and an idle worker then spends no CPU on its meter.
-const memoryLimit = config.memoryLimitBytes;
-const memoryMarks = [memoryLimit / 2, memoryLimit * 0.9, memoryLimit];
-let nextMark = 0;
 let busy = 0;
-let memoryTimer: ReturnType<typeof setInterval> | null = null;
+let memoryTimer: ReturnType<typeof setInterval> | undefined;
 
 function sampleMemory(): void {
   const { heapUsed, external } = Deno.memoryUsage();
   const bytes = heapUsed + external;
-  if (nextMark < memoryMarks.length && bytes >= memoryMarks[nextMark]) {
-    while (nextMark < memoryMarks.length && bytes >= memoryMarks[nextMark]) nextMark++;
-    // At 90% listeners hear it first, even when this sample is past the limit already (hosted
-    // checks after every turn of the event loop, so it sees 90% on the way up).
-    if (bytes >= memoryLimit * 0.9) dispatchBeforeunload('memory');
-    control({ event: 'memory', bytes });
-  }
+  // At 90% listeners hear it first, even when this sample is past the limit already (hosted
+  // checks after every turn of the event loop, so it sees 90% on the way up).
+  if (bytes >= config.memoryLimitBytes * 0.9) dispatchBeforeunload('memory');
+  if (bytes >= config.memoryLimitBytes) control({ event: 'memory', bytes });
 }
 
 function working<T>(task: Promise<T>): Promise<T> {
-  if (busy++ === 0 && memoryTimer === null) {
+  if (busy++ === 0) {
     memoryTimer = setInterval(sampleMemory, config.sampleMs);
     Deno.unrefTimer(memoryTimer);
   }
   const done = () => {
     if (--busy > 0) return;
     sampleMemory();
-    if (memoryTimer !== null) clearInterval(memoryTimer);
-    memoryTimer = null;
+    clearInterval(memoryTimer);
   };
   task.then(done, done);
   return task;
 }
 
-// ---------------------------------------------------------------------------------------------
 // Boot
-// ---------------------------------------------------------------------------------------------
 
 try {
   await working(import(config.entry));
