@@ -1,28 +1,17 @@
 #!/usr/bin/env node
 // `npm run demo`: every job type end to end through Spool's public HTTP API, with live progress.
-//
-//   1. a Spool project to talk to:
-//        - by default, the `npm start` stack if one answers on SPOOL_API_PORT (default 54321)
-//          and accepts this checkout's anon key (keys.json in its state folder, local/tools/db.mjs STATE_DIR);
-//        - otherwise (or with --fresh) a throwaway stack (local/tools/stack.mjs startStack) on free
-//          ports in a temp folder, torn down at the end;
-//        - or any project, hosted ones included: --url https://<ref>.supabase.co --anon-key <key>
-//   2. local/tools/demo/jobs.mjs: anonymous sign-up, the sample files of docs/samples/
-//      uploaded to inputs/<uid>/, the creators (color-grade noir and teal-orange, audio-clean, roto;
-//      image, which a project without OPENAI_API_KEY refuses with 503 provider_not_configured),
-//      then GET /functions/v1/jobs every 200 ms until every job has ended, each change printed as a
-//      line, and the outputs downloaded from their signed URLs
-//   3. a summary table; outputs, inputs and summary.json in demo-output/<timestamp>/ (--out DIR)
-// Exits 1 if any job did not end `done` (an expected refusal of `image` is not a failure);
-// options: USAGE below.
+// The project: --url with --anon-key (a hosted one too); else this checkout's `npm start` stack;
+// else, or with --fresh, a throwaway stack (stack.mjs startStack), torn down at the end. The jobs
+// run in demo/jobs.mjs; then one line per job, and inputs, outputs and summary.json in --out.
+// Exits 1 if any job did not end `done` in --timeout (an expected refusal of `image` is no failure).
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, loadDotEnv, PlatformError, STATE_DIR } from './db.mjs';
-import { loadKeys } from '../standins/keys.mjs';
-import { allGood, keyFigures, loadSamples, runDemoJobs } from './demo/jobs.mjs';
+import { keyModeFromEnv, loadKeys } from '../standins/keys.mjs';
+import { allGood, loadSamples, runDemoJobs } from './demo/jobs.mjs';
 import { envApiPort, fileLog, startStack } from './stack.mjs';
 
 const USAGE = `usage: npm run demo [-- options]
@@ -36,7 +25,7 @@ const USAGE = `usage: npm run demo [-- options]
   -h, --help         this text`;
 
 const t0 = Date.now();
-const secs = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)}s` : '');
+const secs = (ms) => `${(ms / 1000).toFixed(1)}s`;
 const kb = (n) => `${Math.round(n / 1024)} KB`;
 
 function fail(message) {
@@ -45,14 +34,8 @@ function fail(message) {
 }
 
 function parseOptions(argv) {
-  const options = {
-    fresh: { type: 'boolean', default: false },
-    url: { type: 'string' },
-    'anon-key': { type: 'string' },
-    out: { type: 'string' },
-    timeout: { type: 'string', default: '45' },
-    help: { type: 'boolean', short: 'h', default: false },
-  };
+  const options = { fresh: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+  for (const name of ['url', 'anon-key', 'out', 'timeout']) options[name] = { type: 'string' };
   let o;
   try {
     o = parseArgs({ args: argv, options, strict: true }).values;
@@ -63,33 +46,29 @@ function parseOptions(argv) {
     console.log(USAGE);
     process.exit(0);
   }
-  const timeout = Number(o.timeout);
+  const timeout = Number(o.timeout ?? 45);
   if (!(timeout > 0)) fail(`--timeout must be a positive number of seconds, got ${o.timeout}`);
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
-  return {
-    fresh: o.fresh,
-    url: o.url ?? null,
-    anonKey: o['anon-key'] ?? process.env.SUPABASE_ANON_KEY ?? null,
-    out: path.resolve(o.out ?? path.join('demo-output', stamp)),
-    timeoutMs: timeout * 1000,
-  };
+  const out = path.resolve(o.out ?? path.join('demo-output', stamp));
+  return { ...o, anonKey: o['anon-key'] ?? process.env.SUPABASE_ANON_KEY, out, timeoutMs: timeout * 1000 };
 }
 
 /**
- * The `npm start` stack of this checkout, if it runs: something answers on SPOOL_API_PORT and
- * takes the anon key of keys.json in this checkout's state folder (Auth's JWKS answers 200 to a
- * key in force; another stack's gateway refuses the key itself: 401). Not the jobs API: with
- * the new keys a publishable key is no JWT, and its verify_jwt gateway says 401 Invalid JWT.
+ * The `npm start` stack of this checkout, if it runs: something on SPOOL_API_PORT takes the anon
+ * key of keys.json in STATE_DIR (Auth's JWKS answers 200 to a key in force; another stack's gateway
+ * says 401). Not the jobs API: a publishable key is no JWT, and its verify_jwt gateway says 401.
  */
 async function runningStack() {
-  if (!fs.existsSync(path.join(STATE_DIR, 'keys.json'))) return null;
+  const file = path.join(STATE_DIR, 'keys.json');
+  if (!fs.existsSync(file)) return null;
+  // The mode the file implies, so loadKeys writes nothing: without new-mode keys the stack is a
+  // legacy one (this shell's SPOOL_KEYS would add them to its file); with them, either may be.
+  const mode = JSON.parse(fs.readFileSync(file, 'utf8')).publishableKey ? keyModeFromEnv() : 'legacy';
+  const { anonKey } = await loadKeys(STATE_DIR, { mode });
   const url = `http://127.0.0.1:${envApiPort()}`;
-  const { anonKey } = await loadKeys(STATE_DIR);
   try {
-    const res = await fetch(`${url}/auth/v1/.well-known/jwks.json`, {
-      headers: { apikey: anonKey },
-      signal: AbortSignal.timeout(3000),
-    });
+    const options = { headers: { apikey: anonKey }, signal: AbortSignal.timeout(3000) };
+    const res = await fetch(`${url}/auth/v1/.well-known/jwks.json`, options);
     const body = await res.json().catch(() => null);
     if (res.ok && Array.isArray(body?.keys)) return { url, anonKey };
     return { url, mismatch: `it answered ${res.status} ${JSON.stringify(body)?.slice(0, 120)}` };
@@ -100,7 +79,6 @@ async function runningStack() {
 
 let owned = null; // the throwaway stack, if we started one: { dir, log, stack }
 
-/** A throwaway stack in a temp folder on free ports; its gateway log goes to a file there. */
 async function throwawayStack() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-demo-'));
   owned = { dir, log: fileLog(path.join(dir, 'gateway.log')), stack: null };
@@ -132,6 +110,8 @@ function gatewayTail(lines = 40) {
   }
 }
 
+const jobName = (e) => `${e.type} ${e.label}`.padEnd(30);
+
 /** Prints a line for each job whose state, step or progress (in steps of 20%) changed. */
 function progressPrinter() {
   const last = new Map();
@@ -145,51 +125,27 @@ function progressPrinter() {
       const state = e.status === 'refused'
         ? `refused  ${e.error.status} ${e.error.code}`
         : `${e.status.padEnd(8)} ${String(pct).padStart(3)}%  ${step}`;
-      const at = `+${secs(Date.now() - t0)}`.padStart(7);
-      console.log(`  ${at}  ${`${e.type} ${e.label}`.padEnd(30)} ${state}`.trimEnd());
+      console.log(`  ${`+${secs(Date.now() - t0)}`.padStart(7)}  ${jobName(e)} ${state}`.trimEnd());
     }
   };
 }
 
-/** The summary's last column: the output's key figures, or why there is none. */
-function figuresText(e) {
-  if (e.status === 'refused') {
-    const { status, code, message } = e.error;
-    return e.expected ? `skipped: ${status} ${code} (no OPENAI_API_KEY)` : `${status} ${code}: ${message}`;
-  }
-  if (e.status === 'done') return [keyFigures(e.type, e.job.output), e.downloadError].filter(Boolean).join(' · ');
-  const err = e.job?.error;
-  return err ? `${err.code ?? 'error'}: ${err.message ?? JSON.stringify(err)}` : (e.downloadError ?? '');
-}
+const EXPECTED_REFUSAL = 'expected: this project has no OPENAI_API_KEY (nothing was queued)';
 
-/** The summary: one row per job, columns padded to their widest cell. */
-function summaryTable(entries, outDir) {
-  const ms = (a, b) => (a && b ? Date.parse(b) - Date.parse(a) : NaN);
-  const rows = entries.map((e) => {
-    const job = e.job ?? {};
-    const file = e.files[0];
-    return [
-      `${e.type} ${e.label}`,
-      e.status,
-      secs(ms(job.created_at, job.started_at)),
-      secs(ms(job.started_at, job.finished_at)),
-      secs(ms(job.created_at, job.finished_at)),
-      file ? `${path.relative(outDir, file.local)} (${kb(file.bytes)})` : '',
-      figuresText(e),
-    ];
-  });
-  const header = ['job', 'status', 'queued', 'ran', 'total', 'output file', 'key figures'];
-  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((r) => r[i].length)));
-  const rule = widths.map((w, i) => '─'.repeat(i < widths.length - 1 ? w : header[i].length));
-  const line = (r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]) : c)).join('  ');
-  return [header, rule, ...rows].map((r) => `  ${line(r)}`).join('\n');
+/** A job's closing line: its state and output files, or why there are none. */
+function resultLine(e, outDir) {
+  const err = e.job?.error;
+  const what = e.status === 'refused'
+    ? [`${e.error.status} ${e.error.code}`, e.expected ? EXPECTED_REFUSAL : e.error.message]
+    : [...e.files.map((f) => `${path.relative(outDir, f.local)} (${kb(f.bytes)})`), e.downloadError];
+  if (err) what.push(`${err.code ?? 'error'}: ${err.message ?? JSON.stringify(err)}`);
+  return `  ${jobName(e)} ${e.status.padEnd(8)} ${what.filter(Boolean).join(' · ')}`.trimEnd();
 }
 
 async function main() {
   loadDotEnv();
   const opts = parseOptions(process.argv.slice(2));
 
-  // 1. The project.
   let project;
   if (opts.url) {
     if (!opts.anonKey) fail('--url needs --anon-key (or SUPABASE_ANON_KEY): the project\'s publishable key');
@@ -199,9 +155,7 @@ async function main() {
     if (running?.anonKey) {
       project = { ...running, how: '`npm start` stack (reused; --fresh for a throwaway one)' };
     } else {
-      if (running?.mismatch) {
-        console.log(`spool demo: ${running.url} is not this checkout's npm start stack (${running.mismatch})`);
-      }
+      if (running?.mismatch) console.log(`spool demo: ${running.url} refused keys.json's key (${running.mismatch})`);
       console.log('spool demo: starting a throwaway stack (Postgres, migrations, Edge Functions)…');
       const stack = await throwawayStack();
       project = { url: stack.url, anonKey: stack.anonKey, how: 'a throwaway stack, torn down at the end' };
@@ -213,36 +167,16 @@ async function main() {
   for (const m of Object.values(media)) console.log(`    ${sizes(m)} ${m.about}`);
   console.log('  watching GET /functions/v1/jobs every 200 ms\n');
 
-  // 2. The jobs.
-  const { entries, timedOut, userId } = await runDemoJobs({
-    url: project.url,
-    anonKey: project.anonKey,
-    media,
-    outDir: opts.out,
-    timeoutMs: opts.timeoutMs,
-    onUpdate: progressPrinter(),
-  });
+  const run = { ...project, media, outDir: opts.out, timeoutMs: opts.timeoutMs, onUpdate: progressPrinter() };
+  const { entries, timedOut, userId } = await runDemoJobs(run);
 
-  // 3. The summary.
-  console.log(`\n${summaryTable(entries, opts.out)}\n`);
-  for (const e of entries.filter((x) => x.status === 'refused')) {
-    console.log(e.expected
-      ? `  ${e.type} skipped: this project has no OPENAI_API_KEY, so the creator refused the job (nothing was queued):`
-      : `  ${e.type} refused:`);
-    console.log(`    POST /functions/v1/${e.type} ${JSON.stringify(e.request)}`);
-    const { status, ...error } = e.error;
-    console.log(`    → ${status} ${JSON.stringify({ error })}\n`);
-  }
+  console.log(`\n${entries.map((e) => resultLine(e, opts.out)).join('\n')}\n`);
   if (timedOut) console.log(`  gave up waiting after ${opts.timeoutMs / 1000} s (--timeout)\n`);
-  const jobs = entries.map((e) => ({
-    type: e.type,
-    label: e.label,
-    request: e.request,
-    status: e.status,
-    refusal: e.status === 'refused' ? e.error : undefined,
-    job: e.job,
-    files: e.files.map(({ local, ...f }) => ({ ...f, url: undefined, local: path.relative(opts.out, local) })),
-  }));
+  const jobs = entries.map(({ type, label, request, status, error, job, files }) => {
+    const refusal = status === 'refused' ? error : undefined;
+    const saved = files.map(({ local, ...f }) => ({ ...f, url: undefined, local: path.relative(opts.out, local) }));
+    return { type, label, request, status, refusal, job, files: saved };
+  });
   const summary = { project: project.url, user_id: userId, jobs };
   fs.writeFileSync(path.join(opts.out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   const ok = allGood(entries) && !timedOut;

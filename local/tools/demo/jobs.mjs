@@ -1,41 +1,24 @@
 // The demo's core: every job type through Spool's public HTTP API with supabase-js, as the web
-// client uses it, against any Spool project (the local stack or a hosted one): anonymous sign-up,
-// uploads into the user's own folder of the private `inputs` bucket (inputs/<uid>/<name>), the
-// job creators at /functions/v1/<type> (202 {job}, or a refusal in the one error shape), and the
-// jobs API (/functions/v1/jobs) to watch the jobs and get signed URLs of their outputs, which are
-// then downloaded. No key but the publishable (anon) key and the user's own session is used.
-//
-//   import { runDemoJobs, loadSamples } from './local/tools/demo/jobs.mjs';
-//   const result = await runDemoJobs({ url, anonKey, media: loadSamples(), outDir, onUpdate });
+// client uses it, against any Spool project: anonymous sign-up, uploads to inputs/<uid>/<name>,
+// the creators at /functions/v1/<type> (202 {job}, or a refusal in the one error shape), and the
+// jobs API (/functions/v1/jobs) to watch the jobs and sign their outputs, which are downloaded.
+// No key but the publishable (anon) key and the user's own session is used.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { createClient } from '@supabase/supabase-js';
 import WebSocket from 'ws';
 
-/** Job states that never change again (the SQL enum's terminal states). */
-export const TERMINAL = new Set(['done', 'failed', 'cancelled']);
+const TERMINAL = new Set(['done', 'failed', 'cancelled']); // the SQL enum's terminal states
 
-/**
- * The demo's inputs, small sample files committed in docs/samples/ (also there for trying the web
- * client by hand): a photo-like scene with a skin-tone subject, a green screen with a person
- * covering `subjectFraction` of the frame, and a voice-like track with the problems audio-clean
- * fixes.
- */
+// The inputs, in docs/samples/ (for trying the web client by hand too); the tests check the
+// samples and the outputs against subjectFraction and dcOffset.
 const SAMPLES = {
   photo: { name: 'photo.jpg', contentType: 'image/jpeg', about: 'photo-like scene, skin-tone subject, 960x640 JPEG' },
-  greenScreen: {
-    name: 'greenscreen.png',
-    contentType: 'image/png',
-    subjectFraction: 0.1413,
-    about: 'green screen, a person on 14% of it, 640x480 PNG',
-  },
-  voice: {
-    name: 'voice.wav',
-    contentType: 'audio/wav',
-    dcOffset: 0.04,
-    about: 'voice-like, hiss, 50 Hz hum, DC offset 0.04, 5 s 24 kHz 16-bit mono WAV',
-  },
+  greenScreen: { name: 'greenscreen.png', contentType: 'image/png', subjectFraction: 0.1413,
+    about: 'green screen, a person on 14% of it, 640x480 PNG' },
+  voice: { name: 'voice.wav', contentType: 'audio/wav', dcOffset: 0.04,
+    about: 'voice-like, hiss, 50 Hz hum, DC offset 0.04, 5 s 24 kHz 16-bit mono WAV' },
 };
 
 /** SAMPLES with each file's bytes read from docs/samples/. */
@@ -45,62 +28,28 @@ export function loadSamples() {
   return Object.fromEntries(Object.entries(SAMPLES).map(([k, s]) => [k, read(s)]));
 }
 
-/**
- * What the demo runs: one entry per job. `input` names a sample; `body` is the creator's JSON body
- * (input_path is added). `expectRefusal` marks a job the project may refuse for a documented
- * reason (image without OPENAI_API_KEY): shown, and not counted as a failure.
- */
+// One entry per job: `input` names a sample, `body` is the creator's body (input_path is added).
+// `expectRefusal`: a documented refusal (image without OPENAI_API_KEY), shown but no failure.
 export function demoPlan() {
   return [
-    {
-      key: 'grade-noir',
-      type: 'color-grade',
-      label: 'noir',
-      input: 'photo',
-      body: { preset: 'noir', contrast: 0.1 },
-    },
-    {
-      key: 'grade-teal-orange',
-      type: 'color-grade',
-      label: 'teal-orange → png',
-      input: 'photo',
-      body: { preset: 'teal-orange', contrast: 0.2, output_format: 'png' },
-    },
-    {
-      key: 'audio-clean',
-      type: 'audio-clean',
-      label: '-16 LUFS',
-      input: 'voice',
-      body: { target_lufs: -16, noise_reduction: 0.8 },
-    },
-    {
-      key: 'roto',
-      type: 'roto',
-      label: 'key #00b140',
-      input: 'greenScreen',
-      body: { mode: 'color', key_color: '#00b140', tolerance: 0.3, feather: 2 },
-    },
-    {
-      key: 'image',
-      type: 'image',
-      label: 'gpt-image 1024²',
-      body: {
-        prompt: 'A small paper boat on a calm teal lake at sunrise, soft film look, 35 mm photograph',
-        size: '1024x1024',
-        quality: 'low',
-      },
-      expectRefusal: { status: 503, code: 'provider_not_configured' },
-    },
+    { key: 'grade-noir', type: 'color-grade', label: 'noir', input: 'photo', body: { preset: 'noir', contrast: 0.1 } },
+    { key: 'grade-teal-orange', type: 'color-grade', label: 'teal-orange → png', input: 'photo',
+      body: { preset: 'teal-orange', contrast: 0.2, output_format: 'png' } },
+    { key: 'audio-clean', type: 'audio-clean', label: '-16 LUFS', input: 'voice',
+      body: { target_lufs: -16, noise_reduction: 0.8 } },
+    { key: 'roto', type: 'roto', label: 'key #00b140', input: 'greenScreen',
+      body: { mode: 'color', key_color: '#00b140', tolerance: 0.3, feather: 2 } },
+    { key: 'image', type: 'image', label: 'gpt-image 1024²',
+      body: { prompt: 'A small paper boat on a calm teal lake at sunrise, soft film look, 35 mm photograph',
+        size: '1024x1024', quality: 'low' },
+      expectRefusal: { status: 503, code: 'provider_not_configured' } },
   ];
 }
 
-/** Each request's time limit. */
 const REQUEST_TIMEOUT_MS = 30_000;
-/** How often the demo lists the jobs while some are unfinished. */
 const POLL_MS = 200;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const fmt = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
 
 /** GET /functions/v1/<name>: its JSON, or an error saying what failed. */
 async function get(supabase, name) {
@@ -117,43 +66,16 @@ async function refusal(error, response, data) {
   return { status: response?.status ?? 0, code: String(code), message: text, details };
 }
 
-/** The key figures of a finished job's output, for the summary. */
-export function keyFigures(type, output) {
-  const file = output?.files?.[0] ?? {};
-  const parts = file.width && file.height ? [`${file.width}x${file.height}`] : [];
-  if (type === 'audio-clean') {
-    const r = output.report ?? {};
-    // The floor rises with the loudness gain: what the noise gate did is the change net of it.
-    const noise = r.output_noise_floor_db - r.noise_floor_db - r.gain_db;
-    const dc = (r.dc_offset ?? []).map((x) => x.toFixed(4)).join('/');
-    parts.push(`${fmt(r.input_lufs)} → ${fmt(r.output_lufs)} LUFS`, `DC ${dc} removed`, `noise ${fmt(noise)} dB`);
-    parts.push(`peak ${fmt(r.peak_dbtp)} dBTP`);
-  }
-  const m = output?.matte;
-  if (type === 'roto' && m) {
-    const pct = (x) => `${(x * 100).toFixed(1)}%`;
-    parts.push(`subject ${pct(m.opaque)}, background ${pct(m.transparent)}, edge ${pct(m.partial)}`);
-  }
-  return parts.join(' · ');
-}
-
 /**
- * Runs the plan against one project. Each entry of the result is its plan entry plus
- *   { status, job, error, expected, files, request, downloadError }
- * where status is the job's state, or 'refused' when the creator said no (error: the refusal;
- * expected: it is the plan's expectRefusal). onUpdate(entries) is called whenever something may
- * have changed. Resolves when every job has ended, or when `timeoutMs` passes (unfinished jobs
- * keep their last state). Outputs are written to outDir, the inputs to outDir/inputs/.
+ * Runs the plan against one project; each entry is its plan entry plus { status, job, error,
+ * expected, files, request, downloadError }. status is the job's state, or 'refused' (error: the
+ * creator's refusal; expected: it is the plan's expectRefusal). onUpdate(entries) runs on every
+ * change. Resolves once every job has ended or at `timeoutMs` (unfinished jobs keep their last
+ * state). Outputs go to outDir, the inputs to outDir/inputs/.
  */
-export async function runDemoJobs({
-  url,
-  anonKey,
-  media,
-  outDir,
-  plan = demoPlan(),
-  onUpdate = () => {},
-  timeoutMs = 45_000,
-}) {
+export async function runDemoJobs(
+  { url, anonKey, media, outDir, plan = demoPlan(), onUpdate = () => {}, timeoutMs = 45_000 },
+) {
   const supabase = createClient(url, anonKey, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     realtime: { transport: WebSocket }, // never connected; realtime-js wants one on Node 20
