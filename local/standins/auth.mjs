@@ -15,7 +15,7 @@
 
 import crypto from 'node:crypto';
 import {
-  BodyTooLarge, apiKeyOf, apiKeyRefusal, corsHeaders, inTransaction, nowMs, readConfigSection, readJson, sendJson,
+  apiKeyOf, apiKeyRefusal, corsHeaders, inTransaction, nowMs, readConfigSection, readJson, sendJson,
   sendPreflight,
 } from './shared.mjs';
 
@@ -145,19 +145,10 @@ export async function create(ctx) {
     };
   }
 
-  async function jsonBody(req) {
-    let body;
-    try {
-      body = await readJson(req, 64 * 1024);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) {
-        throw new AuthError(413, 'request_too_large', 'Request body is larger than 64 KiB');
-      }
-      if (!(err instanceof SyntaxError)) throw err;
-    }
-    if (body && typeof body === 'object' && !Array.isArray(body)) return body;
-    throw new AuthError(400, 'bad_json', 'Could not parse request body as JSON');
-  }
+  const jsonBody = (req) => readJson(req, 64 * 1024, {
+    tooLarge: () => new AuthError(413, 'request_too_large', 'Request body is larger than 64 KiB'),
+    invalid: () => new AuthError(400, 'bad_json', 'Could not parse request body as JSON'),
+  });
 
   async function signup(req) {
     const body = await jsonBody(req);

@@ -13,7 +13,7 @@
 // types) is 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
 
 import {
-  apiKeyOf, apiKeyRefusal, BodyTooLarge, corsHeaders, nowMs, readConfigSection, readJson, sendPreflight,
+  apiKeyOf, apiKeyRefusal, corsHeaders, nowMs, readConfigSection, readJson, sendPreflight,
   withCallerTransaction,
 } from './shared.mjs';
 import { TokenError, verifyToken } from './keys.mjs';
@@ -217,16 +217,10 @@ export function create(ctx) {
   }
 
   async function callRoutine(auth, req, fnName) {
-    let args;
-    try {
-      args = await readJson(req, BODY_LIMIT);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) throw new ApiError(413, 'PGRST102', 'Request body too large');
-      if (!(err instanceof SyntaxError)) throw err;
-    }
-    if (args === null || typeof args !== 'object' || Array.isArray(args)) {
-      throw new ApiError(400, 'PGRST102', 'Empty or invalid json');
-    }
+    const args = await readJson(req, BODY_LIMIT, {
+      tooLarge: () => new ApiError(413, 'PGRST102', 'Request body too large'),
+      invalid: () => new ApiError(400, 'PGRST102', 'Empty or invalid json'),
+    });
     const keys = Object.keys(args).sort();
     const overloads = await routines(fnName);
     const fits = overloads.filter((f) => keys.every((k) => f.params.some((p) => p.name === k)) &&
@@ -245,8 +239,8 @@ export function create(ctx) {
     }
     if (fits.length > 1) {
       const signature = (f) => `${fn}(${f.params.map((p) => `${p.name} => ${p.type}`).join(', ')})`;
-      const hint = 'Try renaming the parameters or the function itself in the database so function overloading can be ' +
-        'resolved';
+      const hint = 'Try renaming the parameters or the function itself in the database so function overloading ' +
+        'can be resolved';
       const message = `Could not choose the best candidate function between: ${fits.map(signature).join(', ')}`;
       throw new ApiError(300, 'PGRST203', message, { hint });
     }

@@ -63,27 +63,18 @@ export function sendPreflight(req, res) {
   res.writeHead(200, {
     'Access-Control-Allow-Origin': '*',
     'Access-Control-Allow-Methods': 'GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD',
-    'Access-Control-Allow-Headers': requested
-      ? `authorization, ${requested}`
-      : 'authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, x-upsert, cache-control',
+    'Access-Control-Allow-Headers': `authorization, ${requested ?? 'x-client-info, apikey, content-type'}`,
     'Access-Control-Max-Age': '86400',
     'Content-Length': '0',
   });
   res.end();
 }
 
-export class BodyTooLarge extends Error {
-  constructor(limit) {
-    super(`request body exceeds ${limit} bytes`);
-    this.name = 'BodyTooLarge';
-  }
-}
-
 /**
- * The request body as a Buffer, up to `limit` bytes; past it rejects with BodyTooLarge at once
- * and leaves the rest to server.mjs settleUnreadBody (so the client reads the refusal).
+ * The request body as a Buffer, up to `limit` bytes; past it rejects with tooLarge() at once and
+ * leaves the rest to server.mjs settleUnreadBody (so the client reads the refusal).
  */
-export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
+export function readBody(req, limit, tooLarge) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let size = 0;
@@ -92,7 +83,7 @@ export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
       if (size <= limit) return chunks.push(chunk);
       req.removeListener('data', onData);
       req.pause();
-      reject(new BodyTooLarge(limit));
+      reject(tooLarge());
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks, size)));
@@ -103,10 +94,17 @@ export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
   });
 }
 
-/** A JSON body ({} when empty); rejects with BodyTooLarge or SyntaxError, which each route words. */
-export async function readJson(req, limit) {
-  const text = (await readBody(req, { limit })).toString('utf8');
-  return text.trim() === '' ? {} : JSON.parse(text);
+/** A JSON object body ({} when empty) with each service's refusals: tooLarge(), invalid() (not an object). */
+export async function readJson(req, limit, { tooLarge, invalid }) {
+  const text = (await readBody(req, limit, tooLarge)).toString('utf8');
+  let body;
+  try {
+    body = text.trim() === '' ? {} : JSON.parse(text);
+  } catch {
+    throw invalid();
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid();
+  return body;
 }
 
 /** fn(client) in one transaction (`begin ${mode}`); a connection whose rollback failed is dropped. */
@@ -143,7 +141,8 @@ export function withCallerTransaction(pool, { role, claims, readOnly = false, gu
          from pg_catalog.pg_db_role_setting d
          join pg_catalog.pg_roles r on r.oid = d.setrole
          cross join lateral unnest(d.setconfig) as s
-        where r.rolname = $1 and d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_database()))
+        where r.rolname = $1
+          and d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_database()))
           and split_part(s, '=', 1) in ('statement_timeout', 'lock_timeout')`,
       [role],
     );

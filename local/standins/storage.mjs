@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bearerOf, signJwt, TokenError, verifyToken } from './keys.mjs';
 import {
-  BodyTooLarge, corsHeaders, nowMs, parseSize, readBody, readJson, readConfigSection, sendJson as sendJsonAs,
+  corsHeaders, nowMs, parseSize, readBody, readJson, readConfigSection, sendJson as sendJsonAs,
   sendPreflight, withCallerTransaction,
 } from './shared.mjs';
 
@@ -180,12 +180,7 @@ export function create(ctx) {
     mustBeValidKey(objectName, bucketId);
     const limit = Math.min(globalLimit, bucket.file_size_limit === null ? Infinity : Number(bucket.file_size_limit));
     if (Number(req.headers['content-length']) > limit) throw ERRORS.EntityTooLarge();
-    let data;
-    try {
-      data = await readBody(req, { limit });
-    } catch (err) {
-      throw err instanceof BodyTooLarge ? ERRORS.EntityTooLarge() : err;
-    }
+    const data = await readBody(req, limit, ERRORS.EntityTooLarge);
     const isUpsert = req.method === 'PUT' || req.headers['x-upsert'] === 'true';
     const metadata = {
       eTag: `"${crypto.createHash('md5').update(data).digest('hex')}"`,
@@ -279,30 +274,20 @@ export function create(ctx) {
     stream.pipe(res);
   }
 
-  /** A JSON request body (up to 1 MiB) with fastify's refusals, or {} when empty. */
-  async function jsonBody(req) {
-    try {
-      return await readJson(req, 1024 * 1024);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) {
-        throw new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413);
-      }
-      throw ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'");
-    }
-  }
-
-  /** `body` has `property` (fastify's schema check), else its refusal. */
-  function required(body, property) {
-    if (body === null || typeof body !== 'object' || !(property in body)) {
-      throw ERRORS.Validation(`body must have required property '${property}'`);
-    }
+  /** body[property] of a JSON request body (up to 1 MiB), with fastify's refusals. */
+  async function required(req, property) {
+    const body = await readJson(req, 1024 * 1024, {
+      tooLarge: () => new StorageError(413, 'EntityTooLarge', 'Payload Too Large', 'Request body is too large', 413),
+      invalid: () => ERRORS.Validation("Body is not valid JSON but content-type is set to 'application/json'"),
+    });
+    if (!(property in body)) throw ERRORS.Validation(`body must have required property '${property}'`);
     return body[property];
   }
 
   /** POST /object/sign: a download URL signed with Storage's own secret (HS256), whatever signs users' tokens. */
   async function signUrl(req, res, bucketId, name) {
     const who = await authenticate(req);
-    const expiresIn = required(await jsonBody(req), 'expiresIn');
+    const expiresIn = await required(req, 'expiresIn');
     if (!Number.isInteger(expiresIn)) throw ERRORS.Validation('body/expiresIn must be integer');
     if (expiresIn < 1) throw ERRORS.Validation('body/expiresIn must be >= 1');
     if (expiresIn > MAX_EXPIRES_IN) {
@@ -333,7 +318,7 @@ export function create(ctx) {
   /** DELETE /object/{bucket}: Storage's deleteObjects (src/http/routes/object/deleteObjects.ts). */
   async function removeObjects(req, res, bucketId) {
     const who = await authenticate(req);
-    const prefixes = required(await jsonBody(req), 'prefixes');
+    const prefixes = await required(req, 'prefixes');
     if (!Array.isArray(prefixes) || prefixes.some((x) => typeof x !== 'string')) {
       throw ERRORS.Validation('body/prefixes must be array');
     }
