@@ -21,7 +21,6 @@ import { compile, FilterError, parse, quoteIdent } from './postgrest-filter.mjs'
 
 const PREFIX = '/rest/v1';
 const EXPOSED = 'Content-Range, Content-Type, Content-Location, Preference-Applied';
-const JSON_TYPE = 'application/json; charset=utf-8';
 const BODY_LIMIT = 10 * 1024 * 1024;
 const RESERVED = new Set(['select', 'order', 'limit']);
 
@@ -305,7 +304,7 @@ export function create(ctx) {
     }
     const headers = { ...corsHeaders(req, EXPOSED), ...result.headers };
     if (result.body !== '') {
-      headers['Content-Type'] = JSON_TYPE;
+      headers['Content-Type'] = 'application/json; charset=utf-8';
       headers['Content-Length'] = String(Buffer.byteLength(result.body));
     }
     res.writeHead(result.status, headers);

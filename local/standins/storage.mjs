@@ -183,13 +183,9 @@ export function create(ctx) {
     const data = await readBody(req, limit, ERRORS.EntityTooLarge);
     const isUpsert = req.method === 'PUT' || req.headers['x-upsert'] === 'true';
     const metadata = {
-      eTag: `"${crypto.createHash('md5').update(data).digest('hex')}"`,
-      size: data.length,
-      mimetype: mimeType,
-      cacheControl: req.headers['cache-control'] ?? 'no-cache',
-      lastModified: new Date(nowMs(ctx)).toISOString(),
-      contentLength: data.length,
-      httpStatusCode: 200,
+      eTag: `"${crypto.createHash('md5').update(data).digest('hex')}"`, size: data.length, mimetype: mimeType,
+      cacheControl: req.headers['cache-control'] ?? 'no-cache', lastModified: new Date(nowMs(ctx)).toISOString(),
+      contentLength: data.length, httpStatusCode: 200,
     };
     const target = objectFile(bucketId, objectName);
     fs.mkdirSync(stagingDir, { recursive: true });
@@ -344,7 +340,7 @@ export function create(ctx) {
     const only = rest.match(/^\/object\/([^/]+)\/?$/);
     const m = only ? null : rest.match(/^\/object(\/(?:authenticated|info|sign))?\/([^/]+)\/(.+)$/);
     if (!(only && req.method === 'DELETE') && !m) throw ERRORS.NotFound(req);
-    const [, kind = '', rawBucket, rawName] = m ?? [null, 'bucket', only[1]];
+    const [, kind = '', rawBucket, rawName] = m ?? [null, 'bucket', only[1]]; // DELETE /object/{bucket}: no name
     let bucketId;
     let name;
     try {
