@@ -1,36 +1,21 @@
-// Auth stand-in at /auth/v1, shaped like GoTrue (supabase/auth) for the subset Spool uses:
+// The Auth (GoTrue) stand-in at /auth/v1, for the subset Spool uses:
 //   POST /signup                            anonymous sign-up (no email or phone) -> session
 //   POST /token?grant_type=refresh_token    rotate a refresh token -> session
 //   GET  /user                              the user behind an access token
-//   POST /logout[?scope=global|local|others] revoke the session's refresh tokens -> 204
+//   POST /logout[?scope=global|local]       revoke the session(s) -> 204
 //   GET  /.well-known/jwks.json             the public keys that verify access tokens
 // Sessions and refresh tokens live in auth.sessions / auth.refresh_tokens (created here). Access
-// tokens carry GoTrue's claims, expire after [auth] jwt_expiry seconds (supabase/config.toml,
-// default 3600) and are signed as keys.mjs says for SPOOL_KEYS: ES256 with the key the JWKS
-// serves (new), or HS256 with the legacy JWT secret (legacy; the JWKS is then empty, as GoTrue
-// never publishes an HMAC key).
-//
-// Every route needs an API key in force, as the gateway checks before GoTrue: none is 401
-// no_api_key, any other value 401 "Invalid API key". An access token is accepted as GoTrue's
-// requireAuthentication accepts one: signature, exp and nbf (no leeway), a user that exists, and
-// the session it names (403 session_not_found once signed out). Anonymous sign-ups are limited
-// per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (a token bucket of [auth.rate_limit]
-// anonymous_users an hour, default 30): past it 429 over_request_rate_limit.
-//
-// Errors use GoTrue's API-version 2024-01-01 shape {"code": "<error_code>", "message": "..."} with
-// the X-Supabase-Api-Version header, which auth-js reads.
+// tokens carry GoTrue's claims, last [auth] jwt_expiry seconds and are signed as keys.mjs says for
+// SPOOL_KEYS (legacy: HS256, and the JWKS is empty: GoTrue never publishes an HMAC key).
+// An access token is accepted as GoTrue's requireAuthentication accepts one: signature, exp and
+// nbf (no leeway), a user that exists, and its session (403 session_not_found once signed out).
+// Anonymous sign-ups are limited per client address like GoTrue's RATE_LIMIT_ANONYMOUS_USERS (a
+// token bucket of [auth.rate_limit] anonymous_users an hour, default 30): past it 429.
+// Errors are GoTrue's API-version 2024-01-01 {code, message} with X-Supabase-Api-Version (auth-js reads it).
 
 import crypto from 'node:crypto';
 import {
-  BodyTooLarge,
-  apiKeyOf,
-  apiKeyRefusal,
-  corsHeaders,
-  inTransaction,
-  nowMs,
-  readConfigSection,
-  readJson,
-  sendJson,
+  apiKeyOf, apiKeyRefusal, corsHeaders, inTransaction, nowMs, readConfigSection, readJson, sendJson,
   sendPreflight,
 } from './shared.mjs';
 
@@ -73,17 +58,10 @@ class AuthError extends Error {
 /** The User JSON GoTrue returns for a row of auth.users. */
 function userJson(row) {
   return {
-    id: row.id,
-    aud: row.aud ?? 'authenticated',
-    role: row.role ?? 'authenticated',
-    email: row.email ?? '',
-    phone: row.phone ?? '',
-    app_metadata: row.raw_app_meta_data ?? {},
-    user_metadata: row.raw_user_meta_data ?? {},
-    identities: [],
-    created_at: row.created_at,
-    updated_at: row.updated_at,
-    last_sign_in_at: row.last_sign_in_at,
+    id: row.id, aud: row.aud ?? 'authenticated', role: row.role ?? 'authenticated',
+    email: row.email ?? '', phone: row.phone ?? '',
+    app_metadata: row.raw_app_meta_data ?? {}, user_metadata: row.raw_user_meta_data ?? {}, identities: [],
+    created_at: row.created_at, updated_at: row.updated_at, last_sign_in_at: row.last_sign_in_at,
     is_anonymous: row.is_anonymous === true,
   };
 }
@@ -91,13 +69,10 @@ function userJson(row) {
 export async function create(ctx) {
   const config = readConfigSection(ctx.root, 'auth');
   const expiresIn = Number(config.jwt_expiry ?? 3600);
-  const anonymousEnabled = config.enable_anonymous_sign_ins === true;
-  const publicUrl = ctx.publicUrl;
   // Before the gateway serves, so auth.sessions exists (tests insert sessions).
   await ctx.adminPool.query(SCHEMA_SQL);
 
-  const rateLimits = readConfigSection(ctx.root, 'auth.rate_limit');
-  const anonymousPerHour = Number(rateLimits.anonymous_users ?? 30);
+  const anonymousPerHour = Number(readConfigSection(ctx.root, 'auth.rate_limit').anonymous_users ?? 30);
   /** Token buckets per client address: { tokens, atMs } (GoTrue's tollbooth limiter). */
   const anonymousBuckets = new Map();
 
@@ -112,17 +87,14 @@ export async function create(ctx) {
     const bucket = anonymousBuckets.get(key) ?? { tokens: anonymousPerHour, atMs: now };
     bucket.tokens = Math.min(anonymousPerHour, bucket.tokens + (now - bucket.atMs) * perMs);
     bucket.atMs = now;
-    if (bucket.tokens < 1) {
-      anonymousBuckets.set(key, bucket);
-      throw new AuthError(429, 'over_request_rate_limit', 'Request rate limit reached');
-    }
-    bucket.tokens -= 1;
     anonymousBuckets.set(key, bucket);
+    if (bucket.tokens < 1) throw new AuthError(429, 'over_request_rate_limit', 'Request rate limit reached');
+    bucket.tokens -= 1;
   }
 
   /**
    * GoTrue's requireAuthentication: a Bearer token with valid claims, then the user and (when the
-   * token names one) the session must still exist. Returns { claims, user }; AuthError as GoTrue.
+   * token names one) the session must still exist. Returns { claims, user }.
    */
   async function authenticate(req) {
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
@@ -131,13 +103,12 @@ export async function create(ctx) {
     try {
       claims = await ctx.keys.verify(token, nowMs(ctx));
     } catch (err) {
-      const why = { expired: 'token is expired', nbf: 'token is not valid yet', iat: 'token used before issued' }[err.reason] ?? err.message;
-      throw new AuthError(403, 'bad_jwt', `invalid JWT: unable to parse or verify signature, ${why}`);
+      const why = { expired: 'token is expired', nbf: 'token is not valid yet', iat: 'token used before issued' };
+      const message = `invalid JWT: unable to parse or verify signature, ${why[err.reason] ?? err.message}`;
+      throw new AuthError(403, 'bad_jwt', message);
     }
     if (!claims.sub) throw new AuthError(403, 'bad_jwt', 'invalid claim: missing sub claim');
-    if (!UUID.test(String(claims.sub))) {
-      throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
-    }
+    if (!UUID.test(String(claims.sub))) throw new AuthError(400, 'bad_jwt', 'invalid claim: sub claim must be a UUID');
     const { rows: [user] } = await ctx.adminPool.query('select * from auth.users where id = $1', [claims.sub]);
     if (!user) throw new AuthError(403, 'user_not_found', 'User from sub claim in JWT does not exist');
     const sessionId = claims.session_id;
@@ -162,66 +133,45 @@ export async function create(ctx) {
       'insert into auth.refresh_tokens (token, user_id, session_id) values ($1, $2, $3)',
       [refreshToken, user.id, sessionId],
     );
+    const { email, phone, app_metadata, user_metadata, is_anonymous } = userJson(user);
     const accessToken = await ctx.keys.sign({
-      iss: `${publicUrl}/auth/v1`,
-      sub: user.id,
-      aud: 'authenticated',
-      exp,
-      iat,
-      email: user.email ?? '',
-      phone: user.phone ?? '',
-      app_metadata: user.raw_app_meta_data ?? {},
-      user_metadata: user.raw_user_meta_data ?? {},
-      role: 'authenticated',
-      aal: 'aal1',
-      amr: [{ method: user.is_anonymous ? 'anonymous' : 'password', timestamp: iat }],
-      session_id: sessionId,
-      is_anonymous: user.is_anonymous === true,
+      iss: `${ctx.publicUrl}/auth/v1`, sub: user.id, aud: 'authenticated', exp, iat,
+      email, phone, app_metadata, user_metadata, role: 'authenticated', aal: 'aal1',
+      amr: [{ method: is_anonymous ? 'anonymous' : 'password', timestamp: iat }], session_id: sessionId, is_anonymous,
     });
     return {
-      access_token: accessToken,
-      token_type: 'bearer',
-      expires_in: expiresIn,
-      expires_at: exp,
-      refresh_token: refreshToken,
-      user: userJson(user),
+      access_token: accessToken, token_type: 'bearer', expires_in: expiresIn, expires_at: exp,
+      refresh_token: refreshToken, user: userJson(user),
     };
   }
 
-  async function jsonBody(req) {
-    let body;
-    try {
-      body = await readJson(req, 64 * 1024);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) throw new AuthError(413, 'request_too_large', 'Request body is larger than 64 KiB');
-      if (!(err instanceof SyntaxError)) throw err;
-    }
-    if (body && typeof body === 'object' && !Array.isArray(body)) return body;
-    throw new AuthError(400, 'bad_json', 'Could not parse request body as JSON');
-  }
+  const jsonBody = (req) => readJson(req, 64 * 1024, {
+    tooLarge: () => new AuthError(413, 'request_too_large', 'Request body is larger than 64 KiB'),
+    invalid: () => new AuthError(400, 'bad_json', 'Could not parse request body as JSON'),
+  });
 
   async function signup(req) {
     const body = await jsonBody(req);
     if (body.email || body.phone) {
       throw new AuthError(422, 'signup_disabled', 'Only anonymous sign-ins are enabled on the local platform');
     }
-    if (!anonymousEnabled) {
+    if (config.enable_anonymous_sign_ins !== true) {
       throw new AuthError(422, 'anonymous_provider_disabled', 'Anonymous sign-ins are disabled');
     }
     limitAnonymousSignUp(req);
     const data = body.data && typeof body.data === 'object' ? body.data : {};
     return await inTransaction(ctx.adminPool, async (client) => {
-      const { rows } = await client.query(
+      const { rows: [user] } = await client.query(
         `insert into auth.users (instance_id, id, aud, role, raw_app_meta_data, raw_user_meta_data,
                                  is_anonymous, created_at, updated_at, last_sign_in_at)
-         values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), 'authenticated',
-                 'authenticated', '{}'::jsonb, $1::jsonb, true, now(), now(), now())
+         values ($1, gen_random_uuid(), 'authenticated', 'authenticated', '{}'::jsonb, $2::jsonb, true,
+                 now(), now(), now())
          returning *`,
-        [JSON.stringify(data)],
+        [NIL_UUID, JSON.stringify(data)],
       );
       const sessionId = crypto.randomUUID();
-      await client.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, rows[0].id]);
-      return await session(client, rows[0], sessionId);
+      await client.query('insert into auth.sessions (id, user_id) values ($1, $2)', [sessionId, user.id]);
+      return await session(client, user, sessionId);
     });
   }
 
@@ -231,17 +181,12 @@ export async function create(ctx) {
       throw new AuthError(400, 'validation_failed', 'Refresh Token is required');
     }
     return await inTransaction(ctx.adminPool, async (client) => {
-      const { rows } = await client.query(
-        'select * from auth.refresh_tokens where token = $1 for update',
-        [body.refresh_token],
-      );
-      const token = rows[0];
+      const sql = 'select * from auth.refresh_tokens where token = $1 for update';
+      const { rows: [token] } = await client.query(sql, [body.refresh_token]);
       if (!token || !token.session_id) {
         throw new AuthError(400, 'refresh_token_not_found', 'Invalid Refresh Token: Refresh Token Not Found');
       }
-      if (token.revoked) {
-        throw new AuthError(400, 'refresh_token_already_used', 'Invalid Refresh Token: Already Used');
-      }
+      if (token.revoked) throw new AuthError(400, 'refresh_token_already_used', 'Invalid Refresh Token: Already Used');
       await client.query('update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1', [token.id]);
       await client.query('update auth.sessions set updated_at = now() where id = $1', [token.session_id]);
       const user = (await client.query('select * from auth.users where id = $1', [token.user_id])).rows[0];
@@ -250,19 +195,14 @@ export async function create(ctx) {
     });
   }
 
+  /** Ends every session of the user (global, supabase-js's default) or only this one (local). */
   async function logout(req, url) {
     const { claims } = await authenticate(req);
     const scope = url.searchParams.get('scope') ?? 'global';
-    if (!['global', 'local', 'others'].includes(scope)) {
-      throw new AuthError(400, 'validation_failed', 'Unsupported logout scope');
-    }
-    const where = {
-      global: 'user_id = $1',
-      local: 'user_id = $1 and id = $2',
-      others: 'user_id = $1 and id <> $2',
-    }[scope];
-    const params = scope === 'global' ? [claims.sub] : [claims.sub, claims.session_id ?? null];
-    await ctx.adminPool.query(`delete from auth.sessions where ${where}`, params);
+    if (scope === 'global') return ctx.adminPool.query('delete from auth.sessions where user_id = $1', [claims.sub]);
+    if (scope !== 'local') throw new AuthError(400, 'validation_failed', 'Unsupported logout scope');
+    const sql = 'delete from auth.sessions where user_id = $1 and id = $2';
+    await ctx.adminPool.query(sql, [claims.sub, claims.session_id ?? null]);
   }
 
   return {
@@ -270,35 +210,27 @@ export async function create(ctx) {
     prefix: '/auth/v1',
     async handle(req, res, url) {
       if (req.method === 'OPTIONS') return sendPreflight(req, res);
-      const route = url.pathname.slice('/auth/v1'.length);
+      const route = `${req.method} ${url.pathname.slice('/auth/v1'.length)}`;
       try {
-        const apikey = apiKeyOf(req, url);
-        if (apikey === null) throw new AuthError(401, 'no_api_key', 'No API key found in request');
         // The gateway's answer, before GoTrue sees the request.
+        const apikey = apiKeyOf(req, url);
         const refusal = apiKeyRefusal(ctx, apikey);
-        if (refusal) return send(req, res, 401, refusal);
-        if (req.method === 'GET' && route === '/.well-known/jwks.json') {
-          // The public signing keys (GoTrue never publishes an HMAC secret: none in legacy mode).
-          return send(req, res, 200, { keys: ctx.keys.jwks?.keys ?? [] });
-        }
-        if (req.method === 'POST' && route === '/signup') {
-          return send(req, res, 200, await signup(req));
-        }
-        if (req.method === 'POST' && route === '/token') {
+        if (refusal) return send(req, res, 401, apikey === null ? { code: 'no_api_key', ...refusal } : refusal);
+        if (route === 'GET /.well-known/jwks.json') return send(req, res, 200, { keys: ctx.keys.jwks?.keys ?? [] });
+        if (route === 'POST /signup') return send(req, res, 200, await signup(req));
+        if (route === 'POST /token') {
           const grant = url.searchParams.get('grant_type');
           if (grant !== 'refresh_token') {
             throw new AuthError(400, 'unsupported_grant_type', `grant_type ${grant} is not supported locally`);
           }
           return send(req, res, 200, await refresh(req));
         }
-        if (req.method === 'GET' && route === '/user') {
-          return send(req, res, 200, userJson((await authenticate(req)).user));
-        }
-        if (req.method === 'POST' && route === '/logout') {
+        if (route === 'GET /user') return send(req, res, 200, userJson((await authenticate(req)).user));
+        if (route === 'POST /logout') {
           await logout(req, url);
           return send(req, res, 204);
         }
-        throw new AuthError(404, 'not_found', `no auth route ${req.method} ${route}`);
+        throw new AuthError(404, 'not_found', `no auth route ${route}`);
       } catch (err) {
         if (err instanceof AuthError) return send(req, res, err.status, { code: err.code, message: err.message });
         throw err;

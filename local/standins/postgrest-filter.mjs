@@ -1,27 +1,15 @@
 // PostgREST's filter grammar, once, for the REST stand-in (`?col=op.value`) and the Realtime
-// stand-in (postgres_changes `filter: 'col=op.value,...'`).
-//
-//   parse(column, '[not.]op.value')       one filter -> { column, op, negate, value | values }
-//                                         ops: eq neq lt lte gt gte, in.(a,"b,c"), is.null|
-//                                         not_null|true|false|unknown. { quoted: true } also
-//                                         unquotes a "double-quoted" value (as Realtime reads it).
-//   compile(nodes, { params, column })    the AND of nodes as SQL: identifiers quoted by
-//                                         `column(name)` (default: the quoted name), every value a
-//                                         $n parameter appended to `params` (`in` is one array
-//                                         parameter, `= any($n)`). Returns { sql, params }.
-// PostgREST's or=(...) / and=(...) logic trees are not read: nothing in Spool sends them.
-//
+// stand-in (postgres_changes `filter: 'col=op.value,...'`); no or=/and= trees (Spool sends none).
+//   parse(column, '[not.]op.value')     one filter -> { column, op, negate, value | values }: eq neq
+//                                       lt lte gt gte, in.(a,"b,c"), is.null|not_null|true|false|
+//                                       unknown; { quoted: true } unquotes a "value" (as Realtime).
+//   compile(nodes, { params, column })  the AND of nodes as SQL, identifiers quoted by column(name),
+//                                       each value a $n appended to `params` (`in`: one array, = ANY).
 // Errors are FilterError: PostgREST's PGRST100 message and details; `parts` are the pieces
 // Realtime quotes when it refuses a filter (["foo", "hey"] for an unknown operator).
 
 const OPERATORS = { eq: '=', neq: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=' };
-const IS_VALUES = {
-  null: 'NULL',
-  not_null: 'NOT NULL',
-  true: 'TRUE',
-  false: 'FALSE',
-  unknown: 'UNKNOWN',
-};
+const IS_VALUES = { null: 'NULL', not_null: 'NOT NULL', true: 'TRUE', false: 'FALSE', unknown: 'UNKNOWN' };
 
 export class FilterError extends Error {
   constructor(message, details = null, parts = null) {
@@ -71,43 +59,27 @@ export function parse(column, text, { quoted = false } = {}) {
   const negate = rest.startsWith('not.');
   if (negate) rest = rest.slice(4);
   const dot = rest.indexOf('.');
-  if (dot < 0) {
-    throw new FilterError(
-      `failed to parse filter (${text})`,
-      'unexpected end of input expecting operator',
-      [rest],
-    );
-  }
+  const failed = `failed to parse filter (${text})`;
+  if (dot < 0) throw new FilterError(failed, 'unexpected end of input expecting operator', [rest]);
   const op = rest.slice(0, dot);
   const value = rest.slice(dot + 1);
   if (op === 'in') {
     if (value.length < 2 || !value.startsWith('(') || !value.endsWith(')')) {
-      throw new FilterError(
-        `failed to parse filter (${text})`,
-        '`in` filter value must be wrapped by parentheses',
-        [op, value],
-      );
+      throw new FilterError(failed, '`in` filter value must be wrapped by parentheses', [op, value]);
     }
     const inner = value.slice(1, -1);
     const values = inner === '' ? [] : splitTopLevel(inner).map((v) => unquote(v.trim()));
     return { column, op, negate, values };
   }
   if (op === 'is') {
-    if (!(value in IS_VALUES)) {
-      throw new FilterError(
-        `failed to parse filter (${text})`,
-        `unexpected "${value}" expecting null or trilean value (unknown, true, false)`,
-        [op, value],
-      );
+    if (!Object.hasOwn(IS_VALUES, value)) {
+      const expected = 'expecting null or trilean value (unknown, true, false)';
+      throw new FilterError(failed, `unexpected "${value}" ${expected}`, [op, value]);
     }
     return { column, op, negate, value };
   }
   if (!Object.hasOwn(OPERATORS, op)) {
-    throw new FilterError(
-      `failed to parse filter (${text})`,
-      `unexpected "${op}" expecting operator (eq, gt, ...)`,
-      [op, value],
-    );
+    throw new FilterError(failed, `unexpected "${op}" expecting operator (eq, gt, ...)`, [op, value]);
   }
   return { column, op, negate, value: quoted ? unquote(value) : value };
 }

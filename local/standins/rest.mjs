@@ -1,40 +1,26 @@
-// The PostgREST stand-in at /rest/v1: the subset Spool's clients use, on PostgREST's wire format,
-// behind the same API-key check Supabase's gateway makes.
+// The PostgREST stand-in at /rest/v1: the subset Spool's clients use, on PostgREST's wire format.
 //
-//   auth      `apikey` must be a key in force (shared.mjs apiKeyRefusal); the role and claims come
-//             from the token the gateway forwards (keys.mjs forwardedToken, verifyToken with
-//             PostgREST's 30 s leeway).
-//   per call  one transaction on a ctx.pool (authenticator) connection as the caller's role, with
-//             request.jwt.claims (shared.mjs withCallerTransaction; nothing in Spool reads
-//             PostgREST's request.headers/method/path, so they are not set): RLS decides. GET and
-//             calls of STABLE/IMMUTABLE functions run READ ONLY, as in PostgREST.
-//   GET /<table>   select=col,col|*, filters col=[not.]eq|neq|gt|gte|lt|lte|in|is.… (postgrest-filter.mjs,
-//             the grammar the Realtime stand-in uses too), order=col[.asc|.desc][.nullsfirst|.nullslast],…,
-//             limit=n (capped by [api] max_rows); a JSON array.
-//   POST /rpc/<fn> {named args}: `public.fn(a := …)`, each argument cast from JSON to its declared
-//             type; composite -> object, setof -> array, scalar -> value, void -> 204.
-//   errors    {code, details, hint, message} with PostgREST's SQLSTATE -> HTTP mapping
-//             (PTxyz -> xyz, 42501 -> 401 for anon else 403, …); PGRST codes for its own refusals.
-// Anything else PostgREST serves (writes to tables, or=/and= trees, embedding, Range, counts, other
-// media types) is answered 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
+//   auth      `apikey` must be a key in force (shared.mjs apiKeyRefusal); role and claims come from
+//             the token the gateway forwards (keys.mjs forwardedToken; PostgREST's 30 s leeway).
+//   per call  one transaction as the caller's role with request.jwt.claims (shared.mjs
+//             withCallerTransaction): RLS decides. GET and STABLE/IMMUTABLE calls run READ ONLY.
+//   GET /<table>   select=col,…|*, filters col=[not.]eq|neq|gt|gte|lt|lte|in|is.… (postgrest-filter.mjs),
+//             order=col[.asc|.desc][.nullsfirst|.nullslast],…, limit=n (capped by [api] max_rows).
+//   POST /rpc/<fn> {named args}: each cast from JSON to its declared type; composite -> object,
+//             setof -> array, scalar -> value, void -> 204.
+//   errors    {code, details, hint, message}, PostgREST's SQLSTATE -> HTTP mapping, PGRST codes.
+// Anything else PostgREST serves (table writes, or=/and=, embedding, Range, counts, other media
+// types) is 501 PGRST127 "Feature not implemented": nothing in Spool asks for it.
 
 import {
-  apiKeyOf,
-  apiKeyRefusal,
-  BodyTooLarge,
-  callerClaims,
-  corsHeaders,
-  readJson,
-  readConfigSection,
-  sendPreflight,
+  apiKeyOf, apiKeyRefusal, corsHeaders, nowMs, readConfigSection, readJson, sendPreflight,
   withCallerTransaction,
 } from './shared.mjs';
-import { TokenError } from './keys.mjs';
+import { TokenError, verifyToken } from './keys.mjs';
 import { compile, FilterError, parse, quoteIdent } from './postgrest-filter.mjs';
 
 const PREFIX = '/rest/v1';
 const EXPOSED = 'Content-Range, Content-Type, Content-Location, Preference-Applied';
-const JSON_TYPE = 'application/json; charset=utf-8';
 const BODY_LIMIT = 10 * 1024 * 1024;
 const RESERVED = new Set(['select', 'order', 'limit']);
 
@@ -54,6 +40,11 @@ const notImplemented = (what) =>
     details: `${what} is not served by the local PostgREST stand-in (Spool does not use it)`,
   });
 
+const STATUS_OF_SQLSTATE = {
+  23503: 409, 23505: 409, 25006: 405, '42P01': 404, 42883: 404, '42P17': 500, 21000: 500, P0001: 400, '57P01': 503,
+  53400: 500,
+};
+
 /** PostgREST's SQLSTATE -> HTTP status mapping (src/PostgREST/Error.hs, for the codes that occur). */
 function httpStatusForSqlState(code, message = '', authenticated = true) {
   const c = String(code ?? '');
@@ -61,12 +52,9 @@ function httpStatusForSqlState(code, message = '', authenticated = true) {
     const n = Number(c.slice(2));
     return Number.isInteger(n) && n >= 100 && n <= 599 ? n : 500;
   }
-  const exact = { '23503': 409, '23505': 409, '25006': 405, '42P01': 404, '42P17': 500, P0001: 400, '57P01': 503, '53400': 500 };
-  if (c in exact) return exact[c];
+  if (c in STATUS_OF_SQLSTATE) return STATUS_OF_SQLSTATE[c];
   if (c === '42501') return authenticated ? 403 : 401;
-  if (c === '42883') return 404;
   if (c === '22023') return message.startsWith('role') && message.endsWith('does not exist') ? 401 : 400;
-  if (c === '21000') return message.endsWith('requires a WHERE clause') ? 400 : 500;
   if (/^(08|53)/.test(c)) return 503;
   if (/^(0L|0P|28)/.test(c)) return 403;
   if (/^(09|25|2D|38|39|3B|40|54|55|57|58|F0|HV|P0|XX)/.test(c)) return 500;
@@ -90,26 +78,21 @@ function jwtError(err) {
   return new ApiError(401, code, message, { headers });
 }
 
-// --- query strings: filters through postgrest-filter.mjs (the grammar Realtime shares) ---------
-
-/** PostgREST operators Spool never sends: answered 501 rather than as a parse error. */
-const UNSERVED_OPERATORS = new Set(['like', 'ilike', 'match', 'imatch', 'isdistinct', 'cs', 'cd', 'ov', 'sl', 'sr', 'nxl', 'nxr', 'adj', 'fts', 'plfts', 'phfts', 'wfts']);
+/** PostgREST operators Spool never sends: 501 rather than a parse error. */
+const UNSERVED_OPERATORS = /^(i?like|i?match|isdistinct|cs|cd|ov|sl|sr|nxl|nxr|adj|(pl|ph|w)?fts)$/;
 
 /** Filter nodes of a query string (every parameter but select, order, limit). */
 function parseFilters(params) {
   const nodes = [];
   for (const [key, value] of params) {
     if (RESERVED.has(key)) continue;
-    if (['offset', 'columns', 'on_conflict'].includes(key)) throw notImplemented(`The ${key} parameter`);
     if (/^(not\.)?(and|or)$/.test(key)) throw notImplemented('Logic trees (or=, and=)');
-    if (/->|::/.test(key)) throw notImplemented('Filtering on JSON paths or casts');
     try {
       nodes.push(parse(key, value));
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
-      // A refused filter with an operator PostgREST has: 501, not a parse error.
       const op = value.replace(/^not\./, '').split('.')[0];
-      throw UNSERVED_OPERATORS.has(op) ? notImplemented(`The ${op} operator`) : parseError(err.message, err.details);
+      throw UNSERVED_OPERATORS.test(op) ? notImplemented(`The ${op} operator`) : parseError(err.message, err.details);
     }
   }
   return nodes;
@@ -121,23 +104,14 @@ function columnOf({ relName, columns }, name) {
   return quoteIdent(name);
 }
 
-/** The WHERE clause of `nodes` on one relation. */
-function renderWhere(nodes, rel) {
-  if (nodes.length === 0) return '';
-  return ` WHERE ${compile(nodes, { params: rel.params, column: (name) => columnOf(rel, name) }).sql}`;
-}
-
 /** `select=`: '*' or plain column names. */
 function renderSelect(text, rel) {
   const items = (text ?? '*').split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) return '*';
   return items.map((item) => {
     if (item === '*') return '*';
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(item)) {
-      if (item.includes('(')) throw notImplemented('Resource embedding and aggregates');
-      throw notImplemented('Aliases, casts and JSON paths in select');
-    }
-    return columnOf(rel, item);
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(item)) return columnOf(rel, item);
+    throw notImplemented('Embedding, aggregates, aliases, casts and JSON paths in select');
   }).join(', ');
 }
 
@@ -149,15 +123,13 @@ function renderOrder(text, rel) {
       const [name, ...mods] = item.split('.');
       const column = columnOf(rel, name);
       const words = { asc: 'ASC', desc: 'DESC', nullsfirst: 'NULLS FIRST', nullslast: 'NULLS LAST' };
-      for (const m of mods) {
-        if (!words[m]) throw parseError(`failed to parse order (${text})`, `unexpected "${m}" expecting "asc", "desc", "nullsfirst" or "nullslast"`);
-      }
+      const bad = mods.find((m) => !words[m]);
+      const expected = 'expecting "asc", "desc", "nullsfirst" or "nullslast"';
+      if (bad) throw parseError(`failed to parse order (${text})`, `unexpected "${bad}" ${expected}`);
       return [column, ...mods.map((m) => words[m])].join(' ');
     }).join(', ')
   }`;
 }
-
-// --- the route -------------------------------------------------------------------------------
 
 export function create(ctx) {
   const api = readConfigSection(ctx.root, 'api');
@@ -185,7 +157,8 @@ export function create(ctx) {
               p.prorettype = 'pg_catalog.void'::pg_catalog.regtype as returns_void,
               (t.typtype = 'c' or p.prorettype = 'pg_catalog.record'::pg_catalog.regtype) as composite,
               coalesce(p.proargnames, '{}') as arg_names, coalesce(p.proargmodes::text[], '{}') as arg_modes,
-              array(select pg_catalog.format_type(u, null) from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) u) as arg_types
+              array(select pg_catalog.format_type(u, null)
+                      from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) u) as arg_types
          from pg_catalog.pg_proc p
          join pg_catalog.pg_namespace n on n.oid = p.pronamespace
          join pg_catalog.pg_type t on t.oid = p.prorettype
@@ -204,12 +177,8 @@ export function create(ctx) {
   /** Runs `sql` as the caller; returns its first row's `body` (json text). */
   async function run(auth, { readOnly, sql, params }) {
     try {
-      return await withCallerTransaction(ctx.pool, {
-        role: auth.role,
-        claims: auth.claims,
-        readOnly,
-        gucs: { search_path: 'public, extensions' },
-      }, async (client) => (await client.query(sql, params)).rows[0]?.body);
+      const as = { ...auth, readOnly, gucs: { search_path: 'public, extensions' } };
+      return await withCallerTransaction(ctx.pool, as, async (c) => (await c.query(sql, params)).rows[0]?.body);
     } catch (err) {
       if (err instanceof ApiError || typeof err?.severity !== 'string') throw err;
       const status = httpStatusForSqlState(err.code, err.message, auth.role !== 'anon');
@@ -229,7 +198,9 @@ export function create(ctx) {
     const rel = { relName, columns, params: [] };
     const q = url.searchParams;
     const select = renderSelect(q.get('select'), rel);
-    const where = renderWhere(parseFilters(q), rel);
+    const nodes = parseFilters(q);
+    const column = (name) => columnOf(rel, name);
+    const where = nodes.length ? ` WHERE ${compile(nodes, { params: rel.params, column }).sql}` : '';
     const order = renderOrder(q.get('order'), rel);
     const limitParam = q.get('limit');
     if (limitParam !== null && !/^\d+$/.test(limitParam)) {
@@ -245,50 +216,46 @@ export function create(ctx) {
   }
 
   async function callRoutine(auth, req, fnName) {
-    let args;
-    try {
-      args = await readJson(req, BODY_LIMIT);
-    } catch (err) {
-      if (err instanceof BodyTooLarge) throw new ApiError(413, 'PGRST102', 'Request body too large');
-      if (!(err instanceof SyntaxError)) throw err;
-    }
-    if (args === null || typeof args !== 'object' || Array.isArray(args)) {
-      throw new ApiError(400, 'PGRST102', 'Empty or invalid json');
-    }
+    const args = await readJson(req, BODY_LIMIT, {
+      tooLarge: () => new ApiError(413, 'PGRST102', 'Request body too large'),
+      invalid: () => new ApiError(400, 'PGRST102', 'Empty or invalid json'),
+    });
     const keys = Object.keys(args).sort();
     const overloads = await routines(fnName);
-    const fits = overloads.filter((f) =>
-      keys.every((k) => f.params.some((p) => p.name === k)) && f.params.every((p) => !p.required || keys.includes(p.name))
-    );
+    const fits = overloads.filter((f) => keys.every((k) => f.params.some((p) => p.name === k)) &&
+      f.params.every((p) => !p.required || keys.includes(p.name)));
+    const fn = `public.${fnName}`;
     if (fits.length === 0) {
-      const withParams = keys.length ? `(${keys.join(', ')})` : ' without parameters';
-      throw new ApiError(404, 'PGRST202', `Could not find the function public.${fnName}${withParams} in the schema cache`, {
-        details: `Searched for the function public.${fnName}${
-          keys.length ? ` with parameter${keys.length > 1 ? 's' : ''} ${keys.join(', ')}` : ' without parameters'
-        } or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.`,
-        hint: overloads.length
-          ? `Perhaps you meant to call the function public.${fnName}(${overloads[0].params.map((p) => p.name).sort().join(', ')})`
-          : null,
+      const list = keys.join(', ');
+      const names = overloads[0]?.params.map((p) => p.name).sort().join(', ');
+      const which = keys.length ? ` with parameter${keys.length > 1 ? 's' : ''} ${list}` : ' without parameters';
+      const called = keys.length ? `(${list})` : ' without parameters';
+      throw new ApiError(404, 'PGRST202', `Could not find the function ${fn}${called} in the schema cache`, {
+        details: `Searched for the function ${fn}${which} or with a single unnamed json/jsonb parameter, ` +
+          'but no matches were found in the schema cache.',
+        hint: overloads.length ? `Perhaps you meant to call the function ${fn}(${names})` : null,
       });
     }
     if (fits.length > 1) {
-      throw new ApiError(300, 'PGRST203', `Could not choose the best candidate function between: ${
-        fits.map((f) => `public.${fnName}(${f.params.map((p) => `${p.name} => ${p.type}`).join(', ')})`).join(', ')
-      }`, { hint: 'Try renaming the parameters or the function itself in the database so function overloading can be resolved' });
+      const signature = (f) => `${fn}(${f.params.map((p) => `${p.name} => ${p.type}`).join(', ')})`;
+      const hint = 'Try renaming the parameters or the function itself in the database so function overloading ' +
+        'can be resolved';
+      const message = `Could not choose the best candidate function between: ${fits.map(signature).join(', ')}`;
+      throw new ApiError(300, 'PGRST203', message, { hint });
     }
-    const routine = fits[0];
-    const used = routine.params.filter((p) => keys.includes(p.name));
-    const call = `"public".${quoteIdent(fnName)}(${used.map((p) => `${quoteIdent(p.name)} := a.${quoteIdent(p.name)}`).join(', ')})`;
+    const { params, returnsSet, shape, readOnly } = fits[0];
+    const used = params.filter((p) => keys.includes(p.name)).map((p) => ({ ...p, q: quoteIdent(p.name) }));
+    const call = `"public".${quoteIdent(fnName)}(${used.map((p) => `${p.q} := a.${p.q}`).join(', ')})`;
     const from = used.length
-      ? `pg_catalog.json_to_record($1::json) AS a(${used.map((p) => `${quoteIdent(p.name)} ${p.type}`).join(', ')}), LATERAL `
+      ? `pg_catalog.json_to_record($1::json) AS a(${used.map((p) => `${p.q} ${p.type}`).join(', ')}), LATERAL `
       : '';
-    const row = routine.shape === 'composite' ? 'r' : 'r.v';
-    const source = routine.shape === 'composite' ? `${from}${call} r` : `${from}(SELECT ${call} AS v) r`;
+    const row = shape === 'composite' ? 'r' : 'r.v';
+    const source = shape === 'composite' ? `${from}${call} r` : `${from}(SELECT ${call} AS v) r`;
     // One row for a single result (its value, arrays included); all of them for a set.
-    const agg = routine.returnsSet ? `coalesce(pg_catalog.json_agg(${row}), '[]')` : `pg_catalog.to_json(${row})`;
+    const agg = returnsSet ? `coalesce(pg_catalog.json_agg(${row}), '[]')` : `pg_catalog.to_json(${row})`;
     const sql = `SELECT ${agg}::text AS body FROM ${source}`;
-    const body = await run(auth, { readOnly: routine.readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
-    if (routine.shape === 'void') return { status: 204, body: '', headers: { 'Content-Range': '*/*' } };
+    const body = await run(auth, { readOnly, sql, params: used.length ? [JSON.stringify(args)] : [] });
+    if (shape === 'void') return { status: 204, body: '', headers: { 'Content-Range': '*/*' } };
     return { status: 200, body: body ?? 'null', headers: {} };
   }
 
@@ -299,14 +266,15 @@ export function create(ctx) {
       const apikey = apiKeyOf(req, url);
       const refusal = apiKeyRefusal(ctx, apikey);
       if (refusal) throw new ApiError(401, null, refusal.message, { body: refusal });
+      const { authorization } = req.headers;
+      const { token } = ctx.keys.forwardedToken({ apikey, authorization }, { nowMs: nowMs(ctx) });
       let claims;
       try {
-        claims = await callerClaims(ctx, req, apikey, { skewSeconds: 30 });
+        claims = await verifyToken(token, ctx.keys.verifier, { nowMs: nowMs(ctx), skewSeconds: 30 });
       } catch (err) {
         throw err instanceof TokenError ? jwtError(err) : err;
       }
-      const role = typeof claims.role === 'string' && claims.role !== '' ? claims.role : 'anon';
-      const auth = { role, claims };
+      const auth = { role: typeof claims.role === 'string' && claims.role !== '' ? claims.role : 'anon', claims };
       const profile = req.headers[req.method === 'GET' || req.method === 'HEAD' ? 'accept-profile' : 'content-profile'];
       if (profile !== undefined && profile !== 'public') {
         throw new ApiError(406, 'PGRST106', `Invalid schema: ${profile}`, {
@@ -317,7 +285,8 @@ export function create(ctx) {
       if (!accept.some((t) => ['', '*/*', 'application/json', 'application/*'].includes(t))) {
         throw notImplemented(`The media type ${req.headers.accept}`);
       }
-      if (req.headers.range || /count=/.test(String(req.headers.prefer ?? ''))) throw notImplemented('Range and counts');
+      const { range, prefer } = req.headers;
+      if (range || /count=/.test(String(prefer ?? ''))) throw notImplemented('Range and counts');
       const segments = url.pathname.slice(PREFIX.length).split('/').filter(Boolean).map(decodeURIComponent);
       if (segments.length === 0) throw new ApiError(404, 'PGRST126', 'Root endpoint metadata is disabled');
       if (segments[0] === 'rpc' && segments.length === 2) {
@@ -329,17 +298,13 @@ export function create(ctx) {
       } else {
         throw new ApiError(404, 'PGRST125', 'Invalid path specified in request URL');
       }
-    } catch (thrown) {
-      let err = thrown;
-      if (!(err instanceof ApiError)) {
-        ctx.log({ level: 'error', route: 'rest', path: url.pathname, error: err?.stack ?? String(err) });
-        err = new ApiError(500, 'PGRSTX00', 'internal error in the local PostgREST stand-in', { details: String(err?.message ?? err) });
-      }
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err; // server.mjs logs it and answers 500
       result = { status: err.status, body: JSON.stringify(err.body), headers: err.headers };
     }
     const headers = { ...corsHeaders(req, EXPOSED), ...result.headers };
     if (result.body !== '') {
-      headers['Content-Type'] = JSON_TYPE;
+      headers['Content-Type'] = 'application/json; charset=utf-8';
       headers['Content-Length'] = String(Buffer.byteLength(result.body));
     }
     res.writeHead(result.status, headers);

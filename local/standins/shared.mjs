@@ -1,12 +1,10 @@
-// Helpers shared by the stand-ins: the gateway's API-key check and the caller's verified claims,
-// CORS as Supabase's gateway answers it, bounded body reading (raw or JSON), JSON answers,
-// supabase/config.toml (smol-toml), and the per-request transaction that impersonates the caller
-// (role + claims GUCs), which is what makes RLS decide exactly as it does on Supabase.
+// Helpers shared by the stand-ins: the gateway's API-key check, CORS as Supabase's gateway answers
+// it, bounded bodies, JSON answers, supabase/config.toml (smol-toml), and the per-request
+// transaction that impersonates the caller (role + claims), which makes RLS decide as on Supabase.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { verifyToken } from './keys.mjs';
 
 /** The clock the stand-ins use: ctx.now() when a test injects one, else Date.now(). */
 export function nowMs(ctx) {
@@ -16,13 +14,10 @@ export function nowMs(ctx) {
 /** The `apikey` of a request (header, else query parameter), or null. */
 export function apiKeyOf(req, url) {
   const key = req.headers.apikey ?? url.searchParams.get('apikey');
-  return key === undefined || key === null || key === '' ? null : String(key);
+  return key ? String(key) : null;
 }
 
-/**
- * The gateway's refusal of a request without a key in force, as hosted words it
- * ({message, hint}, 401), or null when the key is in force.
- */
+/** The gateway's 401 body for a request without a key in force, as hosted words it; else null. */
 export function apiKeyRefusal(ctx, apikey) {
   if (apikey === null) {
     return { message: 'No API key found in request', hint: 'No `apikey` request header or url param was found.' };
@@ -34,18 +29,6 @@ export function apiKeyRefusal(ctx, apikey) {
       ? 'Double check your Supabase publishable or secret API key.'
       : 'Double check your Supabase `anon` or `service_role` API key.',
   };
-}
-
-/**
- * The claims of the token the gateway forwards for this request (keys.forwardedToken), verified
- * with keys.mjs verifyToken (`skewSeconds` of leeway); rejects with TokenError.
- */
-export async function callerClaims(ctx, req, apikey, { skewSeconds = 0 } = {}) {
-  const { token } = ctx.keys.forwardedToken(
-    { apikey, authorization: req.headers.authorization },
-    { nowMs: nowMs(ctx) },
-  );
-  return verifyToken(token, ctx.keys.verifier, { nowMs: nowMs(ctx), skewSeconds });
 }
 
 /** Headers every response of an API route carries for browsers on another origin. */
@@ -64,7 +47,6 @@ export function refuseUpgrade(socket, status, body) {
   );
 }
 
-/** Sends `body` as JSON with `headers`. */
 export function sendJson(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
   res.writeHead(status, {
@@ -75,35 +57,24 @@ export function sendJson(res, status, body, headers = {}) {
   res.end(text);
 }
 
-/** Answers a CORS preflight (the gateway does this before any key check). */
+/** Answers a CORS preflight (the gateway does, before any key check). */
 export function sendPreflight(req, res) {
   const requested = req.headers['access-control-request-headers'];
   res.writeHead(200, {
     'Access-Control-Allow-Origin': '*',
     'Access-Control-Allow-Methods': 'GET, POST, PATCH, PUT, DELETE, OPTIONS, HEAD',
-    'Access-Control-Allow-Headers': requested
-      ? `authorization, ${requested}`
-      : 'authorization, x-client-info, apikey, content-type, accept, accept-profile, content-profile, prefer, range, x-upsert, cache-control',
+    'Access-Control-Allow-Headers': `authorization, ${requested ?? 'x-client-info, apikey, content-type'}`,
     'Access-Control-Max-Age': '86400',
     'Content-Length': '0',
   });
   res.end();
 }
 
-/** A request body larger than the reader's cap. */
-export class BodyTooLarge extends Error {
-  constructor(limit) {
-    super(`request body exceeds ${limit} bytes`);
-    this.name = 'BodyTooLarge';
-  }
-}
-
 /**
- * Reads the whole request body into a Buffer, up to `limit` bytes; past it rejects with
- * BodyTooLarge at once and leaves the rest of the body to the gateway (server.mjs
- * settleUnreadBody drains it after the answer, so the client reads the refusal).
+ * The request body as a Buffer, up to `limit` bytes; past it rejects with tooLarge() at once and
+ * leaves the rest to server.mjs settleUnreadBody (so the client reads the refusal).
  */
-export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
+export function readBody(req, limit, tooLarge) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let size = 0;
@@ -112,7 +83,7 @@ export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
       if (size <= limit) return chunks.push(chunk);
       req.removeListener('data', onData);
       req.pause();
-      reject(new BodyTooLarge(limit));
+      reject(tooLarge());
     };
     req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks, size)));
@@ -123,20 +94,20 @@ export function readBody(req, { limit = 10 * 1024 * 1024 } = {}) {
   });
 }
 
-/**
- * The JSON value of a request body (up to `limit` bytes), {} when the body is empty. Rejects with
- * BodyTooLarge, or with a SyntaxError when it is not JSON; each route words these its own way.
- */
-export async function readJson(req, limit) {
-  const text = (await readBody(req, { limit })).toString('utf8');
-  return text.trim() === '' ? {} : JSON.parse(text);
+/** A JSON object body ({} when empty) with each service's refusals: tooLarge(), invalid() (not an object). */
+export async function readJson(req, limit, { tooLarge, invalid }) {
+  const text = (await readBody(req, limit, tooLarge)).toString('utf8');
+  let body;
+  try {
+    body = text.trim() === '' ? {} : JSON.parse(text);
+  } catch {
+    throw invalid();
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid();
+  return body;
 }
 
-/**
- * Runs fn(client) in one transaction on a connection of `pool`; `mode` follows `begin` (e.g.
- * 'read only'). Commits when fn resolves, rolls back when it throws (the error is rethrown); a
- * connection whose rollback failed is dropped from the pool.
- */
+/** fn(client) in one transaction (`begin ${mode}`); a connection whose rollback failed is dropped. */
 export async function inTransaction(pool, fn, mode = '') {
   const client = await pool.connect();
   let broken = false;
@@ -154,10 +125,9 @@ export async function inTransaction(pool, fn, mode = '') {
 }
 
 /**
- * Runs fn(client) in one transaction on a ctx.pool (authenticator) connection that impersonates
- * the caller: `set_config('role', role, true)` (SET LOCAL ROLE), request.jwt.claims, `gucs`, and
- * the role's own statement_timeout / lock_timeout (ALTER ROLE ... SET, as PostgREST applies them).
- * Commits when fn resolves, rolls back when it throws (the error is rethrown).
+ * fn(client) in one transaction on a ctx.pool (authenticator) connection as the caller: SET LOCAL
+ * ROLE, request.jwt.claims, `gucs`, and the role's own statement_timeout / lock_timeout (ALTER
+ * ROLE ... SET: anon 3 s, authenticated 8 s), which PostgREST applies and a SET ROLE does not.
  */
 export function withCallerTransaction(pool, { role, claims, readOnly = false, gucs = {} }, fn) {
   return inTransaction(pool, async (client) => {
@@ -171,7 +141,8 @@ export function withCallerTransaction(pool, { role, claims, readOnly = false, gu
          from pg_catalog.pg_db_role_setting d
          join pg_catalog.pg_roles r on r.oid = d.setrole
          cross join lateral unnest(d.setconfig) as s
-        where r.rolname = $1 and d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_database()))
+        where r.rolname = $1
+          and d.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = current_database()))
           and split_part(s, '=', 1) in ('statement_timeout', 'lock_timeout')`,
       [role],
     );
