@@ -6,13 +6,12 @@
 //
 //   npm start                 start (reusing the cluster in <state>/db)
 //   npm start -- --reset      delete <state>/db first: a fresh cluster, bootstrap and migrations
-//   npm start -- --verbose    stream the gateway's and the functions' log lines here too
-//                             (or SPOOL_VERBOSE=1)
+//   npm start -- --verbose    stream every gateway and function log line here too (SPOOL_VERBOSE=1)
 //
 // <state> is this checkout's state folder outside the repository (local/tools/db.mjs STATE_DIR),
 // so the web server, rooted in web/, cannot reach the keys, the Storage files or the database.
-// The banner stays on screen; the log lines go to <state>/logs/gateway.log and one status line
-// sits under the banner (local/tools/terminal.mjs).
+// The banner stays on screen; the log lines go to <state>/logs/gateway.log, and only their errors,
+// one line each, to the terminal (local/tools/terminal.mjs).
 //
 // Stopping: SIGINT (Ctrl-C, or npm passing one on), SIGTERM, SIGHUP, or the parent process
 // exiting (npm killed) stop the web server and the gateway together (its Deno workers get
@@ -24,7 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_DIR, envPort, killChildren, loadDotEnv, PlatformError, ROOT, STATE_DIR, stopCluster } from './db.mjs';
 import { envApiPort, startStack } from './stack.mjs';
-import { gatewayLog, statusLine } from './terminal.mjs';
+import { gatewayLog } from './terminal.mjs';
 import { envWebPort, startWebDev } from './web.mjs';
 
 /**
@@ -56,7 +55,7 @@ const verbose = argv.includes('--verbose') || truthy(process.env.SPOOL_VERBOSE);
 const LOG_FILE = path.join(STATE_DIR, 'logs', 'gateway.log');
 
 /** What has started: the cluster (db: true once it may be running), the stack, web server, log. */
-const ctx = { db: false, api: null, web: null, log: null, status: null };
+const ctx = { db: false, api: null, web: null, log: null };
 let stopping = null; // when the first stop request came (Date.now())
 
 /** Starts the three services and prints the banner. */
@@ -67,8 +66,7 @@ async function main() {
     fs.rmSync(DEFAULT_DIR, { recursive: true, force: true });
     console.log(`spool: removed ${rel(DEFAULT_DIR)}`);
   }
-  // The gateway (and the Vault secrets that let an insert ring job-worker), its functions
-  // restarted when their files change; its log lines go to LOG_FILE (and here with --verbose).
+  // The gateway, and the Vault secrets that let an insert ring job-worker; functions restart on edits.
   ctx.log = gatewayLog({ file: LOG_FILE, verbose });
   ctx.db = true;
   const api = (ctx.api = await startStack({
@@ -109,7 +107,7 @@ async function main() {
     logs: [
       rel(LOG_FILE),
       `(the gateway's and the Edge Functions' log lines; ${
-        verbose ? 'streamed here too: --verbose' : '`npm start -- --verbose` streams them here too'
+        verbose ? 'streamed here too: --verbose' : 'errors shown here; `npm start -- --verbose` streams all'
       })`,
     ],
   };
@@ -118,16 +116,11 @@ async function main() {
   console.log('\nSpool is running. Ctrl-C to stop.\n');
   console.log(lines.join('\n'));
   console.log(`\n  psql "${db.postgresUrl}"\n`);
-  if (!verbose) {
-    ctx.status = statusLine({ dbUrl: db.superuserUrl, log: ctx.log });
-    ctx.status.start();
-  }
 }
 
 /**
- * Stops what started: the web server and the gateway at once, given STOP_BUDGET_MS before the
- * Deno workers are killed; then the database (the others need it to stop). Returns how long each
- * took, in ms.
+ * Stops the web server and the gateway at once (STOP_BUDGET_MS before the Deno workers are
+ * killed), then the database (the others need it to stop). Returns how long each took, in ms.
  */
 async function stopAll() {
   killChildren(); // a `supabase db push` still running, if the stop came during the start
@@ -163,11 +156,7 @@ async function stopAll() {
     }
     took.db = Date.now() - t1;
   }
-  try {
-    ctx.log?.close();
-  } catch {
-    // already closed
-  }
+  ctx.log?.close(); // stopAll runs once: `stopping` is set before either call
   return took;
 }
 
@@ -189,10 +178,8 @@ async function shutdown(why) {
     process.exit(1);
   }
   stopping = Date.now();
-  const stopStatus = ctx.status?.stop();
   console.log(`\nspool: ${why}, stopping`);
   const took = await stopAll();
-  await stopStatus;
   const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
   const parts = Object.entries(took).map(([name, ms]) => `${name} ${secs(ms)}`);
   console.log(`spool: stopped in ${secs(Date.now() - stopping)} (${parts.join(', ')})`);
