@@ -10,7 +10,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { loadKeys } from './keys.mjs';
-import { refuseUpgrade, sendJson } from './shared.mjs';
+import { corsHeaders, refuseUpgrade, sendJson } from './shared.mjs';
 
 const ROUTE_MODULES = ['./functions.mjs', './rest.mjs', './storage.mjs', './auth.mjs', './realtime.mjs', './pgnet.mjs'];
 
@@ -107,7 +107,10 @@ export async function startGateway(
     } catch (err) {
       logError(route, url, err);
       if (res.headersSent) res.destroy();
-      else sendJson(res, 500, { message: 'internal error in the local gateway', details: String(err.message ?? err) });
+      else {
+        const body = { message: 'internal error in the local gateway', details: String(err.message ?? err) };
+        sendJson(res, 500, body, corsHeaders(req, ''));
+      }
     }
   });
   // The sockets a route's `upgrade` takes over are tracked so that close() can end them (the HTTP
