@@ -3,14 +3,12 @@
 // checked per subscriber in SQL.
 //
 //   slot      a TEMPORARY wal2json slot (it dies with its session), made for the first
-//             subscription, dropped 10 s after the last. Polled every 25 ms after recent activity,
-//             50 ms when idle, at once while changes keep coming (Realtime: 100 ms), for the
-//             subscribed tables only. If a poll fails, replication ends with every subscription
-//             (onLost): realtime.mjs errors their channels, and their rejoins start it again.
-//   checks    per poll, ONE query over the batch in a second session: pg_temp.spool_apply_rls,
-//             which, per table and distinct role + JWT claims of the subscribers, sets role and
-//             request.jwt.claims and tests in one statement every subscriber's filter on the row
-//             and (INSERT/UPDATE on an RLS table) that the role sees the row by primary key.
+//             subscription, dropped 10 s after the last; polled for the subscribed tables only. If a
+//             poll fails, replication ends with every subscription (onLost): realtime.mjs errors
+//             their channels, and their rejoins start it again.
+//   checks    per poll, ONE query over the batch in a second session (pg_temp.spool_apply_rls): per
+//             table and distinct role + claims of the subscribers, as that role, every subscriber's
+//             filter on the row and (INSERT/UPDATE on an RLS table) that the role sees the row.
 //             DELETE bypasses RLS; its filters see the replica identity. Records as apply_rls
 //             builds them: to_jsonb values of the columns the role may SELECT, unchanged TOAST
 //             values from the identity, "Error 400" (no primary key), "Error 401" (primary key
@@ -161,20 +159,15 @@ export function parseSubscriptionParams(params) {
   const str = (k) => typeof p[k] === 'string';
   const up = typeof p.event === 'string' ? p.event.toUpperCase() : '*';
   const action = ['INSERT', 'UPDATE', 'DELETE'].includes(up) ? up : '*';
-  if (has('select')) {
-    throw refusal('Error parsing `select` params: column selection is not supported here');
-  }
+  if (has('select')) throw refusal('Error parsing `select` params: column selection is not supported here');
   let [schema, table, filters] = [p.schema, p.table, []];
   if (str('schema') && str('table') && str('filter')) filters = parseFilters(p.filter);
   else if (str('schema') && !has('filter') && (str('table') || !has('table'))) table ??= '*';
   else if (str('table') && !has('schema') && !has('filter')) schema = 'public';
   else {
-    const entries = Object.entries(p).map(([k, v]) => `${inspect(k)} => ${JSON.stringify(v)}`);
-    const shown = has('user_token') || has('auth_token')
-      ? '<redacted>'
-      : `%{${entries.join(', ')}}`;
+    const shown = Object.entries(p).map(([k, v]) => `${inspect(k)} => ${inspect(v)}`).join(', ');
     const e = 'Please provide at least a `schema` or `table` to subscribe to';
-    throw refusal(`No subscription params provided. ${e}: ${shown}`);
+    throw refusal(`No subscription params provided. ${e}: %{${shown}}`);
   }
   return { action, schema, table, filters };
 }
@@ -201,22 +194,14 @@ function parseFilters(filter) {
 /** Realtime's log form of a binding, quoted in its error messages. */
 function paramsToLog({ action, schema, table, filters }) {
   const f = filters.map(({ column, op, value, values, negate }) =>
-    `{${inspect(column)}, ${inspect(op)}, ${inspect(values ? `{${values}}` : value)}, ${negate}}`
-  );
-  const head = `event: ${action}, schema: ${schema}, table: ${table}`;
-  return `${head}, filters: [${f.join(', ')}], select: nil`;
+    `{${inspect(column)}, ${inspect(op)}, ${inspect(values ? `{${values}}` : value)}, ${negate}}`);
+  return `event: ${action}, schema: ${schema}, table: ${table}, filters: [${f.join(', ')}], select: nil`;
 }
 
 /** A Postgres error as Postgrex's Exception.message renders it (Realtime quotes it verbatim). */
 function postgrexMessage(err) {
-  const names = {
-    P0001: 'raise_exception',
-    '22P02': 'invalid_text_representation',
-    22007: 'invalid_datetime_format',
-    22003: 'numeric_value_out_of_range',
-    42704: 'undefined_object',
-    42804: 'datatype_mismatch',
-  };
+  const names = { P0001: 'raise_exception', '22P02': 'invalid_text_representation', 22007: 'invalid_datetime_format',
+    22003: 'numeric_value_out_of_range', 42704: 'undefined_object', 42804: 'datatype_mismatch' };
   if (!err?.code) return String(err?.message ?? err);
   return `ERROR ${err.code}${names[err.code] ? ` (${names[err.code]})` : ''} ${err.message}`;
 }
@@ -358,7 +343,7 @@ export class ChangeFeed {
     this.loop(client);
   }
 
-  /** Polls every 25 ms after recent activity, 50 ms when idle, at once while changes keep coming. */
+  /** Polls every 25 ms after recent activity, 50 ms when idle, at once while changes keep coming (Realtime: 100 ms). */
   async loop(client) {
     while (this.client === client) {
       let got;
@@ -384,9 +369,7 @@ export class ChangeFeed {
   async pollOnce() {
     const { client, slot } = this;
     if (this.subs.size === 0) {
-      await client.query('select pg_replication_slot_advance($1, pg_current_wal_flush_lsn())', [
-        slot,
-      ]);
+      await client.query('select pg_replication_slot_advance($1, pg_current_wal_flush_lsn())', [slot]);
       return 0;
     }
     const subs = [...this.subs.values()];

@@ -1,27 +1,22 @@
 // The Realtime stand-in at /realtime/v1/websocket: Supabase Realtime's Phoenix channel protocol
-// (vsn 2.0.0) over a WebSocket (`ws`) for Postgres Changes, so that realtime-js inside supabase-js
+// (vsn 2.0.0) over a WebSocket, for Postgres Changes only, so that realtime-js inside supabase-js
 // subscribes to it unchanged. Change capture and the per-subscriber checks are in realtime-cdc.mjs.
 //
 //   connect   ?apikey=<key in force>&vsn=2.0.0 (else 403), the key refused as the gateway does (401).
-//   frames    [join_ref, ref, topic, event, payload]. heartbeat -> ok; phx_leave -> ok, phx_close;
-//             unknown topics -> "unmatched topic"; a second join of a topic closes the first; a
-//             stale join_ref is ignored; 60 s of silence closes the socket.
-//   phx_join  realtime:<name> {config: {postgres_changes: [bindings]}, access_token}: the token (an
-//             sb_ key: the tenant token, keys.mjs forwardedToken) must verify with role and exp, or
-//             the join is refused in Realtime's words. The reply lists the bindings with ids, then
-//             a system message (extension postgres_changes, "Subscribed to PostgreSQL" once live,
-//             else status error and Realtime's message). Changes: [null, null, topic,
-//             "postgres_changes", {ids, data: {schema, table, commit_timestamp, type, columns,
-//             record, old_record, errors}}].
-//   tokens    access_token re-verifies and re-subscribes; a bad token, or the token expiring while
-//             joined, ends the channel with a system error and phx_close, as Realtime does.
+//   frames    [join_ref, ref, topic, event, payload]: heartbeat, phx_join, phx_leave, access_token;
+//             the rest is ignored. Unknown topics: "unmatched topic"; a second join of a topic
+//             closes the first; a stale join_ref is ignored; 60 s of silence closes the socket.
+//   phx_join  the token (an sb_ key: the tenant token) must verify with role and exp, else the join
+//             is refused in Realtime's words. The reply lists the bindings with ids, then a system
+//             message ("Subscribed to PostgreSQL", or status error and Realtime's message); changes
+//             come as postgres_changes {ids, data}. A token replaced by a bad one, or expiring while
+//             joined, ends the channel (system error, phx_close), as Realtime does.
 //   failures  replication that cannot start or stops errors the channel (phx_error, as when a
 //             Phoenix channel process dies): realtime-js reports CHANNEL_ERROR and rejoins.
-//
-// Deviations, in what Spool does not use: no vsn 1.0.0, broadcast or presence (ignored), private
-// channels refused, no REST endpoints; binding ids are positions (Realtime: phash2); filters take
-// eq neq lt lte gt gte in is; 100 channels per socket, no other rate limit; join errors wait 100 ms
-// (Realtime: 5 s). A change committed before "Subscribed to PostgreSQL" may be missed: refetch then.
+// Deviations, in what Spool does not use: no vsn 1.0.0, broadcast or presence, private channels
+// refused, no REST endpoints; binding ids are positions (Realtime: phash2); 100 channels per socket,
+// no other rate limit; join errors wait 100 ms (Realtime: 5 s). A change committed before
+// "Subscribed to PostgreSQL" may be missed: refetch then.
 
 import { WebSocketServer } from 'ws';
 import { ChangeFeed, parseSubscriptionParams, SubscriptionError } from './realtime-cdc.mjs';
@@ -34,31 +29,25 @@ const JOIN_ERROR_MS = 100;
 const IDLE_MS = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Realtime's token refusals: [code, message, the shutdown message when joined]. */
+/** Realtime's token refusals (by TokenError.reason, else malformed): [code, message, shutdown message]. */
 const REFUSALS = {
-  malformed: ['MalformedJWT', 'The token provided is not a valid JWT'],
-  alg: [
-    'JwtSignerError',
-    'Failed to generate JWT signer, check your JWT secret or JWKS configuration',
-    ':error_generating_signer',
-  ],
+  alg: ['JwtSignerError', 'Failed to generate JWT signer, check your JWT secret or JWKS configuration',
+    ':error_generating_signer'],
   signature: ['JwtSignatureError', 'Failed to validate JWT signature', ':signature_error'],
+  nbf: [null, 'Unknown Error on Channel', 'Invalid token'],
   claims: ['InvalidJWTToken', 'Fields `role` and `exp` are required in JWT'],
-  other: [null, 'Unknown Error on Channel', 'Invalid token'],
+  malformed: ['MalformedJWT', 'The token provided is not a valid JWT'],
 };
+REFUSALS.iat = REFUSALS.nbf;
 
 class TokenRefused extends Error {
-  constructor(kind, code = REFUSALS[kind][0], message = REFUSALS[kind][1]) {
+  constructor([code, message, shutdown = message]) {
     super(message);
-    this.reason = code ? `${code}: ${message}` : message; // in the join reply
-    this.shutdown = REFUSALS[kind]?.[2] ?? message; // ends a joined channel
+    Object.assign(this, { reason: code ? `${code}: ${message}` : message, shutdown });
   }
 }
 
-/**
- * The token's claims as Realtime's Joken check sees them: keys.mjs's verifyToken, then `role` and
- * `exp` required; throws TokenRefused in Realtime's words.
- */
+/** The token's claims as Realtime's Joken check sees them (verifyToken, then `role` and `exp`). */
 async function realtimeClaims(token, verifier, now) {
   let claims;
   try {
@@ -67,13 +56,18 @@ async function realtimeClaims(token, verifier, now) {
     if (!(err instanceof TokenError)) throw err;
     if (err.reason === 'expired') {
       const ago = Math.floor(now / 1000) - Math.round(err.claims.exp);
-      throw new TokenRefused('expired', 'InvalidJWTToken', `Token has expired ${ago} seconds ago`);
+      throw new TokenRefused(['InvalidJWTToken', `Token has expired ${ago} seconds ago`]);
     }
-    const known = ['alg', 'signature'].includes(err.reason);
-    throw new TokenRefused(known ? err.reason : ['nbf', 'iat'].includes(err.reason) ? 'other' : 'malformed');
+    throw new TokenRefused(REFUSALS[err.reason] ?? REFUSALS.malformed);
   }
-  if (!('role' in claims) || claims.exp === undefined) throw new TokenRefused('claims');
+  if (!('role' in claims) || claims.exp === undefined) throw new TokenRefused(REFUSALS.claims);
   return claims;
+}
+
+/** A rejection's TokenRefused as the value; any other error goes on. */
+function asRefusal(err) {
+  if (err instanceof TokenRefused) return err;
+  throw err;
 }
 
 export function create(ctx) {
@@ -129,12 +123,8 @@ export function create(ctx) {
       if (this.bindings.length === 0) return;
       let subs;
       try {
-        subs = await feed.subscribe(this.bindings.map((b) => ({
-          params: parseSubscriptionParams(b.params),
-          claims: this.claims,
-          channel: this,
-          bindingId: b.id,
-        })));
+        subs = await feed.subscribe(this.bindings.map((b) =>
+          ({ params: parseSubscriptionParams(b.params), claims: this.claims, channel: this, bindingId: b.id })));
       } catch (err) {
         if (this.closed || gen !== this.gen) return;
         if (err instanceof SubscriptionError) return this.system('postgres_changes', 'error', err.message);
@@ -190,8 +180,7 @@ export function create(ctx) {
           log({ level: 'error', msg: 'message handling failed', error: err.stack ?? String(err) })
         );
       });
-      ws.on('close', () => this.teardown());
-      ws.on('error', () => this.teardown());
+      for (const event of ['close', 'error']) ws.on(event, () => this.teardown());
     }
 
     touch() {
@@ -232,12 +221,8 @@ export function create(ctx) {
       if (event !== 'access_token' || typeof token !== 'string') return; // broadcast, presence, ...
       if (token.startsWith('sb_') || token === channel.accessToken) return;
       channel.accessToken = token;
-      try {
-        await channel.confirmToken();
-      } catch (err) {
-        if (!(err instanceof TokenRefused)) throw err;
-        return channel.shutdown(err.shutdown);
-      }
+      const refused = await channel.confirmToken().catch(asRefusal);
+      if (refused) return channel.shutdown(refused.shutdown);
       channel.subscribe();
     }
 
@@ -250,14 +235,7 @@ export function create(ctx) {
       let reason = null;
       if (topic === 'realtime:') reason = 'TopicNameRequired: You must provide a topic name';
       else if (this.channels.size >= MAX_CHANNELS) reason = 'ChannelRateLimitReached: Too many channels';
-      else {
-        try {
-          await channel.confirmToken();
-        } catch (err) {
-          if (!(err instanceof TokenRefused)) throw err;
-          reason = err.reason;
-        }
-      }
+      else reason = (await channel.confirmToken().catch(asRefusal))?.reason ?? null;
       if (!reason && payload?.config?.private === true) {
         reason = `Unauthorized: You do not have permissions to read from this Channel topic: ${topic.slice(9)}`;
       }
@@ -284,21 +262,19 @@ export function create(ctx) {
       res.end(JSON.stringify(body));
     },
 
-    /** The HTTP 'upgrade' event for requests under the prefix. */
     upgrade(req, socket, head, url) {
       if (url.pathname.replace(/\/$/, '') !== SOCKET_PATH) {
         return refuseUpgrade(socket, 404, { message: `no route for ${url.pathname}` });
       }
-      // The API gateway's key check, as for the other routes. The tenant token it forwards (a key
-      // in force: the legacy key JWT, or one the gateway mints) always passes Realtime's check.
+      // The gateway's key check. The tenant token it forwards (the legacy key JWT, or one the
+      // gateway mints) always passes Realtime's check.
       const apikey = url.searchParams.get('apikey') || req.headers.apikey || null;
       const refusal = apiKeyRefusal(ctx, apikey);
       if (refusal) return refuseUpgrade(socket, 401, refusal);
       const requested = url.searchParams.get('vsn') ?? '1.0.0';
       if (!/^2\.0\.\d+$/.test(requested)) {
-        const error =
-          `The client's requested transport version "${requested}" does not match server's version requirements`;
-        return refuseUpgrade(socket, 403, { error });
+        const error = `The client's requested transport version "${requested}" does not match server's version`;
+        return refuseUpgrade(socket, 403, { error: `${error} requirements` });
       }
       const tenantToken = ctx.keys.forwardedToken({ apikey, authorization: null }, { nowMs: now() }).token;
       wss.handleUpgrade(req, socket, head, (ws) => connections.add(new Connection(ws, tenantToken)));
