@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, loadDotEnv, PlatformError, STATE_DIR } from './db.mjs';
 import { keyModeFromEnv, loadKeys } from '../standins/keys.mjs';
-import { allGood, loadSamples, runDemoJobs } from './demo/jobs.mjs';
+import { allGood, keyFigures, loadSamples, runDemoJobs } from './demo/jobs.mjs';
 import { envApiPort, fileLog, startStack } from './stack.mjs';
 
 const USAGE = `usage: npm run demo [-- options]
@@ -132,12 +132,18 @@ function progressPrinter() {
 
 const EXPECTED_REFUSAL = 'expected: this project has no OPENAI_API_KEY (nothing was queued)';
 
-/** A job's closing line: its state and output files, or why there are none. */
+/**
+ * A job's closing line: its state, how long it queued and ran (from the job's own timestamps),
+ * its output files and key figures, or why there are none.
+ */
 function resultLine(e, outDir) {
-  const err = e.job?.error;
+  const { error: err, created_at: created, started_at: started, finished_at: finished } = e.job ?? {};
+  const took = (a, b) => (a && b ? secs(Date.parse(b) - Date.parse(a)) : null);
+  const timing = started && `queued ${took(created, started)}, ran ${took(started, finished) ?? '…'}`;
   const what = e.status === 'refused'
     ? [`${e.error.status} ${e.error.code}`, e.expected ? EXPECTED_REFUSAL : e.error.message]
-    : [...e.files.map((f) => `${path.relative(outDir, f.local)} (${kb(f.bytes)})`), e.downloadError];
+    : [timing, ...e.files.map((f) => `${path.relative(outDir, f.local)} (${kb(f.bytes)})`), e.downloadError];
+  if (e.status === 'done') what.push(keyFigures(e.type, e.job.output));
   if (err) what.push(`${err.code ?? 'error'}: ${err.message ?? JSON.stringify(err)}`);
   return `  ${jobName(e)} ${e.status.padEnd(8)} ${what.filter(Boolean).join(' · ')}`.trimEnd();
 }

@@ -166,6 +166,28 @@ async function finish(supabase, e, outDir) {
   }
 }
 
+const fmt = (x) => (typeof x === 'number' ? x.toFixed(1) : String(x));
+
+/** The key figures of a finished job's output: its size, and what audio-clean and roto measured. */
+export function keyFigures(type, output) {
+  const file = output?.files?.[0] ?? {};
+  const parts = file.width && file.height ? [`${file.width}x${file.height}`] : [];
+  const r = output?.report;
+  if (type === 'audio-clean' && r) {
+    // The floor rises with the loudness gain: what the noise gate did is the change net of it.
+    const noise = r.output_noise_floor_db - r.noise_floor_db - r.gain_db;
+    const dc = (r.dc_offset ?? []).map((x) => x.toFixed(4)).join('/');
+    parts.push(`${fmt(r.input_lufs)} → ${fmt(r.output_lufs)} LUFS`, `DC ${dc} removed`, `noise ${fmt(noise)} dB`);
+    parts.push(`peak ${fmt(r.peak_dbtp)} dBTP`);
+  }
+  const m = output?.matte;
+  if (type === 'roto' && m) {
+    const pct = (x) => `${(x * 100).toFixed(1)}%`;
+    parts.push(`subject ${pct(m.opaque)}, background ${pct(m.transparent)}, edge ${pct(m.partial)}`);
+  }
+  return parts.join(' · ');
+}
+
 /** True when the demo succeeded: every job done (and downloaded), refusals only as expected. */
 export function allGood(entries) {
   return entries.every((e) =>

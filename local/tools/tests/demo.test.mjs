@@ -1,7 +1,7 @@
 // `npm run demo`'s core, without its terminal: the committed samples are what the plan and their
-// descriptions say, the success rule (the demo's exit code) reads jobs right, and every job type
-// runs through the public HTTP API of the stack npm test starts (SUPABASE_URL and
-// SUPABASE_ANON_KEY; without them that test fails, naming what is missing).
+// descriptions say, the success rule (the demo's exit code) and the key figures read jobs right,
+// and every job type runs through the public HTTP API of the stack npm test starts (SUPABASE_URL
+// and SUPABASE_ANON_KEY; without them that test fails, naming what is missing).
 //
 //   npm test                                                     everything, with a stack
 //   SUPABASE_URL=… SUPABASE_ANON_KEY=… node --test local/tools/tests/   against a running stack
@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { decode as decodePng } from 'fast-png';
-import { allGood, demoPlan, loadSamples, runDemoJobs } from '../demo/jobs.mjs';
+import { allGood, demoPlan, keyFigures, loadSamples, runDemoJobs } from '../demo/jobs.mjs';
 
 /** Width and height from a baseline or progressive JPEG's SOF marker. */
 function jpegSize(buf) {
@@ -85,6 +85,28 @@ test('the demo succeeds only when every job is done and downloaded, refusals onl
 
   const image = demoPlan().find((p) => p.type === 'image');
   assert.deepEqual(image.expectRefusal, { status: 503, code: 'provider_not_configured' });
+});
+
+test('the key figures: size, loudness with the noise change net of the gain, the matte shares', () => {
+  const files = [{ width: 640, height: 480 }];
+  const report = {
+    input_lufs: -29.54,
+    output_lufs: -16.01,
+    dc_offset: [0.04],
+    noise_floor_db: -60,
+    output_noise_floor_db: -55,
+    gain_db: 13.5,
+    peak_dbtp: -1,
+  };
+  assert.equal(
+    keyFigures('audio-clean', { files: [{}], report }),
+    '-29.5 → -16.0 LUFS · DC 0.0400 removed · noise -8.5 dB · peak -1.0 dBTP',
+  );
+  assert.equal(
+    keyFigures('roto', { files, matte: { opaque: 0.139, transparent: 0.855, partial: 0.006 } }),
+    '640x480 · subject 13.9%, background 85.5%, edge 0.6%',
+  );
+  assert.equal(keyFigures('color-grade', { files }), '640x480');
 });
 
 const url = process.env.SUPABASE_URL;
