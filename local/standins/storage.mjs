@@ -7,7 +7,7 @@
 //   POST /object/sign/{bucket}/{path}            {expiresIn} -> a signed download URL
 //   GET  /object/sign/{bucket}/{path}?token=     download by signature (download=<name>: attachment)
 //   DELETE /object/{bucket}   {prefixes: [names]} remove what RLS lets the caller delete
-// Anything else (multipart, lists, buckets, signed uploads, public buckets) is not served.
+// Anything else (multipart: a clear 400; lists, buckets, signed uploads, public buckets) is not served.
 //
 // Files live under <ctx.stateDir>/storage/<bucket>/<path>, rows in storage.objects, read and written
 // as the caller (shared.mjs withCallerTransaction): the migrations' RLS decides. An upload stages
@@ -174,8 +174,12 @@ export function create(ctx) {
 
   async function upload(req, who, bucketId, objectName) {
     const bucket = await bucketRow(bucketId);
-    // A multipart body (storage-js with a Blob) fails MEDIA_TYPE: 415, it is not served.
     const mimeType = String(req.headers['content-type'] || 'application/octet-stream');
+    // storage-js sends a Blob or a File as multipart/form-data: say so, not "mime type not supported".
+    if (mimeType.startsWith('multipart/form-data')) {
+      throw ERRORS.Validation('multipart uploads are not served by the local Storage stand-in: send the file as ' +
+        'the body');
+    }
     validateMimeType(mimeType, bucket.allowed_mime_types ?? []);
     mustBeValidKey(objectName, bucketId);
     const limit = Math.min(globalLimit, bucket.file_size_limit === null ? Infinity : Number(bucket.file_size_limit));
