@@ -377,8 +377,8 @@ class FunctionsRuntime {
     env.SUPABASE_URL = publicUrl;
     env.SUPABASE_PUBLISHABLE_KEYS = JSON.stringify({ default: publishable });
     env.SUPABASE_SECRET_KEYS = JSON.stringify({ default: secret });
-    // With the legacy keys off, the JWKS and nothing legacy: no SUPABASE_ANON_KEY / _SERVICE_ROLE_KEY,
-    // and not the singular SUPABASE_PUBLISHABLE_KEY / _SECRET_KEY of self-hosted setups.
+    // Legacy: the two keys under every name. New (a project with its legacy keys off): the JWKS and
+    // nothing legacy, not even the singular SUPABASE_PUBLISHABLE_KEY / _SECRET_KEY of self-hosting.
     if (legacy) {
       Object.assign(env, { SUPABASE_ANON_KEY: publishable, SUPABASE_SERVICE_ROLE_KEY: secret });
       Object.assign(env, { SUPABASE_PUBLISHABLE_KEY: publishable, SUPABASE_SECRET_KEY: secret });
